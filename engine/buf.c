@@ -1,0 +1,99 @@
+/*
+ * buf.c — growable little-endian writer and bounds-checked reader. See buf.h.
+ */
+#include "buf.h"
+
+#include <stdlib.h>
+
+void buf_free(buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+bool buf_reserve(buf *b, size_t extra)
+{
+    if (b->oom)
+        return false;
+    if (b->len + extra <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+void buf_put(buf *b, const void *p, size_t n)
+{
+    if (n == 0 || !buf_reserve(b, n))
+        return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void buf_put_u8(buf *b, uint8_t v)
+{
+    buf_put(b, &v, 1);
+}
+
+void buf_put_u16(buf *b, uint16_t v)
+{
+    uint8_t t[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    buf_put(b, t, 2);
+}
+
+void buf_put_u32(buf *b, uint32_t v)
+{
+    uint8_t t[4];
+    store_u32le(t, v);
+    buf_put(b, t, 4);
+}
+
+void buf_put_u64(buf *b, uint64_t v)
+{
+    uint8_t t[8];
+    store_u64le(t, v);
+    buf_put(b, t, 8);
+}
+
+const uint8_t *cursor_take(cursor *c, size_t n)
+{
+    if (c->bad || n > c->len - c->pos) {
+        c->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = c->p + c->pos;
+    c->pos += n;
+    return p;
+}
+
+uint8_t cursor_u8(cursor *c)
+{
+    const uint8_t *p = cursor_take(c, 1);
+    return p ? p[0] : 0;
+}
+
+uint16_t cursor_u16(cursor *c)
+{
+    const uint8_t *p = cursor_take(c, 2);
+    return p ? (uint16_t)(p[0] | (p[1] << 8)) : 0;
+}
+
+uint32_t cursor_u32(cursor *c)
+{
+    const uint8_t *p = cursor_take(c, 4);
+    return p ? load_u32le(p) : 0;
+}
+
+uint64_t cursor_u64(cursor *c)
+{
+    const uint8_t *p = cursor_take(c, 8);
+    return p ? load_u64le(p) : 0;
+}

@@ -1,0 +1,276 @@
+/*
+ * manifest.c — reading and atomically committing partition manifests. The byte layout is
+ * in manifest.h.
+ */
+#include "manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "buf.h"
+
+#define MAN_MAGIC "STRATMAN"
+#define MAN_VERSION 1u
+#define MAN_MAX_BYTES (256u << 20)
+
+void manifest_segment_name(uint64_t id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%016" PRIx64 ".seg", id);
+}
+
+void manifest_free(manifest *m)
+{
+    free(m->segs);
+    free(m->cps);
+    memset(m, 0, sizeof *m);
+}
+
+int manifest_add_segment(manifest *m, const manifest_segment *s)
+{
+    if (m->nsegs == m->segs_cap) {
+        uint32_t cap = m->segs_cap ? m->segs_cap * 2 : 8;
+        manifest_segment *p = realloc(m->segs, sizeof *p * cap);
+        if (!p)
+            return STRATA_ENOMEM;
+        m->segs = p;
+        m->segs_cap = cap;
+    }
+    m->segs[m->nsegs++] = *s;
+    return 0;
+}
+
+int manifest_remove_segment(manifest *m, uint64_t id)
+{
+    for (uint32_t i = 0; i < m->nsegs; i++)
+        if (m->segs[i].id == id) {
+            memmove(&m->segs[i], &m->segs[i + 1], sizeof *m->segs * (m->nsegs - i - 1));
+            m->nsegs--;
+            return 0;
+        }
+    return STRATA_ENOTFOUND;
+}
+
+int manifest_set_checkpoint(manifest *m, const char *source, int32_t partition, int64_t next)
+{
+    size_t len = strlen(source);
+    if (len == 0 || len >= MANIFEST_SOURCE_MAX)
+        return STRATA_EINVAL;
+    for (uint32_t i = 0; i < m->ncps; i++)
+        if (m->cps[i].partition == partition && strcmp(m->cps[i].source, source) == 0) {
+            m->cps[i].next_offset = next;
+            return 0;
+        }
+    if (m->ncps == m->cps_cap) {
+        uint32_t cap = m->cps_cap ? m->cps_cap * 2 : 8;
+        manifest_checkpoint *p = realloc(m->cps, sizeof *p * cap);
+        if (!p)
+            return STRATA_ENOMEM;
+        m->cps = p;
+        m->cps_cap = cap;
+    }
+    manifest_checkpoint *cp = &m->cps[m->ncps++];
+    memcpy(cp->source, source, len + 1);
+    cp->partition = partition;
+    cp->next_offset = next;
+    return 0;
+}
+
+int64_t manifest_get_checkpoint(const manifest *m, const char *source, int32_t partition)
+{
+    for (uint32_t i = 0; i < m->ncps; i++)
+        if (m->cps[i].partition == partition && strcmp(m->cps[i].source, source) == 0)
+            return m->cps[i].next_offset;
+    return -1;
+}
+
+int manifest_copy(manifest *dst, const manifest *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->generation = src->generation;
+    for (uint32_t i = 0; i < src->nsegs; i++)
+        if (manifest_add_segment(dst, &src->segs[i]) != 0)
+            goto oom;
+    for (uint32_t i = 0; i < src->ncps; i++)
+        if (manifest_set_checkpoint(dst, src->cps[i].source, src->cps[i].partition,
+                                    src->cps[i].next_offset) != 0)
+            goto oom;
+    return 0;
+oom:
+    manifest_free(dst);
+    return STRATA_ENOMEM;
+}
+
+int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+int manifest_read(const char *dir, manifest *m, strata_err *err)
+{
+    memset(m, 0, sizeof *m);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_NAME);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return strata_err_set(err, STRATA_ENOTFOUND, "%s: no manifest", path);
+        return strata_err_set(err, STRATA_EIO, "%s: open: %s", path, strerror(errno));
+    }
+    buf b = {0};
+    uint8_t tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
+        buf_put(&b, tmp, n);
+        if (b.oom || b.len > MAN_MAX_BYTES)
+            break;
+    }
+    int read_err = ferror(f);
+    fclose(f);
+    int rc = 0;
+    if (read_err) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: read error", path);
+        goto done;
+    }
+    if (b.oom || b.len > MAN_MAX_BYTES) {
+        rc = strata_err_set(err, STRATA_ECORRUPT, "%s: larger than %u bytes", path, MAN_MAX_BYTES);
+        goto done;
+    }
+    if (b.len < 40 || memcmp(b.data, MAN_MAGIC, 8) != 0) {
+        rc = strata_err_set(err, STRATA_ECORRUPT, "%s: not a strata manifest (bad magic or size)",
+                            path);
+        goto done;
+    }
+    cursor c = cursor_make(b.data, b.len - 8);
+    cursor_take(&c, 8);
+    uint32_t version = cursor_u32(&c);
+    if (version != MAN_VERSION) {
+        rc = strata_err_set(err, STRATA_EVERSION, "%s: format version %u, this build reads %u",
+                            path, version, MAN_VERSION);
+        goto done;
+    }
+    uint64_t sum = load_u64le(b.data + b.len - 8);
+    if (XXH3_64bits(b.data, b.len - 8) != sum) {
+        rc = strata_err_set(err, STRATA_ECORRUPT, "%s: checksum mismatch", path);
+        goto done;
+    }
+    uint32_t flags = cursor_u32(&c);
+    m->generation = cursor_u64(&c);
+    uint32_t nsegs = cursor_u32(&c), ncps = cursor_u32(&c);
+    if (flags != 0 || (uint64_t)nsegs * 44 > cursor_left(&c) ||
+        (uint64_t)ncps * 15 > cursor_left(&c)) {
+        rc = strata_err_set(err, STRATA_ECORRUPT, "%s: header fields do not fit the file", path);
+        goto done;
+    }
+    for (uint32_t i = 0; i < nsegs && rc == 0; i++) {
+        manifest_segment s;
+        s.id = cursor_u64(&c);
+        s.rows = cursor_u64(&c);
+        s.bytes = cursor_u64(&c);
+        s.min_time = (int64_t)cursor_u64(&c);
+        s.max_time = (int64_t)cursor_u64(&c);
+        s.level = cursor_u32(&c);
+        if (manifest_add_segment(m, &s) != 0)
+            rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
+    }
+    for (uint32_t i = 0; i < ncps && rc == 0; i++) {
+        uint16_t len = cursor_u16(&c);
+        const uint8_t *src = cursor_take(&c, len);
+        int32_t part = (int32_t)cursor_u32(&c);
+        int64_t next = (int64_t)cursor_u64(&c);
+        if (c.bad || len == 0 || len >= MANIFEST_SOURCE_MAX || memchr(src, 0, len)) {
+            rc = strata_err_set(err, STRATA_ECORRUPT, "%s: checkpoint %u is malformed", path, i);
+            break;
+        }
+        char name[MANIFEST_SOURCE_MAX];
+        memcpy(name, src, len);
+        name[len] = 0;
+        if (manifest_set_checkpoint(m, name, part, next) != 0)
+            rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
+    }
+    if (rc == 0 && (c.bad || cursor_left(&c) != 0))
+        rc = strata_err_set(err, STRATA_ECORRUPT, "%s: entries do not fill the file exactly", path);
+done:
+    buf_free(&b);
+    if (rc)
+        manifest_free(m);
+    return rc;
+}
+
+int manifest_write(const char *dir, const manifest *m, strata_err *err)
+{
+    buf b = {0};
+    buf_put(&b, MAN_MAGIC, 8);
+    buf_put_u32(&b, MAN_VERSION);
+    buf_put_u32(&b, 0);
+    buf_put_u64(&b, m->generation);
+    buf_put_u32(&b, m->nsegs);
+    buf_put_u32(&b, m->ncps);
+    for (uint32_t i = 0; i < m->nsegs; i++) {
+        const manifest_segment *s = &m->segs[i];
+        buf_put_u64(&b, s->id);
+        buf_put_u64(&b, s->rows);
+        buf_put_u64(&b, s->bytes);
+        buf_put_u64(&b, (uint64_t)s->min_time);
+        buf_put_u64(&b, (uint64_t)s->max_time);
+        buf_put_u32(&b, s->level);
+    }
+    for (uint32_t i = 0; i < m->ncps; i++) {
+        size_t len = strlen(m->cps[i].source);
+        buf_put_u16(&b, (uint16_t)len);
+        buf_put(&b, m->cps[i].source, len);
+        buf_put_u32(&b, (uint32_t)m->cps[i].partition);
+        buf_put_u64(&b, (uint64_t)m->cps[i].next_offset);
+    }
+    if (b.oom) {
+        buf_free(&b);
+        return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory writing the manifest", dir);
+    }
+    buf_put_u64(&b, XXH3_64bits(b.data, b.len));
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/%s", dir, MANIFEST_TMP_NAME);
+    snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_NAME);
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: create: %s", tmp, strerror(errno));
+        goto done;
+    }
+    size_t off = 0;
+    while (off < b.len) {
+        ssize_t w = write(fd, b.data + off, b.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            rc = strata_err_set(err, STRATA_EIO, "%s: write: %s", tmp, strerror(errno));
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = strata_err_set(err, STRATA_EIO, "%s: fsync: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && rc == 0)
+        rc = strata_err_set(err, STRATA_EIO, "%s: close: %s", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = strata_err_set(err, STRATA_EIO, "%s: rename: %s", tmp, strerror(errno));
+    if (rc == 0) {
+        int drc = fsync_dir(dir);
+        if (drc)
+            rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", dir, strerror(-drc));
+    }
+    if (rc)
+        unlink(tmp);
+done:
+    buf_free(&b);
+    return rc;
+}

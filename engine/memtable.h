@@ -1,0 +1,72 @@
+/*
+ * memtable.h — the in-memory, append-only rows of one partition, before they become a
+ * segment.
+ *
+ * Concurrency: one writer thread appends; any number of reader threads read at the
+ * same time without locks. Columns live in chunks of MEMTABLE_CHUNK_ROWS values that never
+ * move once allocated; the writer fills values, then publishes the new row count with a
+ * release store. A reader loads the count (acquire) once and may then read every row below
+ * it, including dictionary entries of the codes it sees, for as long as it holds a
+ * reference. So a query never blocks the writer and sees a consistent prefix.
+ *
+ * Strings are interned per column: each distinct value gets a code in arrival order
+ * (memtable_dict_value gives it back); bytes live in an arena freed with the memtable.
+ *
+ * Lifetime: memtable_create returns one reference; memtable_ref/unref count them; the last
+ * unref frees everything. memtable_write_segment sorts rows by the schema's order_by and
+ * writes them as one segment file.
+ */
+#ifndef STRATA_MEMTABLE_H
+#define STRATA_MEMTABLE_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "row_batch.h"
+#include "schema.h"
+#include "segment.h"
+
+#define MEMTABLE_CHUNK_ROWS 8192
+
+typedef struct memtable memtable;
+
+/* A memtable for the partition starting at part_key, holding at most max_rows rows.
+ * The schema is copied. Returns NULL (and err) when out of memory. */
+memtable *memtable_create(const strata_schema *schema, int64_t part_key, uint64_t max_rows,
+                          strata_err *err);
+void memtable_ref(memtable *mt);
+void memtable_unref(memtable *mt);
+
+/* Writer only. Appends rows[0..n) of b (all of b's rows when rows is NULL), in order.
+ * Returns 0; STRATA_EFULL (nothing appended) when the rows would pass max_rows;
+ * STRATA_ENOMEM (nothing published) when out of memory. */
+int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint32_t n,
+                    strata_err *err);
+
+/* Rows readers may read (acquire load). */
+uint64_t memtable_nrows(const memtable *mt);
+/* Memory held, in bytes (approximate, includes chunk slack and dictionaries). */
+uint64_t memtable_bytes(const memtable *mt);
+uint64_t memtable_max_rows(const memtable *mt);
+int64_t memtable_part_key(const memtable *mt);
+/* Smallest and largest time value appended so far (0 and -1 when empty). */
+int64_t memtable_min_time(const memtable *mt);
+int64_t memtable_max_time(const memtable *mt);
+const strata_schema *memtable_schema(const memtable *mt);
+
+/* Chunk i of a column: values of rows [i*MEMTABLE_CHUNK_ROWS, ...). Only rows below a
+ * count read from memtable_nrows may be read. Pointers stay valid while a reference is
+ * held. int types: int64_t; float64: double; strings: uint32_t memtable codes. */
+const int64_t *memtable_chunk_ints(const memtable *mt, int col, uint64_t chunk);
+const double *memtable_chunk_floats(const memtable *mt, int col, uint64_t chunk);
+const uint32_t *memtable_chunk_codes(const memtable *mt, int col, uint64_t chunk);
+/* The string of a memtable code seen in a readable row. */
+strata_str memtable_dict_value(const memtable *mt, int col, uint32_t code);
+
+/* Sorts the first nrows rows by order_by and writes them to a new segment at path (see
+ * segment_writer_open). Safe to run on another thread while the writer appends more rows.
+ * Returns 0 or an error; on error no file is left behind. */
+int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
+                           const segment_write_opts *opts, segment_info *info, strata_err *err);
+
+#endif

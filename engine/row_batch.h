@@ -1,0 +1,64 @@
+/*
+ * row_batch.h — a columnar batch of rows on their way into a table.
+ *
+ * Decoders (JSON events, the generator, tests) fill a row_batch; memtable_append and
+ * table_append copy rows out of it. Every column has one array of nrows values:
+ * int-typed columns (timestamp, int64, uint64 as bit pattern, int32, bool as 0/1) in
+ * i[col], float64 in f[col], strings in s[col] as (offset, length) into the batch's own
+ * byte buffer. row_batch_add_row() fills a new row with each column's default, so a
+ * decoder only sets the fields an event has.
+ *
+ * Ownership: the batch owns all its arrays and bytes; row_batch_free releases them.
+ * The schema pointer is borrowed and must outlive the batch.
+ */
+#ifndef STRATA_ROW_BATCH_H
+#define STRATA_ROW_BATCH_H
+
+#include <stdint.h>
+
+#include "schema.h"
+
+typedef struct strata_str {
+    const char *ptr;
+    uint32_t len;
+} strata_str;
+
+typedef struct row_batch_str {
+    uint64_t off; /* into row_batch.bytes */
+    uint32_t len;
+} row_batch_str;
+
+typedef struct row_batch {
+    const strata_schema *schema;
+    uint32_t nrows;
+    uint32_t cap;
+    int64_t *i[STRATA_MAX_COLUMNS];
+    double *f[STRATA_MAX_COLUMNS];
+    row_batch_str *s[STRATA_MAX_COLUMNS];
+    char *bytes;
+    uint64_t nbytes, bytes_cap;
+} row_batch;
+
+/* Prepares an empty batch for schema with room for cap rows (grows as needed).
+ * Returns 0 or STRATA_ENOMEM. */
+int row_batch_init(row_batch *b, const strata_schema *schema, uint32_t cap);
+void row_batch_free(row_batch *b);
+/* Drops all rows, keeps the memory. */
+void row_batch_clear(row_batch *b);
+/* Appends a row holding every column's default; returns its index, or -1 when out of
+ * memory (the batch is unchanged then). */
+int64_t row_batch_add_row(row_batch *b);
+/* Removes the last row (a decoder that fails mid-event calls this). */
+void row_batch_pop_row(row_batch *b);
+/* Copies len bytes into the batch as row's value of string column col.
+ * Returns 0 or STRATA_ENOMEM. */
+int row_batch_set_str(row_batch *b, int col, uint32_t row, const char *p, uint32_t len);
+
+/* The bytes of a string value; valid until the batch is changed or freed. */
+static inline strata_str row_batch_get_str(const row_batch *b, int col, uint32_t row)
+{
+    strata_str s = {b->bytes + b->s[col][row].off, b->s[col][row].len};
+    return s;
+}
+
+#endif

@@ -1,0 +1,191 @@
+/*
+ * segment.h — immutable columnar segment files: writer, reader, pruning.
+ *
+ * The byte layout is written down in segment_format.h. A segment holds rows sorted by the
+ * table's order_by, cut into granules of SEGMENT_GRANULE_ROWS rows; every column of every
+ * granule is one block (encoded, then compressed, then checksummed). String columns
+ * carry a sorted dictionary (codes follow byte order, so min/max of codes are min/max of
+ * strings) and one roaring bitmap of row numbers per dictionary value.
+ *
+ * Writing: segment_writer_open, segment_writer_set_dict for every string column, then
+ * segment_writer_add_granule per granule (every granule full except the last), then
+ * segment_writer_finish (writes the footer, fsyncs and closes) or segment_writer_abort.
+ *
+ * Reading: segment_open reads and checks the header, trailer and footer, and loads the
+ * dictionaries and bitmaps (each checksummed). Data blocks are read on demand with
+ * pread, checked and decoded into caller arrays. A segment handle is immutable after open
+ * and may be used from many threads at once, each with its own seg_scratch.
+ *
+ * Every failure is an error naming the file, and where it applies the column and the
+ * granule (block); no input bytes can make the reader crash or read out of bounds.
+ */
+#ifndef STRATA_SEGMENT_H
+#define STRATA_SEGMENT_H
+
+#include <roaring/roaring.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compress.h"
+#include "error.h"
+#include "row_batch.h"
+#include "schema.h"
+
+#define SEGMENT_GRANULE_ROWS 8192
+#define SEGMENT_MAX_ROWS (UINT32_C(1) << 31)
+
+/* ---- writer ------------------------------------------------------------------------- */
+
+typedef struct segment_writer segment_writer;
+
+typedef struct segment_write_opts {
+    strata_codec codec;      /* per-block codec; zstd blocks also get byte-aligned packing */
+    int zstd_level;          /* default 3 */
+    uint32_t granule_rows;   /* default SEGMENT_GRANULE_ROWS; tests use small granules */
+} segment_write_opts;
+
+typedef struct segment_info {
+    uint64_t nrows;
+    uint64_t bytes; /* file size */
+    int64_t min_time, max_time;
+} segment_info;
+
+/* Creates path (must not exist) for a segment with the columns, time column and
+ * order_by of schema. opts may be NULL (lz4). Returns NULL and fills err on failure. */
+segment_writer *segment_writer_open(const char *path, const strata_schema *schema,
+                                    const segment_write_opts *opts, strata_err *err);
+
+/* Sets string column col's dictionary: n values sorted strictly ascending by
+ * (memcmp of the common prefix, then length). Must be called once for every string
+ * column before the first granule. The values are copied. */
+int segment_writer_set_dict(segment_writer *w, int col, const strata_str *values, uint32_t n,
+                            strata_err *err);
+
+/* Appends one granule of n rows. cols[c] points at n values of column c: int64_t for
+ * int types (uint64 as bit pattern, bools 0/1), double for float64, uint32_t dictionary
+ * codes for strings. Every granule but the last must hold exactly granule_rows rows. */
+int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const *cols,
+                               strata_err *err);
+
+/* Writes the footer and trailer, fsyncs and closes the file, frees w (whatever the
+ * result). On failure the partial file is removed. info may be NULL. */
+int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err);
+
+/* Closes and removes the partial file, frees w. */
+void segment_writer_abort(segment_writer *w);
+
+/* ---- reader ------------------------------------------------------------------------- */
+
+typedef struct segment segment;
+
+typedef struct seg_block {
+    uint64_t offset;
+    uint32_t stored_len; /* bytes in the file */
+    uint32_t raw_len;    /* bytes after decompression (the encoded block) */
+    uint8_t codec;
+    uint8_t encoding;
+    uint64_t checksum;   /* XXH3-64 of the stored bytes */
+} seg_block;
+
+typedef struct seg_granule {
+    seg_block block;
+    uint64_t min, max; /* int64/uint64 bits, double bits, or dictionary codes */
+    uint8_t flags;     /* SEG_GRANULE_HAS_NAN */
+} seg_granule;
+#define SEG_GRANULE_HAS_NAN 1
+
+/* Opens and checks path. On success *out owns an open file; close with segment_close. */
+int segment_open(const char *path, segment **out /* OUT */, strata_err *err);
+void segment_close(segment *s);
+
+const char *segment_path(const segment *s);
+uint32_t segment_format_version(const segment *s);
+/* The segment's own schema: names, types, time column and order_by are filled; every
+ * other setting holds schema_init's default. Valid until segment_close. */
+const strata_schema *segment_schema(const segment *s);
+uint64_t segment_nrows(const segment *s);
+uint64_t segment_file_bytes(const segment *s);
+uint32_t segment_granule_rows(const segment *s);
+uint32_t segment_ngranules(const segment *s);
+/* Rows in granule g (granule_rows, or fewer in the last). */
+uint32_t segment_granule_nrows(const segment *s, uint32_t g);
+int64_t segment_min_time(const segment *s);
+int64_t segment_max_time(const segment *s);
+const seg_granule *segment_granule(const segment *s, int col, uint32_t g);
+
+/* String columns: dictionary size, a value (pointer valid until segment_close), and
+ * the code of a value (-1 when absent). */
+uint32_t segment_dict_size(const segment *s, int col);
+strata_str segment_dict_value(const segment *s, int col, uint32_t code);
+int64_t segment_dict_find(const segment *s, int col, const char *p, uint32_t len);
+/* First code whose value is >= (p,len) in dictionary order (dict size when none). */
+uint32_t segment_dict_lower_bound(const segment *s, int col, const char *p, uint32_t len);
+/* Rows holding dictionary value code; owned by the segment. */
+const roaring_bitmap_t *segment_dict_bitmap(const segment *s, int col, uint32_t code);
+/* Bytes the column's dictionary and bitmap index take in the file (stored). */
+uint64_t segment_dict_bytes(const segment *s, int col);
+uint64_t segment_bitmap_bytes(const segment *s, int col);
+
+/* Per-thread decode buffers; zero-initialize, free with seg_scratch_free. */
+typedef struct seg_scratch {
+    uint8_t *stored, *raw;
+    size_t stored_cap, raw_cap;
+    uint64_t *u64;
+    size_t u64_cap;
+    compressor *z;
+} seg_scratch;
+void seg_scratch_free(seg_scratch *sc);
+
+/* Decode granule g of column col into out (segment_granule_nrows values). The *_ints
+ * form is for int types, *_floats for float64, *_codes for strings. Each checks the
+ * block's checksum and shape; errors name file, column and granule. */
+int segment_read_ints(const segment *s, int col, uint32_t g, int64_t *out, seg_scratch *sc,
+                      strata_err *err);
+int segment_read_floats(const segment *s, int col, uint32_t g, double *out, seg_scratch *sc,
+                        strata_err *err);
+int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, seg_scratch *sc,
+                       strata_err *err);
+
+/* Reads, checks and decodes every block, and checks granule min/max and the bitmap index
+ * against the decoded data. 0 when the segment is sound. */
+int segment_verify(const segment *s, strata_err *err);
+
+/* ---- predicates and pruning ------------------------------------------------------- */
+
+typedef enum seg_pred_op {
+    PRED_EQ, PRED_NE, PRED_LT, PRED_LE, PRED_GT, PRED_GE, PRED_IN, PRED_NOT_IN,
+} seg_pred_op;
+
+typedef union seg_value {
+    int64_t i; /* int types; uint64 as bit pattern */
+    double f;
+    strata_str s;
+} seg_value;
+
+typedef struct seg_pred {
+    int col;
+    seg_pred_op op;
+    uint32_t nvals; /* 1 for comparisons, any for IN / NOT_IN */
+    const seg_value *vals;
+} seg_pred;
+
+/* True when row value v satisfies p (for column type t). The reference semantics every
+ * pruning decision must agree with. Strings compare in dictionary order. */
+bool seg_pred_match_int(strata_type t, const seg_pred *p, int64_t v);
+bool seg_pred_match_float(const seg_pred *p, double v);
+bool seg_pred_match_str(const seg_pred *p, strata_str v);
+
+/* Sets keep[g] to 0 for every granule that min/max (or, for strings, the dictionary)
+ * proves has no row satisfying all of preds (an AND), to 1 otherwise. Never drops a
+ * granule holding a matching row. */
+void segment_prune_granules(const segment *s, const seg_pred *preds, int npreds, uint8_t *keep);
+
+/* For a predicate on a string column: the exact set of matching rows, built from the
+ * bitmap index. Returns a new bitmap (caller frees with roaring_bitmap_free), or NULL
+ * when out of memory or col is not a string column. */
+roaring_bitmap_t *segment_pred_rows(const segment *s, const seg_pred *p);
+
+/* Dictionary order of two strings: memcmp of the common prefix, then shorter first. */
+int strata_str_cmp(strata_str a, strata_str b);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * segment_format.h — the segment file format, version 1, byte by byte.
+ *
+ * All integers are little-endian. "u8/u16/u32/u64" are unsigned, "i64" signed
+ * two's complement. XXH3 is XXH3_64bits (seed 0) from libxxhash.
+ *
+ * FILE = HEADER | BLOCKS | FOOTER | TRAILER
+ *
+ * HEADER (16 bytes, at offset 0)
+ *   off size field
+ *   0   8    magic "STRATSEG" (53 54 52 41 54 53 45 47)
+ *   8   4    u32 format version = 1
+ *   12  4    u32 flags = 0 (readers refuse other values)
+ *
+ * BLOCKS (from offset 16 up to the footer): stored blocks back to back, no framing.
+ *   Each is located by a BLOCK_REF in the footer. A block's stored bytes are its raw
+ *   bytes compressed with the block's codec (0 none: stored = raw; 1 LZ4 block format;
+ *   2 zstd frame). Three kinds of block:
+ *   - data block: one granule of one column, raw bytes = one encoded block as described
+ *     in encode.h (integer encodings for int types and dictionary codes, float encodings
+ *     for float64);
+ *   - dictionary block (string columns): u32 count, count x u32 end offsets (end of
+ *     value i, relative to the start of the value bytes; non-decreasing), then the value
+ *     bytes. Values are unique and sorted by (memcmp of common prefix, then length).
+ *   - bitmap block (string columns): u32 count (= dictionary count), count x u32 sizes,
+ *     then count roaring bitmaps in CRoaring's portable serialization, back to back.
+ *     Bitmap i holds the row numbers (0-based within the segment) whose value has code i;
+ *     the bitmaps partition [0, nrows).
+ *
+ * BLOCK_REF (26 bytes)
+ *   0   8    u64 offset of the stored bytes (>= 16, and offset + stored_len <= footer offset)
+ *   8   4    u32 stored_len
+ *   12  4    u32 raw_len
+ *   16  1    u8 codec (0 none, 1 lz4, 2 zstd)
+ *   17  1    u8 encoding (data blocks: the first raw byte, see encode.h; dictionary 0x40;
+ *              bitmap 0x41) — lets tools report encodings without decompressing
+ *   18  8    u64 XXH3 of the stored bytes
+ *
+ * FOOTER (footer_len bytes at footer_offset)
+ *   u64 nrows                     (< 2^31)
+ *   u32 granule_rows              (1..65536; 8192 as written by strata)
+ *   u32 ngranules                 (= ceil(nrows / granule_rows))
+ *   i64 min_time, i64 max_time    (of the time column; 0 and -1 when nrows = 0)
+ *   u16 ncols (1..128), u16 time_col, u16 norder, norder x u16 column index (order_by)
+ *   ncols x COLUMN_DEF:  u8 type (strata_type), u8 name_len (1..63), name bytes
+ *   ncols x COLUMN_DATA:
+ *     u8 flags (bit 0: string column with dictionary; other bits 0)
+ *     if bit 0: BLOCK_REF dictionary, BLOCK_REF bitmaps
+ *     ngranules x GRANULE:
+ *       BLOCK_REF data
+ *       u64 min, u64 max   (int types: the value's 64 bits, compared signed except for
+ *                           uint64; float64: IEEE bits of min/max over non-NaN values,
+ *                           +inf/-inf when all are NaN; strings: dictionary codes)
+ *       u8 granule flags   (bit 0: the granule holds a NaN)
+ *
+ * TRAILER (32 bytes, at file size - 32)
+ *   0   8    u64 footer_offset
+ *   8   8    u64 footer_len (footer_offset + footer_len = file size - 32)
+ *   16  8    u64 XXH3 of the footer bytes
+ *   24  4    u32 format version = 1 (must equal the header's)
+ *   28  4    magic "SEGE" (53 45 47 45)
+ *
+ * Version rule: a reader accepts exactly the versions it knows (1) and refuses others
+ * with STRATA_EVERSION naming the version found. Any incompatible change bumps it.
+ */
+#ifndef STRATA_SEGMENT_FORMAT_H
+#define STRATA_SEGMENT_FORMAT_H
+
+#define SEG_MAGIC "STRATSEG"
+#define SEG_TRAILER_MAGIC "SEGE"
+#define SEG_VERSION 1u
+#define SEG_HEADER_SIZE 16
+#define SEG_TRAILER_SIZE 32
+#define SEG_BLOCK_REF_SIZE 26
+#define SEG_ENC_DICT 0x40
+#define SEG_ENC_BITMAP 0x41
+#define SEG_COL_HAS_DICT 1
+#define SEG_MAX_GRANULE_ROWS 65536
+
+#endif

@@ -1,0 +1,907 @@
+/*
+ * segment_read.c — opens, checks and decodes segment files (format: segment_format.h),
+ * and prunes granules by min/max and dictionary predicates.
+ *
+ * Open reads the header, trailer and footer (checksummed), validates every field and
+ * block reference against the file size before allocating anything sized by them, then
+ * loads each string column's dictionary and bitmap blocks (checksummed, sorted order and
+ * bitmap partition checked). Data blocks are read with pread on demand, so a handle is
+ * shared by all query threads; each thread brings its own seg_scratch.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "buf.h"
+#include "encode.h"
+#include "segment.h"
+#include "segment_format.h"
+
+typedef struct seg_col {
+    seg_granule *granules;
+    /* strings */
+    seg_block dict_ref, bm_ref;
+    uint32_t dict_n;
+    uint8_t *dict_raw; /* the decompressed dictionary block */
+    const uint32_t *ends;
+    const char *bytes;
+    roaring_bitmap_t **bitmaps;
+} seg_col;
+
+struct segment {
+    char *path;
+    int fd;
+    uint64_t file_bytes;
+    uint64_t footer_off;
+    strata_schema schema;
+    uint64_t nrows;
+    uint32_t granule_rows, ngranules;
+    int64_t min_time, max_time;
+    seg_granule *granule_mem;
+    seg_col cols[STRATA_MAX_COLUMNS];
+};
+
+static int pread_full(int fd, void *p, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (char *)p + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            return STRATA_ECORRUPT; /* file shorter than its footer says */
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static void read_ref(cursor *c, seg_block *r)
+{
+    r->offset = cursor_u64(c);
+    r->stored_len = cursor_u32(c);
+    r->raw_len = cursor_u32(c);
+    r->codec = cursor_u8(c);
+    r->encoding = cursor_u8(c);
+    r->checksum = cursor_u64(c);
+}
+
+static bool ref_ok(const segment *s, const seg_block *r, uint64_t max_raw)
+{
+    return r->offset >= SEG_HEADER_SIZE && r->offset <= s->footer_off &&
+           r->stored_len <= s->footer_off - r->offset && r->raw_len <= max_raw &&
+           r->codec <= STRATA_CODEC_ZSTD && (r->codec != STRATA_CODEC_NONE || r->stored_len == r->raw_len);
+}
+
+static bool grow(void **p, size_t *cap, size_t want)
+{
+    if (want <= *cap)
+        return true;
+    void *q = realloc(*p, want);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = want;
+    return true;
+}
+
+void seg_scratch_free(seg_scratch *sc)
+{
+    free(sc->stored);
+    free(sc->raw);
+    free(sc->u64);
+    compressor_free(sc->z);
+    memset(sc, 0, sizeof *sc);
+}
+
+static const char *col_name(const segment *s, int col)
+{
+    return s->schema.cols[col].name;
+}
+
+/* Reads block ref into sc->raw (raw_len bytes plus ENCODE_PAD zero bytes), checking its
+ * checksum and decompression. what: "granule 3" / "dictionary" / "bitmap index". */
+static int load_block(const segment *s, int col, const char *what, const seg_block *r,
+                      seg_scratch *sc, strata_err *err)
+{
+    if (!sc->z && !(sc->z = compressor_create(3)))
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    if (!grow((void **)&sc->stored, &sc->stored_cap, (size_t)r->stored_len + 1) ||
+        !grow((void **)&sc->raw, &sc->raw_cap, (size_t)r->raw_len + ENCODE_PAD))
+        return strata_err_set(err, STRATA_ENOMEM, "%s: column '%s' %s: out of memory", s->path,
+                              col_name(s, col), what);
+    int rc = pread_full(s->fd, sc->stored, r->stored_len, r->offset);
+    if (rc == STRATA_ECORRUPT)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' %s: block at offset %" PRIu64 " is cut short",
+                              s->path, col_name(s, col), what, r->offset);
+    if (rc)
+        return strata_err_set(err, STRATA_EIO, "%s: column '%s' %s: read: %s", s->path,
+                              col_name(s, col), what, strerror(-rc));
+    uint64_t sum = XXH3_64bits(sc->stored, r->stored_len);
+    if (sum != r->checksum)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' %s: checksum mismatch in block at offset %" PRIu64
+                              " (stored %016" PRIx64 ", computed %016" PRIx64 ")",
+                              s->path, col_name(s, col), what, r->offset, r->checksum, sum);
+    if (block_decompress(sc->z, (strata_codec)r->codec, sc->stored, r->stored_len, sc->raw,
+                         r->raw_len) != 0)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' %s: block at offset %" PRIu64
+                              " does not decompress (%s) to %u bytes",
+                              s->path, col_name(s, col), what, r->offset,
+                              codec_name((strata_codec)r->codec), r->raw_len);
+    memset(sc->raw + r->raw_len, 0, ENCODE_PAD);
+    return 0;
+}
+
+static int load_dict(segment *s, int c, seg_scratch *sc, strata_err *err)
+{
+    seg_col *col = &s->cols[c];
+    int rc = load_block(s, c, "dictionary", &col->dict_ref, sc, err);
+    if (rc)
+        return rc;
+    uint32_t raw_len = col->dict_ref.raw_len;
+    cursor cur = cursor_make(sc->raw, raw_len);
+    uint32_t n = cursor_u32(&cur);
+    if (cur.bad || n > (raw_len - 4) / 4)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' dictionary: count %u does not fit its block",
+                              s->path, col_name(s, c), n);
+    col->dict_raw = malloc((size_t)raw_len + 1);
+    if (!col->dict_raw)
+        return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", s->path);
+    memcpy(col->dict_raw, sc->raw, raw_len);
+    col->dict_n = n;
+    col->ends = (const uint32_t *)(col->dict_raw + 4);
+    col->bytes = (const char *)(col->dict_raw + 4 + 4 * (size_t)n);
+    uint64_t bytes_len = raw_len - 4 - 4 * (uint64_t)n;
+    uint32_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = col->ends[i];
+        if (e < prev || e > bytes_len)
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: column '%s' dictionary: value %u ends out of bounds",
+                                  s->path, col_name(s, c), i);
+        prev = e;
+    }
+    if (prev != bytes_len)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' dictionary: %" PRIu64 " stray bytes", s->path,
+                              col_name(s, c), bytes_len - prev);
+    for (uint32_t i = 1; i < n; i++)
+        if (strata_str_cmp(segment_dict_value(s, c, i - 1), segment_dict_value(s, c, i)) >= 0)
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: column '%s' dictionary: values %u and %u out of order",
+                                  s->path, col_name(s, c), i - 1, i);
+
+    /* Bitmap index. */
+    if ((rc = load_block(s, c, "bitmap index", &col->bm_ref, sc, err)) != 0)
+        return rc;
+    cur = cursor_make(sc->raw, col->bm_ref.raw_len);
+    uint32_t bn = cursor_u32(&cur);
+    if (cur.bad || bn != n || (uint64_t)n * 4 > cursor_left(&cur))
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' bitmap index: %u bitmaps for %u values", s->path,
+                              col_name(s, c), bn, n);
+    col->bitmaps = calloc(n ? n : 1, sizeof *col->bitmaps);
+    if (!col->bitmaps)
+        return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", s->path);
+    const uint8_t *sizes = cursor_take(&cur, (size_t)n * 4);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t sz = load_u32le(sizes + 4 * (size_t)i);
+        const uint8_t *p = cursor_take(&cur, sz);
+        if (!p)
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: column '%s' bitmap index: bitmap %u overruns its block",
+                                  s->path, col_name(s, c), i);
+        if (roaring_bitmap_portable_deserialize_size((const char *)p, sz) != sz ||
+            !(col->bitmaps[i] = roaring_bitmap_portable_deserialize_safe((const char *)p, sz)))
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: column '%s' bitmap index: bitmap %u is malformed", s->path,
+                                  col_name(s, c), i);
+        uint64_t card = roaring_bitmap_get_cardinality(col->bitmaps[i]);
+        if (card && roaring_bitmap_maximum(col->bitmaps[i]) >= s->nrows)
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: column '%s' bitmap index: bitmap %u names rows past the "
+                                  "end",
+                                  s->path, col_name(s, c), i);
+        total += card;
+    }
+    if (cursor_left(&cur) != 0 || total != s->nrows)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' bitmap index: covers %" PRIu64 " rows of %" PRIu64,
+                              s->path, col_name(s, c), total, s->nrows);
+    return 0;
+}
+
+static bool encoding_fits(strata_type t, uint8_t enc)
+{
+    if (t == STRATA_FLOAT64)
+        return enc == ENC_FLOAT_CONST || enc == ENC_FLOAT_DECIMAL || enc == ENC_FLOAT_SHUFFLE;
+    return enc >= ENC_INT_CONST && enc <= ENC_INT_DOD;
+}
+
+static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err *err)
+{
+    cursor c = cursor_make(f, flen);
+    strata_schema *sc = &s->schema;
+    schema_init(sc);
+    s->nrows = cursor_u64(&c);
+    s->granule_rows = cursor_u32(&c);
+    s->ngranules = cursor_u32(&c);
+    s->min_time = (int64_t)cursor_u64(&c);
+    s->max_time = (int64_t)cursor_u64(&c);
+    sc->ncols = cursor_u16(&c);
+    sc->time_col = cursor_u16(&c);
+    sc->norder = cursor_u16(&c);
+    if (c.bad)
+        goto short_footer;
+    if (s->nrows >= SEGMENT_MAX_ROWS || s->granule_rows < 1 ||
+        s->granule_rows > SEG_MAX_GRANULE_ROWS ||
+        s->ngranules != (s->nrows + s->granule_rows - 1) / s->granule_rows)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: footer: %" PRIu64 " rows in %u granules of %u rows do not agree",
+                              s->path, s->nrows, s->ngranules, s->granule_rows);
+    if (sc->ncols < 1 || sc->ncols > STRATA_MAX_COLUMNS || sc->time_col >= sc->ncols ||
+        sc->norder > sc->ncols)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: footer: %d columns, time column %d, %d sort columns", s->path,
+                              sc->ncols, sc->time_col, sc->norder);
+    for (int i = 0; i < sc->norder; i++) {
+        sc->order_by[i] = cursor_u16(&c);
+        if (sc->order_by[i] >= sc->ncols)
+            return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: bad order_by column",
+                                  s->path);
+    }
+    for (int i = 0; i < sc->ncols; i++) {
+        strata_column *col = &sc->cols[i];
+        col->type = (strata_type)cursor_u8(&c);
+        uint8_t len = cursor_u8(&c);
+        const uint8_t *name = cursor_take(&c, len);
+        if (c.bad)
+            goto short_footer;
+        if (!strata_type_name(col->type) || len == 0 || len >= STRATA_NAME_MAX)
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: footer: column %d has type %d and a %u-byte name", s->path,
+                                  i, (int)col->type, len);
+        memcpy(col->name, name, len);
+        col->name[len] = 0;
+        if (memchr(col->name, 0, len))
+            return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: column %d name has NUL",
+                                  s->path, i);
+    }
+    if (sc->cols[sc->time_col].type != STRATA_TIMESTAMP)
+        return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: time column is not a timestamp",
+                              s->path);
+    /* Every granule entry takes 43 bytes: refuse counts the footer cannot hold before
+     * allocating for them. */
+    if ((uint64_t)s->ngranules * (uint64_t)sc->ncols * 43 > cursor_left(&c))
+        goto short_footer;
+    s->granule_mem = calloc((size_t)s->ngranules * sc->ncols + 1, sizeof *s->granule_mem);
+    if (!s->granule_mem)
+        return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", s->path);
+    uint64_t max_data_raw = 32 + (uint64_t)s->granule_rows * 8;
+    for (int i = 0; i < sc->ncols; i++) {
+        seg_col *col = &s->cols[i];
+        strata_type t = sc->cols[i].type;
+        col->granules = s->granule_mem + (size_t)i * s->ngranules;
+        uint8_t flags = cursor_u8(&c);
+        if (flags != (t == STRATA_STRING ? SEG_COL_HAS_DICT : 0))
+            return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: column '%s' flags %u",
+                                  s->path, col_name(s, i), flags);
+        if (t == STRATA_STRING) {
+            read_ref(&c, &col->dict_ref);
+            read_ref(&c, &col->bm_ref);
+            if (c.bad)
+                goto short_footer;
+            if (!ref_ok(s, &col->dict_ref, UINT32_MAX - ENCODE_PAD) ||
+                !ref_ok(s, &col->bm_ref, UINT32_MAX - ENCODE_PAD) || col->dict_ref.raw_len < 4 ||
+                col->dict_ref.encoding != SEG_ENC_DICT || col->bm_ref.encoding != SEG_ENC_BITMAP)
+                return strata_err_set(err, STRATA_ECORRUPT,
+                                      "%s: footer: column '%s' dictionary or bitmap reference is "
+                                      "out of bounds",
+                                      s->path, col_name(s, i));
+        }
+        for (uint32_t g = 0; g < s->ngranules; g++) {
+            seg_granule *gr = &col->granules[g];
+            read_ref(&c, &gr->block);
+            gr->min = cursor_u64(&c);
+            gr->max = cursor_u64(&c);
+            gr->flags = cursor_u8(&c);
+            if (c.bad)
+                goto short_footer;
+            if (!ref_ok(s, &gr->block, max_data_raw) || !encoding_fits(t, gr->block.encoding) ||
+                gr->flags > SEG_GRANULE_HAS_NAN)
+                return strata_err_set(err, STRATA_ECORRUPT,
+                                      "%s: footer: column '%s' granule %u: block reference is "
+                                      "out of bounds or of the wrong kind",
+                                      s->path, col_name(s, i), g);
+        }
+    }
+    if (cursor_left(&c) != 0)
+        return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: %zu stray bytes at its end",
+                              s->path, cursor_left(&c));
+    return 0;
+short_footer:
+    return strata_err_set(err, STRATA_ECORRUPT, "%s: footer is cut short", s->path);
+}
+
+int segment_open(const char *path, segment **out, strata_err *err)
+{
+    *out = NULL;
+    segment *s = calloc(1, sizeof *s);
+    uint8_t *footer = NULL;
+    seg_scratch sc = {0};
+    int rc;
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
+    }
+    s->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0) {
+        rc = strata_err_set(err, errno == ENOENT ? STRATA_ENOTFOUND : STRATA_EIO, "%s: open: %s",
+                            path, strerror(errno));
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) != 0) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    s->file_bytes = (uint64_t)st.st_size;
+    if (s->file_bytes < SEG_HEADER_SIZE + SEG_TRAILER_SIZE) {
+        rc = strata_err_set(err, STRATA_ECORRUPT,
+                            "%s: %" PRIu64 " bytes is too short for a segment (at least %d)", path,
+                            s->file_bytes, SEG_HEADER_SIZE + SEG_TRAILER_SIZE);
+        goto fail;
+    }
+    uint8_t head[SEG_HEADER_SIZE], tail[SEG_TRAILER_SIZE];
+    if ((rc = pread_full(s->fd, head, sizeof head, 0)) != 0 ||
+        (rc = pread_full(s->fd, tail, sizeof tail, s->file_bytes - SEG_TRAILER_SIZE)) != 0) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: read: %s", path,
+                            rc == STRATA_ECORRUPT ? "file changed while reading" : strerror(-rc));
+        goto fail;
+    }
+    if (memcmp(head, SEG_MAGIC, 8) != 0) {
+        rc = strata_err_set(err, STRATA_ECORRUPT, "%s: header: not a strata segment (bad magic)",
+                            path);
+        goto fail;
+    }
+    uint32_t version = load_u32le(head + 8);
+    if (version != SEG_VERSION) {
+        rc = strata_err_set(err, STRATA_EVERSION,
+                            "%s: header: format version %u, this build reads version %u", path,
+                            version, SEG_VERSION);
+        goto fail;
+    }
+    if (load_u32le(head + 12) != 0) {
+        rc = strata_err_set(err, STRATA_ECORRUPT, "%s: header: unknown flags %08x", path,
+                            load_u32le(head + 12));
+        goto fail;
+    }
+    if (memcmp(tail + 28, SEG_TRAILER_MAGIC, 4) != 0) {
+        rc = strata_err_set(err, STRATA_ECORRUPT,
+                            "%s: trailer: bad magic (file truncated or not finished)", path);
+        goto fail;
+    }
+    if (load_u32le(tail + 24) != version) {
+        rc = strata_err_set(err, STRATA_ECORRUPT,
+                            "%s: trailer: version %u differs from the header's %u", path,
+                            load_u32le(tail + 24), version);
+        goto fail;
+    }
+    s->footer_off = load_u64le(tail);
+    uint64_t flen = load_u64le(tail + 8);
+    uint64_t fsum = load_u64le(tail + 16);
+    if (s->footer_off < SEG_HEADER_SIZE || flen > s->file_bytes ||
+        s->footer_off + flen != s->file_bytes - SEG_TRAILER_SIZE || flen > (1u << 30)) {
+        rc = strata_err_set(err, STRATA_ECORRUPT,
+                            "%s: trailer: footer at %" PRIu64 " of %" PRIu64
+                            " bytes does not fit a %" PRIu64 "-byte file",
+                            path, s->footer_off, flen, s->file_bytes);
+        goto fail;
+    }
+    footer = malloc(flen + 1);
+    if (!footer) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    if ((rc = pread_full(s->fd, footer, flen, s->footer_off)) != 0) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: read footer: %s", path,
+                            rc == STRATA_ECORRUPT ? "file changed while reading" : strerror(-rc));
+        goto fail;
+    }
+    uint64_t sum = XXH3_64bits(footer, flen);
+    if (sum != fsum) {
+        rc = strata_err_set(err, STRATA_ECORRUPT,
+                            "%s: footer: checksum mismatch (stored %016" PRIx64
+                            ", computed %016" PRIx64 ")",
+                            path, fsum, sum);
+        goto fail;
+    }
+    if ((rc = parse_footer(s, footer, flen, err)) != 0)
+        goto fail;
+    for (int c = 0; c < s->schema.ncols; c++)
+        if (s->schema.cols[c].type == STRATA_STRING && (rc = load_dict(s, c, &sc, err)) != 0)
+            goto fail;
+    free(footer);
+    seg_scratch_free(&sc);
+    *out = s;
+    return 0;
+fail:
+    free(footer);
+    seg_scratch_free(&sc);
+    segment_close(s);
+    return rc;
+}
+
+void segment_close(segment *s)
+{
+    if (!s)
+        return;
+    for (int c = 0; c < STRATA_MAX_COLUMNS; c++) {
+        seg_col *col = &s->cols[c];
+        if (col->bitmaps)
+            for (uint32_t i = 0; i < col->dict_n; i++)
+                if (col->bitmaps[i])
+                    roaring_bitmap_free(col->bitmaps[i]);
+        free(col->bitmaps);
+        free(col->dict_raw);
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->granule_mem);
+    free(s->path);
+    free(s);
+}
+
+const char *segment_path(const segment *s) { return s->path; }
+uint32_t segment_format_version(const segment *s) { (void)s; return SEG_VERSION; }
+const strata_schema *segment_schema(const segment *s) { return &s->schema; }
+uint64_t segment_nrows(const segment *s) { return s->nrows; }
+uint64_t segment_file_bytes(const segment *s) { return s->file_bytes; }
+uint32_t segment_granule_rows(const segment *s) { return s->granule_rows; }
+uint32_t segment_ngranules(const segment *s) { return s->ngranules; }
+int64_t segment_min_time(const segment *s) { return s->min_time; }
+int64_t segment_max_time(const segment *s) { return s->max_time; }
+
+uint32_t segment_granule_nrows(const segment *s, uint32_t g)
+{
+    uint64_t start = (uint64_t)g * s->granule_rows;
+    uint64_t left = s->nrows - start;
+    return left < s->granule_rows ? (uint32_t)left : s->granule_rows;
+}
+
+const seg_granule *segment_granule(const segment *s, int col, uint32_t g)
+{
+    return &s->cols[col].granules[g];
+}
+
+uint32_t segment_dict_size(const segment *s, int col) { return s->cols[col].dict_n; }
+
+strata_str segment_dict_value(const segment *s, int col, uint32_t code)
+{
+    const seg_col *c = &s->cols[col];
+    uint32_t start = code ? c->ends[code - 1] : 0;
+    strata_str v = {c->bytes + start, c->ends[code] - start};
+    return v;
+}
+
+uint32_t segment_dict_lower_bound(const segment *s, int col, const char *p, uint32_t len)
+{
+    strata_str key = {p, len};
+    uint32_t lo = 0, hi = s->cols[col].dict_n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (strata_str_cmp(segment_dict_value(s, col, mid), key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int64_t segment_dict_find(const segment *s, int col, const char *p, uint32_t len)
+{
+    uint32_t i = segment_dict_lower_bound(s, col, p, len);
+    strata_str key = {p, len};
+    if (i < s->cols[col].dict_n && strata_str_cmp(segment_dict_value(s, col, i), key) == 0)
+        return i;
+    return -1;
+}
+
+const roaring_bitmap_t *segment_dict_bitmap(const segment *s, int col, uint32_t code)
+{
+    return s->cols[col].bitmaps[code];
+}
+
+uint64_t segment_dict_bytes(const segment *s, int col) { return s->cols[col].dict_ref.stored_len; }
+uint64_t segment_bitmap_bytes(const segment *s, int col) { return s->cols[col].bm_ref.stored_len; }
+
+static int check_col(const segment *s, int col, uint32_t g, bool ok_type, const char *want,
+                     strata_err *err)
+{
+    if (col < 0 || col >= s->schema.ncols || g >= s->ngranules)
+        return strata_err_set(err, STRATA_EINVAL, "%s: no column %d granule %u", s->path, col, g);
+    if (!ok_type)
+        return strata_err_set(err, STRATA_EINVAL, "%s: column '%s' is %s, not %s", s->path,
+                              col_name(s, col), strata_type_name(s->schema.cols[col].type), want);
+    return 0;
+}
+
+static int load_granule(const segment *s, int col, uint32_t g, seg_scratch *sc, strata_err *err)
+{
+    char what[32];
+    snprintf(what, sizeof what, "granule %u", g);
+    const seg_block *b = &s->cols[col].granules[g].block;
+    int rc = load_block(s, col, what, b, sc, err);
+    if (rc)
+        return rc;
+    if (b->raw_len < 1 || sc->raw[0] != b->encoding)
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' granule %u: encoding %u differs from the footer's %u",
+                              s->path, col_name(s, col), g, b->raw_len ? sc->raw[0] : 0, b->encoding);
+    return 0;
+}
+
+static int bad_block(const segment *s, int col, uint32_t g, strata_err *err)
+{
+    return strata_err_set(err, STRATA_ECORRUPT,
+                          "%s: column '%s' granule %u: %s block is malformed", s->path,
+                          col_name(s, col), g, encoding_name(s->cols[col].granules[g].block.encoding));
+}
+
+int segment_read_ints(const segment *s, int col, uint32_t g, int64_t *out, seg_scratch *sc,
+                      strata_err *err)
+{
+    int rc = check_col(s, col, g, col >= 0 && col < s->schema.ncols &&
+                                      strata_type_is_int(s->schema.cols[col].type),
+                       "an integer column", err);
+    if (rc || (rc = load_granule(s, col, g, sc, err)) != 0)
+        return rc;
+    if (decode_ints(sc->raw, s->cols[col].granules[g].block.raw_len, (uint64_t *)out,
+                    segment_granule_nrows(s, g)) != 0)
+        return bad_block(s, col, g, err);
+    return 0;
+}
+
+int segment_read_floats(const segment *s, int col, uint32_t g, double *out, seg_scratch *sc,
+                        strata_err *err)
+{
+    int rc = check_col(s, col, g, col >= 0 && col < s->schema.ncols &&
+                                      s->schema.cols[col].type == STRATA_FLOAT64,
+                       "float64", err);
+    if (rc || (rc = load_granule(s, col, g, sc, err)) != 0)
+        return rc;
+    uint32_t n = segment_granule_nrows(s, g);
+    if (!grow((void **)&sc->u64, &sc->u64_cap, sizeof *sc->u64 * n))
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    if (decode_floats(sc->raw, s->cols[col].granules[g].block.raw_len, out, n, sc->u64) != 0)
+        return bad_block(s, col, g, err);
+    return 0;
+}
+
+int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, seg_scratch *sc,
+                       strata_err *err)
+{
+    int rc = check_col(s, col, g, col >= 0 && col < s->schema.ncols &&
+                                      s->schema.cols[col].type == STRATA_STRING,
+                       "string", err);
+    if (rc || (rc = load_granule(s, col, g, sc, err)) != 0)
+        return rc;
+    uint32_t n = segment_granule_nrows(s, g);
+    if (!grow((void **)&sc->u64, &sc->u64_cap, sizeof *sc->u64 * n))
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    if (decode_ints(sc->raw, s->cols[col].granules[g].block.raw_len, sc->u64, n) != 0)
+        return bad_block(s, col, g, err);
+    uint32_t dn = s->cols[col].dict_n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (sc->u64[i] >= dn)
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: column '%s' granule %u: code %" PRIu64
+                                  " is outside the dictionary (%u values)",
+                                  s->path, col_name(s, col), g, sc->u64[i], dn);
+        out[i] = (uint32_t)sc->u64[i];
+    }
+    return 0;
+}
+
+int segment_verify(const segment *s, strata_err *err)
+{
+    seg_scratch sc = {0};
+    size_t cap = s->granule_rows;
+    int64_t *iv = malloc(sizeof *iv * cap);
+    double *fv = malloc(sizeof *fv * cap);
+    uint32_t *cv = malloc(sizeof *cv * cap);
+    int rc = 0;
+    if (!iv || !fv || !cv) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int c = 0; c < s->schema.ncols && rc == 0; c++) {
+        strata_type t = s->schema.cols[c].type;
+        for (uint32_t g = 0; g < s->ngranules && rc == 0; g++) {
+            const seg_granule *gr = &s->cols[c].granules[g];
+            uint32_t n = segment_granule_nrows(s, g);
+            uint64_t lo, hi;
+            uint8_t flags = 0;
+            if (strata_type_is_int(t)) {
+                if ((rc = segment_read_ints(s, c, g, iv, &sc, err)) != 0)
+                    break;
+                lo = hi = (uint64_t)iv[0];
+                for (uint32_t i = 1; i < n; i++) {
+                    uint64_t x = (uint64_t)iv[i];
+                    if (t == STRATA_UINT64) {
+                        lo = x < lo ? x : lo;
+                        hi = x > hi ? x : hi;
+                    } else {
+                        lo = (int64_t)x < (int64_t)lo ? x : lo;
+                        hi = (int64_t)x > (int64_t)hi ? x : hi;
+                    }
+                }
+                if (c == s->schema.time_col &&
+                    ((int64_t)lo < s->min_time || (int64_t)hi > s->max_time)) {
+                    rc = strata_err_set(err, STRATA_ECORRUPT,
+                                        "%s: column '%s' granule %u: times outside the segment's "
+                                        "time range",
+                                        s->path, col_name(s, c), g);
+                    break;
+                }
+            } else if (t == STRATA_FLOAT64) {
+                if ((rc = segment_read_floats(s, c, g, fv, &sc, err)) != 0)
+                    break;
+                double dlo = INFINITY, dhi = -INFINITY;
+                for (uint32_t i = 0; i < n; i++) {
+                    if (isnan(fv[i]))
+                        flags |= SEG_GRANULE_HAS_NAN;
+                    else {
+                        dlo = fv[i] < dlo ? fv[i] : dlo;
+                        dhi = fv[i] > dhi ? fv[i] : dhi;
+                    }
+                }
+                memcpy(&lo, &dlo, 8);
+                memcpy(&hi, &dhi, 8);
+            } else {
+                if ((rc = segment_read_codes(s, c, g, cv, &sc, err)) != 0)
+                    break;
+                lo = hi = cv[0];
+                uint32_t row0 = g * s->granule_rows;
+                for (uint32_t i = 0; i < n; i++) {
+                    lo = cv[i] < lo ? cv[i] : lo;
+                    hi = cv[i] > hi ? cv[i] : hi;
+                    if (!roaring_bitmap_contains(s->cols[c].bitmaps[cv[i]], row0 + i)) {
+                        rc = strata_err_set(err, STRATA_ECORRUPT,
+                                            "%s: column '%s' granule %u: row %u is missing from "
+                                            "the bitmap of its value",
+                                            s->path, col_name(s, c), g, row0 + i);
+                        break;
+                    }
+                }
+                if (rc)
+                    break;
+            }
+            if (lo != gr->min || hi != gr->max || flags != gr->flags) {
+                rc = strata_err_set(err, STRATA_ECORRUPT,
+                                    "%s: column '%s' granule %u: min/max in the footer do not "
+                                    "match the data",
+                                    s->path, col_name(s, c), g);
+                break;
+            }
+        }
+    }
+done:
+    free(iv);
+    free(fv);
+    free(cv);
+    seg_scratch_free(&sc);
+    return rc;
+}
+
+/* ---- predicates ------------------------------------------------------------------ */
+
+static int cmp_int(strata_type t, int64_t a, int64_t b)
+{
+    if (t == STRATA_UINT64)
+        return (uint64_t)a < (uint64_t)b ? -1 : (uint64_t)a > (uint64_t)b;
+    return a < b ? -1 : a > b;
+}
+
+static bool op_holds(seg_pred_op op, int c)
+{
+    switch (op) {
+    case PRED_EQ: return c == 0;
+    case PRED_NE: return c != 0;
+    case PRED_LT: return c < 0;
+    case PRED_LE: return c <= 0;
+    case PRED_GT: return c > 0;
+    case PRED_GE: return c >= 0;
+    default: return false;
+    }
+}
+
+bool seg_pred_match_int(strata_type t, const seg_pred *p, int64_t v)
+{
+    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
+        bool found = false;
+        for (uint32_t i = 0; i < p->nvals && !found; i++)
+            found = p->vals[i].i == v;
+        return found == (p->op == PRED_IN);
+    }
+    return p->nvals >= 1 && op_holds(p->op, cmp_int(t, v, p->vals[0].i));
+}
+
+bool seg_pred_match_float(const seg_pred *p, double v)
+{
+    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
+        bool found = false;
+        for (uint32_t i = 0; i < p->nvals && !found; i++)
+            found = p->vals[i].f == v;
+        return found == (p->op == PRED_IN);
+    }
+    if (p->nvals < 1)
+        return false;
+    double x = p->vals[0].f;
+    switch (p->op) {
+    case PRED_EQ: return v == x;
+    case PRED_NE: return v != x;
+    case PRED_LT: return v < x;
+    case PRED_LE: return v <= x;
+    case PRED_GT: return v > x;
+    case PRED_GE: return v >= x;
+    default: return false;
+    }
+}
+
+bool seg_pred_match_str(const seg_pred *p, strata_str v)
+{
+    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
+        bool found = false;
+        for (uint32_t i = 0; i < p->nvals && !found; i++)
+            found = strata_str_cmp(p->vals[i].s, v) == 0;
+        return found == (p->op == PRED_IN);
+    }
+    return p->nvals >= 1 && op_holds(p->op, strata_str_cmp(v, p->vals[0].s));
+}
+
+/* May granule [lo, hi] (int order of t) hold a row matching p? */
+static bool range_may_match_int(strata_type t, const seg_pred *p, int64_t lo, int64_t hi)
+{
+    switch (p->op) {
+    case PRED_EQ: return cmp_int(t, lo, p->vals[0].i) <= 0 && cmp_int(t, p->vals[0].i, hi) <= 0;
+    case PRED_NE: return !(lo == hi && lo == p->vals[0].i);
+    case PRED_LT: return cmp_int(t, lo, p->vals[0].i) < 0;
+    case PRED_LE: return cmp_int(t, lo, p->vals[0].i) <= 0;
+    case PRED_GT: return cmp_int(t, hi, p->vals[0].i) > 0;
+    case PRED_GE: return cmp_int(t, hi, p->vals[0].i) >= 0;
+    case PRED_IN:
+        for (uint32_t i = 0; i < p->nvals; i++)
+            if (cmp_int(t, lo, p->vals[i].i) <= 0 && cmp_int(t, p->vals[i].i, hi) <= 0)
+                return true;
+        return false;
+    case PRED_NOT_IN:
+        if (lo != hi)
+            return true;
+        for (uint32_t i = 0; i < p->nvals; i++)
+            if (p->vals[i].i == lo)
+                return false;
+        return true;
+    }
+    return true;
+}
+
+static bool range_may_match_float(const seg_pred *p, double lo, double hi, bool has_nan)
+{
+    /* NaN rows satisfy only != and not in. */
+    switch (p->op) {
+    case PRED_EQ: return lo <= p->vals[0].f && p->vals[0].f <= hi;
+    case PRED_NE: return has_nan || !(lo == hi && lo == p->vals[0].f);
+    case PRED_LT: return lo < p->vals[0].f;
+    case PRED_LE: return lo <= p->vals[0].f;
+    case PRED_GT: return hi > p->vals[0].f;
+    case PRED_GE: return hi >= p->vals[0].f;
+    case PRED_IN:
+        for (uint32_t i = 0; i < p->nvals; i++)
+            if (lo <= p->vals[i].f && p->vals[i].f <= hi)
+                return true;
+        return false;
+    case PRED_NOT_IN:
+        if (has_nan || lo != hi)
+            return true;
+        for (uint32_t i = 0; i < p->nvals; i++)
+            if (p->vals[i].f == lo)
+                return false;
+        return true;
+    }
+    return true;
+}
+
+/* Codes c with match(c) form, for comparisons, a contiguous range [from, to). */
+static void str_code_range(const segment *s, const seg_pred *p, uint32_t *from, uint32_t *to)
+{
+    uint32_t n = s->cols[p->col].dict_n;
+    strata_str v = p->vals[0].s;
+    uint32_t lb = segment_dict_lower_bound(s, p->col, v.ptr, v.len);
+    bool found = lb < n && strata_str_cmp(segment_dict_value(s, p->col, lb), v) == 0;
+    uint32_t ub = lb + (found ? 1 : 0); /* first code > v */
+    switch (p->op) {
+    case PRED_EQ: *from = lb; *to = ub; break;
+    case PRED_LT: *from = 0; *to = lb; break;
+    case PRED_LE: *from = 0; *to = ub; break;
+    case PRED_GT: *from = ub; *to = n; break;
+    case PRED_GE: *from = lb; *to = n; break;
+    default: *from = 0; *to = n; break;
+    }
+}
+
+static bool granule_may_match(const segment *s, const seg_pred *p, uint32_t g)
+{
+    if (p->col < 0 || p->col >= s->schema.ncols)
+        return true;
+    if (p->nvals < 1)
+        return p->op == PRED_NOT_IN; /* IN () matches nothing, NOT IN () everything */
+    const seg_granule *gr = &s->cols[p->col].granules[g];
+    strata_type t = s->schema.cols[p->col].type;
+    if (strata_type_is_int(t))
+        return range_may_match_int(t, p, (int64_t)gr->min, (int64_t)gr->max);
+    if (t == STRATA_FLOAT64) {
+        double lo, hi;
+        memcpy(&lo, &gr->min, 8);
+        memcpy(&hi, &gr->max, 8);
+        return range_may_match_float(p, lo, hi, gr->flags & SEG_GRANULE_HAS_NAN);
+    }
+    uint32_t lo = (uint32_t)gr->min, hi = (uint32_t)gr->max;
+    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
+        bool any_in = false, single_excluded = false;
+        for (uint32_t i = 0; i < p->nvals; i++) {
+            int64_t code = segment_dict_find(s, p->col, p->vals[i].s.ptr, p->vals[i].s.len);
+            if (code >= lo && code <= hi)
+                any_in = true;
+            if (lo == hi && code == lo)
+                single_excluded = true;
+        }
+        return p->op == PRED_IN ? any_in : !single_excluded;
+    }
+    if (p->op == PRED_NE) {
+        int64_t code = segment_dict_find(s, p->col, p->vals[0].s.ptr, p->vals[0].s.len);
+        return !(lo == hi && code == lo);
+    }
+    uint32_t from, to;
+    str_code_range(s, p, &from, &to);
+    return from < to && from <= hi && lo < to;
+}
+
+void segment_prune_granules(const segment *s, const seg_pred *preds, int npreds, uint8_t *keep)
+{
+    for (uint32_t g = 0; g < s->ngranules; g++) {
+        keep[g] = 1;
+        for (int i = 0; i < npreds && keep[g]; i++)
+            keep[g] = granule_may_match(s, &preds[i], g);
+    }
+}
+
+roaring_bitmap_t *segment_pred_rows(const segment *s, const seg_pred *p)
+{
+    if (p->col < 0 || p->col >= s->schema.ncols || s->schema.cols[p->col].type != STRATA_STRING)
+        return NULL;
+    const seg_col *c = &s->cols[p->col];
+    const roaring_bitmap_t **pick = malloc(sizeof *pick * (c->dict_n ? c->dict_n : 1));
+    if (!pick)
+        return NULL;
+    size_t n = 0;
+    for (uint32_t code = 0; code < c->dict_n; code++)
+        if (seg_pred_match_str(p, segment_dict_value(s, p->col, code)))
+            pick[n++] = c->bitmaps[code];
+    roaring_bitmap_t *r = n ? roaring_bitmap_or_many(n, pick) : roaring_bitmap_create();
+    free(pick);
+    return r;
+}

@@ -1,0 +1,735 @@
+/*
+ * table.c — partitions, appends, flushes, recovery and snapshots of one table.
+ * The contract (threads, locks, recovery) is in table.h.
+ *
+ * Segments are shared between the table and live snapshots through seg_handle, a
+ * reference-counted wrapper; a partition's segment list and memtable lists change only
+ * under t->lock, and a flush replaces "sealed memtable" by "segment" in one locked step
+ * after the manifest that lists the segment is durable.
+ */
+#include "table.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct seg_handle {
+    segment *seg;
+    uint64_t id;
+    _Atomic int refs;
+} seg_handle;
+
+typedef struct sealed_mt {
+    memtable *mt;
+    manifest cps; /* checkpoints noted before sealing (only cps used) */
+} sealed_mt;
+
+typedef struct partition {
+    int64_t key;
+    char dir[3584];
+    manifest man;       /* as committed; changed under flush_lock, read under lock */
+    seg_handle **segs;  /* lock */
+    uint32_t nsegs, segs_cap;
+    memtable *active;   /* appended under write_lock; pointer swapped under lock too */
+    int64_t active_since_ms;
+    sealed_mt *sealed;  /* lock */
+    uint32_t nsealed, sealed_cap;
+} partition;
+
+struct strata_table {
+    strata_schema schema;
+    char dir[3072];
+    char raw_dir[3200];
+    pthread_mutex_t lock, write_lock, flush_lock;
+    partition **parts; /* sorted by key; lock */
+    uint32_t nparts, parts_cap;
+    _Atomic uint64_t next_seg_id;
+    manifest pending_cps; /* write_lock */
+    _Atomic uint64_t flushes, flush_ns, rows_flushed;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void handle_unref(seg_handle *h)
+{
+    if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+        segment_close(h->seg);
+        free(h);
+    }
+}
+
+static int mkdir_p(const char *path, strata_err *err)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", tmp, strerror(errno));
+    return 0;
+}
+
+static bool has_suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+static void partition_free(partition *p)
+{
+    if (!p)
+        return;
+    for (uint32_t i = 0; i < p->nsegs; i++)
+        handle_unref(p->segs[i]);
+    free(p->segs);
+    memtable_unref(p->active);
+    for (uint32_t i = 0; i < p->nsealed; i++) {
+        memtable_unref(p->sealed[i].mt);
+        manifest_free(&p->sealed[i].cps);
+    }
+    free(p->sealed);
+    manifest_free(&p->man);
+    free(p);
+}
+
+static int partition_add_segment(partition *p, seg_handle *h)
+{
+    if (p->nsegs == p->segs_cap) {
+        uint32_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
+        seg_handle **s = realloc(p->segs, sizeof *s * cap);
+        if (!s)
+            return STRATA_ENOMEM;
+        p->segs = s;
+        p->segs_cap = cap;
+    }
+    p->segs[p->nsegs++] = h;
+    return 0;
+}
+
+static int open_segment_handle(const char *dir, uint64_t id, seg_handle **out, strata_err *err)
+{
+    char name[32], path[PATH_MAX + 32];
+    manifest_segment_name(id, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    seg_handle *h = calloc(1, sizeof *h);
+    if (!h)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    int rc = segment_open(path, &h->seg, err);
+    if (rc) {
+        free(h);
+        return rc;
+    }
+    h->id = id;
+    atomic_init(&h->refs, 1);
+    *out = h;
+    return 0;
+}
+
+/* Loads one partition directory: manifest, cleanup of uncommitted files, segments. */
+static int partition_recover(strata_table *t, int64_t key, const char *name, partition **out,
+                             strata_err *err)
+{
+    partition *p = calloc(1, sizeof *p);
+    if (!p)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    p->key = key;
+    snprintf(p->dir, sizeof p->dir, "%s/%s", t->raw_dir, name);
+    int rc = manifest_read(p->dir, &p->man, err);
+    if (rc == STRATA_ENOTFOUND)
+        rc = 0;
+    if (rc)
+        goto fail;
+    DIR *d = opendir(p->dir);
+    if (!d) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: %s", p->dir, strerror(errno));
+        goto fail;
+    }
+    bool removed = false;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *fn = de->d_name;
+        bool stray = has_suffix(fn, ".tmp");
+        if (has_suffix(fn, ".seg")) {
+            stray = true;
+            for (uint32_t i = 0; i < p->man.nsegs && stray; i++) {
+                char want[32];
+                manifest_segment_name(p->man.segs[i].id, want, sizeof want);
+                stray = strcmp(want, fn) != 0;
+            }
+        }
+        if (stray) {
+            char path[PATH_MAX + 300];
+            snprintf(path, sizeof path, "%s/%s", p->dir, fn);
+            if (unlink(path) == 0)
+                removed = true;
+        }
+    }
+    closedir(d);
+    if (removed)
+        fsync_dir(p->dir);
+    for (uint32_t i = 0; i < p->man.nsegs; i++) {
+        seg_handle *h;
+        if ((rc = open_segment_handle(p->dir, p->man.segs[i].id, &h, err)) != 0) {
+            strata_err_prefix(err, "table '%s': committed segment cannot be read", t->schema.name);
+            goto fail;
+        }
+        if (segment_nrows(h->seg) != p->man.segs[i].rows) {
+            rc = strata_err_set(err, STRATA_ECORRUPT,
+                                "%s: holds %" PRIu64 " rows, its manifest says %" PRIu64,
+                                segment_path(h->seg), segment_nrows(h->seg), p->man.segs[i].rows);
+            handle_unref(h);
+            goto fail;
+        }
+        if ((rc = partition_add_segment(p, h)) != 0) {
+            handle_unref(h);
+            rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+            goto fail;
+        }
+        uint64_t next = p->man.segs[i].id + 1;
+        if (next > atomic_load(&t->next_seg_id))
+            atomic_store(&t->next_seg_id, next);
+    }
+    *out = p;
+    return 0;
+fail:
+    partition_free(p);
+    return rc;
+}
+
+static int parts_insert(strata_table *t, partition *p)
+{
+    if (t->nparts == t->parts_cap) {
+        uint32_t cap = t->parts_cap ? t->parts_cap * 2 : 16;
+        partition **np = realloc(t->parts, sizeof *np * cap);
+        if (!np)
+            return STRATA_ENOMEM;
+        t->parts = np;
+        t->parts_cap = cap;
+    }
+    uint32_t i = t->nparts;
+    while (i > 0 && t->parts[i - 1]->key > p->key) {
+        t->parts[i] = t->parts[i - 1];
+        i--;
+    }
+    t->parts[i] = p;
+    t->nparts++;
+    return 0;
+}
+
+int table_open(const char *data_dir, const strata_schema *schema, strata_table **out,
+               strata_err *err)
+{
+    *out = NULL;
+    int rc = schema_validate(schema, err);
+    if (rc)
+        return rc;
+    if (strlen(data_dir) > 2900)
+        return strata_err_set(err, STRATA_EINVAL, "data directory path is too long");
+    strata_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    t->schema = *schema;
+    schema_apply_default_order(&t->schema);
+    snprintf(t->dir, sizeof t->dir, "%s/%s", data_dir, schema->name);
+    snprintf(t->raw_dir, sizeof t->raw_dir, "%s/raw", t->dir);
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_mutex_init(&t->write_lock, NULL);
+    pthread_mutex_init(&t->flush_lock, NULL);
+    atomic_init(&t->next_seg_id, 1);
+    if ((rc = mkdir_p(t->raw_dir, err)) != 0)
+        goto fail;
+    DIR *d = opendir(t->raw_dir);
+    if (!d) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: %s", t->raw_dir, strerror(errno));
+        goto fail;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t key;
+        if (de->d_name[0] == '.' ||
+            schema_partition_parse(t->schema.partition_by, de->d_name, &key) != 0)
+            continue; /* not ours: leave it alone */
+        partition *p;
+        if ((rc = partition_recover(t, key, de->d_name, &p, err)) != 0)
+            break;
+        if (parts_insert(t, p) != 0) {
+            partition_free(p);
+            rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    closedir(d);
+    if (rc)
+        goto fail;
+    *out = t;
+    return 0;
+fail:
+    table_close(t);
+    return rc;
+}
+
+void table_close(strata_table *t)
+{
+    if (!t)
+        return;
+    for (uint32_t i = 0; i < t->nparts; i++)
+        partition_free(t->parts[i]);
+    free(t->parts);
+    manifest_free(&t->pending_cps);
+    pthread_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->write_lock);
+    pthread_mutex_destroy(&t->flush_lock);
+    free(t);
+}
+
+const strata_schema *table_schema(const strata_table *t) { return &t->schema; }
+const char *table_dir(const strata_table *t) { return t->dir; }
+
+/* Finds or creates the partition for key. Caller holds write_lock (not lock). */
+static partition *partition_get(strata_table *t, int64_t key, strata_err *err)
+{
+    pthread_mutex_lock(&t->lock);
+    uint32_t lo = 0, hi = t->nparts;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (t->parts[mid]->key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    partition *p = lo < t->nparts && t->parts[lo]->key == key ? t->parts[lo] : NULL;
+    pthread_mutex_unlock(&t->lock);
+    if (p)
+        return p;
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    p->key = key;
+    char name[32];
+    schema_partition_name(t->schema.partition_by, key, name, sizeof name);
+    snprintf(p->dir, sizeof p->dir, "%s/%s", t->raw_dir, name);
+    if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
+        strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", p->dir, strerror(errno));
+        free(p);
+        return NULL;
+    }
+    fsync_dir(t->raw_dir);
+    pthread_mutex_lock(&t->lock);
+    int rc = parts_insert(t, p);
+    pthread_mutex_unlock(&t->lock);
+    if (rc) {
+        strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Moves p's active memtable to its sealed list. Caller holds write_lock. */
+static int partition_seal(strata_table *t, partition *p)
+{
+    if (!p->active)
+        return 0;
+    if (memtable_nrows(p->active) == 0)
+        return 0;
+    sealed_mt s = {p->active, {0}};
+    if (manifest_copy(&s.cps, &t->pending_cps) != 0)
+        return STRATA_ENOMEM;
+    pthread_mutex_lock(&t->lock);
+    if (p->nsealed == p->sealed_cap) {
+        uint32_t cap = p->sealed_cap ? p->sealed_cap * 2 : 4;
+        sealed_mt *ns = realloc(p->sealed, sizeof *ns * cap);
+        if (!ns) {
+            pthread_mutex_unlock(&t->lock);
+            manifest_free(&s.cps);
+            return STRATA_ENOMEM;
+        }
+        p->sealed = ns;
+        p->sealed_cap = cap;
+    }
+    p->sealed[p->nsealed++] = s;
+    p->active = NULL;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+static uint64_t memtables_bytes_locked(strata_table *t)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < t->nparts; i++) {
+        partition *p = t->parts[i];
+        if (p->active)
+            total += memtable_bytes(p->active);
+        for (uint32_t j = 0; j < p->nsealed; j++)
+            total += memtable_bytes(p->sealed[j].mt);
+    }
+    return total;
+}
+
+static bool memtable_due(const strata_table *t, const partition *p, int64_t now)
+{
+    if (!p->active || memtable_nrows(p->active) == 0)
+        return false;
+    return memtable_bytes(p->active) >= t->schema.memtable_max_bytes ||
+           memtable_nrows(p->active) >= memtable_max_rows(p->active) ||
+           now - p->active_since_ms >= t->schema.memtable_max_age_ms;
+}
+
+/* Appends rows[0..n) (all of one partition) to p. Caller holds write_lock. */
+static int partition_append(strata_table *t, partition *p, const row_batch *b,
+                            const uint32_t *rows, uint32_t n, strata_err *err)
+{
+    uint32_t done = 0;
+    while (done < n) {
+        if (p->active && memtable_due(t, p, now_ms())) {
+            if (partition_seal(t, p) != 0)
+                return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        }
+        if (!p->active) {
+            memtable *mt = memtable_create(&t->schema, p->key, t->schema.memtable_max_rows, err);
+            if (!mt)
+                return err ? err->code : STRATA_ENOMEM;
+            pthread_mutex_lock(&t->lock);
+            p->active = mt;
+            pthread_mutex_unlock(&t->lock);
+            p->active_since_ms = now_ms();
+        }
+        uint64_t room = memtable_max_rows(p->active) - memtable_nrows(p->active);
+        uint32_t k = n - done < room ? n - done : (uint32_t)room;
+        int rc = memtable_append(p->active, b, rows + done, k, err);
+        if (rc)
+            return rc;
+        done += k;
+        if (done < n && partition_seal(t, p) != 0)
+            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int table_append(strata_table *t, const row_batch *b, strata_err *err)
+{
+    if (b->nrows == 0)
+        return 0;
+    const strata_schema *sc = &t->schema;
+    uint32_t *rows = malloc(sizeof *rows * b->nrows);
+    uint8_t *done = calloc(b->nrows, 1);
+    int rc = 0;
+    if (!rows || !done) {
+        free(rows);
+        free(done);
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&t->write_lock);
+    pthread_mutex_lock(&t->lock);
+    uint64_t used = memtables_bytes_locked(t);
+    pthread_mutex_unlock(&t->lock);
+    if (used > sc->memory_budget_bytes) {
+        rc = strata_err_set(err, STRATA_EFULL,
+                            "table '%s': memtables hold %" PRIu64 " bytes, over the budget of %" PRIu64
+                            "; flush first",
+                            sc->name, used, sc->memory_budget_bytes);
+        goto out;
+    }
+    /* Group rows by partition, keeping their order within each partition. Batches
+     * nearly always hit one or two partitions, so a pass per distinct key is cheap. */
+    const int64_t *ts = b->i[sc->time_col];
+    for (uint32_t first = 0; first < b->nrows; first++) {
+        if (done[first])
+            continue;
+        int64_t key = schema_partition_key(sc->partition_by, ts[first]);
+        uint32_t n = 0;
+        for (uint32_t r = first; r < b->nrows; r++)
+            if (!done[r] && schema_partition_key(sc->partition_by, ts[r]) == key) {
+                rows[n++] = r;
+                done[r] = 1;
+            }
+        partition *p = partition_get(t, key, err);
+        if (!p) {
+            rc = err ? err->code : STRATA_ENOMEM;
+            goto out;
+        }
+        if ((rc = partition_append(t, p, b, rows, n, err)) != 0)
+            goto out;
+    }
+out:
+    pthread_mutex_unlock(&t->write_lock);
+    free(rows);
+    free(done);
+    return rc;
+}
+
+int table_note_checkpoint(strata_table *t, const char *source, int32_t kpart,
+                          int64_t next_offset)
+{
+    pthread_mutex_lock(&t->write_lock);
+    int rc = manifest_set_checkpoint(&t->pending_cps, source, kpart, next_offset);
+    pthread_mutex_unlock(&t->write_lock);
+    return rc;
+}
+
+/* Writes p's oldest sealed memtable as a segment and commits it. Caller holds
+ * flush_lock. */
+static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
+{
+    pthread_mutex_lock(&t->lock);
+    sealed_mt s = p->sealed[0];
+    memtable_ref(s.mt);
+    pthread_mutex_unlock(&t->lock);
+
+    uint64_t t0 = now_ns();
+    uint64_t id = atomic_fetch_add(&t->next_seg_id, 1);
+    char name[32], path[PATH_MAX + 32];
+    manifest_segment_name(id, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", p->dir, name);
+    segment_write_opts opts = {.codec = t->schema.codec};
+    segment_info info;
+    uint64_t nrows = memtable_nrows(s.mt);
+    seg_handle *h = NULL;
+    manifest next = {0};
+    int rc = memtable_write_segment(s.mt, nrows, path, &opts, &info, err);
+    if (rc)
+        goto done;
+    if ((rc = open_segment_handle(p->dir, id, &h, err)) != 0) {
+        unlink(path);
+        goto done;
+    }
+    if (manifest_copy(&next, &p->man) != 0) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        goto undo;
+    }
+    next.generation++;
+    manifest_segment ms = {id, info.nrows, info.bytes, info.min_time, info.max_time, 0};
+    if (manifest_add_segment(&next, &ms) != 0) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        goto undo;
+    }
+    for (uint32_t i = 0; i < s.cps.ncps; i++)
+        if (manifest_set_checkpoint(&next, s.cps.cps[i].source, s.cps.cps[i].partition,
+                                    s.cps.cps[i].next_offset) != 0) {
+            rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+            goto undo;
+        }
+    if ((rc = manifest_write(p->dir, &next, err)) != 0)
+        goto undo;
+
+    /* Durable: publish segment in place of the memtable. */
+    pthread_mutex_lock(&t->lock);
+    manifest_free(&p->man);
+    p->man = next;
+    memset(&next, 0, sizeof next);
+    rc = partition_add_segment(p, h);
+    if (rc == 0) {
+        h = NULL;
+        manifest_free(&p->sealed[0].cps);
+        memtable_unref(p->sealed[0].mt);
+        memmove(&p->sealed[0], &p->sealed[1], sizeof *p->sealed * (p->nsealed - 1));
+        p->nsealed--;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (rc) {
+        /* Committed but not published: recovery would serve it; refuse to serve it twice. */
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory publishing %s", path);
+        goto done;
+    }
+    atomic_fetch_add(&t->flushes, 1);
+    atomic_fetch_add(&t->rows_flushed, nrows);
+    atomic_fetch_add(&t->flush_ns, now_ns() - t0);
+    goto done;
+undo:
+    unlink(path);
+done:
+    handle_unref(h);
+    manifest_free(&next);
+    memtable_unref(s.mt);
+    return rc;
+}
+
+int table_flush(strata_table *t, bool force, strata_err *err)
+{
+    int rc = 0;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&t->write_lock);
+    pthread_mutex_lock(&t->lock);
+    uint32_t nparts = t->nparts;
+    partition **parts = malloc(sizeof *parts * (nparts + 1));
+    if (parts)
+        memcpy(parts, t->parts, sizeof *parts * nparts);
+    pthread_mutex_unlock(&t->lock);
+    if (!parts) {
+        pthread_mutex_unlock(&t->write_lock);
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < nparts && rc == 0; i++)
+        if (force ? parts[i]->active != NULL : memtable_due(t, parts[i], now))
+            if (partition_seal(t, parts[i]) != 0)
+                rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    pthread_mutex_unlock(&t->write_lock);
+
+    pthread_mutex_lock(&t->flush_lock);
+    for (uint32_t i = 0; i < nparts && rc == 0; i++) {
+        for (;;) {
+            pthread_mutex_lock(&t->lock);
+            bool any = parts[i]->nsealed > 0;
+            pthread_mutex_unlock(&t->lock);
+            if (!any || (rc = partition_flush_one(t, parts[i], err)) != 0)
+                break;
+        }
+    }
+    pthread_mutex_unlock(&t->flush_lock);
+    free(parts);
+    return rc;
+}
+
+bool table_flush_due(strata_table *t)
+{
+    int64_t now = now_ms();
+    bool due = false;
+    pthread_mutex_lock(&t->lock);
+    for (uint32_t i = 0; i < t->nparts && !due; i++)
+        due = t->parts[i]->nsealed > 0 || memtable_due(t, t->parts[i], now);
+    pthread_mutex_unlock(&t->lock);
+    return due;
+}
+
+void table_get_stats(strata_table *t, table_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&t->lock);
+    st->partitions = t->nparts;
+    for (uint32_t i = 0; i < t->nparts; i++) {
+        partition *p = t->parts[i];
+        for (uint32_t j = 0; j < p->nsegs; j++) {
+            st->segments++;
+            st->segment_rows += segment_nrows(p->segs[j]->seg);
+            st->segment_bytes += segment_file_bytes(p->segs[j]->seg);
+        }
+        if (p->active) {
+            st->memtables++;
+            st->memtable_rows += memtable_nrows(p->active);
+            st->memtable_bytes += memtable_bytes(p->active);
+        }
+        for (uint32_t j = 0; j < p->nsealed; j++) {
+            st->memtables++;
+            st->memtable_rows += memtable_nrows(p->sealed[j].mt);
+            st->memtable_bytes += memtable_bytes(p->sealed[j].mt);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    st->flushes = atomic_load(&t->flushes);
+    st->flush_ns = atomic_load(&t->flush_ns);
+    st->rows_flushed = atomic_load(&t->rows_flushed);
+}
+
+/* ---- snapshots -------------------------------------------------------------------- */
+
+typedef struct snap_priv {
+    uint32_t nhandles;
+    seg_handle **handles;
+} snap_priv;
+
+table_snapshot *table_snapshot_acquire(strata_table *t, int64_t from_ms, int64_t to_ms)
+{
+    table_snapshot *s = calloc(1, sizeof *s);
+    snap_priv *pv = calloc(1, sizeof *pv);
+    if (!s || !pv) {
+        free(s);
+        free(pv);
+        return NULL;
+    }
+    s->priv = pv;
+    pthread_mutex_lock(&t->lock);
+    s->parts = calloc(t->nparts + 1, sizeof *s->parts);
+    uint32_t total_segs = 0;
+    for (uint32_t i = 0; i < t->nparts; i++)
+        total_segs += t->parts[i]->nsegs;
+    pv->handles = calloc(total_segs + 1, sizeof *pv->handles);
+    if (!s->parts || !pv->handles)
+        goto oom;
+    for (uint32_t i = 0; i < t->nparts; i++) {
+        partition *p = t->parts[i];
+        int64_t end = schema_partition_next(t->schema.partition_by, p->key);
+        if (end <= from_ms || p->key >= to_ms)
+            continue;
+        snapshot_part *sp = &s->parts[s->nparts++];
+        sp->key = p->key;
+        sp->end = end;
+        sp->segs = calloc(p->nsegs + 1, sizeof *sp->segs);
+        sp->mts = calloc(p->nsealed + 2, sizeof *sp->mts);
+        sp->mt_rows = calloc(p->nsealed + 2, sizeof *sp->mt_rows);
+        if (!sp->segs || !sp->mts || !sp->mt_rows)
+            goto oom;
+        for (uint32_t j = 0; j < p->nsegs; j++) {
+            seg_handle *h = p->segs[j];
+            atomic_fetch_add(&h->refs, 1);
+            pv->handles[pv->nhandles++] = h;
+            sp->segs[sp->nsegs++] = h->seg;
+        }
+        for (uint32_t j = 0; j < p->nsealed; j++) {
+            memtable_ref(p->sealed[j].mt);
+            sp->mt_rows[sp->nmts] = memtable_nrows(p->sealed[j].mt);
+            sp->mts[sp->nmts++] = p->sealed[j].mt;
+        }
+        if (p->active) {
+            memtable_ref(p->active);
+            sp->mt_rows[sp->nmts] = memtable_nrows(p->active);
+            sp->mts[sp->nmts++] = p->active;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return s;
+oom:
+    pthread_mutex_unlock(&t->lock);
+    table_snapshot_release(s);
+    return NULL;
+}
+
+void table_snapshot_release(table_snapshot *s)
+{
+    if (!s)
+        return;
+    snap_priv *pv = s->priv;
+    for (uint32_t i = 0; i < pv->nhandles; i++)
+        handle_unref(pv->handles[i]);
+    free(pv->handles);
+    free(pv);
+    if (s->parts) {
+        for (uint32_t i = 0; i < s->nparts; i++) {
+            for (uint32_t j = 0; j < s->parts[i].nmts; j++)
+                memtable_unref(s->parts[i].mts[j]);
+            free(s->parts[i].segs);
+            free(s->parts[i].mts);
+            free(s->parts[i].mt_rows);
+        }
+        free(s->parts);
+    }
+    free(s);
+}

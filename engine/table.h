@@ -1,0 +1,107 @@
+/*
+ * table.h — a table on disk and in memory: time partitions, each with its memtables
+ * and its committed segments; appends, flushes, recovery and read snapshots.
+ *
+ * Directory layout: <data>/<table>/raw/<partition>/{MANIFEST, <id>.seg}. (The schema file
+ * beside raw/ is written by the layer that parses JSON; the engine takes a parsed schema.)
+ *
+ * Threads and locks:
+ *   - appenders (any number) serialize on the table's write lock; rows go to the active
+ *     memtable of their partition. A memtable that is full (rows or bytes) or older than
+ *     memtable_max_age_ms is sealed: it stays readable and waits for a flush.
+ *   - table_flush writes sealed memtables as segments (segment fsynced, then the
+ *     partition manifest committed atomically with the checkpoints noted when the memtable
+ *     was sealed), then swaps segment for memtable in one step under the table lock.
+ *     Flushes serialize among themselves and never hold the write lock while writing.
+ *   - readers take a table_snapshot: the segments and memtables (with row counts) of the
+ *     partitions at one instant. Every row is in exactly one of them.
+ *
+ * Recovery (table_open): for every partition directory, load the manifest, delete
+ * MANIFEST.tmp and every *.seg the manifest does not list (a flush that crashed before its
+ * commit), and open every listed segment (which checks its footer, dictionaries and
+ * bitmaps). A listed segment that is missing or damaged makes table_open fail with a
+ * message naming it: strata never silently serves less than it committed.
+ */
+#ifndef STRATA_TABLE_H
+#define STRATA_TABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "manifest.h"
+#include "memtable.h"
+#include "row_batch.h"
+#include "schema.h"
+#include "segment.h"
+
+typedef struct strata_table strata_table;
+
+/* Opens (creating directories as needed) and recovers the table schema->name under
+ * data_dir. *out is owned by the caller: table_close. */
+int table_open(const char *data_dir, const strata_schema *schema, strata_table **out /* OUT */,
+               strata_err *err);
+/* Closes without flushing (rows only in memtables are dropped: call table_flush first).
+ * Waits for no one: callers stop their threads first. */
+void table_close(strata_table *t);
+
+const strata_schema *table_schema(const strata_table *t);
+const char *table_dir(const strata_table *t);
+
+/* Appends every row of b. Returns 0; STRATA_EINVAL for a row whose time cannot be
+ * partitioned; STRATA_EFULL (nothing appended) when the table's memtables hold more than
+ * memory_budget_bytes — flush, then retry. */
+int table_append(strata_table *t, const row_batch *b, strata_err *err);
+
+/* Records that the rows appended so far include (source, partition) up to next_offset
+ * (exclusive). Memtables sealed after this carry it to their manifest commit. */
+int table_note_checkpoint(strata_table *t, const char *source, int32_t kpart,
+                          int64_t next_offset);
+
+/* Seals memtables (all non-empty ones with force, else only full or old ones) and writes
+ * every sealed memtable as a segment. Returns 0 or the first error (the failed memtable
+ * stays sealed and readable; a later flush retries it). */
+int table_flush(strata_table *t, bool force, strata_err *err);
+
+/* True when some memtable is due for sealing or some sealed memtable awaits a flush. */
+bool table_flush_due(strata_table *t);
+
+typedef struct table_stats {
+    uint64_t partitions;
+    uint64_t segments;
+    uint64_t segment_rows;
+    uint64_t segment_bytes;
+    uint64_t memtables;
+    uint64_t memtable_rows;
+    uint64_t memtable_bytes;
+    uint64_t flushes;       /* since open */
+    uint64_t flush_ns;      /* total time in flushes since open */
+    uint64_t rows_flushed;  /* since open */
+} table_stats;
+void table_get_stats(strata_table *t, table_stats *st /* OUT */);
+
+/* ---- snapshots -------------------------------------------------------------------- */
+
+typedef struct snapshot_part {
+    int64_t key;     /* partition start, epoch ms */
+    int64_t end;     /* next partition's start */
+    uint32_t nsegs;
+    segment **segs;
+    uint32_t nmts;
+    memtable **mts;
+    uint64_t *mt_rows; /* rows of mts[i] in this snapshot */
+} snapshot_part;
+
+typedef struct table_snapshot {
+    uint32_t nparts;
+    snapshot_part *parts; /* ordered by key */
+    void *priv;
+} table_snapshot;
+
+/* A consistent view of the table; valid until table_snapshot_release. Partitions are
+ * limited to those overlapping [from_ms, to_ms) (use INT64_MIN/INT64_MAX for all).
+ * Returns NULL when out of memory. */
+table_snapshot *table_snapshot_acquire(strata_table *t, int64_t from_ms, int64_t to_ms);
+void table_snapshot_release(table_snapshot *s);
+
+#endif

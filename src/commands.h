@@ -1,0 +1,10 @@
+/*
+ * commands.h — entry points of the strata subcommands, each taking argv from the
+ * command name on and returning the process exit status.
+ */
+#ifndef STRATA_COMMANDS_H
+#define STRATA_COMMANDS_H
+
+int cmd_inspect(int argc, char **argv); /* tools/inspect.c */
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * main.c — the strata command line: dispatches `strata <command>` to its implementation.
+ *
+ * Each command lives in its own file (tools/inspect.c, ...) and takes argc/argv from
+ * the command name on; this file owns only the top-level help and the dispatch table.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+#define STRATA_VERSION "0.1.0"
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"inspect", cmd_inspect, "read segment files and data directories offline"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "strata %s — a columnar time-series OLAP store for event streams\n\n"
+               "usage: strata <command> [options]\n\ncommands:\n",
+            STRATA_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`strata <command> --help` documents each command's flags.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("strata %s\n", STRATA_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "strata: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

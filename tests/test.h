@@ -1,0 +1,120 @@
+/*
+ * test.h — the unit-test harness: ASSERT_* macros that print file, line and both operands,
+ * and a TEST()/test main that runs every registered test and prints "N passed, N failed".
+ *
+ * Each test binary holds the tests of one module. A failing assertion ends the current
+ * test (longjmp) and the binary exits non-zero after running the rest.
+ */
+#ifndef STRATA_TEST_H
+#define STRATA_TEST_H
+
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*test_fn)(void);
+struct test_case {
+    const char *name;
+    test_fn fn;
+};
+
+extern jmp_buf test_jmp;
+extern int test_failed_current;
+
+#define TEST_FAIL_(...)                                                                            \
+    do {                                                                                           \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                            \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+        test_failed_current = 1;                                                                   \
+        longjmp(test_jmp, 1);                                                                      \
+    } while (0)
+
+#define ASSERT(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            TEST_FAIL_("assertion failed: %s", #c);                                                \
+    } while (0)
+
+#define ASSERT_INT_OP_(a, op, b)                                                                   \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (!(a_ op b_))                                                                           \
+            TEST_FAIL_("%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);                             \
+    } while (0)
+#define ASSERT_EQ(a, b) ASSERT_INT_OP_(a, ==, b)
+#define ASSERT_NE(a, b) ASSERT_INT_OP_(a, !=, b)
+#define ASSERT_LT(a, b) ASSERT_INT_OP_(a, <, b)
+#define ASSERT_LE(a, b) ASSERT_INT_OP_(a, <=, b)
+#define ASSERT_GT(a, b) ASSERT_INT_OP_(a, >, b)
+#define ASSERT_GE(a, b) ASSERT_INT_OP_(a, >=, b)
+
+#define ASSERT_U64_EQ(a, b)                                                                        \
+    do {                                                                                           \
+        unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);             \
+        if (a_ != b_)                                                                              \
+            TEST_FAIL_("%s == %s: %llu vs %llu", #a, #b, a_, b_);                                  \
+    } while (0)
+
+#define ASSERT_DBL_EQ(a, b)                                                                        \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (memcmp(&a_, &b_, sizeof a_) != 0)                                                      \
+            TEST_FAIL_("%s == %s: %.17g vs %.17g", #a, #b, a_, b_);                                \
+    } while (0)
+
+#define ASSERT_STR_EQ(a, b)                                                                        \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (strcmp(a_, b_) != 0)                                                                   \
+            TEST_FAIL_("%s == %s: \"%s\" vs \"%s\"", #a, #b, a_, b_);                              \
+    } while (0)
+
+#define ASSERT_CONTAINS(hay, needle)                                                               \
+    do {                                                                                           \
+        const char *h_ = (hay), *n_ = (needle);                                                    \
+        if (!strstr(h_, n_))                                                                       \
+            TEST_FAIL_("%s contains %s: \"%s\" lacks \"%s\"", #hay, #needle, h_, n_);              \
+    } while (0)
+
+/* Test registration: list tests in a TEST_LIST at the end of the file. */
+#define TEST(name) static void name(void)
+#define TEST_LIST(...)                                                                             \
+    jmp_buf test_jmp;                                                                              \
+    int test_failed_current;                                                                       \
+    static const struct test_case test_cases_[] = {__VA_ARGS__};                                   \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        int passed = 0, failed = 0;                                                                \
+        for (size_t i = 0; i < sizeof test_cases_ / sizeof test_cases_[0]; i++) {                  \
+            if (argc > 1 && strcmp(argv[1], test_cases_[i].name) != 0)                            \
+                continue;                                                                          \
+            test_failed_current = 0;                                                               \
+            if (setjmp(test_jmp) == 0)                                                             \
+                test_cases_[i].fn();                                                               \
+            if (test_failed_current) {                                                             \
+                failed++;                                                                          \
+                fprintf(stderr, "FAIL %s\n", test_cases_[i].name);                                 \
+            } else {                                                                               \
+                passed++;                                                                          \
+                fprintf(stderr, "ok   %s\n", test_cases_[i].name);                                 \
+            }                                                                                      \
+        }                                                                                          \
+        printf("%d passed, %d failed\n", passed, failed);                                          \
+        return failed ? 1 : 0;                                                                     \
+    }
+#define T(fn) {#fn, fn}
+
+/* Deterministic xorshift random numbers for tests. */
+static inline uint64_t test_rand_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+#endif
