@@ -5,13 +5,13 @@
 
 #include <stdlib.h>
 
-void buf_free(buf *b)
+void buf_free(bytebuf *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
 }
 
-bool buf_reserve(buf *b, size_t extra)
+bool buf_reserve(bytebuf *b, size_t extra)
 {
     if (b->oom)
         return false;
@@ -30,7 +30,7 @@ bool buf_reserve(buf *b, size_t extra)
     return true;
 }
 
-void buf_put(buf *b, const void *p, size_t n)
+void buf_put(bytebuf *b, const void *p, size_t n)
 {
     if (n == 0 || !buf_reserve(b, n))
         return;
@@ -38,25 +38,25 @@ void buf_put(buf *b, const void *p, size_t n)
     b->len += n;
 }
 
-void buf_put_u8(buf *b, uint8_t v)
+void buf_put_u8(bytebuf *b, uint8_t v)
 {
     buf_put(b, &v, 1);
 }
 
-void buf_put_u16(buf *b, uint16_t v)
+void buf_put_u16(bytebuf *b, uint16_t v)
 {
     uint8_t t[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
     buf_put(b, t, 2);
 }
 
-void buf_put_u32(buf *b, uint32_t v)
+void buf_put_u32(bytebuf *b, uint32_t v)
 {
     uint8_t t[4];
     store_u32le(t, v);
     buf_put(b, t, 4);
 }
 
-void buf_put_u64(buf *b, uint64_t v)
+void buf_put_u64(bytebuf *b, uint64_t v)
 {
     uint8_t t[8];
     store_u64le(t, v);

@@ -15,20 +15,20 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef struct buf {
+typedef struct bytebuf {
     uint8_t *data;
     size_t len, cap;
     bool oom;
-} buf;
+} bytebuf;
 
-void buf_free(buf *b);
+void buf_free(bytebuf *b);
 /* Makes room for extra more bytes; false (and b->oom) when out of memory. */
-bool buf_reserve(buf *b, size_t extra);
-void buf_put(buf *b, const void *p, size_t n);
-void buf_put_u8(buf *b, uint8_t v);
-void buf_put_u16(buf *b, uint16_t v);
-void buf_put_u32(buf *b, uint32_t v);
-void buf_put_u64(buf *b, uint64_t v);
+bool buf_reserve(bytebuf *b, size_t extra);
+void buf_put(bytebuf *b, const void *p, size_t n);
+void buf_put_u8(bytebuf *b, uint8_t v);
+void buf_put_u16(bytebuf *b, uint16_t v);
+void buf_put_u32(bytebuf *b, uint32_t v);
+void buf_put_u64(bytebuf *b, uint64_t v);
 
 static inline void store_u32le(uint8_t *p, uint32_t v)
 {

@@ -50,7 +50,7 @@ const char *codec_name(strata_codec codec)
     }
 }
 
-strata_codec block_compress(compressor *c, buf *out, const void *src, size_t n, strata_codec codec)
+strata_codec block_compress(compressor *c, bytebuf *out, const void *src, size_t n, strata_codec codec)
 {
     size_t start = out->len;
     if (codec == STRATA_CODEC_LZ4 && n <= LZ4_MAX_INPUT_SIZE) {

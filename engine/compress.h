@@ -24,7 +24,7 @@ void compressor_free(compressor *c);
 /* Appends the compressed form of src[0..n) to out and returns the codec used (the
  * requested one, or STRATA_CODEC_NONE when that is not smaller). Allocation failure is
  * reported through out->oom. */
-strata_codec block_compress(compressor *c, buf *out, const void *src, size_t n, strata_codec codec);
+strata_codec block_compress(compressor *c, bytebuf *out, const void *src, size_t n, strata_codec codec);
 
 /* Decompresses exactly raw_len bytes into dst (capacity raw_len). Returns 0, or
  * STRATA_ECORRUPT when the input does not decompress to exactly raw_len bytes. */

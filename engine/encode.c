@@ -49,7 +49,7 @@ static inline size_t packed_bytes(uint64_t count, unsigned w)
 }
 
 /* Appends x[i] - base for i in [0, n), w bits each. */
-static void pack(buf *out, const uint64_t *x, uint32_t n, uint64_t base, unsigned w)
+static void pack(bytebuf *out, const uint64_t *x, uint32_t n, uint64_t base, unsigned w)
 {
     size_t nb = packed_bytes(n, w);
     if (!buf_reserve(out, nb + 9))
@@ -125,7 +125,7 @@ static unsigned round_width(unsigned w, bool aligned)
     return aligned ? (w + 7) / 8 * 8 : w;
 }
 
-void encode_ints(buf *out, const uint64_t *v, uint32_t n, bool is_signed, bool aligned)
+void encode_ints(bytebuf *out, const uint64_t *v, uint32_t n, bool is_signed, bool aligned)
 {
     /* Range for frame of reference. */
     uint64_t lo = v[0], hi = v[0];
@@ -321,7 +321,7 @@ static bool decimal_fits(double v, unsigned k, int64_t *m)
     return true;
 }
 
-void encode_floats(buf *out, const double *v, uint32_t n, bool aligned, uint64_t *scratch)
+void encode_floats(bytebuf *out, const double *v, uint32_t n, bool aligned, uint64_t *scratch)
 {
     uint64_t first;
     memcpy(&first, &v[0], 8);

@@ -54,13 +54,13 @@ const char *encoding_name(uint8_t id);
 
 /* Appends the smallest integer encoding of v[0..n) to out (n >= 1). Allocation failure
  * is reported through out->oom. */
-void encode_ints(buf *out, const uint64_t *v, uint32_t n, bool is_signed, bool aligned);
+void encode_ints(bytebuf *out, const uint64_t *v, uint32_t n, bool is_signed, bool aligned);
 /* Decodes exactly n values. Returns 0, or STRATA_ECORRUPT when the bytes are not a
  * well-formed integer block of n values. */
 int decode_ints(const uint8_t *in, size_t len, uint64_t *out, uint32_t n);
 
 /* Appends the smallest float encoding of v[0..n) to out; scratch holds n values. */
-void encode_floats(buf *out, const double *v, uint32_t n, bool aligned, uint64_t *scratch);
+void encode_floats(bytebuf *out, const double *v, uint32_t n, bool aligned, uint64_t *scratch);
 /* Decodes exactly n values; scratch holds n values. 0 or STRATA_ECORRUPT. */
 int decode_floats(const uint8_t *in, size_t len, double *out, uint32_t n, uint64_t *scratch);
 

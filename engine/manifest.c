@@ -127,7 +127,7 @@ int manifest_read(const char *dir, manifest *m, strata_err *err)
             return strata_err_set(err, STRATA_ENOTFOUND, "%s: no manifest", path);
         return strata_err_set(err, STRATA_EIO, "%s: open: %s", path, strerror(errno));
     }
-    buf b = {0};
+    bytebuf b = {0};
     uint8_t tmp[65536];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
@@ -209,7 +209,7 @@ done:
 
 int manifest_write(const char *dir, const manifest *m, strata_err *err)
 {
-    buf b = {0};
+    bytebuf b = {0};
     buf_put(&b, MAN_MAGIC, 8);
     buf_put_u32(&b, MAN_VERSION);
     buf_put_u32(&b, 0);

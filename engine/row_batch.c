@@ -97,7 +97,8 @@ int64_t row_batch_add_row(row_batch *b)
             uint32_t len = (uint32_t)strnlen(col->def_s, sizeof col->def_s);
             if (bytes_reserve(b, len) != 0)
                 return -1;
-            memcpy(b->bytes + b->nbytes, col->def_s, len);
+            if (len)
+                memcpy(b->bytes + b->nbytes, col->def_s, len);
             b->s[c][r].off = b->nbytes;
             b->s[c][r].len = len;
             b->nbytes += len;
@@ -117,7 +118,8 @@ int row_batch_set_str(row_batch *b, int col, uint32_t row, const char *p, uint32
 {
     if (bytes_reserve(b, len) != 0)
         return STRATA_ENOMEM;
-    memcpy(b->bytes + b->nbytes, p, len);
+    if (len)
+        memcpy(b->bytes + b->nbytes, p, len);
     b->s[col][row].off = b->nbytes;
     b->s[col][row].len = len;
     b->nbytes += len;

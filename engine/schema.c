@@ -342,7 +342,7 @@ int64_t schema_partition_next(strata_partition_by by, int64_t key)
     }
 }
 
-void schema_partition_name(strata_partition_by by, int64_t key, char *buf, size_t cap)
+void schema_partition_name(strata_partition_by by, int64_t key, char *out, size_t cap)
 {
     int64_t y;
     unsigned m, d;
@@ -350,12 +350,12 @@ void schema_partition_name(strata_partition_by by, int64_t key, char *buf, size_
     strata_civil_from_days(days, &y, &m, &d);
     switch (by) {
     case STRATA_PART_HOUR:
-        snprintf(buf, cap, "%04" PRId64 "-%02u-%02uT%02d", y, m, d,
+        snprintf(out, cap, "%04" PRId64 "-%02u-%02uT%02d", y, m, d,
                  (int)((key - days * 86400000) / 3600000));
         break;
-    case STRATA_PART_MONTH: snprintf(buf, cap, "%04" PRId64 "-%02u", y, m); break;
+    case STRATA_PART_MONTH: snprintf(out, cap, "%04" PRId64 "-%02u", y, m); break;
     case STRATA_PART_DAY:
-    default: snprintf(buf, cap, "%04" PRId64 "-%02u-%02u", y, m, d); break;
+    default: snprintf(out, cap, "%04" PRId64 "-%02u-%02u", y, m, d); break;
     }
 }
 

@@ -166,8 +166,8 @@ int schema_column_index(const strata_schema *s, const char *name);
 int64_t schema_partition_key(strata_partition_by by, int64_t ts_ms);
 /* Start of the partition after the one starting at key. */
 int64_t schema_partition_next(strata_partition_by by, int64_t key);
-/* Writes the partition's directory name into buf (at least 32 bytes). */
-void schema_partition_name(strata_partition_by by, int64_t key, char *buf, size_t cap);
+/* Writes the partition's directory name into out (at least 32 bytes). */
+void schema_partition_name(strata_partition_by by, int64_t key, char *out, size_t cap);
 /* Parses a directory name written by schema_partition_name; 0 on success. */
 int schema_partition_parse(strata_partition_by by, const char *name, int64_t *key /* OUT */);
 

@@ -26,7 +26,7 @@ typedef struct col_state {
     /* strings */
     bool have_dict;
     uint32_t dict_n;
-    buf dict_raw;              /* dictionary block raw bytes */
+    bytebuf dict_raw;              /* dictionary block raw bytes */
     roaring_bitmap_t **bitmaps;
     /* footer entries */
     seg_granule *granules;
@@ -36,11 +36,11 @@ struct segment_writer {
     char *path;
     int fd;
     uint64_t offset; /* bytes written so far (file position after flushing out) */
-    buf out;         /* write buffer */
+    bytebuf out;         /* write buffer */
     strata_schema schema;
     segment_write_opts opts;
     compressor *z;
-    buf enc, comp;
+    bytebuf enc, comp;
     uint64_t *scratch;
     uint32_t *sort_rows;
     bool created; /* we made the file: abort removes it */
@@ -75,8 +75,8 @@ static int emit(segment_writer *w, const void *p, size_t n, strata_err *err)
             return rc;
     }
     if (n >= (1u << 20)) {
-        buf tmp = w->out;
-        w->out = (buf){(uint8_t *)p, n, n, false};
+        bytebuf tmp = w->out;
+        w->out = (bytebuf){(uint8_t *)p, n, n, false};
         int rc = flush_out(w, err);
         w->out = tmp;
         if (rc)
@@ -344,7 +344,7 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
     return 0;
 }
 
-static void put_ref(buf *f, const seg_block *r)
+static void put_ref(bytebuf *f, const seg_block *r)
 {
     buf_put_u64(f, r->offset);
     buf_put_u32(f, r->stored_len);
@@ -380,7 +380,7 @@ int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err
 {
     const strata_schema *sc = &w->schema;
     seg_block dict_ref[STRATA_MAX_COLUMNS], bm_ref[STRATA_MAX_COLUMNS];
-    buf f = {0}, bm = {0};
+    bytebuf f = {0}, bm = {0};
     int rc = 0;
     for (int c = 0; c < sc->ncols; c++) {
         col_state *cs = &w->cols[c];

@@ -87,8 +87,9 @@ extern int test_failed_current;
     static const struct test_case test_cases_[] = {__VA_ARGS__};                                   \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
-        int passed = 0, failed = 0;                                                                \
-        for (size_t i = 0; i < sizeof test_cases_ / sizeof test_cases_[0]; i++) {                  \
+        static int passed, failed;                                                                 \
+        static size_t i;                                                                           \
+        for (i = 0; i < sizeof test_cases_ / sizeof test_cases_[0]; i++) {                         \
             if (argc > 1 && strcmp(argv[1], test_cases_[i].name) != 0)                            \
                 continue;                                                                          \
             test_failed_current = 0;                                                               \

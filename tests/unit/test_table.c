@@ -1,0 +1,447 @@
+/*
+ * test_table.c — memtable, manifest and table: appends, concurrent readers, flush to
+ * segments, atomic manifest commits with checkpoints, recovery after restarts and after
+ * leftovers of interrupted flushes, snapshots.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "manifest.h"
+#include "memtable.h"
+#include "table.h"
+#include "test.h"
+
+static void tmpdir(char *out, size_t cap, const char *name)
+{
+    const char *base = getenv("STRATA_TEST_TMP");
+    snprintf(out, cap, "%s/%s-%d", base ? base : "/tmp", name, (int)getpid());
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", out, out);
+    ASSERT_EQ(system(cmd), 0);
+}
+
+static void make_schema(strata_schema *s)
+{
+    schema_init(s);
+    snprintf(s->name, sizeof s->name, "events");
+    const char *names[] = {"ts", "id", "country", "amount", "ok", "small"};
+    strata_type types[] = {STRATA_TIMESTAMP, STRATA_UINT64, STRATA_STRING,
+                           STRATA_FLOAT64,   STRATA_BOOL,   STRATA_INT32};
+    for (int i = 0; i < 6; i++) {
+        snprintf(s->cols[i].name, sizeof s->cols[i].name, "%s", names[i]);
+        s->cols[i].type = types[i];
+    }
+    s->ncols = 6;
+    s->time_col = 0;
+    s->memtable_max_rows = 5000;
+    schema_apply_default_order(s);
+}
+
+static const char *countries[] = {"US", "DE", "FR", "", "JP", "BR"};
+
+/* Fills b with n rows: row k has ts = t0 + k*step, id = k, country = countries[k % 6]... */
+static void fill(row_batch *b, uint64_t first, uint32_t n, int64_t t0, int64_t step)
+{
+    row_batch_clear(b);
+    for (uint32_t k = 0; k < n; k++) {
+        uint64_t id = first + k;
+        int64_t r = row_batch_add_row(b);
+        ASSERT(r >= 0);
+        b->i[0][r] = t0 + (int64_t)id * step;
+        b->i[1][r] = (int64_t)(id * 2654435761u);
+        const char *c = countries[id % 6];
+        ASSERT_EQ(row_batch_set_str(b, 2, (uint32_t)r, c, (uint32_t)strlen(c)), 0);
+        b->f[3][r] = (double)(id % 1000) / 100.0;
+        b->i[4][r] = id % 3 == 0;
+        b->i[5][r] = -(int64_t)(id % 77);
+    }
+}
+
+typedef struct sums {
+    uint64_t rows;
+    uint64_t id_xor;
+    double amount;
+    uint64_t per_country[6];
+} sums;
+
+static int country_index(strata_str s)
+{
+    for (int i = 0; i < 6; i++)
+        if (s.len == strlen(countries[i]) && memcmp(s.ptr, countries[i], s.len) == 0)
+            return i;
+    return -1;
+}
+
+/* Sums every row visible in a snapshot (segments and memtables). */
+static void sum_snapshot(strata_table *t, sums *out)
+{
+    memset(out, 0, sizeof *out);
+    table_snapshot *s = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
+    ASSERT(s);
+    seg_scratch sc = {0};
+    strata_err err = {0};
+    int64_t iv[8192];
+    double fv[8192];
+    uint32_t cv[8192];
+    for (uint32_t p = 0; p < s->nparts; p++) {
+        snapshot_part *sp = &s->parts[p];
+        for (uint32_t i = 0; i < sp->nsegs; i++) {
+            segment *seg = sp->segs[i];
+            for (uint32_t g = 0; g < segment_ngranules(seg); g++) {
+                uint32_t n = segment_granule_nrows(seg, g);
+                ASSERT_EQ(segment_read_ints(seg, 1, g, iv, &sc, &err), 0);
+                for (uint32_t k = 0; k < n; k++)
+                    out->id_xor ^= (uint64_t)iv[k];
+                ASSERT_EQ(segment_read_floats(seg, 3, g, fv, &sc, &err), 0);
+                for (uint32_t k = 0; k < n; k++)
+                    out->amount += fv[k];
+                ASSERT_EQ(segment_read_codes(seg, 2, g, cv, &sc, &err), 0);
+                for (uint32_t k = 0; k < n; k++) {
+                    int ci = country_index(segment_dict_value(seg, 2, cv[k]));
+                    ASSERT(ci >= 0);
+                    out->per_country[ci]++;
+                }
+                out->rows += n;
+            }
+        }
+        for (uint32_t i = 0; i < sp->nmts; i++) {
+            memtable *mt = sp->mts[i];
+            for (uint64_t r = 0; r < sp->mt_rows[i]; r++) {
+                uint64_t ch = r / MEMTABLE_CHUNK_ROWS, k = r % MEMTABLE_CHUNK_ROWS;
+                out->id_xor ^= (uint64_t)memtable_chunk_ints(mt, 1, ch)[k];
+                out->amount += memtable_chunk_floats(mt, 3, ch)[k];
+                int ci = country_index(memtable_dict_value(mt, 2, memtable_chunk_codes(mt, 2, ch)[k]));
+                ASSERT(ci >= 0);
+                out->per_country[ci]++;
+                out->rows++;
+            }
+        }
+    }
+    seg_scratch_free(&sc);
+    table_snapshot_release(s);
+}
+
+static void expected_sums(uint64_t n, sums *out)
+{
+    memset(out, 0, sizeof *out);
+    for (uint64_t id = 0; id < n; id++) {
+        out->rows++;
+        out->id_xor ^= id * 2654435761u;
+        out->amount += (double)(id % 1000) / 100.0;
+        out->per_country[id % 6]++;
+    }
+}
+
+static void assert_sums_eq(const sums *a, const sums *b)
+{
+    ASSERT_U64_EQ(a->rows, b->rows);
+    ASSERT_U64_EQ(a->id_xor, b->id_xor);
+    ASSERT(fabs(a->amount - b->amount) < 1e-6 * (1 + fabs(b->amount)));
+    for (int i = 0; i < 6; i++)
+        ASSERT_U64_EQ(a->per_country[i], b->per_country[i]);
+}
+
+TEST(manifest_round_trip_and_damage)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "manifest");
+    manifest m = {0};
+    strata_err err = {0};
+    ASSERT_EQ(manifest_read(dir, &m, &err), STRATA_ENOTFOUND);
+    m.generation = 7;
+    for (uint64_t i = 1; i <= 5; i++) {
+        manifest_segment s = {i, i * 10, i * 100, (int64_t)i, (int64_t)i + 5, (uint32_t)(i % 2)};
+        ASSERT_EQ(manifest_add_segment(&m, &s), 0);
+    }
+    ASSERT_EQ(manifest_set_checkpoint(&m, "orders", 3, 1234), 0);
+    ASSERT_EQ(manifest_set_checkpoint(&m, "orders", 0, 99), 0);
+    ASSERT_EQ(manifest_set_checkpoint(&m, "orders", 3, 1500), 0);
+    ASSERT_EQ(manifest_remove_segment(&m, 2), 0);
+    ASSERT_EQ(manifest_remove_segment(&m, 2), STRATA_ENOTFOUND);
+    ASSERT_EQ(manifest_write(dir, &m, &err), 0);
+    manifest r;
+    ASSERT_EQ(manifest_read(dir, &r, &err), 0);
+    ASSERT_U64_EQ(r.generation, 7);
+    ASSERT_EQ(r.nsegs, 4);
+    ASSERT_U64_EQ(r.segs[1].id, 3);
+    ASSERT_U64_EQ(r.segs[3].rows, 50);
+    ASSERT_EQ(manifest_get_checkpoint(&r, "orders", 3), 1500);
+    ASSERT_EQ(manifest_get_checkpoint(&r, "orders", 0), 99);
+    ASSERT_EQ(manifest_get_checkpoint(&r, "orders", 1), -1);
+    manifest_free(&r);
+
+    /* Every flipped byte and every truncation is refused, never accepted wrong. */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/MANIFEST", dir);
+    FILE *f = fopen(path, "rb");
+    ASSERT(f);
+    unsigned char orig[4096];
+    size_t len = fread(orig, 1, sizeof orig, f);
+    fclose(f);
+    for (size_t cut = 0; cut <= len; cut++) {
+        for (int flip = 0; flip < 2; flip++) {
+            if (cut == len && !flip)
+                continue;
+            unsigned char copy[4096];
+            memcpy(copy, orig, len);
+            size_t n = flip ? len : cut;
+            if (flip && cut < len)
+                copy[cut] ^= 0x10;
+            else if (flip)
+                continue;
+            f = fopen(path, "wb");
+            fwrite(copy, 1, n, f);
+            fclose(f);
+            int rc = manifest_read(dir, &r, &err);
+            ASSERT(rc == STRATA_ECORRUPT || rc == STRATA_EVERSION);
+            ASSERT_CONTAINS(err.msg, "MANIFEST");
+        }
+    }
+    manifest_free(&m);
+}
+
+TEST(memtable_append_and_read)
+{
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    memtable *mt = memtable_create(&s, 0, 20000, &err);
+    ASSERT(mt);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 12000, 1000, 1);
+    ASSERT_EQ(memtable_append(mt, &b, NULL, b.nrows, &err), 0);
+    ASSERT_EQ(memtable_nrows(mt), 12000);
+    ASSERT_EQ(memtable_min_time(mt), 1000);
+    ASSERT_EQ(memtable_max_time(mt), 1000 + 11999);
+    for (uint64_t r = 0; r < 12000; r += 997) {
+        uint64_t ch = r / MEMTABLE_CHUNK_ROWS, k = r % MEMTABLE_CHUNK_ROWS;
+        ASSERT_EQ(memtable_chunk_ints(mt, 0, ch)[k], 1000 + (int64_t)r);
+        strata_str c = memtable_dict_value(mt, 2, memtable_chunk_codes(mt, 2, ch)[k]);
+        ASSERT_EQ(c.len, strlen(countries[r % 6]));
+        ASSERT_EQ(memtable_chunk_ints(mt, 5, ch)[k], -(int64_t)(r % 77));
+    }
+    /* Past max_rows: refused whole. */
+    fill(&b, 12000, 9000, 1000, 1);
+    ASSERT_EQ(memtable_append(mt, &b, NULL, b.nrows, &err), STRATA_EFULL);
+    ASSERT_EQ(memtable_nrows(mt), 12000);
+    ASSERT(memtable_bytes(mt) > 12000 * 8 * 5);
+    row_batch_free(&b);
+    memtable_unref(mt);
+}
+
+typedef struct reader_arg {
+    memtable *mt;
+    _Atomic int stop;
+    uint64_t checks;
+    int bad;
+} reader_arg;
+
+static void *reader_main(void *p)
+{
+    reader_arg *a = p;
+    while (!atomic_load(&a->stop)) {
+        uint64_t n = memtable_nrows(a->mt);
+        for (uint64_t r = n > 300 ? n - 300 : 0; r < n; r++) {
+            uint64_t ch = r / MEMTABLE_CHUNK_ROWS, k = r % MEMTABLE_CHUNK_ROWS;
+            if (memtable_chunk_ints(a->mt, 0, ch)[k] != (int64_t)r)
+                a->bad++;
+            strata_str c = memtable_dict_value(a->mt, 2, memtable_chunk_codes(a->mt, 2, ch)[k]);
+            if (c.len != strlen(countries[r % 6]) || memcmp(c.ptr, countries[r % 6], c.len) != 0)
+                a->bad++;
+            a->checks++;
+        }
+    }
+    return NULL;
+}
+
+TEST(memtable_readers_see_consistent_prefix_while_writer_appends)
+{
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    memtable *mt = memtable_create(&s, 0, 400000, &err);
+    ASSERT(mt);
+    reader_arg a = {.mt = mt};
+    pthread_t th;
+    pthread_create(&th, NULL, reader_main, &a);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    for (uint64_t first = 0; first < 400000; first += 1000) {
+        fill(&b, first, 1000, 0, 1);
+        ASSERT_EQ(memtable_append(mt, &b, NULL, b.nrows, &err), 0);
+    }
+    atomic_store(&a.stop, 1);
+    pthread_join(th, NULL);
+    ASSERT_EQ(a.bad, 0);
+    ASSERT_GT(a.checks, 0);
+    row_batch_free(&b);
+    memtable_unref(mt);
+}
+
+TEST(table_flush_reopen_same_rows)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "table");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    /* 3 days of data, 20k rows: spans partitions and memtable size limits. */
+    int64_t t0 = 1704067200000; /* 2024-01-01 */
+    const uint64_t total = 20000;
+    for (uint64_t first = 0; first < total; first += 2500) {
+        fill(&b, first, 2500, t0, 13000);
+        ASSERT_EQ(table_append(t, &b, &err), 0);
+    }
+    sums want, got;
+    expected_sums(total, &want);
+    sum_snapshot(t, &got); /* all rows visible before any flush */
+    assert_sums_eq(&got, &want);
+    ASSERT_EQ(table_note_checkpoint(t, "topic-a", 0, 777), 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    table_stats st;
+    table_get_stats(t, &st);
+    ASSERT_EQ(st.memtable_rows, 0);
+    ASSERT_U64_EQ(st.segment_rows, total);
+    ASSERT_EQ(st.partitions, 4); /* 20000 * 13 s = 3.0 days from midnight */
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    table_close(t);
+
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    table_get_stats(t, &st);
+    ASSERT_GE(st.segments, 4);
+    /* The checkpoint rode along with the commit. */
+    char pdir[4200];
+    snprintf(pdir, sizeof pdir, "%s/events/raw/2024-01-01", dir);
+    manifest m;
+    ASSERT_EQ(manifest_read(pdir, &m, &err), 0);
+    ASSERT_EQ(manifest_get_checkpoint(&m, "topic-a", 0), 777);
+    manifest_free(&m);
+
+    /* Segments are sorted by order_by (country, then ts). */
+    table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
+    segment *seg = snap->parts[0].segs[0];
+    seg_scratch sc = {0};
+    uint32_t codes[8192];
+    int64_t ts[8192];
+    uint32_t prev_code = 0;
+    int64_t prev_ts = INT64_MIN;
+    for (uint32_t g = 0; g < segment_ngranules(seg); g++) {
+        ASSERT_EQ(segment_read_codes(seg, 2, g, codes, &sc, &err), 0);
+        ASSERT_EQ(segment_read_ints(seg, 0, g, ts, &sc, &err), 0);
+        for (uint32_t k = 0; k < segment_granule_nrows(seg, g); k++) {
+            ASSERT(codes[k] >= prev_code);
+            if (codes[k] == prev_code)
+                ASSERT(ts[k] >= prev_ts);
+            prev_code = codes[k];
+            prev_ts = ts[k];
+        }
+    }
+    ASSERT_EQ(segment_verify(seg, &err), 0);
+    seg_scratch_free(&sc);
+    table_snapshot_release(snap);
+    table_close(t);
+    row_batch_free(&b);
+}
+
+TEST(recovery_removes_uncommitted_files_and_refuses_missing_segments)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "recover");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 3000, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    table_close(t);
+
+    /* Leftovers of a flush that crashed before its manifest commit. */
+    char pdir[4200], p1[4300], p2[4300];
+    snprintf(pdir, sizeof pdir, "%s/events/raw/2024-01-01", dir);
+    snprintf(p1, sizeof p1, "%s/00000000000000ff.seg", pdir);
+    snprintf(p2, sizeof p2, "%s/MANIFEST.tmp", pdir);
+    FILE *f = fopen(p1, "w");
+    fputs("half a segment", f);
+    fclose(f);
+    f = fopen(p2, "w");
+    fputs("half a manifest", f);
+    fclose(f);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    ASSERT(access(p1, F_OK) != 0);
+    ASSERT(access(p2, F_OK) != 0);
+    sums want, got;
+    expected_sums(3000, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    /* Appending after recovery never reuses a committed segment id. */
+    fill(&b, 3000, 10, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    table_close(t);
+
+    /* A committed segment that vanished: open fails and names it. */
+    DIR *d = opendir(pdir);
+    struct dirent *de;
+    char victim[4600] = "";
+    while ((de = readdir(d)) != NULL)
+        if (strstr(de->d_name, ".seg"))
+            snprintf(victim, sizeof victim, "%s/%s", pdir, de->d_name);
+    closedir(d);
+    ASSERT(victim[0]);
+    ASSERT_EQ(unlink(victim), 0);
+    ASSERT(table_open(dir, &s, &t, &err) != 0);
+    ASSERT_CONTAINS(err.msg, strrchr(victim, '/') + 1);
+    row_batch_free(&b);
+}
+
+TEST(memory_budget_refuses_then_flush_frees)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "budget");
+    strata_schema s;
+    make_schema(&s);
+    s.memtable_max_rows = 1u << 20;
+    s.memtable_max_bytes = 1u << 16;
+    s.memory_budget_bytes = 1u << 16;
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 5000, 1704067200000, 10);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    fill(&b, 5000, 5000, 1704067200000, 10);
+    ASSERT_EQ(table_append(t, &b, &err), STRATA_EFULL);
+    ASSERT_CONTAINS(err.msg, "budget");
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    sums want, got;
+    expected_sums(10000, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    table_close(t);
+    row_batch_free(&b);
+}
+
+TEST_LIST(T(manifest_round_trip_and_damage), T(memtable_append_and_read),
+          T(memtable_readers_see_consistent_prefix_while_writer_appends),
+          T(table_flush_reopen_same_rows),
+          T(recovery_removes_uncommitted_files_and_refuses_missing_segments),
+          T(memory_budget_refuses_then_flush_frees))
