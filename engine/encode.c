@@ -9,6 +9,7 @@
 #include "encode.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -120,9 +121,97 @@ static void unpack(const uint8_t *in, unsigned w, uint32_t n, uint64_t base, uin
     }
 }
 
+/* Width actually used. Aligned (zstd-bound) blocks round up to whole bytes, which are
+ * then laid out as byte planes; above 56 bits the values are near-random and rounding
+ * would only add bytes, so they stay tightly packed. */
 static unsigned round_width(unsigned w, bool aligned)
 {
-    return aligned ? (w + 7) / 8 * 8 : w;
+    return aligned && w <= 56 ? (w + 7) / 8 * 8 : w;
+}
+
+/* The width byte of a block: the width, with WIDTH_PLANES set when the values are stored
+ * as byte planes (plane j holds byte j of every value: all low bytes first). */
+#define WIDTH_PLANES 0x80
+
+static uint8_t width_byte(unsigned w, bool aligned)
+{
+    return (uint8_t)(aligned && w >= 16 && w % 8 == 0 && w <= 56 ? (w | WIDTH_PLANES) : w);
+}
+
+static void pack_planes(bytebuf *out, const uint64_t *x, uint32_t n, uint64_t base, unsigned w)
+{
+    unsigned k = w / 8;
+    if (!buf_reserve(out, (size_t)n * k))
+        return;
+    uint8_t *dst = out->data + out->len;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t v = x[i] - base;
+        for (unsigned j = 0; j < k; j++)
+            dst[(size_t)j * n + i] = (uint8_t)(v >> (8 * j));
+    }
+    out->len += (size_t)n * k;
+}
+
+static void unpack_planes(const uint8_t *in, unsigned w, uint32_t n, uint64_t base, uint64_t *out)
+{
+    unsigned k = w / 8;
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = in[i];
+    for (unsigned j = 1; j < k; j++) {
+        const uint8_t *plane = in + (size_t)j * n;
+        for (uint32_t i = 0; i < n; i++)
+            out[i] |= (uint64_t)plane[i] << (8 * j);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        out[i] += base;
+}
+
+/* Packs x[i] - base with the layout width byte wb names. */
+static void pack_any(bytebuf *out, const uint64_t *x, uint32_t n, uint64_t base, uint8_t wb)
+{
+    if (wb & WIDTH_PLANES)
+        pack_planes(out, x, n, base, wb & ~WIDTH_PLANES);
+    else
+        pack(out, x, n, base, wb);
+}
+
+/* Parses a width byte: 0 and sets *w / *planes, or -1 when invalid. */
+static int parse_width(uint8_t wb, unsigned *w, bool *planes)
+{
+    *planes = (wb & WIDTH_PLANES) != 0;
+    *w = wb & ~WIDTH_PLANES;
+    if (*w > 64 || (*planes && (*w < 16 || *w % 8 != 0 || *w > 56)))
+        return -1;
+    return 0;
+}
+
+static void unpack_any(const uint8_t *in, unsigned w, bool planes, uint32_t n, uint64_t base,
+                       uint64_t *out)
+{
+    if (planes)
+        unpack_planes(in, w, n, base, out);
+    else
+        unpack(in, w, n, base, out);
+}
+
+/* Expected stored bytes of x[i] - base packed at width w. Tightly packed bits are what
+ * LZ4 stores; byte-aligned planes go to zstd, whose entropy stage pays about the order-0
+ * entropy of each plane, so that is the estimate there (plus a table per plane). */
+static double cost_bytes(const uint64_t *x, uint32_t n, uint64_t base, unsigned w, bool aligned)
+{
+    if (!aligned || w % 8 != 0 || w > 56 || n < 64)
+        return (double)packed_bytes(n, w);
+    double bits = 0;
+    for (unsigned j = 0; j < w / 8; j++) {
+        uint32_t cnt[256] = {0};
+        for (uint32_t i = 0; i < n; i++)
+            cnt[(uint8_t)((x[i] - base) >> (8 * j))]++;
+        for (int b = 0; b < 256; b++)
+            if (cnt[b])
+                bits += (double)cnt[b] * log2((double)n / (double)cnt[b]);
+        bits += 8 * 24; /* roughly what a Huffman table costs */
+    }
+    return bits / 8;
 }
 
 void encode_ints(bytebuf *out, const uint64_t *v, uint32_t n, bool is_signed, bool aligned)
@@ -149,103 +238,75 @@ void encode_ints(bytebuf *out, const uint64_t *v, uint32_t n, bool is_signed, bo
         buf_put_u64(out, lo);
         return;
     }
+    /* Derived sequences for the delta forms (one allocation per block: cheap next to
+     * encoding and compressing 8192 values, and nothing outlives the call). */
+    uint64_t *dbuf = malloc(sizeof *dbuf * 2 * (size_t)n);
+    if (!dbuf) {
+        out->oom = true;
+        return;
+    }
+    uint64_t *ddbuf = dbuf + n;
     unsigned w_for = round_width(bits_needed(hi - lo), aligned);
-    size_t best = 10 + packed_bytes(n, w_for);
+    double best = cost_bytes(v, n, lo, w_for, aligned) + 10;
     int enc = ENC_INT_FOR;
 
     /* Deltas and deltas of deltas, as signed 64-bit numbers modulo 2^64. */
     int64_t dmin = 0, dmax = 0, ddmin = 0, ddmax = 0;
     unsigned w_d = 64, w_dd = 64;
     if (n >= 2) {
-        dmin = dmax = (int64_t)(v[1] - v[0]);
-        int64_t prev = dmin;
-        bool have_dd = false;
-        for (uint32_t i = 2; i < n; i++) {
-            int64_t d = (int64_t)(v[i] - v[i - 1]);
-            int64_t dd = (int64_t)((uint64_t)d - (uint64_t)prev);
-            prev = d;
+        for (uint32_t i = 1; i < n; i++)
+            dbuf[i - 1] = v[i] - v[i - 1];
+        dmin = dmax = (int64_t)dbuf[0];
+        for (uint32_t i = 1; i < n - 1; i++) {
+            int64_t d = (int64_t)dbuf[i];
             dmin = d < dmin ? d : dmin;
             dmax = d > dmax ? d : dmax;
-            if (!have_dd) {
-                ddmin = ddmax = dd;
-                have_dd = true;
-            } else {
-                ddmin = dd < ddmin ? dd : ddmin;
-                ddmax = dd > ddmax ? dd : ddmax;
-            }
         }
         w_d = round_width(bits_needed((uint64_t)dmax - (uint64_t)dmin), aligned);
-        size_t sz = 18 + packed_bytes(n - 1, w_d);
-        if (sz < best) {
-            best = sz;
+        double c = cost_bytes(dbuf, n - 1, (uint64_t)dmin, w_d, aligned) + 18;
+        if (c < best) {
+            best = c;
             enc = ENC_INT_DELTA;
         }
-        if (n >= 3) {
-            w_dd = round_width(bits_needed((uint64_t)ddmax - (uint64_t)ddmin), aligned);
-            sz = 26 + packed_bytes(n - 2, w_dd);
-            if (sz < best) {
-                best = sz;
-                enc = ENC_INT_DOD;
-            }
+    }
+    if (n >= 3) {
+        for (uint32_t i = 1; i < n - 1; i++)
+            ddbuf[i - 1] = dbuf[i] - dbuf[i - 1];
+        ddmin = ddmax = (int64_t)ddbuf[0];
+        for (uint32_t i = 1; i < n - 2; i++) {
+            int64_t dd = (int64_t)ddbuf[i];
+            ddmin = dd < ddmin ? dd : ddmin;
+            ddmax = dd > ddmax ? dd : ddmax;
+        }
+        w_dd = round_width(bits_needed((uint64_t)ddmax - (uint64_t)ddmin), aligned);
+        double c = cost_bytes(ddbuf, n - 2, (uint64_t)ddmin, w_dd, aligned) + 26;
+        if (c < best) {
+            best = c;
+            enc = ENC_INT_DOD;
         }
     }
 
     buf_put_u8(out, (uint8_t)enc);
     if (enc == ENC_INT_FOR) {
+        uint8_t wb = width_byte(w_for, aligned);
         buf_put_u64(out, lo);
-        buf_put_u8(out, (uint8_t)w_for);
-        pack(out, v, n, lo, w_for);
-        return;
-    }
-    /* Delta forms pack derived sequences computed on the fly, in one bit stream. */
-    if (enc == ENC_INT_DELTA) {
+        buf_put_u8(out, wb);
+        pack_any(out, v, n, lo, wb);
+    } else if (enc == ENC_INT_DELTA) {
+        uint8_t wb = width_byte(w_d, aligned);
         buf_put_u64(out, v[0]);
         buf_put_u64(out, (uint64_t)dmin);
-        buf_put_u8(out, (uint8_t)w_d);
-        size_t nb = packed_bytes(n - 1, w_d);
-        if (!buf_reserve(out, nb + 9))
-            return;
-        uint8_t *dst = out->data + out->len;
-        memset(dst, 0, nb + 9);
-        uint64_t bit = 0;
-        for (uint32_t i = 1; i < n; i++, bit += w_d) {
-            if (w_d == 0)
-                break;
-            uint64_t x = (v[i] - v[i - 1]) - (uint64_t)dmin;
-            uint8_t *p = dst + (bit >> 3);
-            unsigned s = (unsigned)(bit & 7);
-            st64(p, ld64(p) | (x << s));
-            if (s + w_d > 64)
-                p[8] |= (uint8_t)(x >> (64 - s));
-        }
-        out->len += nb;
-        return;
+        buf_put_u8(out, wb);
+        pack_any(out, dbuf, n - 1, (uint64_t)dmin, wb);
+    } else {
+        uint8_t wb = width_byte(w_dd, aligned);
+        buf_put_u64(out, v[0]);
+        buf_put_u64(out, dbuf[0]);
+        buf_put_u64(out, (uint64_t)ddmin);
+        buf_put_u8(out, wb);
+        pack_any(out, ddbuf, n - 2, (uint64_t)ddmin, wb);
     }
-    /* ENC_INT_DOD */
-    uint64_t d1 = v[1] - v[0];
-    buf_put_u64(out, v[0]);
-    buf_put_u64(out, d1);
-    buf_put_u64(out, (uint64_t)ddmin);
-    buf_put_u8(out, (uint8_t)w_dd);
-    size_t nb = packed_bytes(n - 2, w_dd);
-    if (!buf_reserve(out, nb + 9))
-        return;
-    uint8_t *dst = out->data + out->len;
-    memset(dst, 0, nb + 9);
-    uint64_t bit = 0, prev = d1;
-    for (uint32_t i = 2; i < n; i++, bit += w_dd) {
-        uint64_t d = v[i] - v[i - 1];
-        uint64_t x = (d - prev) - (uint64_t)ddmin;
-        prev = d;
-        if (w_dd == 0)
-            break;
-        uint8_t *p = dst + (bit >> 3);
-        unsigned s = (unsigned)(bit & 7);
-        st64(p, ld64(p) | (x << s));
-        if (s + w_dd > 64)
-            p[8] |= (uint8_t)(x >> (64 - s));
-    }
-    out->len += nb;
+    free(dbuf);
 }
 
 int decode_ints(const uint8_t *in, size_t len, uint64_t *out, uint32_t n)
@@ -265,19 +326,23 @@ int decode_ints(const uint8_t *in, size_t len, uint64_t *out, uint32_t n)
     }
     case ENC_INT_FOR: {
         uint64_t base = cursor_u64(&c);
-        unsigned w = cursor_u8(&c);
-        if (c.bad || w > 64 || cursor_left(&c) != packed_bytes(n, w))
+        unsigned w;
+        bool planes;
+        if (parse_width(cursor_u8(&c), &w, &planes) != 0 || c.bad ||
+            cursor_left(&c) != packed_bytes(n, w))
             return STRATA_ECORRUPT;
-        unpack(in + c.pos, w, n, base, out);
+        unpack_any(in + c.pos, w, planes, n, base, out);
         return 0;
     }
     case ENC_INT_DELTA: {
         uint64_t first = cursor_u64(&c);
         uint64_t dmin = cursor_u64(&c);
-        unsigned w = cursor_u8(&c);
-        if (c.bad || w > 64 || n < 2 || cursor_left(&c) != packed_bytes(n - 1, w))
+        unsigned w;
+        bool planes;
+        if (parse_width(cursor_u8(&c), &w, &planes) != 0 || c.bad || n < 2 ||
+            cursor_left(&c) != packed_bytes(n - 1, w))
             return STRATA_ECORRUPT;
-        unpack(in + c.pos, w, n - 1, dmin, out + 1);
+        unpack_any(in + c.pos, w, planes, n - 1, dmin, out + 1);
         out[0] = first;
         for (uint32_t i = 1; i < n; i++)
             out[i] += out[i - 1];
@@ -287,10 +352,12 @@ int decode_ints(const uint8_t *in, size_t len, uint64_t *out, uint32_t n)
         uint64_t first = cursor_u64(&c);
         uint64_t d1 = cursor_u64(&c);
         uint64_t ddmin = cursor_u64(&c);
-        unsigned w = cursor_u8(&c);
-        if (c.bad || w > 64 || n < 3 || cursor_left(&c) != packed_bytes(n - 2, w))
+        unsigned w;
+        bool planes;
+        if (parse_width(cursor_u8(&c), &w, &planes) != 0 || c.bad || n < 3 ||
+            cursor_left(&c) != packed_bytes(n - 2, w))
             return STRATA_ECORRUPT;
-        unpack(in + c.pos, w, n - 2, ddmin, out + 2);
+        unpack_any(in + c.pos, w, planes, n - 2, ddmin, out + 2);
         out[0] = first;
         out[1] = first + d1;
         uint64_t d = d1;

@@ -16,10 +16,14 @@
  */
 #include "memtable.h"
 
+#include "encode.h"
+
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* interning hashes short strings: inlining matters */
 #include <xxhash.h>
 
 #define DICT_CHUNK 4096
@@ -56,6 +60,58 @@ struct memtable {
     _Atomic int refs;
     mt_col cols[STRATA_MAX_COLUMNS];
 };
+
+/* ---- chunk pool ------------------------------------------------------------------
+ * Freed memtables give their column chunks to a process-wide pool (bounded), and new
+ * memtables take from it: steady ingestion then touches no fresh pages, which would
+ * otherwise cost a page fault per 4 KiB (a fifth of the write path's time). */
+#define POOL_MAX_BYTES (512u << 20) /* the default memory budget of one table */
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *pool_head[2]; /* [0]: 4-byte chunks, [1]: 8-byte chunks; next pointer in slot 0 */
+static uint64_t pool_bytes;
+
+static void *chunk_alloc(size_t width)
+{
+    int k = width == 8;
+    pthread_mutex_lock(&pool_lock);
+    void *c = pool_head[k];
+    if (c) {
+        memcpy(&pool_head[k], c, sizeof(void *));
+        pool_bytes -= width * MEMTABLE_CHUNK_ROWS;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return c ? c : malloc(width * MEMTABLE_CHUNK_ROWS);
+}
+
+static void chunk_free(void *c, size_t width)
+{
+    if (!c)
+        return;
+    int k = width == 8;
+    pthread_mutex_lock(&pool_lock);
+    if (pool_bytes + width * MEMTABLE_CHUNK_ROWS <= POOL_MAX_BYTES) {
+        memcpy(c, &pool_head[k], sizeof(void *));
+        pool_head[k] = c;
+        pool_bytes += width * MEMTABLE_CHUNK_ROWS;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    free(c);
+}
+
+void memtable_pool_trim(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    for (int k = 0; k < 2; k++)
+        while (pool_head[k]) {
+            void *c = pool_head[k];
+            memcpy(&pool_head[k], c, sizeof(void *));
+            free(c);
+        }
+    pool_bytes = 0;
+    pthread_mutex_unlock(&pool_lock);
+}
 
 memtable *memtable_create(const strata_schema *schema, int64_t part_key, uint64_t max_rows,
                           strata_err *err)
@@ -103,7 +159,7 @@ static void memtable_free(memtable *mt)
         mt_col *col = &mt->cols[c];
         if (col->chunks)
             for (uint64_t i = 0; i < mt->max_chunks; i++)
-                free(col->chunks[i]);
+                chunk_free(col->chunks[i], mt->schema.cols[c].type == STRATA_STRING ? 4 : 8);
         free(col->chunks);
         mt_dict *d = &col->dict;
         if (d->entries)
@@ -275,34 +331,46 @@ int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint
             if (mt->cols[c].chunks[ch])
                 continue;
             size_t width = sc->cols[c].type == STRATA_STRING ? 4 : 8;
-            mt->cols[c].chunks[ch] = malloc(width * MEMTABLE_CHUNK_ROWS);
+            mt->cols[c].chunks[ch] = chunk_alloc(width);
             if (!mt->cols[c].chunks[ch])
                 return strata_err_set(err, STRATA_ENOMEM, "memtable: out of memory");
             bytes += width * MEMTABLE_CHUNK_ROWS;
         }
     int64_t tmin = atomic_load_explicit(&mt->min_time, memory_order_relaxed);
     int64_t tmax = atomic_load_explicit(&mt->max_time, memory_order_relaxed);
+    /* Column by column, chunk run by chunk run, with the type decided once per column. */
     for (int c = 0; c < sc->ncols; c++) {
         strata_type t = sc->cols[c].type;
         void **chunks = mt->cols[c].chunks;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t r = rows ? rows[k] : k;
+        for (uint32_t k = 0; k < n;) {
             uint64_t at = start + k;
-            void *chunk = chunks[at / MEMTABLE_CHUNK_ROWS];
             uint32_t slot = (uint32_t)(at % MEMTABLE_CHUNK_ROWS);
-            if (strata_type_is_int(t)) {
-                ((int64_t *)chunk)[slot] = b->i[c][r];
-            } else if (t == STRATA_FLOAT64) {
-                ((double *)chunk)[slot] = b->f[c][r];
+            uint32_t run = MEMTABLE_CHUNK_ROWS - slot;
+            if (run > n - k)
+                run = n - k;
+            void *chunk = chunks[at / MEMTABLE_CHUNK_ROWS];
+            if (strata_type_is_int(t) || t == STRATA_FLOAT64) {
+                const char *src = strata_type_is_int(t) ? (const char *)b->i[c] : (const char *)b->f[c];
+                char *dst = (char *)chunk + 8 * (size_t)slot;
+                if (!rows)
+                    memcpy(dst, src + 8 * (size_t)k, 8 * (size_t)run);
+                else
+                    for (uint32_t j = 0; j < run; j++)
+                        memcpy(dst + 8 * (size_t)j, src + 8 * (size_t)rows[k + j], 8);
             } else {
-                strata_str v = row_batch_get_str(b, c, r);
-                int64_t code = dict_intern(mt, &mt->cols[c].dict, v.ptr, v.len, &bytes);
-                if (code < 0) {
-                    atomic_fetch_add_explicit(&mt->bytes, bytes, memory_order_relaxed);
-                    return strata_err_set(err, STRATA_ENOMEM, "memtable: out of memory");
+                uint32_t *dst = (uint32_t *)chunk + slot;
+                mt_dict *d = &mt->cols[c].dict;
+                for (uint32_t j = 0; j < run; j++) {
+                    strata_str v = row_batch_get_str(b, c, rows ? rows[k + j] : k + j);
+                    int64_t code = dict_intern(mt, d, v.ptr, v.len, &bytes);
+                    if (code < 0) {
+                        atomic_fetch_add_explicit(&mt->bytes, bytes, memory_order_relaxed);
+                        return strata_err_set(err, STRATA_ENOMEM, "memtable: out of memory");
+                    }
+                    dst[j] = (uint32_t)code;
                 }
-                ((uint32_t *)chunk)[slot] = (uint32_t)code;
             }
+            k += run;
         }
     }
     const int64_t *ts = b->i[sc->time_col];
@@ -356,8 +424,12 @@ static inline uint64_t row_value_bits(const memtable *mt, int col, uint64_t row)
     return v;
 }
 
-/* Stable LSD radix sort of perm[0..n) by key[perm[i]]... keys are laid out per position:
- * key[i] belongs to perm[i]; both arrays are permuted together. */
+/* Stable LSD radix sort of (key[i], perm[i]) pairs by key, 11-bit digits, only over the
+ * digits that vary. Ping-pongs between the arrays and their twins; the result ends in
+ * key/perm. */
+#define RADIX_BITS 11
+#define RADIX_SIZE (1u << RADIX_BITS)
+
 static void radix_sort(uint64_t *key, uint32_t *perm, uint64_t *key2, uint32_t *perm2, uint64_t n)
 {
     if (n < 2)
@@ -365,27 +437,98 @@ static void radix_sort(uint64_t *key, uint32_t *perm, uint64_t *key2, uint32_t *
     uint64_t diff = 0;
     for (uint64_t i = 1; i < n; i++)
         diff |= key[i] ^ key[0];
-    for (int byte = 0; byte < 8; byte++) {
-        if (!((diff >> (8 * byte)) & 0xff))
+    uint64_t *ka = key, *kb = key2;
+    uint32_t *pa = perm, *pb = perm2;
+    static const int passes = (64 + RADIX_BITS - 1) / RADIX_BITS;
+    uint64_t *count = malloc(sizeof *count * RADIX_SIZE);
+    if (!count) {
+        /* Out of memory for 16 KiB: fall back to a stable insertion-free sort order is
+         * impossible; keep the input order (rows stay correct, only less sorted). */
+        return;
+    }
+    for (int pass = 0; pass < passes; pass++) {
+        unsigned shift = (unsigned)pass * RADIX_BITS;
+        if (!((diff >> shift) & (RADIX_SIZE - 1)))
             continue;
-        uint64_t count[257] = {0};
+        memset(count, 0, sizeof *count * RADIX_SIZE);
         for (uint64_t i = 0; i < n; i++)
-            count[((key[i] >> (8 * byte)) & 0xff) + 1]++;
-        for (int j = 0; j < 256; j++)
-            count[j + 1] += count[j];
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t dst = count[(key[i] >> (8 * byte)) & 0xff]++;
-            key2[dst] = key[i];
-            perm2[dst] = perm[i];
+            count[(ka[i] >> shift) & (RADIX_SIZE - 1)]++;
+        uint64_t sum = 0;
+        for (uint32_t j = 0; j < RADIX_SIZE; j++) {
+            uint64_t c = count[j];
+            count[j] = sum;
+            sum += c;
         }
-        memcpy(key, key2, n * sizeof *key);
-        memcpy(perm, perm2, n * sizeof *perm);
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t dst = count[(ka[i] >> shift) & (RADIX_SIZE - 1)]++;
+            kb[dst] = ka[i];
+            pb[dst] = pa[i];
+        }
+        uint64_t *kt = ka;
+        ka = kb;
+        kb = kt;
+        uint32_t *pt = pa;
+        pa = pb;
+        pb = pt;
+    }
+    free(count);
+    if (ka != key) {
+        memcpy(key, ka, n * sizeof *key);
+        memcpy(perm, pa, n * sizeof *perm);
     }
 }
 
-int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
-                           const segment_write_opts *opts, segment_info *info, strata_err *err)
+/* Order-preserving 64-bit image of a row's value of sort column c. */
+static inline uint64_t sort_image(const memtable *mt, int c, strata_type t, const uint32_t *remap,
+                                  uint64_t row)
 {
+    uint64_t v = row_value_bits(mt, c, row);
+    switch (t) {
+    case STRATA_STRING: return remap[v];
+    case STRATA_FLOAT64: {
+        double dv;
+        memcpy(&dv, &v, 8);
+        return float_key(dv);
+    }
+    case STRATA_UINT64:
+    case STRATA_BOOL: return v;
+    default: return v ^ (UINT64_C(1) << 63);
+    }
+}
+
+void memtable_flush_scratch_free(memtable_flush_scratch *fs)
+{
+    free(fs->perm);
+    free(fs->perm2);
+    free(fs->key);
+    free(fs->key2);
+    memset(fs, 0, sizeof *fs);
+}
+
+static int scratch_reserve(memtable_flush_scratch *fs, uint64_t n)
+{
+    if (fs->cap >= n)
+        return 0;
+    memtable_flush_scratch_free(fs);
+    fs->perm = malloc(sizeof *fs->perm * n);
+    fs->perm2 = malloc(sizeof *fs->perm2 * n);
+    fs->key = malloc(sizeof *fs->key * n);
+    fs->key2 = malloc(sizeof *fs->key2 * n);
+    if (!fs->perm || !fs->perm2 || !fs->key || !fs->key2) {
+        memtable_flush_scratch_free(fs);
+        return STRATA_ENOMEM;
+    }
+    fs->cap = n;
+    return 0;
+}
+
+int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
+                           const segment_write_opts *opts, memtable_flush_scratch *fs,
+                           segment_info *info, strata_err *err)
+{
+    memtable_flush_scratch own = {0};
+    if (!fs)
+        fs = &own;
     const strata_schema *sc = &mt->schema;
     uint32_t granule = opts && opts->granule_rows ? opts->granule_rows : SEGMENT_GRANULE_ROWS;
     uint32_t *perm = NULL, *perm2 = NULL, *remap[STRATA_MAX_COLUMNS] = {0};
@@ -397,12 +540,12 @@ int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
     if (nrows > memtable_nrows(mt) || nrows >= SEGMENT_MAX_ROWS)
         return strata_err_set(err, STRATA_EINVAL, "memtable: cannot write %llu rows",
                               (unsigned long long)nrows);
-    perm = malloc(sizeof *perm * (nrows + 1));
-    perm2 = malloc(sizeof *perm2 * (nrows + 1));
-    key = malloc(sizeof *key * (nrows + 1));
-    key2 = malloc(sizeof *key2 * (nrows + 1));
-    if (!perm || !perm2 || !key || !key2)
+    if (scratch_reserve(fs, nrows + 1) != 0)
         goto oom;
+    perm = fs->perm;
+    perm2 = fs->perm2;
+    key = fs->key;
+    key2 = fs->key2;
     for (uint64_t i = 0; i < nrows; i++)
         perm[i] = (uint32_t)i;
 
@@ -451,24 +594,52 @@ int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
             goto done;
     }
 
-    /* Order rows: least significant sort column first, each pass stable. */
-    for (int k = sc->norder - 1; k >= 0; k--) {
-        int c = sc->order_by[k];
-        strata_type t = sc->cols[c].type;
-        for (uint64_t i = 0; i < nrows; i++) {
-            uint64_t v = row_value_bits(mt, c, perm[i]);
-            if (t == STRATA_STRING)
-                key[i] = remap[c][v];
-            else if (t == STRATA_FLOAT64) {
-                double dv;
-                memcpy(&dv, &v, 8);
-                key[i] = float_key(dv);
-            } else if (t == STRATA_UINT64 || t == STRATA_BOOL)
-                key[i] = v;
-            else
-                key[i] = v ^ (UINT64_C(1) << 63);
+    /* Order rows. Each sort column's image, minus its minimum, needs bits_needed(range)
+     * bits; consecutive columns are packed into one 64-bit key while they fit (the usual
+     * few strings + time make a single key), and keys are radix-sorted least significant
+     * first, each pass stable. */
+    {
+        uint64_t kmin[STRATA_MAX_COLUMNS];
+        unsigned kbits[STRATA_MAX_COLUMNS];
+        for (int k = 0; k < sc->norder; k++) {
+            int c = sc->order_by[k];
+            strata_type t = sc->cols[c].type;
+            uint64_t lo = UINT64_MAX, hi = 0;
+            for (uint64_t r = 0; r < nrows; r++) {
+                uint64_t v = sort_image(mt, c, t, remap[c], r);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+            kmin[k] = lo;
+            kbits[k] = nrows ? bits_needed(hi - lo) : 0;
         }
-        radix_sort(key, perm, key2, perm2, nrows);
+        int k = sc->norder - 1;
+        while (k >= 0) {
+            /* Group [first, k] fits in 64 bits; column k is least significant. */
+            int first = k;
+            unsigned total = kbits[k];
+            while (first > 0 && total + kbits[first - 1] <= 64) {
+                first--;
+                total += kbits[first];
+            }
+            if (total > 0) {
+                for (uint64_t i = 0; i < nrows; i++) {
+                    if ((i & 15) == 0 && i + 16 < nrows)
+                        for (int q = first; q <= k; q++)
+                            __builtin_prefetch(
+                                mt->cols[sc->order_by[q]].chunks[perm[i + 16] / MEMTABLE_CHUNK_ROWS]);
+                    uint64_t key_v = 0;
+                    for (int q = first; q <= k; q++) {
+                        int c = sc->order_by[q];
+                        uint64_t v = sort_image(mt, c, sc->cols[c].type, remap[c], perm[i]) - kmin[q];
+                        key_v = kbits[q] == 64 ? v : (key_v << kbits[q]) | v;
+                    }
+                    key[i] = key_v;
+                }
+                radix_sort(key, perm, key2, perm2, nrows);
+            }
+            k = first - 1;
+        }
     }
 
     for (int c = 0; c < sc->ncols; c++) {
@@ -479,15 +650,31 @@ int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
     for (uint64_t g0 = 0; g0 < nrows; g0 += granule) {
         uint32_t n = (uint32_t)(nrows - g0 < granule ? nrows - g0 : granule);
         for (int c = 0; c < sc->ncols; c++) {
+            void *const *chunks = mt->cols[c].chunks;
+            const uint32_t *pr = perm + g0;
             if (sc->cols[c].type == STRATA_STRING) {
                 uint32_t *out = gbuf[c];
-                for (uint32_t i = 0; i < n; i++)
-                    out[i] = remap[c][row_value_bits(mt, c, perm[g0 + i])];
+                for (uint32_t i = 0; i < n; i++) {
+                    if (i + 48 < n) {
+                        uint32_t f = pr[i + 48];
+                        __builtin_prefetch((const uint32_t *)chunks[f / MEMTABLE_CHUNK_ROWS] +
+                                           f % MEMTABLE_CHUNK_ROWS);
+                    }
+                    uint32_t r = pr[i];
+                    out[i] = remap[c][((const uint32_t *)chunks[r / MEMTABLE_CHUNK_ROWS])
+                                          [r % MEMTABLE_CHUNK_ROWS]];
+                }
             } else {
                 char *out = gbuf[c];
                 for (uint32_t i = 0; i < n; i++) {
-                    uint64_t v = row_value_bits(mt, c, perm[g0 + i]);
-                    memcpy(out + 8 * (size_t)i, &v, 8);
+                    if (i + 48 < n) {
+                        uint32_t f = pr[i + 48];
+                        __builtin_prefetch((const char *)chunks[f / MEMTABLE_CHUNK_ROWS] +
+                                           8 * (size_t)(f % MEMTABLE_CHUNK_ROWS));
+                    }
+                    uint32_t r = pr[i];
+                    memcpy(out + 8 * (size_t)i,
+                           (const char *)chunks[r / MEMTABLE_CHUNK_ROWS] + 8 * (size_t)(r % MEMTABLE_CHUNK_ROWS), 8);
                 }
             }
         }
@@ -508,9 +695,6 @@ done:
         free(gbuf[c]);
     }
     free(dict);
-    free(perm);
-    free(perm2);
-    free(key);
-    free(key2);
+    memtable_flush_scratch_free(&own);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "buf.h"
 #include "encode.h"
@@ -114,8 +115,7 @@ static int load_block(const segment *s, int col, const char *what, const seg_blo
 {
     if (!sc->z && !(sc->z = compressor_create(3)))
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
-    if (!grow((void **)&sc->stored, &sc->stored_cap, (size_t)r->stored_len + 1) ||
-        !grow((void **)&sc->raw, &sc->raw_cap, (size_t)r->raw_len + ENCODE_PAD))
+    if (!grow((void **)&sc->stored, &sc->stored_cap, (size_t)r->stored_len + 1))
         return strata_err_set(err, STRATA_ENOMEM, "%s: column '%s' %s: out of memory", s->path,
                               col_name(s, col), what);
     int rc = pread_full(s->fd, sc->stored, r->stored_len, r->offset);
@@ -132,6 +132,20 @@ static int load_block(const segment *s, int col, const char *what, const seg_blo
                               "%s: column '%s' %s: checksum mismatch in block at offset %" PRIu64
                               " (stored %016" PRIx64 ", computed %016" PRIx64 ")",
                               s->path, col_name(s, col), what, r->offset, r->checksum, sum);
+    /* raw_len is only a claim: before allocating it, check that the stored bytes can
+     * decompress to that much (LZ4 expands at most 255 times; a zstd frame as written
+     * here records its content size). */
+    if ((r->codec == STRATA_CODEC_LZ4 && r->raw_len > (uint64_t)r->stored_len * 255 + 64) ||
+        (r->codec == STRATA_CODEC_ZSTD &&
+         ZSTD_getFrameContentSize(sc->stored, r->stored_len) != r->raw_len))
+        return strata_err_set(err, STRATA_ECORRUPT,
+                              "%s: column '%s' %s: block at offset %" PRIu64
+                              " of %u bytes cannot decompress (%s) to the %u bytes it claims",
+                              s->path, col_name(s, col), what, r->offset, r->stored_len,
+                              codec_name((strata_codec)r->codec), r->raw_len);
+    if (!grow((void **)&sc->raw, &sc->raw_cap, (size_t)r->raw_len + ENCODE_PAD))
+        return strata_err_set(err, STRATA_ENOMEM, "%s: column '%s' %s: out of memory", s->path,
+                              col_name(s, col), what);
     if (block_decompress(sc->z, (strata_codec)r->codec, sc->stored, r->stored_len, sc->raw,
                          r->raw_len) != 0)
         return strata_err_set(err, STRATA_ECORRUPT,
@@ -403,7 +417,10 @@ int segment_open(const char *path, segment **out, strata_err *err)
     s->footer_off = load_u64le(tail);
     uint64_t flen = load_u64le(tail + 8);
     uint64_t fsum = load_u64le(tail + 16);
-    if (s->footer_off < SEG_HEADER_SIZE || flen > s->file_bytes ||
+    /* flen bounded by the room between header and trailer first, so that the sum below
+     * cannot wrap around 2^64 to the right value. */
+    if (s->footer_off < SEG_HEADER_SIZE ||
+        flen > s->file_bytes - SEG_HEADER_SIZE - SEG_TRAILER_SIZE ||
         s->footer_off + flen != s->file_bytes - SEG_TRAILER_SIZE || flen > (1u << 30)) {
         rc = strata_err_set(err, STRATA_ECORRUPT,
                             "%s: trailer: footer at %" PRIu64 " of %" PRIu64

@@ -264,6 +264,22 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
         }
         w->gcap = cap;
     }
+    /* Check every column's codes before writing or indexing anything, so a refused
+     * granule leaves no blocks in the file and no rows in the bitmaps. */
+    for (int c = 0; c < sc->ncols; c++) {
+        col_state *cs = &w->cols[c];
+        if (cs->type != STRATA_STRING)
+            continue;
+        const uint32_t *codes = cols[c];
+        if (!cs->have_dict)
+            return strata_err_set(err, STRATA_EINVAL, "%s: no dictionary set for '%s'",
+                                  w->path, sc->cols[c].name);
+        for (uint32_t i = 0; i < n; i++)
+            if (codes[i] >= cs->dict_n)
+                return strata_err_set(err, STRATA_EINVAL,
+                                      "%s: code %u of '%s' is outside its dictionary (%u)",
+                                      w->path, codes[i], sc->cols[c].name, cs->dict_n);
+    }
     bool aligned = w->opts.codec == STRATA_CODEC_ZSTD;
     uint32_t row0 = (uint32_t)w->nrows;
     for (int c = 0; c < sc->ncols; c++) {
@@ -310,16 +326,9 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
             memcpy(&g->max, &hi, 8);
             encode_floats(&w->enc, v, n, aligned, w->scratch);
         } else {
-            const uint32_t *codes = cols[c];
-            if (!cs->have_dict)
-                return strata_err_set(err, STRATA_EINVAL, "%s: no dictionary set for '%s'",
-                                      w->path, sc->cols[c].name);
+            const uint32_t *codes = cols[c]; /* checked above */
             uint32_t lo = UINT32_MAX, hi = 0;
             for (uint32_t i = 0; i < n; i++) {
-                if (codes[i] >= cs->dict_n)
-                    return strata_err_set(err, STRATA_EINVAL,
-                                          "%s: code %u of '%s' is outside its dictionary (%u)",
-                                          w->path, codes[i], sc->cols[c].name, cs->dict_n);
                 w->scratch[i] = codes[i];
                 lo = codes[i] < lo ? codes[i] : lo;
                 hi = codes[i] > hi ? codes[i] : hi;

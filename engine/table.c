@@ -54,6 +54,7 @@ struct strata_table {
     uint32_t nparts, parts_cap;
     _Atomic uint64_t next_seg_id;
     manifest pending_cps; /* write_lock */
+    memtable_flush_scratch flush_scratch; /* flush_lock */
     _Atomic uint64_t flushes, flush_ns, rows_flushed;
 };
 
@@ -303,6 +304,7 @@ void table_close(strata_table *t)
         partition_free(t->parts[i]);
     free(t->parts);
     manifest_free(&t->pending_cps);
+    memtable_flush_scratch_free(&t->flush_scratch);
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
     pthread_mutex_destroy(&t->flush_lock);
@@ -515,7 +517,7 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
     uint64_t nrows = memtable_nrows(s.mt);
     seg_handle *h = NULL;
     manifest next = {0};
-    int rc = memtable_write_segment(s.mt, nrows, path, &opts, &info, err);
+    int rc = memtable_write_segment(s.mt, nrows, path, &opts, &t->flush_scratch, &info, err);
     if (rc)
         goto done;
     if ((rc = open_segment_handle(p->dir, id, &h, err)) != 0) {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# test.sh — README's test command: installs what is missing, builds the release and the
+# ASan+UBSan configurations with warnings as errors, and runs every test (unit,
+# integration, crash, fuzz-replay) in both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cmake --preset release >/dev/null
+cmake --build --preset release
+ctest --preset release
+cmake --preset asan >/dev/null
+cmake --build --preset asan
+ctest --preset asan
