@@ -440,17 +440,12 @@ static void radix_sort(uint64_t *key, uint32_t *perm, uint64_t *key2, uint32_t *
     uint64_t *ka = key, *kb = key2;
     uint32_t *pa = perm, *pb = perm2;
     static const int passes = (64 + RADIX_BITS - 1) / RADIX_BITS;
-    uint64_t *count = malloc(sizeof *count * RADIX_SIZE);
-    if (!count) {
-        /* Out of memory for 16 KiB: fall back to a stable insertion-free sort order is
-         * impossible; keep the input order (rows stay correct, only less sorted). */
-        return;
-    }
+    uint64_t count[RADIX_SIZE]; /* 16 KiB */
     for (int pass = 0; pass < passes; pass++) {
         unsigned shift = (unsigned)pass * RADIX_BITS;
         if (!((diff >> shift) & (RADIX_SIZE - 1)))
             continue;
-        memset(count, 0, sizeof *count * RADIX_SIZE);
+        memset(count, 0, sizeof count);
         for (uint64_t i = 0; i < n; i++)
             count[(ka[i] >> shift) & (RADIX_SIZE - 1)]++;
         uint64_t sum = 0;
@@ -471,7 +466,6 @@ static void radix_sort(uint64_t *key, uint32_t *perm, uint64_t *key2, uint32_t *
         pa = pb;
         pb = pt;
     }
-    free(count);
     if (ka != key) {
         memcpy(key, ka, n * sizeof *key);
         memcpy(perm, pa, n * sizeof *perm);
