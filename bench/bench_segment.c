@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "order_gen.h"
 #include "table.h"
 
@@ -108,7 +109,8 @@ static double run_write(const dataset *d, const char *dir, strata_codec codec, u
     snprintf(cmd, sizeof cmd, "rm -rf '%s/orders'", dir);
     if (system(cmd) != 0)
         exit(1);
-    if (table_open(dir, &s, &t, &err) != 0) {
+    strata_catalog *cat;
+    if (catalog_open(dir, &cat, &err) != 0 || catalog_create(cat, &s, &t, &err) != 0) {
         fprintf(stderr, "bench_segment: %s\n", err.msg);
         exit(1);
     }
@@ -137,7 +139,7 @@ static double run_write(const dataset *d, const char *dir, strata_codec codec, u
                 st.segment_rows, d->rows);
         exit(1);
     }
-    table_close(t);
+    catalog_close(cat);
     return el;
 }
 

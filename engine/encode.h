@@ -19,10 +19,18 @@
  *                     exactly (double)m[i] / 10^k (bit-for-bit, checked at encode time)
  *   FLOAT_SHUFFLE  18 [u8 18][8 planes of n bytes: plane j holds byte j of every value]
  *
- * Bit packing is little-endian: value i occupies bits [i*w, (i+1)*w) of the byte run,
- * bit 0 being the least significant bit of byte 0. The encoder tries every integer
- * encoding and keeps the smallest. With `aligned`, widths are rounded up to whole bytes:
- * that makes the bytes friendly to zstd's entropy coder, which then beats tight packing.
+ * The width byte: bits 0-6 are the width w (0..64). Without bit 7 the values are bit-packed
+ * little-endian: value i occupies bits [i*w, (i+1)*w) of the byte run, bit 0 being the
+ * least significant bit of byte 0. With bit 7 (0x80, "byte planes"; w is then 16, 24, 32,
+ * 40, 48 or 56) the values are w/8 planes of n bytes each: plane j holds byte j (least
+ * significant first) of every value. Either way the run is ceil(count*w/8) bytes.
+ *
+ * Choice: the encoder tries every integer encoding and keeps the cheapest. For LZ4 and
+ * uncompressed blocks (`aligned` false) that is the fewest bytes, tightly packed. For zstd
+ * blocks (`aligned` true) widths up to 56 are rounded up to whole bytes and stored as byte
+ * planes, and the cost is the order-0 entropy of the planes: zstd's entropy stage then
+ * codes each plane near its entropy, which beats tight packing (widths above 56 stay
+ * tightly packed: such values are near-random). Decoders accept any valid choice.
  *
  * Decoders read up to ENCODE_PAD bytes past the end of their input: callers give input
  * buffers with that much readable slack. Decoders never read past len+ENCODE_PAD and never

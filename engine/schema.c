@@ -156,6 +156,11 @@ int schema_validate(const strata_schema *s, strata_err *err)
             return strata_err_set(err, STRATA_EINVAL, "version: not a column");
         if (s->dedup_key == -1)
             return strata_err_set(err, STRATA_EINVAL, "version: needs a dedup_key");
+        if (s->version_col == s->dedup_key)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "version: '%s' is the dedup_key; the version must be another "
+                                  "column",
+                                  s->cols[s->version_col].name);
         strata_type t = s->cols[s->version_col].type;
         if (!strata_type_is_int(t) || t == STRATA_BOOL)
             return strata_err_set(err, STRATA_EINVAL,
@@ -230,12 +235,18 @@ int schema_validate(const strata_schema *s, strata_err *err)
                                       strata_type_name(t));
         }
     }
-    if (s->retention_raw_ms < 0 || s->retention_1m_ms < 0 || s->retention_1h_ms < 0)
-        return strata_err_set(err, STRATA_EINVAL, "retention: durations must be positive");
-    if (s->lateness_ms < 0)
-        return strata_err_set(err, STRATA_EINVAL, "lateness: must not be negative");
-    if (s->late_bound_ms < 0)
-        return strata_err_set(err, STRATA_EINVAL, "late_bound: must not be negative");
+    const struct {
+        const char *name;
+        int64_t v;
+    } durations[] = {{"retention.raw", s->retention_raw_ms}, {"retention.1m", s->retention_1m_ms},
+                     {"retention.1h", s->retention_1h_ms},   {"lateness", s->lateness_ms},
+                     {"late_bound", s->late_bound_ms},       {"storage.memtable_age", s->memtable_max_age_ms}};
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
+        if (durations[i].v < 0 || durations[i].v > STRATA_DURATION_MAX)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: must be between 0 and 1000 years", durations[i].name);
+    if (s->late_policy != STRATA_LATE_UPDATE && s->late_policy != STRATA_LATE_DEAD_LETTER)
+        return strata_err_set(err, STRATA_EINVAL, "late_policy: must be update or dead-letter");
     if (s->codec != STRATA_CODEC_LZ4 && s->codec != STRATA_CODEC_ZSTD &&
         s->codec != STRATA_CODEC_NONE)
         return strata_err_set(err, STRATA_EINVAL, "storage.compression: must be lz4, zstd or none");

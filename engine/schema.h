@@ -27,6 +27,13 @@
 #define STRATA_MAX_ROLLUP_METRICS 32
 #define STRATA_MAX_KAFKA_PROPS 32
 
+/* Supported time values: 0000-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z. Partition
+ * names have four-digit years, so rows outside this range are refused at append. */
+#define STRATA_TS_MIN INT64_C(-62167219200000)
+#define STRATA_TS_MAX INT64_C(253402300799999)
+/* Longest duration a schema may set (lateness, retention, ages): 1000 years. */
+#define STRATA_DURATION_MAX INT64_C(31536000000000)
+
 typedef enum strata_type {
     STRATA_TIMESTAMP = 1, /* int64 ms since epoch, UTC */
     STRATA_INT64 = 2,
@@ -156,7 +163,8 @@ void schema_init(strata_schema *s);
  * naming the field and the reason; s is unchanged either way. */
 int schema_validate(const strata_schema *s, strata_err *err);
 
-/* If s->norder is 0, sets the default sort key: every string column, then time. */
+/* If s->norder is 0, sets the default sort key: every string column except the dedup
+ * key, then time. */
 void schema_apply_default_order(strata_schema *s);
 
 /* Index of the column called name, or -1. */

@@ -17,8 +17,8 @@
  *   bytes compressed with the block's codec (0 none: stored = raw; 1 LZ4 block format;
  *   2 zstd frame). Three kinds of block:
  *   - data block: one granule of one column, raw bytes = one encoded block as described
- *     in encode.h (integer encodings for int types and dictionary codes, float encodings
- *     for float64);
+ *     byte by byte in encode.h (integer encodings for int types and dictionary codes,
+ *     float encodings for float64; the width byte's bit 7 selects byte planes);
  *   - dictionary block (string columns): u32 count, count x u32 end offsets (end of
  *     value i, relative to the start of the value bytes; non-decreasing), then the value
  *     bytes. Values are unique and sorted by (memcmp of common prefix, then length).

@@ -640,6 +640,7 @@ int segment_verify(const segment *s, strata_err *err)
     int64_t *iv = malloc(sizeof *iv * cap);
     double *fv = malloc(sizeof *fv * cap);
     uint32_t *cv = malloc(sizeof *cv * cap);
+    int64_t tmin = 0, tmax = -1; /* the time column's range, as decoded */
     int rc = 0;
     if (!iv || !fv || !cv) {
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -666,12 +667,15 @@ int segment_verify(const segment *s, strata_err *err)
                         hi = (int64_t)x > (int64_t)hi ? x : hi;
                     }
                 }
-                if (c == s->schema.time_col &&
-                    ((int64_t)lo < s->min_time || (int64_t)hi > s->max_time)) {
+                if (c == s->schema.time_col) {
+                    tmin = g == 0 || (int64_t)lo < tmin ? (int64_t)lo : tmin;
+                    tmax = g == 0 || (int64_t)hi > tmax ? (int64_t)hi : tmax;
+                }
+                if ((t == STRATA_BOOL && hi > 1) ||
+                    (t == STRATA_INT32 && ((int64_t)lo < INT32_MIN || (int64_t)hi > INT32_MAX))) {
                     rc = strata_err_set(err, STRATA_ECORRUPT,
-                                        "%s: column '%s' granule %u: times outside the segment's "
-                                        "time range",
-                                        s->path, col_name(s, c), g);
+                                        "%s: column '%s' granule %u: values outside the %s range",
+                                        s->path, col_name(s, c), g, strata_type_name(t));
                     break;
                 }
             } else if (t == STRATA_FLOAT64) {
@@ -716,6 +720,11 @@ int segment_verify(const segment *s, strata_err *err)
             }
         }
     }
+    if (rc == 0 && s->nrows > 0 && (tmin != s->min_time || tmax != s->max_time))
+        rc = strata_err_set(err, STRATA_ECORRUPT,
+                            "%s: footer time range %" PRId64 "..%" PRId64
+                            " differs from the data's %" PRId64 "..%" PRId64,
+                            s->path, s->min_time, s->max_time, tmin, tmax);
 done:
     free(iv);
     free(fv);

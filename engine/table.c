@@ -461,9 +461,17 @@ int table_append(strata_table *t, const row_batch *b, strata_err *err)
                             sc->name, used, sc->memory_budget_bytes);
         goto out;
     }
+    const int64_t *ts = b->i[sc->time_col];
+    for (uint32_t r = 0; r < b->nrows; r++)
+        if (ts[r] < STRATA_TS_MIN || ts[r] > STRATA_TS_MAX) {
+            rc = strata_err_set(err, STRATA_EINVAL,
+                                "row %u: time %" PRId64 " is outside the supported range "
+                                "(years 0000 to 9999); nothing was appended",
+                                r, ts[r]);
+            goto out;
+        }
     /* Group rows by partition, keeping their order within each partition. Batches
      * nearly always hit one or two partitions, so a pass per distinct key is cheap. */
-    const int64_t *ts = b->i[sc->time_col];
     for (uint32_t first = 0; first < b->nrows; first++) {
         if (done[first])
             continue;

@@ -38,6 +38,7 @@ static const struct unit duration_units[] = {
 #define TIB (1ull << 40)
 #define PIB (1ull << 50)
 
+/* clang-format off */
 static const struct unit byte_units[] = {
     {"", 1},           {"B", 1},
     {"KiB", KIB},      {"k", KIB},       {"K", KIB},       {"KB", 1000ull},
@@ -46,6 +47,7 @@ static const struct unit byte_units[] = {
     {"TiB", TIB},      {"t", TIB},       {"T", TIB},       {"TB", 1000000000000ull},
     {"PiB", PIB},      {"p", PIB},       {"P", PIB},       {"PB", 1000000000000000ull},
 };
+/* clang-format on */
 
 /* Largest first, for strata_format_bytes. */
 static const struct unit byte_format_units[] = {

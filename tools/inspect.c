@@ -580,9 +580,9 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
         int rc = segment_open(ds.rows[i].file, &s, &err);
         if (rc == 0) {
             if (segment_nrows(s) != ds.rows[i].seg.rows) {
-                rc = STRATA_ECORRUPT;
-                snprintf(err.msg, sizeof err.msg, "%s: holds %" PRIu64 " rows, manifest says %" PRIu64,
-                         ds.rows[i].file, segment_nrows(s), ds.rows[i].seg.rows);
+                rc = strata_err_set(&err, STRATA_ECORRUPT,
+                                    "%.400s: holds %" PRIu64 " rows, manifest says %" PRIu64,
+                                    ds.rows[i].file, segment_nrows(s), ds.rows[i].seg.rows);
             } else if (verify) {
                 rc = segment_verify(s, &err);
             }

@@ -440,7 +440,35 @@ TEST(memory_budget_refuses_then_flush_frees)
     row_batch_free(&b);
 }
 
-TEST_LIST(T(manifest_round_trip_and_damage), T(memtable_append_and_read),
+TEST(append_refuses_times_outside_supported_range)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "range");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 10, 1704067200000, 1);
+    b.i[0][7] = STRATA_TS_MAX + 1; /* year 10000: no four-digit partition name */
+    ASSERT_EQ(table_append(t, &b, &err), STRATA_EINVAL);
+    ASSERT_CONTAINS(err.msg, "row 7");
+    b.i[0][7] = STRATA_TS_MIN;
+    b.i[0][8] = STRATA_TS_MAX;
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    table_close(t);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0); /* both extreme partitions reopen */
+    sums got;
+    sum_snapshot(t, &got);
+    ASSERT_EQ(got.rows, 10);
+    table_close(t);
+    row_batch_free(&b);
+}
+
+TEST_LIST(T(manifest_round_trip_and_damage), T(append_refuses_times_outside_supported_range), T(memtable_append_and_read),
           T(memtable_readers_see_consistent_prefix_while_writer_appends),
           T(table_flush_reopen_same_rows),
           T(recovery_removes_uncommitted_files_and_refuses_missing_segments),

@@ -1,0 +1,1309 @@
+/*
+ * schema_json.c — table schema <-> JSON (format in schema_json.h), and schema.json on disk.
+ *
+ * Parsing: jansson loads the text (duplicate keys refused), then each section is read
+ * into a heap strata_schema that starts from schema_init() defaults. Every object is
+ * first checked against its list of allowed keys (an unknown key gets a "did you mean"
+ * from an edit distance), then each key is type-checked and converted; column names are
+ * resolved to indexes. Finally the default sort key is applied and schema_validate()
+ * checks the semantic rules. Only a fully valid result is copied to the caller, so *out
+ * never holds half a schema. Every message starts with the path of the field at fault
+ * ("rollups[0].metrics[1].column: ..."); messages are scrubbed to valid UTF-8, since the
+ * HTTP layer puts them into JSON answers.
+ *
+ * Dumping builds the jansson tree in the fixed key order of the format table and writes
+ * every setting; it is the inverse of parsing, which the unit tests check field by field.
+ */
+#include "schema_json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "units.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define PATHCAP 192 /* longest field path: "rollups[3].metrics[31].column", property keys */
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence starting at p (at most n bytes available), or 0. */
+static size_t utf8_seq_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    else if (c >= 0xC2 && c <= 0xDF)
+        len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    unsigned cp = c & (0x3F >> (len - 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_seq_len(p + i, n - i);
+        if (l == 0)
+            return false;
+        i += l;
+    }
+    return true;
+}
+
+/* Replaces every byte that is not part of a valid UTF-8 sequence with '?'. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_seq_len(p + i, n - i);
+        if (l == 0) {
+            p[i++] = '?';
+            continue;
+        }
+        i += l;
+    }
+}
+
+/* Optimal-string-alignment edit distance, for "did you mean". Long words never match. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < best)
+                best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* The candidate closest to word, if it is close enough to be a likely typo; else NULL. */
+static const char *closest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, wl = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, cands[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = cands[i];
+        }
+    }
+    if (best && best_d <= 2 && best_d < wl)
+        return best;
+    return NULL;
+}
+
+/* "a, b, c" into out. */
+static void join_names(const char *const *names, size_t n, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && used < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Field paths for messages. Real paths are far shorter than PATHCAP; a longer one would
+ * only be cut short, which the return value checks below acknowledge. */
+static void path_key(char *out, const char *parent, const char *key)
+{
+    if (snprintf(out, PATHCAP, "%s%s%s", parent, parent[0] ? "." : "", key) >= PATHCAP)
+        out[PATHCAP - 1] = 0;
+}
+
+static void path_index(char *out, const char *parent, size_t i)
+{
+    if (snprintf(out, PATHCAP, "%s[%zu]", parent, i) >= PATHCAP)
+        out[PATHCAP - 1] = 0;
+}
+
+/* The value at obj[key], or NULL when absent or null (null means "not given"). */
+static json_t *member(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return (v && json_is_null(v)) ? NULL : v;
+}
+
+static const char *kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL:
+    default: return "null";
+    }
+}
+
+static int type_error(strata_err *err, const char *path, const char *expected, const json_t *v)
+{
+    return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, kind(v));
+}
+
+/* Refuses any key of obj (found at path; "" for the top level) not in allowed. */
+static int check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
+                      size_t n)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (ok)
+            continue;
+        const char *near = closest(key, allowed, n);
+        if (near)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s%sunknown field '%.64s' (did you mean '%s'?)", path,
+                                  path[0] ? ": " : "", key, near);
+        char list[320];
+        join_names(allowed, n, list, sizeof list);
+        return strata_err_set(err, STRATA_EINVAL, "%s%sunknown field '%.64s' (expected one of %s)",
+                              path, path[0] ? ": " : "", key, list);
+    }
+    return 0;
+}
+
+/* Copies the string obj[key] into out[cap]. Returns 1 when present, 0 when absent or
+ * null, or a negative code (not a string, too long). */
+static int get_str(strata_err *err, json_t *obj, const char *parent, const char *key, char *out,
+                   size_t cap)
+{
+    json_t *v = member(obj, key);
+    if (!v)
+        return 0;
+    char path[PATHCAP];
+    path_key(path, parent, key);
+    if (!json_is_string(v))
+        return type_error(err, path, "a string", v);
+    size_t n = json_string_length(v);
+    if (n >= cap)
+        return strata_err_set(err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %zu)", path, n,
+                              cap - 1);
+    memcpy(out, json_string_value(v), n + 1);
+    return 1;
+}
+
+/* Reads obj[key] as one of names[0..n); the index goes to *out. Returns 1 / 0 / <0 as
+ * get_str. */
+static int get_enum(strata_err *err, json_t *obj, const char *parent, const char *key,
+                    const char *const *names, size_t n, int *out)
+{
+    json_t *v = member(obj, key);
+    if (!v)
+        return 0;
+    char path[PATHCAP];
+    path_key(path, parent, key);
+    if (!json_is_string(v))
+        return type_error(err, path, "a string", v);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(json_string_value(v), names[i]) == 0) {
+            *out = (int)i;
+            return 1;
+        }
+    }
+    char list[256];
+    join_names(names, n, list, sizeof list);
+    return strata_err_set(err, STRATA_EINVAL, "%s: unknown value '%.64s' (expected one of %s)",
+                          path, json_string_value(v), list);
+}
+
+/* Reads obj[key] as a duration string. Returns 1 / 0 / <0 as get_str. */
+static int get_duration(strata_err *err, json_t *obj, const char *parent, const char *key,
+                        int64_t *out)
+{
+    json_t *v = member(obj, key);
+    if (!v)
+        return 0;
+    char path[PATHCAP];
+    path_key(path, parent, key);
+    if (!json_is_string(v))
+        return type_error(err, path, "a duration string such as \"2m\"", v);
+    if (strata_parse_duration_ms(json_string_value(v), out) != 0)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "%s: '%.64s' is not a duration (a whole number and one unit of ms, "
+                              "s, m, h, d, w, y, such as \"2m\")",
+                              path, json_string_value(v));
+    return 1;
+}
+
+/* Reads obj[key] as a byte size: a non-negative integer or a size string. Returns
+ * 1 / 0 / <0 as get_str. */
+static int get_size(strata_err *err, json_t *obj, const char *parent, const char *key,
+                    uint64_t *out)
+{
+    json_t *v = member(obj, key);
+    if (!v)
+        return 0;
+    char path[PATHCAP];
+    path_key(path, parent, key);
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0)
+            return strata_err_set(err, STRATA_EINVAL, "%s: must not be negative", path);
+        *out = (uint64_t)json_integer_value(v);
+        return 1;
+    }
+    if (!json_is_string(v))
+        return type_error(err, path, "a size (an integer or a string such as \"64MiB\")", v);
+    if (strata_parse_bytes(json_string_value(v), out) != 0)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "%s: '%.64s' is not a size (bytes, or a number with KiB, MiB, GiB, "
+                              "KB, MB, GB, k, m or g, such as \"64MiB\")",
+                              path, json_string_value(v));
+    return 1;
+}
+
+/* Resolves v (a column name) to a column index of s. */
+static int get_column(strata_err *err, const strata_schema *s, json_t *v, const char *path,
+                      int *idx)
+{
+    if (!json_is_string(v))
+        return type_error(err, path, "a column name (string)", v);
+    const char *name = json_string_value(v);
+    int i = schema_column_index(s, name);
+    if (i >= 0) {
+        *idx = i;
+        return 0;
+    }
+    const char *names[STRATA_MAX_COLUMNS];
+    for (int c = 0; c < s->ncols; c++)
+        names[c] = s->cols[c].name;
+    const char *near = closest(name, names, (size_t)s->ncols);
+    if (near)
+        return strata_err_set(err, STRATA_EINVAL, "%s: unknown column '%.64s' (did you mean '%s'?)",
+                              path, name, near);
+    return strata_err_set(err, STRATA_EINVAL, "%s: unknown column '%.64s'", path, name);
+}
+
+/* Resolves the optional column reference obj[key]; *idx is untouched when absent. */
+static int get_column_ref(strata_err *err, const strata_schema *s, json_t *obj, const char *key,
+                          int *idx)
+{
+    json_t *v = member(obj, key);
+    if (!v)
+        return 0;
+    return get_column(err, s, v, key, idx);
+}
+
+/* Strict unsigned decimal: digits only, at most UINT64_MAX. */
+static bool parse_u64_decimal(const char *p, uint64_t *out)
+{
+    if (!*p)
+        return false;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* ---- parsing ------------------------------------------------------------------------------ */
+
+static const char *const top_keys[] = {
+    "format_version", "name",       "columns", "time_column", "partition_by", "order_by",
+    "dedup_key",      "version",    "deleted", "rollups",     "retention",    "lateness",
+    "late_policy",    "late_bound", "storage", "kafka",
+};
+static const char *const column_keys[] = {"name", "type", "default"};
+static const char *const rollup_keys[] = {"interval", "dimensions", "metrics"};
+static const char *const metric_keys[] = {"fn", "column"};
+static const char *const retention_keys[] = {"raw", "1m", "1h"};
+static const char *const storage_keys[] = {"compression", "memtable_rows", "memtable_bytes",
+                                           "memtable_age", "memory_budget"};
+static const char *const kafka_keys[] = {"brokers", "topic", "group", "start", "properties"};
+
+/* Indexed by strata_partition_by, strata_codec, strata_late_policy. */
+static const char *const partition_names[] = {"day", "hour", "month"};
+static const char *const codec_names[] = {"none", "lz4", "zstd"};
+static const char *const late_policy_names[] = {"update", "dead-letter"};
+static const char *const start_names[] = {"earliest", "latest"};
+
+static int parse_default(strata_err *err, json_t *d, const char *path, strata_column *c)
+{
+    const char *tn = strata_type_name(c->type);
+    char expected[96];
+    switch (c->type) {
+    case STRATA_TIMESTAMP:
+    case STRATA_INT64:
+    case STRATA_INT32:
+        if (!json_is_integer(d)) {
+            snprintf(expected, sizeof expected, "an integer (the column is %s)", tn);
+            return type_error(err, path, expected, d);
+        }
+        c->def_i = json_integer_value(d);
+        if (c->type == STRATA_INT32 && (c->def_i < INT32_MIN || c->def_i > INT32_MAX))
+            return strata_err_set(err, STRATA_EINVAL, "%s: %" PRId64 " is out of int32 range", path,
+                                  c->def_i);
+        return 0;
+    case STRATA_UINT64:
+        if (json_is_integer(d)) {
+            if (json_integer_value(d) < 0)
+                return strata_err_set(err, STRATA_EINVAL,
+                                      "%s: %" JSON_INTEGER_FORMAT " is negative; a uint64 default "
+                                      "must be at least 0",
+                                      path, json_integer_value(d));
+            c->def_i = json_integer_value(d);
+            return 0;
+        }
+        if (json_is_string(d)) {
+            uint64_t u;
+            if (!parse_u64_decimal(json_string_value(d), &u))
+                return strata_err_set(err, STRATA_EINVAL,
+                                      "%s: '%.64s' is not a uint64 (decimal digits, at most "
+                                      "18446744073709551615)",
+                                      path, json_string_value(d));
+            c->def_i = (int64_t)u;
+            return 0;
+        }
+        return type_error(err, path, "an integer or a decimal string (the column is uint64)", d);
+    case STRATA_FLOAT64:
+        if (json_is_number(d)) {
+            c->def_f = json_number_value(d);
+            return 0;
+        }
+        if (json_is_string(d)) {
+            const char *v = json_string_value(d);
+            if (strcmp(v, "NaN") == 0)
+                c->def_f = NAN;
+            else if (strcmp(v, "Infinity") == 0)
+                c->def_f = INFINITY;
+            else if (strcmp(v, "-Infinity") == 0)
+                c->def_f = -INFINITY;
+            else
+                return strata_err_set(err, STRATA_EINVAL,
+                                      "%s: '%.64s' is not a float64 (a number, or \"NaN\", "
+                                      "\"Infinity\", \"-Infinity\")",
+                                      path, v);
+            return 0;
+        }
+        return type_error(err, path, "a number (the column is float64)", d);
+    case STRATA_BOOL:
+        if (!json_is_boolean(d))
+            return type_error(err, path, "true or false (the column is bool)", d);
+        c->def_i = json_is_true(d) ? 1 : 0;
+        return 0;
+    case STRATA_STRING:
+        if (!json_is_string(d))
+            return type_error(err, path, "a string (the column is string)", d);
+        if (json_string_length(d) >= sizeof c->def_s)
+            return strata_err_set(err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %zu)", path,
+                                  json_string_length(d), sizeof c->def_s - 1);
+        memcpy(c->def_s, json_string_value(d), json_string_length(d) + 1);
+        return 0;
+    }
+    return strata_err_set(err, STRATA_EINVAL, "%s: column type is invalid", path);
+}
+
+static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
+{
+    char path[PATHCAP], sub[PATHCAP];
+    int rc;
+    path_index(path, "columns", i);
+    if (!json_is_object(v))
+        return type_error(err, path, "an object", v);
+    if ((rc = check_keys(err, v, path, column_keys, NELEM(column_keys))) < 0)
+        return rc;
+    if ((rc = get_str(err, v, path, "name", c->name, sizeof c->name)) < 0)
+        return rc;
+    if (rc == 0)
+        return strata_err_set(err, STRATA_EINVAL, "%s.name: required", path);
+    path_key(sub, path, "type");
+    json_t *t = member(v, "type");
+    if (!t)
+        return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
+    if (!json_is_string(t))
+        return type_error(err, sub, "a string", t);
+    c->type = strata_type_parse(json_string_value(t));
+    if (!c->type)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "%s: unknown type '%.64s' (expected one of timestamp, int64, "
+                              "uint64, int32, float64, bool, string)",
+                              sub, json_string_value(t));
+    json_t *d = member(v, "default");
+    if (d) {
+        path_key(sub, path, "default");
+        if ((rc = parse_default(err, d, sub, c)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_columns(strata_err *err, json_t *root, strata_schema *s)
+{
+    json_t *cols = member(root, "columns");
+    if (!cols)
+        return strata_err_set(err, STRATA_EINVAL, "columns: required");
+    if (!json_is_array(cols))
+        return type_error(err, "columns", "an array", cols);
+    size_t n = json_array_size(cols);
+    if (n == 0)
+        return strata_err_set(err, STRATA_EINVAL, "columns: a table needs at least one column");
+    if (n > STRATA_MAX_COLUMNS)
+        return strata_err_set(err, STRATA_EINVAL, "columns: %zu columns, at most %d allowed", n,
+                              STRATA_MAX_COLUMNS);
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse_column(err, json_array_get(cols, i), i, &s->cols[i]);
+        if (rc < 0)
+            return rc;
+        s->ncols = (int)i + 1;
+    }
+    return 0;
+}
+
+/* Reads the array of column names at obj[key] (path) into idx[], at most max entries. */
+static int parse_column_list(strata_err *err, const strata_schema *s, json_t *arr, const char *path,
+                             int *idx, int *count)
+{
+    if (!json_is_array(arr))
+        return type_error(err, path, "an array of column names", arr);
+    size_t n = json_array_size(arr);
+    if (n > (size_t)s->ncols)
+        return strata_err_set(err, STRATA_EINVAL, "%s: %zu entries, but the table has %d columns",
+                              path, n, s->ncols);
+    for (size_t i = 0; i < n; i++) {
+        char p[PATHCAP];
+        path_index(p, path, i);
+        int rc = get_column(err, s, json_array_get(arr, i), p, &idx[i]);
+        if (rc < 0)
+            return rc;
+    }
+    *count = (int)n;
+    return 0;
+}
+
+static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, const char *path,
+                        strata_rollup_metric *m)
+{
+    char sub[PATHCAP];
+    int rc;
+    if (!json_is_object(v))
+        return type_error(err, path, "an object", v);
+    if ((rc = check_keys(err, v, path, metric_keys, NELEM(metric_keys))) < 0)
+        return rc;
+    path_key(sub, path, "fn");
+    json_t *fn = member(v, "fn");
+    if (!fn)
+        return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
+    if (!json_is_string(fn))
+        return type_error(err, sub, "a string", fn);
+    m->fn = strata_agg_parse(json_string_value(fn));
+    if (!m->fn)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "%s: unknown function '%.64s' (expected one of count, sum, min, "
+                              "max, uniq, quantile)",
+                              sub, json_string_value(fn));
+    m->column = -1;
+    path_key(sub, path, "column");
+    json_t *col = member(v, "column");
+    if (col) {
+        if (m->fn == STRATA_AGG_COUNT)
+            return strata_err_set(err, STRATA_EINVAL, "%s: count takes no column", sub);
+        return get_column(err, s, col, sub, &m->column);
+    }
+    if (m->fn != STRATA_AGG_COUNT)
+        return strata_err_set(err, STRATA_EINVAL, "%s: required for %s", sub,
+                              json_string_value(fn));
+    return 0;
+}
+
+static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size_t r,
+                        strata_rollup *ru)
+{
+    char path[PATHCAP], sub[PATHCAP];
+    int rc;
+    path_index(path, "rollups", r);
+    if (!json_is_object(v))
+        return type_error(err, path, "an object", v);
+    if ((rc = check_keys(err, v, path, rollup_keys, NELEM(rollup_keys))) < 0)
+        return rc;
+    if ((rc = get_duration(err, v, path, "interval", &ru->interval_ms)) < 0)
+        return rc;
+    if (rc == 0)
+        return strata_err_set(err, STRATA_EINVAL, "%s.interval: required (1m or 1h)", path);
+    json_t *dims = member(v, "dimensions");
+    if (dims) {
+        path_key(sub, path, "dimensions");
+        if ((rc = parse_column_list(err, s, dims, sub, ru->dims, &ru->ndims)) < 0)
+            return rc;
+    }
+    path_key(sub, path, "metrics");
+    json_t *metrics = member(v, "metrics");
+    if (!metrics)
+        return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
+    if (!json_is_array(metrics))
+        return type_error(err, sub, "an array", metrics);
+    size_t n = json_array_size(metrics);
+    if (n < 1 || n > STRATA_MAX_ROLLUP_METRICS)
+        return strata_err_set(err, STRATA_EINVAL, "%s: %zu metrics, between 1 and %d allowed", sub,
+                              n, STRATA_MAX_ROLLUP_METRICS);
+    for (size_t m = 0; m < n; m++) {
+        char mp[PATHCAP];
+        path_index(mp, sub, m);
+        if ((rc = parse_metric(err, s, json_array_get(metrics, m), mp, &ru->metrics[m])) < 0)
+            return rc;
+    }
+    ru->nmetrics = (int)n;
+    return 0;
+}
+
+static int parse_rollups(strata_err *err, json_t *root, strata_schema *s)
+{
+    json_t *arr = member(root, "rollups");
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return type_error(err, "rollups", "an array", arr);
+    size_t n = json_array_size(arr);
+    if (n > STRATA_MAX_ROLLUPS)
+        return strata_err_set(err, STRATA_EINVAL, "rollups: %zu rollups, at most %d allowed", n,
+                              STRATA_MAX_ROLLUPS);
+    for (size_t r = 0; r < n; r++) {
+        int rc = parse_rollup(err, s, json_array_get(arr, r), r, &s->rollups[r]);
+        if (rc < 0)
+            return rc;
+    }
+    s->nrollups = (int)n;
+    return 0;
+}
+
+static int parse_retention(strata_err *err, json_t *root, strata_schema *s)
+{
+    json_t *ret = member(root, "retention");
+    if (!ret)
+        return 0;
+    if (!json_is_object(ret))
+        return type_error(err, "retention", "an object", ret);
+    int rc = check_keys(err, ret, "retention", retention_keys, NELEM(retention_keys));
+    if (rc < 0)
+        return rc;
+    int64_t *dst[] = {&s->retention_raw_ms, &s->retention_1m_ms, &s->retention_1h_ms};
+    for (size_t i = 0; i < NELEM(retention_keys); i++) {
+        if ((rc = get_duration(err, ret, "retention", retention_keys[i], dst[i])) < 0)
+            return rc;
+        if (rc == 1 && *dst[i] == 0)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "retention.%s: must be longer than 0 (leave it out or use null "
+                                  "to keep forever)",
+                                  retention_keys[i]);
+    }
+    return 0;
+}
+
+static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
+{
+    json_t *st = member(root, "storage");
+    if (!st)
+        return 0;
+    if (!json_is_object(st))
+        return type_error(err, "storage", "an object", st);
+    int rc, e;
+    if ((rc = check_keys(err, st, "storage", storage_keys, NELEM(storage_keys))) < 0)
+        return rc;
+    if ((rc = get_enum(err, st, "storage", "compression", codec_names, NELEM(codec_names), &e)) < 0)
+        return rc;
+    if (rc == 1)
+        s->codec = (strata_codec)e;
+    json_t *rows = member(st, "memtable_rows");
+    if (rows) {
+        if (!json_is_integer(rows))
+            return type_error(err, "storage.memtable_rows", "an integer", rows);
+        if (json_integer_value(rows) < 1)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "storage.memtable_rows: must be between 1 and 16777216");
+        s->memtable_max_rows = (uint64_t)json_integer_value(rows);
+    }
+    if ((rc = get_size(err, st, "storage", "memtable_bytes", &s->memtable_max_bytes)) < 0)
+        return rc;
+    if ((rc = get_duration(err, st, "storage", "memtable_age", &s->memtable_max_age_ms)) < 0)
+        return rc;
+    if ((rc = get_size(err, st, "storage", "memory_budget", &s->memory_budget_bytes)) < 0)
+        return rc;
+    return 0;
+}
+
+static bool kafka_topic_ok(const char *t)
+{
+    for (; *t; t++)
+        if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
+              *t == '.' || *t == '_' || *t == '-'))
+            return false;
+    return true;
+}
+
+/* Shortest "%.*g" text that reads back as d. */
+static void format_double(double d, char *out, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            return;
+    }
+}
+
+static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
+{
+    if (!json_is_object(props))
+        return type_error(err, "kafka.properties", "an object", props);
+    if (json_object_size(props) > STRATA_MAX_KAFKA_PROPS)
+        return strata_err_set(err, STRATA_EINVAL, "kafka.properties: %zu properties, at most %d",
+                              json_object_size(props), STRATA_MAX_KAFKA_PROPS);
+    const char *key;
+    json_t *v;
+    json_object_foreach(props, key, v)
+    {
+        strata_kafka_prop *p = &k->props[k->nprops];
+        char path[PATHCAP];
+        snprintf(path, sizeof path, "kafka.properties[\"%.64s\"]", key);
+        size_t kl = strlen(key);
+        if (kl == 0)
+            return strata_err_set(err, STRATA_EINVAL, "kafka.properties: empty property name");
+        if (kl >= sizeof p->key)
+            return strata_err_set(err, STRATA_EINVAL, "%s: name too long (%zu bytes, at most %zu)",
+                                  path, kl, sizeof p->key - 1);
+        char text[64];
+        const char *val;
+        size_t vl;
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+            val = json_string_value(v);
+            vl = json_string_length(v);
+            break;
+        case JSON_INTEGER:
+            snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            val = text;
+            vl = strlen(text);
+            break;
+        case JSON_REAL:
+            format_double(json_real_value(v), text, sizeof text);
+            val = text;
+            vl = strlen(text);
+            break;
+        case JSON_TRUE:
+        case JSON_FALSE:
+            val = json_is_true(v) ? "true" : "false";
+            vl = strlen(val);
+            break;
+        default: return type_error(err, path, "a string, number or boolean", v);
+        }
+        if (vl >= sizeof p->value)
+            return strata_err_set(err, STRATA_EINVAL, "%s: value too long (%zu bytes, at most %zu)",
+                                  path, vl, sizeof p->value - 1);
+        memcpy(p->key, key, kl + 1);
+        memcpy(p->value, val, vl + 1);
+        k->nprops++;
+    }
+    return 0;
+}
+
+static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
+{
+    json_t *kj = member(root, "kafka");
+    if (!kj)
+        return 0;
+    if (!json_is_object(kj))
+        return type_error(err, "kafka", "an object", kj);
+    strata_kafka *k = &s->kafka;
+    int rc, e;
+    if ((rc = check_keys(err, kj, "kafka", kafka_keys, NELEM(kafka_keys))) < 0)
+        return rc;
+    k->enabled = true;
+    if ((rc = get_str(err, kj, "kafka", "brokers", k->brokers, sizeof k->brokers)) < 0)
+        return rc;
+    if ((rc = get_str(err, kj, "kafka", "topic", k->topic, sizeof k->topic)) < 0)
+        return rc;
+    if (rc == 0)
+        return strata_err_set(err, STRATA_EINVAL, "kafka.topic: required");
+    if (!k->topic[0])
+        return strata_err_set(err, STRATA_EINVAL, "kafka.topic: must not be empty");
+    if (!kafka_topic_ok(k->topic))
+        return strata_err_set(err, STRATA_EINVAL,
+                              "kafka.topic: '%s' is not a valid topic name (letters, digits, '.', "
+                              "'_' and '-')",
+                              k->topic);
+    if ((rc = get_str(err, kj, "kafka", "group", k->group, sizeof k->group)) < 0)
+        return rc;
+    if (rc == 0)
+        snprintf(k->group, sizeof k->group, "strata-%s", s->name);
+    else if (!k->group[0])
+        return strata_err_set(err, STRATA_EINVAL, "kafka.group: must not be empty");
+    if ((rc = get_enum(err, kj, "kafka", "start", start_names, NELEM(start_names), &e)) < 0)
+        return rc;
+    if (rc == 1)
+        k->start_latest = e == 1;
+    json_t *props = member(kj, "properties");
+    if (props && (rc = parse_kafka_props(err, props, k)) < 0)
+        return rc;
+    return 0;
+}
+
+static int parse_name(strata_err *err, json_t *root, const char *name, strata_schema *s)
+{
+    const char *src = name;
+    json_t *jn = member(root, "name");
+    if (jn) {
+        if (!json_is_string(jn))
+            return type_error(err, "name", "a string", jn);
+        src = json_string_value(jn);
+        if (name && strcmp(src, name) != 0)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "name: '%.64s' does not match the table name '%.64s' in the path",
+                                  src, name);
+    }
+    if (!src)
+        return strata_err_set(err, STRATA_EINVAL, "name: required");
+    size_t n = strlen(src);
+    if (n >= sizeof s->name)
+        return strata_err_set(err, STRATA_EINVAL, "name: too long (%zu bytes, at most %zu)", n,
+                              sizeof s->name - 1);
+    memcpy(s->name, src, n + 1);
+    return 0;
+}
+
+static int parse_root(strata_err *err, json_t *root, const char *name, strata_schema *s)
+{
+    int rc, e;
+    if (!json_is_object(root))
+        return strata_err_set(err, STRATA_EINVAL, "schema: expected a JSON object, got %s",
+                              kind(root));
+    /* The version first: a newer file may well have keys this build does not know. */
+    json_t *ver = member(root, "format_version");
+    if (ver) {
+        if (!json_is_integer(ver))
+            return type_error(err, "format_version", "an integer", ver);
+        if (json_integer_value(ver) != SCHEMA_JSON_FORMAT_VERSION)
+            return strata_err_set(err, STRATA_EVERSION,
+                                  "format_version: %" JSON_INTEGER_FORMAT
+                                  " is not supported (this build reads version %d)",
+                                  json_integer_value(ver), SCHEMA_JSON_FORMAT_VERSION);
+    }
+    if ((rc = check_keys(err, root, "", top_keys, NELEM(top_keys))) < 0)
+        return rc;
+    if ((rc = parse_name(err, root, name, s)) < 0)
+        return rc;
+    if ((rc = parse_columns(err, root, s)) < 0)
+        return rc;
+
+    json_t *tc = member(root, "time_column");
+    if (!tc)
+        return strata_err_set(err, STRATA_EINVAL, "time_column: required");
+    if ((rc = get_column(err, s, tc, "time_column", &s->time_col)) < 0)
+        return rc;
+    if ((rc = get_enum(err, root, "", "partition_by", partition_names, NELEM(partition_names),
+                       &e)) < 0)
+        return rc;
+    if (rc == 1)
+        s->partition_by = (strata_partition_by)e;
+    json_t *ob = member(root, "order_by");
+    if (ob) {
+        if ((rc = parse_column_list(err, s, ob, "order_by", s->order_by, &s->norder)) < 0)
+            return rc;
+        if (s->norder == 0)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "order_by: must list at least one column (leave it out for the "
+                                  "default)");
+    }
+    if ((rc = get_column_ref(err, s, root, "dedup_key", &s->dedup_key)) < 0 ||
+        (rc = get_column_ref(err, s, root, "version", &s->version_col)) < 0 ||
+        (rc = get_column_ref(err, s, root, "deleted", &s->deleted_col)) < 0)
+        return rc;
+    if ((rc = parse_rollups(err, root, s)) < 0 || (rc = parse_retention(err, root, s)) < 0)
+        return rc;
+    if ((rc = get_duration(err, root, "", "lateness", &s->lateness_ms)) < 0)
+        return rc;
+    if ((rc = get_enum(err, root, "", "late_policy", late_policy_names, NELEM(late_policy_names),
+                       &e)) < 0)
+        return rc;
+    if (rc == 1)
+        s->late_policy = (strata_late_policy)e;
+    if ((rc = get_duration(err, root, "", "late_bound", &s->late_bound_ms)) < 0)
+        return rc;
+    if (rc == 1 && s->late_bound_ms == 0)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "late_bound: must be longer than 0 (leave it out or use null for "
+                              "no bound)");
+    if ((rc = parse_storage(err, root, s)) < 0 || (rc = parse_kafka(err, root, s)) < 0)
+        return rc;
+    return 0;
+}
+
+int schema_json_parse_named(const char *text, size_t len, const char *name, strata_schema *out,
+                            strata_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+    strata_schema *s = NULL;
+    int rc;
+    if (!root) {
+        /* JSON integers are read as int64: point at the way to write larger uint64s. */
+        const char *hint = json_error_code(&jerr) == json_error_numeric_overflow
+                               ? " (write integers above 9223372036854775807 as decimal strings)"
+                               : "";
+        if (jerr.line > 0)
+            rc = strata_err_set(err, STRATA_EINVAL, "malformed JSON at line %d column %d: %s%s",
+                                jerr.line, jerr.column, jerr.text, hint);
+        else
+            rc = strata_err_set(err, STRATA_EINVAL, "malformed JSON: %s%s", jerr.text, hint);
+        goto done;
+    }
+    s = malloc(sizeof *s);
+    if (!s) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "schema: out of memory");
+        goto done;
+    }
+    schema_init(s);
+    rc = parse_root(err, root, name, s);
+    if (rc == 0) {
+        schema_apply_default_order(s);
+        rc = schema_validate(s, err);
+    }
+    if (rc == 0)
+        memcpy(out, s, sizeof *s);
+done:
+    if (rc < 0 && err)
+        utf8_scrub(err->msg);
+    free(s);
+    json_decref(root);
+    return rc;
+}
+
+int schema_json_parse(const char *text, size_t len, strata_schema *out, strata_err *err)
+{
+    return schema_json_parse_named(text, len, NULL, out, err);
+}
+
+int schema_json_parse_file(const char *path, strata_schema *out, strata_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return strata_err_set(err, e == ENOENT ? STRATA_ENOTFOUND : STRATA_EIO,
+                              "%s: cannot open: %s", path, strerror(e));
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap > SCHEMA_JSON_MAX_FILE) {
+                rc = strata_err_set(err, STRATA_EINVAL, "%s: larger than %u bytes", path,
+                                    SCHEMA_JSON_MAX_FILE);
+                goto done;
+            }
+            size_t ncap = cap ? cap * 2 : 16384;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
+                goto done;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = strata_err_set(err, STRATA_EIO, "%s: read failed: %s", path, strerror(errno));
+            goto done;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    if (len > SCHEMA_JSON_MAX_FILE) {
+        rc = strata_err_set(err, STRATA_EINVAL, "%s: larger than %u bytes", path,
+                            SCHEMA_JSON_MAX_FILE);
+        goto done;
+    }
+    rc = schema_json_parse(buf, len, out, err);
+    if (rc < 0)
+        strata_err_prefix(err, "%s", path);
+done:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* ---- dumping ------------------------------------------------------------------------------ */
+
+static bool str_ok(const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    return n < cap && utf8_valid(s, n);
+}
+
+static bool col_ref_ok(const strata_schema *s, int c, bool optional)
+{
+    return (optional && c == -1) || (c >= 0 && c < s->ncols);
+}
+
+/* NULL when s can be dumped; else what stands in the way. */
+static const char *dump_problem(const strata_schema *s)
+{
+    if (!str_ok(s->name, sizeof s->name))
+        return "name: not a NUL-terminated UTF-8 string";
+    if (s->ncols < 0 || s->ncols > STRATA_MAX_COLUMNS)
+        return "columns: count out of range";
+    for (int i = 0; i < s->ncols; i++) {
+        const strata_column *c = &s->cols[i];
+        if (!str_ok(c->name, sizeof c->name))
+            return "columns: a name is not a NUL-terminated UTF-8 string";
+        if (!strata_type_name(c->type))
+            return "columns: an invalid type";
+        if (c->type == STRATA_STRING && !str_ok(c->def_s, sizeof c->def_s))
+            return "columns: a default is not a NUL-terminated UTF-8 string";
+    }
+    if (!col_ref_ok(s, s->time_col, false) || !col_ref_ok(s, s->dedup_key, true) ||
+        !col_ref_ok(s, s->version_col, true) || !col_ref_ok(s, s->deleted_col, true))
+        return "a column index is out of range";
+    if (s->norder < 0 || s->norder > STRATA_MAX_COLUMNS)
+        return "order_by: count out of range";
+    for (int i = 0; i < s->norder; i++)
+        if (!col_ref_ok(s, s->order_by[i], false))
+            return "order_by: a column index is out of range";
+    if ((unsigned)s->partition_by >= NELEM(partition_names) ||
+        (unsigned)s->codec >= NELEM(codec_names) ||
+        (unsigned)s->late_policy >= NELEM(late_policy_names))
+        return "an enumeration holds an invalid value";
+    if (s->nrollups < 0 || s->nrollups > STRATA_MAX_ROLLUPS)
+        return "rollups: count out of range";
+    for (int r = 0; r < s->nrollups; r++) {
+        const strata_rollup *ru = &s->rollups[r];
+        if (ru->ndims < 0 || ru->ndims > STRATA_MAX_COLUMNS || ru->nmetrics < 0 ||
+            ru->nmetrics > STRATA_MAX_ROLLUP_METRICS)
+            return "rollups: a count is out of range";
+        for (int d = 0; d < ru->ndims; d++)
+            if (!col_ref_ok(s, ru->dims[d], false))
+                return "rollups: a dimension index is out of range";
+        for (int m = 0; m < ru->nmetrics; m++) {
+            if (!strata_agg_name(ru->metrics[m].fn))
+                return "rollups: an invalid metric function";
+            if (!col_ref_ok(s, ru->metrics[m].column, true))
+                return "rollups: a metric column index is out of range";
+        }
+    }
+    if (s->kafka.enabled) {
+        const strata_kafka *k = &s->kafka;
+        if (!str_ok(k->brokers, sizeof k->brokers) || !str_ok(k->topic, sizeof k->topic) ||
+            !str_ok(k->group, sizeof k->group))
+            return "kafka: a string is not NUL-terminated UTF-8";
+        if (k->nprops < 0 || k->nprops > STRATA_MAX_KAFKA_PROPS)
+            return "kafka.properties: count out of range";
+        for (int i = 0; i < k->nprops; i++)
+            if (!str_ok(k->props[i].key, sizeof k->props[i].key) ||
+                !str_ok(k->props[i].value, sizeof k->props[i].value))
+                return "kafka.properties: a string is not NUL-terminated UTF-8";
+    }
+    return NULL;
+}
+
+/* Builders record any failure in *bad instead of checking at every call; a NULL value
+ * (allocation failure) is handled by jansson without leaks. */
+static void put(json_t *obj, const char *key, json_t *v, bool *bad)
+{
+    if (json_object_set_new(obj, key, v) != 0)
+        *bad = true;
+}
+
+static void append(json_t *arr, json_t *v, bool *bad)
+{
+    if (json_array_append_new(arr, v) != 0)
+        *bad = true;
+}
+
+static json_t *jstr(const char *s, size_t cap) { return json_stringn(s, strnlen(s, cap)); }
+
+static json_t *jduration(int64_t ms)
+{
+    char buf[32];
+    strata_format_duration_ms(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *jduration_opt(int64_t ms) { return ms ? jduration(ms) : json_null(); }
+
+static json_t *jbytes(uint64_t n)
+{
+    char buf[32];
+    strata_format_bytes(n, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *jcolumn_ref(const strata_schema *s, int c)
+{
+    return c < 0 ? json_null() : jstr(s->cols[c].name, sizeof s->cols[c].name);
+}
+
+static json_t *jdefault(const strata_column *c)
+{
+    switch (c->type) {
+    case STRATA_TIMESTAMP:
+    case STRATA_INT64:
+    case STRATA_INT32: return json_integer((json_int_t)c->def_i);
+    case STRATA_UINT64:
+        if (c->def_i >= 0)
+            return json_integer((json_int_t)c->def_i);
+        else {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%" PRIu64, (uint64_t)c->def_i);
+            return json_string(buf);
+        }
+    case STRATA_FLOAT64:
+        if (isnan(c->def_f))
+            return json_string("NaN");
+        if (isinf(c->def_f))
+            return json_string(c->def_f > 0 ? "Infinity" : "-Infinity");
+        return json_real(c->def_f);
+    case STRATA_BOOL: return json_boolean(c->def_i != 0);
+    case STRATA_STRING: return jstr(c->def_s, sizeof c->def_s);
+    }
+    return NULL;
+}
+
+static json_t *jcolumns(const strata_schema *s, bool *bad)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < s->ncols; i++) {
+        const strata_column *c = &s->cols[i];
+        json_t *o = json_object();
+        put(o, "name", jstr(c->name, sizeof c->name), bad);
+        put(o, "type", json_string(strata_type_name(c->type)), bad);
+        put(o, "default", jdefault(c), bad);
+        append(arr, o, bad);
+    }
+    return arr;
+}
+
+static json_t *jcolumn_list(const strata_schema *s, const int *idx, int n, bool *bad)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        append(arr, jcolumn_ref(s, idx[i]), bad);
+    return arr;
+}
+
+static json_t *jrollups(const strata_schema *s, bool *bad)
+{
+    json_t *arr = json_array();
+    for (int r = 0; r < s->nrollups; r++) {
+        const strata_rollup *ru = &s->rollups[r];
+        json_t *o = json_object();
+        put(o, "interval", jduration(ru->interval_ms), bad);
+        put(o, "dimensions", jcolumn_list(s, ru->dims, ru->ndims, bad), bad);
+        json_t *ms = json_array();
+        for (int m = 0; m < ru->nmetrics; m++) {
+            json_t *mo = json_object();
+            put(mo, "fn", json_string(strata_agg_name(ru->metrics[m].fn)), bad);
+            if (ru->metrics[m].column >= 0)
+                put(mo, "column", jcolumn_ref(s, ru->metrics[m].column), bad);
+            append(ms, mo, bad);
+        }
+        put(o, "metrics", ms, bad);
+        append(arr, o, bad);
+    }
+    return arr;
+}
+
+static json_t *jkafka(const strata_kafka *k, bool *bad)
+{
+    if (!k->enabled)
+        return json_null();
+    json_t *o = json_object();
+    put(o, "brokers", jstr(k->brokers, sizeof k->brokers), bad);
+    put(o, "topic", jstr(k->topic, sizeof k->topic), bad);
+    put(o, "group", jstr(k->group, sizeof k->group), bad);
+    put(o, "start", json_string(start_names[k->start_latest ? 1 : 0]), bad);
+    json_t *props = json_object();
+    for (int i = 0; i < k->nprops; i++) {
+        char key[sizeof k->props[i].key];
+        size_t kl = strnlen(k->props[i].key, sizeof key);
+        memcpy(key, k->props[i].key, kl);
+        key[kl] = 0;
+        put(props, key, jstr(k->props[i].value, sizeof k->props[i].value), bad);
+    }
+    put(o, "properties", props, bad);
+    return o;
+}
+
+char *schema_json_dump(const strata_schema *s)
+{
+    if (dump_problem(s))
+        return NULL;
+    bool bad = false;
+    json_t *root = json_object();
+    if (!root)
+        return NULL;
+    put(root, "format_version", json_integer(SCHEMA_JSON_FORMAT_VERSION), &bad);
+    put(root, "name", jstr(s->name, sizeof s->name), &bad);
+    put(root, "columns", jcolumns(s, &bad), &bad);
+    put(root, "time_column", jcolumn_ref(s, s->time_col), &bad);
+    put(root, "partition_by", json_string(partition_names[s->partition_by]), &bad);
+    put(root, "order_by", s->norder ? jcolumn_list(s, s->order_by, s->norder, &bad) : json_null(),
+        &bad);
+    put(root, "dedup_key", jcolumn_ref(s, s->dedup_key), &bad);
+    put(root, "version", jcolumn_ref(s, s->version_col), &bad);
+    put(root, "deleted", jcolumn_ref(s, s->deleted_col), &bad);
+    put(root, "rollups", jrollups(s, &bad), &bad);
+    json_t *ret = json_object();
+    put(ret, "raw", jduration_opt(s->retention_raw_ms), &bad);
+    put(ret, "1m", jduration_opt(s->retention_1m_ms), &bad);
+    put(ret, "1h", jduration_opt(s->retention_1h_ms), &bad);
+    put(root, "retention", ret, &bad);
+    put(root, "lateness", jduration(s->lateness_ms), &bad);
+    put(root, "late_policy", json_string(late_policy_names[s->late_policy]), &bad);
+    put(root, "late_bound", jduration_opt(s->late_bound_ms), &bad);
+    json_t *st = json_object();
+    put(st, "compression", json_string(codec_names[s->codec]), &bad);
+    put(st, "memtable_rows", json_integer((json_int_t)s->memtable_max_rows), &bad);
+    put(st, "memtable_bytes", jbytes(s->memtable_max_bytes), &bad);
+    put(st, "memtable_age", jduration(s->memtable_max_age_ms), &bad);
+    put(st, "memory_budget", jbytes(s->memory_budget_bytes), &bad);
+    put(root, "storage", st, &bad);
+    put(root, "kafka", jkafka(&s->kafka, &bad), &bad);
+
+    char *out = NULL;
+    if (!bad) {
+        /* json_dumpb writes into our own malloc'd buffer (whatever allocator jansson was
+         * given); one more byte for the final newline and one for the NUL. */
+        size_t n = json_dumpb(root, NULL, 0, JSON_INDENT(2));
+        if (n > 0 && (out = malloc(n + 2)) != NULL) {
+            if (json_dumpb(root, out, n, JSON_INDENT(2)) != n) {
+                free(out);
+                out = NULL;
+            } else {
+                out[n] = '\n';
+                out[n + 1] = 0;
+            }
+        }
+    }
+    json_decref(root);
+    return out;
+}
+
+/* ---- saving ------------------------------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int schema_json_save(const char *table_dir, const strata_schema *s, strata_err *err)
+{
+    int rc = schema_validate(s, err);
+    if (rc < 0)
+        return rc;
+    const char *problem = dump_problem(s);
+    if (problem)
+        return strata_err_set(err, STRATA_EINVAL, "%s", problem);
+    char path[4096], tmp[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/" SCHEMA_JSON_FILE, table_dir) >= sizeof path ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/" SCHEMA_JSON_FILE ".tmp", table_dir) >= sizeof tmp)
+        return strata_err_set(err, STRATA_EINVAL, "%.200s: directory path too long", table_dir);
+    char *text = schema_json_dump(s);
+    if (!text)
+        return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
+
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(text);
+        return rc;
+    }
+    const char *step = NULL;
+    if (write_all(fd, text, strlen(text)) != 0)
+        step = "write";
+    else if (fsync(fd) != 0)
+        step = "fsync";
+    int e = errno;
+    if (close(fd) != 0 && !step) {
+        step = "close";
+        e = errno;
+    }
+    free(text);
+    if (step) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: %s failed: %s", tmp, step, strerror(e));
+        unlink(tmp);
+        return rc;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: rename to %s failed: %s", tmp, path,
+                            strerror(errno));
+        unlink(tmp);
+        return rc;
+    }
+    int dfd = open(table_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return strata_err_set(err, STRATA_EIO, "%s: cannot open directory: %s", table_dir,
+                              strerror(errno));
+    rc = 0;
+    if (fsync(dfd) != 0)
+        rc = strata_err_set(err, STRATA_EIO, "%s: fsync of the directory failed: %s", table_dir,
+                            strerror(errno));
+    close(dfd);
+    return rc;
+}
