@@ -56,6 +56,16 @@ static void format_time(int64_t ms, char *out, size_t cap)
              (int)(rem % 1000));
 }
 
+/* The shortest %.Ng text that reads back as exactly d (9.66, not 9.6600000000000001). */
+static void format_double(double d, char *out, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            return;
+    }
+}
+
 static void json_string(FILE *f, const char *p, size_t n)
 {
     fputc('"', f);
@@ -86,10 +96,9 @@ static void json_value(FILE *f, strata_type t, uint64_t v)
     case STRATA_FLOAT64: {
         double d;
         memcpy(&d, &v, 8);
-        if (d != d || d - d != 0)
-            fputs("null", f); /* JSON has no NaN or infinities */
-        else
-            fprintf(f, "%.17g", d);
+        char txt[40];
+        format_double(d, txt, sizeof txt);
+        fputs(d != d || d - d != 0 ? "null" : txt, f); /* JSON has no NaN or infinities */
         break;
     }
     default: fprintf(f, "%" PRId64, (int64_t)v); break;
@@ -182,7 +191,7 @@ static void value_text(const segment *s, int c, uint64_t v, char *out, size_t ca
     case STRATA_FLOAT64: {
         double d;
         memcpy(&d, &v, 8);
-        snprintf(out, cap, "%.17g", d);
+        format_double(d, out, cap);
         break;
     }
     case STRATA_STRING: {

@@ -34,9 +34,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (manifest_read(dir, &m, &err) == 0) {
         if (manifest_write(dir, &m, &err) != 0 || manifest_read(dir, &again, &err) != 0)
             abort();
-        if (again.nsegs != m.nsegs || again.ncps != m.ncps || again.generation != m.generation ||
-            (m.nsegs && memcmp(again.segs, m.segs, sizeof *m.segs * m.nsegs) != 0))
+        if (again.nsegs != m.nsegs || again.ncps != m.ncps || again.generation != m.generation)
             abort();
+        for (uint32_t i = 0; i < m.nsegs; i++) { /* field by field: structs have padding */
+            const manifest_segment *a = &m.segs[i], *b = &again.segs[i];
+            if (a->id != b->id || a->rows != b->rows || a->bytes != b->bytes ||
+                a->min_time != b->min_time || a->max_time != b->max_time || a->level != b->level)
+                abort();
+        }
+        for (uint32_t i = 0; i < m.ncps; i++)
+            if (strcmp(m.cps[i].source, again.cps[i].source) != 0 ||
+                m.cps[i].partition != again.cps[i].partition ||
+                m.cps[i].next_offset != again.cps[i].next_offset)
+                abort();
         manifest_free(&again);
         manifest_free(&m);
     } else if (err.msg[0] == 0) {

@@ -52,6 +52,7 @@ for r in rows:
     assert round(r["amount"] * 100) == r["amount"] * 100 or abs(round(r["amount"]*100) - r["amount"]*100) < 1e-6
     assert 1 <= r["quantity"] <= 10 and r["event_id"] < 2**63
 PY
+grep -qE '"amount":[0-9]+\.[0-9]{3,}' "$WORK/rows.jsonl" && fail "amounts printed with noise digits: $(head -1 "$WORK/rows.jsonl")" || ok
 "$STRATA" inspect --verify "$SEG" >"$WORK/v1.txt" 2>&1 && ok || fail "verify good segment"
 
 # Damage: a flipped byte in the middle of the data blocks -> exit 1, names column and granule.
