@@ -10,20 +10,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "order_gen.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -35,9 +24,9 @@ int main(int argc, char **argv)
     o.count = rows;
     strata_err err = {0};
 
-    double t0 = now_s();
+    double t0 = bench_now_s();
     order_gen *g = order_gen_create(&o, &err); /* builds the shared tables */
-    double build = now_s() - t0;
+    double build = bench_now_s() - t0;
     if (!g) {
         fprintf(stderr, "bench_gen: %s\n", err.msg);
         return 1;
@@ -59,21 +48,20 @@ int main(int argc, char **argv)
             return 1;
         }
         uint64_t done = 0;
-        double t = now_s();
+        double t = bench_now_s();
         uint32_t n;
         while ((n = order_gen_fill(g, &b, 65536)) > 0) {
             done += n;
             checksum += b.i[ORDER_COL_USER_ID][n - 1];
             row_batch_clear(&b);
         }
-        double el = now_s() - t;
+        double el = bench_now_s() - t;
         rates[run] = (double)done / el;
         printf("fill run %d: %llu rows in %.3f s = %.2f M rows/s\n", run + 1,
                (unsigned long long)done, el, rates[run] / 1e6);
         order_gen_free(g);
     }
-    qsort(rates, 3, sizeof rates[0], cmp_double);
-    printf("order_gen_fill: median %.2f M rows/s (checksum %lld)\n", rates[1] / 1e6,
+    printf("order_gen_fill: median %.2f M rows/s (checksum %lld)\n", bench_median(rates, 3) / 1e6,
            (long long)checksum);
 
     /* The text path, with the options strata gen would use for a dead-letter test. */
@@ -89,12 +77,12 @@ int main(int argc, char **argv)
     char buf[ORDER_GEN_JSON_MAX];
     order_gen_msg msg;
     uint64_t bytes = 0, n = 0;
-    double t = now_s();
+    double t = bench_now_s();
     while (order_gen_next_json(g, buf, sizeof buf, &msg) == 1) {
         bytes += msg.len + 1;
         n++;
     }
-    double el = now_s() - t;
+    double el = bench_now_s() - t;
     printf("order_gen_next_json: %.2f M events/s, %.1f MB/s of NDJSON\n", (double)n / el / 1e6,
            (double)bytes / el / 1e6);
     order_gen_free(g);

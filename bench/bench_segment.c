@@ -28,29 +28,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "catalog.h"
 #include "order_gen.h"
 #include "table.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median3(double a, double b, double c)
 {
     double v[3] = {a, b, c};
-    qsort(v, 3, sizeof v[0], cmp_double);
-    return v[1];
+    return bench_median(v, 3);
 }
+
 
 #define BATCH 65536
 
@@ -114,7 +102,7 @@ static double run_write(const dataset *d, const char *dir, strata_codec codec, u
         fprintf(stderr, "bench_segment: %s\n", err.msg);
         exit(1);
     }
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (uint32_t i = 0; i < d->nbatches; i++) {
         int rc = table_append(t, &d->batches[i], &err);
         if (rc == STRATA_EFULL) /* what a server's flusher does at the memory budget */
@@ -128,7 +116,7 @@ static double run_write(const dataset *d, const char *dir, strata_codec codec, u
         fprintf(stderr, "bench_segment: %s\n", err.msg);
         exit(1);
     }
-    double el = now_s() - t0;
+    double el = bench_now_s() - t0;
     table_stats st;
     table_get_stats(t, &st);
     *bytes = st.segment_bytes;
@@ -158,7 +146,7 @@ static double run_decode(const dataset *d, const char *dir, uint64_t *values)
     double *fv = malloc(8 * SEGMENT_GRANULE_ROWS);
     uint32_t *cv = malloc(4 * SEGMENT_GRANULE_ROWS);
     uint64_t n = 0, check = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (uint32_t p = 0; p < snap->nparts; p++)
         for (uint32_t i = 0; i < snap->parts[p].nsegs; i++) {
             segment *seg = snap->parts[p].segs[i];
@@ -185,7 +173,7 @@ static double run_decode(const dataset *d, const char *dir, uint64_t *values)
                     n += rows;
                 }
         }
-    double el = now_s() - t0;
+    double el = bench_now_s() - t0;
     if (check == 42)
         fputc(' ', stderr); /* keeps the decode from being optimized away */
     free(iv);
@@ -211,7 +199,7 @@ static void run_plain(const dataset *d, const char *dir, double *write_s, double
     }
     const strata_schema *s = &d->schema;
     uint32_t *codes = malloc(4 * BATCH);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     uint64_t total = 0;
     for (uint32_t b = 0; b < d->nbatches; b++) {
         const row_batch *rb = &d->batches[b];
@@ -240,10 +228,10 @@ static void run_plain(const dataset *d, const char *dir, double *write_s, double
     }
     fsync(fd);
     close(fd);
-    *write_s = now_s() - t0;
+    *write_s = bench_now_s() - t0;
     *bytes = total;
     char *buf1 = malloc(8 * BATCH);
-    t0 = now_s();
+    t0 = bench_now_s();
     uint64_t sink = 0;
     for (uint32_t b = 0; b < d->nbatches; b++)
         for (int c = 0; c < s->ncols; c++) {
@@ -256,7 +244,7 @@ static void run_plain(const dataset *d, const char *dir, double *write_s, double
                 memcpy(buf1, rb->s[c], 4 * (size_t)rb->nrows);
             sink += (uint8_t)buf1[rb->nrows - 1];
         }
-    *read_s = now_s() - t0;
+    *read_s = bench_now_s() - t0;
     if (sink == 1)
         fputc(' ', stderr);
     free(buf1);
@@ -301,10 +289,10 @@ int main(int argc, char **argv)
         return 1;
 
     dataset d = {0};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (make_dataset(&d, rows, order_by) != 0)
         return 1;
-    double gen_s = now_s() - t0;
+    double gen_s = bench_now_s() - t0;
     printf("bench_segment: %" PRIu64 " reference order events (%d columns), generated in %.2f s\n",
            d.rows, d.schema.ncols, gen_s);
 

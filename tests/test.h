@@ -8,11 +8,13 @@
 #ifndef STRATA_TEST_H
 #define STRATA_TEST_H
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef void (*test_fn)(void);
 struct test_case {
@@ -107,6 +109,24 @@ extern int test_failed_current;
         return failed ? 1 : 0;                                                                     \
     }
 #define T(fn) {#fn, fn}
+
+/* Removes every file directly in dir, then dir (test temp directories hold no subdirs). */
+static inline void test_rmdir_flat(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%.4000s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
 
 /* Deterministic xorshift random numbers for tests. */
 static inline uint64_t test_rand_next(uint64_t *s)

@@ -482,34 +482,48 @@ static void scan_partition(dir_scan *ds, const char *table, const char *dir)
     manifest_free(&m);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in dir (no hidden ones), sorted; *n gets the count. Free each name and the
+ * array. NULL (with *n = 0) when dir cannot be read. */
+static char **list_dir_sorted(const char *dir, size_t *n)
+{
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **names = NULL;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char **nn = realloc(names, sizeof *nn * (*n + 1));
+        char *name = strdup(de->d_name);
+        if (!nn || !name) {
+            free(name);
+            if (nn)
+                names = nn;
+            break;
+        }
+        names = nn;
+        names[(*n)++] = name;
+    }
+    closedir(d);
+    if (*n)
+        qsort(names, *n, sizeof *names, name_cmp);
+    return names;
+}
+
 static void scan_table(dir_scan *ds, const char *dir)
 {
     char table[256], raw[PATH_MAX];
     last_component(dir, table, sizeof table);
     snprintf(raw, sizeof raw, "%.4000s/raw", dir);
-    DIR *d = opendir(raw);
-    if (!d)
-        return;
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char **nn = realloc(names, sizeof *nn * (n + 1));
-        if (!nn)
-            break;
-        names = nn;
-        names[n++] = strdup(de->d_name);
-    }
-    closedir(d);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (strcmp(names[j], names[i]) < 0) {
-                char *t = names[i];
-                names[i] = names[j];
-                names[j] = t;
-            }
+    size_t n;
+    char **names = list_dir_sorted(raw, &n);
     for (size_t i = 0; i < n; i++) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%.3800s/%s", raw, names[i]);
@@ -537,31 +551,12 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
         if (is_dir(probe)) {
             scan_table(&ds, path);
         } else {
-            DIR *d = opendir(path);
-            if (!d) {
+            size_t n;
+            char **names = list_dir_sorted(path, &n);
+            if (!names && !is_dir(path)) {
                 fprintf(stderr, "strata inspect: %s: %s\n", path, strerror(errno));
                 return 1;
             }
-            struct dirent *de;
-            char **names = NULL;
-            size_t n = 0;
-            while ((de = readdir(d)) != NULL) {
-                if (de->d_name[0] == '.')
-                    continue;
-                char **nn = realloc(names, sizeof *nn * (n + 1));
-                if (!nn)
-                    break;
-                names = nn;
-                names[n++] = strdup(de->d_name);
-            }
-            closedir(d);
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = i + 1; j < n; j++)
-                    if (strcmp(names[j], names[i]) < 0) {
-                        char *t = names[i];
-                        names[i] = names[j];
-                        names[j] = t;
-                    }
             for (size_t i = 0; i < n; i++) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%.4000s/%s", path, names[i]);

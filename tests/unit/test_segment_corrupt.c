@@ -47,19 +47,7 @@ static char tmp_dir[1024];
 
 static void tmp_cleanup(void)
 {
-    DIR *dir = opendir(tmp_dir);
-    if (!dir)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p[1400];
-        snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(dir);
-    rmdir(tmp_dir);
+    test_rmdir_flat(tmp_dir);
 }
 
 static void tmp_path(char *out, size_t cap, const char *name)
