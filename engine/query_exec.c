@@ -1,0 +1,979 @@
+/*
+ * query_exec.c — runs a strata_query over a table snapshot. Semantics are in query.h.
+ *
+ * Sources are segments (granules decoded into per-query buffers, after pruning by time
+ * and by the top-level AND predicates through segment_prune_granules) and memtables
+ * (chunks read in place). Each block of up to 8192 rows goes through:
+ *   1. a selection mask: time range, then the where tree evaluated column-wise (string
+ *      predicates through a per-source table code -> match, filled lazily, so each
+ *      distinct string is compared once per source);
+ *   2. grouping: a key of u64 words (time bucket, then group values; strings as ids in a
+ *      query-wide string pool, via a per-source code -> id table) found in an
+ *      open-addressing hash table of groups;
+ *   3. aggregate updates into per-group states (exact int64 sums with overflow checks,
+ *      Neumaier-compensated float sums, HLL, DDSketch).
+ * Then groups become rows, sorted and limited.
+ */
+#include "query.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "memtable.h"
+#include "sketch.h"
+
+#define BLOCK_ROWS 8192
+
+void query_init(strata_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->from_ms = INT64_MIN;
+    q->to_ms = INT64_MAX;
+    q->limit = -1;
+}
+
+void query_expr_free(query_expr *e)
+{
+    if (!e)
+        return;
+    for (uint32_t i = 0; i < e->nkids; i++)
+        query_expr_free(&e->kids[i]);
+    free(e->kids);
+    if (e->strs)
+        for (uint32_t i = 0; i < e->pred.nvals; i++)
+            free(e->strs[i]);
+    free(e->strs);
+    free(e->vals);
+    memset(e, 0, sizeof *e);
+}
+
+void query_free(strata_query *q)
+{
+    if (q->where) {
+        query_expr_free(q->where);
+        free(q->where);
+        q->where = NULL;
+    }
+}
+
+/* ---- string pool: query-wide ids for group-by strings ------------------------------- */
+
+typedef struct str_pool {
+    strata_str *items;
+    uint64_t *hashes;
+    uint32_t n, cap;
+    uint32_t *slots; /* id + 1 */
+    uint32_t nslots;
+} str_pool;
+
+static int64_t pool_intern(str_pool *p, strata_str s)
+{
+    uint64_t h = XXH3_64bits(s.ptr, s.len);
+    if ((uint64_t)(p->n + 1) * 2 > p->nslots) {
+        uint32_t ns = p->nslots ? p->nslots * 2 : 256;
+        uint32_t *sl = calloc(ns, sizeof *sl);
+        if (!sl)
+            return -1;
+        for (uint32_t i = 0; i < p->n; i++) {
+            uint32_t j = (uint32_t)p->hashes[i] & (ns - 1);
+            while (sl[j])
+                j = (j + 1) & (ns - 1);
+            sl[j] = i + 1;
+        }
+        free(p->slots);
+        p->slots = sl;
+        p->nslots = ns;
+    }
+    uint32_t j = (uint32_t)h & (p->nslots - 1);
+    while (p->slots[j]) {
+        uint32_t id = p->slots[j] - 1;
+        if (p->hashes[id] == h && p->items[id].len == s.len &&
+            (s.len == 0 || memcmp(p->items[id].ptr, s.ptr, s.len) == 0))
+            return id;
+        j = (j + 1) & (p->nslots - 1);
+    }
+    if (p->n == p->cap) {
+        uint32_t cap = p->cap ? p->cap * 2 : 64;
+        strata_str *it = realloc(p->items, sizeof *it * cap);
+        if (!it)
+            return -1;
+        p->items = it;
+        uint64_t *hs = realloc(p->hashes, sizeof *hs * cap);
+        if (!hs)
+            return -1;
+        p->hashes = hs;
+        p->cap = cap;
+    }
+    char *copy = malloc(s.len + 1);
+    if (!copy)
+        return -1;
+    if (s.len)
+        memcpy(copy, s.ptr, s.len);
+    copy[s.len] = 0;
+    p->items[p->n] = (strata_str){copy, s.len};
+    p->hashes[p->n] = h;
+    p->slots[j] = p->n + 1;
+    return p->n++;
+}
+
+static void pool_free(str_pool *p)
+{
+    for (uint32_t i = 0; i < p->n; i++)
+        free((char *)p->items[i].ptr);
+    free(p->items);
+    free(p->hashes);
+    free(p->slots);
+}
+
+/* ---- aggregate states and the group table ------------------------------------------ */
+
+typedef struct agg_state {
+    int64_t i;      /* int sums (uint64 as bit pattern), int min/max */
+    double f, comp; /* float sums (Neumaier), float min/max */
+    uint64_t n;     /* values seen */
+    bool has;
+    void *sk;       /* hll or ddsketch */
+} agg_state;
+
+typedef struct group_table {
+    uint32_t klen, naggs;
+    uint64_t n, cap;
+    uint64_t *keys;
+    agg_state *states;
+    uint32_t *slots; /* group + 1 */
+    uint64_t nslots;
+} group_table;
+
+static uint64_t key_hash(const uint64_t *k, uint32_t klen)
+{
+    return XXH3_64bits(k, sizeof *k * klen);
+}
+
+/* Index of the group with key k, creating it; -1 when out of memory. */
+static int64_t group_find(group_table *g, const uint64_t *k)
+{
+    if ((g->n + 1) * 2 > g->nslots) {
+        uint64_t ns = g->nslots ? g->nslots * 2 : 1024;
+        uint32_t *sl = calloc(ns, sizeof *sl);
+        if (!sl)
+            return -1;
+        for (uint64_t i = 0; i < g->n; i++) {
+            uint64_t j = key_hash(g->keys + i * g->klen, g->klen) & (ns - 1);
+            while (sl[j])
+                j = (j + 1) & (ns - 1);
+            sl[j] = (uint32_t)i + 1;
+        }
+        free(g->slots);
+        g->slots = sl;
+        g->nslots = ns;
+    }
+    uint64_t j = key_hash(k, g->klen) & (g->nslots - 1);
+    while (g->slots[j]) {
+        uint64_t id = g->slots[j] - 1;
+        if (memcmp(g->keys + id * g->klen, k, sizeof *k * g->klen) == 0)
+            return (int64_t)id;
+        j = (j + 1) & (g->nslots - 1);
+    }
+    if (g->n == g->cap) {
+        uint64_t cap = g->cap ? g->cap * 2 : 256;
+        uint64_t *keys = realloc(g->keys, sizeof *keys * cap * (g->klen ? g->klen : 1));
+        if (!keys)
+            return -1;
+        g->keys = keys;
+        agg_state *st = realloc(g->states, sizeof *st * cap * (g->naggs ? g->naggs : 1));
+        if (!st)
+            return -1;
+        g->states = st;
+        g->cap = cap;
+    }
+    memcpy(g->keys + g->n * g->klen, k, sizeof *k * g->klen);
+    memset(g->states + g->n * g->naggs, 0, sizeof *g->states * g->naggs);
+    g->slots[j] = (uint32_t)g->n + 1;
+    return (int64_t)g->n++;
+}
+
+/* ---- execution context --------------------------------------------------------------- */
+
+typedef struct lazy_table {
+    uint32_t *v; /* 0 unknown; else value + 1 */
+    uint32_t cap;
+} lazy_table;
+
+typedef struct pred_ref {
+    const query_expr *e;
+    lazy_table match; /* per source: code -> (matches ? 2 : 1) */
+} pred_ref;
+
+typedef struct exec {
+    const strata_query *q;
+    const strata_schema *sc;
+    strata_err *err;
+    bool need[STRATA_MAX_COLUMNS];
+    str_pool pool;
+    group_table groups;
+    pred_ref *preds;
+    uint32_t npreds;
+    lazy_table group_ids[QUERY_MAX_GROUP]; /* per source: code -> pool id + 1 */
+    /* the current source */
+    const segment *seg;
+    const memtable *mt;
+    /* decoded block */
+    uint32_t n;
+    const int64_t *iv[STRATA_MAX_COLUMNS];
+    const double *fv[STRATA_MAX_COLUMNS];
+    const uint32_t *cv[STRATA_MAX_COLUMNS];
+    void *buf[STRATA_MAX_COLUMNS];
+    seg_scratch scratch;
+    uint8_t *mask, *tmp_masks;
+    uint64_t rows_read, segments_read;
+    double deadline;
+    int rc;
+} exec;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static strata_str src_str(const exec *x, int col, uint32_t code)
+{
+    return x->seg ? segment_dict_value(x->seg, col, code) : memtable_dict_value(x->mt, col, code);
+}
+
+static bool lazy_reserve(lazy_table *t, uint32_t code)
+{
+    if (code < t->cap)
+        return true;
+    uint32_t cap = t->cap ? t->cap : 64;
+    while (cap <= code)
+        cap *= 2;
+    uint32_t *v = realloc(t->v, sizeof *v * cap);
+    if (!v)
+        return false;
+    memset(v + t->cap, 0, sizeof *v * (cap - t->cap));
+    t->v = v;
+    t->cap = cap;
+    return true;
+}
+
+static void source_begin(exec *x, const segment *seg, const memtable *mt)
+{
+    x->seg = seg;
+    x->mt = mt;
+    for (uint32_t i = 0; i < x->npreds; i++)
+        if (x->preds[i].match.v)
+            memset(x->preds[i].match.v, 0, sizeof(uint32_t) * x->preds[i].match.cap);
+    for (int g = 0; g < x->q->ngroup; g++)
+        if (x->group_ids[g].v)
+            memset(x->group_ids[g].v, 0, sizeof(uint32_t) * x->group_ids[g].cap);
+}
+
+static void collect_preds(exec *x, const query_expr *e)
+{
+    if (e->kind == QX_PRED) {
+        x->preds[x->npreds++].e = e;
+        x->need[e->pred.col] = true;
+        return;
+    }
+    for (uint32_t i = 0; i < e->nkids; i++)
+        collect_preds(x, &e->kids[i]);
+}
+
+static uint32_t count_preds(const query_expr *e)
+{
+    if (e->kind == QX_PRED)
+        return 1;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->nkids; i++)
+        n += count_preds(&e->kids[i]);
+    return n;
+}
+
+static pred_ref *pred_of(exec *x, const query_expr *e)
+{
+    for (uint32_t i = 0; i < x->npreds; i++)
+        if (x->preds[i].e == e)
+            return &x->preds[i];
+    return NULL;
+}
+
+/* out[i] = 1 where e holds for row i. depth selects a scratch mask for children. */
+static int eval_expr(exec *x, const query_expr *e, uint8_t *out, int depth)
+{
+    uint32_t n = x->n;
+    if (e->kind == QX_PRED) {
+        const seg_pred *p = &e->pred;
+        strata_type t = x->sc->cols[p->col].type;
+        if (strata_type_is_int(t)) {
+            const int64_t *v = x->iv[p->col];
+            for (uint32_t i = 0; i < n; i++)
+                out[i] = seg_pred_match_int(t, p, v[i]);
+        } else if (t == STRATA_FLOAT64) {
+            const double *v = x->fv[p->col];
+            for (uint32_t i = 0; i < n; i++)
+                out[i] = seg_pred_match_float(p, v[i]);
+        } else {
+            pred_ref *pr = pred_of(x, e);
+            const uint32_t *c = x->cv[p->col];
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t code = c[i];
+                if (code >= pr->match.cap || !pr->match.v[code]) {
+                    if (!lazy_reserve(&pr->match, code))
+                        return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+                    pr->match.v[code] = seg_pred_match_str(p, src_str(x, p->col, code)) ? 2 : 1;
+                }
+                out[i] = pr->match.v[code] == 2;
+            }
+        }
+        return 0;
+    }
+    uint8_t *tmp = x->tmp_masks + (size_t)depth * BLOCK_ROWS;
+    bool and = e->kind == QX_AND;
+    memset(out, and ? 1 : 0, n);
+    for (uint32_t k = 0; k < e->nkids; k++) {
+        int rc = eval_expr(x, &e->kids[k], tmp, depth + 1);
+        if (rc)
+            return rc;
+        if (and)
+            for (uint32_t i = 0; i < n; i++)
+                out[i] &= tmp[i];
+        else
+            for (uint32_t i = 0; i < n; i++)
+                out[i] |= tmp[i];
+    }
+    return 0;
+}
+
+static int64_t floor_div64(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static int update_agg(exec *x, const query_agg *a, agg_state *s, uint32_t i)
+{
+    if (a->fn == STRATA_AGG_COUNT) {
+        s->n++;
+        return 0;
+    }
+    strata_type t = x->sc->cols[a->col].type;
+    if (t == STRATA_STRING) { /* only uniq takes strings */
+        strata_str v = src_str(x, a->col, x->cv[a->col][i]);
+        if (!s->sk && !(s->sk = hll_create()))
+            return STRATA_ENOMEM;
+        hll_add_hash(s->sk, sketch_hash_bytes(v.ptr, v.len));
+        s->n++;
+        return 0;
+    }
+    bool is_int = strata_type_is_int(t);
+    int64_t iv = is_int ? x->iv[a->col][i] : 0;
+    double fv = is_int ? (t == STRATA_UINT64 ? (double)(uint64_t)iv : (double)iv) : x->fv[a->col][i];
+    if (!is_int && isnan(fv) && a->fn != STRATA_AGG_UNIQ)
+        return 0;
+    switch (a->fn) {
+    case STRATA_AGG_SUM:
+    case STRATA_AGG_AVG:
+        if (is_int && a->fn == STRATA_AGG_SUM) {
+            if (t == STRATA_UINT64) {
+                uint64_t r;
+                if (__builtin_add_overflow((uint64_t)s->i, (uint64_t)iv, &r))
+                    return STRATA_EINVAL;
+                s->i = (int64_t)r;
+            } else if (__builtin_add_overflow(s->i, iv, &s->i)) {
+                return STRATA_EINVAL;
+            }
+        } else {
+            /* Neumaier's compensated sum. */
+            double tsum = s->f + fv;
+            if (fabs(s->f) >= fabs(fv))
+                s->comp += (s->f - tsum) + fv;
+            else
+                s->comp += (fv - tsum) + s->f;
+            s->f = tsum;
+        }
+        break;
+    case STRATA_AGG_MIN:
+    case STRATA_AGG_MAX: {
+        bool mn = a->fn == STRATA_AGG_MIN;
+        if (is_int) {
+            bool better = !s->has ||
+                          (t == STRATA_UINT64 ? (mn ? (uint64_t)iv < (uint64_t)s->i : (uint64_t)iv > (uint64_t)s->i)
+                                              : (mn ? iv < s->i : iv > s->i));
+            if (better)
+                s->i = iv;
+        } else if (!s->has || (mn ? fv < s->f : fv > s->f)) {
+            s->f = fv;
+        }
+        break;
+    }
+    case STRATA_AGG_UNIQ:
+        if (!s->sk && !(s->sk = hll_create()))
+            return STRATA_ENOMEM;
+        if (is_int) {
+            hll_add_hash(s->sk, sketch_hash_u64((uint64_t)iv));
+        } else {
+            double z = fv == 0 ? 0.0 : fv; /* -0.0 and 0.0 are one value */
+            uint64_t bits;
+            memcpy(&bits, &z, 8);
+            hll_add_hash(s->sk, sketch_hash_u64(bits));
+        }
+        break;
+    case STRATA_AGG_QUANTILE:
+        if (!s->sk && !(s->sk = dds_create()))
+            return STRATA_ENOMEM;
+        if (!dds_add(s->sk, fv))
+            return STRATA_ENOMEM;
+        break;
+    default: break;
+    }
+    s->has = true;
+    s->n++;
+    return 0;
+}
+
+static int process_block(exec *x)
+{
+    const strata_query *q = x->q;
+    uint32_t n = x->n;
+    const int64_t *ts = x->iv[x->sc->time_col];
+    uint8_t *mask = x->mask;
+    for (uint32_t i = 0; i < n; i++)
+        mask[i] = ts[i] >= q->from_ms && ts[i] < q->to_ms;
+    if (q->where) {
+        uint8_t *wm = x->tmp_masks; /* depth 0 scratch; children use deeper ones */
+        int rc = eval_expr(x, q->where, wm, 1);
+        if (rc)
+            return rc;
+        for (uint32_t i = 0; i < n; i++)
+            mask[i] &= wm[i];
+    }
+    x->rows_read += n;
+    uint64_t key[QUERY_MAX_GROUP + 1];
+    for (uint32_t i = 0; i < n; i++) {
+        if (!mask[i])
+            continue;
+        uint32_t k = 0;
+        if (q->interval_ms > 0)
+            key[k++] = (uint64_t)(floor_div64(ts[i], q->interval_ms) * q->interval_ms);
+        for (int g = 0; g < q->ngroup; g++) {
+            int c = q->group_cols[g];
+            strata_type t = x->sc->cols[c].type;
+            if (t == STRATA_STRING) {
+                uint32_t code = x->cv[c][i];
+                lazy_table *lt = &x->group_ids[g];
+                if (code >= lt->cap || !lt->v[code]) {
+                    if (!lazy_reserve(lt, code))
+                        return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+                    int64_t id = pool_intern(&x->pool, src_str(x, c, code));
+                    if (id < 0)
+                        return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+                    lt->v[code] = (uint32_t)id + 1;
+                }
+                key[k++] = lt->v[code] - 1;
+            } else if (t == STRATA_FLOAT64) {
+                double v = x->fv[c][i];
+                if (v == 0)
+                    v = 0.0; /* one group for -0.0 and 0.0 */
+                memcpy(&key[k++], &v, 8);
+            } else {
+                key[k++] = (uint64_t)x->iv[c][i];
+            }
+        }
+        if (k == 0)
+            key[0] = 0; /* no buckets, no groups: the single group's key */
+        int64_t gi = group_find(&x->groups, key);
+        if (gi < 0)
+            return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+        if (q->max_groups && x->groups.n > q->max_groups)
+            return strata_err_set(x->err, STRATA_EFULL,
+                                  "query: more than %" PRIu64 " groups; narrow the query or raise "
+                                  "the limit",
+                                  q->max_groups);
+        agg_state *st = x->groups.states + (uint64_t)gi * x->groups.naggs;
+        for (int a = 0; a < q->naggs; a++) {
+            int rc = update_agg(x, &q->aggs[a], &st[a], i);
+            if (rc == STRATA_EINVAL)
+                return strata_err_set(x->err, STRATA_EINVAL, "query: sum of '%s' overflows 64 bits",
+                                      x->sc->cols[q->aggs[a].col].name);
+            if (rc)
+                return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+        }
+    }
+    if (q->timeout_ms > 0 && now_ms() > x->deadline)
+        return strata_err_set(x->err, STRATA_EFULL, "query: stopped after the time limit of %" PRId64 " ms",
+                              q->timeout_ms);
+    return 0;
+}
+
+/* Top-level AND predicates usable for granule pruning. */
+static int prune_preds(const strata_query *q, int time_col, seg_pred *out, seg_value *tv)
+{
+    int n = 0;
+    tv[0].i = q->from_ms;
+    tv[1].i = q->to_ms;
+    out[n++] = (seg_pred){time_col, PRED_GE, 1, &tv[0]};
+    out[n++] = (seg_pred){time_col, PRED_LT, 1, &tv[1]};
+    const query_expr *w = q->where;
+    if (w && w->kind == QX_PRED)
+        out[n++] = w->pred;
+    else if (w && w->kind == QX_AND)
+        for (uint32_t i = 0; i < w->nkids && n < 64; i++)
+            if (w->kids[i].kind == QX_PRED)
+                out[n++] = w->kids[i].pred;
+    return n;
+}
+
+static int scan_segment(exec *x, const segment *seg)
+{
+    const strata_query *q = x->q;
+    if (segment_nrows(seg) == 0 || segment_max_time(seg) < q->from_ms || segment_min_time(seg) >= q->to_ms)
+        return 0;
+    source_begin(x, seg, NULL);
+    seg_pred preds[66];
+    seg_value tv[2];
+    int np = prune_preds(q, x->sc->time_col, preds, tv);
+    uint32_t ng = segment_ngranules(seg);
+    uint8_t *keep = malloc(ng ? ng : 1);
+    if (!keep)
+        return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+    segment_prune_granules(seg, preds, np, keep);
+    bool any = false;
+    int rc = 0;
+    for (uint32_t g = 0; g < ng && rc == 0; g++) {
+        if (!keep[g])
+            continue;
+        any = true;
+        x->n = segment_granule_nrows(seg, g);
+        for (int c = 0; c < x->sc->ncols && rc == 0; c++) {
+            if (!x->need[c])
+                continue;
+            strata_type t = x->sc->cols[c].type;
+            if (strata_type_is_int(t)) {
+                rc = segment_read_ints(seg, c, g, x->buf[c], &x->scratch, x->err);
+                x->iv[c] = x->buf[c];
+            } else if (t == STRATA_FLOAT64) {
+                rc = segment_read_floats(seg, c, g, x->buf[c], &x->scratch, x->err);
+                x->fv[c] = x->buf[c];
+            } else {
+                rc = segment_read_codes(seg, c, g, x->buf[c], &x->scratch, x->err);
+                x->cv[c] = x->buf[c];
+            }
+        }
+        if (rc == 0)
+            rc = process_block(x);
+    }
+    free(keep);
+    if (any)
+        x->segments_read++;
+    return rc;
+}
+
+static int scan_memtable(exec *x, const memtable *mt, uint64_t rows)
+{
+    const strata_query *q = x->q;
+    if (rows == 0 || memtable_max_time(mt) < q->from_ms || memtable_min_time(mt) >= q->to_ms)
+        return 0;
+    source_begin(x, NULL, mt);
+    int rc = 0;
+    for (uint64_t ch = 0; ch * BLOCK_ROWS < rows && rc == 0; ch++) {
+        uint64_t left = rows - ch * BLOCK_ROWS;
+        x->n = left < BLOCK_ROWS ? (uint32_t)left : BLOCK_ROWS;
+        for (int c = 0; c < x->sc->ncols; c++) {
+            if (!x->need[c])
+                continue;
+            strata_type t = x->sc->cols[c].type;
+            if (strata_type_is_int(t))
+                x->iv[c] = memtable_chunk_ints(mt, c, ch);
+            else if (t == STRATA_FLOAT64)
+                x->fv[c] = memtable_chunk_floats(mt, c, ch);
+            else
+                x->cv[c] = memtable_chunk_codes(mt, c, ch);
+        }
+        rc = process_block(x);
+    }
+    return rc;
+}
+
+/* ---- result ---------------------------------------------------------------------- */
+
+static const char *out_type_of(strata_type t)
+{
+    return strata_type_name(t);
+}
+
+#define QUERY_MAX_DEPTH 60
+
+/* Depth of the tree, or -1 when a predicate names a column of the wrong kind. */
+static int expr_check(const query_expr *e, const strata_schema *sc, int depth, strata_err *err)
+{
+    if (depth > QUERY_MAX_DEPTH)
+        return strata_err_set(err, STRATA_EINVAL, "where: nested more than %d deep", QUERY_MAX_DEPTH);
+    if (e->kind == QX_PRED) {
+        if (e->pred.col < 0 || e->pred.col >= sc->ncols)
+            return strata_err_set(err, STRATA_EINVAL, "where: not a column");
+        if (e->pred.op > PRED_NOT_IN)
+            return strata_err_set(err, STRATA_EINVAL, "where: unknown operator");
+        return 0;
+    }
+    if (e->kind != QX_AND && e->kind != QX_OR)
+        return strata_err_set(err, STRATA_EINVAL, "where: unknown node");
+    for (uint32_t i = 0; i < e->nkids; i++) {
+        int rc = expr_check(&e->kids[i], sc, depth + 1, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int check_query(const strata_query *q, const strata_schema *sc, strata_err *err)
+{
+    if (q->where) {
+        int rc = expr_check(q->where, sc, 1, err);
+        if (rc)
+            return rc;
+    }
+    if (q->interval_ms < 0)
+        return strata_err_set(err, STRATA_EINVAL, "interval: must be positive");
+    if (q->naggs < 1 || q->naggs > QUERY_MAX_AGGS)
+        return strata_err_set(err, STRATA_EINVAL, "select: between 1 and %d aggregates", QUERY_MAX_AGGS);
+    if (q->ngroup < 0 || q->ngroup > QUERY_MAX_GROUP)
+        return strata_err_set(err, STRATA_EINVAL, "group_by: at most %d columns", QUERY_MAX_GROUP);
+    for (int g = 0; g < q->ngroup; g++)
+        if (q->group_cols[g] < 0 || q->group_cols[g] >= sc->ncols)
+            return strata_err_set(err, STRATA_EINVAL, "group_by[%d]: not a column", g);
+    for (int a = 0; a < q->naggs; a++) {
+        const query_agg *ag = &q->aggs[a];
+        if (ag->fn == STRATA_AGG_COUNT)
+            continue;
+        if (ag->col < 0 || ag->col >= sc->ncols)
+            return strata_err_set(err, STRATA_EINVAL, "select[%d].column: not a column", a);
+        strata_type t = sc->cols[ag->col].type;
+        if (t == STRATA_STRING && ag->fn != STRATA_AGG_UNIQ)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "select[%d]: %s of '%s' needs a numeric column, it is a string", a,
+                                  strata_agg_name(ag->fn), sc->cols[ag->col].name);
+        if (ag->fn == STRATA_AGG_QUANTILE && !(ag->q >= 0 && ag->q <= 1))
+            return strata_err_set(err, STRATA_EINVAL, "select[%d].q: must be between 0 and 1", a);
+    }
+    int ncols = (q->interval_ms > 0) + q->ngroup + q->naggs;
+    for (int o = 0; o < q->norder; o++)
+        if (q->order[o].output_col < 0 || q->order[o].output_col >= ncols)
+            return strata_err_set(err, STRATA_EINVAL, "order_by[%d]: not an output column", o);
+    return 0;
+}
+
+static int cell_cmp(const query_cell *a, const query_cell *b)
+{
+    if (a->kind == QC_NULL || b->kind == QC_NULL)
+        return (a->kind != QC_NULL) - (b->kind != QC_NULL);
+    switch (a->kind) {
+    case QC_INT: return (a->v.i > b->v.i) - (a->v.i < b->v.i);
+    case QC_UINT: return (a->v.u > b->v.u) - (a->v.u < b->v.u);
+    case QC_BOOL: return (int)a->v.b - (int)b->v.b;
+    case QC_FLOAT: return (a->v.f > b->v.f) - (a->v.f < b->v.f);
+    case QC_STR: {
+        strata_str x = {a->v.s.ptr, a->v.s.len}, y = {b->v.s.ptr, b->v.s.len};
+        return strata_str_cmp(x, y);
+    }
+    default: return 0;
+    }
+}
+
+static _Thread_local const query_result *sort_res;
+static _Thread_local const strata_query *sort_q;
+static _Thread_local int sort_nkeys;
+
+static int row_cmp(const void *pa, const void *pb)
+{
+    uint64_t ra = *(const uint64_t *)pa, rb = *(const uint64_t *)pb;
+    for (int o = 0; o < sort_q->norder; o++) {
+        int c = cell_cmp(query_result_cell(sort_res, ra, sort_q->order[o].output_col),
+                         query_result_cell(sort_res, rb, sort_q->order[o].output_col));
+        if (c)
+            return sort_q->order[o].desc ? -c : c;
+    }
+    for (int k = 0; k < sort_nkeys; k++) {
+        int c = cell_cmp(query_result_cell(sort_res, ra, k), query_result_cell(sort_res, rb, k));
+        if (c)
+            return c;
+    }
+    return (ra > rb) - (ra < rb);
+}
+
+static void final_cell(const exec *x, const query_agg *a, const agg_state *s, query_cell *c)
+{
+    strata_type t = a->col >= 0 ? x->sc->cols[a->col].type : STRATA_UINT64;
+    memset(c, 0, sizeof *c);
+    switch (a->fn) {
+    case STRATA_AGG_COUNT:
+        c->kind = QC_UINT;
+        c->v.u = s->n;
+        return;
+    case STRATA_AGG_UNIQ:
+        c->kind = QC_UINT;
+        c->v.u = s->sk ? hll_estimate(s->sk) : 0;
+        return;
+    default: break;
+    }
+    if (!s->has)
+        return; /* null */
+    bool is_int = strata_type_is_int(t);
+    switch (a->fn) {
+    case STRATA_AGG_SUM:
+        if (is_int) {
+            c->kind = t == STRATA_UINT64 ? QC_UINT : QC_INT;
+            c->v.i = s->i;
+        } else {
+            c->kind = QC_FLOAT;
+            c->v.f = s->f + s->comp;
+        }
+        return;
+    case STRATA_AGG_AVG:
+        c->kind = QC_FLOAT;
+        c->v.f = (s->f + s->comp) / (double)s->n;
+        return;
+    case STRATA_AGG_MIN:
+    case STRATA_AGG_MAX:
+        if (!is_int) {
+            c->kind = QC_FLOAT;
+            c->v.f = s->f;
+        } else if (t == STRATA_BOOL) {
+            c->kind = QC_BOOL;
+            c->v.b = s->i != 0;
+        } else {
+            c->kind = t == STRATA_UINT64 ? QC_UINT : QC_INT;
+            c->v.i = s->i;
+        }
+        return;
+    case STRATA_AGG_QUANTILE:
+        c->kind = QC_FLOAT;
+        c->v.f = dds_quantile(s->sk, a->q);
+        return;
+    default: return;
+    }
+}
+
+static const char *agg_type(const strata_schema *sc, const query_agg *a)
+{
+    strata_type t = a->col >= 0 ? sc->cols[a->col].type : STRATA_UINT64;
+    switch (a->fn) {
+    case STRATA_AGG_COUNT:
+    case STRATA_AGG_UNIQ: return "uint64";
+    case STRATA_AGG_AVG:
+    case STRATA_AGG_QUANTILE: return "float64";
+    case STRATA_AGG_SUM:
+        return t == STRATA_FLOAT64 ? "float64" : t == STRATA_UINT64 ? "uint64" : "int64";
+    default: return out_type_of(t);
+    }
+}
+
+static int build_result(exec *x, query_result **out)
+{
+    const strata_query *q = x->q;
+    query_result *r = calloc(1, sizeof *r);
+    if (!r)
+        return STRATA_ENOMEM;
+    int nk = (q->interval_ms > 0) + q->ngroup;
+    r->ncols = nk + q->naggs;
+    int c = 0;
+    if (q->interval_ms > 0) {
+        snprintf(r->names[c], QUERY_NAME_MAX, "time");
+        r->types[c++] = "timestamp";
+    }
+    for (int g = 0; g < q->ngroup; g++) {
+        snprintf(r->names[c], QUERY_NAME_MAX, "%s", x->sc->cols[q->group_cols[g]].name);
+        r->types[c++] = out_type_of(x->sc->cols[q->group_cols[g]].type);
+    }
+    for (int a = 0; a < q->naggs; a++) {
+        snprintf(r->names[c], QUERY_NAME_MAX, "%s", q->aggs[a].name);
+        r->types[c++] = agg_type(x->sc, &q->aggs[a]);
+    }
+    /* With neither buckets nor groups there is always exactly one row. */
+    if (nk == 0 && x->groups.n == 0) {
+        uint64_t none = 0;
+        if (group_find(&x->groups, &none) < 0) {
+            free(r);
+            return STRATA_ENOMEM;
+        }
+    }
+    uint64_t ng = x->groups.n;
+    query_cell *cells = calloc(ng * (uint64_t)r->ncols + 1, sizeof *cells);
+    if (!cells) {
+        free(r);
+        return STRATA_ENOMEM;
+    }
+    r->cells = cells;
+    r->nrows = ng;
+    for (uint64_t gi = 0; gi < ng; gi++) {
+        const uint64_t *key = x->groups.keys + gi * x->groups.klen;
+        query_cell *row = cells + gi * (uint64_t)r->ncols;
+        int k = 0;
+        if (q->interval_ms > 0) {
+            row[0].kind = QC_INT;
+            row[0].v.i = (int64_t)key[0];
+            k = 1;
+        }
+        for (int g = 0; g < q->ngroup; g++, k++) {
+            strata_type t = x->sc->cols[q->group_cols[g]].type;
+            query_cell *cell = &row[k];
+            if (t == STRATA_STRING) {
+                strata_str s = x->pool.items[key[k]];
+                cell->kind = QC_STR;
+                cell->v.s.ptr = malloc(s.len + 1);
+                if (!cell->v.s.ptr) {
+                    query_result_free(r);
+                    return STRATA_ENOMEM;
+                }
+                if (s.len)
+                    memcpy(cell->v.s.ptr, s.ptr, s.len);
+                cell->v.s.ptr[s.len] = 0;
+                cell->v.s.len = s.len;
+            } else if (t == STRATA_FLOAT64) {
+                cell->kind = QC_FLOAT;
+                memcpy(&cell->v.f, &key[k], 8);
+            } else if (t == STRATA_BOOL) {
+                cell->kind = QC_BOOL;
+                cell->v.b = key[k] != 0;
+            } else {
+                cell->kind = t == STRATA_UINT64 ? QC_UINT : QC_INT;
+                cell->v.u = key[k];
+            }
+        }
+        const agg_state *st = x->groups.states + gi * x->groups.naggs;
+        for (int a = 0; a < q->naggs; a++)
+            final_cell(x, &q->aggs[a], &st[a], &row[nk + a]);
+    }
+    /* Order, then limit: sort row indexes, then permute. */
+    uint64_t *idx = malloc(sizeof *idx * (ng + 1));
+    query_cell *sorted = calloc(ng * (uint64_t)r->ncols + 1, sizeof *sorted);
+    if (!idx || !sorted) {
+        free(idx);
+        free(sorted);
+        query_result_free(r);
+        return STRATA_ENOMEM;
+    }
+    for (uint64_t i = 0; i < ng; i++)
+        idx[i] = i;
+    sort_res = r;
+    sort_q = q;
+    sort_nkeys = nk;
+    qsort(idx, ng, sizeof *idx, row_cmp);
+    uint64_t keep = q->limit >= 0 && (uint64_t)q->limit < ng ? (uint64_t)q->limit : ng;
+    for (uint64_t i = 0; i < ng; i++) {
+        query_cell *src = cells + idx[i] * (uint64_t)r->ncols;
+        if (i < keep) {
+            memcpy(sorted + i * (uint64_t)r->ncols, src, sizeof *src * (size_t)r->ncols);
+        } else {
+            for (int cc = 0; cc < r->ncols; cc++)
+                if (src[cc].kind == QC_STR)
+                    free(src[cc].v.s.ptr);
+        }
+    }
+    free(idx);
+    free(cells);
+    r->cells = sorted;
+    r->nrows = keep;
+    *out = r;
+    return 0;
+}
+
+void query_result_free(query_result *r)
+{
+    if (!r)
+        return;
+    for (uint64_t i = 0; i < r->nrows * (uint64_t)r->ncols; i++)
+        if (r->cells[i].kind == QC_STR)
+            free(r->cells[i].v.s.ptr);
+    free(r->cells);
+    free(r);
+}
+
+int query_run(strata_table *t, const strata_query *q, query_result **out, strata_err *err)
+{
+    *out = NULL;
+    const strata_schema *sc = table_schema(t);
+    int rc = check_query(q, sc, err);
+    if (rc)
+        return rc;
+    double t0 = now_ms();
+    exec x = {0};
+    x.q = q;
+    x.sc = sc;
+    x.err = err;
+    x.deadline = t0 + (double)q->timeout_ms;
+    x.need[sc->time_col] = true;
+    for (int g = 0; g < q->ngroup; g++)
+        x.need[q->group_cols[g]] = true;
+    for (int a = 0; a < q->naggs; a++)
+        if (q->aggs[a].col >= 0)
+            x.need[q->aggs[a].col] = true;
+    x.groups.klen = (uint32_t)((q->interval_ms > 0) + q->ngroup);
+    if (x.groups.klen == 0)
+        x.groups.klen = 1; /* the single group's key is 0 */
+    x.groups.naggs = (uint32_t)q->naggs;
+    int depth = 2;
+    if (q->where) {
+        uint32_t np = count_preds(q->where);
+        x.preds = calloc(np, sizeof *x.preds);
+        if (!x.preds)
+            return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+        collect_preds(&x, q->where);
+        depth = QUERY_MAX_DEPTH + 3; /* one scratch mask per nesting level */
+    }
+    x.mask = malloc(BLOCK_ROWS);
+    x.tmp_masks = malloc((size_t)BLOCK_ROWS * (size_t)depth);
+    for (int c = 0; c < sc->ncols && !rc; c++)
+        if (x.need[c] && !(x.buf[c] = malloc(8 * BLOCK_ROWS)))
+            rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    if (!x.mask || !x.tmp_masks)
+        rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    table_snapshot *snap = rc ? NULL : table_snapshot_acquire(t, q->from_ms, q->to_ms);
+    if (!rc && !snap)
+        rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    for (uint32_t p = 0; snap && p < snap->nparts && !rc; p++) {
+        snapshot_part *sp = &snap->parts[p];
+        for (uint32_t i = 0; i < sp->nsegs && !rc; i++)
+            rc = scan_segment(&x, sp->segs[i]);
+        for (uint32_t i = 0; i < sp->nmts && !rc; i++)
+            rc = scan_memtable(&x, sp->mts[i], sp->mt_rows[i]);
+    }
+    table_snapshot_release(snap);
+    if (!rc && build_result(&x, out) != 0)
+        rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    if (!rc) {
+        (*out)->rows_read = x.rows_read;
+        (*out)->segments_read = x.segments_read;
+        (*out)->elapsed_ms = now_ms() - t0;
+    }
+    /* cleanup */
+    for (uint64_t gi = 0; gi < x.groups.n; gi++)
+        for (uint32_t a = 0; a < x.groups.naggs; a++) {
+            agg_state *s = &x.groups.states[gi * x.groups.naggs + a];
+            if (q->aggs[a].fn == STRATA_AGG_UNIQ)
+                hll_free(s->sk);
+            else if (q->aggs[a].fn == STRATA_AGG_QUANTILE)
+                dds_free(s->sk);
+        }
+    free(x.groups.keys);
+    free(x.groups.states);
+    free(x.groups.slots);
+    for (uint32_t i = 0; i < x.npreds; i++)
+        free(x.preds[i].match.v);
+    free(x.preds);
+    for (int g = 0; g < QUERY_MAX_GROUP; g++)
+        free(x.group_ids[g].v);
+    for (int c = 0; c < STRATA_MAX_COLUMNS; c++)
+        free(x.buf[c]);
+    free(x.mask);
+    free(x.tmp_masks);
+    seg_scratch_free(&x.scratch);
+    pool_free(&x.pool);
+    return rc;
+}

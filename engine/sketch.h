@@ -1,0 +1,63 @@
+/*
+ * sketch.h — mergeable approximate aggregate states: HyperLogLog for uniq (distinct
+ * counts) and DDSketch for quantiles. Both merge exactly (merge(a, b) equals the sketch of
+ * the union), which is what rollups and partial aggregation across threads rely on.
+ *
+ * HLL: 2^16 one-byte registers (64 KiB once dense), 64-bit hashes; relative standard error
+ * 1.04/sqrt(65536) = 0.41% (2% is about 5 sigma), linear counting for small counts.
+ * DDSketch: relative accuracy 0.5% — every quantile it returns is within 0.5% of the value
+ * of some element of the right rank. Buckets are log-spaced (gamma = 1.01/0.99), kept in
+ * two growable arrays (positive and negative magnitudes) plus a zero count.
+ *
+ * Ownership: *_create returns a heap object the caller frees with *_free.
+ */
+#ifndef STRATA_SKETCH_H
+#define STRATA_SKETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HLL_P 16
+#define HLL_REGISTERS (1u << HLL_P)
+
+#define HLL_SPARSE_MAX 1024 /* sparse entries before going dense (4 KiB vs 64 KiB) */
+
+/* Sparse while few registers are set (sorted entries register << 8 | rank), dense after:
+ * small groups of a group-by cost 2 KiB at most, and the estimate is the same either way. */
+typedef struct hll {
+    uint8_t *reg;  /* HLL_REGISTERS bytes, or NULL while sparse */
+    uint32_t *sp;
+    uint32_t nsp, capsp;
+    bool oom;      /* an allocation failed; the estimate may be low */
+} hll;
+
+hll *hll_create(void); /* NULL when out of memory */
+void hll_free(hll *h);
+void hll_add_hash(hll *h, uint64_t hash);
+void hll_merge(hll *dst, const hll *src);
+uint64_t hll_estimate(const hll *h);
+/* Hashes for values: the same value always gives the same hash. */
+uint64_t sketch_hash_u64(uint64_t v);
+uint64_t sketch_hash_bytes(const void *p, size_t n);
+
+#define DDS_ALPHA 0.005
+
+typedef struct ddsketch {
+    uint64_t *pos, *neg; /* counts by bucket index - offset */
+    int32_t pos_off, neg_off;
+    uint32_t pos_n, neg_n;
+    uint64_t zero, count;
+    double min, max;
+} ddsketch;
+
+ddsketch *dds_create(void);
+void dds_free(ddsketch *d);
+/* Adds a value (NaN is ignored). Returns false when out of memory. */
+bool dds_add(ddsketch *d, double v);
+bool dds_merge(ddsketch *dst, const ddsketch *src);
+/* The q-quantile (0 <= q <= 1) by the "lower" rank rule: the element of rank
+ * floor(q * (count - 1)). NaN when empty. */
+double dds_quantile(const ddsketch *d, double q);
+
+#endif
