@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "schema.h"
 
 struct unit {
     const char *suffix;
@@ -129,4 +130,100 @@ void strata_format_bytes(uint64_t n, char *buf, size_t cap)
         }
     }
     snprintf(buf, cap, "%" PRIu64, n);
+}
+
+/* ---- RFC 3339 times ---------------------------------------------------------------- */
+
+static bool digits(const char *s, size_t len, size_t at, size_t n, int *out)
+{
+    if (at + n > len)
+        return false;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[at + i] < '0' || s[at + i] > '9')
+            return false;
+        v = v * 10 + (s[at + i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static int days_in_month(int64_t y, int m)
+{
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : d[m - 1];
+}
+
+int strata_parse_rfc3339_ms(const char *s, size_t len, int64_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+    if (!digits(s, len, 0, 4, &y) || len < 10 || s[4] != '-' || !digits(s, len, 5, 2, &mo) ||
+        s[7] != '-' || !digits(s, len, 8, 2, &d))
+        return STRATA_EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+        return STRATA_EINVAL;
+    size_t at = 10;
+    int64_t offset_min = 0;
+    if (at < len) {
+        if (s[at] != 'T' && s[at] != 't' && s[at] != ' ')
+            return STRATA_EINVAL;
+        at++;
+        if (!digits(s, len, at, 2, &h) || at + 2 >= len || s[at + 2] != ':' ||
+            !digits(s, len, at + 3, 2, &mi) || at + 5 >= len || s[at + 5] != ':' ||
+            !digits(s, len, at + 6, 2, &sec))
+            return STRATA_EINVAL;
+        at += 8;
+        if (h > 23 || mi > 59 || sec > 60) /* 60: a leap second, counted as :59.999 */
+            return STRATA_EINVAL;
+        if (at < len && s[at] == '.') {
+            at++;
+            size_t start = at;
+            int scale = 100;
+            while (at < len && s[at] >= '0' && s[at] <= '9') {
+                ms += (s[at] - '0') * scale;
+                scale /= 10;
+                at++;
+            }
+            if (at == start)
+                return STRATA_EINVAL;
+        }
+        if (sec == 60) {
+            sec = 59;
+            ms = 999;
+        }
+        if (at >= len)
+            return STRATA_EINVAL; /* a time needs a zone */
+        if (s[at] == 'Z' || s[at] == 'z') {
+            at++;
+        } else if (s[at] == '+' || s[at] == '-') {
+            int oh, om;
+            if (!digits(s, len, at + 1, 2, &oh) || at + 3 >= len || s[at + 3] != ':' ||
+                !digits(s, len, at + 4, 2, &om) || oh > 23 || om > 59)
+                return STRATA_EINVAL;
+            offset_min = (s[at] == '+' ? 1 : -1) * (int64_t)(oh * 60 + om);
+            at += 6;
+        } else {
+            return STRATA_EINVAL;
+        }
+    }
+    if (at != len)
+        return STRATA_EINVAL;
+    int64_t t = strata_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400000 +
+                ((int64_t)h * 3600 + mi * 60 + sec) * 1000 + ms - offset_min * 60000;
+    if (t < STRATA_TS_MIN || t > STRATA_TS_MAX)
+        return STRATA_EINVAL;
+    *out = t;
+    return 0;
+}
+
+void strata_format_rfc3339_ms(int64_t ms, char *buf, size_t cap)
+{
+    int64_t days = ms / 86400000 - (ms % 86400000 < 0);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    unsigned m, d;
+    strata_civil_from_days(days, &y, &m, &d);
+    snprintf(buf, cap, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, (int)(rem / 3600000),
+             (int)(rem / 60000 % 60), (int)(rem / 1000 % 60), (int)(rem % 1000));
 }

@@ -51,4 +51,16 @@ void strata_format_duration_ms(int64_t ms, char *buf, size_t cap);
  * cap - 1 bytes; 24 bytes always suffice. Nothing is written when cap is 0. */
 void strata_format_bytes(uint64_t n, char *buf, size_t cap);
 
+/* Parses an RFC 3339 time, s[0..len): "2024-01-31T13:45:00Z", with optional fractional
+ * seconds (any number of digits; truncated to milliseconds), "Z"/"z" or a "+hh:mm" /
+ * "-hh:mm" offset; 't' or ' ' also separate date and time; a date alone means midnight
+ * UTC. The result is epoch milliseconds within STRATA_TS_MIN..STRATA_TS_MAX. Returns 0, or
+ * STRATA_EINVAL (nothing written) for anything else, including impossible dates
+ * (2023-02-29) and fields out of range. */
+int strata_parse_rfc3339_ms(const char *s, size_t len, int64_t *out /* OUT */);
+
+/* Writes ms as "2024-01-31T13:45:00.123Z" (always with milliseconds) into buf
+ * (at least 32 bytes). */
+void strata_format_rfc3339_ms(int64_t ms, char *buf, size_t cap);
+
 #endif

@@ -6,5 +6,6 @@
 #define STRATA_COMMANDS_H
 
 int cmd_inspect(int argc, char **argv); /* tools/inspect.c */
+int cmd_serve(int argc, char **argv);   /* src/serve.c */
 
 #endif

@@ -16,6 +16,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"serve", cmd_serve, "serve tables over HTTP: ingest, query, metrics"},
     {"inspect", cmd_inspect, "read segment files and data directories offline"},
 };
 

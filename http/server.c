@@ -1,0 +1,650 @@
+/*
+ * server.c — routing and handlers of the HTTP API (endpoints and statuses in server.h).
+ *
+ * Request bodies arrive in pieces through MHD's access handler. Most endpoints buffer
+ * their body up to max_body (a Content-Length over it is refused before reading; a
+ * chunked body that grows past it is drained and refused). POST /ingest instead parses
+ * its NDJSON as it streams in: complete lines are decoded into a row batch, which is
+ * appended to the table every 64k rows, so memory stays bounded whatever the body size;
+ * only a partial last line is carried between pieces. At the end of the body the table is
+ * flushed (segments fsynced, manifests committed) and only then is the answer sent, so an
+ * acknowledged row survives kill -9.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "event_json.h"
+#include "query.h"
+#include "query_json.h"
+#include "schema_json.h"
+
+#define INGEST_BATCH_ROWS 65536
+#define INGEST_MAX_ERRORS 100
+#define LATENCY_BUCKETS 12
+
+static const double latency_bounds_ms[LATENCY_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
+
+struct strata_server {
+    struct MHD_Daemon *daemon;
+    strata_catalog *cat;
+    server_opts opts;
+    char auth_header[512];
+    uint16_t port;
+    double started;
+    _Atomic uint64_t rows_ingested, rows_rejected, ingest_requests;
+    _Atomic uint64_t queries, query_errors;
+    _Atomic uint64_t query_latency[LATENCY_BUCKETS + 1];
+    _Atomic uint64_t query_latency_sum_us;
+    _Atomic uint64_t status_count[6]; /* 1xx..5xx by first digit */
+};
+
+typedef enum route {
+    R_NONE, R_HEALTH, R_TABLES, R_TABLE, R_TABLE_FLUSH, R_INGEST, R_QUERY, R_METRICS,
+} route;
+
+typedef struct request {
+    route route;
+    char table[STRATA_NAME_MAX + 1];
+    bool method_ok, too_large, bad_name, auth_ok;
+    bytebuf body;
+    uint64_t limit;
+    /* ingest */
+    strata_table *t;
+    row_batch batch;
+    bool batch_ready;
+    bytebuf carry;
+    uint64_t line_no, ingested, rejected;
+    json_t *errors;
+    strata_err fail; /* a failure that ends the ingest with 5xx */
+    bool failed;
+} request;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+static enum MHD_Result send_text(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                 char *text, size_t len, const char *ctype)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    enum MHD_Result ok = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    if (status >= 100 && status < 600)
+        atomic_fetch_add(&s->status_count[status / 100], 1);
+    return ok;
+}
+
+static enum MHD_Result send_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text)
+        return MHD_NO;
+    size_t n = strlen(text);
+    char *nl = realloc(text, n + 2);
+    if (nl) {
+        text = nl;
+        text[n++] = '\n';
+        text[n] = 0;
+    }
+    return send_text(s, c, status, text, n, "application/json");
+}
+
+static enum MHD_Result send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len;
+    char *body = json_error_body(msg, &len);
+    if (!body)
+        return MHD_NO;
+    return send_text(s, c, status, body, len, "application/json");
+}
+
+static unsigned status_of(int code)
+{
+    switch (code) {
+    case STRATA_EINVAL: return 400;
+    case STRATA_ENOTFOUND: return 404;
+    case STRATA_EEXIST: return 409;
+    case STRATA_EFULL: return 422;
+    case STRATA_ENOMEM: return 503;
+    default: return 500;
+    }
+}
+
+/* ---- routing ------------------------------------------------------------------------ */
+
+static bool name_from(const char *p, char *out, size_t cap, bool *bad)
+{
+    size_t n = strcspn(p, "/");
+    if (n == 0 || n >= cap) {
+        *bad = true;
+        return false;
+    }
+    memcpy(out, p, n);
+    out[n] = 0;
+    return true;
+}
+
+/* Fills rq->route / table / method_ok from the URL and method. */
+static void route_request(request *rq, const char *url, const char *method)
+{
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
+         put = strcmp(method, "PUT") == 0;
+    if (strcmp(url, "/health") == 0) {
+        rq->route = R_HEALTH;
+        rq->method_ok = get;
+    } else if (strcmp(url, "/metrics") == 0) {
+        rq->route = R_METRICS;
+        rq->method_ok = get;
+    } else if (strcmp(url, "/query") == 0) {
+        rq->route = R_QUERY;
+        rq->method_ok = post;
+    } else if (strcmp(url, "/tables") == 0 || strcmp(url, "/tables/") == 0) {
+        rq->route = R_TABLES;
+        rq->method_ok = get;
+    } else if (strncmp(url, "/ingest/", 8) == 0) {
+        if (name_from(url + 8, rq->table, sizeof rq->table, &rq->bad_name) &&
+            url[8 + strlen(rq->table)] == 0) {
+            rq->route = R_INGEST;
+            rq->method_ok = post;
+        }
+    } else if (strncmp(url, "/tables/", 8) == 0) {
+        if (name_from(url + 8, rq->table, sizeof rq->table, &rq->bad_name)) {
+            const char *rest = url + 8 + strlen(rq->table);
+            if (*rest == 0) {
+                rq->route = R_TABLE;
+                rq->method_ok = get || put;
+            } else if (strcmp(rest, "/flush") == 0) {
+                rq->route = R_TABLE_FLUSH;
+                rq->method_ok = post;
+            }
+        }
+    }
+}
+
+/* ---- table endpoints ------------------------------------------------------------------ */
+
+static json_t *table_json(strata_table *t, bool with_schema)
+{
+    table_stats st;
+    table_get_stats(t, &st);
+    json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", table_schema(t)->name,
+                          "rows", (json_int_t)(st.segment_rows + st.memtable_rows), "segments",
+                          (json_int_t)st.segments, "bytes", (json_int_t)st.segment_bytes,
+                          "partitions", (json_int_t)st.partitions, "memtable_rows",
+                          (json_int_t)st.memtable_rows, "memtable_bytes",
+                          (json_int_t)st.memtable_bytes, "flushes", (json_int_t)st.flushes);
+    if (j && with_schema) {
+        char *text = schema_json_dump(table_schema(t));
+        json_t *sch = text ? json_loads(text, 0, NULL) : NULL;
+        free(text);
+        if (sch)
+            json_object_set_new(j, "schema", sch);
+    }
+    return j;
+}
+
+static enum MHD_Result handle_tables(strata_server *s, struct MHD_Connection *c)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < catalog_count(s->cat); i++)
+        json_array_append_new(arr, table_json(catalog_at(s->cat, i), false));
+    return send_json(s, c, 200, json_pack("{s:o}", "tables", arr));
+}
+
+static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, request *rq,
+                                    const char *method)
+{
+    if (strcmp(method, "GET") == 0) {
+        strata_table *t = catalog_get(s->cat, rq->table);
+        if (!t)
+            return send_error(s, c, 404, "no table '%s'", rq->table);
+        return send_json(s, c, 200, table_json(t, true));
+    }
+    /* PUT: create */
+    strata_schema *sc = malloc(sizeof *sc);
+    strata_err err = {0};
+    if (!sc)
+        return send_error(s, c, 503, "out of memory");
+    int rc = schema_json_parse_named((const char *)rq->body.data, rq->body.len, rq->table, sc, &err);
+    if (rc) {
+        free(sc);
+        return send_error(s, c, status_of(rc), "%s", err.msg);
+    }
+    bool existed = catalog_get(s->cat, rq->table) != NULL;
+    strata_table *t;
+    rc = catalog_create(s->cat, sc, &t, &err);
+    free(sc);
+    if (rc)
+        return send_error(s, c, status_of(rc), "%s", err.msg);
+    return send_json(s, c, existed ? 200 : 201, table_json(t, true));
+}
+
+static enum MHD_Result handle_flush(strata_server *s, struct MHD_Connection *c, request *rq)
+{
+    strata_table *t = catalog_get(s->cat, rq->table);
+    if (!t)
+        return send_error(s, c, 404, "no table '%s'", rq->table);
+    strata_err err = {0};
+    double t0 = now_ms();
+    if (table_flush(t, true, &err) != 0)
+        return send_error(s, c, 500, "flush failed: %s", err.msg);
+    json_t *j = table_json(t, false);
+    json_object_set_new(j, "flush_ms", json_real(now_ms() - t0));
+    return send_json(s, c, 200, j);
+}
+
+/* ---- ingest --------------------------------------------------------------------------- */
+
+/* Appends the batch to the table, flushing once when the memory budget is reached. */
+static void ingest_append(request *rq)
+{
+    if (rq->failed || rq->batch.nrows == 0)
+        return;
+    int rc = table_append(rq->t, &rq->batch, &rq->fail);
+    if (rc == STRATA_EFULL && table_flush(rq->t, true, &rq->fail) == 0)
+        rc = table_append(rq->t, &rq->batch, &rq->fail);
+    if (rc) {
+        rq->failed = true;
+        return;
+    }
+    rq->ingested += rq->batch.nrows;
+    row_batch_clear(&rq->batch);
+}
+
+static void ingest_line(request *rq, const char *p, size_t n)
+{
+    rq->line_no++;
+    while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    size_t skip = 0;
+    while (skip < n && (p[skip] == ' ' || p[skip] == '\t'))
+        skip++;
+    if (skip == n)
+        return; /* blank lines separate nothing and are not events */
+    strata_err err = {0};
+    int rc = event_json_decode(p + skip, n - skip, &rq->batch, &err);
+    if (rc == STRATA_ENOMEM) {
+        rq->failed = true;
+        rq->fail = err;
+        return;
+    }
+    if (rc) {
+        rq->rejected++;
+        if (json_array_size(rq->errors) < INGEST_MAX_ERRORS)
+            json_array_append_new(rq->errors, json_pack("{s:I, s:s}", "line", (json_int_t)rq->line_no,
+                                                        "error", err.msg));
+        return;
+    }
+    if (rq->batch.nrows >= INGEST_BATCH_ROWS)
+        ingest_append(rq);
+}
+
+/* Consumes a piece of the body: whole lines now, the rest carried to the next piece. */
+static void ingest_piece(request *rq, const char *data, size_t len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < len && !rq->failed; i++) {
+        if (data[i] != '\n')
+            continue;
+        if (rq->carry.len) {
+            buf_put(&rq->carry, data + start, i - start);
+            ingest_line(rq, (const char *)rq->carry.data, rq->carry.len);
+            rq->carry.len = 0;
+        } else {
+            ingest_line(rq, data + start, i - start);
+        }
+        start = i + 1;
+    }
+    if (start < len) {
+        if (rq->carry.len + (len - start) > EVENT_JSON_MAX_BYTES + 2) {
+            /* A line this long is refused without keeping it: drop until its newline. */
+            rq->carry.len = EVENT_JSON_MAX_BYTES + 2;
+        } else {
+            buf_put(&rq->carry, data + start, len - start);
+        }
+        if (rq->carry.oom) {
+            rq->failed = true;
+            strata_err_set(&rq->fail, STRATA_ENOMEM, "out of memory");
+        }
+    }
+}
+
+static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c, request *rq)
+{
+    if (rq->carry.len && !rq->failed) {
+        ingest_line(rq, (const char *)rq->carry.data, rq->carry.len);
+        rq->carry.len = 0;
+    }
+    ingest_append(rq);
+    if (!rq->failed && rq->ingested > 0 && table_flush(rq->t, true, &rq->fail) != 0)
+        rq->failed = true;
+    atomic_fetch_add(&s->ingest_requests, 1);
+    atomic_fetch_add(&s->rows_rejected, rq->rejected);
+    if (rq->failed) {
+        /* Rows appended before the failure are in memtables but not acknowledged. */
+        return send_error(s, c, rq->fail.code == STRATA_ENOMEM ? 503 : 500,
+                          "ingest failed after %" PRIu64 " rows: %s", rq->ingested, rq->fail.msg);
+    }
+    atomic_fetch_add(&s->rows_ingested, rq->ingested);
+    json_t *j = json_pack("{s:I, s:I, s:O}", "ingested", (json_int_t)rq->ingested, "rejected",
+                          (json_int_t)rq->rejected, "errors", rq->errors);
+    return send_json(s, c, 200, j);
+}
+
+/* ---- query ---------------------------------------------------------------------------- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, request *rq)
+{
+    double t0 = now_ms();
+    strata_err err = {0};
+    char name[STRATA_NAME_MAX + 1];
+    const char *text = (const char *)rq->body.data;
+    size_t len = rq->body.len;
+    atomic_fetch_add(&s->queries, 1);
+    if (query_json_table_name(text, len, name, sizeof name, &err) != 0) {
+        atomic_fetch_add(&s->query_errors, 1);
+        return send_error(s, c, 400, "%s", err.msg);
+    }
+    strata_table *t = catalog_get(s->cat, name);
+    if (!t) {
+        atomic_fetch_add(&s->query_errors, 1);
+        return send_error(s, c, 404, "table: no table '%s'", name);
+    }
+    strata_query q;
+    if (query_json_parse(text, len, table_schema(t), wall_ms(), &q, &err) != 0) {
+        atomic_fetch_add(&s->query_errors, 1);
+        return send_error(s, c, 400, "%s", err.msg);
+    }
+    q.timeout_ms = s->opts.query_timeout_ms;
+    q.max_groups = s->opts.query_max_groups;
+    query_result *r;
+    int rc = query_run(t, &q, &r, &err);
+    if (rc) {
+        query_free(&q);
+        atomic_fetch_add(&s->query_errors, 1);
+        return send_error(s, c, status_of(rc), "%s", err.msg);
+    }
+    size_t out_len;
+    char *out = query_result_json(r, &q, &out_len);
+    query_result_free(r);
+    query_free(&q);
+    double el = now_ms() - t0;
+    int b = 0;
+    while (b < LATENCY_BUCKETS && el > latency_bounds_ms[b])
+        b++;
+    atomic_fetch_add(&s->query_latency[b], 1);
+    atomic_fetch_add(&s->query_latency_sum_us, (uint64_t)(el * 1000));
+    if (!out)
+        return send_error(s, c, 503, "out of memory writing the answer");
+    return send_text(s, c, 200, out, out_len, "application/json");
+}
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c)
+{
+    bytebuf b = {0};
+    char line[512];
+#define EMIT(...)                                                                                  \
+    do {                                                                                           \
+        int n_ = snprintf(line, sizeof line, __VA_ARGS__);                                         \
+        buf_put(&b, line, n_ > 0 ? (size_t)n_ : 0);                                                \
+    } while (0)
+    EMIT("# HELP strata_ingested_rows_total Rows acknowledged by POST /ingest.\n"
+         "# TYPE strata_ingested_rows_total counter\nstrata_ingested_rows_total %" PRIu64 "\n",
+         atomic_load(&s->rows_ingested));
+    EMIT("# HELP strata_rejected_rows_total Events refused by POST /ingest (bad JSON, types, time).\n"
+         "# TYPE strata_rejected_rows_total counter\nstrata_rejected_rows_total %" PRIu64 "\n",
+         atomic_load(&s->rows_rejected));
+    EMIT("# TYPE strata_ingest_requests_total counter\nstrata_ingest_requests_total %" PRIu64 "\n",
+         atomic_load(&s->ingest_requests));
+    EMIT("# TYPE strata_queries_total counter\nstrata_queries_total %" PRIu64 "\n",
+         atomic_load(&s->queries));
+    EMIT("# TYPE strata_query_errors_total counter\nstrata_query_errors_total %" PRIu64 "\n",
+         atomic_load(&s->query_errors));
+    EMIT("# HELP strata_query_duration_seconds Query latency.\n"
+         "# TYPE strata_query_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i <= LATENCY_BUCKETS; i++) {
+        cum += atomic_load(&s->query_latency[i]);
+        if (i < LATENCY_BUCKETS)
+            EMIT("strata_query_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                 latency_bounds_ms[i] / 1000, cum);
+        else
+            EMIT("strata_query_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    }
+    EMIT("strata_query_duration_seconds_sum %.6f\nstrata_query_duration_seconds_count %" PRIu64 "\n",
+         (double)atomic_load(&s->query_latency_sum_us) / 1e6, cum);
+    EMIT("# TYPE strata_http_responses_total counter\n");
+    for (int k = 1; k < 6; k++)
+        EMIT("strata_http_responses_total{code=\"%dxx\"} %" PRIu64 "\n", k, atomic_load(&s->status_count[k]));
+    static const char *const names[] = {"strata_table_rows", "strata_table_segments",
+                                        "strata_table_segment_bytes", "strata_table_partitions",
+                                        "strata_memtable_rows", "strata_memtable_bytes",
+                                        "strata_flushes_total", "strata_flush_seconds_total"};
+    for (int m = 0; m < 8; m++) {
+        EMIT("# TYPE %s %s\n", names[m], m >= 6 ? "counter" : "gauge");
+        for (size_t i = 0; i < catalog_count(s->cat); i++) {
+            strata_table *t = catalog_at(s->cat, i);
+            table_stats st;
+            table_get_stats(t, &st);
+            double v[8] = {(double)(st.segment_rows + st.memtable_rows), (double)st.segments,
+                           (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
+                           (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9};
+            EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
+        }
+    }
+#undef EMIT
+    if (b.oom) {
+        buf_free(&b);
+        return send_error(s, c, 503, "out of memory");
+    }
+    return send_text(s, c, 200, (char *)b.data, b.len, "text/plain; version=0.0.4");
+}
+
+/* ---- the access handler ------------------------------------------------------------------ */
+
+static void request_free(request *rq)
+{
+    if (!rq)
+        return;
+    buf_free(&rq->body);
+    buf_free(&rq->carry);
+    if (rq->batch_ready)
+        row_batch_free(&rq->batch);
+    json_decref(rq->errors);
+    free(rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    request_free(*con_cls);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    strata_server *s = cls;
+    request *rq = *con_cls;
+    if (!rq) {
+        /* First call: headers only. Route, authenticate and refuse early where we can. */
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+            return MHD_NO;
+        *con_cls = rq;
+        route_request(rq, url, method);
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        rq->auth_ok = !s->auth_header[0] || (auth && strcmp(auth, s->auth_header) == 0);
+        rq->limit = rq->route == R_INGEST ? s->opts.max_ingest_body : s->opts.max_body;
+        if (rq->route == R_INGEST && rq->method_ok && rq->auth_ok) {
+            rq->t = catalog_get(s->cat, rq->table);
+            if (rq->t) {
+                if (row_batch_init(&rq->batch, table_schema(rq->t), 1024) != 0)
+                    return MHD_NO;
+                rq->batch_ready = true;
+                rq->errors = json_array();
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!rq->auth_ok || rq->route == R_NONE || !rq->method_ok) {
+            *upload_size = 0; /* answered at the end; drain */
+            return MHD_YES;
+        }
+        if (rq->body.len + *upload_size > rq->limit)
+            rq->too_large = true;
+        if (rq->too_large) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        if (rq->route == R_INGEST && rq->t) {
+            rq->body.len += *upload_size; /* counts bytes for the limit only */
+            ingest_piece(rq, upload, *upload_size);
+        } else {
+            buf_put(&rq->body, upload, *upload_size);
+            if (rq->body.oom)
+                return MHD_NO;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    /* The body is complete: answer. */
+    if (!rq->auth_ok)
+        return send_error(s, c, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+    if (rq->bad_name)
+        return send_error(s, c, 400, "a table name must be 1 to %d characters", STRATA_NAME_MAX - 1);
+    if (rq->route == R_NONE)
+        return send_error(s, c, 404, "no such path: %s %s", method, url);
+    if (!rq->method_ok)
+        return send_error(s, c, 405, "%s is not allowed on %s", method, url);
+    if (rq->too_large)
+        return send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes", rq->limit);
+    switch (rq->route) {
+    case R_HEALTH:
+        return send_json(s, c, 200,
+                         json_pack("{s:s, s:I, s:f}", "status", "ok", "tables",
+                                   (json_int_t)catalog_count(s->cat), "uptime_s",
+                                   (now_ms() - s->started) / 1000));
+    case R_METRICS: return handle_metrics(s, c);
+    case R_TABLES: return handle_tables(s, c);
+    case R_TABLE: return handle_table(s, c, rq, method);
+    case R_TABLE_FLUSH: return handle_flush(s, c, rq);
+    case R_QUERY: return handle_query(s, c, rq);
+    case R_INGEST:
+        if (!rq->t)
+            return send_error(s, c, 404, "no table '%s'", rq->table);
+        return ingest_finish(s, c, rq);
+    default: return send_error(s, c, 404, "no such path");
+    }
+}
+
+int server_start(strata_catalog *cat, const server_opts *opts, strata_server **out, strata_err *err)
+{
+    *out = NULL;
+    strata_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    s->cat = cat;
+    s->opts = *opts;
+    if (!s->opts.host)
+        s->opts.host = "127.0.0.1";
+    if (!s->opts.max_body)
+        s->opts.max_body = 1u << 20;
+    if (!s->opts.max_ingest_body)
+        s->opts.max_ingest_body = 256u << 20;
+    if (!s->opts.query_timeout_ms)
+        s->opts.query_timeout_ms = 30000;
+    if (!s->opts.query_max_groups)
+        s->opts.query_max_groups = 1000000;
+    if (!s->opts.threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->opts.threads = n > 0 ? (unsigned)n : 2;
+    }
+    if (opts->auth_token && opts->auth_token[0])
+        snprintf(s->auth_header, sizeof s->auth_header, "Bearer %s", opts->auth_token);
+    s->started = now_ms();
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(opts->port);
+    if (inet_pton(AF_INET, s->opts.host, &sa.sin_addr) != 1) {
+        int rc = strata_err_set(err, STRATA_EINVAL, "listen: '%s' is not an IPv4 address", s->opts.host);
+        free(s);
+        return rc;
+    }
+    s->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, opts->port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)s->opts.threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
+    if (!s->daemon) {
+        free(s);
+        return strata_err_set(err, STRATA_EIO, "cannot listen on %s:%u (in use, or not an address of "
+                              "this machine)", opts->host ? opts->host : "127.0.0.1", opts->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : opts->port;
+    *out = s;
+    return 0;
+}
+
+uint16_t server_port(const strata_server *s)
+{
+    return s->port;
+}
+
+void server_stop(strata_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

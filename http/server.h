@@ -1,0 +1,52 @@
+/*
+ * server.h — the HTTP API of `strata serve` on libmicrohttpd (epoll, a thread pool sized
+ * to the cores, keep-alive).
+ *
+ * Endpoints (JSON in and out):
+ *   GET  /health                    {"status": "ok", ...}
+ *   GET  /tables                    every table with rows, segments, bytes, partitions
+ *   GET  /tables/{name}             the same for one table, with its schema
+ *   PUT  /tables/{name}             create from a schema body (201; 200 if identical; 409)
+ *   POST /ingest/{name}             NDJSON body, streamed line by line; rows are durable
+ *                                   (flushed to segments) before the answer
+ *   POST /tables/{name}/flush       flush every memtable of the table now
+ *   POST /query                     the JSON query (ingest/query_json.h)
+ *   GET  /metrics                   Prometheus text format
+ * Errors are {"error": "..."} with a fitting status: 400 malformed, 401 no/bad token,
+ * 404 unknown path or table, 405 wrong method, 409 conflicting schema, 413 body over the
+ * limit, 422 query over its time or group limit, 500/503 engine failures.
+ *
+ * Threads: MHD's pool threads run the handlers; tables serialize their own writers; the
+ * server's counters are atomics. server_stop waits for in-flight requests.
+ */
+#ifndef STRATA_SERVER_H
+#define STRATA_SERVER_H
+
+#include <stdint.h>
+
+#include "catalog.h"
+#include "error.h"
+
+typedef struct server_opts {
+    const char *host;         /* numeric IPv4 address, default "127.0.0.1" */
+    uint16_t port;            /* default 8686; 0 picks a free port */
+    const char *auth_token;   /* when set, every request needs "Authorization: Bearer <t>" */
+    uint64_t max_body;        /* bytes, every endpoint but /ingest; default 1 MiB */
+    uint64_t max_ingest_body; /* bytes; default 256 MiB */
+    int64_t query_timeout_ms; /* default 30000 */
+    uint64_t query_max_groups; /* default 1,000,000 */
+    unsigned threads;         /* default: the number of cores */
+} server_opts;
+
+typedef struct strata_server strata_server;
+
+/* Starts serving cat (borrowed; must outlive the server). Returns 0 and *out, or an error
+ * (STRATA_EIO when the address cannot be bound, naming it). */
+int server_start(strata_catalog *cat, const server_opts *opts, strata_server **out /* OUT */,
+                 strata_err *err);
+/* The port actually bound (useful with port 0). */
+uint16_t server_port(const strata_server *s);
+/* Stops accepting, finishes in-flight requests, frees the server. */
+void server_stop(strata_server *s);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * event_json.c — JSON event -> row, with jansson. Rules in event_json.h.
+ *
+ * The row is added first with every default, then each field of the object overwrites its
+ * column; on any error the row is popped again, so a batch never holds half an event.
+ */
+#include "event_json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "units.h"
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number with a fraction";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a bool";
+    default: return "null";
+    }
+}
+
+static int parse_time(const char *field, const json_t *v, int64_t *out, strata_err *err)
+{
+    if (json_is_integer(v)) {
+        json_int_t t = json_integer_value(v);
+        if (t < STRATA_TS_MIN || t > STRATA_TS_MAX)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: %lld ms is outside years 0000-9999", field, (long long)t);
+        *out = t;
+        return 0;
+    }
+    if (json_is_string(v)) {
+        if (strata_parse_rfc3339_ms(json_string_value(v), json_string_length(v), out) != 0)
+            return strata_err_set(err, STRATA_EINVAL, "%s: '%.64s' is not an RFC 3339 time", field,
+                                  json_string_value(v));
+        return 0;
+    }
+    return strata_err_set(err, STRATA_EINVAL,
+                          "%s: expected epoch milliseconds or an RFC 3339 string, got %s", field,
+                          json_kind(v));
+}
+
+static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, strata_err *err)
+{
+    const strata_column *col = &b->schema->cols[c];
+    const char *f = col->name;
+    switch (col->type) {
+    case STRATA_TIMESTAMP: return parse_time(f, v, &b->i[c][r], err);
+    case STRATA_INT64:
+    case STRATA_INT32:
+        if (!json_is_integer(v))
+            return strata_err_set(err, STRATA_EINVAL, "%s: expected an integer, got %s", f,
+                                  json_kind(v));
+        if (col->type == STRATA_INT32 &&
+            (json_integer_value(v) < INT32_MIN || json_integer_value(v) > INT32_MAX))
+            return strata_err_set(err, STRATA_EINVAL, "%s: %lld is out of int32 range", f,
+                                  (long long)json_integer_value(v));
+        b->i[c][r] = json_integer_value(v);
+        return 0;
+    case STRATA_UINT64:
+        if (json_is_integer(v)) {
+            if (json_integer_value(v) < 0)
+                return strata_err_set(err, STRATA_EINVAL, "%s: %lld is negative, the column is uint64",
+                                      f, (long long)json_integer_value(v));
+            b->i[c][r] = json_integer_value(v);
+            return 0;
+        }
+        if (json_is_string(v)) {
+            const char *s = json_string_value(v);
+            char *end;
+            errno = 0;
+            unsigned long long u = strtoull(s, &end, 10);
+            if (!*s || *end || errno || s[0] == '-' || s[0] == '+' || s[0] == ' ')
+                return strata_err_set(err, STRATA_EINVAL, "%s: '%.40s' is not a uint64", f, s);
+            b->i[c][r] = (int64_t)u;
+            return 0;
+        }
+        return strata_err_set(err, STRATA_EINVAL, "%s: expected a non-negative integer, got %s", f,
+                              json_kind(v));
+    case STRATA_FLOAT64:
+        if (!json_is_number(v))
+            return strata_err_set(err, STRATA_EINVAL, "%s: expected a number, got %s", f, json_kind(v));
+        b->f[c][r] = json_number_value(v);
+        return 0;
+    case STRATA_BOOL:
+        if (!json_is_boolean(v))
+            return strata_err_set(err, STRATA_EINVAL, "%s: expected true or false, got %s", f,
+                                  json_kind(v));
+        b->i[c][r] = json_is_true(v);
+        return 0;
+    case STRATA_STRING:
+        if (!json_is_string(v))
+            return strata_err_set(err, STRATA_EINVAL, "%s: expected a string, got %s", f, json_kind(v));
+        if (row_batch_set_str(b, c, r, json_string_value(v), (uint32_t)json_string_length(v)) != 0)
+            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        return 0;
+    }
+    return strata_err_set(err, STRATA_EINVAL, "%s: unknown column type", f);
+}
+
+int event_json_decode(const char *text, size_t len, row_batch *b, strata_err *err)
+{
+    if (len > EVENT_JSON_MAX_BYTES)
+        return strata_err_set(err, STRATA_EINVAL, "event of %zu bytes is over the limit of %u",
+                              len, EVENT_JSON_MAX_BYTES);
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+    if (!root)
+        return strata_err_set(err, STRATA_EINVAL, "malformed JSON at column %d: %s", je.column,
+                              je.text);
+    int rc = 0;
+    if (!json_is_object(root)) {
+        rc = strata_err_set(err, STRATA_EINVAL, "expected a JSON object, got %s", json_kind(root));
+        goto done;
+    }
+    const strata_schema *sc = b->schema;
+    const char *tname = sc->cols[sc->time_col].name;
+    json_t *tv = json_object_get(root, tname);
+    if (!tv || json_is_null(tv)) {
+        rc = strata_err_set(err, STRATA_EINVAL, "%s: the time field is missing", tname);
+        goto done;
+    }
+    int64_t r = row_batch_add_row(b);
+    if (r < 0) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        goto done;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (json_is_null(v))
+            continue;
+        int c = schema_column_index(sc, key);
+        if (c < 0)
+            continue;
+        if ((rc = set_field(b, (uint32_t)r, c, v, err)) != 0) {
+            row_batch_pop_row(b);
+            goto done;
+        }
+    }
+done:
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,1124 @@
+/*
+ * query_json.c — the JSON query language of POST /query (format in query_json.h): request
+ * text -> strata_query, query_result -> answer text, and the {"error": ...} body.
+ *
+ * Parsing: jansson loads the text (duplicate keys refused); every object is first checked
+ * against its list of allowed keys (unknown keys get a "did you mean" from an edit
+ * distance), then the sections are read in a fixed order — table, from, to, interval,
+ * where, group_by, select, order_by, limit — so that output names (time, group columns,
+ * aggregates) are known when select checks uniqueness and order_by resolves names. The
+ * where list becomes a query_expr tree built in place: nodes are zeroed before they are
+ * filled, so on any failure query_expr_free releases exactly what was built. Messages
+ * start with the path of the field at fault ("where[0].or[2].value: ...").
+ *
+ * Writing: a small growable text buffer, not jansson, since answers can hold 100k rows:
+ * integers digit by digit (all of uint64 and int64 exactly), floats in their shortest
+ * round-trip form, strings escaped with invalid UTF-8 replaced by U+FFFD.
+ */
+#include "query_json.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "units.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+/* Longest field path: 16 levels of "or[12345]." plus the leaf key fit comfortably. */
+#define PATHCAP 320
+#define OUT_MAX (1 + QUERY_MAX_GROUP + QUERY_MAX_AGGS) /* output columns */
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static const char *kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL:
+    default: return "null";
+    }
+}
+
+static int type_error(strata_err *err, const char *path, const char *expected, const json_t *v)
+{
+    return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, kind(v));
+}
+
+/* The value at obj[key], or NULL when absent or null (null means "not given"). */
+static json_t *member(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return (v && json_is_null(v)) ? NULL : v;
+}
+
+/* Field paths. Real paths are far shorter than PATHCAP; a longer one is cut short. */
+static void path_key(char *out, const char *parent, const char *key)
+{
+    if (snprintf(out, PATHCAP, "%s%s%s", parent, parent[0] ? "." : "", key) >= PATHCAP)
+        out[PATHCAP - 1] = 0;
+}
+
+static void path_index(char *out, const char *parent, size_t i)
+{
+    if (snprintf(out, PATHCAP, "%s[%zu]", parent, i) >= PATHCAP)
+        out[PATHCAP - 1] = 0;
+}
+
+/* Levenshtein distance with adjacent transpositions, on words of at most 64 bytes
+ * (longer words are never "close"). */
+static size_t word_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t prev2[65], prev[65], cur[65];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (sub < best)
+                best = sub;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        memcpy(prev2, prev, sizeof prev);
+        memcpy(prev, cur, sizeof cur);
+    }
+    return prev[lb];
+}
+
+/* The candidate nearest to word when it is near enough to be a typo; else NULL. */
+static const char *nearest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = word_distance(word, cands[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = cands[i];
+        }
+    }
+    return best && best_d <= 2 && best_d < strlen(word) ? best : NULL;
+}
+
+/* "a, b, c" into out[cap]. */
+static void join_names(const char *const *names, size_t n, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && used < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Refuses any key of obj (found at path; "" for the top level) not in allowed. */
+static int check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
+                      size_t n)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (ok)
+            continue;
+        const char *sep = path[0] ? ": " : "";
+        const char *near = nearest(key, allowed, n);
+        if (near)
+            return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (did you mean '%s'?)",
+                                  path, sep, key, near);
+        char list[256];
+        join_names(allowed, n, list, sizeof list);
+        return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (expected one of %s)",
+                              path, sep, key, list);
+    }
+    return 0;
+}
+
+/* Strict unsigned decimal: digits only, at most UINT64_MAX. */
+static bool parse_u64_decimal(const char *p, uint64_t *out)
+{
+    if (!*p)
+        return false;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* A time for messages: RFC 3339 (without ".000" when whole seconds) inside the supported
+ * range, else the epoch milliseconds. */
+static void format_time(int64_t ms, char *buf, size_t cap)
+{
+    if (ms == INT64_MIN) {
+        snprintf(buf, cap, "the beginning of time");
+        return;
+    }
+    if (ms < STRATA_TS_MIN || ms > STRATA_TS_MAX) {
+        snprintf(buf, cap, "%" PRId64 " ms", ms);
+        return;
+    }
+    strata_format_rfc3339_ms(ms, buf, cap);
+    size_t n = strlen(buf);
+    if (n >= 5 && strcmp(buf + n - 5, ".000Z") == 0)
+        memcpy(buf + n - 5, "Z", 2);
+}
+
+/* ---- parser state ------------------------------------------------------------------------ */
+
+typedef struct qparse {
+    strata_err *err;
+    const strata_schema *sc;
+    int64_t now_ms;
+    strata_query *q;
+    int nout;                          /* output columns named so far */
+    const char *out_names[OUT_MAX];    /* point into q or sc */
+} qparse;
+
+static const char *const top_keys[] = {"table", "from",     "to",       "interval", "select",
+                                       "where", "group_by", "order_by", "limit"};
+static const char *const select_keys[] = {"fn", "column", "q", "as"};
+static const char *const pred_keys[] = {"column", "op", "value", "values"};
+static const char *const order_keys[] = {"column", "desc"};
+
+static const char *const fn_names[] = {"count", "sum", "min", "max", "avg", "uniq", "quantile"};
+static const strata_agg fn_values[] = {STRATA_AGG_COUNT, STRATA_AGG_SUM,  STRATA_AGG_MIN,
+                                       STRATA_AGG_MAX,   STRATA_AGG_AVG,  STRATA_AGG_UNIQ,
+                                       STRATA_AGG_QUANTILE};
+static const char *const op_names[] = {"=", "!=", "<", "<=", ">", ">=", "in", "not_in"};
+static const seg_pred_op op_values[] = {PRED_EQ, PRED_NE, PRED_LT, PRED_LE,
+                                        PRED_GT, PRED_GE, PRED_IN, PRED_NOT_IN};
+
+/* Resolves the column name v (at path) to an index of the table's schema. */
+static int get_column(qparse *p, json_t *v, const char *path, int *idx)
+{
+    if (!v)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: required", path);
+    if (!json_is_string(v))
+        return type_error(p->err, path, "a column name (a string)", v);
+    const char *name = json_string_value(v);
+    int i = schema_column_index(p->sc, name);
+    if (i >= 0) {
+        *idx = i;
+        return 0;
+    }
+    const char *names[STRATA_MAX_COLUMNS];
+    for (int c = 0; c < p->sc->ncols; c++)
+        names[c] = p->sc->cols[c].name;
+    const char *near = nearest(name, names, (size_t)p->sc->ncols);
+    if (near)
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "%s: no column '%.64s' in table '%s' (did you mean '%s'?)", path, name,
+                              p->sc->name, near);
+    return strata_err_set(p->err, STRATA_EINVAL, "%s: no column '%.64s' in table '%s'", path, name,
+                          p->sc->name);
+}
+
+/* Parses a time (epoch ms integer, RFC 3339 text, "now[+-duration]") at path. */
+static int parse_time(qparse *p, json_t *v, const char *path, int64_t *out)
+{
+    static const char expected[] =
+        "RFC 3339 such as \"2024-01-01T00:00:00Z\", epoch milliseconds, \"now\" or \"now-1h\"";
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: expected a time (%s), got %s", path,
+                              expected, kind(v));
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n >= 3 && memcmp(s, "now", 3) == 0 && strlen(s) == n) {
+        int64_t d = 0, t = p->now_ms;
+        bool ok = true;
+        if (n > 3) {
+            ok = (s[3] == '+' || s[3] == '-') && strata_parse_duration_ms(s + 4, &d) == 0;
+            if (ok)
+                ok = s[3] == '+' ? !__builtin_add_overflow(t, d, &t)
+                                 : !__builtin_sub_overflow(t, d, &t);
+        }
+        if (!ok)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s: '%.64s' is not a time (after \"now\" comes + or - and a "
+                                  "duration such as \"15m\", \"1h\", \"7d\")",
+                                  path, s);
+        *out = t;
+        return 0;
+    }
+    if (strata_parse_rfc3339_ms(s, n, out) != 0)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: '%.64s' is not a time (expected %s)", path,
+                              s, expected);
+    return 0;
+}
+
+/* ---- where ------------------------------------------------------------------------------- */
+
+/* Reads v, a value compared with column col, into *val; string copies go to *str. */
+static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_value *val, char **str)
+{
+    const strata_column *c = &p->sc->cols[col];
+    const char *tn = strata_type_name(c->type);
+    switch (c->type) {
+    case STRATA_TIMESTAMP:
+        if (json_is_integer(v) || json_is_string(v))
+            return parse_time(p, v, path, &val->i);
+        break;
+    case STRATA_INT64:
+    case STRATA_INT32:
+        if (json_is_integer(v)) {
+            json_int_t x = json_integer_value(v);
+            if (c->type == STRATA_INT32 && (x < INT32_MIN || x > INT32_MAX))
+                return strata_err_set(p->err, STRATA_EINVAL,
+                                      "%s: %" JSON_INTEGER_FORMAT " is out of range for int32 "
+                                      "column '%s'",
+                                      path, x, c->name);
+            val->i = x;
+            return 0;
+        }
+        if (json_is_real(v))
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s: column '%s' is %s, got a number with a fraction or exponent",
+                                  path, c->name, tn);
+        break;
+    case STRATA_UINT64:
+        if (json_is_integer(v)) {
+            if (json_integer_value(v) < 0)
+                return strata_err_set(p->err, STRATA_EINVAL,
+                                      "%s: %" JSON_INTEGER_FORMAT " is out of range for uint64 "
+                                      "column '%s'",
+                                      path, json_integer_value(v), c->name);
+            val->i = json_integer_value(v);
+            return 0;
+        }
+        if (json_is_string(v)) {
+            uint64_t u;
+            if (strlen(json_string_value(v)) != json_string_length(v) ||
+                !parse_u64_decimal(json_string_value(v), &u))
+                return strata_err_set(p->err, STRATA_EINVAL,
+                                      "%s: '%.64s' is not a uint64 for column '%s' (decimal digits, "
+                                      "at most 18446744073709551615)",
+                                      path, json_string_value(v), c->name);
+            val->i = (int64_t)u;
+            return 0;
+        }
+        break;
+    case STRATA_FLOAT64:
+        if (json_is_number(v)) {
+            val->f = json_number_value(v);
+            return 0;
+        }
+        break;
+    case STRATA_BOOL:
+        if (json_is_boolean(v)) {
+            val->i = json_is_true(v) ? 1 : 0;
+            return 0;
+        }
+        break;
+    case STRATA_STRING:
+        if (json_is_string(v)) {
+            size_t n = json_string_length(v);
+            if (n > UINT32_MAX)
+                return strata_err_set(p->err, STRATA_EINVAL, "%s: string too long", path);
+            char *copy = malloc(n + 1);
+            if (!copy)
+                return strata_err_set(p->err, STRATA_ENOMEM, "%s: out of memory", path);
+            memcpy(copy, json_string_value(v), n + 1);
+            *str = copy;
+            val->s.ptr = copy;
+            val->s.len = (uint32_t)n;
+            return 0;
+        }
+        break;
+    }
+    return strata_err_set(p->err, STRATA_EINVAL, "%s: column '%s' is %s, got %s", path, c->name,
+                          tn ? tn : "of an unknown type", kind(v));
+}
+
+static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_expr *out);
+
+/* {"or": [...]} / {"and": [...]}: arr (at path) into out, a zeroed node. */
+static int parse_group(qparse *p, json_t *arr, const char *path, int depth, query_expr_kind k,
+                       query_expr *out)
+{
+    if (!json_is_array(arr))
+        return type_error(p->err, path, "an array of conditions", arr);
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: needs at least one condition", path);
+    if (n > UINT32_MAX)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: too many conditions", path);
+    out->kind = k;
+    out->kids = calloc(n, sizeof *out->kids);
+    if (!out->kids)
+        return strata_err_set(p->err, STRATA_ENOMEM, "%s: out of memory", path);
+    out->nkids = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        char sub[PATHCAP];
+        path_index(sub, path, i);
+        int rc = parse_cond(p, json_array_get(arr, i), sub, depth + 1, &out->kids[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* {"column": c, "op": o, "value": v | "values": [...]} at path into out, a zeroed node. */
+static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
+{
+    char sub[PATHCAP];
+    int rc, col;
+    if ((rc = check_keys(p->err, v, path, pred_keys, NELEM(pred_keys))) < 0)
+        return rc;
+    path_key(sub, path, "column");
+    if ((rc = get_column(p, member(v, "column"), sub, &col)) < 0)
+        return rc;
+    path_key(sub, path, "op");
+    json_t *o = member(v, "op");
+    if (!o)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
+    if (!json_is_string(o))
+        return type_error(p->err, sub, "an operator (a string)", o);
+    size_t oi = 0;
+    while (oi < NELEM(op_names) && strcmp(json_string_value(o), op_names[oi]) != 0)
+        oi++;
+    if (oi == NELEM(op_names)) {
+        char list[128];
+        join_names(op_names, NELEM(op_names), list, sizeof list);
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: unknown operator '%.64s' (expected one of %s)",
+                              sub, json_string_value(o), list);
+    }
+    seg_pred_op op = op_values[oi];
+    bool list = op == PRED_IN || op == PRED_NOT_IN;
+    json_t *one = json_object_get(v, "value"), *many = member(v, "values");
+    size_t n = 1;
+    if (list) {
+        path_key(sub, path, "values");
+        if (one)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s.value: operator '%s' takes a list in \"values\"", path,
+                                  op_names[oi]);
+        if (!many)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: required with operator '%s'", sub,
+                                  op_names[oi]);
+        if (!json_is_array(many))
+            return type_error(p->err, sub, "an array of values", many);
+        n = json_array_size(many);
+        if (n > QUERY_JSON_MAX_IN_VALUES)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: %zu values, at most %d allowed", sub,
+                                  n, QUERY_JSON_MAX_IN_VALUES);
+    } else {
+        path_key(sub, path, "value");
+        if (many)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s.values: operator '%s' compares with one \"value\"", path,
+                                  op_names[oi]);
+        if (!one)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: required with operator '%s'", sub,
+                                  op_names[oi]);
+    }
+    out->kind = QX_PRED;
+    out->pred.col = col;
+    out->pred.op = op;
+    out->vals = calloc(n ? n : 1, sizeof *out->vals);
+    if (!out->vals)
+        return strata_err_set(p->err, STRATA_ENOMEM, "%s: out of memory", path);
+    if (p->sc->cols[col].type == STRATA_STRING) {
+        out->strs = calloc(n ? n : 1, sizeof *out->strs);
+        if (!out->strs)
+            return strata_err_set(p->err, STRATA_ENOMEM, "%s: out of memory", path);
+    }
+    /* From here query_expr_free frees strs[0..nvals), the NULLs included. */
+    out->pred.nvals = (uint32_t)n;
+    out->pred.vals = out->vals;
+    for (size_t i = 0; i < n; i++) {
+        char vpath[PATHCAP];
+        json_t *x = one;
+        if (list) {
+            path_index(vpath, sub, i);
+            x = json_array_get(many, i);
+        } else {
+            memcpy(vpath, sub, sizeof vpath);
+        }
+        char *dummy = NULL;
+        rc = parse_value(p, x, vpath, col, &out->vals[i], out->strs ? &out->strs[i] : &dummy);
+        free(dummy); /* only string columns make copies, and they have strs */
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* One condition v at path and nesting depth into out, a zeroed node. On failure out may
+ * hold part of a tree: the caller frees it with query_expr_free. */
+static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_expr *out)
+{
+    if (depth > QUERY_JSON_MAX_DEPTH)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: conditions nested more than %d deep", path,
+                              QUERY_JSON_MAX_DEPTH);
+    if (!json_is_object(v))
+        return type_error(p->err, path, "a condition (an object)", v);
+    json_t *any = json_object_get(v, "or"), *all = json_object_get(v, "and");
+    if (!any && !all)
+        return parse_pred(p, v, path, out);
+    if (json_object_size(v) != 1)
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "%s: an \"or\" or \"and\" condition has no other keys", path);
+    char sub[PATHCAP];
+    path_key(sub, path, any ? "or" : "and");
+    return parse_group(p, any ? any : all, sub, depth, any ? QX_OR : QX_AND, out);
+}
+
+static int parse_where(qparse *p, json_t *root)
+{
+    json_t *w = member(root, "where");
+    if (!w)
+        return 0;
+    if (!json_is_array(w))
+        return type_error(p->err, "where", "an array of conditions", w);
+    size_t n = json_array_size(w);
+    if (n == 0)
+        return 0;
+    query_expr *e = calloc(1, sizeof *e);
+    if (!e)
+        return strata_err_set(p->err, STRATA_ENOMEM, "where: out of memory");
+    int rc;
+    if (n == 1)
+        rc = parse_cond(p, json_array_get(w, 0), "where[0]", 1, e);
+    else
+        rc = parse_group(p, w, "where", 0, QX_AND, e);
+    if (rc < 0) {
+        query_expr_free(e);
+        free(e);
+        return rc;
+    }
+    p->q->where = e;
+    return 0;
+}
+
+/* ---- select, group_by, order_by ----------------------------------------------------------- */
+
+/* Index of output column name, or -1. */
+static int out_index(const qparse *p, const char *name)
+{
+    for (int i = 0; i < p->nout; i++)
+        if (strcmp(p->out_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int parse_group_by(qparse *p, json_t *root)
+{
+    json_t *g = member(root, "group_by");
+    if (!g)
+        return 0;
+    if (!json_is_array(g))
+        return type_error(p->err, "group_by", "an array of column names", g);
+    size_t n = json_array_size(g);
+    if (n > QUERY_MAX_GROUP)
+        return strata_err_set(p->err, STRATA_EINVAL, "group_by: %zu columns, at most %d allowed", n,
+                              QUERY_MAX_GROUP);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATHCAP];
+        int col, rc;
+        path_index(path, "group_by", i);
+        if ((rc = get_column(p, json_array_get(g, i), path, &col)) < 0)
+            return rc;
+        const char *name = p->sc->cols[col].name;
+        if (out_index(p, name) >= 0)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: '%s' %s", path, name,
+                                  strcmp(name, "time") == 0 && p->q->interval_ms > 0
+                                      ? "is also the name of the time bucket column"
+                                      : "is listed twice");
+        p->q->group_cols[p->q->ngroup++] = col;
+        p->out_names[p->nout++] = name;
+    }
+    return 0;
+}
+
+static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
+{
+    char sub[PATHCAP];
+    int rc;
+    if (!json_is_object(v))
+        return type_error(p->err, path, "an aggregate (an object such as {\"fn\": \"count\"})", v);
+    if ((rc = check_keys(p->err, v, path, select_keys, NELEM(select_keys))) < 0)
+        return rc;
+    path_key(sub, path, "fn");
+    json_t *fn = member(v, "fn");
+    if (!fn)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
+    if (!json_is_string(fn))
+        return type_error(p->err, sub, "a function name (a string)", fn);
+    size_t fi = 0;
+    while (fi < NELEM(fn_names) && strcmp(json_string_value(fn), fn_names[fi]) != 0)
+        fi++;
+    if (fi == NELEM(fn_names)) {
+        char list[128];
+        join_names(fn_names, NELEM(fn_names), list, sizeof list);
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: unknown function '%.64s' (expected one of %s)",
+                              sub, json_string_value(fn), list);
+    }
+    a->fn = fn_values[fi];
+    a->col = -1;
+    json_t *col = member(v, "column");
+    path_key(sub, path, "column");
+    if (a->fn == STRATA_AGG_COUNT) {
+        if (col)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s: count takes no column (it counts rows)", sub);
+    } else {
+        if (!col)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: required for %s", sub, fn_names[fi]);
+        if ((rc = get_column(p, col, sub, &a->col)) < 0)
+            return rc;
+        const strata_column *c = &p->sc->cols[a->col];
+        if (c->type == STRATA_STRING && a->fn != STRATA_AGG_UNIQ)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s: %s needs a numeric column, '%s' is a string", sub,
+                                  fn_names[fi], c->name);
+    }
+    json_t *q = member(v, "q");
+    path_key(sub, path, "q");
+    if (a->fn == STRATA_AGG_QUANTILE) {
+        if (!q)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s: required for quantile (0.5 for the median, 0.99, ...)", sub);
+        if (!json_is_number(q))
+            return type_error(p->err, sub, "a number between 0 and 1", q);
+        a->q = json_number_value(q);
+        if (!(a->q >= 0 && a->q <= 1))
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: %g is not between 0 and 1", sub, a->q);
+    } else if (q) {
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: only quantile takes q", sub);
+    }
+    json_t *as = member(v, "as");
+    path_key(sub, path, "as");
+    if (as) {
+        if (!json_is_string(as))
+            return type_error(p->err, sub, "an output name (a string)", as);
+        size_t n = json_string_length(as);
+        if (n == 0)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: must not be empty", sub);
+        if (n >= QUERY_NAME_MAX)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %d)", sub,
+                                  n, QUERY_NAME_MAX - 1);
+        if (strlen(json_string_value(as)) != n)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: must not hold a NUL character", sub);
+        memcpy(a->name, json_string_value(as), n + 1);
+    } else if (a->fn == STRATA_AGG_COUNT) {
+        memcpy(a->name, "count", sizeof "count");
+    } else {
+        int w = snprintf(a->name, sizeof a->name, "%s_%s", fn_names[fi], p->sc->cols[a->col].name);
+        if (w < 0 || (size_t)w >= sizeof a->name)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s: the default name '%s_%s' is longer than %d bytes; set \"as\"",
+                                  sub, fn_names[fi], p->sc->cols[a->col].name, QUERY_NAME_MAX - 1);
+    }
+    if (out_index(p, a->name) >= 0)
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: '%s' is used twice%s", sub, a->name,
+                              as ? "" : " (it is the default name; set \"as\")");
+    p->out_names[p->nout++] = a->name;
+    return 0;
+}
+
+static int parse_select(qparse *p, json_t *root)
+{
+    json_t *s = member(root, "select");
+    if (!s)
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "select: required (a list of aggregates such as [{\"fn\": \"count\"}])");
+    if (!json_is_array(s))
+        return type_error(p->err, "select", "an array of aggregates", s);
+    size_t n = json_array_size(s);
+    if (n == 0)
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "select: needs at least one aggregate, such as {\"fn\": \"count\"}");
+    if (n > QUERY_MAX_AGGS)
+        return strata_err_set(p->err, STRATA_EINVAL, "select: %zu aggregates, at most %d allowed", n,
+                              QUERY_MAX_AGGS);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATHCAP];
+        path_index(path, "select", i);
+        int rc = parse_agg(p, json_array_get(s, i), path, &p->q->aggs[i]);
+        if (rc < 0)
+            return rc;
+        p->q->naggs = (int)i + 1;
+    }
+    return 0;
+}
+
+static int parse_order_by(qparse *p, json_t *root)
+{
+    json_t *o = member(root, "order_by");
+    if (!o)
+        return 0;
+    if (!json_is_array(o))
+        return type_error(p->err, "order_by", "an array of {\"column\": ..., \"desc\": ...}", o);
+    size_t n = json_array_size(o);
+    if (n > QUERY_MAX_ORDER)
+        return strata_err_set(p->err, STRATA_EINVAL, "order_by: %zu entries, at most %d allowed", n,
+                              QUERY_MAX_ORDER);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATHCAP], sub[PATHCAP];
+        int rc;
+        path_index(path, "order_by", i);
+        json_t *e = json_array_get(o, i);
+        if (!json_is_object(e))
+            return type_error(p->err, path, "an object such as {\"column\": \"count\", \"desc\": true}",
+                              e);
+        if ((rc = check_keys(p->err, e, path, order_keys, NELEM(order_keys))) < 0)
+            return rc;
+        path_key(sub, path, "column");
+        json_t *c = member(e, "column");
+        if (!c)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
+        if (!json_is_string(c))
+            return type_error(p->err, sub, "an output column name (a string)", c);
+        int oc = out_index(p, json_string_value(c));
+        if (oc < 0) {
+            const char *near = nearest(json_string_value(c), p->out_names, (size_t)p->nout);
+            if (near)
+                return strata_err_set(p->err, STRATA_EINVAL,
+                                      "%s: no output column '%.64s' (did you mean '%s'?)", sub,
+                                      json_string_value(c), near);
+            char list[256];
+            join_names(p->out_names, (size_t)p->nout, list, sizeof list);
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "%s: no output column '%.64s' (the output columns are %s)", sub,
+                                  json_string_value(c), list);
+        }
+        json_t *d = member(e, "desc");
+        path_key(sub, path, "desc");
+        if (d && !json_is_boolean(d))
+            return type_error(p->err, sub, "true or false", d);
+        p->q->order[i].output_col = oc;
+        p->q->order[i].desc = d && json_is_true(d);
+        p->q->norder = (int)i + 1;
+    }
+    return 0;
+}
+
+/* ---- top level ---------------------------------------------------------------------------- */
+
+/* Loads text as a JSON object; NULL with the message in err otherwise. */
+static json_t *load_object(const char *text, size_t len, strata_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        const char *hint = json_error_code(&jerr) == json_error_numeric_overflow
+                               ? " (write integers above 9223372036854775807 as decimal strings)"
+                               : "";
+        if (jerr.line > 0)
+            strata_err_set(err, STRATA_EINVAL, "malformed JSON at line %d column %d: %s%s", jerr.line,
+                           jerr.column, jerr.text, hint);
+        else
+            strata_err_set(err, STRATA_EINVAL, "malformed JSON: %s%s", jerr.text, hint);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        strata_err_set(err, STRATA_EINVAL, "expected a query (a JSON object), got %s", kind(root));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* The "table" string of root, or NULL with the message in err. */
+static const char *table_of(json_t *root, strata_err *err)
+{
+    json_t *t = member(root, "table");
+    if (!t) {
+        strata_err_set(err, STRATA_EINVAL, "table: required");
+        return NULL;
+    }
+    if (!json_is_string(t)) {
+        type_error(err, "table", "a table name (a string)", t);
+        return NULL;
+    }
+    if (json_string_length(t) == 0) {
+        strata_err_set(err, STRATA_EINVAL, "table: must not be empty");
+        return NULL;
+    }
+    if (strlen(json_string_value(t)) != json_string_length(t)) {
+        strata_err_set(err, STRATA_EINVAL, "table: must not hold a NUL character");
+        return NULL;
+    }
+    return json_string_value(t);
+}
+
+int query_json_table_name(const char *text, size_t len, char *name, size_t cap, strata_err *err)
+{
+    json_t *root = load_object(text, len, err);
+    if (!root)
+        return STRATA_EINVAL;
+    int rc = 0;
+    const char *t = table_of(root, err);
+    if (!t) {
+        rc = STRATA_EINVAL;
+    } else if (strlen(t) >= cap) {
+        rc = strata_err_set(err, STRATA_EINVAL, "table: name too long (%zu bytes, at most %zu)",
+                            strlen(t), cap ? cap - 1 : 0);
+    } else {
+        memcpy(name, t, strlen(t) + 1);
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int parse_root(qparse *p, json_t *root)
+{
+    strata_query *q = p->q;
+    int rc;
+    if ((rc = check_keys(p->err, root, "", top_keys, NELEM(top_keys))) < 0)
+        return rc;
+    const char *t = table_of(root, p->err);
+    if (!t)
+        return STRATA_EINVAL;
+    if (strcmp(t, p->sc->name) != 0)
+        return strata_err_set(p->err, STRATA_EINVAL, "table: '%.64s' is not the table '%s' queried",
+                              t, p->sc->name);
+    json_t *v;
+    q->to_ms = p->now_ms;
+    if ((v = member(root, "from")) && (rc = parse_time(p, v, "from", &q->from_ms)) < 0)
+        return rc;
+    if ((v = member(root, "to")) && (rc = parse_time(p, v, "to", &q->to_ms)) < 0)
+        return rc;
+    if (q->from_ms >= q->to_ms) {
+        char a[48], b[48];
+        format_time(q->from_ms, a, sizeof a);
+        format_time(q->to_ms, b, sizeof b);
+        return strata_err_set(p->err, STRATA_EINVAL, "from: %s is not before to: %s%s", a, b,
+                              member(root, "to") ? "" : " (now)");
+    }
+    if ((v = member(root, "interval"))) {
+        if (!json_is_string(v))
+            return type_error(p->err, "interval", "a duration string such as \"1m\"", v);
+        if (strata_parse_duration_ms(json_string_value(v), &q->interval_ms) != 0 ||
+            strlen(json_string_value(v)) != json_string_length(v))
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "interval: '%.64s' is not a duration (a whole number and one unit "
+                                  "of s, m, h, d, such as \"1m\")",
+                                  json_string_value(v));
+        if (q->interval_ms < QUERY_JSON_MIN_INTERVAL_MS || q->interval_ms > QUERY_JSON_MAX_INTERVAL_MS)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "interval: '%.64s' is out of range (from 1s to 1d)",
+                                  json_string_value(v));
+        p->out_names[p->nout++] = "time";
+    }
+    if ((rc = parse_where(p, root)) < 0 || (rc = parse_group_by(p, root)) < 0 ||
+        (rc = parse_select(p, root)) < 0 || (rc = parse_order_by(p, root)) < 0)
+        return rc;
+    if ((v = member(root, "limit"))) {
+        if (!json_is_integer(v))
+            return type_error(p->err, "limit", "a non-negative integer", v);
+        if (json_integer_value(v) < 0)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "limit: %" JSON_INTEGER_FORMAT " is negative (leave it out for "
+                                  "no limit)",
+                                  json_integer_value(v));
+        q->limit = json_integer_value(v);
+    }
+    return 0;
+}
+
+int query_json_parse(const char *text, size_t len, const strata_schema *schema, int64_t now_ms,
+                     strata_query *out, strata_err *err)
+{
+    json_t *root = load_object(text, len, err);
+    if (!root)
+        return STRATA_EINVAL;
+    strata_query *q = malloc(sizeof *q);
+    if (!q) {
+        json_decref(root);
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    }
+    query_init(q);
+    qparse p = {.err = err, .sc = schema, .now_ms = now_ms, .q = q};
+    int rc = parse_root(&p, root);
+    json_decref(root);
+    if (rc < 0) {
+        query_free(q);
+        free(q);
+        return rc;
+    }
+    /* Output names point into q->aggs; copying q keeps nothing but the tree pointer. */
+    memcpy(out, q, sizeof *q);
+    free(q);
+    return 0;
+}
+
+/* ---- writing JSON -------------------------------------------------------------------------- */
+
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} jbuf;
+
+/* Makes room for extra more bytes (and a NUL); false (and oom set) when memory runs out. */
+static bool jb_reserve(jbuf *b, size_t extra)
+{
+    if (b->oom)
+        return false;
+    if (extra < b->cap - b->len) /* b->cap > b->len always once allocated */
+        return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len <= extra) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = true;
+            return false;
+        }
+        cap *= 2;
+    }
+    char *np = realloc(b->p, cap);
+    if (!np) {
+        b->oom = true;
+        return false;
+    }
+    b->p = np;
+    b->cap = cap;
+    return true;
+}
+
+static void jb_put(jbuf *b, const char *s, size_t n)
+{
+    if (!jb_reserve(b, n))
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void jb_puts(jbuf *b, const char *s)
+{
+    jb_put(b, s, strlen(s));
+}
+
+static void jb_u64(jbuf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    jb_put(b, tmp + i, sizeof tmp - i);
+}
+
+static void jb_i64(jbuf *b, int64_t v)
+{
+    if (v < 0) {
+        jb_put(b, "-", 1);
+        jb_u64(b, (uint64_t)0 - (uint64_t)v); /* exact for INT64_MIN too */
+    } else {
+        jb_u64(b, (uint64_t)v);
+    }
+}
+
+static void jb_double(jbuf *b, double d)
+{
+    if (!isfinite(d)) {
+        jb_put(b, "null", 4);
+        return;
+    }
+    char tmp[40];
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (n <= 0 || (size_t)n >= sizeof tmp) {
+            b->oom = true; /* cannot happen for a finite double */
+            return;
+        }
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    jb_put(b, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n) (n >= 1), or 0 when s[0] does not start
+ * one (overlong forms, surrogates and values above U+10FFFF are invalid). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], cp, min;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, min = 0x80, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, min = 0x800, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, min = 0x10000, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* Writes s[0..n) as a JSON string: quotes, backslashes and control characters escaped,
+ * U+2028/U+2029 escaped (JavaScript line terminators), every byte that does not belong to
+ * a valid UTF-8 sequence replaced by U+FFFD. */
+static void jb_str(jbuf *b, const char *str, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    if (n > (SIZE_MAX - 2) / 6 || !jb_reserve(b, 6 * n + 2)) {
+        b->oom = true;
+        return;
+    }
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 15];
+            }
+            i++;
+            continue;
+        }
+        size_t l = utf8_len(s + i, n - i);
+        if (l == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD: 3 bytes for 1 input byte */
+            o += 3;
+            i++;
+        } else if (l == 3 && s[i] == 0xE2 && s[i + 1] == 0x80 && (s[i + 2] & 0xFE) == 0xA8) {
+            memcpy(o, s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+            o += 6;
+            i += 3;
+        } else {
+            memcpy(o, s + i, l);
+            o += l;
+            i += l;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+/* NUL-terminates and hands the text over; NULL (and the buffer freed) after a failure. */
+static char *jb_finish(jbuf *b, size_t *len)
+{
+    if (!jb_reserve(b, 0)) {
+        free(b->p);
+        return NULL;
+    }
+    b->p[b->len] = 0;
+    if (len)
+        *len = b->len;
+    return b->p;
+}
+
+static void jb_cell(jbuf *b, const query_cell *c)
+{
+    switch (c->kind) {
+    case QC_INT: jb_i64(b, c->v.i); break;
+    case QC_UINT: jb_u64(b, c->v.u); break;
+    case QC_FLOAT: jb_double(b, c->v.f); break;
+    case QC_STR: jb_str(b, c->v.s.ptr ? c->v.s.ptr : "", c->v.s.ptr ? c->v.s.len : 0); break;
+    case QC_BOOL: jb_puts(b, c->v.b ? "true" : "false"); break;
+    case QC_NULL:
+    default: jb_put(b, "null", 4); break;
+    }
+}
+
+char *query_result_json(const query_result *r, const strata_query *q, size_t *len)
+{
+    jbuf b = {0};
+    (void)q;
+    int ncols = r->ncols < 0 ? 0 : r->ncols;
+    jb_puts(&b, "{\"columns\":[");
+    for (int c = 0; c < ncols; c++) {
+        jb_puts(&b, c ? ",{\"name\":" : "{\"name\":");
+        jb_str(&b, r->names[c], strnlen(r->names[c], QUERY_NAME_MAX));
+        jb_puts(&b, ",\"type\":");
+        if (r->types[c])
+            jb_str(&b, r->types[c], strlen(r->types[c]));
+        else
+            jb_puts(&b, "null");
+        jb_puts(&b, "}");
+    }
+    jb_puts(&b, "],\"rows\":[");
+    for (uint64_t row = 0; row < r->nrows && !b.oom; row++) {
+        jb_puts(&b, row ? ",[" : "[");
+        for (int c = 0; c < ncols; c++) {
+            if (c)
+                jb_put(&b, ",", 1);
+            jb_cell(&b, query_result_cell(r, row, c));
+        }
+        jb_put(&b, "]", 1);
+    }
+    jb_puts(&b, "],\"stats\":{\"rows_read\":");
+    jb_u64(&b, r->rows_read);
+    jb_puts(&b, ",\"segments_read\":");
+    jb_u64(&b, r->segments_read);
+    jb_puts(&b, ",\"elapsed_ms\":");
+    jb_double(&b, round(r->elapsed_ms * 1000) / 1000); /* microseconds are plenty */
+    jb_puts(&b, ",\"source\":\"raw\"}}");
+    return jb_finish(&b, len);
+}
+
+char *json_error_body(const char *message, size_t *len)
+{
+    jbuf b = {0};
+    if (!message)
+        message = "unknown error";
+    jb_puts(&b, "{\"error\":");
+    jb_str(&b, message, strlen(message));
+    jb_puts(&b, "}");
+    return jb_finish(&b, len);
+}

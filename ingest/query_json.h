@@ -1,0 +1,130 @@
+/*
+ * query_json.h — the JSON query language of POST /query: parsing a request body into a
+ * strata_query (engine/query.h) with messages that name the field at fault, and writing
+ * a query_result (and any error) back as JSON.
+ *
+ * Request format. Every key is optional unless marked required; a key whose value is null
+ * is treated as if it were left out (except "value", where null is a type error). Unknown
+ * keys are refused at every level, with a "did you mean" when one is close; duplicate keys
+ * are refused.
+ *
+ *   key          | JSON type          | meaning, default
+ *   -------------+--------------------+------------------------------------------------------
+ *   table        | string             | required; the table queried
+ *   from         | time               | first instant included; default: the beginning of
+ *                |                    | time (INT64_MIN)
+ *   to           | time               | first instant excluded; default: now. from < to
+ *   interval     | duration string    | time buckets, "1s" .. "1d" (engine/units.h grammar:
+ *                |                    | "10s", "1m", "5m", "1h", "90m"); the first output
+ *                |                    | column is then "time", the bucket start in epoch ms,
+ *                |                    | UTC-aligned. Default: no buckets
+ *   select       | array of objects   | required, 1..32 aggregates, one output column each:
+ *     .fn        | string             |   required: count, sum, min, max, avg, uniq, quantile
+ *     .column    | string             |   required except for count, which takes none;
+ *                |                    |   string columns only with uniq
+ *     .q         | number             |   quantile only, required there, 0 <= q <= 1
+ *     .as        | string             |   output name, 1..63 bytes; default "count" for
+ *                |                    |   count, else "<fn>_<column>" ("sum_amount",
+ *                |                    |   "quantile_amount"). Output names must be unique
+ *   where        | array of objects   | conditions, all of which must hold (AND); each is
+ *                |                    |   {"column": c, "op": o, "value": v}      o one of
+ *                |                    |       = != < <= > >=
+ *                |                    |   {"column": c, "op": o, "values": [v...]} o one of
+ *                |                    |       in, not_in; 0..10000 values
+ *                |                    |   {"or": [conditions...]}, {"and": [conditions...]}
+ *                |                    |       at least one condition each
+ *                |                    | nested at most 16 deep (the conditions of the list
+ *                |                    | itself are at depth 1). Default: every row
+ *   group_by     | array of strings   | 0..16 distinct columns, any type; one output column
+ *                |                    | each, named after the column, after "time"
+ *   order_by     | array of objects   | 0..16 entries, most significant first:
+ *     .column    | string             |   required: an output column name ("time", a group
+ *                |                    |   column, an aggregate's name)
+ *     .desc      | true/false         |   default false
+ *                |                    | default: the group columns (time first), ascending
+ *   limit        | integer            | >= 0; most rows returned. Default: all
+ *
+ * Times ("from", "to", and values compared with timestamp columns) are one of:
+ *   an integer          epoch milliseconds (negative: before 1970)
+ *   RFC 3339 text       "2024-01-31T13:45:00Z", fractional seconds of any length (cut to
+ *                       ms), "z", "+02:00" / "-05:30" offsets, "2024-01-31" (midnight UTC)
+ *   "now", "now-1h", "now+15m"  relative to the now_ms argument, with the durations of
+ *                       engine/units.h
+ *
+ * Values in conditions are typed by their column: timestamp a time as above; int64 and
+ * int32 integers in the column's range; uint64 integers >= 0 or decimal strings up to
+ * "18446744073709551615" (JSON integers are read as signed 64-bit, so larger values must
+ * be strings); float64 any number; bool true/false; string a string.
+ *
+ * Example:
+ *   {"table": "orders", "from": "now-1d", "interval": "1h",
+ *    "select": [{"fn": "count", "as": "orders"}, {"fn": "sum", "column": "amount", "as": "gmv"},
+ *               {"fn": "quantile", "column": "amount", "q": 0.99}],
+ *    "where": [{"column": "status", "op": "in", "values": ["paid", "shipped"]},
+ *              {"or": [{"column": "country", "op": "=", "value": "US"},
+ *                      {"column": "amount", "op": ">=", "value": 100}]}],
+ *    "group_by": ["country"], "order_by": [{"column": "gmv", "desc": true}], "limit": 10}
+ *
+ * Error messages start with the path of the field at fault, then the reason:
+ *   select[0].fn: unknown function 'median' (expected one of count, sum, min, max, avg,
+ *       uniq, quantile)
+ *   where[1].column: no column 'contry' in table 'orders' (did you mean 'country'?)
+ *   where[0].or[2].value: column 'amount' is float64, got a string
+ *   select[3].as: 'gmv' is used twice
+ *   unknown key 'grup_by' (did you mean 'group_by'?)
+ *   from: 2024-01-02T00:00:00Z is not before to: 2024-01-01T00:00:00Z
+ *   malformed JSON at line 1 column 7: ...
+ *
+ * Answer format (query_result_json), compact, one object:
+ *   {"columns":[{"name":"time","type":"timestamp"},{"name":"country","type":"string"},...],
+ *    "rows":[[1704067200000,"US",1234.5],...],
+ *    "stats":{"rows_read":N,"segments_read":N,"elapsed_ms":X,"source":"raw"}}
+ * Integers are exact (uint64 up to 18446744073709551615, int64 down to
+ * -9223372036854775808); floats use the shortest of %.15g/%.16g/%.17g that reads back to
+ * the same double; NaN, infinities and null cells are null; strings are escaped so the
+ * text is valid JSON whatever bytes they hold (invalid UTF-8 becomes U+FFFD).
+ */
+#ifndef STRATA_QUERY_JSON_H
+#define STRATA_QUERY_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "query.h"
+#include "schema.h"
+
+#define QUERY_JSON_MAX_DEPTH 16         /* nesting of where conditions */
+#define QUERY_JSON_MAX_IN_VALUES 10000  /* values of one in / not_in */
+#define QUERY_JSON_MIN_INTERVAL_MS 1000 /* "1s" */
+#define QUERY_JSON_MAX_INTERVAL_MS 86400000 /* "1d" */
+
+/* Reads the "table" of the query text[0..len) (need not be NUL-terminated) into
+ * name[0..cap), NUL-terminated, so the caller can look the table up before
+ * query_json_parse. Returns 0; or STRATA_EINVAL with the message in err (malformed JSON,
+ * not an object, "table" missing, not a string, empty, or cap bytes or longer), with name
+ * unchanged. Nothing else of the query is checked. */
+int query_json_table_name(const char *text, size_t len, char *name /* OUT */, size_t cap,
+                          strata_err *err);
+
+/* Parses the query text[0..len) (need not be NUL-terminated) against schema, the schema of
+ * the table it names; "now" in times means now_ms. On success returns 0 and fills *out
+ * completely (query_init first; timeout_ms and max_groups are 0, for the caller to set);
+ * the caller frees it with query_free. On failure returns STRATA_EINVAL (or STRATA_ENOMEM)
+ * with the message in err, frees everything it allocated, and leaves *out unchanged
+ * (do not call query_free then). */
+int query_json_parse(const char *text, size_t len, const strata_schema *schema, int64_t now_ms,
+                     strata_query *out /* OUT */, strata_err *err);
+
+/* The JSON answer for r, the result of running q (format above). q may be NULL; it is
+ * only consulted for the "source" statistic, which is "raw" for now. Returns a
+ * NUL-terminated string the caller frees with free(), its length (without the NUL) in
+ * *len when len is non-NULL; NULL when memory runs out. */
+char *query_result_json(const query_result *r, const strata_query *q, size_t *len /* OUT */);
+
+/* {"error":"<message>"} with message escaped like result strings (NULL reads as
+ * "unknown error"). Returns a NUL-terminated string the caller frees with free(), its
+ * length in *len when len is non-NULL; NULL when memory runs out. */
+char *json_error_body(const char *message, size_t *len /* OUT */);
+
+#endif

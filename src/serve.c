@@ -1,0 +1,337 @@
+/*
+ * serve.c — `strata serve`: opens the data directory (recovering every table), creates the
+ * tables named with --table, starts the HTTP server, and runs the maintenance loop: every
+ * 100 ms, each table whose memtables are full or older than their age limit is flushed.
+ *
+ * Signals: SIGTERM and SIGINT are blocked in every thread and taken synchronously by the
+ * main loop (sigtimedwait), which then stops the server (in-flight requests finish),
+ * flushes every table and exits 0. Binding an address other than 127.0.0.1 requires a
+ * bearer token (--auth-token-file), so a data directory is never exposed by accident.
+ *
+ * Config file (--config FILE, JSON; flags given on the command line win):
+ *   {"data": "DIR", "listen": "127.0.0.1:8686", "auth_token_file": "FILE",
+ *    "max_body": "1MiB", "max_ingest_body": "256MiB", "query_timeout": "30s",
+ *    "query_max_groups": 1000000, "tables": ["orders.json", ...]}
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog.h"
+#include "commands.h"
+#include "memtable.h"
+#include "schema_json.h"
+#include "server.h"
+#include "units.h"
+
+#define MAX_TABLE_FILES 64
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void log_line(const char *fmt, ...)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char when[40];
+    strata_format_rfc3339_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, when, sizeof when);
+    fprintf(stderr, "%s strata: ", when);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: strata serve --data DIR [--listen HOST:PORT] [--config FILE]\n"
+            "                    [--auth-token-file FILE] [--table SCHEMA.json]...\n\n"
+            "  --data DIR             data directory (created if missing); tables in it are\n"
+            "                         recovered at start\n"
+            "  --listen HOST:PORT     default 127.0.0.1:8686; any other host needs a token\n"
+            "  --auth-token-file FILE every request must then carry\n"
+            "                         'Authorization: Bearer <the file's first line>'\n"
+            "  --table FILE           create this table (schema JSON) if it does not exist\n"
+            "  --config FILE          JSON settings (see the header of src/serve.c / README)\n"
+            "  --max-body SIZE        request body limit, default 1MiB (/ingest: 256MiB,\n"
+            "                         --max-ingest-body)\n"
+            "  --query-timeout DUR    default 30s\n");
+}
+
+typedef struct serve_cfg {
+    char data[2048];
+    char listen[256];
+    char token_file[2048];
+    uint64_t max_body, max_ingest_body, query_max_groups;
+    int64_t query_timeout_ms;
+    int ntables;
+    char tables[MAX_TABLE_FILES][1024];
+} serve_cfg;
+
+static int cfg_string(json_t *o, const char *key, char *dst, size_t cap, const char *path)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || dst[0])
+        return 0; /* absent, or set on the command line */
+    if (!json_is_string(v)) {
+        fprintf(stderr, "strata serve: %s: %s: expected a string\n", path, key);
+        return -1;
+    }
+    snprintf(dst, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+static int cfg_size(json_t *o, const char *key, uint64_t *dst, const char *path)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || *dst)
+        return 0;
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        *dst = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v) && strata_parse_bytes(json_string_value(v), dst) == 0)
+        return 0;
+    fprintf(stderr, "strata serve: %s: %s: expected a size like \"64MiB\"\n", path, key);
+    return -1;
+}
+
+static int load_config(const char *path, serve_cfg *cfg)
+{
+    json_error_t je;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        fprintf(stderr, "strata serve: %s: line %d column %d: %s\n", path, je.line, je.column, je.text);
+        return -1;
+    }
+    int rc = 0;
+    const char *key;
+    json_t *v;
+    static const char *const known[] = {"data", "listen", "auth_token_file", "max_body",
+                                        "max_ingest_body", "query_timeout", "query_max_groups",
+                                        "tables"};
+    json_object_foreach(o, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            ok |= strcmp(key, known[i]) == 0;
+        if (!ok) {
+            fprintf(stderr, "strata serve: %s: unknown setting '%s'\n", path, key);
+            rc = -1;
+        }
+    }
+    if (!rc)
+        rc = cfg_string(o, "data", cfg->data, sizeof cfg->data, path) |
+             cfg_string(o, "listen", cfg->listen, sizeof cfg->listen, path) |
+             cfg_string(o, "auth_token_file", cfg->token_file, sizeof cfg->token_file, path) |
+             cfg_size(o, "max_body", &cfg->max_body, path) |
+             cfg_size(o, "max_ingest_body", &cfg->max_ingest_body, path);
+    json_t *qt = json_object_get(o, "query_timeout");
+    if (!rc && qt && !cfg->query_timeout_ms &&
+        (!json_is_string(qt) || strata_parse_duration_ms(json_string_value(qt), &cfg->query_timeout_ms) != 0)) {
+        fprintf(stderr, "strata serve: %s: query_timeout: expected a duration like \"30s\"\n", path);
+        rc = -1;
+    }
+    json_t *mg = json_object_get(o, "query_max_groups");
+    if (!rc && mg && !cfg->query_max_groups) {
+        if (!json_is_integer(mg) || json_integer_value(mg) < 1) {
+            fprintf(stderr, "strata serve: %s: query_max_groups: expected a positive integer\n", path);
+            rc = -1;
+        } else {
+            cfg->query_max_groups = (uint64_t)json_integer_value(mg);
+        }
+    }
+    json_t *tabs = json_object_get(o, "tables");
+    if (!rc && tabs) {
+        size_t i;
+        json_t *t;
+        if (!json_is_array(tabs))
+            rc = -1;
+        json_array_foreach(tabs, i, t) {
+            if (!json_is_string(t) || cfg->ntables >= MAX_TABLE_FILES) {
+                rc = -1;
+                break;
+            }
+            snprintf(cfg->tables[cfg->ntables++], sizeof cfg->tables[0], "%s", json_string_value(t));
+        }
+        if (rc)
+            fprintf(stderr, "strata serve: %s: tables: expected a list of schema file names\n", path);
+    }
+    json_decref(o);
+    return rc;
+}
+
+static int read_token(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "strata serve: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (!fgets(out, (int)cap, f))
+        out[0] = 0;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = 0;
+    if (strlen(out) < 16) {
+        fprintf(stderr, "strata serve: %s: the token must be at least 16 characters\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'},           {"listen", required_argument, 0, 'l'},
+        {"config", required_argument, 0, 'c'},         {"auth-token-file", required_argument, 0, 'a'},
+        {"table", required_argument, 0, 't'},          {"max-body", required_argument, 0, 'b'},
+        {"max-ingest-body", required_argument, 0, 'B'}, {"query-timeout", required_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0},
+    };
+    serve_cfg *cfg = calloc(1, sizeof *cfg);
+    const char *config = NULL;
+    if (!cfg)
+        return 1;
+    int ch, rc = 1;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd': snprintf(cfg->data, sizeof cfg->data, "%s", optarg); break;
+        case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
+        case 'c': config = optarg; break;
+        case 'a': snprintf(cfg->token_file, sizeof cfg->token_file, "%s", optarg); break;
+        case 't':
+            if (cfg->ntables < MAX_TABLE_FILES)
+                snprintf(cfg->tables[cfg->ntables++], sizeof cfg->tables[0], "%s", optarg);
+            break;
+        case 'b':
+        case 'B':
+            if (strata_parse_bytes(optarg, ch == 'b' ? &cfg->max_body : &cfg->max_ingest_body) != 0) {
+                fprintf(stderr, "strata serve: --max-%sbody: '%s' is not a size\n", ch == 'b' ? "" : "ingest-", optarg);
+                goto done;
+            }
+            break;
+        case 'q':
+            if (strata_parse_duration_ms(optarg, &cfg->query_timeout_ms) != 0) {
+                fprintf(stderr, "strata serve: --query-timeout: '%s' is not a duration\n", optarg);
+                goto done;
+            }
+            break;
+        case 'h': usage(stdout); rc = 0; goto done;
+        default: usage(stderr); rc = 2; goto done;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        rc = 2;
+        goto done;
+    }
+    if (config && load_config(config, cfg) != 0)
+        goto done;
+    if (!cfg->data[0]) {
+        fprintf(stderr, "strata serve: --data DIR is required\n");
+        rc = 2;
+        goto done;
+    }
+    char host[256] = "127.0.0.1";
+    unsigned port = 8686;
+    if (cfg->listen[0]) {
+        char *colon = strrchr(cfg->listen, ':');
+        char *end = NULL;
+        if (colon) {
+            errno = 0;
+            unsigned long p = strtoul(colon + 1, &end, 10);
+            if (!*(colon + 1) || *end || errno || p > 65535) {
+                fprintf(stderr, "strata serve: --listen: '%s' is not HOST:PORT\n", cfg->listen);
+                rc = 2;
+                goto done;
+            }
+            port = (unsigned)p;
+            *colon = 0;
+        }
+        if (cfg->listen[0])
+            snprintf(host, sizeof host, "%s", cfg->listen);
+    }
+    char token[512] = "";
+    if (cfg->token_file[0] && read_token(cfg->token_file, token, sizeof token) != 0)
+        goto done;
+    if (strcmp(host, "127.0.0.1") != 0 && !token[0]) {
+        fprintf(stderr, "strata serve: listening on %s needs --auth-token-file: only 127.0.0.1 is "
+                        "served without a token\n", host);
+        rc = 2;
+        goto done;
+    }
+
+    /* Signals go to the main loop only. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    strata_err err = {0};
+    strata_catalog *cat;
+    if (catalog_open(cfg->data, &cat, &err) != 0) {
+        log_line("cannot open data directory: %s", err.msg);
+        goto done;
+    }
+    for (int i = 0; i < cfg->ntables; i++) {
+        strata_schema *sc = malloc(sizeof *sc);
+        if (!sc || schema_json_parse_file(cfg->tables[i], sc, &err) != 0 ||
+            catalog_create(cat, sc, NULL, &err) != 0) {
+            log_line("table %s: %s", cfg->tables[i], sc ? err.msg : "out of memory");
+            free(sc);
+            catalog_close(cat);
+            goto done;
+        }
+        free(sc);
+    }
+    server_opts so = {.host = host, .port = (uint16_t)port, .auth_token = token[0] ? token : NULL,
+                      .max_body = cfg->max_body, .max_ingest_body = cfg->max_ingest_body,
+                      .query_timeout_ms = cfg->query_timeout_ms,
+                      .query_max_groups = cfg->query_max_groups};
+    strata_server *srv;
+    if (server_start(cat, &so, &srv, &err) != 0) {
+        log_line("%s", err.msg);
+        catalog_close(cat);
+        goto done;
+    }
+    log_line("serving %zu table(s) from %s on http://%s:%u/", catalog_count(cat), cfg->data, host,
+             server_port(srv));
+    for (;;) {
+        struct timespec wait = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&sigs, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_line("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        for (size_t i = 0; i < catalog_count(cat); i++) {
+            strata_table *t = catalog_at(cat, i);
+            if (table_flush_due(t) && table_flush(t, false, &err) != 0)
+                log_line("table %s: flush failed (will retry): %s", table_schema(t)->name, err.msg);
+        }
+    }
+    server_stop(srv);
+    rc = 0;
+    for (size_t i = 0; i < catalog_count(cat); i++) {
+        strata_table *t = catalog_at(cat, i);
+        if (table_flush(t, true, &err) != 0) {
+            log_line("table %s: final flush failed: %s", table_schema(t)->name, err.msg);
+            rc = 1;
+        }
+    }
+    catalog_close(cat);
+    memtable_pool_trim();
+    log_line("stopped");
+done:
+    free(cfg);
+    return rc;
+}

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""test_serve.py — `strata serve` as a user drives it over HTTP.
+
+Creates a table with PUT, ingests NDJSON (with bad lines), queries it and checks every
+answer against totals computed here, checks the error answers for bad input (each with its
+status and a message, the server still serving), /metrics, a clean restart (same answers),
+a SIGKILL right after an ingest acknowledgement (every acknowledged row is back after
+restart), and bearer-token auth. Args: STRATA_BIN BUILD_DIR SOURCE_DIR.
+Prints "N passed, M failed".
+"""
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+STRATA, BUILD = sys.argv[1], sys.argv[2]
+WORK = os.path.join(BUILD, "test-tmp", "serve-%d" % os.getpid())
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, file=sys.stderr)
+
+
+class Server:
+    def __init__(self, data, extra=()):
+        self.log = open(os.path.join(WORK, "server.log"), "ab")
+        self.proc = subprocess.Popen([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", *extra],
+                                     stderr=subprocess.PIPE, stdout=self.log)
+        self.port = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.proc.stderr.readline().decode()
+            self.log.write(line.encode())
+            m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+            if not line and self.proc.poll() is not None:
+                break
+        if not self.port:
+            raise RuntimeError("server did not start; see " + self.log.name)
+        self.token = None
+
+    def req(self, method, path, body=None, headers=None):
+        url = "http://127.0.0.1:%d%s" % (self.port, path)
+        data = body.encode() if isinstance(body, str) else body
+        h = dict(headers or {})
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        r = urllib.request.Request(url, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(r, timeout=60) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def json(self, method, path, body=None):
+        st, text = self.req(method, path, body if body is None or isinstance(body, str) else json.dumps(body))
+        try:
+            return st, json.loads(text)
+        except ValueError:
+            return st, {"_raw": text}
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=60)
+        rest = self.proc.stderr.read()
+        self.log.write(rest)
+        self.log.close()
+        return rc
+
+
+SCHEMA = {
+    "columns": [
+        {"name": "ts", "type": "timestamp"},
+        {"name": "event_id", "type": "uint64"},
+        {"name": "country", "type": "string"},
+        {"name": "device", "type": "string"},
+        {"name": "amount", "type": "float64"},
+        {"name": "quantity", "type": "int32", "default": 1},
+    ],
+    "time_column": "ts",
+    "storage": {"memtable_age": "200ms"},
+}
+COUNTRIES = ["US", "DE", "FR", "JP", "BR"]
+DEVICES = ["mobile", "desktop", "tablet"]
+T0 = 1704067200000  # 2024-01-01
+
+
+def make_events(rng, n, first_id):
+    evs = []
+    for i in range(n):
+        ev = {"ts": T0 + rng.randrange(3 * 86400000), "event_id": first_id + i,
+              "country": rng.choice(COUNTRIES), "device": rng.choice(DEVICES),
+              "amount": rng.randrange(1, 100000) / 100}
+        if rng.random() < 0.5:
+            ev["quantity"] = rng.randrange(1, 11)
+        if rng.random() < 0.2:
+            ev["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ev["ts"] // 1000)) + ".%03dZ" % (ev["ts"] % 1000)
+        evs.append(ev)
+    return evs
+
+
+def ts_of(ev):
+    t = ev["ts"]
+    if isinstance(t, int):
+        return t
+    import calendar
+    base = calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S"))
+    return base * 1000 + int(t[20:23])
+
+
+def totals(evs):
+    out = {"count": len(evs), "by_country": {}, "qty": 0, "us_mobile_by_hour": {}}
+    for ev in evs:
+        c = out["by_country"].setdefault(ev["country"], [0, 0.0])
+        c[0] += 1
+        c[1] += ev["amount"]
+        out["qty"] += ev.get("quantity", 1)
+        if ev["country"] == "US" and ev["device"] in ("mobile", "tablet"):
+            h = ts_of(ev) // 3600000 * 3600000
+            out["us_mobile_by_hour"][h] = out["us_mobile_by_hour"].get(h, 0) + 1
+    return out
+
+
+def verify_answers(s, evs, label):
+    want = totals(evs)
+    st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "count", "as": "n"}, {"fn": "sum", "column": "quantity", "as": "q"}]})
+    check(st == 200 and r["rows"] == [[want["count"], want["qty"]]], "%s: count and sum(quantity): %s %s want %d %d" % (label, st, r, want["count"], want["qty"]))
+    st, r = s.json("POST", "/query", {"table": "orders", "from": "2024-01-01T00:00:00Z", "to": "2024-01-04T00:00:00Z",
+                                        "select": [{"fn": "count", "as": "n"}, {"fn": "sum", "column": "amount", "as": "gmv"}],
+                                        "group_by": ["country"], "order_by": [{"column": "gmv", "desc": True}]})
+    ok = st == 200 and [c["name"] for c in r["columns"]] == ["country", "n", "gmv"]
+    if ok:
+        got = {row[0]: row for row in r["rows"]}
+        for c, (n, gmv) in want["by_country"].items():
+            ok = ok and got[c][1] == n and abs(got[c][2] - gmv) <= 1e-9 * gmv
+        ok = ok and [row[2] for row in r["rows"]] == sorted([row[2] for row in r["rows"]], reverse=True)
+    check(ok, "%s: gmv per country: %s %s" % (label, st, r))
+    st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "interval": "1h", "select": [{"fn": "count"}],
+                                        "where": [{"column": "country", "op": "=", "value": "US"},
+                                                  {"or": [{"column": "device", "op": "=", "value": "mobile"},
+                                                          {"column": "device", "op": "in", "values": ["tablet"]}]}]})
+    got = {row[0]: row[1] for row in r.get("rows", [])}
+    check(st == 200 and r["columns"][0] == {"name": "time", "type": "timestamp"} and got == want["us_mobile_by_hour"],
+          "%s: US mobile+tablet per hour: %s (%d buckets vs %d)" % (label, st, len(got), len(want["us_mobile_by_hour"])))
+
+
+def main():
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    data = os.path.join(WORK, "data")
+    rng = random.Random(7)
+    s = Server(data)
+
+    st, r = s.json("GET", "/health")
+    check(st == 200 and r.get("status") == "ok", "health: %s %s" % (st, r))
+    st, r = s.json("PUT", "/tables/orders", SCHEMA)
+    check(st == 201 and r.get("name") == "orders", "create: %s %s" % (st, r))
+    st, r = s.json("PUT", "/tables/orders", SCHEMA)
+    check(st == 200, "create again, same schema: %s" % st)
+    other = dict(SCHEMA, partition_by="hour")
+    st, r = s.json("PUT", "/tables/orders", other)
+    check(st == 409 and "different" in r.get("error", ""), "create, other schema: %s %s" % (st, r))
+    st, r = s.json("PUT", "/tables/bad", '{"columns": [{"name": "ts", "type": "timestamp"}], "time_column": "ts",}')
+    check(st == 400 and "line" in r.get("error", ""), "malformed schema: %s %s" % (st, r))
+    st, r = s.json("PUT", "/tables/bad", {"columns": [{"name": "ts", "type": "int128"}], "time_column": "ts"})
+    check(st == 400 and "columns[0].type" in r.get("error", ""), "bad type: %s %s" % (st, r))
+
+    evs = make_events(rng, 20000, 1)
+    lines = [json.dumps(e) for e in evs]
+    bad = ['{"ts": 1704067200000, "amount": "abc"}', "not json", '{"country": "US"}', "[1,2]",
+           '{"ts": "2024-13-45T25:61:00Z"}']
+    body_lines = lines[:5000] + bad + [""] + lines[5000:]
+    st, r = s.json("POST", "/ingest/orders", "\n".join(body_lines) + "\n")
+    check(st == 200 and r.get("ingested") == 20000 and r.get("rejected") == 5, "ingest: %s %s" % (st, {k: r.get(k) for k in ("ingested", "rejected")}))
+    check([e["line"] for e in r.get("errors", [])] == [5001, 5002, 5003, 5004, 5005], "error line numbers: %s" % r.get("errors"))
+    check("amount" in r["errors"][0]["error"] and "ts" in r["errors"][2]["error"], "error reasons: %s" % r.get("errors"))
+    verify_answers(s, evs, "after ingest")
+
+    # Bad requests: a clear 4xx each, and the server keeps serving.
+    cases = [
+        ("POST", "/query", '{"table": "orders", "select": [', 400, "line"),
+        ("POST", "/query", {"table": "nope", "select": [{"fn": "count"}]}, 404, "nope"),
+        ("POST", "/query", {"table": "orders", "select": [{"fn": "sum", "column": "contry"}]}, 400, "contry"),
+        ("POST", "/query", {"table": "orders", "select": [{"fn": "median", "column": "amount"}]}, 400, "median"),
+        ("POST", "/query", {"table": "orders", "select": [{"fn": "count"}], "where": [{"column": "amount", "op": "=", "value": "x"}]}, 400, "amount"),
+        ("POST", "/query", {"table": "orders", "from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z", "select": [{"fn": "count"}]}, 400, "from"),
+        ("POST", "/query", "x" * (2 << 20), 413, "limit"),
+        ("GET", "/query", None, 405, "GET"),
+        ("DELETE", "/health", None, 405, "DELETE"),
+        ("GET", "/nowhere", None, 404, "nowhere"),
+        ("POST", "/ingest/nope", '{"ts": 1}', 404, "nope"),
+        ("GET", "/tables/nope", None, 404, "nope"),
+    ]
+    for method, path, body, want_status, word in cases:
+        st, r = s.json(method, path, body)
+        check(st == want_status and word in r.get("error", ""), "%s %s: %s %s (want %d, '%s')" % (method, path, st, str(r)[:200], want_status, word))
+    st, r = s.json("GET", "/health")
+    check(st == 200, "still serving after bad input")
+
+    st, text = s.req("GET", "/metrics")
+    check(st == 200 and "strata_ingested_rows_total 20000" in text and "strata_rejected_rows_total 5" in text
+          and 'strata_table_rows{table="orders"} 20000' in text and "strata_query_duration_seconds_bucket" in text,
+          "metrics: %s" % text[:300])
+    st, r = s.json("GET", "/tables/orders")
+    check(st == 200 and r.get("rows") == 20000 and r.get("schema", {}).get("time_column") == "ts", "table info: %s" % r)
+
+    # Clean restart: the same answers.
+    check(s.stop() == 0, "SIGTERM exits 0")
+    s = Server(data)
+    verify_answers(s, evs, "after restart")
+
+    # kill -9 right after an acknowledgement: every acknowledged row is back.
+    more = make_events(rng, 3000, 100000)
+    st, r = s.json("POST", "/ingest/orders", "\n".join(json.dumps(e) for e in more))
+    check(st == 200 and r.get("ingested") == 3000, "ingest before kill: %s" % st)
+    s.stop(signal.SIGKILL)
+    s = Server(data)
+    verify_answers(s, evs + more, "after SIGKILL")
+    s.stop()
+
+    # Auth: with a token every request needs it.
+    tok = os.path.join(WORK, "token")
+    with open(tok, "w") as f:
+        f.write("s3cret-token-0123456789\n")
+    s = Server(data, ["--auth-token-file", tok])
+    st, r = s.json("GET", "/health")
+    check(st == 401, "no token: %s" % st)
+    s.token = "wrong-token-0123456789"
+    st, r = s.json("POST", "/query", {"table": "orders", "select": [{"fn": "count"}]})
+    check(st == 401, "wrong token: %s" % st)
+    s.token = "s3cret-token-0123456789"
+    st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "count"}]})
+    check(st == 200 and r["rows"] == [[23000]], "right token: %s %s" % (st, r))
+    s.stop()
+    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "0.0.0.0:0"], capture_output=True, timeout=30)
+    check(p.returncode == 2 and b"auth-token-file" in p.stderr, "0.0.0.0 without a token is refused: %d %s" % (p.returncode, p.stderr))
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
