@@ -391,9 +391,10 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
         return send_error(s, c, 404, "table: no table '%s'", name);
     }
     strata_query q;
-    if (query_json_parse(text, len, table_schema(t), wall_ms(), &q, &err) != 0) {
+    int prc = query_json_parse(text, len, table_schema(t), wall_ms(), &q, &err);
+    if (prc != 0) {
         atomic_fetch_add(&s->query_errors, 1);
-        return send_error(s, c, 400, "%s", err.msg);
+        return send_error(s, c, status_of(prc), "%s", err.msg);
     }
     q.timeout_ms = s->opts.query_timeout_ms;
     q.max_groups = s->opts.query_max_groups;

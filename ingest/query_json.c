@@ -148,8 +148,9 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
         const char *sep = path[0] ? ": " : "";
         const char *near = nearest(key, allowed, n);
         if (near)
-            return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (did you mean '%s'?)",
-                                  path, sep, key, near);
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s%sunknown key '%.64s' (did you mean '%s'?)", path, sep, key,
+                                  near);
         char list[256];
         join_names(allowed, n, list, sizeof list);
         return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (expected one of %s)",
@@ -194,6 +195,25 @@ static void format_time(int64_t ms, char *buf, size_t cap)
         memcpy(buf + n - 5, "Z", 2);
 }
 
+static size_t utf8_len(const unsigned char *s, size_t n);
+
+/* Replaces every byte of err's message that is not part of valid UTF-8 with '?' (jansson's
+ * messages quote input bytes, and %.64s may cut a character in two). */
+static void scrub_message(strata_err *err)
+{
+    if (!err)
+        return;
+    unsigned char *m = (unsigned char *)err->msg;
+    size_t n = strnlen(err->msg, sizeof err->msg);
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len(m + i, n - i);
+        if (l == 0)
+            m[i++] = '?';
+        else
+            i += l;
+    }
+}
+
 /* ---- parser state ------------------------------------------------------------------------ */
 
 typedef struct qparse {
@@ -201,8 +221,8 @@ typedef struct qparse {
     const strata_schema *sc;
     int64_t now_ms;
     strata_query *q;
-    int nout;                          /* output columns named so far */
-    const char *out_names[OUT_MAX];    /* point into q or sc */
+    int nout;                       /* output columns named so far */
+    const char *out_names[OUT_MAX]; /* point into q or sc */
 } qparse;
 
 static const char *const top_keys[] = {"table", "from",     "to",       "interval", "select",
@@ -212,8 +232,8 @@ static const char *const pred_keys[] = {"column", "op", "value", "values"};
 static const char *const order_keys[] = {"column", "desc"};
 
 static const char *const fn_names[] = {"count", "sum", "min", "max", "avg", "uniq", "quantile"};
-static const strata_agg fn_values[] = {STRATA_AGG_COUNT, STRATA_AGG_SUM,  STRATA_AGG_MIN,
-                                       STRATA_AGG_MAX,   STRATA_AGG_AVG,  STRATA_AGG_UNIQ,
+static const strata_agg fn_values[] = {STRATA_AGG_COUNT,   STRATA_AGG_SUM, STRATA_AGG_MIN,
+                                       STRATA_AGG_MAX,     STRATA_AGG_AVG, STRATA_AGG_UNIQ,
                                        STRATA_AGG_QUANTILE};
 static const char *const op_names[] = {"=", "!=", "<", "<=", ">", ">=", "in", "not_in"};
 static const seg_pred_op op_values[] = {PRED_EQ, PRED_NE, PRED_LT, PRED_LE,
@@ -238,8 +258,8 @@ static int get_column(qparse *p, json_t *v, const char *path, int *idx)
     const char *near = nearest(name, names, (size_t)p->sc->ncols);
     if (near)
         return strata_err_set(p->err, STRATA_EINVAL,
-                              "%s: no column '%.64s' in table '%s' (did you mean '%s'?)", path, name,
-                              p->sc->name, near);
+                              "%s: no column '%.64s' in table '%s' (did you mean '%s'?)", path,
+                              name, p->sc->name, near);
     return strata_err_set(p->err, STRATA_EINVAL, "%s: no column '%.64s' in table '%s'", path, name,
                           p->sc->name);
 }
@@ -276,8 +296,8 @@ static int parse_time(qparse *p, json_t *v, const char *path, int64_t *out)
         return 0;
     }
     if (strata_parse_rfc3339_ms(s, n, out) != 0)
-        return strata_err_set(p->err, STRATA_EINVAL, "%s: '%.64s' is not a time (expected %s)", path,
-                              s, expected);
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: '%.64s' is not a time (expected %s)",
+                              path, s, expected);
     return 0;
 }
 
@@ -324,10 +344,11 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_valu
             uint64_t u;
             if (strlen(json_string_value(v)) != json_string_length(v) ||
                 !parse_u64_decimal(json_string_value(v), &u))
-                return strata_err_set(p->err, STRATA_EINVAL,
-                                      "%s: '%.64s' is not a uint64 for column '%s' (decimal digits, "
-                                      "at most 18446744073709551615)",
-                                      path, json_string_value(v), c->name);
+                return strata_err_set(
+                    p->err, STRATA_EINVAL,
+                    "%s: '%.64s' is not a uint64 for column '%s' (decimal digits, "
+                    "at most 18446744073709551615)",
+                    path, json_string_value(v), c->name);
             val->i = (int64_t)u;
             return 0;
         }
@@ -414,8 +435,9 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
     if (oi == NELEM(op_names)) {
         char list[128];
         join_names(op_names, NELEM(op_names), list, sizeof list);
-        return strata_err_set(p->err, STRATA_EINVAL, "%s: unknown operator '%.64s' (expected one of %s)",
-                              sub, json_string_value(o), list);
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "%s: unknown operator '%.64s' (expected one of %s)", sub,
+                              json_string_value(o), list);
     }
     seg_pred_op op = op_values[oi];
     bool list = op == PRED_IN || op == PRED_NOT_IN;
@@ -483,8 +505,8 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
 static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_expr *out)
 {
     if (depth > QUERY_JSON_MAX_DEPTH)
-        return strata_err_set(p->err, STRATA_EINVAL, "%s: conditions nested more than %d deep", path,
-                              QUERY_JSON_MAX_DEPTH);
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: conditions nested more than %d deep",
+                              path, QUERY_JSON_MAX_DEPTH);
     if (!json_is_object(v))
         return type_error(p->err, path, "a condition (an object)", v);
     json_t *any = json_object_get(v, "or"), *all = json_object_get(v, "and");
@@ -585,8 +607,9 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     if (fi == NELEM(fn_names)) {
         char list[128];
         join_names(fn_names, NELEM(fn_names), list, sizeof list);
-        return strata_err_set(p->err, STRATA_EINVAL, "%s: unknown function '%.64s' (expected one of %s)",
-                              sub, json_string_value(fn), list);
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "%s: unknown function '%.64s' (expected one of %s)", sub,
+                              json_string_value(fn), list);
     }
     a->fn = fn_values[fi];
     a->col = -1;
@@ -617,7 +640,8 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
             return type_error(p->err, sub, "a number between 0 and 1", q);
         a->q = json_number_value(q);
         if (!(a->q >= 0 && a->q <= 1))
-            return strata_err_set(p->err, STRATA_EINVAL, "%s: %g is not between 0 and 1", sub, a->q);
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: %g is not between 0 and 1", sub,
+                                  a->q);
     } else if (q) {
         return strata_err_set(p->err, STRATA_EINVAL, "%s: only quantile takes q", sub);
     }
@@ -630,8 +654,8 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
         if (n == 0)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: must not be empty", sub);
         if (n >= QUERY_NAME_MAX)
-            return strata_err_set(p->err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %d)", sub,
-                                  n, QUERY_NAME_MAX - 1);
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %d)",
+                                  sub, n, QUERY_NAME_MAX - 1);
         if (strlen(json_string_value(as)) != n)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: must not hold a NUL character", sub);
         memcpy(a->name, json_string_value(as), n + 1);
@@ -640,9 +664,10 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     } else {
         int w = snprintf(a->name, sizeof a->name, "%s_%s", fn_names[fi], p->sc->cols[a->col].name);
         if (w < 0 || (size_t)w >= sizeof a->name)
-            return strata_err_set(p->err, STRATA_EINVAL,
-                                  "%s: the default name '%s_%s' is longer than %d bytes; set \"as\"",
-                                  sub, fn_names[fi], p->sc->cols[a->col].name, QUERY_NAME_MAX - 1);
+            return strata_err_set(
+                p->err, STRATA_EINVAL,
+                "%s: the default name '%s_%s' is longer than %d bytes; set \"as\"", sub,
+                fn_names[fi], p->sc->cols[a->col].name, QUERY_NAME_MAX - 1);
     }
     if (out_index(p, a->name) >= 0)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: '%s' is used twice%s", sub, a->name,
@@ -655,8 +680,9 @@ static int parse_select(qparse *p, json_t *root)
 {
     json_t *s = member(root, "select");
     if (!s)
-        return strata_err_set(p->err, STRATA_EINVAL,
-                              "select: required (a list of aggregates such as [{\"fn\": \"count\"}])");
+        return strata_err_set(
+            p->err, STRATA_EINVAL,
+            "select: required (a list of aggregates such as [{\"fn\": \"count\"}])");
     if (!json_is_array(s))
         return type_error(p->err, "select", "an array of aggregates", s);
     size_t n = json_array_size(s);
@@ -664,8 +690,8 @@ static int parse_select(qparse *p, json_t *root)
         return strata_err_set(p->err, STRATA_EINVAL,
                               "select: needs at least one aggregate, such as {\"fn\": \"count\"}");
     if (n > QUERY_MAX_AGGS)
-        return strata_err_set(p->err, STRATA_EINVAL, "select: %zu aggregates, at most %d allowed", n,
-                              QUERY_MAX_AGGS);
+        return strata_err_set(p->err, STRATA_EINVAL, "select: %zu aggregates, at most %d allowed",
+                              n, QUERY_MAX_AGGS);
     for (size_t i = 0; i < n; i++) {
         char path[PATHCAP];
         path_index(path, "select", i);
@@ -694,8 +720,8 @@ static int parse_order_by(qparse *p, json_t *root)
         path_index(path, "order_by", i);
         json_t *e = json_array_get(o, i);
         if (!json_is_object(e))
-            return type_error(p->err, path, "an object such as {\"column\": \"count\", \"desc\": true}",
-                              e);
+            return type_error(p->err, path,
+                              "an object such as {\"column\": \"count\", \"desc\": true}", e);
         if ((rc = check_keys(p->err, e, path, order_keys, NELEM(order_keys))) < 0)
             return rc;
         path_key(sub, path, "column");
@@ -740,8 +766,8 @@ static json_t *load_object(const char *text, size_t len, strata_err *err)
                                ? " (write integers above 9223372036854775807 as decimal strings)"
                                : "";
         if (jerr.line > 0)
-            strata_err_set(err, STRATA_EINVAL, "malformed JSON at line %d column %d: %s%s", jerr.line,
-                           jerr.column, jerr.text, hint);
+            strata_err_set(err, STRATA_EINVAL, "malformed JSON at line %d column %d: %s%s",
+                           jerr.line, jerr.column, jerr.text, hint);
         else
             strata_err_set(err, STRATA_EINVAL, "malformed JSON: %s%s", jerr.text, hint);
         return NULL;
@@ -780,8 +806,10 @@ static const char *table_of(json_t *root, strata_err *err)
 int query_json_table_name(const char *text, size_t len, char *name, size_t cap, strata_err *err)
 {
     json_t *root = load_object(text, len, err);
-    if (!root)
+    if (!root) {
+        scrub_message(err);
         return STRATA_EINVAL;
+    }
     int rc = 0;
     const char *t = table_of(root, err);
     if (!t) {
@@ -793,6 +821,8 @@ int query_json_table_name(const char *text, size_t len, char *name, size_t cap, 
         memcpy(name, t, strlen(t) + 1);
     }
     json_decref(root);
+    if (rc < 0)
+        scrub_message(err);
     return rc;
 }
 
@@ -826,11 +856,13 @@ static int parse_root(qparse *p, json_t *root)
             return type_error(p->err, "interval", "a duration string such as \"1m\"", v);
         if (strata_parse_duration_ms(json_string_value(v), &q->interval_ms) != 0 ||
             strlen(json_string_value(v)) != json_string_length(v))
-            return strata_err_set(p->err, STRATA_EINVAL,
-                                  "interval: '%.64s' is not a duration (a whole number and one unit "
-                                  "of s, m, h, d, such as \"1m\")",
-                                  json_string_value(v));
-        if (q->interval_ms < QUERY_JSON_MIN_INTERVAL_MS || q->interval_ms > QUERY_JSON_MAX_INTERVAL_MS)
+            return strata_err_set(
+                p->err, STRATA_EINVAL,
+                "interval: '%.64s' is not a duration (a whole number and one unit "
+                "of s, m, h, d, such as \"1m\")",
+                json_string_value(v));
+        if (q->interval_ms < QUERY_JSON_MIN_INTERVAL_MS ||
+            q->interval_ms > QUERY_JSON_MAX_INTERVAL_MS)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "interval: '%.64s' is out of range (from 1s to 1d)",
                                   json_string_value(v));
@@ -856,8 +888,10 @@ int query_json_parse(const char *text, size_t len, const strata_schema *schema, 
                      strata_query *out, strata_err *err)
 {
     json_t *root = load_object(text, len, err);
-    if (!root)
+    if (!root) {
+        scrub_message(err);
         return STRATA_EINVAL;
+    }
     strata_query *q = malloc(sizeof *q);
     if (!q) {
         json_decref(root);
@@ -870,6 +904,7 @@ int query_json_parse(const char *text, size_t len, const strata_schema *schema, 
     if (rc < 0) {
         query_free(q);
         free(q);
+        scrub_message(err);
         return rc;
     }
     /* Output names point into q->aggs; copying q keeps nothing but the tree pointer. */

@@ -74,6 +74,7 @@
  *   unknown key 'grup_by' (did you mean 'group_by'?)
  *   from: 2024-01-02T00:00:00Z is not before to: 2024-01-01T00:00:00Z
  *   malformed JSON at line 1 column 7: ...
+ * Messages are valid UTF-8 (bytes of the input that are not become '?').
  *
  * Answer format (query_result_json), compact, one object:
  *   {"columns":[{"name":"time","type":"timestamp"},{"name":"country","type":"string"},...],
@@ -94,9 +95,9 @@
 #include "query.h"
 #include "schema.h"
 
-#define QUERY_JSON_MAX_DEPTH 16         /* nesting of where conditions */
-#define QUERY_JSON_MAX_IN_VALUES 10000  /* values of one in / not_in */
-#define QUERY_JSON_MIN_INTERVAL_MS 1000 /* "1s" */
+#define QUERY_JSON_MAX_DEPTH 16             /* nesting of where conditions */
+#define QUERY_JSON_MAX_IN_VALUES 10000      /* values of one in / not_in */
+#define QUERY_JSON_MIN_INTERVAL_MS 1000     /* "1s" */
 #define QUERY_JSON_MAX_INTERVAL_MS 86400000 /* "1d" */
 
 /* Reads the "table" of the query text[0..len) (need not be NUL-terminated) into
