@@ -417,6 +417,12 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     atomic_fetch_add(&s->query_latency_sum_us, (uint64_t)(el * 1000));
     if (!out)
         return send_error(s, c, 503, "out of memory writing the answer");
+    char *nl = realloc(out, out_len + 2); /* a final newline, as curl users expect */
+    if (nl) {
+        out = nl;
+        out[out_len++] = '\n';
+        out[out_len] = 0;
+    }
     return send_text(s, c, 200, out, out_len, "application/json");
 }
 
