@@ -17,6 +17,8 @@
  */
 #include "query_json.h"
 
+#include "json_util.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -54,83 +56,11 @@ static int type_error(strata_err *err, const char *path, const char *expected, c
     return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, kind(v));
 }
 
-/* The value at obj[key], or NULL when absent or null (null means "not given"). */
-static json_t *member(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return (v && json_is_null(v)) ? NULL : v;
-}
 
-/* Field paths. Real paths are far shorter than PATHCAP; a longer one is cut short. */
-static void path_key(char *out, const char *parent, const char *key)
-{
-    if (snprintf(out, PATHCAP, "%s%s%s", parent, parent[0] ? "." : "", key) >= PATHCAP)
-        out[PATHCAP - 1] = 0;
-}
 
-static void path_index(char *out, const char *parent, size_t i)
-{
-    if (snprintf(out, PATHCAP, "%s[%zu]", parent, i) >= PATHCAP)
-        out[PATHCAP - 1] = 0;
-}
 
-/* Levenshtein distance with adjacent transpositions, on words of at most 64 bytes
- * (longer words are never "close"). */
-static size_t word_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    size_t prev2[65], prev[65], cur[65];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            if (sub < best)
-                best = sub;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                prev2[j - 2] + 1 < best)
-                best = prev2[j - 2] + 1;
-            cur[j] = best;
-        }
-        memcpy(prev2, prev, sizeof prev);
-        memcpy(prev, cur, sizeof cur);
-    }
-    return prev[lb];
-}
 
-/* The candidate nearest to word when it is near enough to be a typo; else NULL. */
-static const char *nearest(const char *word, const char *const *cands, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = word_distance(word, cands[i]);
-        if (d < best_d) {
-            best_d = d;
-            best = cands[i];
-        }
-    }
-    return best && best_d <= 2 && best_d < strlen(word) ? best : NULL;
-}
 
-/* "a, b, c" into out[cap]. */
-static void join_names(const char *const *names, size_t n, char *out, size_t cap)
-{
-    size_t used = 0;
-    out[0] = 0;
-    for (size_t i = 0; i < n && used < cap; i++) {
-        int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-}
 
 /* Refuses any key of obj (found at path; "" for the top level) not in allowed. */
 static int check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
@@ -146,36 +76,19 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
         if (ok)
             continue;
         const char *sep = path[0] ? ": " : "";
-        const char *near = nearest(key, allowed, n);
+        const char *near = json_closest(key, allowed, n);
         if (near)
             return strata_err_set(err, STRATA_EINVAL,
                                   "%s%sunknown key '%.64s' (did you mean '%s'?)", path, sep, key,
                                   near);
         char list[256];
-        join_names(allowed, n, list, sizeof list);
+        json_join_names(allowed, n, list, sizeof list);
         return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (expected one of %s)",
                               path, sep, key, list);
     }
     return 0;
 }
 
-/* Strict unsigned decimal: digits only, at most UINT64_MAX. */
-static bool parse_u64_decimal(const char *p, uint64_t *out)
-{
-    if (!*p)
-        return false;
-    uint64_t v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
 
 /* A time for messages: RFC 3339 (without ".000" when whole seconds) inside the supported
  * range, else the epoch milliseconds. */
@@ -255,7 +168,7 @@ static int get_column(qparse *p, json_t *v, const char *path, int *idx)
     const char *names[STRATA_MAX_COLUMNS];
     for (int c = 0; c < p->sc->ncols; c++)
         names[c] = p->sc->cols[c].name;
-    const char *near = nearest(name, names, (size_t)p->sc->ncols);
+    const char *near = json_closest(name, names, (size_t)p->sc->ncols);
     if (near)
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: no column '%.64s' in table '%s' (did you mean '%s'?)", path,
@@ -343,7 +256,7 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_valu
         if (json_is_string(v)) {
             uint64_t u;
             if (strlen(json_string_value(v)) != json_string_length(v) ||
-                !parse_u64_decimal(json_string_value(v), &u))
+                !json_parse_u64_decimal(json_string_value(v), &u))
                 return strata_err_set(
                     p->err, STRATA_EINVAL,
                     "%s: '%.64s' is not a uint64 for column '%s' (decimal digits, "
@@ -405,7 +318,7 @@ static int parse_group(qparse *p, json_t *arr, const char *path, int depth, quer
     out->nkids = (uint32_t)n;
     for (size_t i = 0; i < n; i++) {
         char sub[PATHCAP];
-        path_index(sub, path, i);
+        json_path_index(sub, PATHCAP, path, i);
         int rc = parse_cond(p, json_array_get(arr, i), sub, depth + 1, &out->kids[i]);
         if (rc < 0)
             return rc;
@@ -420,11 +333,11 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
     int rc, col;
     if ((rc = check_keys(p->err, v, path, pred_keys, NELEM(pred_keys))) < 0)
         return rc;
-    path_key(sub, path, "column");
-    if ((rc = get_column(p, member(v, "column"), sub, &col)) < 0)
+    json_path_key(sub, PATHCAP, path, "column");
+    if ((rc = get_column(p, json_member(v, "column"), sub, &col)) < 0)
         return rc;
-    path_key(sub, path, "op");
-    json_t *o = member(v, "op");
+    json_path_key(sub, PATHCAP, path, "op");
+    json_t *o = json_member(v, "op");
     if (!o)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(o))
@@ -434,17 +347,17 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
         oi++;
     if (oi == NELEM(op_names)) {
         char list[128];
-        join_names(op_names, NELEM(op_names), list, sizeof list);
+        json_join_names(op_names, NELEM(op_names), list, sizeof list);
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: unknown operator '%.64s' (expected one of %s)", sub,
                               json_string_value(o), list);
     }
     seg_pred_op op = op_values[oi];
     bool list = op == PRED_IN || op == PRED_NOT_IN;
-    json_t *one = json_object_get(v, "value"), *many = member(v, "values");
+    json_t *one = json_object_get(v, "value"), *many = json_member(v, "values");
     size_t n = 1;
     if (list) {
-        path_key(sub, path, "values");
+        json_path_key(sub, PATHCAP, path, "values");
         if (one)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s.value: operator '%s' takes a list in \"values\"", path,
@@ -459,7 +372,7 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: %zu values, at most %d allowed", sub,
                                   n, QUERY_JSON_MAX_IN_VALUES);
     } else {
-        path_key(sub, path, "value");
+        json_path_key(sub, PATHCAP, path, "value");
         if (many)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s.values: operator '%s' compares with one \"value\"", path,
@@ -486,7 +399,7 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
         char vpath[PATHCAP];
         json_t *x = one;
         if (list) {
-            path_index(vpath, sub, i);
+            json_path_index(vpath, PATHCAP, sub, i);
             x = json_array_get(many, i);
         } else {
             memcpy(vpath, sub, sizeof vpath);
@@ -516,13 +429,13 @@ static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_e
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: an \"or\" or \"and\" condition has no other keys", path);
     char sub[PATHCAP];
-    path_key(sub, path, any ? "or" : "and");
+    json_path_key(sub, PATHCAP, path, any ? "or" : "and");
     return parse_group(p, any ? any : all, sub, depth, any ? QX_OR : QX_AND, out);
 }
 
 static int parse_where(qparse *p, json_t *root)
 {
-    json_t *w = member(root, "where");
+    json_t *w = json_member(root, "where");
     if (!w)
         return 0;
     if (!json_is_array(w))
@@ -560,7 +473,7 @@ static int out_index(const qparse *p, const char *name)
 
 static int parse_group_by(qparse *p, json_t *root)
 {
-    json_t *g = member(root, "group_by");
+    json_t *g = json_member(root, "group_by");
     if (!g)
         return 0;
     if (!json_is_array(g))
@@ -572,7 +485,7 @@ static int parse_group_by(qparse *p, json_t *root)
     for (size_t i = 0; i < n; i++) {
         char path[PATHCAP];
         int col, rc;
-        path_index(path, "group_by", i);
+        json_path_index(path, PATHCAP, "group_by", i);
         if ((rc = get_column(p, json_array_get(g, i), path, &col)) < 0)
             return rc;
         const char *name = p->sc->cols[col].name;
@@ -595,8 +508,8 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
         return type_error(p->err, path, "an aggregate (an object such as {\"fn\": \"count\"})", v);
     if ((rc = check_keys(p->err, v, path, select_keys, NELEM(select_keys))) < 0)
         return rc;
-    path_key(sub, path, "fn");
-    json_t *fn = member(v, "fn");
+    json_path_key(sub, PATHCAP, path, "fn");
+    json_t *fn = json_member(v, "fn");
     if (!fn)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(fn))
@@ -606,15 +519,15 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
         fi++;
     if (fi == NELEM(fn_names)) {
         char list[128];
-        join_names(fn_names, NELEM(fn_names), list, sizeof list);
+        json_join_names(fn_names, NELEM(fn_names), list, sizeof list);
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: unknown function '%.64s' (expected one of %s)", sub,
                               json_string_value(fn), list);
     }
     a->fn = fn_values[fi];
     a->col = -1;
-    json_t *col = member(v, "column");
-    path_key(sub, path, "column");
+    json_t *col = json_member(v, "column");
+    json_path_key(sub, PATHCAP, path, "column");
     if (a->fn == STRATA_AGG_COUNT) {
         if (col)
             return strata_err_set(p->err, STRATA_EINVAL,
@@ -630,8 +543,8 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
                                   "%s: %s needs a numeric column, '%s' is a string", sub,
                                   fn_names[fi], c->name);
     }
-    json_t *q = member(v, "q");
-    path_key(sub, path, "q");
+    json_t *q = json_member(v, "q");
+    json_path_key(sub, PATHCAP, path, "q");
     if (a->fn == STRATA_AGG_QUANTILE) {
         if (!q)
             return strata_err_set(p->err, STRATA_EINVAL,
@@ -645,8 +558,8 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     } else if (q) {
         return strata_err_set(p->err, STRATA_EINVAL, "%s: only quantile takes q", sub);
     }
-    json_t *as = member(v, "as");
-    path_key(sub, path, "as");
+    json_t *as = json_member(v, "as");
+    json_path_key(sub, PATHCAP, path, "as");
     if (as) {
         if (!json_is_string(as))
             return type_error(p->err, sub, "an output name (a string)", as);
@@ -678,7 +591,7 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
 
 static int parse_select(qparse *p, json_t *root)
 {
-    json_t *s = member(root, "select");
+    json_t *s = json_member(root, "select");
     if (!s)
         return strata_err_set(
             p->err, STRATA_EINVAL,
@@ -694,7 +607,7 @@ static int parse_select(qparse *p, json_t *root)
                               n, QUERY_MAX_AGGS);
     for (size_t i = 0; i < n; i++) {
         char path[PATHCAP];
-        path_index(path, "select", i);
+        json_path_index(path, PATHCAP, "select", i);
         int rc = parse_agg(p, json_array_get(s, i), path, &p->q->aggs[i]);
         if (rc < 0)
             return rc;
@@ -705,7 +618,7 @@ static int parse_select(qparse *p, json_t *root)
 
 static int parse_order_by(qparse *p, json_t *root)
 {
-    json_t *o = member(root, "order_by");
+    json_t *o = json_member(root, "order_by");
     if (!o)
         return 0;
     if (!json_is_array(o))
@@ -717,34 +630,34 @@ static int parse_order_by(qparse *p, json_t *root)
     for (size_t i = 0; i < n; i++) {
         char path[PATHCAP], sub[PATHCAP];
         int rc;
-        path_index(path, "order_by", i);
+        json_path_index(path, PATHCAP, "order_by", i);
         json_t *e = json_array_get(o, i);
         if (!json_is_object(e))
             return type_error(p->err, path,
                               "an object such as {\"column\": \"count\", \"desc\": true}", e);
         if ((rc = check_keys(p->err, e, path, order_keys, NELEM(order_keys))) < 0)
             return rc;
-        path_key(sub, path, "column");
-        json_t *c = member(e, "column");
+        json_path_key(sub, PATHCAP, path, "column");
+        json_t *c = json_member(e, "column");
         if (!c)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
         if (!json_is_string(c))
             return type_error(p->err, sub, "an output column name (a string)", c);
         int oc = out_index(p, json_string_value(c));
         if (oc < 0) {
-            const char *near = nearest(json_string_value(c), p->out_names, (size_t)p->nout);
+            const char *near = json_closest(json_string_value(c), p->out_names, (size_t)p->nout);
             if (near)
                 return strata_err_set(p->err, STRATA_EINVAL,
                                       "%s: no output column '%.64s' (did you mean '%s'?)", sub,
                                       json_string_value(c), near);
             char list[256];
-            join_names(p->out_names, (size_t)p->nout, list, sizeof list);
+            json_join_names(p->out_names, (size_t)p->nout, list, sizeof list);
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s: no output column '%.64s' (the output columns are %s)", sub,
                                   json_string_value(c), list);
         }
-        json_t *d = member(e, "desc");
-        path_key(sub, path, "desc");
+        json_t *d = json_member(e, "desc");
+        json_path_key(sub, PATHCAP, path, "desc");
         if (d && !json_is_boolean(d))
             return type_error(p->err, sub, "true or false", d);
         p->q->order[i].output_col = oc;
@@ -783,7 +696,7 @@ static json_t *load_object(const char *text, size_t len, strata_err *err)
 /* The "table" string of root, or NULL with the message in err. */
 static const char *table_of(json_t *root, strata_err *err)
 {
-    json_t *t = member(root, "table");
+    json_t *t = json_member(root, "table");
     if (!t) {
         strata_err_set(err, STRATA_EINVAL, "table: required");
         return NULL;
@@ -840,18 +753,18 @@ static int parse_root(qparse *p, json_t *root)
                               t, p->sc->name);
     json_t *v;
     q->to_ms = p->now_ms;
-    if ((v = member(root, "from")) && (rc = parse_time(p, v, "from", &q->from_ms)) < 0)
+    if ((v = json_member(root, "from")) && (rc = parse_time(p, v, "from", &q->from_ms)) < 0)
         return rc;
-    if ((v = member(root, "to")) && (rc = parse_time(p, v, "to", &q->to_ms)) < 0)
+    if ((v = json_member(root, "to")) && (rc = parse_time(p, v, "to", &q->to_ms)) < 0)
         return rc;
     if (q->from_ms >= q->to_ms) {
         char a[48], b[48];
         format_time(q->from_ms, a, sizeof a);
         format_time(q->to_ms, b, sizeof b);
         return strata_err_set(p->err, STRATA_EINVAL, "from: %s is not before to: %s%s", a, b,
-                              member(root, "to") ? "" : " (now)");
+                              json_member(root, "to") ? "" : " (now)");
     }
-    if ((v = member(root, "interval"))) {
+    if ((v = json_member(root, "interval"))) {
         if (!json_is_string(v))
             return type_error(p->err, "interval", "a duration string such as \"1m\"", v);
         if (strata_parse_duration_ms(json_string_value(v), &q->interval_ms) != 0 ||
@@ -871,7 +784,7 @@ static int parse_root(qparse *p, json_t *root)
     if ((rc = parse_where(p, root)) < 0 || (rc = parse_group_by(p, root)) < 0 ||
         (rc = parse_select(p, root)) < 0 || (rc = parse_order_by(p, root)) < 0)
         return rc;
-    if ((v = member(root, "limit"))) {
+    if ((v = json_member(root, "limit"))) {
         if (!json_is_integer(v))
             return type_error(p->err, "limit", "a non-negative integer", v);
         if (json_integer_value(v) < 0)

@@ -16,6 +16,8 @@
  */
 #include "schema_json.h"
 
+#include "json_util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -90,84 +92,11 @@ static void utf8_scrub(char *s)
     }
 }
 
-/* Optimal-string-alignment edit distance, for "did you mean". Long words never match. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    size_t d[65][65];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < best)
-                best = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
-    return d[la][lb];
-}
 
-/* The candidate closest to word, if it is close enough to be a likely typo; else NULL. */
-static const char *closest(const char *word, const char *const *cands, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX, wl = strlen(word);
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, cands[i]);
-        if (d < best_d) {
-            best_d = d;
-            best = cands[i];
-        }
-    }
-    if (best && best_d <= 2 && best_d < wl)
-        return best;
-    return NULL;
-}
 
-/* "a, b, c" into out. */
-static void join_names(const char *const *names, size_t n, char *out, size_t cap)
-{
-    size_t used = 0;
-    out[0] = 0;
-    for (size_t i = 0; i < n && used < cap; i++) {
-        int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-}
 
-/* Field paths for messages. Real paths are far shorter than PATHCAP; a longer one would
- * only be cut short, which the return value checks below acknowledge. */
-static void path_key(char *out, const char *parent, const char *key)
-{
-    if (snprintf(out, PATHCAP, "%s%s%s", parent, parent[0] ? "." : "", key) >= PATHCAP)
-        out[PATHCAP - 1] = 0;
-}
 
-static void path_index(char *out, const char *parent, size_t i)
-{
-    if (snprintf(out, PATHCAP, "%s[%zu]", parent, i) >= PATHCAP)
-        out[PATHCAP - 1] = 0;
-}
 
-/* The value at obj[key], or NULL when absent or null (null means "not given"). */
-static json_t *member(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return (v && json_is_null(v)) ? NULL : v;
-}
 
 static const char *kind(const json_t *v)
 {
@@ -202,13 +131,13 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
             ok = strcmp(key, allowed[i]) == 0;
         if (ok)
             continue;
-        const char *near = closest(key, allowed, n);
+        const char *near = json_closest(key, allowed, n);
         if (near)
             return strata_err_set(err, STRATA_EINVAL,
                                   "%s%sunknown field '%.64s' (did you mean '%s'?)", path,
                                   path[0] ? ": " : "", key, near);
         char list[320];
-        join_names(allowed, n, list, sizeof list);
+        json_join_names(allowed, n, list, sizeof list);
         return strata_err_set(err, STRATA_EINVAL, "%s%sunknown field '%.64s' (expected one of %s)",
                               path, path[0] ? ": " : "", key, list);
     }
@@ -220,11 +149,11 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
 static int get_str(strata_err *err, json_t *obj, const char *parent, const char *key, char *out,
                    size_t cap)
 {
-    json_t *v = member(obj, key);
+    json_t *v = json_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    path_key(path, parent, key);
+    json_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
         return type_error(err, path, "a string", v);
     size_t n = json_string_length(v);
@@ -240,11 +169,11 @@ static int get_str(strata_err *err, json_t *obj, const char *parent, const char 
 static int get_enum(strata_err *err, json_t *obj, const char *parent, const char *key,
                     const char *const *names, size_t n, int *out)
 {
-    json_t *v = member(obj, key);
+    json_t *v = json_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    path_key(path, parent, key);
+    json_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
         return type_error(err, path, "a string", v);
     for (size_t i = 0; i < n; i++) {
@@ -254,7 +183,7 @@ static int get_enum(strata_err *err, json_t *obj, const char *parent, const char
         }
     }
     char list[256];
-    join_names(names, n, list, sizeof list);
+    json_join_names(names, n, list, sizeof list);
     return strata_err_set(err, STRATA_EINVAL, "%s: unknown value '%.64s' (expected one of %s)",
                           path, json_string_value(v), list);
 }
@@ -263,11 +192,11 @@ static int get_enum(strata_err *err, json_t *obj, const char *parent, const char
 static int get_duration(strata_err *err, json_t *obj, const char *parent, const char *key,
                         int64_t *out)
 {
-    json_t *v = member(obj, key);
+    json_t *v = json_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    path_key(path, parent, key);
+    json_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
         return type_error(err, path, "a duration string such as \"2m\"", v);
     if (strata_parse_duration_ms(json_string_value(v), out) != 0)
@@ -283,11 +212,11 @@ static int get_duration(strata_err *err, json_t *obj, const char *parent, const 
 static int get_size(strata_err *err, json_t *obj, const char *parent, const char *key,
                     uint64_t *out)
 {
-    json_t *v = member(obj, key);
+    json_t *v = json_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    path_key(path, parent, key);
+    json_path_key(path, PATHCAP, parent, key);
     if (json_is_integer(v)) {
         if (json_integer_value(v) < 0)
             return strata_err_set(err, STRATA_EINVAL, "%s: must not be negative", path);
@@ -319,7 +248,7 @@ static int get_column(strata_err *err, const strata_schema *s, json_t *v, const 
     const char *names[STRATA_MAX_COLUMNS];
     for (int c = 0; c < s->ncols; c++)
         names[c] = s->cols[c].name;
-    const char *near = closest(name, names, (size_t)s->ncols);
+    const char *near = json_closest(name, names, (size_t)s->ncols);
     if (near)
         return strata_err_set(err, STRATA_EINVAL, "%s: unknown column '%.64s' (did you mean '%s'?)",
                               path, name, near);
@@ -330,29 +259,12 @@ static int get_column(strata_err *err, const strata_schema *s, json_t *v, const 
 static int get_column_ref(strata_err *err, const strata_schema *s, json_t *obj, const char *key,
                           int *idx)
 {
-    json_t *v = member(obj, key);
+    json_t *v = json_member(obj, key);
     if (!v)
         return 0;
     return get_column(err, s, v, key, idx);
 }
 
-/* Strict unsigned decimal: digits only, at most UINT64_MAX. */
-static bool parse_u64_decimal(const char *p, uint64_t *out)
-{
-    if (!*p)
-        return false;
-    uint64_t v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
 
 /* ---- parsing ------------------------------------------------------------------------------ */
 
@@ -404,7 +316,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
         }
         if (json_is_string(d)) {
             uint64_t u;
-            if (!parse_u64_decimal(json_string_value(d), &u))
+            if (!json_parse_u64_decimal(json_string_value(d), &u))
                 return strata_err_set(err, STRATA_EINVAL,
                                       "%s: '%.64s' is not a uint64 (decimal digits, at most "
                                       "18446744073709551615)",
@@ -455,7 +367,7 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
 {
     char path[PATHCAP], sub[PATHCAP];
     int rc;
-    path_index(path, "columns", i);
+    json_path_index(path, PATHCAP, "columns", i);
     if (!json_is_object(v))
         return type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, column_keys, NELEM(column_keys))) < 0)
@@ -464,8 +376,8 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
         return rc;
     if (rc == 0)
         return strata_err_set(err, STRATA_EINVAL, "%s.name: required", path);
-    path_key(sub, path, "type");
-    json_t *t = member(v, "type");
+    json_path_key(sub, PATHCAP, path, "type");
+    json_t *t = json_member(v, "type");
     if (!t)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(t))
@@ -476,9 +388,9 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
                               "%s: unknown type '%.64s' (expected one of timestamp, int64, "
                               "uint64, int32, float64, bool, string)",
                               sub, json_string_value(t));
-    json_t *d = member(v, "default");
+    json_t *d = json_member(v, "default");
     if (d) {
-        path_key(sub, path, "default");
+        json_path_key(sub, PATHCAP, path, "default");
         if ((rc = parse_default(err, d, sub, c)) < 0)
             return rc;
     }
@@ -487,7 +399,7 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
 
 static int parse_columns(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *cols = member(root, "columns");
+    json_t *cols = json_member(root, "columns");
     if (!cols)
         return strata_err_set(err, STRATA_EINVAL, "columns: required");
     if (!json_is_array(cols))
@@ -519,7 +431,7 @@ static int parse_column_list(strata_err *err, const strata_schema *s, json_t *ar
                               path, n, s->ncols);
     for (size_t i = 0; i < n; i++) {
         char p[PATHCAP];
-        path_index(p, path, i);
+        json_path_index(p, PATHCAP, path, i);
         int rc = get_column(err, s, json_array_get(arr, i), p, &idx[i]);
         if (rc < 0)
             return rc;
@@ -537,8 +449,8 @@ static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, cons
         return type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, metric_keys, NELEM(metric_keys))) < 0)
         return rc;
-    path_key(sub, path, "fn");
-    json_t *fn = member(v, "fn");
+    json_path_key(sub, PATHCAP, path, "fn");
+    json_t *fn = json_member(v, "fn");
     if (!fn)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(fn))
@@ -550,8 +462,8 @@ static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, cons
                               "max, uniq, quantile)",
                               sub, json_string_value(fn));
     m->column = -1;
-    path_key(sub, path, "column");
-    json_t *col = member(v, "column");
+    json_path_key(sub, PATHCAP, path, "column");
+    json_t *col = json_member(v, "column");
     if (col) {
         if (m->fn == STRATA_AGG_COUNT)
             return strata_err_set(err, STRATA_EINVAL, "%s: count takes no column", sub);
@@ -568,7 +480,7 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
 {
     char path[PATHCAP], sub[PATHCAP];
     int rc;
-    path_index(path, "rollups", r);
+    json_path_index(path, PATHCAP, "rollups", r);
     if (!json_is_object(v))
         return type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, rollup_keys, NELEM(rollup_keys))) < 0)
@@ -577,14 +489,14 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
         return rc;
     if (rc == 0)
         return strata_err_set(err, STRATA_EINVAL, "%s.interval: required (1m or 1h)", path);
-    json_t *dims = member(v, "dimensions");
+    json_t *dims = json_member(v, "dimensions");
     if (dims) {
-        path_key(sub, path, "dimensions");
+        json_path_key(sub, PATHCAP, path, "dimensions");
         if ((rc = parse_column_list(err, s, dims, sub, ru->dims, &ru->ndims)) < 0)
             return rc;
     }
-    path_key(sub, path, "metrics");
-    json_t *metrics = member(v, "metrics");
+    json_path_key(sub, PATHCAP, path, "metrics");
+    json_t *metrics = json_member(v, "metrics");
     if (!metrics)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_array(metrics))
@@ -595,7 +507,7 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
                               n, STRATA_MAX_ROLLUP_METRICS);
     for (size_t m = 0; m < n; m++) {
         char mp[PATHCAP];
-        path_index(mp, sub, m);
+        json_path_index(mp, PATHCAP, sub, m);
         if ((rc = parse_metric(err, s, json_array_get(metrics, m), mp, &ru->metrics[m])) < 0)
             return rc;
     }
@@ -605,7 +517,7 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
 
 static int parse_rollups(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *arr = member(root, "rollups");
+    json_t *arr = json_member(root, "rollups");
     if (!arr)
         return 0;
     if (!json_is_array(arr))
@@ -625,7 +537,7 @@ static int parse_rollups(strata_err *err, json_t *root, strata_schema *s)
 
 static int parse_retention(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *ret = member(root, "retention");
+    json_t *ret = json_member(root, "retention");
     if (!ret)
         return 0;
     if (!json_is_object(ret))
@@ -648,7 +560,7 @@ static int parse_retention(strata_err *err, json_t *root, strata_schema *s)
 
 static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *st = member(root, "storage");
+    json_t *st = json_member(root, "storage");
     if (!st)
         return 0;
     if (!json_is_object(st))
@@ -660,7 +572,7 @@ static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
         return rc;
     if (rc == 1)
         s->codec = (strata_codec)e;
-    json_t *rows = member(st, "memtable_rows");
+    json_t *rows = json_member(st, "memtable_rows");
     if (rows) {
         if (!json_is_integer(rows))
             return type_error(err, "storage.memtable_rows", "an integer", rows);
@@ -754,7 +666,7 @@ static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
 
 static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *kj = member(root, "kafka");
+    json_t *kj = json_member(root, "kafka");
     if (!kj)
         return 0;
     if (!json_is_object(kj))
@@ -787,7 +699,7 @@ static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
         return rc;
     if (rc == 1)
         k->start_latest = e == 1;
-    json_t *props = member(kj, "properties");
+    json_t *props = json_member(kj, "properties");
     if (props && (rc = parse_kafka_props(err, props, k)) < 0)
         return rc;
     return 0;
@@ -796,7 +708,7 @@ static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
 static int parse_name(strata_err *err, json_t *root, const char *name, strata_schema *s)
 {
     const char *src = name;
-    json_t *jn = member(root, "name");
+    json_t *jn = json_member(root, "name");
     if (jn) {
         if (!json_is_string(jn))
             return type_error(err, "name", "a string", jn);
@@ -823,7 +735,7 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
         return strata_err_set(err, STRATA_EINVAL, "schema: expected a JSON object, got %s",
                               kind(root));
     /* The version first: a newer file may well have keys this build does not know. */
-    json_t *ver = member(root, "format_version");
+    json_t *ver = json_member(root, "format_version");
     if (ver) {
         if (!json_is_integer(ver))
             return type_error(err, "format_version", "an integer", ver);
@@ -840,7 +752,7 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
     if ((rc = parse_columns(err, root, s)) < 0)
         return rc;
 
-    json_t *tc = member(root, "time_column");
+    json_t *tc = json_member(root, "time_column");
     if (!tc)
         return strata_err_set(err, STRATA_EINVAL, "time_column: required");
     if ((rc = get_column(err, s, tc, "time_column", &s->time_col)) < 0)
@@ -850,7 +762,7 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
         return rc;
     if (rc == 1)
         s->partition_by = (strata_partition_by)e;
-    json_t *ob = member(root, "order_by");
+    json_t *ob = json_member(root, "order_by");
     if (ob) {
         if ((rc = parse_column_list(err, s, ob, "order_by", s->order_by, &s->norder)) < 0)
             return rc;

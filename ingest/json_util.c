@@ -1,0 +1,95 @@
+/*
+ * json_util.c — helpers shared by the JSON parsers. See json_util.h.
+ */
+#include "json_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+json_t *json_member(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return (v && json_is_null(v)) ? NULL : v;
+}
+
+void json_path_key(char *out, size_t cap, const char *parent, const char *key)
+{
+    if ((size_t)snprintf(out, cap, "%s%s%s", parent, parent[0] ? "." : "", key) >= cap)
+        out[cap - 1] = 0;
+}
+
+void json_path_index(char *out, size_t cap, const char *parent, size_t i)
+{
+    if ((size_t)snprintf(out, cap, "%s[%zu]", parent, i) >= cap)
+        out[cap - 1] = 0;
+}
+
+size_t json_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < best)
+                best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+const char *json_closest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, wl = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = json_edit_distance(word, cands[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = cands[i];
+        }
+    }
+    return best && best_d <= 2 && best_d < wl ? best : NULL;
+}
+
+void json_join_names(const char *const *names, size_t n, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && used < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+bool json_parse_u64_decimal(const char *p, uint64_t *out)
+{
+    if (!*p)
+        return false;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
