@@ -14,7 +14,7 @@
 
 #include "units.h"
 
-static const char *json_kind(const json_t *v)
+static const char *event_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -46,7 +46,7 @@ static int parse_time(const char *field, const json_t *v, int64_t *out, strata_e
     }
     return strata_err_set(err, STRATA_EINVAL,
                           "%s: expected epoch milliseconds or an RFC 3339 string, got %s", field,
-                          json_kind(v));
+                          event_kind(v));
 }
 
 static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, strata_err *err)
@@ -59,7 +59,7 @@ static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, strata_er
     case STRATA_INT32:
         if (!json_is_integer(v))
             return strata_err_set(err, STRATA_EINVAL, "%s: expected an integer, got %s", f,
-                                  json_kind(v));
+                                  event_kind(v));
         if (col->type == STRATA_INT32 &&
             (json_integer_value(v) < INT32_MIN || json_integer_value(v) > INT32_MAX))
             return strata_err_set(err, STRATA_EINVAL, "%s: %lld is out of int32 range", f,
@@ -85,21 +85,21 @@ static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, strata_er
             return 0;
         }
         return strata_err_set(err, STRATA_EINVAL, "%s: expected a non-negative integer, got %s", f,
-                              json_kind(v));
+                              event_kind(v));
     case STRATA_FLOAT64:
         if (!json_is_number(v))
-            return strata_err_set(err, STRATA_EINVAL, "%s: expected a number, got %s", f, json_kind(v));
+            return strata_err_set(err, STRATA_EINVAL, "%s: expected a number, got %s", f, event_kind(v));
         b->f[c][r] = json_number_value(v);
         return 0;
     case STRATA_BOOL:
         if (!json_is_boolean(v))
             return strata_err_set(err, STRATA_EINVAL, "%s: expected true or false, got %s", f,
-                                  json_kind(v));
+                                  event_kind(v));
         b->i[c][r] = json_is_true(v);
         return 0;
     case STRATA_STRING:
         if (!json_is_string(v))
-            return strata_err_set(err, STRATA_EINVAL, "%s: expected a string, got %s", f, json_kind(v));
+            return strata_err_set(err, STRATA_EINVAL, "%s: expected a string, got %s", f, event_kind(v));
         if (row_batch_set_str(b, c, r, json_string_value(v), (uint32_t)json_string_length(v)) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
         return 0;
@@ -119,7 +119,7 @@ int event_json_decode(const char *text, size_t len, row_batch *b, strata_err *er
                               je.text);
     int rc = 0;
     if (!json_is_object(root)) {
-        rc = strata_err_set(err, STRATA_EINVAL, "expected a JSON object, got %s", json_kind(root));
+        rc = strata_err_set(err, STRATA_EINVAL, "expected a JSON object, got %s", event_kind(root));
         goto done;
     }
     const strata_schema *sc = b->schema;

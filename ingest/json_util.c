@@ -6,6 +6,26 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL:
+    default: return "null";
+    }
+}
+
+int json_type_error(strata_err *err, const char *path, const char *expected, const json_t *v)
+{
+    return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, json_kind(v));
+}
+
 json_t *json_member(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);

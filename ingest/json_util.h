@@ -11,6 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
+/* "an object", "a string", "an integer", "a number", "true", ... for messages. */
+const char *json_kind(const json_t *v);
+/* Sets err to "<path>: expected <expected>, got <kind>" and returns STRATA_EINVAL. */
+int json_type_error(strata_err *err, const char *path, const char *expected, const json_t *v);
+
 /* The value at obj[key], or NULL when absent or null (null means "not given"). */
 json_t *json_member(json_t *obj, const char *key);
 

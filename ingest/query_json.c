@@ -36,32 +36,6 @@
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static const char *kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL:
-    default: return "null";
-    }
-}
-
-static int type_error(strata_err *err, const char *path, const char *expected, const json_t *v)
-{
-    return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, kind(v));
-}
-
-
-
-
-
-
-
 /* Refuses any key of obj (found at path; "" for the top level) not in allowed. */
 static int check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
                       size_t n)
@@ -88,7 +62,6 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
     }
     return 0;
 }
-
 
 /* A time for messages: RFC 3339 (without ".000" when whole seconds) inside the supported
  * range, else the epoch milliseconds. */
@@ -158,7 +131,7 @@ static int get_column(qparse *p, json_t *v, const char *path, int *idx)
     if (!v)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", path);
     if (!json_is_string(v))
-        return type_error(p->err, path, "a column name (a string)", v);
+        return json_type_error(p->err, path, "a column name (a string)", v);
     const char *name = json_string_value(v);
     int i = schema_column_index(p->sc, name);
     if (i >= 0) {
@@ -188,7 +161,7 @@ static int parse_time(qparse *p, json_t *v, const char *path, int64_t *out)
     }
     if (!json_is_string(v))
         return strata_err_set(p->err, STRATA_EINVAL, "%s: expected a time (%s), got %s", path,
-                              expected, kind(v));
+                              expected, json_kind(v));
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (n >= 3 && memcmp(s, "now", 3) == 0 && strlen(s) == n) {
@@ -295,7 +268,7 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_valu
         break;
     }
     return strata_err_set(p->err, STRATA_EINVAL, "%s: column '%s' is %s, got %s", path, c->name,
-                          tn ? tn : "of an unknown type", kind(v));
+                          tn ? tn : "of an unknown type", json_kind(v));
 }
 
 static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_expr *out);
@@ -305,7 +278,7 @@ static int parse_group(qparse *p, json_t *arr, const char *path, int depth, quer
                        query_expr *out)
 {
     if (!json_is_array(arr))
-        return type_error(p->err, path, "an array of conditions", arr);
+        return json_type_error(p->err, path, "an array of conditions", arr);
     size_t n = json_array_size(arr);
     if (n == 0)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: needs at least one condition", path);
@@ -341,7 +314,7 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
     if (!o)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(o))
-        return type_error(p->err, sub, "an operator (a string)", o);
+        return json_type_error(p->err, sub, "an operator (a string)", o);
     size_t oi = 0;
     while (oi < NELEM(op_names) && strcmp(json_string_value(o), op_names[oi]) != 0)
         oi++;
@@ -366,7 +339,7 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: required with operator '%s'", sub,
                                   op_names[oi]);
         if (!json_is_array(many))
-            return type_error(p->err, sub, "an array of values", many);
+            return json_type_error(p->err, sub, "an array of values", many);
         n = json_array_size(many);
         if (n > QUERY_JSON_MAX_IN_VALUES)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: %zu values, at most %d allowed", sub,
@@ -421,7 +394,7 @@ static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_e
         return strata_err_set(p->err, STRATA_EINVAL, "%s: conditions nested more than %d deep",
                               path, QUERY_JSON_MAX_DEPTH);
     if (!json_is_object(v))
-        return type_error(p->err, path, "a condition (an object)", v);
+        return json_type_error(p->err, path, "a condition (an object)", v);
     json_t *any = json_object_get(v, "or"), *all = json_object_get(v, "and");
     if (!any && !all)
         return parse_pred(p, v, path, out);
@@ -439,7 +412,7 @@ static int parse_where(qparse *p, json_t *root)
     if (!w)
         return 0;
     if (!json_is_array(w))
-        return type_error(p->err, "where", "an array of conditions", w);
+        return json_type_error(p->err, "where", "an array of conditions", w);
     size_t n = json_array_size(w);
     if (n == 0)
         return 0;
@@ -477,7 +450,7 @@ static int parse_group_by(qparse *p, json_t *root)
     if (!g)
         return 0;
     if (!json_is_array(g))
-        return type_error(p->err, "group_by", "an array of column names", g);
+        return json_type_error(p->err, "group_by", "an array of column names", g);
     size_t n = json_array_size(g);
     if (n > QUERY_MAX_GROUP)
         return strata_err_set(p->err, STRATA_EINVAL, "group_by: %zu columns, at most %d allowed", n,
@@ -505,7 +478,7 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     char sub[PATHCAP];
     int rc;
     if (!json_is_object(v))
-        return type_error(p->err, path, "an aggregate (an object such as {\"fn\": \"count\"})", v);
+        return json_type_error(p->err, path, "an aggregate (an object such as {\"fn\": \"count\"})", v);
     if ((rc = check_keys(p->err, v, path, select_keys, NELEM(select_keys))) < 0)
         return rc;
     json_path_key(sub, PATHCAP, path, "fn");
@@ -513,7 +486,7 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     if (!fn)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(fn))
-        return type_error(p->err, sub, "a function name (a string)", fn);
+        return json_type_error(p->err, sub, "a function name (a string)", fn);
     size_t fi = 0;
     while (fi < NELEM(fn_names) && strcmp(json_string_value(fn), fn_names[fi]) != 0)
         fi++;
@@ -550,7 +523,7 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s: required for quantile (0.5 for the median, 0.99, ...)", sub);
         if (!json_is_number(q))
-            return type_error(p->err, sub, "a number between 0 and 1", q);
+            return json_type_error(p->err, sub, "a number between 0 and 1", q);
         a->q = json_number_value(q);
         if (!(a->q >= 0 && a->q <= 1))
             return strata_err_set(p->err, STRATA_EINVAL, "%s: %g is not between 0 and 1", sub,
@@ -562,7 +535,7 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     json_path_key(sub, PATHCAP, path, "as");
     if (as) {
         if (!json_is_string(as))
-            return type_error(p->err, sub, "an output name (a string)", as);
+            return json_type_error(p->err, sub, "an output name (a string)", as);
         size_t n = json_string_length(as);
         if (n == 0)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: must not be empty", sub);
@@ -597,7 +570,7 @@ static int parse_select(qparse *p, json_t *root)
             p->err, STRATA_EINVAL,
             "select: required (a list of aggregates such as [{\"fn\": \"count\"}])");
     if (!json_is_array(s))
-        return type_error(p->err, "select", "an array of aggregates", s);
+        return json_type_error(p->err, "select", "an array of aggregates", s);
     size_t n = json_array_size(s);
     if (n == 0)
         return strata_err_set(p->err, STRATA_EINVAL,
@@ -622,7 +595,7 @@ static int parse_order_by(qparse *p, json_t *root)
     if (!o)
         return 0;
     if (!json_is_array(o))
-        return type_error(p->err, "order_by", "an array of {\"column\": ..., \"desc\": ...}", o);
+        return json_type_error(p->err, "order_by", "an array of {\"column\": ..., \"desc\": ...}", o);
     size_t n = json_array_size(o);
     if (n > QUERY_MAX_ORDER)
         return strata_err_set(p->err, STRATA_EINVAL, "order_by: %zu entries, at most %d allowed", n,
@@ -633,7 +606,7 @@ static int parse_order_by(qparse *p, json_t *root)
         json_path_index(path, PATHCAP, "order_by", i);
         json_t *e = json_array_get(o, i);
         if (!json_is_object(e))
-            return type_error(p->err, path,
+            return json_type_error(p->err, path,
                               "an object such as {\"column\": \"count\", \"desc\": true}", e);
         if ((rc = check_keys(p->err, e, path, order_keys, NELEM(order_keys))) < 0)
             return rc;
@@ -642,7 +615,7 @@ static int parse_order_by(qparse *p, json_t *root)
         if (!c)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
         if (!json_is_string(c))
-            return type_error(p->err, sub, "an output column name (a string)", c);
+            return json_type_error(p->err, sub, "an output column name (a string)", c);
         int oc = out_index(p, json_string_value(c));
         if (oc < 0) {
             const char *near = json_closest(json_string_value(c), p->out_names, (size_t)p->nout);
@@ -659,7 +632,7 @@ static int parse_order_by(qparse *p, json_t *root)
         json_t *d = json_member(e, "desc");
         json_path_key(sub, PATHCAP, path, "desc");
         if (d && !json_is_boolean(d))
-            return type_error(p->err, sub, "true or false", d);
+            return json_type_error(p->err, sub, "true or false", d);
         p->q->order[i].output_col = oc;
         p->q->order[i].desc = d && json_is_true(d);
         p->q->norder = (int)i + 1;
@@ -686,7 +659,7 @@ static json_t *load_object(const char *text, size_t len, strata_err *err)
         return NULL;
     }
     if (!json_is_object(root)) {
-        strata_err_set(err, STRATA_EINVAL, "expected a query (a JSON object), got %s", kind(root));
+        strata_err_set(err, STRATA_EINVAL, "expected a query (a JSON object), got %s", json_kind(root));
         json_decref(root);
         return NULL;
     }
@@ -702,7 +675,7 @@ static const char *table_of(json_t *root, strata_err *err)
         return NULL;
     }
     if (!json_is_string(t)) {
-        type_error(err, "table", "a table name (a string)", t);
+        json_type_error(err, "table", "a table name (a string)", t);
         return NULL;
     }
     if (json_string_length(t) == 0) {
@@ -766,7 +739,7 @@ static int parse_root(qparse *p, json_t *root)
     }
     if ((v = json_member(root, "interval"))) {
         if (!json_is_string(v))
-            return type_error(p->err, "interval", "a duration string such as \"1m\"", v);
+            return json_type_error(p->err, "interval", "a duration string such as \"1m\"", v);
         if (strata_parse_duration_ms(json_string_value(v), &q->interval_ms) != 0 ||
             strlen(json_string_value(v)) != json_string_length(v))
             return strata_err_set(
@@ -786,7 +759,7 @@ static int parse_root(qparse *p, json_t *root)
         return rc;
     if ((v = json_member(root, "limit"))) {
         if (!json_is_integer(v))
-            return type_error(p->err, "limit", "a non-negative integer", v);
+            return json_type_error(p->err, "limit", "a non-negative integer", v);
         if (json_integer_value(v) < 0)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "limit: %" JSON_INTEGER_FORMAT " is negative (leave it out for "

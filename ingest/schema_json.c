@@ -92,32 +92,6 @@ static void utf8_scrub(char *s)
     }
 }
 
-
-
-
-
-
-
-static const char *kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL:
-    default: return "null";
-    }
-}
-
-static int type_error(strata_err *err, const char *path, const char *expected, const json_t *v)
-{
-    return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, kind(v));
-}
-
 /* Refuses any key of obj (found at path; "" for the top level) not in allowed. */
 static int check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
                       size_t n)
@@ -155,7 +129,7 @@ static int get_str(strata_err *err, json_t *obj, const char *parent, const char 
     char path[PATHCAP];
     json_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
-        return type_error(err, path, "a string", v);
+        return json_type_error(err, path, "a string", v);
     size_t n = json_string_length(v);
     if (n >= cap)
         return strata_err_set(err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %zu)", path, n,
@@ -175,7 +149,7 @@ static int get_enum(strata_err *err, json_t *obj, const char *parent, const char
     char path[PATHCAP];
     json_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
-        return type_error(err, path, "a string", v);
+        return json_type_error(err, path, "a string", v);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(json_string_value(v), names[i]) == 0) {
             *out = (int)i;
@@ -198,7 +172,7 @@ static int get_duration(strata_err *err, json_t *obj, const char *parent, const 
     char path[PATHCAP];
     json_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
-        return type_error(err, path, "a duration string such as \"2m\"", v);
+        return json_type_error(err, path, "a duration string such as \"2m\"", v);
     if (strata_parse_duration_ms(json_string_value(v), out) != 0)
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: '%.64s' is not a duration (a whole number and one unit of ms, "
@@ -224,7 +198,7 @@ static int get_size(strata_err *err, json_t *obj, const char *parent, const char
         return 1;
     }
     if (!json_is_string(v))
-        return type_error(err, path, "a size (an integer or a string such as \"64MiB\")", v);
+        return json_type_error(err, path, "a size (an integer or a string such as \"64MiB\")", v);
     if (strata_parse_bytes(json_string_value(v), out) != 0)
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: '%.64s' is not a size (bytes, or a number with KiB, MiB, GiB, "
@@ -238,7 +212,7 @@ static int get_column(strata_err *err, const strata_schema *s, json_t *v, const 
                       int *idx)
 {
     if (!json_is_string(v))
-        return type_error(err, path, "a column name (string)", v);
+        return json_type_error(err, path, "a column name (string)", v);
     const char *name = json_string_value(v);
     int i = schema_column_index(s, name);
     if (i >= 0) {
@@ -264,7 +238,6 @@ static int get_column_ref(strata_err *err, const strata_schema *s, json_t *obj, 
         return 0;
     return get_column(err, s, v, key, idx);
 }
-
 
 /* ---- parsing ------------------------------------------------------------------------------ */
 
@@ -297,7 +270,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
     case STRATA_INT32:
         if (!json_is_integer(d)) {
             snprintf(expected, sizeof expected, "an integer (the column is %s)", tn);
-            return type_error(err, path, expected, d);
+            return json_type_error(err, path, expected, d);
         }
         c->def_i = json_integer_value(d);
         if (c->type == STRATA_INT32 && (c->def_i < INT32_MIN || c->def_i > INT32_MAX))
@@ -324,7 +297,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
             c->def_i = (int64_t)u;
             return 0;
         }
-        return type_error(err, path, "an integer or a decimal string (the column is uint64)", d);
+        return json_type_error(err, path, "an integer or a decimal string (the column is uint64)", d);
     case STRATA_FLOAT64:
         if (json_is_number(d)) {
             c->def_f = json_number_value(d);
@@ -345,15 +318,15 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
                                       path, v);
             return 0;
         }
-        return type_error(err, path, "a number (the column is float64)", d);
+        return json_type_error(err, path, "a number (the column is float64)", d);
     case STRATA_BOOL:
         if (!json_is_boolean(d))
-            return type_error(err, path, "true or false (the column is bool)", d);
+            return json_type_error(err, path, "true or false (the column is bool)", d);
         c->def_i = json_is_true(d) ? 1 : 0;
         return 0;
     case STRATA_STRING:
         if (!json_is_string(d))
-            return type_error(err, path, "a string (the column is string)", d);
+            return json_type_error(err, path, "a string (the column is string)", d);
         if (json_string_length(d) >= sizeof c->def_s)
             return strata_err_set(err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %zu)", path,
                                   json_string_length(d), sizeof c->def_s - 1);
@@ -369,7 +342,7 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
     int rc;
     json_path_index(path, PATHCAP, "columns", i);
     if (!json_is_object(v))
-        return type_error(err, path, "an object", v);
+        return json_type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, column_keys, NELEM(column_keys))) < 0)
         return rc;
     if ((rc = get_str(err, v, path, "name", c->name, sizeof c->name)) < 0)
@@ -381,7 +354,7 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
     if (!t)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(t))
-        return type_error(err, sub, "a string", t);
+        return json_type_error(err, sub, "a string", t);
     c->type = strata_type_parse(json_string_value(t));
     if (!c->type)
         return strata_err_set(err, STRATA_EINVAL,
@@ -403,7 +376,7 @@ static int parse_columns(strata_err *err, json_t *root, strata_schema *s)
     if (!cols)
         return strata_err_set(err, STRATA_EINVAL, "columns: required");
     if (!json_is_array(cols))
-        return type_error(err, "columns", "an array", cols);
+        return json_type_error(err, "columns", "an array", cols);
     size_t n = json_array_size(cols);
     if (n == 0)
         return strata_err_set(err, STRATA_EINVAL, "columns: a table needs at least one column");
@@ -424,7 +397,7 @@ static int parse_column_list(strata_err *err, const strata_schema *s, json_t *ar
                              int *idx, int *count)
 {
     if (!json_is_array(arr))
-        return type_error(err, path, "an array of column names", arr);
+        return json_type_error(err, path, "an array of column names", arr);
     size_t n = json_array_size(arr);
     if (n > (size_t)s->ncols)
         return strata_err_set(err, STRATA_EINVAL, "%s: %zu entries, but the table has %d columns",
@@ -446,7 +419,7 @@ static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, cons
     char sub[PATHCAP];
     int rc;
     if (!json_is_object(v))
-        return type_error(err, path, "an object", v);
+        return json_type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, metric_keys, NELEM(metric_keys))) < 0)
         return rc;
     json_path_key(sub, PATHCAP, path, "fn");
@@ -454,7 +427,7 @@ static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, cons
     if (!fn)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(fn))
-        return type_error(err, sub, "a string", fn);
+        return json_type_error(err, sub, "a string", fn);
     m->fn = strata_agg_parse(json_string_value(fn));
     if (!m->fn)
         return strata_err_set(err, STRATA_EINVAL,
@@ -482,7 +455,7 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
     int rc;
     json_path_index(path, PATHCAP, "rollups", r);
     if (!json_is_object(v))
-        return type_error(err, path, "an object", v);
+        return json_type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, rollup_keys, NELEM(rollup_keys))) < 0)
         return rc;
     if ((rc = get_duration(err, v, path, "interval", &ru->interval_ms)) < 0)
@@ -500,7 +473,7 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
     if (!metrics)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_array(metrics))
-        return type_error(err, sub, "an array", metrics);
+        return json_type_error(err, sub, "an array", metrics);
     size_t n = json_array_size(metrics);
     if (n < 1 || n > STRATA_MAX_ROLLUP_METRICS)
         return strata_err_set(err, STRATA_EINVAL, "%s: %zu metrics, between 1 and %d allowed", sub,
@@ -521,7 +494,7 @@ static int parse_rollups(strata_err *err, json_t *root, strata_schema *s)
     if (!arr)
         return 0;
     if (!json_is_array(arr))
-        return type_error(err, "rollups", "an array", arr);
+        return json_type_error(err, "rollups", "an array", arr);
     size_t n = json_array_size(arr);
     if (n > STRATA_MAX_ROLLUPS)
         return strata_err_set(err, STRATA_EINVAL, "rollups: %zu rollups, at most %d allowed", n,
@@ -541,7 +514,7 @@ static int parse_retention(strata_err *err, json_t *root, strata_schema *s)
     if (!ret)
         return 0;
     if (!json_is_object(ret))
-        return type_error(err, "retention", "an object", ret);
+        return json_type_error(err, "retention", "an object", ret);
     int rc = check_keys(err, ret, "retention", retention_keys, NELEM(retention_keys));
     if (rc < 0)
         return rc;
@@ -564,7 +537,7 @@ static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
     if (!st)
         return 0;
     if (!json_is_object(st))
-        return type_error(err, "storage", "an object", st);
+        return json_type_error(err, "storage", "an object", st);
     int rc, e;
     if ((rc = check_keys(err, st, "storage", storage_keys, NELEM(storage_keys))) < 0)
         return rc;
@@ -575,7 +548,7 @@ static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
     json_t *rows = json_member(st, "memtable_rows");
     if (rows) {
         if (!json_is_integer(rows))
-            return type_error(err, "storage.memtable_rows", "an integer", rows);
+            return json_type_error(err, "storage.memtable_rows", "an integer", rows);
         if (json_integer_value(rows) < 1)
             return strata_err_set(err, STRATA_EINVAL,
                                   "storage.memtable_rows: must be between 1 and 16777216");
@@ -612,7 +585,7 @@ static void format_double(double d, char *out, size_t cap)
 static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
 {
     if (!json_is_object(props))
-        return type_error(err, "kafka.properties", "an object", props);
+        return json_type_error(err, "kafka.properties", "an object", props);
     if (json_object_size(props) > STRATA_MAX_KAFKA_PROPS)
         return strata_err_set(err, STRATA_EINVAL, "kafka.properties: %zu properties, at most %d",
                               json_object_size(props), STRATA_MAX_KAFKA_PROPS);
@@ -652,7 +625,7 @@ static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
             val = json_is_true(v) ? "true" : "false";
             vl = strlen(val);
             break;
-        default: return type_error(err, path, "a string, number or boolean", v);
+        default: return json_type_error(err, path, "a string, number or boolean", v);
         }
         if (vl >= sizeof p->value)
             return strata_err_set(err, STRATA_EINVAL, "%s: value too long (%zu bytes, at most %zu)",
@@ -670,7 +643,7 @@ static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
     if (!kj)
         return 0;
     if (!json_is_object(kj))
-        return type_error(err, "kafka", "an object", kj);
+        return json_type_error(err, "kafka", "an object", kj);
     strata_kafka *k = &s->kafka;
     int rc, e;
     if ((rc = check_keys(err, kj, "kafka", kafka_keys, NELEM(kafka_keys))) < 0)
@@ -711,7 +684,7 @@ static int parse_name(strata_err *err, json_t *root, const char *name, strata_sc
     json_t *jn = json_member(root, "name");
     if (jn) {
         if (!json_is_string(jn))
-            return type_error(err, "name", "a string", jn);
+            return json_type_error(err, "name", "a string", jn);
         src = json_string_value(jn);
         if (name && strcmp(src, name) != 0)
             return strata_err_set(err, STRATA_EINVAL,
@@ -733,12 +706,12 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
     int rc, e;
     if (!json_is_object(root))
         return strata_err_set(err, STRATA_EINVAL, "schema: expected a JSON object, got %s",
-                              kind(root));
+                              json_kind(root));
     /* The version first: a newer file may well have keys this build does not know. */
     json_t *ver = json_member(root, "format_version");
     if (ver) {
         if (!json_is_integer(ver))
-            return type_error(err, "format_version", "an integer", ver);
+            return json_type_error(err, "format_version", "an integer", ver);
         if (json_integer_value(ver) != SCHEMA_JSON_FORMAT_VERSION)
             return strata_err_set(err, STRATA_EVERSION,
                                   "format_version: %" JSON_INTEGER_FORMAT
