@@ -75,6 +75,7 @@ typedef struct strata_query {
     int64_t limit;       /* -1: none */
     int64_t timeout_ms;  /* 0: none */
     uint64_t max_groups; /* 0: none; more groups is an error */
+    int threads;         /* scan threads; 0: the cores, when the query reads enough rows */
 } strata_query;
 
 void query_init(strata_query *q);

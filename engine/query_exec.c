@@ -18,6 +18,9 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -922,6 +925,219 @@ void query_result_free(query_result *r)
     free(r);
 }
 
+static int exec_init(exec *x, const strata_query *q, const strata_schema *sc, strata_err *err,
+                     double t0)
+{
+    memset(x, 0, sizeof *x);
+    x->q = q;
+    x->sc = sc;
+    x->err = err;
+    x->deadline = t0 + (double)q->timeout_ms;
+    x->need[sc->time_col] = true;
+    for (int g = 0; g < q->ngroup; g++)
+        x->need[q->group_cols[g]] = true;
+    for (int a = 0; a < q->naggs; a++)
+        if (q->aggs[a].col >= 0)
+            x->need[q->aggs[a].col] = true;
+    x->groups.klen = (uint32_t)((q->interval_ms > 0) + q->ngroup);
+    if (x->groups.klen == 0)
+        x->groups.klen = 1; /* the single group's key is 0 */
+    x->groups.naggs = (uint32_t)q->naggs;
+    int depth = 2;
+    if (q->where) {
+        uint32_t np = count_preds(q->where);
+        x->preds = calloc(np, sizeof *x->preds);
+        if (!x->preds)
+            return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+        collect_preds(x, q->where);
+        depth = QUERY_MAX_DEPTH + 3; /* one scratch mask per nesting level */
+    }
+    x->mask = malloc(BLOCK_ROWS);
+    x->tmp_masks = malloc((size_t)BLOCK_ROWS * (size_t)depth);
+    for (int c = 0; c < sc->ncols; c++)
+        if (x->need[c] && !(x->buf[c] = malloc(8 * BLOCK_ROWS)))
+            return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    if (!x->mask || !x->tmp_masks)
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    return 0;
+}
+
+static void exec_free(exec *x)
+{
+    for (uint64_t gi = 0; gi < x->groups.n; gi++)
+        for (uint32_t a = 0; a < x->groups.naggs; a++) {
+            agg_state *s = &x->groups.states[gi * x->groups.naggs + a];
+            if (x->q->aggs[a].fn == STRATA_AGG_UNIQ)
+                hll_free(s->sk);
+            else if (x->q->aggs[a].fn == STRATA_AGG_QUANTILE)
+                dds_free(s->sk);
+        }
+    free(x->groups.keys);
+    free(x->groups.states);
+    free(x->groups.slots);
+    for (uint32_t i = 0; i < x->npreds; i++)
+        free(x->preds[i].match.v);
+    free(x->preds);
+    for (int g = 0; g < QUERY_MAX_GROUP; g++)
+        free(x->group_ids[g].v);
+    for (int c = 0; c < STRATA_MAX_COLUMNS; c++)
+        free(x->buf[c]);
+    free(x->mask);
+    free(x->tmp_masks);
+    seg_scratch_free(&x->scratch);
+    pool_free(&x->pool);
+}
+
+/* One unit of scanning: a segment, or a memtable with the rows of the snapshot. */
+typedef struct scan_job {
+    const segment *seg;
+    const memtable *mt;
+    uint64_t rows;
+} scan_job;
+
+typedef struct worker {
+    exec x;
+    strata_err err;
+    const scan_job *jobs;
+    uint32_t njobs;
+    _Atomic uint32_t *next;
+    _Atomic int *stop;
+    int rc;
+} worker;
+
+static void *worker_run(void *p)
+{
+    worker *w = p;
+    for (;;) {
+        if (atomic_load(w->stop))
+            break;
+        uint32_t j = atomic_fetch_add(w->next, 1);
+        if (j >= w->njobs)
+            break;
+        const scan_job *job = &w->jobs[j];
+        w->rc = job->seg ? scan_segment(&w->x, job->seg) : scan_memtable(&w->x, job->mt, job->rows);
+        if (w->rc) {
+            atomic_store(w->stop, 1);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Adds src's state into dst's (same aggregate). Moves sketches. 0 or an error code. */
+static int merge_state(const exec *x, const query_agg *a, agg_state *dst, agg_state *src)
+{
+    if (!src->has && a->fn != STRATA_AGG_COUNT && !src->sk) {
+        dst->n += src->n;
+        return 0;
+    }
+    strata_type t = a->col >= 0 ? x->sc->cols[a->col].type : STRATA_UINT64;
+    bool is_int = strata_type_is_int(t);
+    switch (a->fn) {
+    case STRATA_AGG_SUM:
+    case STRATA_AGG_AVG:
+        if (is_int && a->fn == STRATA_AGG_SUM) {
+            if (t == STRATA_UINT64) {
+                uint64_t r;
+                if (__builtin_add_overflow((uint64_t)dst->i, (uint64_t)src->i, &r))
+                    return STRATA_EINVAL;
+                dst->i = (int64_t)r;
+            } else if (__builtin_add_overflow(dst->i, src->i, &dst->i)) {
+                return STRATA_EINVAL;
+            }
+        } else {
+            double parts[2] = {src->f, src->comp};
+            for (int k = 0; k < 2; k++) {
+                double tsum = dst->f + parts[k];
+                if (fabs(dst->f) >= fabs(parts[k]))
+                    dst->comp += (dst->f - tsum) + parts[k];
+                else
+                    dst->comp += (parts[k] - tsum) + dst->f;
+                dst->f = tsum;
+            }
+        }
+        break;
+    case STRATA_AGG_MIN:
+    case STRATA_AGG_MAX: {
+        bool mn = a->fn == STRATA_AGG_MIN;
+        if (!dst->has) {
+            dst->i = src->i;
+            dst->f = src->f;
+        } else if (is_int) {
+            bool better = t == STRATA_UINT64 ? (mn ? (uint64_t)src->i < (uint64_t)dst->i : (uint64_t)src->i > (uint64_t)dst->i)
+                                             : (mn ? src->i < dst->i : src->i > dst->i);
+            if (better)
+                dst->i = src->i;
+        } else if (mn ? src->f < dst->f : src->f > dst->f) {
+            dst->f = src->f;
+        }
+        break;
+    }
+    case STRATA_AGG_UNIQ:
+        if (!dst->sk) {
+            dst->sk = src->sk;
+            src->sk = NULL;
+        } else if (src->sk) {
+            hll_merge(dst->sk, src->sk);
+        }
+        break;
+    case STRATA_AGG_QUANTILE:
+        if (!dst->sk) {
+            dst->sk = src->sk;
+            src->sk = NULL;
+        } else if (src->sk && !dds_merge(dst->sk, src->sk)) {
+            return STRATA_ENOMEM;
+        }
+        break;
+    default: break;
+    }
+    dst->has |= src->has;
+    dst->n += src->n;
+    return 0;
+}
+
+/* Merges src's groups into dst's (string keys re-interned into dst's pool). */
+static int merge_exec(exec *dst, exec *src)
+{
+    const strata_query *q = dst->q;
+    uint64_t key[QUERY_MAX_GROUP + 1];
+    uint32_t klen = dst->groups.klen;
+    int first = q->interval_ms > 0;
+    for (uint64_t gi = 0; gi < src->groups.n; gi++) {
+        memcpy(key, src->groups.keys + gi * klen, sizeof *key * klen);
+        for (int g = 0; g < q->ngroup; g++)
+            if (dst->sc->cols[q->group_cols[g]].type == STRATA_STRING) {
+                int64_t id = pool_intern(&dst->pool, src->pool.items[key[first + g]]);
+                if (id < 0)
+                    return strata_err_set(dst->err, STRATA_ENOMEM, "query: out of memory");
+                key[first + g] = (uint64_t)id;
+            }
+        int64_t di = group_find(&dst->groups, key);
+        if (di < 0)
+            return strata_err_set(dst->err, STRATA_ENOMEM, "query: out of memory");
+        if (q->max_groups && dst->groups.n > q->max_groups)
+            return strata_err_set(dst->err, STRATA_EFULL,
+                                  "query: more than %" PRIu64 " groups; narrow the query or raise "
+                                  "the limit",
+                                  q->max_groups);
+        for (int a = 0; a < q->naggs; a++) {
+            int rc = merge_state(dst, &q->aggs[a], &dst->groups.states[(uint64_t)di * dst->groups.naggs + (uint64_t)a],
+                                 &src->groups.states[gi * src->groups.naggs + (uint64_t)a]);
+            if (rc == STRATA_EINVAL)
+                return strata_err_set(dst->err, STRATA_EINVAL, "query: sum of '%s' overflows 64 bits",
+                                      dst->sc->cols[q->aggs[a].col].name);
+            if (rc)
+                return strata_err_set(dst->err, STRATA_ENOMEM, "query: out of memory");
+        }
+    }
+    dst->rows_read += src->rows_read;
+    dst->segments_read += src->segments_read;
+    return 0;
+}
+
+#define QUERY_MAX_THREADS 8
+#define PARALLEL_MIN_ROWS 262144 /* below this a second thread costs more than it saves */
+
 int query_run(strata_table *t, const strata_query *q, query_result **out, strata_err *err)
 {
     *out = NULL;
@@ -930,77 +1146,92 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     if (rc)
         return rc;
     double t0 = now_ms();
-    exec x = {0};
-    x.q = q;
-    x.sc = sc;
-    x.err = err;
-    x.deadline = t0 + (double)q->timeout_ms;
-    x.need[sc->time_col] = true;
-    for (int g = 0; g < q->ngroup; g++)
-        x.need[q->group_cols[g]] = true;
-    for (int a = 0; a < q->naggs; a++)
-        if (q->aggs[a].col >= 0)
-            x.need[q->aggs[a].col] = true;
-    x.groups.klen = (uint32_t)((q->interval_ms > 0) + q->ngroup);
-    if (x.groups.klen == 0)
-        x.groups.klen = 1; /* the single group's key is 0 */
-    x.groups.naggs = (uint32_t)q->naggs;
-    int depth = 2;
-    if (q->where) {
-        uint32_t np = count_preds(q->where);
-        x.preds = calloc(np, sizeof *x.preds);
-        if (!x.preds)
-            return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-        collect_preds(&x, q->where);
-        depth = QUERY_MAX_DEPTH + 3; /* one scratch mask per nesting level */
+    table_snapshot *snap = table_snapshot_acquire(t, q->from_ms, q->to_ms);
+    if (!snap)
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    uint32_t njobs = 0, cap = 0;
+    uint64_t total_rows = 0;
+    for (uint32_t p = 0; p < snap->nparts; p++)
+        cap += snap->parts[p].nsegs + snap->parts[p].nmts;
+    scan_job *jobs = calloc(cap + 1, sizeof *jobs);
+    if (!jobs) {
+        table_snapshot_release(snap);
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     }
-    x.mask = malloc(BLOCK_ROWS);
-    x.tmp_masks = malloc((size_t)BLOCK_ROWS * (size_t)depth);
-    for (int c = 0; c < sc->ncols && !rc; c++)
-        if (x.need[c] && !(x.buf[c] = malloc(8 * BLOCK_ROWS)))
-            rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-    if (!x.mask || !x.tmp_masks)
-        rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-    table_snapshot *snap = rc ? NULL : table_snapshot_acquire(t, q->from_ms, q->to_ms);
-    if (!rc && !snap)
-        rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-    for (uint32_t p = 0; snap && p < snap->nparts && !rc; p++) {
+    for (uint32_t p = 0; p < snap->nparts; p++) {
         snapshot_part *sp = &snap->parts[p];
-        for (uint32_t i = 0; i < sp->nsegs && !rc; i++)
-            rc = scan_segment(&x, sp->segs[i]);
-        for (uint32_t i = 0; i < sp->nmts && !rc; i++)
-            rc = scan_memtable(&x, sp->mts[i], sp->mt_rows[i]);
+        for (uint32_t i = 0; i < sp->nsegs; i++) {
+            jobs[njobs++] = (scan_job){sp->segs[i], NULL, 0};
+            total_rows += segment_nrows(sp->segs[i]);
+        }
+        for (uint32_t i = 0; i < sp->nmts; i++) {
+            jobs[njobs++] = (scan_job){NULL, sp->mts[i], sp->mt_rows[i]};
+            total_rows += sp->mt_rows[i];
+        }
+    }
+    int nthreads = q->threads;
+    if (nthreads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = total_rows >= PARALLEL_MIN_ROWS && cores > 1 ? (int)cores : 1;
+    }
+    if (nthreads > QUERY_MAX_THREADS)
+        nthreads = QUERY_MAX_THREADS;
+    if ((uint32_t)nthreads > njobs)
+        nthreads = njobs ? (int)njobs : 1;
+    worker *ws = calloc((size_t)nthreads, sizeof *ws);
+    pthread_t th[QUERY_MAX_THREADS];
+    _Atomic uint32_t next = 0;
+    _Atomic int stop = 0;
+    int started = 0;
+    if (!ws)
+        rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    for (int i = 0; i < nthreads && !rc; i++) {
+        worker *w = &ws[i];
+        if (exec_init(&w->x, q, sc, &w->err, t0) != 0) {
+            *err = w->err;
+            rc = err->code ? err->code : STRATA_ENOMEM;
+            exec_free(&w->x);
+            w->x.q = NULL;
+            break;
+        }
+        w->jobs = jobs;
+        w->njobs = njobs;
+        w->next = &next;
+        w->stop = &stop;
+        started = i + 1;
+    }
+    if (!rc) {
+        for (int i = 1; i < started; i++)
+            if (pthread_create(&th[i], NULL, worker_run, &ws[i]) != 0) {
+                ws[i].rc = strata_err_set(&ws[i].err, STRATA_ENOMEM, "query: cannot start a thread");
+                started = i; /* the others are still joined below */
+                break;
+            }
+        worker_run(&ws[0]);
+        for (int i = 1; i < started; i++)
+            pthread_join(th[i], NULL);
+        for (int i = 0; i < started && !rc; i++)
+            if (ws[i].rc) {
+                *err = ws[i].err;
+                rc = ws[i].rc;
+            }
+        for (int i = 1; i < started && !rc; i++) {
+            ws[0].x.err = err;
+            rc = merge_exec(&ws[0].x, &ws[i].x);
+        }
     }
     table_snapshot_release(snap);
-    if (!rc && build_result(&x, out) != 0)
+    free(jobs);
+    if (!rc && build_result(&ws[0].x, out) != 0)
         rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     if (!rc) {
-        (*out)->rows_read = x.rows_read;
-        (*out)->segments_read = x.segments_read;
+        (*out)->rows_read = ws[0].x.rows_read;
+        (*out)->segments_read = ws[0].x.segments_read;
         (*out)->elapsed_ms = now_ms() - t0;
     }
-    /* cleanup */
-    for (uint64_t gi = 0; gi < x.groups.n; gi++)
-        for (uint32_t a = 0; a < x.groups.naggs; a++) {
-            agg_state *s = &x.groups.states[gi * x.groups.naggs + a];
-            if (q->aggs[a].fn == STRATA_AGG_UNIQ)
-                hll_free(s->sk);
-            else if (q->aggs[a].fn == STRATA_AGG_QUANTILE)
-                dds_free(s->sk);
-        }
-    free(x.groups.keys);
-    free(x.groups.states);
-    free(x.groups.slots);
-    for (uint32_t i = 0; i < x.npreds; i++)
-        free(x.preds[i].match.v);
-    free(x.preds);
-    for (int g = 0; g < QUERY_MAX_GROUP; g++)
-        free(x.group_ids[g].v);
-    for (int c = 0; c < STRATA_MAX_COLUMNS; c++)
-        free(x.buf[c]);
-    free(x.mask);
-    free(x.tmp_masks);
-    seg_scratch_free(&x.scratch);
-    pool_free(&x.pool);
+    for (int i = 0; ws && i < nthreads; i++)
+        if (ws[i].x.q)
+            exec_free(&ws[i].x);
+    free(ws);
     return rc;
 }

@@ -4,6 +4,7 @@
 #include "sketch.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_INLINE_ALL
@@ -113,13 +114,19 @@ void hll_merge(hll *dst, const hll *src)
         hll_set(dst, src->sp[i] >> 8, (uint8_t)(src->sp[i] & 0xff));
 }
 
+static double inv_pow2[65]; /* 2^-r; ranks are at most 64 - HLL_P + 1 */
+static pthread_once_t inv_pow2_once = PTHREAD_ONCE_INIT;
+
+static void inv_pow2_init(void)
+{
+    for (int r = 0; r <= 64; r++)
+        inv_pow2[r] = ldexp(1.0, -r);
+}
+
 uint64_t hll_estimate(const hll *h)
 {
     const double m = HLL_REGISTERS;
-    static double inv_pow2[65]; /* 2^-r; ranks are at most 64 - HLL_P + 1 */
-    if (inv_pow2[0] == 0) /* benign race: every thread writes the same values */
-        for (int r = 0; r <= 64; r++)
-            inv_pow2[r] = ldexp(1.0, -r);
+    pthread_once(&inv_pow2_once, inv_pow2_init);
     double sum = 0;
     uint32_t zeros = 0;
     if (h->reg) {

@@ -382,6 +382,7 @@ static void rand_query(strata_query *q)
     q->to_ms = rnd(8) == 0 ? INT64_MAX : (a < b ? b : a);
     static const int64_t intervals[] = {0, 0, 60000, 3600000, 86400000, 420000};
     q->interval_ms = intervals[rnd(6)];
+    q->threads = 1 + (int)rnd(3); /* 2 and 3 threads exercise the merge of partial groups */
     static const int gcols[] = {C_S1, C_S2, C_B, C_K};
     q->ngroup = (int)rnd(3);
     if (q->ngroup == 2 && rnd(2))
