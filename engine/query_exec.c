@@ -1172,7 +1172,8 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     int nthreads = q->threads;
     if (nthreads <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        nthreads = total_rows >= PARALLEL_MIN_ROWS && cores > 1 ? (int)cores : 1;
+        /* counts_only queries mostly read footers: a thread would cost more than it saves */
+        nthreads = total_rows >= PARALLEL_MIN_ROWS && cores > 1 && !counts_only(q) ? (int)cores : 1;
     }
     if (nthreads > QUERY_MAX_THREADS)
         nthreads = QUERY_MAX_THREADS;
