@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,29 @@ static inline void test_rmdir_flat(const char *dir)
     }
     closedir(d);
     rmdir(dir);
+}
+
+/* Corpus replay: if dir/<stem>.expect exists (stem = name without its ".json"), msg must
+ * contain its text (trailing newlines ignored). True when it does or there is no file;
+ * otherwise prints both and returns false. */
+static inline bool test_corpus_expect(const char *dir, const char *name, const char *msg)
+{
+    size_t nl = strlen(name);
+    char path[8300];
+    snprintf(path, sizeof path, "%.4000s/%.*s.expect", dir, (int)(nl > 5 ? nl - 5 : nl), name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return true;
+    char expect[4096];
+    size_t elen = fread(expect, 1, sizeof expect - 1, f);
+    fclose(f);
+    while (elen > 0 && (expect[elen - 1] == '\n' || expect[elen - 1] == '\r'))
+        elen--;
+    expect[elen] = 0;
+    if (strstr(msg, expect))
+        return true;
+    fprintf(stderr, "%s: message \"%s\" lacks \"%s\"\n", name, msg, expect);
+    return false;
 }
 
 /* Deterministic xorshift random numbers for tests. */
