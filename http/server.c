@@ -185,7 +185,7 @@ static void route_request(request *rq, const char *url, const char *method)
             const char *rest = url + 8 + strlen(rq->table);
             if (*rest == 0) {
                 rq->route = R_TABLE;
-                rq->method_ok = get || put;
+                rq->method_ok = get || put || strcmp(method, "DELETE") == 0;
             } else if (strcmp(rest, "/flush") == 0) {
                 rq->route = R_TABLE_FLUSH;
                 rq->method_ok = post;
@@ -219,8 +219,11 @@ static json_t *table_json(strata_table *t, bool with_schema)
 static enum MHD_Result handle_tables(strata_server *s, struct MHD_Connection *c)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; i < catalog_count(s->cat); i++)
-        json_array_append_new(arr, table_json(catalog_at(s->cat, i), false));
+    strata_table *t;
+    for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+        json_array_append_new(arr, table_json(t, false));
+        catalog_put(s->cat, t);
+    }
     return send_json(s, c, 200, json_pack("{s:o}", "tables", arr));
 }
 
@@ -231,11 +234,19 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
         strata_table *t = catalog_get(s->cat, rq->table);
         if (!t)
             return send_error(s, c, 404, "no table '%s'", rq->table);
-        return send_json(s, c, 200, table_json(t, true));
+        json_t *j = table_json(t, true);
+        catalog_put(s->cat, t);
+        return send_json(s, c, 200, j);
+    }
+    strata_err err = {0};
+    if (strcmp(method, "DELETE") == 0) {
+        int rc = catalog_drop(s->cat, rq->table, &err);
+        if (rc)
+            return send_error(s, c, status_of(rc), "%s", err.msg);
+        return send_json(s, c, 200, json_pack("{s:s}", "dropped", rq->table));
     }
     /* PUT: create */
     strata_schema *sc = malloc(sizeof *sc);
-    strata_err err = {0};
     if (!sc)
         return send_error(s, c, 503, "out of memory");
     int rc = schema_json_parse_named((const char *)rq->body.data, rq->body.len, rq->table, sc, &err);
@@ -243,13 +254,16 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
         free(sc);
         return send_error(s, c, status_of(rc), "%s", err.msg);
     }
-    bool existed = catalog_get(s->cat, rq->table) != NULL;
-    strata_table *t;
+    strata_table *t = catalog_get(s->cat, rq->table);
+    bool existed = t != NULL;
+    catalog_put(s->cat, t);
     rc = catalog_create(s->cat, sc, &t, &err);
     free(sc);
     if (rc)
         return send_error(s, c, status_of(rc), "%s", err.msg);
-    return send_json(s, c, existed ? 200 : 201, table_json(t, true));
+    json_t *j = table_json(t, true);
+    catalog_put(s->cat, t);
+    return send_json(s, c, existed ? 200 : 201, j);
 }
 
 static enum MHD_Result handle_flush(strata_server *s, struct MHD_Connection *c, request *rq)
@@ -259,9 +273,11 @@ static enum MHD_Result handle_flush(strata_server *s, struct MHD_Connection *c, 
         return send_error(s, c, 404, "no table '%s'", rq->table);
     strata_err err = {0};
     double t0 = now_ms();
-    if (table_flush(t, true, &err) != 0)
+    int rc = table_flush(t, true, &err);
+    json_t *j = rc == 0 ? table_json(t, false) : NULL;
+    catalog_put(s->cat, t);
+    if (rc != 0)
         return send_error(s, c, 500, "flush failed: %s", err.msg);
-    json_t *j = table_json(t, false);
     json_object_set_new(j, "flush_ms", json_real(now_ms() - t0));
     return send_json(s, c, 200, j);
 }
@@ -393,6 +409,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     strata_query q;
     int prc = query_json_parse(text, len, table_schema(t), wall_ms(), &q, &err);
     if (prc != 0) {
+        catalog_put(s->cat, t);
         atomic_fetch_add(&s->query_errors, 1);
         return send_error(s, c, status_of(prc), "%s", err.msg);
     }
@@ -400,6 +417,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     q.max_groups = s->opts.query_max_groups;
     query_result *r;
     int rc = query_run(t, &q, &r, &err);
+    catalog_put(s->cat, t);
     if (rc) {
         query_free(&q);
         atomic_fetch_add(&s->query_errors, 1);
@@ -471,14 +489,15 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
                                         "strata_flushes_total", "strata_flush_seconds_total"};
     for (int m = 0; m < 8; m++) {
         EMIT("# TYPE %s %s\n", names[m], m >= 6 ? "counter" : "gauge");
-        for (size_t i = 0; i < catalog_count(s->cat); i++) {
-            strata_table *t = catalog_at(s->cat, i);
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
             table_stats st;
             table_get_stats(t, &st);
             double v[8] = {(double)(st.segment_rows + st.memtable_rows), (double)st.segments,
                            (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
                            (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9};
             EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
+            catalog_put(s->cat, t);
         }
     }
 #undef EMIT
@@ -491,10 +510,11 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
 
 /* ---- the access handler ------------------------------------------------------------------ */
 
-static void request_free(request *rq)
+static void request_free(strata_server *s, request *rq)
 {
     if (!rq)
         return;
+    catalog_put(s->cat, rq->t);
     buf_free(&rq->body);
     buf_free(&rq->carry);
     if (rq->batch_ready)
@@ -506,10 +526,9 @@ static void request_free(request *rq)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
-    request_free(*con_cls);
+    request_free(cls, *con_cls);
     *con_cls = NULL;
 }
 

@@ -2,64 +2,130 @@
  * catalog.c — the tables of a data directory. See catalog.h.
  *
  * Tables are kept in an array sorted by name; creation is rare, lookups are binary
- * searches under the catalog mutex. Schemas are compared through their canonical JSON
+ * searches under the catalog mutex. Each entry counts its holders (catalog_get/at/create
+ * hand out references, catalog_put returns them). catalog_drop renames the table's
+ * directory to <data>/.dropped-<name>-<seq>-<pid> (fsynced: the rename is the drop) and takes
+ * the name out of the list; the table is closed and the renamed tree removed when the last
+ * holder puts it back. catalog_open removes any .dropped-* left by a crash. Schemas are compared through their canonical JSON
  * dump, so "the same schema" means the same thing as what is stored on disk.
  */
 #include "catalog.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "schema_json.h"
+
+/* One table and who holds it. A dropped entry leaves the name list at once (a new table
+ * of that name can be created) and lives in the dropped list until its last holder puts
+ * it back; then the table is closed and its (already renamed) directory removed. */
+typedef struct cat_entry {
+    strata_table *t;
+    unsigned refs;   /* holders besides the catalog itself */
+    bool dropped;
+    char tomb[PATH_MAX]; /* the renamed directory of a dropped table */
+} cat_entry;
 
 struct strata_catalog {
     char dir[2900];
     pthread_mutex_t lock;
-    strata_table **tables; /* sorted by name */
+    cat_entry **tables; /* live, sorted by name */
     size_t n, cap;
+    cat_entry **dropped; /* dropped, still held */
+    size_t ndropped, dropped_cap;
+    uint64_t drop_seq;
 };
 
-static int insert(strata_catalog *c, strata_table *t)
+static int push(cat_entry ***arr, size_t *n, size_t *cap, cat_entry *e)
 {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 8;
-        strata_table **nt = realloc(c->tables, sizeof *nt * cap);
-        if (!nt)
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        cat_entry **na = realloc(*arr, sizeof *na * nc);
+        if (!na)
             return STRATA_ENOMEM;
-        c->tables = nt;
-        c->cap = cap;
+        *arr = na;
+        *cap = nc;
     }
-    size_t i = c->n;
-    while (i > 0 && strcmp(table_schema(c->tables[i - 1])->name, table_schema(t)->name) > 0) {
-        c->tables[i] = c->tables[i - 1];
-        i--;
-    }
-    c->tables[i] = t;
-    c->n++;
+    (*arr)[(*n)++] = e;
     return 0;
 }
 
-static strata_table *find(strata_catalog *c, const char *name)
+static int insert(strata_catalog *c, strata_table *t)
+{
+    cat_entry *e = calloc(1, sizeof *e);
+    if (!e || push(&c->tables, &c->n, &c->cap, e) != 0) {
+        free(e);
+        return STRATA_ENOMEM;
+    }
+    e->t = t;
+    size_t i = c->n - 1;
+    while (i > 0 && strcmp(table_schema(c->tables[i - 1]->t)->name, table_schema(t)->name) > 0) {
+        c->tables[i] = c->tables[i - 1];
+        i--;
+    }
+    c->tables[i] = e;
+    return 0;
+}
+
+/* Index of the live table called name, or -1. */
+static ptrdiff_t find(strata_catalog *c, const char *name)
 {
     size_t lo = 0, hi = c->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int cmp = strcmp(table_schema(c->tables[mid])->name, name);
+        int cmp = strcmp(table_schema(c->tables[mid]->t)->name, name);
         if (cmp == 0)
-            return c->tables[mid];
+            return (ptrdiff_t)mid;
         if (cmp < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return -1;
 }
+
+/* Removes the directory tree at path (files and directories only; no symlink is
+ * followed). Returns 0 or -1 with errno. */
+static int remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) >= (int)sizeof sub) {
+            errno = ENAMETOOLONG;
+            rc = -1;
+            continue;
+        }
+        struct stat st;
+        if (lstat(sub, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) ? remove_tree(sub) != 0 : unlink(sub) != 0)
+            rc = -1;
+    }
+    closedir(d);
+    if (rmdir(path) != 0)
+        rc = -1;
+    return rc;
+}
+
+#define TOMB_PREFIX ".dropped-"
 
 int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
 {
@@ -82,6 +148,13 @@ int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, TOMB_PREFIX, strlen(TOMB_PREFIX)) == 0) {
+            /* A drop that crashed before its directory was removed: finish it. */
+            char tomb[PATH_MAX];
+            snprintf(tomb, sizeof tomb, "%s/%.255s", data_dir, de->d_name);
+            remove_tree(tomb);
+            continue;
+        }
         if (de->d_name[0] == '.')
             continue;
         char path[PATH_MAX];
@@ -122,9 +195,17 @@ void catalog_close(strata_catalog *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n; i++)
-        table_close(c->tables[i]);
+    for (size_t i = 0; i < c->n; i++) {
+        table_close(c->tables[i]->t);
+        free(c->tables[i]);
+    }
+    for (size_t i = 0; i < c->ndropped; i++) {
+        table_close(c->dropped[i]->t);
+        remove_tree(c->dropped[i]->tomb);
+        free(c->dropped[i]);
+    }
     free(c->tables);
+    free(c->dropped);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -134,9 +215,42 @@ const char *catalog_data_dir(const strata_catalog *c) { return c->dir; }
 strata_table *catalog_get(strata_catalog *c, const char *name)
 {
     pthread_mutex_lock(&c->lock);
-    strata_table *t = find(c, name);
+    ptrdiff_t i = find(c, name);
+    strata_table *t = NULL;
+    if (i >= 0) {
+        c->tables[i]->refs++;
+        t = c->tables[i]->t;
+    }
     pthread_mutex_unlock(&c->lock);
     return t;
+}
+
+void catalog_put(strata_catalog *c, strata_table *t)
+{
+    if (!t)
+        return;
+    cat_entry *gone = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++)
+        if (c->tables[i]->t == t) {
+            c->tables[i]->refs--;
+            goto done;
+        }
+    for (size_t i = 0; i < c->ndropped; i++)
+        if (c->dropped[i]->t == t) {
+            if (--c->dropped[i]->refs == 0) {
+                gone = c->dropped[i];
+                c->dropped[i] = c->dropped[--c->ndropped];
+            }
+            break;
+        }
+done:
+    pthread_mutex_unlock(&c->lock);
+    if (gone) {
+        table_close(gone->t);
+        remove_tree(gone->tomb);
+        free(gone);
+    }
 }
 
 size_t catalog_count(strata_catalog *c)
@@ -150,7 +264,11 @@ size_t catalog_count(strata_catalog *c)
 strata_table *catalog_at(strata_catalog *c, size_t i)
 {
     pthread_mutex_lock(&c->lock);
-    strata_table *t = i < c->n ? c->tables[i] : NULL;
+    strata_table *t = NULL;
+    if (i < c->n) {
+        c->tables[i]->refs++;
+        t = c->tables[i]->t;
+    }
     pthread_mutex_unlock(&c->lock);
     return t;
 }
@@ -166,6 +284,8 @@ static bool same_schema(const strata_schema *a, const strata_schema *b)
 
 int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out, strata_err *err)
 {
+    if (out)
+        *out = NULL;
     int rc = schema_validate(s, err);
     if (rc)
         return rc;
@@ -175,8 +295,10 @@ int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out
     *norm = *s;
     schema_apply_default_order(norm);
     pthread_mutex_lock(&c->lock);
-    strata_table *t = find(c, s->name);
-    if (t) {
+    strata_table *t = NULL;
+    ptrdiff_t at = find(c, s->name);
+    if (at >= 0) {
+        t = c->tables[at]->t;
         if (!same_schema(table_schema(t), norm))
             rc = strata_err_set(err, STRATA_EEXIST,
                                 "table '%s' exists with a different schema", s->name);
@@ -198,9 +320,56 @@ int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
     }
 done:
+    if (rc == 0 && out) {
+        c->tables[find(c, s->name)]->refs++;
+        *out = t;
+    }
     pthread_mutex_unlock(&c->lock);
     free(norm);
-    if (out)
-        *out = rc == 0 ? t : NULL;
+    return rc;
+}
+
+int catalog_drop(strata_catalog *c, const char *name, strata_err *err)
+{
+    pthread_mutex_lock(&c->lock);
+    int rc = 0;
+    ptrdiff_t at = find(c, name);
+    if (at < 0) {
+        rc = strata_err_set(err, STRATA_ENOTFOUND, "no table '%s'", name);
+        goto out;
+    }
+    cat_entry *e = c->tables[at];
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", c->dir, name);
+    snprintf(e->tomb, sizeof e->tomb, "%s/" TOMB_PREFIX "%s-%" PRIu64 "-%ld", c->dir, name,
+             ++c->drop_seq, (long)getpid());
+    if (e->refs > 0 && push(&c->dropped, &c->ndropped, &c->dropped_cap, e) != 0) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* The rename is the drop: once it is durable the table is gone, even after a crash. */
+    if (rename(dir, e->tomb) != 0) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: rename: %s", dir, strerror(errno));
+        if (e->refs > 0)
+            c->ndropped--;
+        goto out;
+    }
+    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    e->dropped = true;
+    memmove(&c->tables[at], &c->tables[at + 1], sizeof *c->tables * (c->n - (size_t)at - 1));
+    c->n--;
+    if (e->refs == 0) {
+        pthread_mutex_unlock(&c->lock);
+        table_close(e->t);
+        remove_tree(e->tomb);
+        free(e);
+        return 0;
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
     return rc;
 }

@@ -5,9 +5,10 @@
  * Layout: <data>/<table>/schema.json beside <data>/<table>/raw/... (see engine/table.h).
  * A directory under <data> without schema.json is not a table and is left alone.
  *
- * Threads: catalog_get and catalog_create may be called from any thread (one mutex);
- * table pointers stay valid until catalog_close. The caller stops its threads before
- * catalog_close.
+ * Threads: every function but open/close may be called from any thread (one mutex).
+ * catalog_get, catalog_at and catalog_create hand out a reference: the table stays valid
+ * (even if dropped meanwhile) until the holder gives it back with catalog_put. The caller
+ * stops its threads before catalog_close, which closes every table whatever its holders.
  */
 #ifndef STRATA_CATALOG_H
 #define STRATA_CATALOG_H
@@ -28,16 +29,25 @@ int catalog_open(const char *data_dir, strata_catalog **out /* OUT */, strata_er
 void catalog_close(strata_catalog *c);
 
 const char *catalog_data_dir(const strata_catalog *c);
-/* The table called name, or NULL. */
+/* The table called name, or NULL; a reference: give it back with catalog_put. */
 strata_table *catalog_get(strata_catalog *c, const char *name);
-/* Number of tables and the i-th (in name order); valid until catalog_close. */
+/* Gives back a reference from catalog_get/at/create (NULL is ignored). When the table was
+ * dropped and this was its last holder, the table is closed and its files removed. */
+void catalog_put(strata_catalog *c, strata_table *t);
+/* Number of tables and the i-th in name order (a reference, or NULL past the end). */
 size_t catalog_count(strata_catalog *c);
 strata_table *catalog_at(strata_catalog *c, size_t i);
 
 /* Creates table s->name: validates s, writes <data>/<name>/schema.json atomically, opens
  * the table. When a table of that name exists: returns 0 with it if its schema is the
- * same (same canonical JSON), STRATA_EEXIST otherwise (message says so). *out may be NULL. */
+ * same (same canonical JSON), STRATA_EEXIST otherwise (message says so). *out may be NULL;
+ * otherwise it is a reference (catalog_put). */
 int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out,
                    strata_err *err);
+
+/* Drops table name: its directory is renamed away and fsynced at once (the drop survives a
+ * crash; the rename is atomic), its name is free for a new table, and its data is removed
+ * when the last holder puts it back. STRATA_ENOTFOUND when there is no such table. */
+int catalog_drop(strata_catalog *c, const char *name, strata_err *err);
 
 #endif

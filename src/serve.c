@@ -313,20 +313,22 @@ int cmd_serve(int argc, char **argv)
             log_line("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
-        for (size_t i = 0; i < catalog_count(cat); i++) {
-            strata_table *t = catalog_at(cat, i);
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
             if (table_flush_due(t) && table_flush(t, false, &err) != 0)
                 log_line("table %s: flush failed (will retry): %s", table_schema(t)->name, err.msg);
+            catalog_put(cat, t);
         }
     }
     server_stop(srv);
     rc = 0;
-    for (size_t i = 0; i < catalog_count(cat); i++) {
-        strata_table *t = catalog_at(cat, i);
+    strata_table *t;
+    for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
         if (table_flush(t, true, &err) != 0) {
             log_line("table %s: final flush failed: %s", table_schema(t)->name, err.msg);
             rc = 1;
         }
+        catalog_put(cat, t);
     }
     catalog_close(cat);
     memtable_pool_trim();

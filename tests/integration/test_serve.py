@@ -5,7 +5,7 @@ Creates a table with PUT, ingests NDJSON (with bad lines), queries it and checks
 answer against totals computed here, checks the error answers for bad input (each with its
 status and a message, the server still serving), /metrics, a clean restart (same answers),
 a SIGKILL right after an ingest acknowledgement (every acknowledged row is back after
-restart), and bearer-token auth. Args: STRATA_BIN BUILD_DIR SOURCE_DIR.
+restart), bearer-token auth, and DELETE of a table. Args: STRATA_BIN BUILD_DIR SOURCE_DIR.
 Prints "N passed, M failed".
 """
 import json
@@ -246,6 +246,30 @@ def main():
     s.token = "s3cret-token-0123456789"
     st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "count"}]})
     check(st == 200 and r["rows"] == [[23000]], "right token: %s %s" % (st, r))
+
+    # DELETE /tables/{name}: gone at once, files removed, the name reusable, survives restart.
+    st, r = s.json("PUT", "/tables/scratch", SCHEMA)
+    check(st == 201, "create scratch: %s %s" % (st, r))
+    st, r = s.json("POST", "/ingest/scratch", "\n".join(json.dumps(e) for e in make_events(random.Random(3), 500, 1)))
+    check(st == 200 and r.get("ingested") == 500, "ingest scratch: %s %s" % (st, r))
+    st, r = s.json("DELETE", "/tables/scratch")
+    check(st == 200 and r.get("dropped") == "scratch", "drop: %s %s" % (st, r))
+    check(not any(n.startswith("scratch") or n.startswith(".dropped") for n in os.listdir(data)), "drop removed the files: %s" % os.listdir(data))
+    st, r = s.json("GET", "/tables/scratch")
+    check(st == 404, "dropped table is gone: %s %s" % (st, r))
+    st, r = s.json("POST", "/query", {"table": "scratch", "select": [{"fn": "count"}]})
+    check(st == 404, "query on a dropped table: %s %s" % (st, r))
+    st, r = s.json("DELETE", "/tables/scratch")
+    check(st == 404 and "scratch" in r.get("error", ""), "drop again: %s %s" % (st, r))
+    st, r = s.json("PUT", "/tables/scratch", SCHEMA)
+    check(st == 201 and r.get("rows") == 0, "the name is free again: %s %s" % (st, r))
+    st, r = s.json("DELETE", "/tables/scratch")
+    check(st == 200, "drop the new one: %s" % st)
+    s.stop()
+    s = Server(data, ["--auth-token-file", tok])
+    s.token = "s3cret-token-0123456789"
+    st, r = s.json("GET", "/tables")
+    check(st == 200 and [t["name"] for t in r.get("tables", [])] == ["orders"], "after restart only orders: %s" % r)
     s.stop()
     p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "0.0.0.0:0"], capture_output=True, timeout=30)
     check(p.returncode == 2 and b"auth-token-file" in p.stderr, "0.0.0.0 without a token is refused: %d %s" % (p.returncode, p.stderr))
