@@ -75,6 +75,8 @@ typedef struct strata_query {
     int64_t limit;       /* -1: none */
     int64_t timeout_ms;  /* 0: none */
     uint64_t max_groups; /* 0: none; more groups is an error */
+    uint64_t max_memory; /* bytes of group state (keys, aggregates, sketches, group strings)
+                          * over all scan threads; 0: none; more is an error */
     int threads;         /* scan threads; 0: the cores, when the query reads enough rows */
 } strata_query;
 
@@ -112,7 +114,7 @@ typedef struct query_result {
 
 /* Runs q over t. Returns 0 and *out, or an error: STRATA_EINVAL for a query that does not
  * fit the table (message names the column), STRATA_ECORRUPT / STRATA_EIO from reading,
- * STRATA_EFULL when max_groups or the timeout is passed. */
+ * STRATA_EFULL when max_groups, max_memory or the timeout is passed. */
 int query_run(strata_table *t, const strata_query *q, query_result **out /* OUT */,
               strata_err *err);
 void query_result_free(query_result *r);

@@ -70,6 +70,7 @@ typedef struct str_pool {
     strata_str *items;
     uint64_t *hashes;
     uint32_t n, cap;
+    uint64_t bytes; /* of the copied strings */
     uint32_t *slots; /* id + 1 */
     uint32_t nslots;
 } str_pool;
@@ -119,6 +120,7 @@ static int64_t pool_intern(str_pool *p, strata_str s)
         memcpy(copy, s.ptr, s.len);
     copy[s.len] = 0;
     p->items[p->n] = (strata_str){copy, s.len};
+    p->bytes += s.len + 1;
     p->hashes[p->n] = h;
     p->slots[j] = p->n + 1;
     return p->n++;
@@ -235,6 +237,10 @@ typedef struct exec {
     uint8_t *mask, *tmp_masks;
     uint64_t rows_read, segments_read;
     double deadline;
+    /* memory of group state: sketches' bytes kept as they grow; the whole reported to a
+     * counter all scan threads share, checked against q->max_memory after each block */
+    uint64_t sketch_bytes, mem_reported;
+    _Atomic uint64_t *mem_total;
     int rc;
 } exec;
 
@@ -360,6 +366,38 @@ static int64_t floor_div64(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
+/* Bytes of group state this thread holds: the group table, the group-by strings and the
+ * sketches. */
+static uint64_t exec_mem_bytes(const exec *x)
+{
+    const group_table *g = &x->groups;
+    const str_pool *p = &x->pool;
+    return g->cap * ((uint64_t)(g->klen ? g->klen : 1) * 8 + (uint64_t)(g->naggs ? g->naggs : 1) * sizeof(agg_state)) +
+           g->nslots * 4 + (uint64_t)p->cap * (sizeof(strata_str) + 8) + (uint64_t)p->nslots * 4 +
+           p->bytes + x->sketch_bytes;
+}
+
+/* Reports this thread's growth to the query-wide counter; STRATA_EFULL past max_memory. */
+static int exec_check_memory(exec *x)
+{
+    if (!x->q->max_memory || !x->mem_total)
+        return 0;
+    uint64_t now = exec_mem_bytes(x);
+    uint64_t total;
+    if (now > x->mem_reported) {
+        total = atomic_fetch_add(x->mem_total, now - x->mem_reported) + (now - x->mem_reported);
+        x->mem_reported = now;
+    } else {
+        total = atomic_load(x->mem_total);
+    }
+    if (total > x->q->max_memory)
+        return strata_err_set(x->err, STRATA_EFULL,
+                              "query: needs more than %" PRIu64 " MiB of memory for its groups "
+                              "(%" PRIu64 " groups so far); narrow the query or raise the limit",
+                              x->q->max_memory >> 20, x->groups.n);
+    return 0;
+}
+
 static int update_agg(exec *x, const query_agg *a, agg_state *s, uint32_t i)
 {
     if (a->fn == STRATA_AGG_COUNT) {
@@ -371,7 +409,9 @@ static int update_agg(exec *x, const query_agg *a, agg_state *s, uint32_t i)
         strata_str v = src_str(x, a->col, x->cv[a->col][i]);
         if (!s->sk && !(s->sk = hll_create()))
             return STRATA_ENOMEM;
+        uint64_t before = hll_bytes(s->sk);
         hll_add_hash(s->sk, sketch_hash_bytes(v.ptr, v.len));
+        x->sketch_bytes += hll_bytes(s->sk) - before;
         s->n++;
         return 0;
     }
@@ -416,9 +456,10 @@ static int update_agg(exec *x, const query_agg *a, agg_state *s, uint32_t i)
         }
         break;
     }
-    case STRATA_AGG_UNIQ:
+    case STRATA_AGG_UNIQ: {
         if (!s->sk && !(s->sk = hll_create()))
             return STRATA_ENOMEM;
+        uint64_t before = hll_bytes(s->sk);
         if (is_int) {
             hll_add_hash(s->sk, sketch_hash_u64((uint64_t)iv));
         } else {
@@ -427,13 +468,18 @@ static int update_agg(exec *x, const query_agg *a, agg_state *s, uint32_t i)
             memcpy(&bits, &z, 8);
             hll_add_hash(s->sk, sketch_hash_u64(bits));
         }
+        x->sketch_bytes += hll_bytes(s->sk) - before;
         break;
-    case STRATA_AGG_QUANTILE:
+    }
+    case STRATA_AGG_QUANTILE: {
         if (!s->sk && !(s->sk = dds_create()))
             return STRATA_ENOMEM;
+        uint64_t before = dds_bytes(s->sk);
         if (!dds_add(s->sk, fv))
             return STRATA_ENOMEM;
+        x->sketch_bytes += dds_bytes(s->sk) - before;
         break;
+    }
     default: break;
     }
     s->has = true;
@@ -512,7 +558,7 @@ static int process_block(exec *x)
     if (q->timeout_ms > 0 && now_ms() > x->deadline)
         return strata_err_set(x->err, STRATA_EFULL, "query: stopped after the time limit of %" PRId64 " ms",
                               q->timeout_ms);
-    return 0;
+    return exec_check_memory(x);
 }
 
 /* Top-level AND predicates usable for granule pruning. */
@@ -1183,6 +1229,7 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     pthread_t th[QUERY_MAX_THREADS];
     _Atomic uint32_t next = 0;
     _Atomic int stop = 0;
+    _Atomic uint64_t mem_total = 0;
     int started = 0;
     if (!ws)
         rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
@@ -1195,6 +1242,7 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
             w->x.q = NULL;
             break;
         }
+        w->x.mem_total = &mem_total;
         w->jobs = jobs;
         w->njobs = njobs;
         w->next = &next;
@@ -1219,6 +1267,8 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
         for (int i = 1; i < started && !rc; i++) {
             ws[0].x.err = err;
             rc = merge_exec(&ws[0].x, &ws[i].x);
+            if (!rc)
+                rc = exec_check_memory(&ws[0].x);
         }
     }
     table_snapshot_release(snap);

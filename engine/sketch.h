@@ -33,6 +33,11 @@ typedef struct hll {
 } hll;
 
 hll *hll_create(void); /* NULL when out of memory */
+/* Heap bytes the sketch holds, for memory limits. */
+static inline uint64_t hll_bytes(const hll *h)
+{
+    return sizeof *h + (h->reg ? HLL_REGISTERS : (uint64_t)h->capsp * 4);
+}
 void hll_free(hll *h);
 void hll_add_hash(hll *h, uint64_t hash);
 void hll_merge(hll *dst, const hll *src);
@@ -52,6 +57,10 @@ typedef struct ddsketch {
 } ddsketch;
 
 ddsketch *dds_create(void);
+static inline uint64_t dds_bytes(const ddsketch *d)
+{
+    return sizeof *d + ((uint64_t)d->pos_n + d->neg_n) * 8;
+}
 void dds_free(ddsketch *d);
 /* Adds a value (NaN is ignored). Returns false when out of memory. */
 bool dds_add(ddsketch *d, double v);

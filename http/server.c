@@ -415,6 +415,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     }
     q.timeout_ms = s->opts.query_timeout_ms;
     q.max_groups = s->opts.query_max_groups;
+    q.max_memory = s->opts.query_max_memory;
     query_result *r;
     int rc = query_run(t, &q, &r, &err);
     catalog_put(s->cat, t);
@@ -630,6 +631,8 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
         s->opts.query_timeout_ms = 30000;
     if (!s->opts.query_max_groups)
         s->opts.query_max_groups = 1000000;
+    if (!s->opts.query_max_memory)
+        s->opts.query_max_memory = UINT64_C(1) << 30;
     if (!s->opts.threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->opts.threads = n > 0 ? (unsigned)n : 2;

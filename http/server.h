@@ -35,6 +35,7 @@ typedef struct server_opts {
     uint64_t max_ingest_body; /* bytes; default 256 MiB */
     int64_t query_timeout_ms; /* default 30000 */
     uint64_t query_max_groups; /* default 1,000,000 */
+    uint64_t query_max_memory; /* bytes of group state per query; default 1 GiB */
     unsigned threads;         /* default: the number of cores */
 } server_opts;
 

@@ -10,7 +10,7 @@
  *
  * Config file (--config FILE, JSON; flags given on the command line win):
  *   {"data": "DIR", "listen": "127.0.0.1:8686", "auth_token_file": "FILE",
- *    "max_body": "1MiB", "max_ingest_body": "256MiB", "query_timeout": "30s",
+ *    "max_body": "1MiB", "max_ingest_body": "256MiB", "query_timeout": "30s", "query_memory": "1GiB",
  *    "query_max_groups": 1000000, "tables": ["orders.json", ...]}
  */
 #include <errno.h>
@@ -63,14 +63,15 @@ static void usage(FILE *f)
             "  --config FILE          JSON settings (see the header of src/serve.c / README)\n"
             "  --max-body SIZE        request body limit, default 1MiB (/ingest: 256MiB,\n"
             "                         --max-ingest-body)\n"
-            "  --query-timeout DUR    default 30s\n");
+            "  --query-timeout DUR    default 30s\n"
+            "  --query-memory SIZE    memory a query may use for its groups, default 1GiB\n");
 }
 
 typedef struct serve_cfg {
     char data[2048];
     char listen[256];
     char token_file[2048];
-    uint64_t max_body, max_ingest_body, query_max_groups;
+    uint64_t max_body, max_ingest_body, query_max_groups, query_memory;
     int64_t query_timeout_ms;
     int ntables;
     char tables[MAX_TABLE_FILES][1024];
@@ -116,7 +117,7 @@ static int load_config(const char *path, serve_cfg *cfg)
     const char *key;
     json_t *v;
     static const char *const known[] = {"data", "listen", "auth_token_file", "max_body",
-                                        "max_ingest_body", "query_timeout", "query_max_groups",
+                                        "max_ingest_body", "query_timeout", "query_max_groups", "query_memory",
                                         "tables"};
     json_object_foreach(o, key, v) {
         bool ok = false;
@@ -132,7 +133,8 @@ static int load_config(const char *path, serve_cfg *cfg)
              cfg_string(o, "listen", cfg->listen, sizeof cfg->listen, path) |
              cfg_string(o, "auth_token_file", cfg->token_file, sizeof cfg->token_file, path) |
              cfg_size(o, "max_body", &cfg->max_body, path) |
-             cfg_size(o, "max_ingest_body", &cfg->max_ingest_body, path);
+             cfg_size(o, "max_ingest_body", &cfg->max_ingest_body, path) |
+             cfg_size(o, "query_memory", &cfg->query_memory, path);
     json_t *qt = json_object_get(o, "query_timeout");
     if (!rc && qt && !cfg->query_timeout_ms &&
         (!json_is_string(qt) || strata_parse_duration_ms(json_string_value(qt), &cfg->query_timeout_ms) != 0)) {
@@ -193,6 +195,7 @@ int cmd_serve(int argc, char **argv)
         {"config", required_argument, 0, 'c'},         {"auth-token-file", required_argument, 0, 'a'},
         {"table", required_argument, 0, 't'},          {"max-body", required_argument, 0, 'b'},
         {"max-ingest-body", required_argument, 0, 'B'}, {"query-timeout", required_argument, 0, 'q'},
+        {"query-memory", required_argument, 0, 'm'},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0},
     };
     serve_cfg *cfg = calloc(1, sizeof *cfg);
@@ -201,7 +204,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     int ch, rc = 1;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:m:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd': snprintf(cfg->data, sizeof cfg->data, "%s", optarg); break;
         case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
@@ -215,6 +218,12 @@ int cmd_serve(int argc, char **argv)
         case 'B':
             if (strata_parse_bytes(optarg, ch == 'b' ? &cfg->max_body : &cfg->max_ingest_body) != 0) {
                 fprintf(stderr, "strata serve: --max-%sbody: '%s' is not a size\n", ch == 'b' ? "" : "ingest-", optarg);
+                goto done;
+            }
+            break;
+        case 'm':
+            if (strata_parse_bytes(optarg, &cfg->query_memory) != 0 || cfg->query_memory == 0) {
+                fprintf(stderr, "strata serve: --query-memory: '%s' is not a size\n", optarg);
                 goto done;
             }
             break;
@@ -297,7 +306,8 @@ int cmd_serve(int argc, char **argv)
     server_opts so = {.host = host, .port = (uint16_t)port, .auth_token = token[0] ? token : NULL,
                       .max_body = cfg->max_body, .max_ingest_body = cfg->max_ingest_body,
                       .query_timeout_ms = cfg->query_timeout_ms,
-                      .query_max_groups = cfg->query_max_groups};
+                      .query_max_groups = cfg->query_max_groups,
+                      .query_max_memory = cfg->query_memory};
     strata_server *srv;
     if (server_start(cat, &so, &srv, &err) != 0) {
         log_line("%s", err.msg);

@@ -271,6 +271,14 @@ def main():
     st, r = s.json("GET", "/tables")
     check(st == 200 and [t["name"] for t in r.get("tables", [])] == ["orders"], "after restart only orders: %s" % r)
     s.stop()
+    # The query memory limit stops a query with a clear error; the server keeps serving.
+    s = Server(data, ["--query-memory", "64KiB"])
+    big = {"table": "orders", "from": 0, "group_by": ["event_id"], "select": [{"fn": "quantile", "column": "amount", "q": 0.5}]}
+    st, r = s.json("POST", "/query", big)
+    check(st == 422 and "memory" in r.get("error", ""), "query over the memory limit: %s %s" % (st, r))
+    st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "count"}]})
+    check(st == 200 and r["rows"] == [[23000]], "small query under the limit: %s %s" % (st, r))
+    s.stop()
     p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "0.0.0.0:0"], capture_output=True, timeout=30)
     check(p.returncode == 2 and b"auth-token-file" in p.stderr, "0.0.0.0 without a token is refused: %d %s" % (p.returncode, p.stderr))
 

@@ -593,6 +593,29 @@ TEST(order_limit_and_empty_answers)
         query_result_free(r);
     }
 
+    /* The memory limit: grouping by a high-cardinality column with a sketch per group
+     * passes 256 KiB and is stopped, on one thread and on two; without it the same query
+     * answers. */
+    strata_query mq;
+    query_init(&mq);
+    mq.ngroup = 1;
+    mq.group_cols[0] = C_K;
+    mq.naggs = 2;
+    mq.aggs[0] = (query_agg){STRATA_AGG_UNIQ, C_U, 0, "uu"};
+    mq.aggs[1] = (query_agg){STRATA_AGG_QUANTILE, C_F, 0.5, "med"};
+    ASSERT_EQ(query_run(tbl, &mq, &r, &err), 0);
+    ASSERT_GT(r->nrows, 1000);
+    query_result_free(r);
+    mq.max_memory = 256 << 10;
+    for (int th = 1; th <= 2; th++) {
+        mq.threads = th;
+        ASSERT_EQ(query_run(tbl, &mq, &r, &err), STRATA_EFULL);
+        ASSERT_CONTAINS(err.msg, "memory");
+    }
+    mq.max_memory = 1 << 30;
+    ASSERT_EQ(query_run(tbl, &mq, &r, &err), 0);
+    query_result_free(r);
+
     /* Bad queries name what is wrong. */
     q.aggs[1] = (query_agg){STRATA_AGG_SUM, C_S1, 0, "bad"};
     ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EINVAL);
