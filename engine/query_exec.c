@@ -235,6 +235,16 @@ typedef struct exec {
     void *buf[STRATA_MAX_COLUMNS];
     seg_scratch scratch;
     uint8_t *mask, *tmp_masks;
+    uint32_t *sel, *gid; /* a block's selected rows and their groups */
+    /* agg_src[a]: the aggregate whose state a reads (a itself, or an earlier one that
+     * keeps the same state: quantiles of one column share a sketch, sum and avg of one
+     * float column share a sum) */
+    int agg_src[QUERY_MAX_AGGS];
+    /* A granule wholly inside [from, to) and inside one time bucket needs no time column
+     * unless the query reads it otherwise (ts_other): the block is then marked ts_const
+     * with its bucket in ts_bucket, and the time column is not decoded. */
+    bool ts_other, ts_const;
+    int64_t ts_bucket;
     uint64_t rows_read, segments_read;
     double deadline;
     /* memory of group state: sketches' bytes kept as they grow; the whole reported to a
@@ -493,8 +503,11 @@ static int process_block(exec *x)
     uint32_t n = x->n;
     const int64_t *ts = x->iv[x->sc->time_col];
     uint8_t *mask = x->mask;
-    for (uint32_t i = 0; i < n; i++)
-        mask[i] = ts[i] >= q->from_ms && ts[i] < q->to_ms;
+    if (x->ts_const)
+        memset(mask, 1, n);
+    else
+        for (uint32_t i = 0; i < n; i++)
+            mask[i] = ts[i] >= q->from_ms && ts[i] < q->to_ms;
     if (q->where) {
         uint8_t *wm = x->tmp_masks; /* depth 0 scratch; children use deeper ones */
         int rc = eval_expr(x, q->where, wm, 1);
@@ -504,13 +517,26 @@ static int process_block(exec *x)
             mask[i] &= wm[i];
     }
     x->rows_read += n;
-    uint64_t key[QUERY_MAX_GROUP + 1];
+    /* Phase 1: each selected row's group. Rows come in runs (segments are sorted by the
+     * low-cardinality strings, then time), so the last key and the last time bucket are
+     * kept and the hash table is only asked when the key changes. */
+    uint64_t key[QUERY_MAX_GROUP + 1], last[QUERY_MAX_GROUP + 1];
+    uint32_t klen = x->groups.klen, nsel = 0;
+    int64_t last_gi = -1;
+    int64_t b_lo = INT64_MAX, b_hi = INT64_MIN; /* [b_lo, b_hi): the bucket of b_lo */
     for (uint32_t i = 0; i < n; i++) {
         if (!mask[i])
             continue;
         uint32_t k = 0;
-        if (q->interval_ms > 0)
-            key[k++] = (uint64_t)(floor_div64(ts[i], q->interval_ms) * q->interval_ms);
+        if (q->interval_ms > 0 && x->ts_const) {
+            key[k++] = (uint64_t)x->ts_bucket;
+        } else if (q->interval_ms > 0) {
+            if (ts[i] < b_lo || ts[i] >= b_hi) {
+                b_lo = floor_div64(ts[i], q->interval_ms) * q->interval_ms;
+                b_hi = b_lo > INT64_MAX - q->interval_ms ? INT64_MAX : b_lo + q->interval_ms;
+            }
+            key[k++] = (uint64_t)b_lo;
+        }
         for (int g = 0; g < q->ngroup; g++) {
             int c = q->group_cols[g];
             strata_type t = x->sc->cols[c].type;
@@ -537,20 +563,94 @@ static int process_block(exec *x)
         }
         if (k == 0)
             key[0] = 0; /* no buckets, no groups: the single group's key */
-        int64_t gi = group_find(&x->groups, key);
-        if (gi < 0)
-            return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
-        if (q->max_groups && x->groups.n > q->max_groups)
-            return strata_err_set(x->err, STRATA_EFULL,
-                                  "query: more than %" PRIu64 " groups; narrow the query or raise "
-                                  "the limit",
-                                  q->max_groups);
-        agg_state *st = x->groups.states + (uint64_t)gi * x->groups.naggs;
-        for (int a = 0; a < q->naggs; a++) {
-            int rc = update_agg(x, &q->aggs[a], &st[a], i);
+        bool same = last_gi >= 0;
+        for (uint32_t w = 0; same && w < klen; w++)
+            same = key[w] == last[w];
+        if (!same) {
+            last_gi = group_find(&x->groups, key);
+            if (last_gi < 0)
+                return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+            if (q->max_groups && x->groups.n > q->max_groups)
+                return strata_err_set(x->err, STRATA_EFULL,
+                                      "query: more than %" PRIu64 " groups; narrow the query or "
+                                      "raise the limit",
+                                      q->max_groups);
+            memcpy(last, key, sizeof *key * klen);
+        }
+        x->sel[nsel] = i;
+        x->gid[nsel++] = (uint32_t)last_gi;
+    }
+    /* Phase 2: the aggregates, one tight loop per aggregate for the common ones. */
+    for (int a = 0; a < q->naggs; a++) {
+        if (x->agg_src[a] != a)
+            continue;
+        const query_agg *ag = &q->aggs[a];
+        agg_state *st = x->groups.states + a;
+        uint32_t na = x->groups.naggs;
+        strata_type t = ag->col >= 0 ? x->sc->cols[ag->col].type : STRATA_INT64;
+        /* Both loops walk runs of one group with the state in registers: a store and
+         * reload per row would chain every addition through memory. */
+        if (ag->fn == STRATA_AGG_COUNT) {
+            for (uint32_t j = 0; j < nsel;) {
+                uint32_t g = x->gid[j], e = j + 1;
+                while (e < nsel && x->gid[e] == g)
+                    e++;
+                st[(uint64_t)g * na].n += e - j;
+                j = e;
+            }
+            continue;
+        }
+        if ((ag->fn == STRATA_AGG_SUM || ag->fn == STRATA_AGG_AVG) && t == STRATA_FLOAT64) {
+            const double *fv = x->fv[ag->col];
+            for (uint32_t j = 0; j < nsel;) {
+                uint32_t g = x->gid[j];
+                agg_state *s = &st[(uint64_t)g * na];
+                double f = s->f, comp = s->comp;
+                uint64_t cnt = 0;
+                for (; j < nsel && x->gid[j] == g; j++) {
+                    double v = fv[x->sel[j]];
+                    if (isnan(v))
+                        continue;
+                    double tsum = f + v; /* Neumaier's compensated sum */
+                    if (fabs(f) >= fabs(v))
+                        comp += (f - tsum) + v;
+                    else
+                        comp += (v - tsum) + f;
+                    f = tsum;
+                    cnt++;
+                }
+                s->f = f;
+                s->comp = comp;
+                s->n += cnt;
+                s->has |= cnt > 0;
+            }
+            continue;
+        }
+        if (ag->fn == STRATA_AGG_QUANTILE && t == STRATA_FLOAT64) {
+            const double *fv = x->fv[ag->col];
+            double *run = (double *)x->tmp_masks; /* free in phase 2; BLOCK_ROWS * 8 bytes */
+            for (uint32_t j = 0; j < nsel;) {
+                uint32_t g = x->gid[j], m = 0;
+                for (; j < nsel && x->gid[j] == g; j++)
+                    run[m++] = fv[x->sel[j]];
+                agg_state *s = &st[(uint64_t)g * na];
+                if (!s->sk && !(s->sk = dds_create()))
+                    return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+                ddsketch *d = s->sk;
+                uint64_t before = dds_bytes(d), had = d->count;
+                if (!dds_add_n(d, run, m))
+                    return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+                x->sketch_bytes += dds_bytes(d) - before;
+                s->n += d->count - had; /* NaN is not counted */
+                s->has |= d->count > had;
+            }
+            continue;
+        }
+        for (uint32_t j = 0; j < nsel; j++) {
+            int rc = update_agg(x, ag, &st[(uint64_t)x->gid[j] * na], x->sel[j]);
             if (rc == STRATA_EINVAL)
                 return strata_err_set(x->err, STRATA_EINVAL, "query: sum of '%s' overflows 64 bits",
-                                      x->sc->cols[q->aggs[a].col].name);
+                                      x->sc->cols[ag->col].name);
             if (rc)
                 return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
         }
@@ -627,8 +727,14 @@ static int scan_segment(exec *x, const segment *seg)
             continue;
         any = true;
         x->n = segment_granule_nrows(seg, g);
+        const seg_granule *tg = segment_granule(seg, x->sc->time_col, g);
+        int64_t tmin = (int64_t)tg->min, tmax = (int64_t)tg->max;
+        int64_t iv = q->interval_ms;
+        x->ts_const = !x->ts_other && tmin >= q->from_ms && tmax < q->to_ms &&
+                      (iv <= 0 || floor_div64(tmin, iv) == floor_div64(tmax, iv));
+        x->ts_bucket = iv > 0 ? floor_div64(tmin, iv) * iv : 0;
         for (int c = 0; c < x->sc->ncols && rc == 0; c++) {
-            if (!x->need[c])
+            if (!x->need[c] || (x->ts_const && c == x->sc->time_col))
                 continue;
             strata_type t = x->sc->cols[c].type;
             if (strata_type_is_int(t)) {
@@ -657,6 +763,7 @@ static int scan_memtable(exec *x, const memtable *mt, uint64_t rows)
     if (rows == 0 || memtable_max_time(mt) < q->from_ms || memtable_min_time(mt) >= q->to_ms)
         return 0;
     source_begin(x, NULL, mt);
+    x->ts_const = false;
     int rc = 0;
     for (uint64_t ch = 0; ch * BLOCK_ROWS < rows && rc == 0; ch++) {
         uint64_t left = rows - ch * BLOCK_ROWS;
@@ -924,7 +1031,7 @@ static int build_result(exec *x, query_result **out)
         }
         const agg_state *st = x->groups.states + gi * x->groups.naggs;
         for (int a = 0; a < q->naggs; a++)
-            final_cell(x, &q->aggs[a], &st[a], &row[nk + a]);
+            final_cell(x, &q->aggs[a], &st[x->agg_src[a]], &row[nk + a]);
     }
     /* Order, then limit: sort row indexes, then permute. */
     uint64_t *idx = malloc(sizeof *idx * (ng + 1));
@@ -989,6 +1096,20 @@ static int exec_init(exec *x, const strata_query *q, const strata_schema *sc, st
     if (x->groups.klen == 0)
         x->groups.klen = 1; /* the single group's key is 0 */
     x->groups.naggs = (uint32_t)q->naggs;
+    for (int a = 0; a < q->naggs; a++) {
+        const query_agg *A = &q->aggs[a];
+        x->agg_src[a] = a;
+        bool fsum = (A->fn == STRATA_AGG_SUM || A->fn == STRATA_AGG_AVG) && A->col >= 0 &&
+                    sc->cols[A->col].type == STRATA_FLOAT64;
+        for (int b = 0; b < a && x->agg_src[a] == a; b++) {
+            const query_agg *B = &q->aggs[b];
+            if (B->col != A->col || x->agg_src[b] != b)
+                continue;
+            if ((A->fn == STRATA_AGG_QUANTILE && B->fn == STRATA_AGG_QUANTILE) ||
+                (fsum && (B->fn == STRATA_AGG_SUM || B->fn == STRATA_AGG_AVG)))
+                x->agg_src[a] = b;
+        }
+    }
     int depth = 2;
     if (q->where) {
         uint32_t np = count_preds(q->where);
@@ -998,12 +1119,22 @@ static int exec_init(exec *x, const strata_query *q, const strata_schema *sc, st
         collect_preds(x, q->where);
         depth = QUERY_MAX_DEPTH + 3; /* one scratch mask per nesting level */
     }
+    int tc = sc->time_col;
+    for (int g = 0; g < q->ngroup; g++)
+        x->ts_other |= q->group_cols[g] == tc;
+    for (int a = 0; a < q->naggs; a++)
+        x->ts_other |= q->aggs[a].col == tc;
+    for (uint32_t i = 0; i < x->npreds; i++)
+        x->ts_other |= x->preds[i].e->pred.col == tc;
     x->mask = malloc(BLOCK_ROWS);
-    x->tmp_masks = malloc((size_t)BLOCK_ROWS * (size_t)depth);
+    x->sel = malloc(sizeof *x->sel * BLOCK_ROWS);
+    x->gid = malloc(sizeof *x->gid * BLOCK_ROWS);
+    /* at least 8 * BLOCK_ROWS: phase 2 gathers doubles there */
+    x->tmp_masks = malloc((size_t)BLOCK_ROWS * (size_t)(depth < 8 ? 8 : depth));
     for (int c = 0; c < sc->ncols; c++)
         if (x->need[c] && !(x->buf[c] = malloc(8 * BLOCK_ROWS)))
             return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-    if (!x->mask || !x->tmp_masks)
+    if (!x->mask || !x->tmp_masks || !x->sel || !x->gid)
         return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     return 0;
 }
@@ -1030,6 +1161,8 @@ static void exec_free(exec *x)
         free(x->buf[c]);
     free(x->mask);
     free(x->tmp_masks);
+    free(x->sel);
+    free(x->gid);
     seg_scratch_free(&x->scratch);
     pool_free(&x->pool);
 }
@@ -1167,6 +1300,8 @@ static int merge_exec(exec *dst, exec *src)
                                   "the limit",
                                   q->max_groups);
         for (int a = 0; a < q->naggs; a++) {
+            if (dst->agg_src[a] != a)
+                continue;
             int rc = merge_state(dst, &q->aggs[a], &dst->groups.states[(uint64_t)di * dst->groups.naggs + (uint64_t)a],
                                  &src->groups.states[gi * src->groups.naggs + (uint64_t)a]);
             if (rc == STRATA_EINVAL)

@@ -3,6 +3,7 @@
  */
 #include "sketch.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -174,9 +175,11 @@ void dds_free(ddsketch *d)
 }
 
 /* Bucket i holds magnitudes in (gamma^(i-1), gamma^i]. */
-static int32_t dds_index(double mag)
+static inline int32_t dds_index(double mag)
 {
-    return (int32_t)ceil(log(mag) / log(dds_gamma()));
+    if (!(mag <= DBL_MAX))
+        mag = DBL_MAX; /* infinity: the last bucket */
+    return (int32_t)ceil(log(mag) * DDS_INV_LOG_GAMMA);
 }
 
 static bool bins_add(uint64_t **bins, int32_t *off, uint32_t *n, int32_t idx, uint64_t cnt)
@@ -222,6 +225,27 @@ bool dds_add(ddsketch *d, double v)
     d->count++;
     d->min = v < d->min ? v : d->min;
     d->max = v > d->max ? v : d->max;
+    return true;
+}
+
+bool dds_add_n(ddsketch *d, const double *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        double x = v[i], mag = fabs(x);
+        if (mag >= 1e-300 && x > 0 && d->pos_n) {
+            /* the common case: a positive value inside the bins already there */
+            int32_t k = dds_index(mag) - d->pos_off;
+            if (k >= 0 && k < (int32_t)d->pos_n) {
+                d->pos[k]++;
+                d->count++;
+                d->min = x < d->min ? x : d->min;
+                d->max = x > d->max ? x : d->max;
+                continue;
+            }
+        }
+        if (!dds_add(d, x))
+            return false;
+    }
     return true;
 }
 

@@ -47,6 +47,7 @@ uint64_t sketch_hash_u64(uint64_t v);
 uint64_t sketch_hash_bytes(const void *p, size_t n);
 
 #define DDS_ALPHA 0.005
+#define DDS_INV_LOG_GAMMA 99.99916666111281 /* 1 / log((1 + alpha) / (1 - alpha)) */
 
 typedef struct ddsketch {
     uint64_t *pos, *neg; /* counts by bucket index - offset */
@@ -64,6 +65,8 @@ static inline uint64_t dds_bytes(const ddsketch *d)
 void dds_free(ddsketch *d);
 /* Adds a value (NaN is ignored). Returns false when out of memory. */
 bool dds_add(ddsketch *d, double v);
+/* Adds v[0..n): the same sketch as n dds_add calls, faster. False when out of memory. */
+bool dds_add_n(ddsketch *d, const double *v, uint32_t n);
 bool dds_merge(ddsketch *dst, const ddsketch *src);
 /* The q-quantile (0 <= q <= 1) by the "lower" rank rule: the element of rank
  * floor(q * (count - 1)). NaN when empty. */

@@ -5,6 +5,7 @@
  * on skewed, negative and mixed data.
  */
 #include <math.h>
+#include <string.h>
 
 #include "sketch.h"
 #include "test.h"
@@ -101,5 +102,36 @@ TEST(ddsketch_quantiles_within_half_percent)
     dds_free(e);
 }
 
-TEST_LIST(T(hll_one_million_distinct_within_two_percent), T(hll_small_counts_sparse_dense_and_merge),
+/* dds_add_n builds the very sketch dds_add does, for every kind of value. */
+TEST(ddsketch_add_n_same_as_add)
+{
+    ASSERT(fabs(DDS_INV_LOG_GAMMA * log((1 + DDS_ALPHA) / (1 - DDS_ALPHA)) - 1) < 1e-15);
+    uint64_t seed = 99;
+    double v[5000];
+    for (int i = 0; i < 5000; i++) {
+        uint64_t r = test_rand_next(&seed);
+        switch (r % 8) {
+        case 0: v[i] = 0; break;
+        case 1: v[i] = -(double)(r >> 20) / 100; break;
+        case 2: v[i] = NAN; break;
+        case 3: v[i] = (r & 256) ? INFINITY : 1e-310; break;
+        default: v[i] = (double)(r >> 40) / 100 + 0.01; break;
+        }
+    }
+    ddsketch *a = dds_create(), *b = dds_create();
+    for (int i = 0; i < 5000; i++)
+        ASSERT(dds_add(a, v[i]));
+    ASSERT(dds_add_n(b, v, 1000));
+    ASSERT(dds_add_n(b, v + 1000, 4000));
+    ASSERT_EQ(a->count, b->count);
+    ASSERT_EQ(a->zero, b->zero);
+    ASSERT(a->min == b->min && a->max == b->max);
+    ASSERT_EQ(a->pos_n, b->pos_n);
+    ASSERT_EQ(a->neg_n, b->neg_n);
+    ASSERT(memcmp(a->pos, b->pos, a->pos_n * 8) == 0 && memcmp(a->neg, b->neg, a->neg_n * 8) == 0);
+    dds_free(a);
+    dds_free(b);
+}
+
+TEST_LIST(T(ddsketch_add_n_same_as_add), T(hll_one_million_distinct_within_two_percent), T(hll_small_counts_sparse_dense_and_merge),
           T(ddsketch_quantiles_within_half_percent))
