@@ -28,9 +28,16 @@ typedef struct seg_handle {
     _Atomic int refs;
 } seg_handle;
 
+/* Offsets of sourced rows (table_append_sourced) a memtable holds: for each (source,
+ * partition), the lowest offset and one past the highest. Kept as checkpoint lists. */
+typedef struct src_range {
+    manifest lo, hi;
+} src_range;
+
 typedef struct sealed_mt {
     memtable *mt;
     manifest cps; /* checkpoints noted before sealing (only cps used) */
+    src_range src; /* lock */
 } sealed_mt;
 
 typedef struct partition {
@@ -41,6 +48,7 @@ typedef struct partition {
     uint32_t nsegs, segs_cap;
     memtable *active;   /* appended under write_lock; pointer swapped under lock too */
     int64_t active_since_ms;
+    src_range active_src; /* lock */
     sealed_mt *sealed;  /* lock */
     uint32_t nsealed, sealed_cap;
 } partition;
@@ -54,6 +62,7 @@ struct strata_table {
     uint32_t nparts, parts_cap;
     _Atomic uint64_t next_seg_id;
     manifest pending_cps; /* write_lock */
+    manifest positions;   /* sourced appends: (source, partition) -> next offset; lock */
     memtable_flush_scratch flush_scratch; /* flush_lock */
     _Atomic uint64_t flushes, flush_ns, rows_flushed;
 };
@@ -103,6 +112,12 @@ static bool has_suffix(const char *s, const char *suf)
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
+static void src_range_free(src_range *r)
+{
+    manifest_free(&r->lo);
+    manifest_free(&r->hi);
+}
+
 static void partition_free(partition *p)
 {
     if (!p)
@@ -114,7 +129,9 @@ static void partition_free(partition *p)
     for (uint32_t i = 0; i < p->nsealed; i++) {
         memtable_unref(p->sealed[i].mt);
         manifest_free(&p->sealed[i].cps);
+        src_range_free(&p->sealed[i].src);
     }
+    src_range_free(&p->active_src);
     free(p->sealed);
     manifest_free(&p->man);
     free(p);
@@ -304,6 +321,7 @@ void table_close(strata_table *t)
         partition_free(t->parts[i]);
     free(t->parts);
     manifest_free(&t->pending_cps);
+    manifest_free(&t->positions);
     memtable_flush_scratch_free(&t->flush_scratch);
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
@@ -363,14 +381,17 @@ static int partition_seal(strata_table *t, partition *p)
         return 0;
     if (memtable_nrows(p->active) == 0)
         return 0;
-    sealed_mt s = {p->active, {0}};
+    sealed_mt s = {p->active, {0}, {{0}, {0}}};
     if (manifest_copy(&s.cps, &t->pending_cps) != 0)
         return STRATA_ENOMEM;
     pthread_mutex_lock(&t->lock);
+    s.src = p->active_src;
+    memset(&p->active_src, 0, sizeof p->active_src);
     if (p->nsealed == p->sealed_cap) {
         uint32_t cap = p->sealed_cap ? p->sealed_cap * 2 : 4;
         sealed_mt *ns = realloc(p->sealed, sizeof *ns * cap);
         if (!ns) {
+            p->active_src = s.src;
             pthread_mutex_unlock(&t->lock);
             manifest_free(&s.cps);
             return STRATA_ENOMEM;
@@ -406,9 +427,32 @@ static bool memtable_due(const strata_table *t, const partition *p, int64_t now)
            now - p->active_since_ms >= t->schema.memtable_max_age_ms;
 }
 
+/* Where sourced rows come from: rows of one (source, partition), offsets[r] for row r of
+ * the batch, increasing. */
+typedef struct row_source {
+    const char *source;
+    int32_t kpart;
+    const int64_t *offsets;
+} row_source;
+
+/* Widens the active memtable's offset range of src by offsets [lo, hi). Caller holds
+ * write_lock; takes lock. */
+static int note_range(strata_table *t, partition *p, const row_source *src, int64_t lo, int64_t hi)
+{
+    pthread_mutex_lock(&t->lock);
+    int64_t l = manifest_get_checkpoint(&p->active_src.lo, src->source, src->kpart);
+    int64_t h = manifest_get_checkpoint(&p->active_src.hi, src->source, src->kpart);
+    int rc = manifest_set_checkpoint(&p->active_src.lo, src->source, src->kpart, l < 0 || lo < l ? lo : l);
+    if (rc == 0)
+        rc = manifest_set_checkpoint(&p->active_src.hi, src->source, src->kpart, hi > h ? hi : h);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
 /* Appends rows[0..n) (all of one partition) to p. Caller holds write_lock. */
 static int partition_append(strata_table *t, partition *p, const row_batch *b,
-                            const uint32_t *rows, uint32_t n, strata_err *err)
+                            const uint32_t *rows, uint32_t n, const row_source *src,
+                            strata_err *err)
 {
     uint32_t done = 0;
     while (done < n) {
@@ -430,6 +474,9 @@ static int partition_append(strata_table *t, partition *p, const row_batch *b,
         int rc = memtable_append(p->active, b, rows + done, k, err);
         if (rc)
             return rc;
+        if (src && k > 0 &&
+            note_range(t, p, src, src->offsets[rows[done]], src->offsets[rows[done + k - 1]] + 1) != 0)
+            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
         done += k;
         if (done < n && partition_seal(t, p) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -437,13 +484,26 @@ static int partition_append(strata_table *t, partition *p, const row_batch *b,
     return 0;
 }
 
-int table_append(strata_table *t, const row_batch *b, strata_err *err)
+static const char CP_PREFIX[] = "cp/", RESUME_PREFIX[] = "rs/";
+
+/* "<prefix><source>" into out; false when too long for a manifest. */
+static bool prefixed(const char *prefix, const char *source, char *out)
 {
-    if (b->nrows == 0)
+    return (size_t)snprintf(out, MANIFEST_SOURCE_MAX, "%s%s", prefix, source) < MANIFEST_SOURCE_MAX;
+}
+
+/* table_append and table_append_sourced. */
+static int append_rows(strata_table *t, const row_batch *b, const row_source *src,
+                       int64_t next_offset, uint64_t *skipped, strata_err *err)
+{
+    char cpname[MANIFEST_SOURCE_MAX];
+    if (src && !prefixed(CP_PREFIX, src->source, cpname))
+        return strata_err_set(err, STRATA_EINVAL, "source name '%.40s...' is too long", src->source);
+    if (b->nrows == 0 && !src)
         return 0;
     const strata_schema *sc = &t->schema;
-    uint32_t *rows = malloc(sizeof *rows * b->nrows);
-    uint8_t *done = calloc(b->nrows, 1);
+    uint32_t *rows = malloc(sizeof *rows * (b->nrows + 1));
+    uint8_t *done = calloc(b->nrows + 1, 1);
     int rc = 0;
     if (!rows || !done) {
         free(rows);
@@ -487,13 +547,112 @@ int table_append(strata_table *t, const row_batch *b, strata_err *err)
             rc = err ? err->code : STRATA_ENOMEM;
             goto out;
         }
-        if ((rc = partition_append(t, p, b, rows, n, err)) != 0)
+        if (src) {
+            /* Rows this partition already committed (a replay after a restart) are
+             * dropped: each sourced row lands exactly once. */
+            pthread_mutex_lock(&t->lock);
+            int64_t cp = manifest_get_checkpoint(&p->man, cpname, src->kpart);
+            pthread_mutex_unlock(&t->lock);
+            uint32_t kept = 0;
+            for (uint32_t i = 0; i < n; i++)
+                if (src->offsets[rows[i]] >= cp)
+                    rows[kept++] = rows[i];
+            if (skipped)
+                *skipped += n - kept;
+            n = kept;
+        }
+        if (n && (rc = partition_append(t, p, b, rows, n, src, err)) != 0)
             goto out;
+    }
+    if (src) {
+        pthread_mutex_lock(&t->lock);
+        if (manifest_set_checkpoint(&t->positions, src->source, src->kpart, next_offset) != 0)
+            rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        pthread_mutex_unlock(&t->lock);
     }
 out:
     pthread_mutex_unlock(&t->write_lock);
     free(rows);
     free(done);
+    return rc;
+}
+
+int table_append(strata_table *t, const row_batch *b, strata_err *err)
+{
+    return append_rows(t, b, NULL, 0, NULL, err);
+}
+
+int table_append_sourced(strata_table *t, const row_batch *b, const char *source, int32_t kpart,
+                         const int64_t *offsets, int64_t next_offset, uint64_t *skipped,
+                         strata_err *err)
+{
+    row_source src = {source, kpart, offsets};
+    return append_rows(t, b, &src, next_offset, skipped, err);
+}
+
+int64_t table_source_resume(strata_table *t, const char *source, int32_t kpart)
+{
+    char name[MANIFEST_SOURCE_MAX];
+    if (!prefixed(RESUME_PREFIX, source, name))
+        return -1;
+    int64_t best = -1;
+    pthread_mutex_lock(&t->lock);
+    for (uint32_t i = 0; i < t->nparts; i++) {
+        int64_t v = manifest_get_checkpoint(&t->parts[i]->man, name, kpart);
+        if (v > best)
+            best = v;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return best;
+}
+
+void table_source_forget(strata_table *t, const char *source, int32_t kpart)
+{
+    pthread_mutex_lock(&t->lock);
+    manifest *m = &t->positions;
+    for (uint32_t i = 0; i < m->ncps; i++)
+        if (m->cps[i].partition == kpart && strcmp(m->cps[i].source, source) == 0) {
+            m->cps[i] = m->cps[--m->ncps];
+            break;
+        }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Into next (the manifest being committed for p's sealed[0]): each source partition's
+ * committed offset in p ("cp/", from sealed[0]'s rows) and the table-wide resume point
+ * ("rs/": the lowest offset still only in memtables, else the position). Caller holds
+ * flush_lock; takes lock. */
+static int set_source_checkpoints(strata_table *t, partition *p, manifest *next)
+{
+    char name[MANIFEST_SOURCE_MAX];
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    const src_range *mine = &p->sealed[0].src;
+    for (uint32_t i = 0; i < mine->hi.ncps && !rc; i++) {
+        const manifest_checkpoint *c = &mine->hi.cps[i];
+        if (!prefixed(CP_PREFIX, c->source, name))
+            continue;
+        int64_t old = manifest_get_checkpoint(next, name, c->partition);
+        rc = manifest_set_checkpoint(next, name, c->partition, c->next_offset > old ? c->next_offset : old);
+    }
+    for (uint32_t i = 0; i < t->positions.ncps && !rc; i++) {
+        const manifest_checkpoint *pos = &t->positions.cps[i];
+        int64_t resume = pos->next_offset;
+        for (uint32_t q = 0; q < t->nparts; q++) {
+            partition *o = t->parts[q];
+            int64_t v = manifest_get_checkpoint(&o->active_src.lo, pos->source, pos->partition);
+            if (v >= 0 && v < resume)
+                resume = v;
+            for (uint32_t j = (o == p); j < o->nsealed; j++) {
+                v = manifest_get_checkpoint(&o->sealed[j].src.lo, pos->source, pos->partition);
+                if (v >= 0 && v < resume)
+                    resume = v;
+            }
+        }
+        if (prefixed(RESUME_PREFIX, pos->source, name))
+            rc = manifest_set_checkpoint(next, name, pos->partition, resume);
+    }
+    pthread_mutex_unlock(&t->lock);
     return rc;
 }
 
@@ -548,6 +707,10 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
             goto undo;
         }
+    if (set_source_checkpoints(t, p, &next) != 0) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        goto undo;
+    }
     if ((rc = manifest_write(p->dir, &next, err)) != 0)
         goto undo;
 
@@ -560,6 +723,7 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
     if (rc == 0) {
         h = NULL;
         manifest_free(&p->sealed[0].cps);
+        src_range_free(&p->sealed[0].src);
         memtable_unref(p->sealed[0].mt);
         memmove(&p->sealed[0], &p->sealed[1], sizeof *p->sealed * (p->nsealed - 1));
         p->nsealed--;

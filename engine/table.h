@@ -53,6 +53,26 @@ const char *table_dir(const strata_table *t);
  * memory_budget_bytes — flush, then retry. */
 int table_append(strata_table *t, const row_batch *b, strata_err *err);
 
+/* Exactly-once appends from an ordered source (a Kafka partition). Every row of b comes
+ * from (source, kpart) with offset offsets[r], increasing; next_offset is where the
+ * source stands after this batch (past rows that were not appended, e.g. dead letters).
+ * Rows a time partition has already committed (offset below that partition's committed
+ * offset: a replay after a restart) are dropped and counted in *skipped (may be NULL).
+ * Each flush commits, with its segment, the partition's committed offset and the
+ * table-wide resume point: the lowest offset still only in memtables, else the position.
+ * So after any crash, reading the source again from table_source_resume and appending
+ * through this function puts every row in the table exactly once. Errors as table_append;
+ * STRATA_EINVAL when source is too long (over 250 bytes). */
+int table_append_sourced(strata_table *t, const row_batch *b, const char *source, int32_t kpart,
+                         const int64_t *offsets, int64_t next_offset, uint64_t *skipped,
+                         strata_err *err);
+/* Where to read (source, kpart) from after a restart (the highest resume point any
+ * partition committed), or -1 when no flush ever recorded one. */
+int64_t table_source_resume(strata_table *t, const char *source, int32_t kpart);
+/* Stops counting (source, kpart)'s position toward resume points (the source partition
+ * went to another node after a full flush). */
+void table_source_forget(strata_table *t, const char *source, int32_t kpart);
+
 /* Records that the rows appended so far include (source, partition) up to next_offset
  * (exclusive). Memtables sealed after this carry it to their manifest commit. */
 int table_note_checkpoint(strata_table *t, const char *source, int32_t kpart,
