@@ -5,6 +5,7 @@
 #ifndef STRATA_COMMANDS_H
 #define STRATA_COMMANDS_H
 
+int cmd_broker(int argc, char **argv);  /* tools/broker_cmd.c */
 int cmd_inspect(int argc, char **argv); /* tools/inspect.c */
 int cmd_serve(int argc, char **argv);   /* src/serve.c */
 

@@ -18,6 +18,7 @@ static const struct command {
 } commands[] = {
     {"serve", cmd_serve, "serve tables over HTTP: ingest, query, metrics"},
     {"inspect", cmd_inspect, "read segment files and data directories offline"},
+    {"broker", cmd_broker, "run an embedded Kafka-protocol broker (development, tests)"},
 };
 
 static void usage(FILE *f)
