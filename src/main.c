@@ -19,6 +19,7 @@ static const struct command {
     {"serve", cmd_serve, "serve tables over HTTP: ingest, query, metrics"},
     {"inspect", cmd_inspect, "read segment files and data directories offline"},
     {"broker", cmd_broker, "run an embedded Kafka-protocol broker (development, tests)"},
+    {"gen", cmd_gen, "generate order events: NDJSON to stdout or produced to Kafka"},
 };
 
 static void usage(FILE *f)
