@@ -65,6 +65,7 @@ struct strata_table {
     manifest positions;   /* sourced appends: (source, partition) -> next offset; lock */
     memtable_flush_scratch flush_scratch; /* flush_lock */
     _Atomic uint64_t flushes, flush_ns, rows_flushed;
+    _Atomic int64_t max_time; /* the latest event time appended or committed; INT64_MIN */
 };
 
 static int64_t now_ms(void)
@@ -218,6 +219,8 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
             strata_err_prefix(err, "table '%s': committed segment cannot be read", t->schema.name);
             goto fail;
         }
+        if (segment_nrows(h->seg) && segment_max_time(h->seg) > atomic_load(&t->max_time))
+            atomic_store(&t->max_time, segment_max_time(h->seg));
         if (segment_nrows(h->seg) != p->man.segs[i].rows) {
             rc = strata_err_set(err, STRATA_ECORRUPT,
                                 "%s: holds %" PRIu64 " rows, its manifest says %" PRIu64,
@@ -271,6 +274,8 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     if (strlen(data_dir) > 2900)
         return strata_err_set(err, STRATA_EINVAL, "data directory path is too long");
     strata_table *t = calloc(1, sizeof *t);
+    if (t)
+        atomic_init(&t->max_time, INT64_MIN);
     if (!t)
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     t->schema = *schema;
@@ -522,7 +527,9 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
         goto out;
     }
     const int64_t *ts = b->i[sc->time_col];
-    for (uint32_t r = 0; r < b->nrows; r++)
+    int64_t batch_max = INT64_MIN;
+    for (uint32_t r = 0; r < b->nrows; r++) {
+        batch_max = ts[r] > batch_max ? ts[r] : batch_max;
         if (ts[r] < STRATA_TS_MIN || ts[r] > STRATA_TS_MAX) {
             rc = strata_err_set(err, STRATA_EINVAL,
                                 "row %u: time %" PRId64 " is outside the supported range "
@@ -530,6 +537,7 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
                                 r, ts[r]);
             goto out;
         }
+    }
     /* Group rows by partition, keeping their order within each partition. Batches
      * nearly always hit one or two partitions, so a pass per distinct key is cheap. */
     for (uint32_t first = 0; first < b->nrows; first++) {
@@ -569,6 +577,11 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
         if (manifest_set_checkpoint(&t->positions, src->source, src->kpart, next_offset) != 0)
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         pthread_mutex_unlock(&t->lock);
+    }
+    if (rc == 0 && b->nrows) {
+        int64_t cur = atomic_load(&t->max_time);
+        while (batch_max > cur && !atomic_compare_exchange_weak(&t->max_time, &cur, batch_max))
+            ;
     }
 out:
     pthread_mutex_unlock(&t->write_lock);
@@ -799,6 +812,7 @@ void table_get_stats(strata_table *t, table_stats *st)
     memset(st, 0, sizeof *st);
     pthread_mutex_lock(&t->lock);
     st->partitions = t->nparts;
+    st->max_time = atomic_load(&t->max_time);
     for (uint32_t i = 0; i < t->nparts; i++) {
         partition *p = t->parts[i];
         for (uint32_t j = 0; j < p->nsegs; j++) {

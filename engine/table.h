@@ -97,6 +97,8 @@ typedef struct table_stats {
     uint64_t flushes;       /* since open */
     uint64_t flush_ns;      /* total time in flushes since open */
     uint64_t rows_flushed;  /* since open */
+    int64_t max_time;       /* latest event time appended or committed; INT64_MIN: none.
+                             * The watermark is max_time - the schema's lateness. */
 } table_stats;
 void table_get_stats(strata_table *t, table_stats *st /* OUT */);
 

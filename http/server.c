@@ -206,6 +206,10 @@ static json_t *table_json(strata_table *t, bool with_schema)
                           "partitions", (json_int_t)st.partitions, "memtable_rows",
                           (json_int_t)st.memtable_rows, "memtable_bytes",
                           (json_int_t)st.memtable_bytes, "flushes", (json_int_t)st.flushes);
+    if (j && st.max_time != INT64_MIN) {
+        json_object_set_new(j, "max_time", json_integer(st.max_time));
+        json_object_set_new(j, "watermark", json_integer(st.max_time - table_schema(t)->lateness_ms));
+    }
     if (j && with_schema) {
         char *text = schema_json_dump(table_schema(t));
         json_t *sch = text ? json_loads(text, 0, NULL) : NULL;
@@ -236,10 +240,14 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
             return send_error(s, c, 404, "no table '%s'", rq->table);
         json_t *j = table_json(t, true);
         catalog_put(s->cat, t);
+        if (s->opts.kafka)
+            kafka_ingest_table_json(s->opts.kafka, rq->table, j);
         return send_json(s, c, 200, j);
     }
     strata_err err = {0};
     if (strcmp(method, "DELETE") == 0) {
+        if (s->opts.kafka)
+            kafka_ingest_detach(s->opts.kafka, rq->table);
         int rc = catalog_drop(s->cat, rq->table, &err);
         if (rc)
             return send_error(s, c, status_of(rc), "%s", err.msg);
@@ -263,6 +271,8 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
         return send_error(s, c, status_of(rc), "%s", err.msg);
     json_t *j = table_json(t, true);
     catalog_put(s->cat, t);
+    if (s->opts.kafka && kafka_ingest_attach(s->opts.kafka, rq->table, &err) != 0)
+        json_object_set_new(j, "kafka_error", json_string(err.msg)); /* created; not consuming */
     return send_json(s, c, existed ? 200 : 201, j);
 }
 
@@ -501,6 +511,21 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
             catalog_put(s->cat, t);
         }
     }
+    EMIT("# HELP strata_table_watermark_ms Latest event time minus the table's allowed lateness.\n"
+         "# TYPE strata_table_watermark_ms gauge\n");
+    {
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            table_stats st;
+            table_get_stats(t, &st);
+            if (st.max_time != INT64_MIN)
+                EMIT("strata_table_watermark_ms{table=\"%s\"} %" PRId64 "\n", table_schema(t)->name,
+                     st.max_time - table_schema(t)->lateness_ms);
+            catalog_put(s->cat, t);
+        }
+    }
+    if (s->opts.kafka)
+        kafka_ingest_metrics(s->opts.kafka, &b);
 #undef EMIT
     if (b.oom) {
         buf_free(&b);
@@ -595,11 +620,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rq->too_large)
         return send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes", rq->limit);
     switch (rq->route) {
-    case R_HEALTH:
-        return send_json(s, c, 200,
-                         json_pack("{s:s, s:I, s:f}", "status", "ok", "tables",
-                                   (json_int_t)catalog_count(s->cat), "uptime_s",
-                                   (now_ms() - s->started) / 1000));
+    case R_HEALTH: {
+        char why[1024];
+        bool degraded = s->opts.kafka && kafka_ingest_degraded(s->opts.kafka, why, sizeof why);
+        json_t *j = json_pack("{s:s, s:I, s:f}", "status", degraded ? "degraded" : "ok", "tables",
+                              (json_int_t)catalog_count(s->cat), "uptime_s",
+                              (now_ms() - s->started) / 1000);
+        if (degraded)
+            json_object_set_new(j, "reason", json_string(why));
+        return send_json(s, c, 200, j);
+    }
     case R_METRICS: return handle_metrics(s, c);
     case R_TABLES: return handle_tables(s, c);
     case R_TABLE: return handle_table(s, c, rq, method);

@@ -5,13 +5,18 @@
  * Endpoints (JSON in and out):
  *   GET  /health                    {"status": "ok", ...}
  *   GET  /tables                    every table with rows, segments, bytes, partitions
- *   GET  /tables/{name}             the same for one table, with its schema
- *   PUT  /tables/{name}             create from a schema body (201; 200 if identical; 409)
+ *   GET  /tables/{name}             the same for one table, with its schema, watermark and
+ *                                   Kafka consumer state
+ *   PUT  /tables/{name}             create from a schema body (201; 200 if identical; 409);
+ *                                   a table with a kafka section starts consuming at once
+ *   DELETE /tables/{name}           stop its consumer, drop it and its files
  *   POST /ingest/{name}             NDJSON body, streamed line by line; rows are durable
  *                                   (flushed to segments) before the answer
  *   POST /tables/{name}/flush       flush every memtable of the table now
  *   POST /query                     the JSON query (ingest/query_json.h)
  *   GET  /metrics                   Prometheus text format
+ *   GET /health answers "degraded" with the reasons when Kafka data was lost (retention) or
+ *   a consumer cannot reach its brokers.
  * Errors are {"error": "..."} with a fitting status: 400 malformed, 401 no/bad token,
  * 404 unknown path or table, 405 wrong method, 409 conflicting schema, 413 body over the
  * limit, 422 query over its time or group limit, 500/503 engine failures.
@@ -26,6 +31,7 @@
 
 #include "catalog.h"
 #include "error.h"
+#include "kafka_ingest.h"
 
 typedef struct server_opts {
     const char *host;         /* numeric IPv4 address, default "127.0.0.1" */
@@ -37,6 +43,7 @@ typedef struct server_opts {
     uint64_t query_max_groups; /* default 1,000,000 */
     uint64_t query_max_memory; /* bytes of group state per query; default 1 GiB */
     unsigned threads;         /* default: the number of cores */
+    kafka_ingest *kafka;      /* borrowed, may be NULL: consumers of Kafka tables */
 } server_opts;
 
 typedef struct strata_server strata_server;

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "catalog.h"
+#include "kafka_ingest.h"
 #include "commands.h"
 #include "memtable.h"
 #include "schema_json.h"
@@ -49,6 +50,11 @@ static void log_line(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+static void log_message(const char *msg)
+{
+    log_line("%s", msg);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -64,7 +70,9 @@ static void usage(FILE *f)
             "  --max-body SIZE        request body limit, default 1MiB (/ingest: 256MiB,\n"
             "                         --max-ingest-body)\n"
             "  --query-timeout DUR    default 30s\n"
-            "  --query-memory SIZE    memory a query may use for its groups, default 1GiB\n");
+            "  --query-memory SIZE    memory a query may use for its groups, default 1GiB\n"
+            "  --kafka-brokers LIST   bootstrap servers for every Kafka table (overrides each\n"
+            "                         table's kafka.brokers)\n");
 }
 
 typedef struct serve_cfg {
@@ -72,6 +80,7 @@ typedef struct serve_cfg {
     char listen[256];
     char token_file[2048];
     uint64_t max_body, max_ingest_body, query_max_groups, query_memory;
+    char kafka_brokers[256];
     int64_t query_timeout_ms;
     int ntables;
     char tables[MAX_TABLE_FILES][1024];
@@ -117,7 +126,7 @@ static int load_config(const char *path, serve_cfg *cfg)
     const char *key;
     json_t *v;
     static const char *const known[] = {"data", "listen", "auth_token_file", "max_body",
-                                        "max_ingest_body", "query_timeout", "query_max_groups", "query_memory",
+                                        "max_ingest_body", "query_timeout", "query_max_groups", "query_memory", "kafka_brokers",
                                         "tables"};
     json_object_foreach(o, key, v) {
         bool ok = false;
@@ -132,6 +141,7 @@ static int load_config(const char *path, serve_cfg *cfg)
         rc = cfg_string(o, "data", cfg->data, sizeof cfg->data, path) |
              cfg_string(o, "listen", cfg->listen, sizeof cfg->listen, path) |
              cfg_string(o, "auth_token_file", cfg->token_file, sizeof cfg->token_file, path) |
+             cfg_string(o, "kafka_brokers", cfg->kafka_brokers, sizeof cfg->kafka_brokers, path) |
              cfg_size(o, "max_body", &cfg->max_body, path) |
              cfg_size(o, "max_ingest_body", &cfg->max_ingest_body, path) |
              cfg_size(o, "query_memory", &cfg->query_memory, path);
@@ -196,6 +206,7 @@ int cmd_serve(int argc, char **argv)
         {"table", required_argument, 0, 't'},          {"max-body", required_argument, 0, 'b'},
         {"max-ingest-body", required_argument, 0, 'B'}, {"query-timeout", required_argument, 0, 'q'},
         {"query-memory", required_argument, 0, 'm'},
+        {"kafka-brokers", required_argument, 0, 'k'},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0},
     };
     serve_cfg *cfg = calloc(1, sizeof *cfg);
@@ -204,11 +215,12 @@ int cmd_serve(int argc, char **argv)
         return 1;
     int ch, rc = 1;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:m:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:m:k:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd': snprintf(cfg->data, sizeof cfg->data, "%s", optarg); break;
         case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
         case 'c': config = optarg; break;
+        case 'k': snprintf(cfg->kafka_brokers, sizeof cfg->kafka_brokers, "%s", optarg); break;
         case 'a': snprintf(cfg->token_file, sizeof cfg->token_file, "%s", optarg); break;
         case 't':
             if (cfg->ntables < MAX_TABLE_FILES)
@@ -308,11 +320,29 @@ int cmd_serve(int argc, char **argv)
                       .query_timeout_ms = cfg->query_timeout_ms,
                       .query_max_groups = cfg->query_max_groups,
                       .query_max_memory = cfg->query_memory};
-    strata_server *srv;
-    if (server_start(cat, &so, &srv, &err) != 0) {
+    kafka_ingest *kafka = NULL;
+    kafka_ingest_opts ko = {.brokers = cfg->kafka_brokers[0] ? cfg->kafka_brokers : NULL,
+                            .log = log_message};
+    if (kafka_ingest_create(cat, &ko, &kafka, &err) != 0) {
         log_line("%s", err.msg);
         catalog_close(cat);
         goto done;
+    }
+    so.kafka = kafka;
+    strata_server *srv;
+    if (server_start(cat, &so, &srv, &err) != 0) {
+        log_line("%s", err.msg);
+        kafka_ingest_free(kafka);
+        catalog_close(cat);
+        goto done;
+    }
+    {
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
+            if (kafka_ingest_attach(kafka, table_schema(t)->name, &err) != 0)
+                log_line("table %s: not consuming Kafka: %s", table_schema(t)->name, err.msg);
+            catalog_put(cat, t);
+        }
     }
     log_line("serving %zu table(s) from %s on http://%s:%u/", catalog_count(cat), cfg->data, host,
              server_port(srv));
@@ -331,6 +361,7 @@ int cmd_serve(int argc, char **argv)
         }
     }
     server_stop(srv);
+    kafka_ingest_free(kafka); /* each consumer lands what it read and commits */
     rc = 0;
     strata_table *t;
     for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
