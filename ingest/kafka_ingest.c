@@ -395,6 +395,26 @@ static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaq
         set_degraded(c, "table %s: Kafka: %s", c->name, reason);
 }
 
+/* Assigns the current assignment again, every partition at the position the table
+ * stands at (what was fetched beyond it is fetched again). */
+static void reassign_at_positions(consumer *c)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+        return;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < l->cnt; i++) {
+        part_state *ps = part_get(c, l->elems[i].partition);
+        l->elems[i].offset = ps && ps->pos >= 0 ? ps->pos
+                             : c->start_latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    pthread_mutex_unlock(&c->mu);
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
+    if (e)
+        logf_(c->k, "table %s: re-assigning partitions: %s", c->name, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* The broker no longer has partition kp's next offset: report the gap, go on from the
  * earliest offset it has. */
 static void handle_offset_reset(consumer *c, int32_t kp)
@@ -427,19 +447,12 @@ static void handle_offset_reset(consumer *c, int32_t kp)
           c->name, kp, c->topic, what, lo);
     set_degraded(c, "table %s lost %s of %s partition %d to broker retention", c->name, what,
                  c->topic, kp);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, c->topic, kp)->offset = lo;
-    rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, 10000);
-    if (se) {
-        logf_(c->k, "table %s: partition %d: seek to %" PRId64 ": %s", c->name, kp, lo,
-              rd_kafka_error_string(se));
-        rd_kafka_error_destroy(se);
-    }
-    rd_kafka_topic_partition_list_destroy(l);
     pthread_mutex_lock(&c->mu);
     if ((ps = part_get(c, kp)) != NULL)
         ps->pos = lo;
     pthread_mutex_unlock(&c->mu);
+    /* A partition stopped by the reset error only fetches again once assigned anew. */
+    reassign_at_positions(c);
 }
 
 /* ---- the consumer loop -------------------------------------------------------------- */
@@ -560,12 +573,7 @@ static void *consumer_run(void *arg)
             if (!failed && land_partition(c, kp, ps) != 0) {
                 failed = true;
                 /* Not landed: read these messages again from where the table stands. */
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(l, c->topic, kp)->offset = ps->pos >= 0 ? ps->pos : RD_KAFKA_OFFSET_BEGINNING;
-                rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, 10000);
-                if (se)
-                    rd_kafka_error_destroy(se);
-                rd_kafka_topic_partition_list_destroy(l);
+                reassign_at_positions(c);
             }
             if (ps->batch_ready)
                 row_batch_clear(&ps->batch);
