@@ -77,8 +77,16 @@ static void usage(FILE *f)
         "                      (- for stderr): events, bad, duplicates, distinct events,\n"
         "                      amounts in cents, per country and per status, over all rows and\n"
         "                      over the latest version of each event, ts_min and ts_max\n"
+        "                      (after SIGINT/SIGTERM: of exactly the slots sent)\n"
         "  --quiet             no progress line and no summary on stderr\n"
         "  --help              this text\n\n"
+        "examples:\n"
+        "  strata gen --count 10 --bad 0.2                  ten events, some malformed\n"
+        "  strata gen --brokers 127.0.0.1:PORT --count 10000000 --duplicates 0.05\n"
+        "                                                   preload 10M events as fast as possible\n"
+        "  strata gen --brokers 127.0.0.1:PORT --rate 3000 --start now\n"
+        "                                                   live events until Ctrl-C\n"
+        "  strata gen --start now-7d --span 7d              a week of history ending now\n\n"
         "Exit status: 0 done (also when stopped by SIGINT/SIGTERM), 1 a write or a delivery\n"
         "failed (every message is acknowledged or the command fails), 2 bad usage.\n",
         DEFAULT_COUNT);

@@ -226,20 +226,60 @@ static bool stopped(const gen_stream_opts *o)
     return o->stop && atomic_load(o->stop);
 }
 
+/* The next slot, drawn from the generator ahead of its due time (so the end of the
+ * generator is known before sleeping for a slot that does not exist). */
+typedef struct drawn_slot {
+    char line[ORDER_GEN_JSON_MAX + 1]; /* + 1 for the NDJSON newline */
+    order_gen_msg msg;
+    uint64_t slot;
+    bool have;
+} drawn_slot;
+
+/* Returns 1 with d filled, 0 when the generator is done, < 0 on error. */
+static int draw_slot(order_gen *g, drawn_slot *d, strata_err *err)
+{
+    d->slot = order_gen_get_totals(g)->slots;
+    int r = order_gen_next_json(g, d->line, ORDER_GEN_JSON_MAX, &d->msg);
+    if (r < 0)
+        return strata_err_set(err, STRATA_EIO, "generator: %s", strata_strerror(r));
+    d->have = r == 1;
+    return r;
+}
+
+static int send_slot(const gen_stream_opts *o, drawn_slot *d, strata_err *err)
+{
+    d->have = false;
+    if (o->producer) {
+        char key[32];
+        size_t kl = gen_event_key(&d->msg, d->slot, key, sizeof key);
+        return gen_producer_send(o->producer, key, kl, d->line, d->msg.len, err);
+    }
+    d->line[d->msg.len] = '\n';
+    if (fwrite(d->line, 1, d->msg.len + 1, o->out) != d->msg.len + 1)
+        return strata_err_set(err, STRATA_EIO, "write: %s", strerror(errno));
+    return 0;
+}
+
 int gen_stream_run(order_gen *g, const gen_stream_opts *o, uint64_t *slots_out, strata_err *err)
 {
-    char line[ORDER_GEN_JSON_MAX + 1], key[32];
-    const order_gen_totals *t = order_gen_get_totals(g);
     const double rate = o->rate > 0 ? o->rate : 0;
     /* At high rates wake once per ~1 ms worth of slots; at low rates for every slot. */
     const uint64_t wake_slots = rate > 1000 ? (uint64_t)(rate / 1000) : 1;
     const int64_t t0 = mono_ns();
+    drawn_slot d = {.have = false};
     uint64_t sent = 0;
     int rc = 0;
 
-    if (slots_out)
-        *slots_out = 0;
-    while (!stopped(o)) {
+    for (;;) {
+        if (!d.have && (rc = draw_slot(g, &d, err)) <= 0)
+            break; /* the generator is done (rc 0), or failed */
+        if (stopped(o)) {
+            /* The drawn slot counts in the generator's totals: send it, so the totals
+             * stay exactly what was sent. */
+            if ((rc = send_slot(o, &d, err)) == 0)
+                sent++;
+            break;
+        }
         uint64_t n = BATCH_SLOTS;
         if (rate > 0) {
             /* Slots due by now: k with t0 + k / rate <= now, i.e. k <= elapsed * rate. */
@@ -255,30 +295,15 @@ int gen_stream_run(order_gen *g, const gen_stream_opts *o, uint64_t *slots_out, 
             if (due - (double)sent < (double)n)
                 n = (uint64_t)(due - (double)sent);
         }
-        uint64_t i = 0;
-        for (; i < n; i++) {
-            order_gen_msg m;
-            uint64_t slot = t->slots;
-            int r = order_gen_next_json(g, line, sizeof line, &m);
-            if (r == 0)
+        for (uint64_t i = 0; i < n; i++) {
+            if (!d.have && (rc = draw_slot(g, &d, err)) <= 0)
                 break;
-            if (r < 0) {
-                rc = strata_err_set(err, STRATA_EIO, "generator: %s", strata_strerror(r));
+            if ((rc = send_slot(o, &d, err)) != 0)
                 goto done;
-            }
-            if (o->producer) {
-                size_t kl = gen_event_key(&m, slot, key, sizeof key);
-                if ((rc = gen_producer_send(o->producer, key, kl, line, m.len, err)) != 0)
-                    goto done;
-            } else {
-                line[m.len] = '\n';
-                if (fwrite(line, 1, m.len + 1, o->out) != m.len + 1) {
-                    rc = strata_err_set(err, STRATA_EIO, "write: %s", strerror(errno));
-                    goto done;
-                }
-            }
             sent++;
         }
+        if (rc < 0)
+            goto done;
         if (o->producer) {
             gen_producer_poll(o->producer);
             gen_producer_counts c;
@@ -287,14 +312,16 @@ int gen_stream_run(order_gen *g, const gen_stream_opts *o, uint64_t *slots_out, 
                 rc = gen_producer_flush(o->producer, err); /* fills err with the reason */
                 goto done;
             }
+        } else if (rate > 0 && fflush(o->out) != 0) {
+            /* Paced NDJSON is for live pipes: each batch leaves at once. */
+            rc = strata_err_set(err, STRATA_EIO, "write: %s", strerror(errno));
+            goto done;
         }
         if (o->progress)
             progress_update(o->progress, sent);
-        if (i < n)
-            break; /* the generator is done */
     }
 done:
     if (slots_out)
         *slots_out = sent;
-    return rc;
+    return rc < 0 ? rc : 0;
 }
