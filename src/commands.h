@@ -6,6 +6,7 @@
 #define STRATA_COMMANDS_H
 
 int cmd_broker(int argc, char **argv);  /* tools/broker_cmd.c */
+int cmd_demo(int argc, char **argv);    /* src/demo.c */
 int cmd_gen(int argc, char **argv);     /* tools/gen.c */
 int cmd_inspect(int argc, char **argv); /* tools/inspect.c */
 int cmd_serve(int argc, char **argv);   /* src/serve.c */

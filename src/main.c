@@ -16,6 +16,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"demo", cmd_demo, "embedded broker + live order stream + server: try strata in one command"},
     {"serve", cmd_serve, "serve tables over HTTP: ingest, query, metrics"},
     {"inspect", cmd_inspect, "read segment files and data directories offline"},
     {"broker", cmd_broker, "run an embedded Kafka-protocol broker (development, tests)"},
