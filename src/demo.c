@@ -13,6 +13,7 @@
  * fresh at each start: offsets stored by a previous run would point into a topic that no
  * longer exists.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -22,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -202,9 +205,25 @@ int cmd_demo(int argc, char **argv)
         return 1;
     }
 
-    const char *port = strrchr(listen, ':');
+    /* Port 0: pick a free one here, so the banner can name it. */
     char base[300];
     snprintf(base, sizeof base, "%s", listen);
+    char *colon = strrchr(base, ':');
+    if (colon && strcmp(colon, ":0") == 0) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        socklen_t len = sizeof sa;
+        *colon = 0;
+        if (fd >= 0 && inet_pton(AF_INET, base, &sa.sin_addr) == 1 &&
+            bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+            snprintf(colon, sizeof base - (size_t)(colon - base), ":%u", ntohs(sa.sin_port));
+        else
+            *colon = ':';
+        if (fd >= 0)
+            close(fd);
+        listen = base;
+    }
     printf("strata demo: embedded Kafka broker at %s (topics orders, orders.dlq; %d partitions)\n"
            "strata demo: %.0f live order events/s into topic orders (2%% re-sends, 0.1%% malformed)\n"
            "strata demo: table orders consumes them; data in %s\n\n"
@@ -222,7 +241,6 @@ int cmd_demo(int argc, char **argv)
            "Ctrl-C stops the demo.\n\n",
            addr, DEMO_PARTITIONS, rate, data, base, base, base, base, base, base, base);
     fflush(stdout);
-    (void)port;
 
     char *serve_argv[] = {"serve", "--data", (char *)data, "--listen", (char *)listen, "--table",
                           table_file, "--kafka-brokers", (char *)addr, NULL};
