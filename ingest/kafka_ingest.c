@@ -28,7 +28,7 @@
 #include "table.h"
 
 #define BATCH_MSGS 8192
-#define POLL_MS 20 /* a batch waits at most this long for more messages */
+#define POLL_MS 5 /* a batch waits at most this long for more messages */
 
 typedef struct part_state {
     bool assigned;
