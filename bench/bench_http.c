@@ -3,9 +3,10 @@
  *
  * Starts `STRATA serve --data DIR --listen 127.0.0.1:0` (reads the port from its log),
  * creates the orders table with PUT, generates the reference order events with order_gen
- * as NDJSON and POSTs them to /ingest in bodies of --batch rows over one keep-alive
- * connection (rows/s counts generation too, as a loader would pay it; generation alone is
- * also reported), then runs queries Q1..Q7 over HTTP: one warm-up, then the median of 5.
+ * as NDJSON bodies of --batch rows in memory first (as a loader sending files has them;
+ * generation alone is reported too), POSTs them to /ingest over --connections keep-alive
+ * connections (default 2) and reports rows/s from the first request to the last answer,
+ * then runs queries Q1..Q7 over HTTP: one warm-up, then the median of 5.
  * Stops the server with SIGTERM at the end.
  *
  * usage: bench_http STRATA_BINARY [--rows N] [--batch N] [--data DIR]
@@ -16,6 +17,8 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,19 +63,22 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-/* One request on the keep-alive connection; returns the status and the body (malloc'd). */
-static int http(const char *method, const char *path, const char *body, size_t len, char **out)
+/* One request on the keep-alive connection *fd (opened when -1); returns the status and
+ * the body (malloc'd). */
+static int http_on(int *fd, const char *method, const char *path, const char *body, size_t len,
+                   char **out)
 {
-    if (conn_fd < 0)
-        conn_fd = connect_server();
+    if (*fd < 0)
+        *fd = connect_server();
+    int cfd = *fd;
     char head[512];
     int hn = snprintf(head, sizeof head,
                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\n\r\n",
                       method, path, len);
-    write_all(conn_fd, head, (size_t)hn);
+    write_all(cfd, head, (size_t)hn);
     if (len)
-        write_all(conn_fd, body, len);
+        write_all(cfd, body, len);
     size_t cap = 65536, got = 0;
     char *buf = malloc(cap + 1);
     long clen = -1;
@@ -82,7 +88,7 @@ static int http(const char *method, const char *path, const char *body, size_t l
             cap *= 2;
             buf = realloc(buf, cap + 1);
         }
-        ssize_t r = read(conn_fd, buf + got, cap - got);
+        ssize_t r = read(cfd, buf + got, cap - got);
         if (r <= 0) {
             fprintf(stderr, "bench_http: connection closed\n");
             exit(1);
@@ -108,6 +114,46 @@ static int http(const char *method, const char *path, const char *body, size_t l
     return status;
 }
 
+static int http(const char *method, const char *path, const char *body, size_t len, char **out)
+{
+    return http_on(&conn_fd, method, path, body, len, out);
+}
+
+/* Ingest senders: each thread takes the next pre-generated body and POSTs it on its own
+ * keep-alive connection. */
+typedef struct sender {
+    char **bodies;
+    size_t *lens;
+    uint64_t nbodies;
+    _Atomic uint64_t *next;
+    uint64_t acked;
+    int failed;
+} sender;
+
+static void *send_bodies(void *arg)
+{
+    sender *sd = arg;
+    int fd = -1;
+    for (;;) {
+        uint64_t i = atomic_fetch_add(sd->next, 1);
+        if (i >= sd->nbodies)
+            break;
+        char *ans = NULL;
+        if (http_on(&fd, "POST", "/ingest/orders", sd->bodies[i], sd->lens[i], &ans) != 200) {
+            fprintf(stderr, "bench_http: ingest failed: %s\n", ans);
+            sd->failed = 1;
+            free(ans);
+            break;
+        }
+        char *p = strstr(ans, "\"ingested\":");
+        sd->acked += p ? strtoull(p + 11, NULL, 10) : 0;
+        free(ans);
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
 static double query_ms(const char *q, char **answer)
 {
     double t0 = bench_now_s();
@@ -123,16 +169,19 @@ static double query_ms(const char *q, char **answer)
 int main(int argc, char **argv)
 {
     uint64_t rows = 10000000, batch = 100000;
+    int connections = 2;
     const char *data = NULL;
     static const struct option opts[] = {{"rows", required_argument, 0, 'r'},
                                          {"batch", required_argument, 0, 'b'},
                                          {"data", required_argument, 0, 'd'},
+                                         {"connections", required_argument, 0, 'c'},
                                          {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "r:b:d:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "r:b:d:c:", opts, NULL)) != -1) {
         switch (ch) {
         case 'r': rows = strtoull(optarg, NULL, 10); break;
         case 'b': batch = strtoull(optarg, NULL, 10); break;
+        case 'c': connections = atoi(optarg) > 0 && atoi(optarg) <= 16 ? atoi(optarg) : 2; break;
         case 'd': data = optarg; break;
         default: fprintf(stderr, "usage: bench_http STRATA [--rows N] [--batch N] [--data DIR]\n"); return 2;
         }
@@ -186,56 +235,62 @@ int main(int argc, char **argv)
     free(ans);
     free(schema);
 
-    /* Generation alone, for reference. */
+    /* The NDJSON bodies are made first (generation alone is timed for reference), as a
+     * loader sending files would have them; then --connections threads send them. */
     order_gen_opts o;
     order_gen_opts_default(&o);
     o.count = rows;
     strata_err err = {0};
-    size_t cap = batch * 260 + ORDER_GEN_JSON_MAX;
-    char *body = malloc(cap);
+    uint64_t nbodies = (rows + batch - 1) / batch;
+    char **bodies = calloc(nbodies, sizeof *bodies);
+    size_t *lens = calloc(nbodies, sizeof *lens);
     order_gen *g = order_gen_create(&o, &err);
     double t0 = bench_now_s();
     order_gen_msg msg;
-    size_t len = 0;
-    uint64_t n = 0;
-    while (order_gen_next_json(g, body + len, ORDER_GEN_JSON_MAX, &msg) == 1) {
-        n++;
-        len = (n % batch) ? len + msg.len + 1 : 0;
-    }
-    double gen_s = bench_now_s() - t0;
-    order_gen_free(g);
-
-    g = order_gen_create(&o, &err);
-    t0 = bench_now_s();
-    uint64_t sent = 0, acked = 0;
-    for (;;) {
-        len = 0;
+    uint64_t sent = 0;
+    for (uint64_t b = 0; b < nbodies; b++) {
+        size_t cap = batch * 260 + ORDER_GEN_JSON_MAX, len = 0;
+        char *body = bodies[b] = malloc(cap);
         uint64_t k = 0;
-        while (k < batch && order_gen_next_json(g, body + len, ORDER_GEN_JSON_MAX, &msg) == 1) {
+        while (k < batch && len + ORDER_GEN_JSON_MAX < cap &&
+               order_gen_next_json(g, body + len, ORDER_GEN_JSON_MAX, &msg) == 1) {
             len += msg.len;
             body[len++] = '\n';
             k++;
         }
-        if (k == 0)
-            break;
+        lens[b] = len;
         sent += k;
-        if (http("POST", "/ingest/orders", body, len, &ans) != 200) {
-            fprintf(stderr, "bench_http: ingest failed: %s\n", ans);
+    }
+    double gen_s = bench_now_s() - t0;
+    order_gen_free(g);
+
+    _Atomic uint64_t next = 0;
+    sender sd[16];
+    pthread_t th[16];
+    t0 = bench_now_s();
+    for (int i = 0; i < connections; i++) {
+        sd[i] = (sender){bodies, lens, nbodies, &next, 0, 0};
+        pthread_create(&th[i], NULL, send_bodies, &sd[i]);
+    }
+    uint64_t acked = 0;
+    for (int i = 0; i < connections; i++) {
+        pthread_join(th[i], NULL);
+        acked += sd[i].acked;
+        if (sd[i].failed)
             return 1;
-        }
-        char *p = strstr(ans, "\"ingested\":");
-        acked += p ? strtoull(p + 11, NULL, 10) : 0;
-        free(ans);
     }
     double ingest_s = bench_now_s() - t0;
-    order_gen_free(g);
-    free(body);
+    for (uint64_t b = 0; b < nbodies; b++)
+        free(bodies[b]);
+    free(bodies);
+    free(lens);
     if (acked != sent) {
         fprintf(stderr, "bench_http: %" PRIu64 " rows sent, %" PRIu64 " acknowledged\n", sent, acked);
         return 1;
     }
-    printf("bench_http: %" PRIu64 " reference order events through POST /ingest (%" PRIu64 " rows a request)\n",
-           acked, batch);
+    printf("bench_http: %" PRIu64 " reference order events through POST /ingest (%" PRIu64
+           " rows a request, %d connections)\n",
+           acked, batch, connections);
     printf("  ingest over HTTP, durable before each answer: %.2f M rows/s (%.1f s)\n",
            (double)acked / ingest_s / 1e6, ingest_s);
     printf("  NDJSON generation alone (same process):      %.2f M rows/s\n", (double)rows / gen_s / 1e6);
