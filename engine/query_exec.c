@@ -408,6 +408,15 @@ static int exec_check_memory(exec *x)
     return 0;
 }
 
+/* Neumaier's compensated addition of v to the sum *f with compensation *c (branchless). */
+static inline void neumaier_add(double *f, double *c, double v)
+{
+    double t = *f + v;
+    double big_f = (*f - t) + v, big_v = (v - t) + *f;
+    *c += fabs(*f) >= fabs(v) ? big_f : big_v;
+    *f = t;
+}
+
 static int update_agg(exec *x, const query_agg *a, agg_state *s, uint32_t i)
 {
     if (a->fn == STRATA_AGG_COUNT) {
@@ -601,26 +610,38 @@ static int process_block(exec *x)
             continue;
         }
         if ((ag->fn == STRATA_AGG_SUM || ag->fn == STRATA_AGG_AVG) && t == STRATA_FLOAT64) {
+            /* Two compensated sums side by side (even and odd rows of a run), added
+             * together at the run's end: the CPU overlaps their latency chains. */
             const double *fv = x->fv[ag->col];
             for (uint32_t j = 0; j < nsel;) {
-                uint32_t g = x->gid[j];
+                uint32_t g = x->gid[j], e = j + 1;
+                while (e < nsel && x->gid[e] == g)
+                    e++;
                 agg_state *s = &st[(uint64_t)g * na];
-                double f = s->f, comp = s->comp;
+                double f0 = s->f, c0 = s->comp, f1 = 0, c1 = 0;
                 uint64_t cnt = 0;
-                for (; j < nsel && x->gid[j] == g; j++) {
-                    double v = fv[x->sel[j]];
-                    if (isnan(v))
-                        continue;
-                    double tsum = f + v; /* Neumaier's compensated sum */
-                    if (fabs(f) >= fabs(v))
-                        comp += (f - tsum) + v;
-                    else
-                        comp += (v - tsum) + f;
-                    f = tsum;
-                    cnt++;
+                for (; j + 1 < e; j += 2) {
+                    double v0 = fv[x->sel[j]], v1 = fv[x->sel[j + 1]];
+                    if (v0 == v0) {
+                        neumaier_add(&f0, &c0, v0);
+                        cnt++;
+                    }
+                    if (v1 == v1) {
+                        neumaier_add(&f1, &c1, v1);
+                        cnt++;
+                    }
                 }
-                s->f = f;
-                s->comp = comp;
+                if (j < e) {
+                    double v0 = fv[x->sel[j]];
+                    if (v0 == v0) {
+                        neumaier_add(&f0, &c0, v0);
+                        cnt++;
+                    }
+                    j++;
+                }
+                neumaier_add(&f0, &c0, f1);
+                s->f = f0;
+                s->comp = c0 + c1;
                 s->n += cnt;
                 s->has |= cnt > 0;
             }
