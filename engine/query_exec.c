@@ -245,6 +245,10 @@ typedef struct exec {
      * with its bucket in ts_bucket, and the time column is not decoded. */
     bool ts_other, ts_const;
     int64_t ts_bucket;
+    /* Grouping by one string column alone: per source, dictionary code -> group + 1, so a
+     * row's group is one array lookup. */
+    bool by_code;
+    lazy_table code_gid;
     uint64_t rows_read, segments_read;
     double deadline;
     /* memory of group state: sketches' bytes kept as they grow; the whole reported to a
@@ -292,6 +296,8 @@ static void source_begin(exec *x, const segment *seg, const memtable *mt)
     for (int g = 0; g < x->q->ngroup; g++)
         if (x->group_ids[g].v)
             memset(x->group_ids[g].v, 0, sizeof(uint32_t) * x->group_ids[g].cap);
+    if (x->code_gid.v)
+        memset(x->code_gid.v, 0, sizeof(uint32_t) * x->code_gid.cap);
 }
 
 static void collect_preds(exec *x, const query_expr *e)
@@ -533,7 +539,32 @@ static int process_block(exec *x)
     uint32_t klen = x->groups.klen, nsel = 0;
     int64_t last_gi = -1;
     int64_t b_lo = INT64_MAX, b_hi = INT64_MIN; /* [b_lo, b_hi): the bucket of b_lo */
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n && x->by_code; i++) {
+        if (!mask[i])
+            continue;
+        uint32_t code = x->cv[q->group_cols[0]][i];
+        lazy_table *lt = &x->code_gid;
+        if (code >= lt->cap || !lt->v[code]) {
+            if (!lazy_reserve(lt, code))
+                return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+            int64_t id = pool_intern(&x->pool, src_str(x, q->group_cols[0], code));
+            if (id < 0)
+                return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+            key[0] = (uint64_t)id;
+            int64_t gi = group_find(&x->groups, key);
+            if (gi < 0)
+                return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+            if (q->max_groups && x->groups.n > q->max_groups)
+                return strata_err_set(x->err, STRATA_EFULL,
+                                      "query: more than %" PRIu64 " groups; narrow the query or "
+                                      "raise the limit",
+                                      q->max_groups);
+            lt->v[code] = (uint32_t)gi + 1;
+        }
+        x->sel[nsel] = i;
+        x->gid[nsel++] = lt->v[code] - 1;
+    }
+    for (uint32_t i = 0; i < n && !x->by_code; i++) {
         if (!mask[i])
             continue;
         uint32_t k = 0;
@@ -1141,6 +1172,7 @@ static int exec_init(exec *x, const strata_query *q, const strata_schema *sc, st
         depth = QUERY_MAX_DEPTH + 3; /* one scratch mask per nesting level */
     }
     int tc = sc->time_col;
+    x->by_code = q->ngroup == 1 && q->interval_ms <= 0 && sc->cols[q->group_cols[0]].type == STRATA_STRING;
     for (int g = 0; g < q->ngroup; g++)
         x->ts_other |= q->group_cols[g] == tc;
     for (int a = 0; a < q->naggs; a++)
@@ -1184,6 +1216,7 @@ static void exec_free(exec *x)
     free(x->tmp_masks);
     free(x->sel);
     free(x->gid);
+    free(x->code_gid.v);
     seg_scratch_free(&x->scratch);
     pool_free(&x->pool);
 }
