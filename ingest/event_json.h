@@ -10,10 +10,25 @@
  * (non-negative integers; beyond 2^63-1 as a decimal string), float64 (any number),
  * bool (true/false), string (a string). A value of the wrong type is an error for that
  * event, with a message naming the field — the caller dead-letters or reports it; nothing
- * is partially added.
+ * is partially added. The JSON itself is read as jansson 2.14 reads it with
+ * JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY: strict RFC 8259 syntax, valid
+ * UTF-8 only, duplicate keys refused, "\u0000" allowed in values (not in keys), integers
+ * are numbers without '.', 'e' or 'E' and must fit int64, reals must not overflow.
  *
- * This is the jansson path; a fast path for flat objects comes with Kafka ingestion and
- * must give the same results for every input.
+ * Two paths give the same result for every input:
+ *   - the jansson path (event_json_decode_jansson): builds a json_t tree; every error
+ *     message comes from it;
+ *   - the fast path (event_json_decode_fast, ingest/event_fast.c): one pass over the bytes
+ *     for flat objects whose values are numbers, strings, booleans or null. It handles only
+ *     what it can prove it decodes exactly as jansson does and declines everything else
+ *     (nested values, any syntax, UTF-8 or type error, escaped keys, duplicate keys,
+ *     numbers it cannot convert exactly, ...), leaving the batch unchanged.
+ * event_decoder_decode and event_json_decode run the fast path and, when it declines, the
+ * jansson path on the same bytes — so a decline costs one extra pass and nothing else.
+ * tests/fuzz/fuzz_event_json.c holds the two paths to each other byte for byte.
+ *
+ * Threads: an event_decoder is immutable once created; any number of threads may decode
+ * with one decoder at the same time, each into its own row_batch.
  */
 #ifndef STRATA_EVENT_JSON_H
 #define STRATA_EVENT_JSON_H
@@ -25,8 +40,37 @@
 
 #define EVENT_JSON_MAX_BYTES (1u << 20) /* one event; longer ones are refused */
 
-/* Decodes text[0..len) into a new last row of b. Returns 0, or STRATA_EINVAL with the
- * reason in err (b unchanged), or STRATA_ENOMEM. */
+/* Returned by event_json_decode_fast when it does not handle an input (never an error
+ * code: positive, unlike every STRATA_E*). */
+#define EVENT_JSON_DECLINED 1
+
+/* A schema's column lookup for the fast path, built once per schema. */
+typedef struct event_decoder event_decoder;
+
+/* Makes a decoder for schema, which is borrowed: it must outlive the decoder and not
+ * change while the decoder exists. Returns NULL with err filled (STRATA_ENOMEM) on
+ * failure. Free with event_decoder_free. */
+event_decoder *event_decoder_create(const strata_schema *schema, strata_err *err);
+void event_decoder_free(event_decoder *d);
+
+/* Decodes text[0..len) into a new last row of b: the fast path, then the jansson path if
+ * the fast path declines. b->schema should be the decoder's schema (the same pointer);
+ * for any other schema the lookup is rebuilt for that call, which is correct but slower.
+ * Returns 0, or STRATA_EINVAL with the reason in err (b unchanged), or STRATA_ENOMEM. */
+int event_decoder_decode(const event_decoder *d, const char *text, size_t len, row_batch *b,
+                         strata_err *err);
+
+/* As event_decoder_decode, with the column lookup built for b->schema on every call (no
+ * allocation). For callers without a decoder; a decoder is faster. */
 int event_json_decode(const char *text, size_t len, row_batch *b, strata_err *err);
+
+/* The jansson path alone. Returns as event_json_decode. */
+int event_json_decode_jansson(const char *text, size_t len, row_batch *b, strata_err *err);
+
+/* The fast path alone; d may be NULL (lookup built for b->schema). Returns 0 with the row
+ * added, exactly as the jansson path would have added it, or EVENT_JSON_DECLINED with b
+ * unchanged (nrows and nbytes as before) — for bad events, for inputs it does not handle,
+ * and when memory runs out. Never fills an error message: errors are the jansson path's. */
+int event_json_decode_fast(const event_decoder *d, const char *text, size_t len, row_batch *b);
 
 #endif
