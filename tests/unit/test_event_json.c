@@ -2,8 +2,20 @@
  * test_event_json.c — JSON event decoding into rows: every column type, defaults for
  * missing and null fields, unknown fields ignored, times as epoch ms and RFC 3339, and a
  * clear per-event error (row not added) for every kind of bad event.
+ *
+ * The fast path (ingest/event_fast.c) against the jansson path: a table of tricky inputs
+ * (each also marked as one the fast path must handle or must decline), several hundred
+ * thousand random structured events, the reference order events (which the fast path must
+ * handle itself) and one decoder shared by two threads. Every comparison is the full row:
+ * ints, the bits of doubles, the bytes of strings; and for the combined paths the error
+ * message too. (tests/corpus/event is replayed by fuzz_replay_event_json.)
  */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+
 #include "event_json.h"
+#include "order_gen.h"
 #include "test.h"
 #include "units.h"
 
@@ -142,4 +154,596 @@ TEST(rfc3339_forms)
             TEST_FAIL_("accepted '%s'", bad[i]);
 }
 
-TEST_LIST(T(every_type_and_defaults), T(bad_events_are_refused_with_the_field_named), T(rfc3339_forms))
+/* ---- the fast path against the jansson path ------------------------------------------ */
+
+/* Fails unless row ra of a and row rb of b hold the same values in every column. */
+static void assert_same_row(const row_batch *a, uint32_t ra, const row_batch *b, uint32_t rb,
+                            const char *text, size_t len)
+{
+    const strata_schema *s = a->schema;
+    for (int c = 0; c < s->ncols; c++) {
+        strata_type t = s->cols[c].type;
+        if (strata_type_is_int(t)) {
+            if (a->i[c][ra] != b->i[c][rb])
+                TEST_FAIL_("%.*s: column %s: %lld vs %lld", (int)len, text, s->cols[c].name,
+                           (long long)a->i[c][ra], (long long)b->i[c][rb]);
+        } else if (t == STRATA_FLOAT64) {
+            if (memcmp(&a->f[c][ra], &b->f[c][rb], sizeof(double)) != 0)
+                TEST_FAIL_("%.*s: column %s: %.17g vs %.17g", (int)len, text, s->cols[c].name,
+                           a->f[c][ra], b->f[c][rb]);
+        } else {
+            strata_str x = row_batch_get_str(a, c, ra), y = row_batch_get_str(b, c, rb);
+            if (x.len != y.len || (x.len && memcmp(x.ptr, y.ptr, x.len) != 0))
+                TEST_FAIL_("%.*s: column %s: '%.*s' vs '%.*s'", (int)len, text, s->cols[c].name,
+                           (int)x.len, x.ptr, (int)y.len, y.ptr);
+        }
+    }
+}
+
+/* Three batches of one schema: jansson, fast path alone, combined (through a decoder). */
+typedef struct paths {
+    event_decoder *dec;
+    row_batch jansson, fast, combined;
+    uint64_t handled, declined;
+} paths;
+
+static void paths_init(paths *p, const strata_schema *s)
+{
+    memset(p, 0, sizeof *p);
+    strata_err err = {0};
+    p->dec = event_decoder_create(s, &err);
+    ASSERT(p->dec != NULL);
+    ASSERT_EQ(row_batch_init(&p->jansson, s, 0), 0);
+    ASSERT_EQ(row_batch_init(&p->fast, s, 0), 0);
+    ASSERT_EQ(row_batch_init(&p->combined, s, 0), 0);
+}
+
+static void paths_free(paths *p)
+{
+    event_decoder_free(p->dec);
+    row_batch_free(&p->jansson);
+    row_batch_free(&p->fast);
+    row_batch_free(&p->combined);
+}
+
+/* Decodes text with every path, fails on any difference; returns the fast path's code. */
+static int compare_paths(paths *p, const char *text, size_t len)
+{
+    if (p->jansson.nrows >= 4096) {
+        row_batch_clear(&p->jansson);
+        row_batch_clear(&p->fast);
+        row_batch_clear(&p->combined);
+    }
+    strata_err ej = {0}, ec = {0};
+    uint32_t rows = p->fast.nrows;
+    uint64_t nbytes = p->fast.nbytes;
+    int rj = event_json_decode_jansson(text, len, &p->jansson, &ej);
+    int rf = event_json_decode_fast(p->dec, text, len, &p->fast);
+    int rc = event_decoder_decode(p->dec, text, len, &p->combined, &ec);
+    if (rf == EVENT_JSON_DECLINED) {
+        p->declined++;
+        if (p->fast.nrows != rows || p->fast.nbytes != nbytes)
+            TEST_FAIL_("%.*s: declined but changed the batch", (int)len, text);
+        if (rj == 0 && event_json_decode_jansson(text, len, &p->fast, &ej) != 0)
+            TEST_FAIL_("%.*s: jansson changed its mind", (int)len, text); /* keeps the batches in step */
+    } else {
+        p->handled++;
+        if (rf != 0 || rj != 0)
+            TEST_FAIL_("%.*s: fast path %d, jansson %d (%s)", (int)len, text, rf, rj, ej.msg);
+        assert_same_row(&p->jansson, p->jansson.nrows - 1, &p->fast, p->fast.nrows - 1, text, len);
+    }
+    if (rc != rj || (rj != 0 && strcmp(ec.msg, ej.msg) != 0))
+        TEST_FAIL_("%.*s: combined %d '%s', jansson %d '%s'", (int)len, text, rc, ec.msg, rj, ej.msg);
+    ASSERT_EQ(p->combined.nrows, p->jansson.nrows);
+    if (rj == 0)
+        assert_same_row(&p->jansson, p->jansson.nrows - 1, &p->combined, p->combined.nrows - 1,
+                        text, len);
+    return rf;
+}
+
+enum { ANY, HANDLED, DECLINED };
+
+TEST(fast_path_agrees_on_tricky_inputs)
+{
+    setup();
+    static const struct {
+        const char *text;
+        size_t len; /* 0: strlen */
+        int want;
+    } cases[] = {
+        {"{\"ts\":1704067200123,\"i\":-5,\"u\":18,\"n\":7,\"f\":12.34,\"b\":true,\"s\":\"US\"}", 0, HANDLED},
+        {" \t\r\n{ \"ts\" :\t1 ,\n\"s\"\r: \"x\" } \n\t", 0, HANDLED},
+        {"\f{\"ts\":1}", 0, DECLINED},
+        {"{\"ts\":1}\v", 0, DECLINED},
+        {"{\"ts\":1} x", 0, DECLINED},
+        {"{\"ts\":1}{}", 0, DECLINED},
+        {"{\"ts\":1}\0", 9, DECLINED},
+        {"{\"ts\":1,}", 0, DECLINED},
+        {"{\"ts\":1,,\"i\":2}", 0, DECLINED},
+        {"{\"ts\":1 \"i\":2}", 0, DECLINED},
+        {"{\"ts\"1}", 0, DECLINED},
+        {"{\"ts\":1", 0, DECLINED},
+        {"{}", 0, DECLINED},
+        {"", 0, DECLINED},
+        {"null", 0, DECLINED},
+        {"[{\"ts\":1}]", 0, DECLINED},
+        {"\xef\xbb\xbf{\"ts\":1}", 0, DECLINED},
+        /* strings and escapes */
+        {"{\"ts\":1,\"s\":\"a\\\"b\\\\c\\/d\\be\\ff\\ng\\rh\\ti\"}", 0, HANDLED},
+        {"{\"ts\":1,\"s\":\"h\\u00e9 \\u20AC \\ud83d\\ude00\"}", 0, HANDLED},
+        {"{\"ts\":1,\"s\":\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\"}", 0, HANDLED},
+        {"{\"ts\":1,\"s\":\"a\\u0000b\"}", 0, HANDLED},
+        {"{\"ts\":1,\"s\":\"\\ud83d\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\\ude00\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\\ud83d\\u0041\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\\ud83dx\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\\u12G4\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\\u00\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\\x\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\xff\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\xc0\x80\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\xed\xa0\x80\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\xf4\x90\x80\x80\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"\xe2\x82\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"a\x01\"}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":\"a\0b\"}", 16, DECLINED},
+        {"{\"ts\":1,\"extra\":\"\\ud800\"}", 0, DECLINED},
+        {"{\"ts\":1,\"extra\":\"\xc3\"}", 0, DECLINED},
+        /* keys */
+        {"{\"ts\":1,\"ts\":2}", 0, DECLINED},
+        {"{\"ts\":1,\"x\":1,\"y\":2,\"x\":3}", 0, DECLINED},
+        {"{\"ts\":1,\"x\":1,\"y\":2,\"z\":3,\"xx\":4}", 0, HANDLED},
+        {"{\"t\\u0073\":5}", 0, DECLINED},
+        {"{\"ts\":5,\"t\\u0073\":6}", 0, DECLINED},
+        {"{\"ts\":1,\"s\\u0000\":\"x\"}", 0, DECLINED},
+        {"{\"ts\":1,\"\":2,\"TS\":3,\"ts \":4,\"\xc3\xa9\":5}", 0, HANDLED},
+        /* numbers */
+        {"{\"ts\":1,\"i\":9223372036854775807,\"f\":-9223372036854775808}", 0, HANDLED},
+        {"{\"ts\":1,\"i\":-9223372036854775808}", 0, HANDLED},
+        {"{\"ts\":1,\"i\":9223372036854775808}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":-9223372036854775809}", 0, DECLINED},
+        {"{\"ts\":1,\"extra\":123456789012345678901}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":-0,\"f\":-0}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":-0.0}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":-0e999}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":1e308}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":1e309}", 0, DECLINED},
+        {"{\"ts\":1,\"extra\":-1e309}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":0.1e-400}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":4.9e-324}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":2.4e-324}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":1.7976931348623157e308}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":1.7976931348623159e308}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":9007199254740993.0}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":9007199254740993}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":2.2250738585072011e-308}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":0.30000000000000004}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":123456789012345678e-10}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":1e22,\"extra\":1e23}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":1E-2}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":1e99999999999999999999}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":1e-99999999999999999999}", 0, HANDLED},
+        {"{\"ts\":1,\"i\":01}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":00}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":-}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":+1}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":.5}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":1.}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":1e}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":1e+}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":1x}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":1-2}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":NaN}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":Infinity}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":0x10}", 0, DECLINED},
+        /* literals, null, nesting */
+        {"{\"ts\":1,\"b\":false}", 0, HANDLED},
+        {"{\"ts\":1,\"b\":truex}", 0, DECLINED},
+        {"{\"ts\":1,\"b\":True}", 0, DECLINED},
+        {"{\"ts\":1,\"b\":nul}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":null,\"i\":null,\"f\":null,\"b\":null,\"u\":null,\"t2\":null}", 0, HANDLED},
+        {"{\"ts\":null}", 0, DECLINED},
+        {"{\"i\":1}", 0, DECLINED},
+        {"{\"ts\":1,\"extra\":{\"a\":[1,2]}}", 0, DECLINED},
+        {"{\"ts\":1,\"extra\":[]}", 0, DECLINED},
+        /* column rules */
+        {"{\"ts\":\"2024-01-01T12:00:00.123+01:00\",\"t2\":\"2024-02-29\"}", 0, HANDLED},
+        {"{\"ts\":\"2024-01-01T00:00:00\\u005a\"}", 0, HANDLED},
+        {"{\"ts\":\"2023-02-29T00:00:00Z\"}", 0, DECLINED},
+        {"{\"ts\":253402300799999}", 0, HANDLED},
+        {"{\"ts\":253402300800000}", 0, DECLINED},
+        {"{\"ts\":-62167219200001}", 0, DECLINED},
+        {"{\"ts\":1.0}", 0, DECLINED},
+        {"{\"ts\":true}", 0, DECLINED},
+        {"{\"ts\":1,\"t2\":1.5}", 0, DECLINED},
+        {"{\"ts\":1,\"u\":\"18446744073709551615\"}", 0, HANDLED},
+        {"{\"ts\":1,\"u\":\"\\u0031\\u0032\"}", 0, HANDLED},
+        {"{\"ts\":1,\"u\":\"007\"}", 0, HANDLED},
+        {"{\"ts\":1,\"u\":\"18446744073709551616\"}", 0, DECLINED},
+        {"{\"ts\":1,\"u\":\"\\t-1\"}", 0, DECLINED},
+        {"{\"ts\":1,\"u\":\"12\\u00003\"}", 0, DECLINED},
+        {"{\"ts\":1,\"u\":\"\"}", 0, DECLINED},
+        {"{\"ts\":1,\"u\":-1}", 0, DECLINED},
+        {"{\"ts\":1,\"u\":1.0}", 0, DECLINED},
+        {"{\"ts\":1,\"n\":2147483647}", 0, HANDLED},
+        {"{\"ts\":1,\"n\":-2147483649}", 0, DECLINED},
+        {"{\"ts\":1,\"i\":\"5\"}", 0, DECLINED},
+        {"{\"ts\":1,\"f\":\"1.5\"}", 0, DECLINED},
+        {"{\"ts\":1,\"b\":1}", 0, DECLINED},
+        {"{\"ts\":1,\"s\":42}", 0, DECLINED},
+    };
+    paths p;
+    paths_init(&p, &sc);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t len = cases[k].len ? cases[k].len : strlen(cases[k].text);
+        int rf = compare_paths(&p, cases[k].text, len);
+        if (cases[k].want == HANDLED && rf != 0)
+            TEST_FAIL_("fast path declined: %s", cases[k].text);
+        if (cases[k].want == DECLINED && rf != EVENT_JSON_DECLINED)
+            TEST_FAIL_("fast path handled: %s", cases[k].text);
+    }
+    /* The values themselves, for a few. */
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &sc, 0), 0);
+    const char *ev = "{\"ts\":1,\"f\":-0.0,\"s\":\"a\\u0000\\ud83d\\ude00\",\"u\":\"18446744073709551615\"}";
+    ASSERT_EQ(event_json_decode_fast(NULL, ev, strlen(ev), &b), 0);
+    ASSERT_EQ(b.nrows, 1);
+    ASSERT_DBL_EQ(b.f[4][0], -0.0);
+    strata_str s = row_batch_get_str(&b, 6, 0);
+    ASSERT_EQ(s.len, 6);
+    ASSERT_EQ(memcmp(s.ptr, "a\0\xf0\x9f\x98\x80", 6), 0);
+    ASSERT_U64_EQ((uint64_t)b.i[2][0], UINT64_MAX);
+    row_batch_free(&b);
+    paths_free(&p);
+}
+
+TEST(uint64_strings_are_plain_decimals)
+{
+    /* strtoull used to take "\t-1" as 2^64-1 and "12\u00003" as 12 */
+    setup();
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &sc, 0), 0);
+    const char *bad[] = {"{\"ts\":1,\"u\":\"\\t-1\"}", "{\"ts\":1,\"u\":\"\\n5\"}",
+                         "{\"ts\":1,\"u\":\"12\\u00003\"}", "{\"ts\":1,\"u\":\" 1\"}",
+                         "{\"ts\":1,\"u\":\"+1\"}", "{\"ts\":1,\"u\":\"-0\"}",
+                         "{\"ts\":1,\"u\":\"1 \"}", "{\"ts\":1,\"u\":\"0x10\"}"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        strata_err err = {0};
+        if (decode(&b, bad[k], &err) != STRATA_EINVAL)
+            TEST_FAIL_("accepted: %s", bad[k]);
+        ASSERT_CONTAINS(err.msg, "is not a uint64");
+    }
+    strata_err err = {0};
+    ASSERT_EQ(decode(&b, "{\"ts\":1,\"u\":\"0007\"}", &err), 0);
+    ASSERT_EQ(b.i[2][0], 7);
+    row_batch_free(&b);
+}
+
+TEST(column_lookup_by_exact_name)
+{
+    /* names sharing length, ends and middle; a 63-byte name; a duplicate name keeps the
+     * first column, as schema_column_index does */
+    strata_schema s;
+    schema_init(&s);
+    const char *names[] = {"ts", "ab", "ba", "aab", "aba", "baa", "x", "X", "ab_", "ab"};
+    for (int c = 0; c < 10; c++) {
+        snprintf(s.cols[c].name, sizeof s.cols[c].name, "%s", names[c]);
+        s.cols[c].type = c ? STRATA_INT64 : STRATA_TIMESTAMP;
+        s.cols[c].def_i = -c;
+    }
+    memset(s.cols[10].name, 'k', STRATA_NAME_MAX - 1);
+    s.cols[10].type = STRATA_INT64;
+    s.ncols = 11;
+    s.time_col = 0;
+    paths p;
+    paths_init(&p, &s);
+    char ev[512];
+    snprintf(ev, sizeof ev,
+             "{\"ts\":1,\"ab\":1,\"ba\":2,\"aab\":3,\"aba\":4,\"baa\":5,\"x\":6,\"X\":7,\"ab_\":8,"
+             "\"%s\":9,\"%sk\":10,\"a\":11,\"b\":12,\"abb\":13}",
+             s.cols[10].name, s.cols[10].name);
+    ASSERT_EQ(compare_paths(&p, ev, strlen(ev)), 0);
+    for (int c = 1; c < 9; c++)
+        ASSERT_EQ(p.fast.i[c][0], c);
+    ASSERT_EQ(p.fast.i[9][0], -9); /* the second "ab" is never matched */
+    ASSERT_EQ(p.fast.i[10][0], 9);
+    /* a decoder used with a batch of another schema builds that schema's lookup */
+    strata_schema copy = s;
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &copy, 0), 0);
+    ASSERT_EQ(event_json_decode_fast(p.dec, ev, strlen(ev), &b), 0);
+    assert_same_row(&p.fast, 0, &b, 0, ev, strlen(ev));
+    row_batch_free(&b);
+    paths_free(&p);
+}
+
+/* ---- random structured events ---------------------------------------------------------- */
+
+typedef struct gen_text {
+    char buf[4096];
+    size_t len;
+} gen_text;
+
+static void gput(gen_text *t, const char *s, size_t n)
+{
+    if (t->len + n < sizeof t->buf) {
+        memcpy(t->buf + t->len, s, n);
+        t->len += n;
+    }
+}
+
+static void gputs(gen_text *t, const char *s)
+{
+    gput(t, s, strlen(s));
+}
+
+static void gprintf(gen_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void gprintf(gen_text *t, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        gput(t, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A random code point, written raw or as \u escapes (surrogate pairs above U+FFFF). */
+static void gen_char(gen_text *t, uint64_t *rs)
+{
+    uint64_t r = test_rand_next(rs);
+    uint32_t cp;
+    switch (r % 8) {
+    case 0: cp = 0x80 + (uint32_t)(r >> 8) % 0x780; break;
+    case 1: cp = 0x800 + (uint32_t)(r >> 8) % 0xF800; break;
+    case 2: cp = 0x10000 + (uint32_t)(r >> 8) % 0x100000; break;
+    case 3: cp = (uint32_t)(r >> 8) % 0x20; break;
+    default: cp = 0x20 + (uint32_t)(r >> 8) % 0x5F; break;
+    }
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+        cp = 'S';
+    bool escape = cp < 0x20 || cp == '"' || cp == '\\' || (r >> 40) % 4 == 0;
+    if (escape && cp == '\n' && (r >> 44) % 2)
+        gputs(t, "\\n");
+    else if (escape && cp < 0x10000)
+        gprintf(t, (r >> 45) % 2 ? "\\u%04x" : "\\u%04X", cp);
+    else if (escape)
+        gprintf(t, "\\u%04x\\u%04x", 0xD800 + ((cp - 0x10000) >> 10), 0xDC00 + ((cp - 0x10000) & 0x3FF));
+    else {
+        char u[4];
+        size_t n;
+        if (cp < 0x80)
+            u[0] = (char)cp, n = 1;
+        else if (cp < 0x800)
+            u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+        else if (cp < 0x10000)
+            u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F)),
+            u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+        else
+            u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F)),
+            u[2] = (char)(0x80 | (cp >> 6 & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+        gput(t, u, n);
+    }
+}
+
+static void gen_value(gen_text *t, uint64_t *rs, int col_hint)
+{
+    uint64_t r = test_rand_next(rs);
+    unsigned kind = col_hint >= 0 && r % 4 ? (unsigned)col_hint : (unsigned)(r >> 4) % 12;
+    uint64_t x = test_rand_next(rs);
+    switch (kind) {
+    case 0: /* int, small to full range */
+        gprintf(t, "%lld", (long long)(x >> (x % 64)) * ((r >> 20) % 2 ? -1 : 1));
+        break;
+    case 1: { /* a random double, printed with a random precision */
+        double d;
+        memcpy(&d, &x, sizeof d);
+        if (!isfinite(d))
+            d = (double)(int64_t)x / 1e6;
+        gprintf(t, "%.*g", 1 + (int)((r >> 8) % 18), d);
+        break;
+    }
+    case 2: /* decimal with few digits, as amounts are written */
+        gprintf(t, "%s%llu.%0*llu", (r >> 8) % 5 ? "" : "-", (unsigned long long)(x % 100000),
+                1 + (int)((r >> 12) % 4), (unsigned long long)((x >> 20) % 10000));
+        break;
+    case 3: /* mantissa digits and exponent */
+        gprintf(t, "%llu%s%lld", (unsigned long long)(x >> (x % 64)), (r >> 8) % 2 ? "e" : "E",
+                (long long)((int64_t)((x >> 7) % 700) - 350));
+        break;
+    case 4: case 5: { /* a string */
+        gputs(t, "\"");
+        unsigned n = (unsigned)(x % 24);
+        for (unsigned k = 0; k < n; k++)
+            gen_char(t, rs);
+        gputs(t, "\"");
+        break;
+    }
+    case 6: /* a time */
+        if (x % 2)
+            gprintf(t, "%lld", (long long)(STRATA_TS_MIN + (int64_t)(x % (uint64_t)(STRATA_TS_MAX - STRATA_TS_MIN + 2))));
+        else {
+            char tm[40];
+            strata_format_rfc3339_ms((int64_t)(x % 4102444800000), tm, sizeof tm);
+            gprintf(t, "\"%s\"", tm);
+        }
+        break;
+    case 7: /* uint64 as a decimal string or a number */
+        gprintf(t, (r >> 8) % 2 ? "\"%llu\"" : "%llu", (unsigned long long)(x >> (r >> 16) % 2));
+        break;
+    case 8: gputs(t, (r >> 8) % 2 ? "true" : "false"); break;
+    case 9: gputs(t, "null"); break;
+    case 10: { /* something unusual */
+        static const char *const odd[] = {"{}", "[1]", "{\"a\":{\"b\":[]}}", "01", "-", "1.",
+                                          "1e999", "-1e999", "1e-999", "tru", "\"\\ud800\"",
+                                          "\"\\x\"", "99999999999999999999", "\"\xff\""};
+        gputs(t, odd[x % (sizeof odd / sizeof odd[0])]);
+        break;
+    }
+    default: gprintf(t, "%d", (int)(x % 2000) - 1000); break;
+    }
+}
+
+/* A random event for the schema of setup(): mostly well-formed, now and then broken. */
+static void gen_event(gen_text *t, uint64_t *rs)
+{
+    static const char *const keys[] = {"ts", "i", "u", "n", "f", "b", "s", "t2",
+                                       "extra", "x", "", "TS", "ss", "\xc3\xa9"};
+    static const int hints[] = {6, 0, 7, 11, 1, 8, 4, 6, -1, -1, -1, -1, -1, -1};
+    static const char *const ws[] = {"", "", "", " ", "\n", "\t ", "\r\n"};
+    uint64_t r = test_rand_next(rs);
+    t->len = 0;
+    gputs(t, ws[r % 7]);
+    gputs(t, "{");
+    unsigned n = 1 + (unsigned)((r >> 8) % 12);
+    uint32_t used = 0;
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t q = test_rand_next(rs);
+        unsigned key = k == 0 && q % 8 ? 0 : (unsigned)((q >> 4) % 14);
+        if ((used & (1u << key)) && q % 64) /* mostly no duplicates */
+            continue;
+        used |= 1u << key;
+        if (t->len > 1 && t->buf[t->len - 1] != '{')
+            gputs(t, ",");
+        gputs(t, ws[(q >> 12) % 7]);
+        gprintf(t, "\"%s\"%s:%s", keys[key], ws[(q >> 16) % 7], ws[(q >> 20) % 7]);
+        gen_value(t, rs, hints[key]);
+        gputs(t, ws[(q >> 24) % 7]);
+    }
+    gputs(t, "}");
+    gputs(t, ws[(r >> 16) % 7]);
+    if ((r >> 24) % 32 == 0 && t->len) /* a corrupted byte */
+        t->buf[(r >> 32) % t->len] = (char)(r >> 40);
+    if ((r >> 48) % 64 == 0) /* cut short */
+        t->len = (r >> 54) % (t->len + 1);
+}
+
+TEST(random_structured_events_agree)
+{
+    setup();
+    paths p;
+    paths_init(&p, &sc);
+    uint64_t rs = 0x9E3779B97F4A7C15u;
+    gen_text t;
+    const int n = 300000;
+    for (int k = 0; k < n; k++) {
+        gen_event(&t, &rs);
+        compare_paths(&p, t.buf, t.len);
+    }
+    fprintf(stderr, "random events: %llu handled by the fast path, %llu declined\n",
+            (unsigned long long)p.handled, (unsigned long long)p.declined);
+    ASSERT_GT(p.handled, n / 4); /* the comparison means something */
+    paths_free(&p);
+}
+
+TEST(fast_path_handles_order_events)
+{
+    strata_schema os;
+    order_gen_schema(&os);
+    order_gen_opts o;
+    order_gen_opts_default(&o);
+    o.count = 100000;
+    o.duplicates = 0.1;
+    o.late = 0.05;
+    strata_err err = {0};
+    order_gen *g = order_gen_create(&o, &err);
+    ASSERT(g != NULL);
+    paths p;
+    paths_init(&p, &os);
+    char buf[ORDER_GEN_JSON_MAX];
+    order_gen_msg msg;
+    while (order_gen_next_json(g, buf, sizeof buf, &msg) == 1)
+        if (compare_paths(&p, buf, msg.len) != 0)
+            TEST_FAIL_("fast path declined an order event: %s", buf);
+    ASSERT_EQ(p.handled, 100000);
+    order_gen_free(g);
+    /* and the malformed ones the generator makes are all declined */
+    for (uint64_t k = 0; k < 2 * ORDER_BAD_NKINDS; k++) {
+        int len = order_gen_format_bad((order_gen_bad_kind)(k % ORDER_BAD_NKINDS), k, buf, sizeof buf);
+        ASSERT_GE(len, 0);
+        ASSERT_EQ(compare_paths(&p, buf, (size_t)len), EVENT_JSON_DECLINED);
+    }
+    paths_free(&p);
+}
+
+typedef struct thread_arg {
+    const event_decoder *dec;
+    const strata_schema *schema;
+    uint64_t seed;
+    uint64_t sum, rows;
+    int failed;
+} thread_arg;
+
+static void *decode_thread(void *argp)
+{
+    thread_arg *a = argp;
+    order_gen_opts o;
+    order_gen_opts_default(&o);
+    o.count = 50000;
+    o.seed = a->seed;
+    order_gen *g = order_gen_create(&o, NULL);
+    row_batch b;
+    if (!g || row_batch_init(&b, a->schema, 0) != 0) {
+        a->failed = 1;
+        return NULL;
+    }
+    char buf[ORDER_GEN_JSON_MAX];
+    order_gen_msg msg;
+    while (order_gen_next_json(g, buf, sizeof buf, &msg) == 1) {
+        strata_err err;
+        if (event_decoder_decode(a->dec, buf, msg.len, &b, &err) != 0)
+            a->failed = 1;
+        a->sum += (uint64_t)b.i[ORDER_COL_EVENT_ID][b.nrows - 1];
+        a->rows++;
+        if (b.nrows == 1024)
+            row_batch_clear(&b);
+    }
+    row_batch_free(&b);
+    order_gen_free(g);
+    return NULL;
+}
+
+TEST(one_decoder_many_threads)
+{
+    strata_schema os;
+    order_gen_schema(&os);
+    strata_err err = {0};
+    event_decoder *dec = event_decoder_create(&os, &err);
+    ASSERT(dec != NULL);
+    thread_arg a[2] = {{dec, &os, 1, 0, 0, 0}, {dec, &os, 2, 0, 0, 0}};
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        ASSERT_EQ(pthread_create(&th[k], NULL, decode_thread, &a[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    /* the same streams decoded alone, with jansson */
+    for (int k = 0; k < 2; k++) {
+        ASSERT_EQ(a[k].failed, 0);
+        ASSERT_EQ(a[k].rows, 50000);
+        order_gen_opts o;
+        order_gen_opts_default(&o);
+        o.count = 50000;
+        o.seed = a[k].seed;
+        order_gen *g = order_gen_create(&o, NULL);
+        row_batch b;
+        ASSERT_EQ(row_batch_init(&b, &os, 0), 0);
+        char buf[ORDER_GEN_JSON_MAX];
+        order_gen_msg msg;
+        uint64_t sum = 0;
+        while (order_gen_next_json(g, buf, sizeof buf, &msg) == 1) {
+            ASSERT_EQ(event_json_decode_jansson(buf, msg.len, &b, &err), 0);
+            sum += (uint64_t)b.i[ORDER_COL_EVENT_ID][b.nrows - 1];
+            row_batch_clear(&b);
+        }
+        ASSERT_U64_EQ(sum, a[k].sum);
+        row_batch_free(&b);
+        order_gen_free(g);
+    }
+    event_decoder_free(dec);
+}
+
+TEST_LIST(T(every_type_and_defaults), T(bad_events_are_refused_with_the_field_named), T(rfc3339_forms),
+          T(fast_path_agrees_on_tricky_inputs), T(uint64_strings_are_plain_decimals),
+          T(column_lookup_by_exact_name), T(random_structured_events_agree),
+          T(fast_path_handles_order_events), T(one_decoder_many_threads))
