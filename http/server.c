@@ -63,6 +63,7 @@ typedef struct request {
     uint64_t limit;
     /* ingest */
     strata_table *t;
+    event_decoder *decoder;
     row_batch batch;
     bool batch_ready;
     bytebuf carry;
@@ -321,7 +322,7 @@ static void ingest_line(request *rq, const char *p, size_t n)
     if (skip == n)
         return; /* blank lines separate nothing and are not events */
     strata_err err = {0};
-    int rc = event_json_decode(p + skip, n - skip, &rq->batch, &err);
+    int rc = event_decoder_decode(rq->decoder, p + skip, n - skip, &rq->batch, &err);
     if (rc == STRATA_ENOMEM) {
         rq->failed = true;
         rq->fail = err;
@@ -540,6 +541,7 @@ static void request_free(strata_server *s, request *rq)
 {
     if (!rq)
         return;
+    event_decoder_free(rq->decoder);
     catalog_put(s->cat, rq->t);
     buf_free(&rq->body);
     buf_free(&rq->carry);
@@ -578,7 +580,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rq->route == R_INGEST && rq->method_ok && rq->auth_ok) {
             rq->t = catalog_get(s->cat, rq->table);
             if (rq->t) {
-                if (row_batch_init(&rq->batch, table_schema(rq->t), 1024) != 0)
+                strata_err derr = {0};
+                if (!(rq->decoder = event_decoder_create(table_schema(rq->t), &derr)) ||
+                    row_batch_init(&rq->batch, table_schema(rq->t), 1024) != 0)
                     return MHD_NO;
                 rq->batch_ready = true;
                 rq->errors = json_array();

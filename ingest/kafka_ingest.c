@@ -42,6 +42,7 @@ typedef struct part_state {
 typedef struct consumer {
     kafka_ingest *k;
     strata_table *t;
+    event_decoder *decoder; /* for the table's schema */
     char name[STRATA_NAME_MAX];
     char topic[STRATA_NAME_MAX * 2];
     char dlq_topic[STRATA_NAME_MAX * 2 + 8];
@@ -556,7 +557,7 @@ static void *consumer_run(void *arg)
                 ps->batch_ready = true;
             }
             int rc = m->payload && m->len
-                         ? event_json_decode(m->payload, m->len, &ps->batch, &err)
+                         ? event_decoder_decode(c->decoder, m->payload, m->len, &ps->batch, &err)
                          : strata_err_set(&err, STRATA_EINVAL, "empty message");
             if (rc == 0)
                 ps->offs[ps->batch.nrows - 1] = m->offset;
@@ -619,6 +620,7 @@ static void consumer_free(consumer *c)
     }
     free(c->parts);
     pthread_mutex_destroy(&c->mu);
+    event_decoder_free(c->decoder);
     catalog_put(c->k->cat, c->t);
     free(c);
 }
@@ -680,6 +682,10 @@ int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
     c->k = k;
     c->t = t;
     pthread_mutex_init(&c->mu, NULL);
+    if (!(c->decoder = event_decoder_create(sc, err))) {
+        consumer_free(c);
+        return STRATA_ENOMEM;
+    }
     snprintf(c->name, sizeof c->name, "%s", name);
     snprintf(c->topic, sizeof c->topic, "%s", sc->kafka.topic);
     snprintf(c->dlq_topic, sizeof c->dlq_topic, "%s.dlq", sc->kafka.topic);
