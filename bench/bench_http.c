@@ -5,7 +5,7 @@
  * creates the orders table with PUT, generates the reference order events with order_gen
  * as NDJSON bodies of --batch rows in memory first (as a loader sending files has them;
  * generation alone is reported too), POSTs them to /ingest over --connections keep-alive
- * connections (default 2) and reports rows/s from the first request to the last answer,
+ * connections (default 4) and reports rows/s from the first request to the last answer,
  * then runs queries Q1..Q7 over HTTP: one warm-up, then the median of 5.
  * Stops the server with SIGTERM at the end.
  *
@@ -169,7 +169,7 @@ static double query_ms(const char *q, char **answer)
 int main(int argc, char **argv)
 {
     uint64_t rows = 10000000, batch = 100000;
-    int connections = 2;
+    int connections = 4;
     const char *data = NULL;
     static const struct option opts[] = {{"rows", required_argument, 0, 'r'},
                                          {"batch", required_argument, 0, 'b'},

@@ -392,7 +392,7 @@ int main(int argc, char **argv)
 
     /* (2) sustained rates. */
     printf("\n(2) sustained: fed at R events/s for %.0f s; kept up = all landed within 1 s of the end\n", seconds);
-    printf("  %10s  %22s  %22s\n", "R", "strata (drain s)", "bare (drain s)");
+    printf("  %10s  %12s  %22s  %22s\n", "R", "produced at", "strata (drain s)", "bare (drain s)");
     double best_strata = 0, best_bare = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", rates);
@@ -426,7 +426,8 @@ int main(int argc, char **argv)
         pthread_join(bt, NULL);
         double bare_drain = b2.got >= b2.want ? b2.last - bf.t1 : 1e9;
         bool ok_s = drain_s <= 1.0, ok_b = bare_drain <= 1.0;
-        printf("  %10.0f  %14s (%5.2f)  %14s (%5.2f)\n", r, ok_s ? "kept up" : "fell behind",
+        printf("  %10.0f  %12.0f  %14s (%5.2f)  %14s (%5.2f)\n", r, (double)sf.events / (sf.t1 - sf.t0),
+               ok_s ? "kept up" : "fell behind",
                drain_s < 1e9 ? drain_s : -1, ok_b ? "kept up" : "fell behind", bare_drain < 1e9 ? bare_drain : -1);
         fflush(stdout);
         if (ok_s && r > best_strata)
