@@ -548,10 +548,17 @@ static void gen_value(gen_text *t, uint64_t *rs, int col_hint)
         gprintf(t, "%s%llu.%0*llu", (r >> 8) % 5 ? "" : "-", (unsigned long long)(x % 100000),
                 1 + (int)((r >> 12) % 4), (unsigned long long)((x >> 20) % 10000));
         break;
-    case 3: /* mantissa digits and exponent */
-        gprintf(t, "%llu%s%lld", (unsigned long long)(x >> (x % 64)), (r >> 8) % 2 ? "e" : "E",
-                (long long)((int64_t)((x >> 7) % 700) - 350));
+    case 3: { /* mantissa digits, a point somewhere, and an exponent near 10^+-22 or anywhere */
+        char m[32];
+        int n = snprintf(m, sizeof m, "%llu", (unsigned long long)(x >> (x % 64)));
+        int point = (int)((r >> 24) % (unsigned)(n + 1));
+        long long e = (r >> 8) % 4 ? (long long)((x >> 7) % 61) - 30 : (long long)((x >> 7) % 700) - 350;
+        if (point > 0 && point < n)
+            gprintf(t, "%.*s.%s%s%lld", point, m, m + point, (r >> 12) % 2 ? "e" : "E", e);
+        else
+            gprintf(t, "%s%s%lld", m, (r >> 12) % 2 ? "e" : "E", e);
         break;
+    }
     case 4: case 5: { /* a string */
         gputs(t, "\"");
         unsigned n = (unsigned)(x % 24);
