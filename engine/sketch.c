@@ -1,11 +1,12 @@
 /*
- * sketch.c — HyperLogLog and DDSketch. See sketch.h for accuracy and layout.
+ * sketch.c — HyperLogLog and DDSketch. See sketch.h for accuracy and layout. HLL registers
+ * live as sorted sparse entries until HLL_SPARSE_MAX are set, then as a dense byte array;
+ * the estimate reads only the histogram of register values (see "The estimate" below).
  */
 #include "sketch.h"
 
 #include <float.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_INLINE_ALL
@@ -115,36 +116,103 @@ void hll_merge(hll *dst, const hll *src)
         hll_set(dst, src->sp[i] >> 8, (uint8_t)(src->sp[i] & 0xff));
 }
 
-static double inv_pow2[65]; /* 2^-r; ranks are at most 64 - HLL_P + 1 */
-static pthread_once_t inv_pow2_once = PTHREAD_ONCE_INIT;
+/* ---- The estimate -------------------------------------------------------------------
+ *
+ * Otmar Ertl's improved estimator ("New cardinality estimation algorithms for HyperLogLog
+ * sketches", 2017), written from the paper. With q = 64 - HLL_P hash bits after the index,
+ * a register holds 0 (empty) up to q + 1 (no one-bit among the q bits: the guard bit). Let
+ * C[k] be how many registers hold k. The raw HyperLogLog estimate alpha m^2 / sum(2^-reg)
+ * is biased for small n, where most registers are 0, and (in theory) near 2^64, where many
+ * hold q + 1; the old cure was linear counting below 2.5 m, and switching between two
+ * estimators left a step of up to +3% around 160k. The improved estimator instead replaces
+ * what the empty registers (C[0]) and the saturated ones (C[q+1]) add to the sum by terms
+ * derived from the Poisson model, sigma and tau, which stay right at both ends:
+ *
+ *   n = alpha_inf m^2 / (m sigma(C[0]/m) + sum_{k=1..q} C[k] 2^-k + m tau(1 - C[q+1]/m) 2^-q)
+ *
+ *   alpha_inf = 1 / (2 ln 2)
+ *   sigma(x)  = x + sum_{k>=1} x^(2^k) 2^(k-1)                          (infinite at x = 1)
+ *   tau(x)    = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3           (0 at x = 0 and 1)
+ *
+ * One formula over the whole range: no switch, no empirical bias tables, and it behaves like
+ * linear counting where that is exact. It depends on the registers only through the
+ * histogram C, which the sparse and dense forms yield identically (integers, no rounding
+ * order), so one state gives one estimate whatever its form. */
 
-static void inv_pow2_init(void)
+#define HLL_Q (64 - HLL_P) /* hash bits after the register index; ranks are 1..HLL_Q + 1 */
+
+/* sigma(x) for 0 <= x < 1, summed until the terms no longer change the sum. */
+static double hll_sigma(double x)
 {
-    for (int r = 0; r <= 64; r++)
-        inv_pow2[r] = ldexp(1.0, -r);
+    double sum = x, weight = 1;
+    for (;;) {
+        x *= x;
+        double next = sum + x * weight;
+        if (next == sum)
+            return sum;
+        sum = next;
+        weight *= 2;
+    }
+}
+
+/* tau(x) for 0 <= x <= 1, summed until the terms no longer change the sum. */
+static double hll_tau(double x)
+{
+    if (x == 0 || x == 1)
+        return 0;
+    double sum = 1 - x, weight = 1;
+    for (;;) {
+        x = sqrt(x);
+        weight /= 2;
+        double next = sum - (1 - x) * (1 - x) * weight;
+        if (next == sum)
+            return sum / 3;
+        sum = next;
+    }
+}
+
+/* c[k] = how many registers hold k, for k = 0..HLL_Q + 1. */
+static void hll_histogram(const hll *h, uint32_t c[HLL_Q + 2])
+{
+    memset(c, 0, sizeof(uint32_t) * (HLL_Q + 2));
+    if (!h->reg) {
+        c[0] = HLL_REGISTERS - h->nsp;
+        for (uint32_t i = 0; i < h->nsp; i++) {
+            uint32_t r = h->sp[i] & 0xff;
+            c[r <= HLL_Q + 1 ? r : HLL_Q + 1]++;
+        }
+        return;
+    }
+    /* Four interleaved tallies, so that runs of equal registers do not wait on one
+     * counter's store; 256 wide, so any byte indexes safely. */
+    uint32_t t[4][256];
+    memset(t, 0, sizeof t);
+    for (uint32_t i = 0; i < HLL_REGISTERS; i += 4) {
+        t[0][h->reg[i]]++;
+        t[1][h->reg[i + 1]]++;
+        t[2][h->reg[i + 2]]++;
+        t[3][h->reg[i + 3]]++;
+    }
+    for (uint32_t r = 0; r < 256; r++)
+        c[r <= HLL_Q + 1 ? r : HLL_Q + 1] += t[0][r] + t[1][r] + t[2][r] + t[3][r];
 }
 
 uint64_t hll_estimate(const hll *h)
 {
     const double m = HLL_REGISTERS;
-    pthread_once(&inv_pow2_once, inv_pow2_init);
-    double sum = 0;
-    uint32_t zeros = 0;
-    if (h->reg) {
-        for (uint32_t i = 0; i < HLL_REGISTERS; i++) {
-            sum += inv_pow2[h->reg[i] <= 64 ? h->reg[i] : 64];
-            zeros += h->reg[i] == 0;
-        }
-    } else {
-        zeros = HLL_REGISTERS - h->nsp;
-        sum = zeros; /* 2^-0 for every empty register */
-        for (uint32_t i = 0; i < h->nsp; i++)
-            sum += inv_pow2[h->sp[i] & 0xff];
-    }
-    double alpha = 0.7213 / (1 + 1.079 / m);
-    double e = alpha * m * m / sum;
-    if (e <= 2.5 * m && zeros) /* small range: linear counting is more exact */
-        e = m * log(m / zeros);
+    uint32_t c[HLL_Q + 2];
+    hll_histogram(h, c);
+    if (c[0] == HLL_REGISTERS)
+        return 0;
+    if (c[HLL_Q + 1] == HLL_REGISTERS)
+        return UINT64_MAX; /* every register saturated: beyond what 64-bit hashes tell */
+    double z = m * hll_tau(1 - c[HLL_Q + 1] / m);
+    for (int k = HLL_Q; k >= 1; k--) /* Horner: sum_k C[k] 2^-k + m tau 2^-q */
+        z = 0.5 * (z + c[k]);
+    z += m * hll_sigma(c[0] / m);
+    double e = m * m / (2 * M_LN2) / z;
+    if (!(e < 18446744073709549568.0)) /* the largest double below 2^64 */
+        return UINT64_MAX;
     return (uint64_t)(e + 0.5);
 }
 

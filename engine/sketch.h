@@ -4,7 +4,13 @@
  * the union), which is what rollups and partial aggregation across threads rely on.
  *
  * HLL: 2^16 one-byte registers (64 KiB once dense), 64-bit hashes; relative standard error
- * 1.04/sqrt(65536) = 0.41% (2% is about 5 sigma), linear counting for small counts.
+ * 1.04/sqrt(65536) = 0.41% (2% is about 5 sigma), without a step anywhere: one estimator
+ * (Ertl's improved estimator, see sketch.c) over the whole range, no switch between linear
+ * counting and the raw estimate (the switch made uniq up to 3% high around 160k).
+ * Measured by test_sketch's uniq_unbiased_from_1_to_10M (48 to 384 seeds per count): mean
+ * error at most 0.11% and root mean square error 0.26-0.43% from 5k to 10M; below 5k it
+ * behaves like linear counting (root mean square about 0.3% of n, since keys that share a
+ * register are invisible to any estimator).
  * DDSketch: relative accuracy 0.5% — every quantile it returns is within 0.5% of the value
  * of some element of the right rank. Buckets are log-spaced (gamma = 1.01/0.99), kept in
  * two growable arrays (positive and negative magnitudes) plus a zero count.
@@ -41,6 +47,8 @@ static inline uint64_t hll_bytes(const hll *h)
 void hll_free(hll *h);
 void hll_add_hash(hll *h, uint64_t hash);
 void hll_merge(hll *dst, const hll *src);
+/* The distinct count: 0 for an empty sketch; the same for a state whether it is sparse or
+ * dense. Reads only; a histogram pass over the 64 KiB of registers once dense (about 40 us). */
 uint64_t hll_estimate(const hll *h);
 /* Hashes for values: the same value always gives the same hash. */
 uint64_t sketch_hash_u64(uint64_t v);
