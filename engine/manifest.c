@@ -4,6 +4,8 @@
  */
 #include "manifest.h"
 
+#include "fault.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -108,6 +110,8 @@ oom:
 
 int fsync_dir(const char *dir)
 {
+    if (fault_hit(FAULT_FSYNC_DIR))
+        return -EIO;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -207,8 +211,10 @@ done:
     return rc;
 }
 
-int manifest_write(const char *dir, const manifest *m, strata_err *err)
+int manifest_write(const char *dir, const manifest *m, bool *renamed, strata_err *err)
 {
+    if (renamed)
+        *renamed = false;
     bytebuf b = {0};
     buf_put(&b, MAN_MAGIC, 8);
     buf_put_u32(&b, MAN_VERSION);
@@ -263,13 +269,16 @@ int manifest_write(const char *dir, const manifest *m, strata_err *err)
         rc = strata_err_set(err, STRATA_EIO, "%s: close: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, path) != 0)
         rc = strata_err_set(err, STRATA_EIO, "%s: rename: %s", tmp, strerror(errno));
-    if (rc == 0) {
-        int drc = fsync_dir(dir);
-        if (drc)
-            rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", dir, strerror(-drc));
-    }
-    if (rc)
+    if (rc) {
         unlink(tmp);
+        goto done;
+    }
+    if (renamed)
+        *renamed = true;
+    int drc = fsync_dir(dir);
+    if (drc)
+        rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory after the commit: %s", dir,
+                            strerror(-drc));
 done:
     buf_free(&b);
     return rc;

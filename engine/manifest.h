@@ -25,6 +25,7 @@
 #ifndef STRATA_MANIFEST_H
 #define STRATA_MANIFEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -59,8 +60,12 @@ typedef struct manifest {
  * STRATA_ENOTFOUND when there is none, STRATA_ECORRUPT / STRATA_EVERSION with a message
  * naming the file when it is damaged or of an unknown version. */
 int manifest_read(const char *dir, manifest *m /* OUT */, strata_err *err);
-/* Commits m as dir/MANIFEST (see above). m->generation is written as is. */
-int manifest_write(const char *dir, const manifest *m, strata_err *err);
+/* Commits m as dir/MANIFEST (see above). m->generation is written as is. *renamed (may be
+ * NULL) tells a failure before the commit point from one after it: false, the old
+ * MANIFEST stands (and nothing the new one lists may be assumed committed); true, MANIFEST
+ * was replaced but the directory fsync failed, so a crash may leave either version: the
+ * files the new one lists must be kept. */
+int manifest_write(const char *dir, const manifest *m, bool *renamed /* OUT */, strata_err *err);
 void manifest_free(manifest *m);
 /* Deep copy; 0 or STRATA_ENOMEM. */
 int manifest_copy(manifest *dst, const manifest *src);

@@ -17,6 +17,7 @@
 #include "memtable.h"
 
 #include "encode.h"
+#include "fault.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -54,7 +55,9 @@ struct memtable {
     strata_schema schema;
     int64_t part_key;
     uint64_t max_rows, max_chunks, max_dict_chunks;
-    _Atomic uint64_t nrows;
+    _Atomic uint64_t nrows;        /* published: readers see rows below it */
+    uint64_t staged;               /* writer only: rows written, published or not */
+    int64_t staged_min, staged_max; /* writer only: time range of the staged rows */
     _Atomic uint64_t bytes;
     _Atomic int64_t min_time, max_time;
     _Atomic int refs;
@@ -73,6 +76,8 @@ static uint64_t pool_bytes;
 
 static void *chunk_alloc(size_t width)
 {
+    if (fault_hit(FAULT_MEMTABLE_ALLOC))
+        return NULL;
     int k = width == 8;
     pthread_mutex_lock(&pool_lock);
     void *c = pool_head[k];
@@ -116,7 +121,7 @@ void memtable_pool_trim(void)
 memtable *memtable_create(const strata_schema *schema, int64_t part_key, uint64_t max_rows,
                           strata_err *err)
 {
-    memtable *mt = calloc(1, sizeof *mt);
+    memtable *mt = fault_hit(FAULT_MEMTABLE_ALLOC) ? NULL : calloc(1, sizeof *mt);
     if (!mt)
         goto oom;
     mt->schema = *schema;
@@ -127,6 +132,8 @@ memtable *memtable_create(const strata_schema *schema, int64_t part_key, uint64_
     atomic_init(&mt->nrows, 0);
     atomic_init(&mt->min_time, 0);
     atomic_init(&mt->max_time, -1);
+    mt->staged_min = 0;
+    mt->staged_max = -1;
     atomic_init(&mt->refs, 1);
     uint64_t bytes = sizeof *mt;
     for (int c = 0; c < schema->ncols; c++) {
@@ -283,7 +290,7 @@ static int64_t dict_intern(memtable *mt, mt_dict *d, const char *p, uint32_t len
         i = (i + 1) & mask;
     }
     uint32_t code = d->n;
-    if (code / DICT_CHUNK >= mt->max_dict_chunks)
+    if (code / DICT_CHUNK >= mt->max_dict_chunks || fault_hit(FAULT_MEMTABLE_ALLOC))
         return -1;
     if (!d->entries[code / DICT_CHUNK]) {
         d->entries[code / DICT_CHUNK] = malloc(sizeof(strata_str) * DICT_CHUNK);
@@ -312,12 +319,12 @@ static int64_t dict_intern(memtable *mt, mt_dict *d, const char *p, uint32_t len
     return code;
 }
 
-int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint32_t n,
-                    strata_err *err)
+int memtable_stage(memtable *mt, const row_batch *b, const uint32_t *rows, uint32_t n,
+                   strata_err *err)
 {
     if (!rows)
         n = b->nrows;
-    uint64_t start = atomic_load_explicit(&mt->nrows, memory_order_relaxed);
+    uint64_t start = mt->staged;
     if (start + n > mt->max_rows)
         return strata_err_set(err, STRATA_EFULL, "memtable: %u rows do not fit (%llu of %llu)",
                               n, (unsigned long long)start, (unsigned long long)mt->max_rows);
@@ -325,20 +332,21 @@ int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint
         return 0;
     const strata_schema *sc = &mt->schema;
     uint64_t bytes = 0;
-    /* Allocate the chunks the new rows need first, so a failure publishes nothing. */
+    /* Allocate the chunks the new rows need first, so a failure stages nothing. */
     for (uint64_t ch = start / MEMTABLE_CHUNK_ROWS; ch <= (start + n - 1) / MEMTABLE_CHUNK_ROWS; ch++)
         for (int c = 0; c < sc->ncols; c++) {
             if (mt->cols[c].chunks[ch])
                 continue;
             size_t width = sc->cols[c].type == STRATA_STRING ? 4 : 8;
             mt->cols[c].chunks[ch] = chunk_alloc(width);
-            if (!mt->cols[c].chunks[ch])
+            if (!mt->cols[c].chunks[ch]) {
+                atomic_fetch_add_explicit(&mt->bytes, bytes, memory_order_relaxed);
                 return strata_err_set(err, STRATA_ENOMEM, "memtable: out of memory");
+            }
             bytes += width * MEMTABLE_CHUNK_ROWS;
         }
-    int64_t tmin = atomic_load_explicit(&mt->min_time, memory_order_relaxed);
-    int64_t tmax = atomic_load_explicit(&mt->max_time, memory_order_relaxed);
-    /* Column by column, chunk run by chunk run, with the type decided once per column. */
+    /* Column by column, chunk run by chunk run, with the type decided once per column.
+     * Values land past the published count, where no reader looks. */
     for (int c = 0; c < sc->ncols; c++) {
         strata_type t = sc->cols[c].type;
         void **chunks = mt->cols[c].chunks;
@@ -364,6 +372,7 @@ int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint
                     strata_str v = row_batch_get_str(b, c, rows ? rows[k + j] : k + j);
                     int64_t code = dict_intern(mt, d, v.ptr, v.len, &bytes);
                     if (code < 0) {
+                        /* Codes interned so far stay (unused); the rows are not staged. */
                         atomic_fetch_add_explicit(&mt->bytes, bytes, memory_order_relaxed);
                         return strata_err_set(err, STRATA_ENOMEM, "memtable: out of memory");
                     }
@@ -374,6 +383,7 @@ int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint
         }
     }
     const int64_t *ts = b->i[sc->time_col];
+    int64_t tmin = mt->staged_min, tmax = mt->staged_max;
     bool empty = start == 0;
     for (uint32_t k = 0; k < n; k++) {
         int64_t v = ts[rows ? rows[k] : k];
@@ -383,11 +393,41 @@ int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint
             tmax = v;
         empty = false;
     }
-    atomic_store_explicit(&mt->min_time, tmin, memory_order_relaxed);
-    atomic_store_explicit(&mt->max_time, tmax, memory_order_relaxed);
+    mt->staged_min = tmin;
+    mt->staged_max = tmax;
+    mt->staged = start + n;
     atomic_fetch_add_explicit(&mt->bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&mt->nrows, start + n, memory_order_release);
     return 0;
+}
+
+uint64_t memtable_staged_rows(const memtable *mt)
+{
+    return mt->staged;
+}
+
+void memtable_publish(memtable *mt)
+{
+    if (mt->staged == atomic_load_explicit(&mt->nrows, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&mt->min_time, mt->staged_min, memory_order_relaxed);
+    atomic_store_explicit(&mt->max_time, mt->staged_max, memory_order_relaxed);
+    atomic_store_explicit(&mt->nrows, mt->staged, memory_order_release);
+}
+
+void memtable_unstage(memtable *mt)
+{
+    mt->staged = atomic_load_explicit(&mt->nrows, memory_order_relaxed);
+    mt->staged_min = atomic_load_explicit(&mt->min_time, memory_order_relaxed);
+    mt->staged_max = atomic_load_explicit(&mt->max_time, memory_order_relaxed);
+}
+
+int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint32_t n,
+                    strata_err *err)
+{
+    int rc = memtable_stage(mt, b, rows, n, err);
+    if (rc == 0)
+        memtable_publish(mt);
+    return rc;
 }
 
 /* ---- flush: sort and write ------------------------------------------------------- */

@@ -37,11 +37,24 @@ memtable *memtable_create(const strata_schema *schema, int64_t part_key, uint64_
 void memtable_ref(memtable *mt);
 void memtable_unref(memtable *mt);
 
-/* Writer only. Appends rows[0..n) of b (all of b's rows when rows is NULL), in order.
- * Returns 0; STRATA_EFULL (nothing appended) when the rows would pass max_rows;
- * STRATA_ENOMEM (nothing published) when out of memory. */
+/* Writer only. Appends rows[0..n) of b (all of b's rows when rows is NULL), in order:
+ * memtable_stage then memtable_publish. Returns 0; STRATA_EFULL (nothing appended) when
+ * the rows would pass max_rows; STRATA_ENOMEM (nothing published) when out of memory. */
 int memtable_append(memtable *mt, const row_batch *b, const uint32_t *rows, uint32_t n,
                     strata_err *err);
+
+/* Writer only: two-step appends, so a caller can make rows of several memtables visible
+ * together or not at all. memtable_stage writes rows after those already staged, where
+ * readers do not look (memtable_nrows does not count them); errors as memtable_append,
+ * and a failed call stages none of its rows (earlier staged rows stay staged).
+ * memtable_publish makes every staged row visible at once (never fails);
+ * memtable_unstage forgets rows staged since the last publish. */
+int memtable_stage(memtable *mt, const row_batch *b, const uint32_t *rows, uint32_t n,
+                   strata_err *err);
+void memtable_publish(memtable *mt);
+void memtable_unstage(memtable *mt);
+/* Rows staged, published or not (writer only). */
+uint64_t memtable_staged_rows(const memtable *mt);
 
 /* Rows readers may read (acquire load). */
 uint64_t memtable_nrows(const memtable *mt);

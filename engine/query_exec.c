@@ -1462,6 +1462,8 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     }
     table_snapshot_release(snap);
     free(jobs);
+    if (rc == STRATA_ECORRUPT)
+        table_report_damage(t, err->msg); /* a committed segment is damaged: say so beyond this answer */
     if (!rc && build_result(&ws[0].x, out) != 0)
         rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     if (!rc) {

@@ -125,3 +125,11 @@ int row_batch_set_str(row_batch *b, int col, uint32_t row, const char *p, uint32
     b->nbytes += len;
     return 0;
 }
+
+uint64_t row_batch_mem_bytes(const row_batch *b)
+{
+    uint64_t per_row = 0;
+    for (int c = 0; c < b->schema->ncols; c++)
+        per_row += b->schema->cols[c].type == STRATA_STRING ? sizeof(row_batch_str) : 8;
+    return (uint64_t)b->cap * per_row + b->bytes_cap;
+}

@@ -54,6 +54,9 @@ void row_batch_pop_row(row_batch *b);
  * Returns 0 or STRATA_ENOMEM. */
 int row_batch_set_str(row_batch *b, int col, uint32_t row, const char *p, uint32_t len);
 
+/* Memory the batch holds (its arrays at their capacity and its string bytes). */
+uint64_t row_batch_mem_bytes(const row_batch *b);
+
 /* The bytes of a string value; valid until the batch is changed or freed. */
 static inline strata_str row_batch_get_str(const row_batch *b, int col, uint32_t row)
 {

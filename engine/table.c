@@ -9,6 +9,8 @@
  */
 #include "table.h"
 
+#include "fault.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -66,6 +68,11 @@ struct strata_table {
     memtable_flush_scratch flush_scratch; /* flush_lock */
     _Atomic uint64_t flushes, flush_ns, rows_flushed;
     _Atomic int64_t max_time; /* the latest event time appended or committed; INT64_MIN */
+    _Atomic bool dropped;     /* set under write_lock + flush_lock: writes refused */
+    _Atomic bool failed;      /* a commit's durability is unknown: writes refused */
+    char fail_msg[512];       /* why failed; lock */
+    uint64_t damage_count;    /* damaged segments met by readers; lock */
+    char damage_msg[512];     /* the latest; lock */
 };
 
 static int64_t now_ms(void)
@@ -211,8 +218,12 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
         }
     }
     closedir(d);
-    if (removed)
-        fsync_dir(p->dir);
+    int drc = removed ? fsync_dir(p->dir) : 0;
+    if (drc) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory after removing uncommitted files: %s",
+                            p->dir, strerror(-drc));
+        goto fail;
+    }
     for (uint32_t i = 0; i < p->man.nsegs; i++) {
         seg_handle *h;
         if ((rc = open_segment_handle(p->dir, p->man.segs[i].id, &h, err)) != 0) {
@@ -286,8 +297,15 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     pthread_mutex_init(&t->write_lock, NULL);
     pthread_mutex_init(&t->flush_lock, NULL);
     atomic_init(&t->next_seg_id, 1);
+    struct stat st;
+    bool made = stat(t->raw_dir, &st) != 0;
     if ((rc = mkdir_p(t->raw_dir, err)) != 0)
         goto fail;
+    int drc = made ? fsync_dir(t->dir) : 0;
+    if (drc) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", t->dir, strerror(-drc));
+        goto fail;
+    }
     DIR *d = opendir(t->raw_dir);
     if (!d) {
         rc = strata_err_set(err, STRATA_EIO, "%s: %s", t->raw_dir, strerror(errno));
@@ -337,7 +355,9 @@ void table_close(strata_table *t)
 const strata_schema *table_schema(const strata_table *t) { return &t->schema; }
 const char *table_dir(const strata_table *t) { return t->dir; }
 
-/* Finds or creates the partition for key. Caller holds write_lock (not lock). */
+/* Finds or creates the partition for key. Caller holds write_lock (not lock). A new
+ * partition's directory is made and the raw directory fsynced before it is used, so a
+ * segment committed into it cannot lose its directory in a crash. */
 static partition *partition_get(strata_table *t, int64_t key, strata_err *err)
 {
     pthread_mutex_lock(&t->lock);
@@ -367,7 +387,12 @@ static partition *partition_get(strata_table *t, int64_t key, strata_err *err)
         free(p);
         return NULL;
     }
-    fsync_dir(t->raw_dir);
+    int drc = fsync_dir(t->raw_dir);
+    if (drc) {
+        strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", t->raw_dir, strerror(-drc));
+        free(p);
+        return NULL;
+    }
     pthread_mutex_lock(&t->lock);
     int rc = parts_insert(t, p);
     pthread_mutex_unlock(&t->lock);
@@ -379,35 +404,50 @@ static partition *partition_get(strata_table *t, int64_t key, strata_err *err)
     return p;
 }
 
-/* Moves p's active memtable to its sealed list. Caller holds write_lock. */
-static int partition_seal(strata_table *t, partition *p)
+/* Room for `more` entries in p's sealed list. Caller holds lock. */
+static int sealed_reserve(partition *p, uint32_t more)
 {
-    if (!p->active)
+    if (p->nsealed + more <= p->sealed_cap)
         return 0;
-    if (memtable_nrows(p->active) == 0)
-        return 0;
-    sealed_mt s = {p->active, {0}, {{0}, {0}}};
-    if (manifest_copy(&s.cps, &t->pending_cps) != 0)
+    uint32_t cap = p->sealed_cap ? p->sealed_cap : 4;
+    while (cap < p->nsealed + more)
+        cap *= 2;
+    sealed_mt *ns = realloc(p->sealed, sizeof *ns * cap);
+    if (!ns)
         return STRATA_ENOMEM;
-    pthread_mutex_lock(&t->lock);
-    s.src = p->active_src;
+    p->sealed = ns;
+    p->sealed_cap = cap;
+    return 0;
+}
+
+/* Moves p's non-empty active memtable, with its offset ranges and the checkpoints *cps
+ * (taken over), to the sealed list, which has room. Never fails. Caller holds
+ * write_lock and lock. */
+static void seal_reserved(partition *p, manifest *cps)
+{
+    sealed_mt s = {p->active, *cps, p->active_src};
+    memset(cps, 0, sizeof *cps);
     memset(&p->active_src, 0, sizeof p->active_src);
-    if (p->nsealed == p->sealed_cap) {
-        uint32_t cap = p->sealed_cap ? p->sealed_cap * 2 : 4;
-        sealed_mt *ns = realloc(p->sealed, sizeof *ns * cap);
-        if (!ns) {
-            p->active_src = s.src;
-            pthread_mutex_unlock(&t->lock);
-            manifest_free(&s.cps);
-            return STRATA_ENOMEM;
-        }
-        p->sealed = ns;
-        p->sealed_cap = cap;
-    }
     p->sealed[p->nsealed++] = s;
     p->active = NULL;
+}
+
+/* Moves p's active memtable to its sealed list (nothing when it is empty). Caller holds
+ * write_lock. */
+static int partition_seal(strata_table *t, partition *p)
+{
+    if (!p->active || memtable_nrows(p->active) == 0)
+        return 0;
+    manifest cps;
+    if (manifest_copy(&cps, &t->pending_cps) != 0)
+        return STRATA_ENOMEM;
+    pthread_mutex_lock(&t->lock);
+    int rc = sealed_reserve(p, 1);
+    if (rc == 0)
+        seal_reserved(p, &cps);
     pthread_mutex_unlock(&t->lock);
-    return 0;
+    manifest_free(&cps);
+    return rc;
 }
 
 static uint64_t memtables_bytes_locked(strata_table *t)
@@ -440,53 +480,167 @@ typedef struct row_source {
     const int64_t *offsets;
 } row_source;
 
-/* Widens the active memtable's offset range of src by offsets [lo, hi). Caller holds
- * write_lock; takes lock. */
-static int note_range(strata_table *t, partition *p, const row_source *src, int64_t lo, int64_t hi)
+/* ---- appends: prepare everything, then publish in one step ------------------------- *
+ * An append either lands every row of its batch or none (a Kafka batch that failed half
+ * way would otherwise land twice when it is read again). So all that can fail happens
+ * first, per partition the batch touches (part_plan): the partition and its active
+ * memtable are made, the rows are staged in the active memtable where readers do not
+ * look, rows past its room go to fresh memtables no one sees yet, and the checkpoint
+ * entries, sealed-list room and checkpoint copies that publishing needs are allocated.
+ * A failure unstages and frees all of it. Then, under one hold of t->lock, every plan is
+ * published (staged rows made visible, full memtables sealed, fresh ones installed):
+ * nothing there can fail, and a snapshot sees the whole batch or none of it. What a
+ * failed prepare leaves behind is inert: empty partitions and memtables, and checkpoint
+ * entries with values every reader ignores (lo INT64_MAX, hi -1). */
+
+typedef struct part_plan {
+    partition *p;
+    uint32_t *rows;      /* this partition's rows of the batch, in batch order */
+    uint32_t n;
+    uint32_t in_active;  /* rows staged in p->active */
+    uint32_t nfresh;     /* memtables for rows past the active one's room */
+    memtable **fresh;
+    src_range *fresh_src;
+    manifest *seal_cps;  /* nfresh copies of pending_cps: the active memtable and
+                          * fresh[0..nfresh-2] are sealed at publish */
+} part_plan;
+
+static void plan_free(part_plan *pl)
 {
-    pthread_mutex_lock(&t->lock);
-    int64_t l = manifest_get_checkpoint(&p->active_src.lo, src->source, src->kpart);
-    int64_t h = manifest_get_checkpoint(&p->active_src.hi, src->source, src->kpart);
-    int rc = manifest_set_checkpoint(&p->active_src.lo, src->source, src->kpart, l < 0 || lo < l ? lo : l);
-    if (rc == 0)
-        rc = manifest_set_checkpoint(&p->active_src.hi, src->source, src->kpart, hi > h ? hi : h);
-    pthread_mutex_unlock(&t->lock);
-    return rc;
+    for (uint32_t i = 0; i < pl->nfresh; i++) {
+        if (pl->fresh)
+            memtable_unref(pl->fresh[i]);
+        if (pl->fresh_src)
+            src_range_free(&pl->fresh_src[i]);
+        if (pl->seal_cps)
+            manifest_free(&pl->seal_cps[i]);
+    }
+    free(pl->fresh);
+    free(pl->fresh_src);
+    free(pl->seal_cps);
+    pl->fresh = NULL;
+    pl->fresh_src = NULL;
+    pl->seal_cps = NULL;
+    pl->nfresh = 0;
 }
 
-/* Appends rows[0..n) (all of one partition) to p. Caller holds write_lock. */
-static int partition_append(strata_table *t, partition *p, const row_batch *b,
-                            const uint32_t *rows, uint32_t n, const row_source *src,
-                            strata_err *err)
+static void plan_abort(part_plan *pl)
 {
-    uint32_t done = 0;
-    while (done < n) {
-        if (p->active && memtable_due(t, p, now_ms())) {
-            if (partition_seal(t, p) != 0)
-                return strata_err_set(err, STRATA_ENOMEM, "out of memory");
-        }
-        if (!p->active) {
-            memtable *mt = memtable_create(&t->schema, p->key, t->schema.memtable_max_rows, err);
-            if (!mt)
-                return err ? err->code : STRATA_ENOMEM;
-            pthread_mutex_lock(&t->lock);
-            p->active = mt;
-            pthread_mutex_unlock(&t->lock);
-            p->active_since_ms = now_ms();
-        }
-        uint64_t room = memtable_max_rows(p->active) - memtable_nrows(p->active);
-        uint32_t k = n - done < room ? n - done : (uint32_t)room;
-        int rc = memtable_append(p->active, b, rows + done, k, err);
+    if (pl->in_active)
+        memtable_unstage(pl->p->active);
+    pl->in_active = 0;
+    plan_free(pl);
+}
+
+/* Sets (source, kpart) of r to [lo, hi). */
+static int src_range_set(src_range *r, const row_source *src, int64_t lo, int64_t hi)
+{
+    if (manifest_set_checkpoint(&r->lo, src->source, src->kpart, lo) != 0 ||
+        manifest_set_checkpoint(&r->hi, src->source, src->kpart, hi) != 0)
+        return STRATA_ENOMEM;
+    return 0;
+}
+
+/* The fallible half of an append to one partition (see above). Caller holds write_lock;
+ * on failure the caller aborts the plan. */
+static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, const row_source *src,
+                        strata_err *err)
+{
+    partition *p = pl->p;
+    if (p->active && memtable_due(t, p, now_ms()) && partition_seal(t, p) != 0)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    if (!p->active) {
+        memtable *mt = memtable_create(&t->schema, p->key, t->schema.memtable_max_rows, err);
+        if (!mt)
+            return err ? err->code : STRATA_ENOMEM;
+        pthread_mutex_lock(&t->lock);
+        p->active = mt;
+        pthread_mutex_unlock(&t->lock);
+        p->active_since_ms = now_ms();
+    }
+    uint64_t room = memtable_max_rows(p->active) - memtable_staged_rows(p->active);
+    uint32_t k = pl->n < room ? pl->n : (uint32_t)room;
+    int rc;
+    if (k && (rc = memtable_stage(p->active, b, pl->rows, k, err)) != 0)
+        return rc;
+    pl->in_active = k;
+    if (src && k) {
+        /* Entries publishing will set must exist now (setting an existing one cannot
+         * fail); until then their values are ones resume points ignore. */
+        pthread_mutex_lock(&t->lock);
+        rc = 0;
+        if (manifest_get_checkpoint(&p->active_src.lo, src->source, src->kpart) < 0)
+            rc = manifest_set_checkpoint(&p->active_src.lo, src->source, src->kpart, INT64_MAX);
+        if (rc == 0 && manifest_get_checkpoint(&p->active_src.hi, src->source, src->kpart) < 0)
+            rc = manifest_set_checkpoint(&p->active_src.hi, src->source, src->kpart, -1);
+        pthread_mutex_unlock(&t->lock);
         if (rc)
-            return rc;
-        if (src && k > 0 &&
-            note_range(t, p, src, src->offsets[rows[done]], src->offsets[rows[done + k - 1]] + 1) != 0)
-            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
-        done += k;
-        if (done < n && partition_seal(t, p) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     }
-    return 0;
+    uint32_t left = pl->n - k, done = k;
+    if (left == 0)
+        return 0;
+    uint64_t per = t->schema.memtable_max_rows ? t->schema.memtable_max_rows : 1;
+    uint32_t nf = (uint32_t)((left + per - 1) / per);
+    pl->fresh = calloc(nf, sizeof *pl->fresh);
+    pl->fresh_src = calloc(nf, sizeof *pl->fresh_src);
+    pl->seal_cps = calloc(nf, sizeof *pl->seal_cps);
+    if (!pl->fresh || !pl->fresh_src || !pl->seal_cps)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    pl->nfresh = nf;
+    for (uint32_t i = 0; i < nf; i++) {
+        if (!(pl->fresh[i] = memtable_create(&t->schema, p->key, per, err)))
+            return err ? err->code : STRATA_ENOMEM;
+        uint32_t take = left < per ? left : (uint32_t)per;
+        if ((rc = memtable_append(pl->fresh[i], b, pl->rows + done, take, err)) != 0)
+            return rc;
+        if (src && src_range_set(&pl->fresh_src[i], src, src->offsets[pl->rows[done]],
+                                 src->offsets[pl->rows[done + take - 1]] + 1) != 0)
+            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        if (manifest_copy(&pl->seal_cps[i], &t->pending_cps) != 0)
+            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        done += take;
+        left -= take;
+    }
+    pthread_mutex_lock(&t->lock);
+    rc = sealed_reserve(p, nf);
+    pthread_mutex_unlock(&t->lock);
+    return rc ? strata_err_set(err, STRATA_ENOMEM, "out of memory") : 0;
+}
+
+/* The infallible half: makes a prepared plan visible. Caller holds write_lock and lock. */
+static void plan_publish(partition *p, part_plan *pl, const row_source *src, int64_t now)
+{
+    if (pl->in_active) {
+        memtable_publish(p->active);
+        if (src) {
+            int64_t lo = src->offsets[pl->rows[0]], hi = src->offsets[pl->rows[pl->in_active - 1]] + 1;
+            int64_t l = manifest_get_checkpoint(&p->active_src.lo, src->source, src->kpart);
+            int64_t h = manifest_get_checkpoint(&p->active_src.hi, src->source, src->kpart);
+            manifest_set_checkpoint(&p->active_src.lo, src->source, src->kpart, lo < l ? lo : l);
+            manifest_set_checkpoint(&p->active_src.hi, src->source, src->kpart, hi > h ? hi : h);
+        }
+    }
+    if (pl->nfresh) {
+        if (memtable_nrows(p->active) > 0) {
+            seal_reserved(p, &pl->seal_cps[0]);
+        } else {
+            memtable_unref(p->active);
+            src_range_free(&p->active_src);
+            p->active = NULL;
+        }
+        for (uint32_t i = 0; i < pl->nfresh; i++) {
+            p->active = pl->fresh[i];
+            p->active_src = pl->fresh_src[i];
+            pl->fresh[i] = NULL;
+            memset(&pl->fresh_src[i], 0, sizeof pl->fresh_src[i]);
+            if (i + 1 < pl->nfresh)
+                seal_reserved(p, &pl->seal_cps[i + 1]);
+        }
+        p->active_since_ms = now;
+    }
+    pl->in_active = 0;
+    plan_free(pl);
 }
 
 static const char CP_PREFIX[] = "cp/", RESUME_PREFIX[] = "rs/";
@@ -497,7 +651,24 @@ static bool prefixed(const char *prefix, const char *source, char *out)
     return (size_t)snprintf(out, MANIFEST_SOURCE_MAX, "%s%s", prefix, source) < MANIFEST_SOURCE_MAX;
 }
 
-/* table_append and table_append_sourced. */
+/* Why writes are refused (dropped table, failed disk), as an error; 0 when they are not.
+ * Caller holds write_lock or flush_lock. */
+static int writes_refused(strata_table *t, strata_err *err)
+{
+    if (atomic_load(&t->dropped))
+        return strata_err_set(err, STRATA_ENOTFOUND, "table '%s' was dropped", t->schema.name);
+    if (atomic_load(&t->failed)) {
+        pthread_mutex_lock(&t->lock);
+        int rc = strata_err_set(err, STRATA_EIO, "table '%s' refuses writes after an I/O error "
+                                "(restart strata once the disk is sound): %s",
+                                t->schema.name, t->fail_msg);
+        pthread_mutex_unlock(&t->lock);
+        return rc;
+    }
+    return 0;
+}
+
+/* table_append and table_append_sourced: all of the batch or none of it (see above). */
 static int append_rows(strata_table *t, const row_batch *b, const row_source *src,
                        int64_t next_offset, uint64_t *skipped, strata_err *err)
 {
@@ -509,6 +680,9 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
     const strata_schema *sc = &t->schema;
     uint32_t *rows = malloc(sizeof *rows * (b->nrows + 1));
     uint8_t *done = calloc(b->nrows + 1, 1);
+    part_plan *plans = NULL;
+    uint32_t nplans = 0, plans_cap = 0;
+    uint64_t dropped_rows = 0;
     int rc = 0;
     if (!rows || !done) {
         free(rows);
@@ -516,6 +690,8 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     }
     pthread_mutex_lock(&t->write_lock);
+    if ((rc = writes_refused(t, err)) != 0)
+        goto out;
     pthread_mutex_lock(&t->lock);
     uint64_t used = memtables_bytes_locked(t);
     pthread_mutex_unlock(&t->lock);
@@ -540,16 +716,18 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
     }
     /* Group rows by partition, keeping their order within each partition. Batches
      * nearly always hit one or two partitions, so a pass per distinct key is cheap. */
+    uint32_t used_rows = 0;
     for (uint32_t first = 0; first < b->nrows; first++) {
         if (done[first])
             continue;
         int64_t key = schema_partition_key(sc->partition_by, ts[first]);
-        uint32_t n = 0;
+        uint32_t *prow = rows + used_rows, n = 0;
         for (uint32_t r = first; r < b->nrows; r++)
             if (!done[r] && schema_partition_key(sc->partition_by, ts[r]) == key) {
-                rows[n++] = r;
+                prow[n++] = r;
                 done[r] = 1;
             }
+        used_rows += n;
         partition *p = partition_get(t, key, err);
         if (!p) {
             rc = err ? err->code : STRATA_ENOMEM;
@@ -563,28 +741,60 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
             pthread_mutex_unlock(&t->lock);
             uint32_t kept = 0;
             for (uint32_t i = 0; i < n; i++)
-                if (src->offsets[rows[i]] >= cp)
-                    rows[kept++] = rows[i];
-            if (skipped)
-                *skipped += n - kept;
+                if (src->offsets[prow[i]] >= cp)
+                    prow[kept++] = prow[i];
+            dropped_rows += n - kept;
             n = kept;
         }
-        if (n && (rc = partition_append(t, p, b, rows, n, src, err)) != 0)
-            goto out;
+        if (n == 0)
+            continue;
+        if (nplans == plans_cap) {
+            uint32_t cap = plans_cap ? plans_cap * 2 : 4;
+            part_plan *np = realloc(plans, sizeof *np * cap);
+            if (!np) {
+                rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+                goto out;
+            }
+            plans = np;
+            plans_cap = cap;
+        }
+        plans[nplans++] = (part_plan){.p = p, .rows = prow, .n = n};
     }
-    if (src) {
+    for (uint32_t i = 0; i < nplans && rc == 0; i++)
+        rc = plan_prepare(t, &plans[i], b, src, err);
+    if (rc == 0 && src) {
+        /* The position entry must exist too; until published it says where the batch
+         * starts, which is where a reader of this source would resume anyway. */
         pthread_mutex_lock(&t->lock);
-        if (manifest_set_checkpoint(&t->positions, src->source, src->kpart, next_offset) != 0)
+        if (manifest_get_checkpoint(&t->positions, src->source, src->kpart) < 0 &&
+            manifest_set_checkpoint(&t->positions, src->source, src->kpart,
+                                    b->nrows ? src->offsets[0] : next_offset) != 0)
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         pthread_mutex_unlock(&t->lock);
     }
-    if (rc == 0 && b->nrows) {
+    if (rc)
+        goto out;
+    /* Publish: nothing below can fail. */
+    int64_t now = now_ms();
+    pthread_mutex_lock(&t->lock);
+    for (uint32_t i = 0; i < nplans; i++)
+        plan_publish(plans[i].p, &plans[i], src, now);
+    if (src)
+        manifest_set_checkpoint(&t->positions, src->source, src->kpart, next_offset);
+    pthread_mutex_unlock(&t->lock);
+    nplans = 0;
+    if (skipped)
+        *skipped += dropped_rows;
+    if (b->nrows) {
         int64_t cur = atomic_load(&t->max_time);
         while (batch_max > cur && !atomic_compare_exchange_weak(&t->max_time, &cur, batch_max))
             ;
     }
 out:
+    for (uint32_t i = 0; i < nplans; i++)
+        plan_abort(&plans[i]);
     pthread_mutex_unlock(&t->write_lock);
+    free(plans);
     free(rows);
     free(done);
     return rc;
@@ -608,6 +818,11 @@ int64_t table_source_resume(strata_table *t, const char *source, int32_t kpart)
     char name[MANIFEST_SOURCE_MAX];
     if (!prefixed(RESUME_PREFIX, source, name))
         return -1;
+    return table_checkpoint_max(t, name, kpart);
+}
+
+int64_t table_checkpoint_max(strata_table *t, const char *name, int32_t kpart)
+{
     int64_t best = -1;
     pthread_mutex_lock(&t->lock);
     for (uint32_t i = 0; i < t->nparts; i++) {
@@ -678,6 +893,62 @@ int table_note_checkpoint(strata_table *t, const char *source, int32_t kpart,
     return rc;
 }
 
+static void table_fail(strata_table *t, const char *why)
+{
+    pthread_mutex_lock(&t->lock);
+    if (!atomic_load(&t->failed))
+        snprintf(t->fail_msg, sizeof t->fail_msg, "%s", why);
+    atomic_store(&t->failed, true);
+    pthread_mutex_unlock(&t->lock);
+}
+
+bool table_failure(strata_table *t, char *buf, size_t cap)
+{
+    if (!atomic_load(&t->failed)) {
+        if (cap)
+            buf[0] = 0;
+        return false;
+    }
+    pthread_mutex_lock(&t->lock);
+    snprintf(buf, cap, "%s", t->fail_msg);
+    pthread_mutex_unlock(&t->lock);
+    return true;
+}
+
+void table_report_damage(strata_table *t, const char *msg)
+{
+    pthread_mutex_lock(&t->lock);
+    t->damage_count++;
+    snprintf(t->damage_msg, sizeof t->damage_msg, "%s", msg);
+    pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t table_damage(strata_table *t, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&t->lock);
+    uint64_t n = t->damage_count;
+    if (cap)
+        snprintf(buf, cap, "%s", n ? t->damage_msg : "");
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+void table_writes_pause(strata_table *t)
+{
+    /* Both writer locks: an append or a flush in progress finishes first (in that order,
+     * as table_flush takes them), and none starts until the resume. */
+    pthread_mutex_lock(&t->write_lock);
+    pthread_mutex_lock(&t->flush_lock);
+}
+
+void table_writes_resume(strata_table *t, bool dropped)
+{
+    if (dropped)
+        atomic_store(&t->dropped, true);
+    pthread_mutex_unlock(&t->flush_lock);
+    pthread_mutex_unlock(&t->write_lock);
+}
+
 /* Writes p's oldest sealed memtable as a segment and commits it. Caller holds
  * flush_lock. */
 static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
@@ -724,16 +995,25 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         goto undo;
     }
-    if ((rc = manifest_write(p->dir, &next, err)) != 0)
+    bool renamed = false;
+    if ((rc = manifest_write(p->dir, &next, &renamed, err)) != 0 && !renamed)
         goto undo;
+    if (rc) {
+        /* MANIFEST was replaced but the directory fsync failed: the commit may or may not
+         * survive a crash. The segment it lists must stay, and this table takes no more
+         * writes until a restart re-reads what the disk really holds. */
+        table_fail(t, err ? err->msg : "manifest commit not durable");
+    }
 
     /* Durable: publish segment in place of the memtable. */
     pthread_mutex_lock(&t->lock);
     manifest_free(&p->man);
     p->man = next;
     memset(&next, 0, sizeof next);
-    rc = partition_add_segment(p, h);
-    if (rc == 0) {
+    int prc = partition_add_segment(p, h);
+    if (prc)
+        rc = prc;
+    if (prc == 0) {
         h = NULL;
         manifest_free(&p->sealed[0].cps);
         src_range_free(&p->sealed[0].src);
@@ -742,11 +1022,15 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
         p->nsealed--;
     }
     pthread_mutex_unlock(&t->lock);
-    if (rc) {
-        /* Committed but not published: recovery would serve it; refuse to serve it twice. */
+    if (rc == STRATA_ENOMEM) {
+        /* Committed but not published: the memtable still serves the rows (once), and
+         * the next start serves the segment. */
+        table_fail(t, "out of memory publishing a committed segment");
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory publishing %s", path);
         goto done;
     }
+    if (rc)
+        goto done;
     atomic_fetch_add(&t->flushes, 1);
     atomic_fetch_add(&t->rows_flushed, nrows);
     atomic_fetch_add(&t->flush_ns, now_ns() - t0);
@@ -765,6 +1049,10 @@ int table_flush(strata_table *t, bool force, strata_err *err)
     int rc = 0;
     int64_t now = now_ms();
     pthread_mutex_lock(&t->write_lock);
+    if ((rc = writes_refused(t, err)) != 0) {
+        pthread_mutex_unlock(&t->write_lock);
+        return rc;
+    }
     pthread_mutex_lock(&t->lock);
     uint32_t nparts = t->nparts;
     partition **parts = malloc(sizeof *parts * (nparts + 1));
@@ -782,6 +1070,8 @@ int table_flush(strata_table *t, bool force, strata_err *err)
     pthread_mutex_unlock(&t->write_lock);
 
     pthread_mutex_lock(&t->flush_lock);
+    if (rc == 0)
+        rc = writes_refused(t, err); /* dropped or failed while this flush waited */
     for (uint32_t i = 0; i < nparts && rc == 0; i++) {
         for (;;) {
             pthread_mutex_lock(&t->lock);

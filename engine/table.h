@@ -26,6 +26,7 @@
 #define STRATA_TABLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -48,9 +49,12 @@ void table_close(strata_table *t);
 const strata_schema *table_schema(const strata_table *t);
 const char *table_dir(const strata_table *t);
 
-/* Appends every row of b. Returns 0; STRATA_EINVAL for a row whose time cannot be
- * partitioned; STRATA_EFULL (nothing appended) when the table's memtables hold more than
- * memory_budget_bytes — flush, then retry. */
+/* Appends every row of b, or none of them: on any error nothing of b is in the table or
+ * visible to readers, and a snapshot sees all of b or none of it. Returns 0; STRATA_EINVAL
+ * for a row whose time cannot be partitioned; STRATA_EFULL when the table's memtables
+ * hold more than memory_budget_bytes — flush, then retry; STRATA_ENOMEM; STRATA_EIO (a
+ * partition directory cannot be made durable, or the table failed: table_failure);
+ * STRATA_ENOTFOUND when the table was dropped (table_mark_dropped). */
 int table_append(strata_table *t, const row_batch *b, strata_err *err);
 
 /* Exactly-once appends from an ordered source (a Kafka partition). Every row of b comes
@@ -73,6 +77,10 @@ int64_t table_source_resume(strata_table *t, const char *source, int32_t kpart);
  * went to another node after a full flush). */
 void table_source_forget(strata_table *t, const char *source, int32_t kpart);
 
+/* The highest value any partition committed for checkpoint (name, kpart) (a name given
+ * to table_note_checkpoint), or -1 when none did. */
+int64_t table_checkpoint_max(strata_table *t, const char *name, int32_t kpart);
+
 /* Records that the rows appended so far include (source, partition) up to next_offset
  * (exclusive). Memtables sealed after this carry it to their manifest commit. */
 int table_note_checkpoint(strata_table *t, const char *source, int32_t kpart,
@@ -80,8 +88,32 @@ int table_note_checkpoint(strata_table *t, const char *source, int32_t kpart,
 
 /* Seals memtables (all non-empty ones with force, else only full or old ones) and writes
  * every sealed memtable as a segment. Returns 0 or the first error (the failed memtable
- * stays sealed and readable; a later flush retries it). */
+ * stays sealed and readable; a later flush retries it). A failure after a manifest was
+ * replaced (its directory fsync failed) cannot be retried: the table then fails (below).
+ * STRATA_ENOTFOUND once the table was dropped. */
 int table_flush(strata_table *t, bool force, strata_err *err);
+
+/* A failed table: a commit whose durability is unknown (the directory fsync after a
+ * manifest rename failed). Its segments stay as committed, reads go on, and every append
+ * and flush is refused with the reason until a restart re-reads what the disk holds.
+ * Returns true with the reason in buf when t failed; false (buf "") otherwise. */
+bool table_failure(strata_table *t, char *buf, size_t cap);
+
+/* Damage found while reading committed segments (a checksum or decode failure a query
+ * met): table_report_damage records it (a count and the latest message);
+ * table_damage returns the count and writes the latest message into buf. Reads of other
+ * data go on; the damage stays reported until a restart re-opens the table. */
+void table_report_damage(strata_table *t, const char *msg);
+uint64_t table_damage(strata_table *t, char *buf, size_t cap);
+
+/* Dropping: table_writes_pause waits for an append or flush in progress and holds every
+ * later one back; table_writes_resume lets them go on, or, with dropped, refuses them for
+ * good (STRATA_ENOTFOUND, "was dropped"). The catalog pauses a table around the rename
+ * that drops it, so nothing of the old table is written where a new table of the same
+ * name may live, and a drop that fails leaves the table as it was. Reads and snapshots
+ * go on throughout. Every pause is followed by one resume, from the same thread. */
+void table_writes_pause(strata_table *t);
+void table_writes_resume(strata_table *t, bool dropped);
 
 /* True when some memtable is due for sealing or some sealed memtable awaits a flush. */
 bool table_flush_due(strata_table *t);

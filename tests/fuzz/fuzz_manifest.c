@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     manifest m, again;
     strata_err err = {0};
     if (manifest_read(dir, &m, &err) == 0) {
-        if (manifest_write(dir, &m, &err) != 0 || manifest_read(dir, &again, &err) != 0)
+        if (manifest_write(dir, &m, NULL, &err) != 0 || manifest_read(dir, &again, &err) != 0)
             abort();
         if (again.nsegs != m.nsegs || again.ncps != m.ncps || again.generation != m.generation)
             abort();

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "manifest.h"
 #include "memtable.h"
 #include "table.h"
@@ -162,7 +163,7 @@ TEST(manifest_round_trip_and_damage)
     ASSERT_EQ(manifest_set_checkpoint(&m, "orders", 3, 1500), 0);
     ASSERT_EQ(manifest_remove_segment(&m, 2), 0);
     ASSERT_EQ(manifest_remove_segment(&m, 2), STRATA_ENOTFOUND);
-    ASSERT_EQ(manifest_write(dir, &m, &err), 0);
+    ASSERT_EQ(manifest_write(dir, &m, NULL, &err), 0);
     manifest r;
     ASSERT_EQ(manifest_read(dir, &r, &err), 0);
     ASSERT_U64_EQ(r.generation, 7);
@@ -468,8 +469,220 @@ TEST(append_refuses_times_outside_supported_range)
     row_batch_free(&b);
 }
 
+/* ---- failures part way: every one found by making a chosen call fail (engine/fault.h) -- */
+
+/* B8: an append that runs out of memory part way (a second partition, a fresh memtable,
+ * a string dictionary) lands nothing and shows nothing; retried, it lands once. Every
+ * allocation the append makes is failed in turn. */
+TEST(append_out_of_memory_part_way_lands_nothing)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "oom_append");
+    strata_schema s;
+    make_schema(&s);
+    s.memtable_max_rows = 3000; /* the batch fills fresh memtables in every partition */
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    int64_t t0 = 1704067200000;
+    fill(&b, 0, 1000, t0, 20000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    fill(&b, 1000, 11000, t0, 20000); /* 12000 rows x 20 s: three day partitions */
+    sums want, got;
+    expected_sums(1000, &want);
+    int failures = 0;
+    for (uint64_t skip = 0;; skip++) {
+        fault_arm(FAULT_MEMTABLE_ALLOC, skip, 1);
+        int rc = table_append(t, &b, &err);
+        bool hit = fault_failures(FAULT_MEMTABLE_ALLOC) > 0;
+        fault_reset();
+        if (!hit) {
+            ASSERT_EQ(rc, 0);
+            break;
+        }
+        ASSERT_EQ(rc, STRATA_ENOMEM);
+        failures++;
+        sum_snapshot(t, &got);
+        assert_sums_eq(&got, &want); /* nothing of the failed batch is visible */
+        table_stats st;
+        table_get_stats(t, &st);
+        ASSERT_U64_EQ(st.memtable_rows + st.segment_rows, 1000);
+    }
+    ASSERT_GE(failures, 10); /* the fault met allocations in every partition */
+    expected_sums(12000, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    table_close(t);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    table_close(t);
+    row_batch_free(&b);
+}
+
+/* B8 for sourced appends (Kafka): a failed batch moves no resume point, and the retry and
+ * a later replay of the whole source land every row once. */
+TEST(sourced_append_out_of_memory_moves_no_offsets)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "oom_sourced");
+    strata_schema s;
+    make_schema(&s);
+    s.memtable_max_rows = 3000;
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    int64_t t0 = 1704067200000, offs[8000];
+    for (int i = 0; i < 8000; i++)
+        offs[i] = i;
+    fill(&b, 0, 8000, t0, 30000);
+    uint64_t skipped = 0;
+    for (uint64_t skip = 0;; skip++) {
+        fault_arm(FAULT_MEMTABLE_ALLOC, skip, 1);
+        int rc = table_append_sourced(t, &b, "kafka:o", 3, offs, 8000, &skipped, &err);
+        bool hit = fault_failures(FAULT_MEMTABLE_ALLOC) > 0;
+        fault_reset();
+        if (!hit) {
+            ASSERT_EQ(rc, 0);
+            break;
+        }
+        ASSERT_EQ(rc, STRATA_ENOMEM);
+        ASSERT_EQ(table_flush(t, true, &err), 0); /* commits whatever a failure left */
+        ASSERT_EQ(table_source_resume(t, "kafka:o", 3), -1);
+        table_stats st;
+        table_get_stats(t, &st);
+        ASSERT_U64_EQ(st.memtable_rows + st.segment_rows, 0);
+    }
+    ASSERT_EQ(skipped, 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    ASSERT_EQ(table_source_resume(t, "kafka:o", 3), 8000);
+    table_close(t);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    ASSERT_EQ(table_append_sourced(t, &b, "kafka:o", 3, offs, 8000, &skipped, &err), 0);
+    ASSERT_EQ(skipped, 8000); /* a replay from offset 0 lands nothing twice */
+    sums want, got;
+    expected_sums(8000, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    table_close(t);
+    row_batch_free(&b);
+}
+
+/* B4: the directory fsync after a manifest rename fails. The commit has happened, so the
+ * segment stays (recovery needs it), the rows are served once, and the table refuses
+ * writes with the reason until it is reopened. */
+TEST(commit_whose_directory_fsync_fails_keeps_its_segment)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "fsync_commit");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 3000, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    fault_arm(FAULT_FSYNC_DIR, 0, 1); /* the flush's only directory fsync: after the rename */
+    ASSERT_EQ(table_flush(t, true, &err), STRATA_EIO);
+    ASSERT_EQ(fault_failures(FAULT_FSYNC_DIR), 1);
+    fault_reset();
+    ASSERT_CONTAINS(err.msg, "fsync directory after the commit");
+    char why[512];
+    ASSERT(table_failure(t, why, sizeof why));
+    ASSERT_CONTAINS(why, "fsync");
+    sums want, got;
+    expected_sums(3000, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want); /* once: the segment replaced the memtable */
+    fill(&b, 3000, 10, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), STRATA_EIO);
+    ASSERT_CONTAINS(err.msg, "refuses writes");
+    ASSERT_EQ(table_flush(t, true, &err), STRATA_EIO);
+    table_close(t);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0); /* the committed segment is there */
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    ASSERT(!table_failure(t, why, sizeof why));
+    table_close(t);
+    row_batch_free(&b);
+}
+
+/* B5: a new partition directory that cannot be made durable takes no rows. */
+TEST(partition_directory_fsync_failure_appends_nothing)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "fsync_part");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 2000, 1704067200000, 60000); /* two day partitions */
+    fault_arm(FAULT_FSYNC_DIR, 1, 1);          /* the second new partition's */
+    ASSERT_EQ(table_append(t, &b, &err), STRATA_EIO);
+    ASSERT_EQ(fault_failures(FAULT_FSYNC_DIR), 1);
+    fault_reset();
+    ASSERT_CONTAINS(err.msg, "fsync directory");
+    table_stats st;
+    table_get_stats(t, &st);
+    ASSERT_EQ(st.memtable_rows, 0);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    sums want, got;
+    expected_sums(2000, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    table_close(t);
+    row_batch_free(&b);
+}
+
+/* B3 (engine side): once a drop has paused and marked the table, nothing more is written
+ * through it; reads go on. A pause that ends without a drop leaves it writable. */
+TEST(dropped_table_refuses_writes_but_reads)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "dropped");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 100, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    table_writes_pause(t);
+    table_writes_resume(t, false);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    fill(&b, 100, 100, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    table_writes_pause(t);
+    table_writes_resume(t, true);
+    fill(&b, 200, 100, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), STRATA_ENOTFOUND);
+    ASSERT_CONTAINS(err.msg, "was dropped");
+    ASSERT_EQ(table_flush(t, true, &err), STRATA_ENOTFOUND);
+    sums want, got;
+    expected_sums(200, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want);
+    table_close(t);
+    row_batch_free(&b);
+}
+
 TEST_LIST(T(manifest_round_trip_and_damage), T(append_refuses_times_outside_supported_range), T(memtable_append_and_read),
           T(memtable_readers_see_consistent_prefix_while_writer_appends),
           T(table_flush_reopen_same_rows),
           T(recovery_removes_uncommitted_files_and_refuses_missing_segments),
-          T(memory_budget_refuses_then_flush_frees))
+          T(memory_budget_refuses_then_flush_frees), T(append_out_of_memory_part_way_lands_nothing),
+          T(sourced_append_out_of_memory_moves_no_offsets), T(commit_whose_directory_fsync_fails_keeps_its_segment),
+          T(partition_directory_fsync_failure_appends_nothing), T(dropped_table_refuses_writes_but_reads))
