@@ -122,6 +122,7 @@ typedef struct strata_kafka {
     char topic[STRATA_NAME_MAX * 2];
     char group[STRATA_NAME_MAX * 2];
     bool start_latest; /* false: earliest offset the broker has */
+    bool reset_accept; /* offsets that went backwards are new data (else: stop the partition) */
     int nprops;
     strata_kafka_prop props[STRATA_MAX_KAFKA_PROPS];
 } strata_kafka;

@@ -2,13 +2,17 @@
  * server.c — routing and handlers of the HTTP API (endpoints and statuses in server.h).
  *
  * Request bodies arrive in pieces through MHD's access handler. Most endpoints buffer
- * their body up to max_body (a Content-Length over it is refused before reading; a
- * chunked body that grows past it is drained and refused). POST /ingest instead parses
- * its NDJSON as it streams in: complete lines are decoded into a row batch, which is
- * appended to the table every 64k rows, so memory stays bounded whatever the body size;
- * only a partial last line is carried between pieces. At the end of the body the table is
- * flushed (segments fsynced, manifests committed) and only then is the answer sent, so an
- * acknowledged row survives kill -9.
+ * their body up to max_body (a body that grows past it is drained and refused). POST
+ * /ingest instead parses its NDJSON as it streams in: complete lines are decoded into the
+ * request's own row batch (only a partial last line is carried between pieces; a line
+ * over the event limit is skipped to its newline, counting its bytes, and reported). A
+ * request is all or nothing: its rows stay in that batch, seen by no one, until the whole
+ * body has arrived; then they go into the table in one append that lands all of them or
+ * none (table_append), the table is flushed (segments fsynced, manifests committed), and
+ * only then is the answer sent, so an acknowledged row survives kill -9 and an error
+ * answer (413, a dropped table, a memory limit) leaves nothing behind. What requests
+ * being received hold is bounded server-wide by ingest_memory: past it a request is
+ * refused (503), never half landed.
  */
 #include "server.h"
 
@@ -31,7 +35,6 @@
 #include "query_json.h"
 #include "schema_json.h"
 
-#define INGEST_BATCH_ROWS 65536
 #define INGEST_MAX_ERRORS 100
 #define LATENCY_BUCKETS 12
 
@@ -49,13 +52,15 @@ struct strata_server {
     _Atomic uint64_t query_latency[LATENCY_BUCKETS + 1];
     _Atomic uint64_t query_latency_sum_us;
     _Atomic uint64_t status_count[6]; /* 1xx..5xx by first digit */
+    _Atomic uint64_t ingest_staged;   /* bytes of rows staged by ingest requests */
 };
 
 typedef enum route {
-    R_NONE, R_HEALTH, R_TABLES, R_TABLE, R_TABLE_FLUSH, R_INGEST, R_QUERY, R_METRICS,
+    R_NONE, R_HEALTH, R_TABLES, R_TABLE, R_TABLE_FLUSH, R_INGEST, R_QUERY, R_METRICS, R_ACCEPT_RESET,
 } route;
 
 typedef struct request {
+    strata_server *s;
     route route;
     char table[STRATA_NAME_MAX + 1];
     bool method_ok, too_large, bad_name, auth_ok;
@@ -66,10 +71,14 @@ typedef struct request {
     event_decoder *decoder;
     row_batch batch;
     bool batch_ready;
-    bytebuf carry;
+    bytebuf carry;        /* a partial line between body pieces */
+    bool long_line;       /* skipping a line over the event limit to its newline */
+    uint64_t long_len;    /* its bytes so far */
+    uint64_t staged_bytes; /* of batch, counted in s->ingest_staged */
     uint64_t line_no, ingested, rejected;
     json_t *errors;
-    strata_err fail; /* a failure that ends the ingest with 5xx */
+    strata_err fail; /* a failure that ends the ingest with an error answer */
+    unsigned fail_status;
     bool failed;
 } request;
 
@@ -190,6 +199,9 @@ static void route_request(request *rq, const char *url, const char *method)
             } else if (strcmp(rest, "/flush") == 0) {
                 rq->route = R_TABLE_FLUSH;
                 rq->method_ok = post;
+            } else if (strcmp(rest, "/kafka/accept-reset") == 0) {
+                rq->route = R_ACCEPT_RESET;
+                rq->method_ok = post;
             }
         }
     }
@@ -211,6 +223,12 @@ static json_t *table_json(strata_table *t, bool with_schema)
         json_object_set_new(j, "max_time", json_integer(st.max_time));
         json_object_set_new(j, "watermark", json_integer(st.max_time - table_schema(t)->lateness_ms));
     }
+    char why[512];
+    if (j && table_failure(t, why, sizeof why))
+        json_object_set_new(j, "failed", json_string(why));
+    uint64_t damaged = table_damage(t, why, sizeof why);
+    if (j && damaged)
+        json_object_set_new(j, "damage", json_pack("{s:I, s:s}", "found", (json_int_t)damaged, "latest", why));
     if (j && with_schema) {
         char *text = schema_json_dump(table_schema(t));
         json_t *sch = text ? json_loads(text, 0, NULL) : NULL;
@@ -221,6 +239,60 @@ static json_t *table_json(strata_table *t, bool with_schema)
     return j;
 }
 
+/* Everything that makes the service degraded, one sentence each: tables that cannot be
+ * opened, tables refusing writes after an I/O error, damaged segments met by queries,
+ * Kafka trouble (lost data, offsets reset, consumers that cannot run). */
+static json_t *service_problems(strata_server *s)
+{
+    json_t *arr = json_array();
+    char name[STRATA_NAME_MAX + 1], why[1024], line[1600];
+    for (size_t i = 0; catalog_broken_at(s->cat, i, name, sizeof name, why, sizeof why); i++) {
+        snprintf(line, sizeof line, "table %s cannot be opened: %s", name, why);
+        json_array_append_new(arr, json_string(line));
+    }
+    strata_table *t;
+    for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+        if (table_failure(t, why, sizeof why)) {
+            snprintf(line, sizeof line, "table %s refuses writes: %s", table_schema(t)->name, why);
+            json_array_append_new(arr, json_string(line));
+        }
+        uint64_t n = table_damage(t, why, sizeof why);
+        if (n) {
+            snprintf(line, sizeof line, "table %s: %" PRIu64 " read(s) met a damaged segment (latest: %s)",
+                     table_schema(t)->name, n, why);
+            json_array_append_new(arr, json_string(line));
+        }
+        catalog_put(s->cat, t);
+    }
+    if (s->opts.kafka && kafka_ingest_degraded(s->opts.kafka, why, sizeof why))
+        json_array_append_new(arr, json_string(why));
+    return arr;
+}
+
+static enum MHD_Result handle_health(strata_server *s, struct MHD_Connection *c)
+{
+    json_t *problems = service_problems(s);
+    bool degraded = json_array_size(problems) > 0;
+    json_t *j = json_pack("{s:s, s:I, s:f}", "status", degraded ? "degraded" : "ok", "tables",
+                          (json_int_t)catalog_count(s->cat), "uptime_s", (now_ms() - s->started) / 1000);
+    if (degraded) {
+        bytebuf b = {0};
+        for (size_t i = 0; i < json_array_size(problems); i++) {
+            if (i)
+                buf_put(&b, "; ", 2);
+            const char *p = json_string_value(json_array_get(problems, i));
+            buf_put(&b, p, strlen(p));
+        }
+        buf_put(&b, "", 1);
+        json_object_set_new(j, "reason", json_string(b.oom ? "out of memory" : (const char *)b.data));
+        json_object_set_new(j, "problems", problems);
+        buf_free(&b);
+    } else {
+        json_decref(problems);
+    }
+    return send_json(s, c, 200, j);
+}
+
 static enum MHD_Result handle_tables(strata_server *s, struct MHD_Connection *c)
 {
     json_t *arr = json_array();
@@ -229,7 +301,28 @@ static enum MHD_Result handle_tables(strata_server *s, struct MHD_Connection *c)
         json_array_append_new(arr, table_json(t, false));
         catalog_put(s->cat, t);
     }
+    char name[STRATA_NAME_MAX + 1], why[1024];
+    for (size_t i = 0; catalog_broken_at(s->cat, i, name, sizeof name, why, sizeof why); i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "name", name, "error", why));
     return send_json(s, c, 200, json_pack("{s:o}", "tables", arr));
+}
+
+static bool table_exists(strata_server *s, const char *name)
+{
+    strata_table *t = catalog_get(s->cat, name);
+    catalog_put(s->cat, t);
+    return t != NULL;
+}
+
+/* 503 for a table that exists but cannot be opened; 404 when there is none. */
+static enum MHD_Result send_no_table(strata_server *s, struct MHD_Connection *c, const char *name,
+                                     const char *prefix)
+{
+    char why[1024];
+    if (catalog_broken_get(s->cat, name, why, sizeof why))
+        return send_error(s, c, 503, "%stable '%s' cannot be opened: %s (inspect it with strata inspect, "
+                          "or DELETE it)", prefix, name, why);
+    return send_error(s, c, 404, "%sno table '%s'", prefix, name);
 }
 
 static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, request *rq,
@@ -238,7 +331,7 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
     if (strcmp(method, "GET") == 0) {
         strata_table *t = catalog_get(s->cat, rq->table);
         if (!t)
-            return send_error(s, c, 404, "no table '%s'", rq->table);
+            return send_no_table(s, c, rq->table, "");
         json_t *j = table_json(t, true);
         catalog_put(s->cat, t);
         if (s->opts.kafka)
@@ -247,9 +340,17 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
     }
     strata_err err = {0};
     if (strcmp(method, "DELETE") == 0) {
-        if (s->opts.kafka)
-            kafka_ingest_detach(s->opts.kafka, rq->table);
+        /* The consumer stops first (it must not land rows into a table going away); if
+         * the drop then fails, the table is as it was and consumes again. */
+        bool consumed = s->opts.kafka && kafka_ingest_detach(s->opts.kafka, rq->table, true);
         int rc = catalog_drop(s->cat, rq->table, &err);
+        if (rc && consumed && table_exists(s, rq->table)) {
+            strata_err aerr = {0};
+            if (kafka_ingest_attach(s->opts.kafka, rq->table, &aerr) != 0)
+                strata_err_prefix(&err, "and its Kafka consumer could not restart (%s)", aerr.msg);
+        }
+        if (rc && !table_exists(s, rq->table))
+            return send_error(s, c, rc == STRATA_ENOTFOUND ? 404 : 500, "%s", err.msg); /* dropped */
         if (rc)
             return send_error(s, c, status_of(rc), "%s", err.msg);
         return send_json(s, c, 200, json_pack("{s:s}", "dropped", rq->table));
@@ -259,6 +360,8 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
     if (!sc)
         return send_error(s, c, 503, "out of memory");
     int rc = schema_json_parse_named((const char *)rq->body.data, rq->body.len, rq->table, sc, &err);
+    if (rc == 0 && s->opts.kafka)
+        rc = kafka_ingest_validate(s->opts.kafka, sc, &err); /* a table that cannot consume is refused */
     if (rc) {
         free(sc);
         return send_error(s, c, status_of(rc), "%s", err.msg);
@@ -273,7 +376,9 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
     json_t *j = table_json(t, true);
     catalog_put(s->cat, t);
     if (s->opts.kafka && kafka_ingest_attach(s->opts.kafka, rq->table, &err) != 0)
-        json_object_set_new(j, "kafka_error", json_string(err.msg)); /* created; not consuming */
+        json_object_set_new(j, "kafka_error", json_string(err.msg)); /* created; degraded in /health */
+    if (s->opts.kafka)
+        kafka_ingest_table_json(s->opts.kafka, rq->table, j);
     return send_json(s, c, existed ? 200 : 201, j);
 }
 
@@ -281,34 +386,77 @@ static enum MHD_Result handle_flush(strata_server *s, struct MHD_Connection *c, 
 {
     strata_table *t = catalog_get(s->cat, rq->table);
     if (!t)
-        return send_error(s, c, 404, "no table '%s'", rq->table);
+        return send_no_table(s, c, rq->table, "");
     strata_err err = {0};
     double t0 = now_ms();
     int rc = table_flush(t, true, &err);
     json_t *j = rc == 0 ? table_json(t, false) : NULL;
     catalog_put(s->cat, t);
     if (rc != 0)
-        return send_error(s, c, 500, "flush failed: %s", err.msg);
+        return send_error(s, c, rc == STRATA_ENOTFOUND ? 404 : 500, "flush failed: %s", err.msg);
     json_object_set_new(j, "flush_ms", json_real(now_ms() - t0));
+    return send_json(s, c, 200, j);
+}
+
+static enum MHD_Result handle_accept_reset(strata_server *s, struct MHD_Connection *c, request *rq)
+{
+    if (!table_exists(s, rq->table))
+        return send_no_table(s, c, rq->table, "");
+    strata_err err = {0};
+    json_t *j = json_pack("{s:s}", "table", rq->table);
+    int rc = s->opts.kafka ? kafka_ingest_accept_reset(s->opts.kafka, rq->table, j, &err)
+                           : strata_err_set(&err, STRATA_ENOTFOUND, "table '%s' has no Kafka consumer", rq->table);
+    if (rc) {
+        json_decref(j);
+        return send_error(s, c, rc == STRATA_EEXIST ? 409 : status_of(rc), "%s", err.msg);
+    }
     return send_json(s, c, 200, j);
 }
 
 /* ---- ingest --------------------------------------------------------------------------- */
 
-/* Appends the batch to the table, flushing once when the memory budget is reached. */
-static void ingest_append(request *rq)
+/* Ends the request with an error answer (the first failure wins); its staged rows are
+ * let go at once. */
+static void ingest_fail(request *rq, unsigned status)
 {
-    if (rq->failed || rq->batch.nrows == 0)
+    if (rq->failed)
         return;
-    int rc = table_append(rq->t, &rq->batch, &rq->fail);
-    if (rc == STRATA_EFULL && table_flush(rq->t, true, &rq->fail) == 0)
-        rc = table_append(rq->t, &rq->batch, &rq->fail);
-    if (rc) {
-        rq->failed = true;
-        return;
+    rq->failed = true;
+    rq->fail_status = status;
+    if (rq->batch_ready) {
+        row_batch_free(&rq->batch);
+        rq->batch_ready = false;
     }
-    rq->ingested += rq->batch.nrows;
-    row_batch_clear(&rq->batch);
+    atomic_fetch_sub(&rq->s->ingest_staged, rq->staged_bytes);
+    rq->staged_bytes = 0;
+}
+
+/* Counts the batch's growth against the server's ingest memory; false (request failed)
+ * when that is over its limit. */
+static bool ingest_account(request *rq)
+{
+    uint64_t now = row_batch_mem_bytes(&rq->batch);
+    if (now <= rq->staged_bytes)
+        return true;
+    uint64_t delta = now - rq->staged_bytes;
+    uint64_t total = atomic_fetch_add(&rq->s->ingest_staged, delta) + delta;
+    rq->staged_bytes = now;
+    if (total <= rq->s->opts.ingest_memory)
+        return true;
+    strata_err_set(&rq->fail, STRATA_EFULL,
+                   "ingest requests being received hold %" PRIu64 " bytes, over the server's "
+                   "ingest_memory of %" PRIu64 "; none of this request's rows were kept: retry, or "
+                   "send smaller requests",
+                   total, rq->s->opts.ingest_memory);
+    ingest_fail(rq, 503);
+    return false;
+}
+
+static void ingest_reject(request *rq, const char *msg)
+{
+    rq->rejected++;
+    if (json_array_size(rq->errors) < INGEST_MAX_ERRORS)
+        json_array_append_new(rq->errors, json_pack("{s:I, s:s}", "line", (json_int_t)rq->line_no, "error", msg));
 }
 
 static void ingest_line(request *rq, const char *p, size_t n)
@@ -324,20 +472,29 @@ static void ingest_line(request *rq, const char *p, size_t n)
     strata_err err = {0};
     int rc = event_decoder_decode(rq->decoder, p + skip, n - skip, &rq->batch, &err);
     if (rc == STRATA_ENOMEM) {
-        rq->failed = true;
         rq->fail = err;
+        ingest_fail(rq, 503);
         return;
     }
     if (rc) {
-        rq->rejected++;
-        if (json_array_size(rq->errors) < INGEST_MAX_ERRORS)
-            json_array_append_new(rq->errors, json_pack("{s:I, s:s}", "line", (json_int_t)rq->line_no,
-                                                        "error", err.msg));
+        ingest_reject(rq, err.msg);
         return;
     }
-    if (rq->batch.nrows >= INGEST_BATCH_ROWS)
-        ingest_append(rq);
+    ingest_account(rq);
 }
+
+/* A line longer than any event may be, of n bytes: refused without keeping it. */
+static void ingest_long_line(request *rq, uint64_t n)
+{
+    rq->line_no++;
+    char msg[128];
+    snprintf(msg, sizeof msg, "event of %" PRIu64 " bytes is over the limit of %u", n, EVENT_JSON_MAX_BYTES);
+    ingest_reject(rq, msg);
+}
+
+/* Lines up to this long are handed to the decoder (which trims blanks and applies the
+ * event limit itself); longer ones are skipped as they stream. */
+#define INGEST_LINE_MAX (EVENT_JSON_MAX_BYTES + 64)
 
 /* Consumes a piece of the body: whole lines now, the rest carried to the next piece. */
 static void ingest_piece(request *rq, const char *data, size_t len)
@@ -346,47 +503,76 @@ static void ingest_piece(request *rq, const char *data, size_t len)
     for (size_t i = 0; i < len && !rq->failed; i++) {
         if (data[i] != '\n')
             continue;
-        if (rq->carry.len) {
-            buf_put(&rq->carry, data + start, i - start);
+        size_t n = i - start;
+        if (rq->long_line) {
+            ingest_long_line(rq, rq->long_len + n);
+            rq->long_line = false;
+            rq->long_len = 0;
+        } else if (rq->carry.len) {
+            buf_put(&rq->carry, data + start, n); /* fits: the carry stays under the limit */
             ingest_line(rq, (const char *)rq->carry.data, rq->carry.len);
             rq->carry.len = 0;
         } else {
-            ingest_line(rq, data + start, i - start);
+            ingest_line(rq, data + start, n);
         }
         start = i + 1;
     }
-    if (start < len) {
-        if (rq->carry.len + (len - start) > EVENT_JSON_MAX_BYTES + 2) {
-            /* A line this long is refused without keeping it: drop until its newline. */
-            rq->carry.len = EVENT_JSON_MAX_BYTES + 2;
+    if (start < len && !rq->failed) {
+        size_t n = len - start;
+        if (rq->long_line) {
+            rq->long_len += n;
+        } else if (rq->carry.len + n > INGEST_LINE_MAX) {
+            rq->long_line = true; /* count it, keep none of it */
+            rq->long_len = rq->carry.len + n;
+            rq->carry.len = 0;
         } else {
-            buf_put(&rq->carry, data + start, len - start);
+            buf_put(&rq->carry, data + start, n);
         }
-        if (rq->carry.oom) {
-            rq->failed = true;
-            strata_err_set(&rq->fail, STRATA_ENOMEM, "out of memory");
-        }
+    }
+    if (rq->carry.oom && !rq->failed) {
+        strata_err_set(&rq->fail, STRATA_ENOMEM, "out of memory");
+        ingest_fail(rq, 503);
     }
 }
 
 static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c, request *rq)
 {
-    if (rq->carry.len && !rq->failed) {
+    if (!rq->failed && rq->long_line)
+        ingest_long_line(rq, rq->long_len);
+    else if (!rq->failed && rq->carry.len)
         ingest_line(rq, (const char *)rq->carry.data, rq->carry.len);
-        rq->carry.len = 0;
-    }
-    ingest_append(rq);
-    if (!rq->failed && rq->ingested > 0 && table_flush(rq->t, true, &rq->fail) != 0)
-        rq->failed = true;
+    rq->carry.len = 0;
     atomic_fetch_add(&s->ingest_requests, 1);
-    atomic_fetch_add(&s->rows_rejected, rq->rejected);
-    if (rq->failed) {
-        /* Rows appended before the failure are in memtables but not acknowledged. */
-        return send_error(s, c, rq->fail.code == STRATA_ENOMEM ? 503 : 500,
-                          "ingest failed after %" PRIu64 " rows: %s", rq->ingested, rq->fail.msg);
+    uint64_t n = rq->failed ? 0 : rq->batch.nrows;
+    if (!rq->failed && n > 0) {
+        /* One append: every row of the request lands, or none does. */
+        int rc = table_append(rq->t, &rq->batch, &rq->fail);
+        if (rc == STRATA_EFULL && table_flush(rq->t, true, &rq->fail) == 0)
+            rc = table_append(rq->t, &rq->batch, &rq->fail);
+        if (rc == STRATA_ENOTFOUND) {
+            strata_err_set(&rq->fail, rc, "table '%s' was dropped while this request was being "
+                           "received; none of its rows were kept", rq->table);
+            ingest_fail(rq, 404);
+        } else if (rc) {
+            ingest_fail(rq, rc == STRATA_EINVAL ? 400 : rc == STRATA_EFULL || rc == STRATA_ENOMEM ||
+                                                            table_failure(rq->t, NULL, 0) ? 503 : 500);
+            strata_err_prefix(&rq->fail, "none of this request's %" PRIu64 " rows were kept", n);
+        }
     }
-    atomic_fetch_add(&s->rows_ingested, rq->ingested);
-    json_t *j = json_pack("{s:I, s:I, s:O}", "ingested", (json_int_t)rq->ingested, "rejected",
+    atomic_fetch_add(&s->rows_rejected, rq->rejected);
+    if (rq->failed)
+        return send_error(s, c, rq->fail_status, "%s", rq->fail.msg);
+    rq->ingested = n;
+    atomic_fetch_add(&s->rows_ingested, n);
+    strata_err ferr = {0};
+    if (n > 0 && table_flush(rq->t, true, &ferr) != 0) {
+        /* The rows are in the table's memory and a later flush writes them; sending them
+         * again would land them twice. */
+        return send_error(s, c, 500, "the %" PRIu64 " rows were appended but are not yet durable "
+                          "(flush failed: %s); they will be written when the disk allows: do not send "
+                          "them again", n, ferr.msg);
+    }
+    json_t *j = json_pack("{s:I, s:I, s:O}", "ingested", (json_int_t)n, "rejected",
                           (json_int_t)rq->rejected, "errors", rq->errors);
     return send_json(s, c, 200, j);
 }
@@ -415,7 +601,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     strata_table *t = catalog_get(s->cat, name);
     if (!t) {
         atomic_fetch_add(&s->query_errors, 1);
-        return send_error(s, c, 404, "table: no table '%s'", name);
+        return send_no_table(s, c, name, "table: ");
     }
     strata_query q;
     int prc = query_json_parse(text, len, table_schema(t), wall_ms(), &q, &err);
@@ -537,10 +723,25 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
 
 /* ---- the access handler ------------------------------------------------------------------ */
 
+/* Compares a request's Authorization header with the expected one in time that depends
+ * only on the expected header's length, so timing does not tell how much of a guess was
+ * right. */
+static bool auth_header_matches(const strata_server *s, const char *got)
+{
+    size_t want_len = strlen(s->auth_header), got_len = strnlen(got, sizeof s->auth_header);
+    unsigned char diff = got_len != want_len;
+    for (size_t i = 0; i < want_len; i++) {
+        unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
+        diff |= g ^ (unsigned char)s->auth_header[i];
+    }
+    return diff == 0;
+}
+
 static void request_free(strata_server *s, request *rq)
 {
     if (!rq)
         return;
+    atomic_fetch_sub(&s->ingest_staged, rq->staged_bytes);
     event_decoder_free(rq->decoder);
     catalog_put(s->cat, rq->t);
     buf_free(&rq->body);
@@ -573,9 +774,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        rq->s = s;
         route_request(rq, url, method);
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        rq->auth_ok = !s->auth_header[0] || (auth && strcmp(auth, s->auth_header) == 0);
+        rq->auth_ok = !s->auth_header[0] || (auth && auth_header_matches(s, auth));
         rq->limit = rq->route == R_INGEST ? s->opts.max_ingest_body : s->opts.max_body;
         if (rq->route == R_INGEST && rq->method_ok && rq->auth_ok) {
             rq->t = catalog_get(s->cat, rq->table);
@@ -595,8 +797,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             *upload_size = 0; /* answered at the end; drain */
             return MHD_YES;
         }
-        if (rq->body.len + *upload_size > rq->limit)
+        if (rq->body.len + *upload_size > rq->limit) {
             rq->too_large = true;
+            if (rq->route == R_INGEST && rq->t)
+                ingest_fail(rq, 413); /* let its staged rows go now */
+        }
         if (rq->too_large) {
             *upload_size = 0;
             return MHD_YES;
@@ -624,24 +829,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rq->too_large)
         return send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes", rq->limit);
     switch (rq->route) {
-    case R_HEALTH: {
-        char why[1024];
-        bool degraded = s->opts.kafka && kafka_ingest_degraded(s->opts.kafka, why, sizeof why);
-        json_t *j = json_pack("{s:s, s:I, s:f}", "status", degraded ? "degraded" : "ok", "tables",
-                              (json_int_t)catalog_count(s->cat), "uptime_s",
-                              (now_ms() - s->started) / 1000);
-        if (degraded)
-            json_object_set_new(j, "reason", json_string(why));
-        return send_json(s, c, 200, j);
-    }
+    case R_HEALTH: return handle_health(s, c);
     case R_METRICS: return handle_metrics(s, c);
     case R_TABLES: return handle_tables(s, c);
     case R_TABLE: return handle_table(s, c, rq, method);
     case R_TABLE_FLUSH: return handle_flush(s, c, rq);
+    case R_ACCEPT_RESET: return handle_accept_reset(s, c, rq);
     case R_QUERY: return handle_query(s, c, rq);
     case R_INGEST:
         if (!rq->t)
-            return send_error(s, c, 404, "no table '%s'", rq->table);
+            return send_no_table(s, c, rq->table, "");
         return ingest_finish(s, c, rq);
     default: return send_error(s, c, 404, "no such path");
     }
@@ -667,6 +864,8 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
         s->opts.query_max_groups = 1000000;
     if (!s->opts.query_max_memory)
         s->opts.query_max_memory = UINT64_C(1) << 30;
+    if (!s->opts.ingest_memory)
+        s->opts.ingest_memory = UINT64_C(1) << 30;
     if (!s->opts.threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->opts.threads = n > 0 ? (unsigned)n : 2;

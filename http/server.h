@@ -42,6 +42,7 @@ typedef struct server_opts {
     int64_t query_timeout_ms; /* default 30000 */
     uint64_t query_max_groups; /* default 1,000,000 */
     uint64_t query_max_memory; /* bytes of group state per query; default 1 GiB */
+    uint64_t ingest_memory;   /* bytes all ingest requests being received may stage; 1 GiB */
     unsigned threads;         /* default: the number of cores */
     kafka_ingest *kafka;      /* borrowed, may be NULL: consumers of Kafka tables */
 } server_opts;

@@ -6,8 +6,14 @@
  * hand out references, catalog_put returns them). catalog_drop renames the table's
  * directory to <data>/.dropped-<name>-<seq>-<pid> (fsynced: the rename is the drop) and takes
  * the name out of the list; the table is closed and the renamed tree removed when the last
- * holder puts it back. catalog_open removes any .dropped-* left by a crash. Schemas are compared through their canonical JSON
- * dump, so "the same schema" means the same thing as what is stored on disk.
+ * holder puts it back. catalog_open removes any .dropped-* left by a crash. Schemas are
+ * compared through their canonical JSON dump, so "the same schema" means the same thing as
+ * what is stored on disk.
+ *
+ * A drop pauses the table's writers (table_writes_pause) around the rename, outside the
+ * catalog mutex (a flush in progress may take a while and must not stall every lookup);
+ * drop_lock serializes drops. Tables that fail to open are kept in `broken` with the
+ * reason: they hold their name (no table can be created over them) until dropped.
  */
 #include "catalog.h"
 
@@ -22,9 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
+#include "manifest.h"
 #include "schema_json.h"
 
 /* One table and who holds it. A dropped entry leaves the name list at once (a new table
@@ -37,9 +46,19 @@ typedef struct cat_entry {
     char tomb[PATH_MAX]; /* the renamed directory of a dropped table */
 } cat_entry;
 
+/* A table directory that failed to open. */
+typedef struct broken_table {
+    char name[STRATA_NAME_MAX + 1];
+    char why[512];
+} broken_table;
+
 struct strata_catalog {
     char dir[2900];
+    int lock_fd;               /* <data>/LOCK, flocked while the catalog is open */
     pthread_mutex_t lock;
+    pthread_mutex_t drop_lock; /* one drop at a time; taken before lock */
+    broken_table *broken;      /* sorted by name; lock */
+    size_t nbroken, broken_cap;
     cat_entry **tables; /* live, sorted by name */
     size_t n, cap;
     cat_entry **dropped; /* dropped, still held */
@@ -126,6 +145,100 @@ static int remove_tree(const char *path)
 }
 
 #define TOMB_PREFIX ".dropped-"
+#define LOCK_FILE "LOCK"
+
+/* Takes <data>/LOCK with flock: one process serves a data directory. The file holds the
+ * owner's pid (for the message the next one gets); the lock, not the file, is what
+ * counts, so a crash leaves nothing to clean up. */
+static int lock_data_dir(strata_catalog *c, strata_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" LOCK_FILE, c->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return strata_err_set(err, STRATA_EIO, "%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return strata_err_set(err, STRATA_EEXIST, "%s is in use by pid %s: one strata process serves "
+                                  "a data directory", c->dir, pid[0] ? pid : "?");
+        return strata_err_set(err, STRATA_EIO, "%s: flock: %s", path, strerror(e));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return strata_err_set(err, STRATA_EIO, "%s: %s", path, strerror(e));
+    }
+    c->lock_fd = fd;
+    return 0;
+}
+
+/* Index of broken table name, or -1. Caller holds lock (or is opening). */
+static ptrdiff_t broken_find(strata_catalog *c, const char *name)
+{
+    for (size_t i = 0; i < c->nbroken; i++)
+        if (strcmp(c->broken[i].name, name) == 0)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+static int broken_add(strata_catalog *c, const char *name, const char *why)
+{
+    if (c->nbroken == c->broken_cap) {
+        size_t cap = c->broken_cap ? c->broken_cap * 2 : 4;
+        broken_table *nb = realloc(c->broken, sizeof *nb * cap);
+        if (!nb)
+            return STRATA_ENOMEM;
+        c->broken = nb;
+        c->broken_cap = cap;
+    }
+    size_t i = c->nbroken++;
+    while (i > 0 && strcmp(c->broken[i - 1].name, name) > 0) {
+        c->broken[i] = c->broken[i - 1];
+        i--;
+    }
+    snprintf(c->broken[i].name, sizeof c->broken[i].name, "%s", name);
+    snprintf(c->broken[i].why, sizeof c->broken[i].why, "%s", why);
+    return 0;
+}
+
+size_t catalog_broken_count(strata_catalog *c)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->nbroken;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+bool catalog_broken_at(strata_catalog *c, size_t i, char *name, size_t name_cap, char *why,
+                       size_t why_cap)
+{
+    pthread_mutex_lock(&c->lock);
+    bool ok = i < c->nbroken;
+    if (ok) {
+        snprintf(name, name_cap, "%s", c->broken[i].name);
+        snprintf(why, why_cap, "%s", c->broken[i].why);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+bool catalog_broken_get(strata_catalog *c, const char *name, char *why, size_t why_cap)
+{
+    pthread_mutex_lock(&c->lock);
+    ptrdiff_t i = broken_find(c, name);
+    if (i >= 0)
+        snprintf(why, why_cap, "%s", c->broken[i].why);
+    pthread_mutex_unlock(&c->lock);
+    return i >= 0;
+}
 
 int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
 {
@@ -139,6 +252,13 @@ int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     snprintf(c->dir, sizeof c->dir, "%s", data_dir);
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->drop_lock, NULL);
+    c->lock_fd = -1;
+    int lrc = lock_data_dir(c, err);
+    if (lrc) {
+        catalog_close(c);
+        return lrc;
+    }
     DIR *d = opendir(data_dir);
     if (!d) {
         int rc = strata_err_set(err, STRATA_EIO, "%s: %s", data_dir, strerror(errno));
@@ -148,6 +268,7 @@ int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d)) != NULL) {
+        strata_err terr = {0};
         if (strncmp(de->d_name, TOMB_PREFIX, strlen(TOMB_PREFIX)) == 0) {
             /* A drop that crashed before its directory was removed: finish it. */
             char tomb[PATH_MAX];
@@ -167,18 +288,19 @@ int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
             break;
         }
-        if ((rc = schema_json_parse_file(path, s, err)) == 0) {
-            if (strcmp(s->name, de->d_name) != 0)
-                rc = strata_err_set(err, STRATA_EINVAL,
-                                    "%s: names table '%s' but lives in directory '%s'", path,
-                                    s->name, de->d_name);
-        }
+        int trc = schema_json_parse_file(path, s, &terr);
+        if (trc == 0 && strcmp(s->name, de->d_name) != 0)
+            trc = strata_err_set(&terr, STRATA_EINVAL, "%s: names table '%s' but lives in directory '%s'",
+                                 path, s->name, de->d_name);
         strata_table *t = NULL;
-        if (rc == 0 && (rc = table_open(data_dir, s, &t, err)) != 0)
-            strata_err_prefix(err, "table '%s'", s->name);
+        if (trc == 0)
+            trc = table_open(data_dir, s, &t, &terr);
         free(s);
-        if (rc == 0 && insert(c, t) != 0) {
+        if (trc == 0 && insert(c, t) != 0) {
             table_close(t);
+            rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        } else if (trc != 0 && strlen(de->d_name) <= STRATA_NAME_MAX &&
+                   broken_add(c, de->d_name, terr.msg) != 0) {
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         }
     }
@@ -195,6 +317,8 @@ void catalog_close(strata_catalog *c)
 {
     if (!c)
         return;
+    if (c->lock_fd >= 0)
+        close(c->lock_fd); /* releases the flock */
     for (size_t i = 0; i < c->n; i++) {
         table_close(c->tables[i]->t);
         free(c->tables[i]);
@@ -206,7 +330,9 @@ void catalog_close(strata_catalog *c)
     }
     free(c->tables);
     free(c->dropped);
+    free(c->broken);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->drop_lock);
     free(c);
 }
 
@@ -304,20 +430,46 @@ int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out
                                 "table '%s' exists with a different schema", s->name);
         goto done;
     }
+    if ((at = broken_find(c, s->name)) >= 0) {
+        rc = strata_err_set(err, STRATA_EEXIST,
+                            "table '%s' exists but cannot be opened (%s); drop it first", s->name,
+                            c->broken[at].why);
+        goto done;
+    }
     char tdir[PATH_MAX];
     snprintf(tdir, sizeof tdir, "%s/%s", c->dir, s->name);
-    if (mkdir(tdir, 0755) != 0 && errno != EEXIST) {
+    bool made = mkdir(tdir, 0755) == 0;
+    if (!made && errno != EEXIST) {
         rc = strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", tdir, strerror(errno));
         goto done;
     }
     if ((rc = schema_json_save(tdir, norm, err)) != 0)
-        goto done;
+        goto undo;
     if ((rc = table_open(c->dir, norm, &t, err)) != 0)
-        goto done;
+        goto undo;
+    /* The table's directory entry in <data> must be durable before the table is. */
+    int drc = fsync_dir(c->dir);
+    if (drc) {
+        rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", c->dir, strerror(-drc));
+        table_close(t);
+        t = NULL;
+        goto undo;
+    }
     if (insert(c, t) != 0) {
         table_close(t);
         t = NULL;
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        goto undo;
+    }
+    goto done;
+undo:
+    /* Nothing of a failed creation may come back as a table at the next start. */
+    if (made)
+        remove_tree(tdir);
+    else {
+        char sj[PATH_MAX + 32];
+        snprintf(sj, sizeof sj, "%s/%s", tdir, SCHEMA_JSON_FILE);
+        unlink(sj);
     }
 done:
     if (rc == 0 && out) {
@@ -331,45 +483,77 @@ done:
 
 int catalog_drop(strata_catalog *c, const char *name, strata_err *err)
 {
+    pthread_mutex_lock(&c->drop_lock);
     pthread_mutex_lock(&c->lock);
     int rc = 0;
+    char dir[PATH_MAX], tomb[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", c->dir, name);
+    snprintf(tomb, sizeof tomb, "%s/" TOMB_PREFIX "%s-%" PRIu64 "-%ld", c->dir, name,
+             ++c->drop_seq, (long)getpid());
     ptrdiff_t at = find(c, name);
     if (at < 0) {
-        rc = strata_err_set(err, STRATA_ENOTFOUND, "no table '%s'", name);
-        goto out;
+        ptrdiff_t b = broken_find(c, name);
+        if (b < 0) {
+            rc = strata_err_set(err, STRATA_ENOTFOUND, "no table '%s'", name);
+        } else if (fault_hit(FAULT_RENAME_DROP) || rename(dir, tomb) != 0) {
+            rc = strata_err_set(err, STRATA_EIO, "%s: rename: %s", dir, strerror(errno ? errno : EIO));
+        } else {
+            memmove(&c->broken[b], &c->broken[b + 1], sizeof *c->broken * (c->nbroken - (size_t)b - 1));
+            c->nbroken--;
+            int drc = fsync_dir(c->dir);
+            remove_tree(tomb);
+            if (drc)
+                rc = strata_err_set(err, STRATA_EIO, "table '%s' was dropped, but %s could not be "
+                                    "fsynced (%s): after a crash it may come back",
+                                    name, c->dir, strerror(-drc));
+        }
+        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->drop_lock);
+        return rc;
     }
     cat_entry *e = c->tables[at];
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%s", c->dir, name);
-    snprintf(e->tomb, sizeof e->tomb, "%s/" TOMB_PREFIX "%s-%" PRIu64 "-%ld", c->dir, name,
-             ++c->drop_seq, (long)getpid());
-    if (e->refs > 0 && push(&c->dropped, &c->ndropped, &c->dropped_cap, e) != 0) {
-        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
-        goto out;
+    e->refs++; /* ours, while the table's writers are paused outside the lock */
+    strata_table *t = e->t;
+    pthread_mutex_unlock(&c->lock);
+
+    /* Wait out an append or flush in progress and hold the rest: nothing of this table
+     * may be written once its directory has moved. */
+    table_writes_pause(t);
+    pthread_mutex_lock(&c->lock);
+    at = find(c, name); /* unchanged: drops are serialized and creation needs a free name */
+    errno = 0;
+    bool room = c->ndropped < c->dropped_cap;
+    if (!room) {
+        size_t cap = c->dropped_cap ? c->dropped_cap * 2 : 8;
+        cat_entry **nd = realloc(c->dropped, sizeof *nd * cap);
+        if (nd) {
+            c->dropped = nd;
+            c->dropped_cap = cap;
+            room = true;
+        }
+    }
+    if (!room || fault_hit(FAULT_RENAME_DROP) || rename(dir, tomb) != 0) {
+        rc = !room ? strata_err_set(err, STRATA_ENOMEM, "out of memory")
+                   : strata_err_set(err, STRATA_EIO, "%s: rename: %s", dir, strerror(errno ? errno : EIO));
+        pthread_mutex_unlock(&c->lock);
+        table_writes_resume(t, false);
+        catalog_put(c, t);
+        pthread_mutex_unlock(&c->drop_lock);
+        return rc;
     }
     /* The rename is the drop: once it is durable the table is gone, even after a crash. */
-    if (rename(dir, e->tomb) != 0) {
-        rc = strata_err_set(err, STRATA_EIO, "%s: rename: %s", dir, strerror(errno));
-        if (e->refs > 0)
-            c->ndropped--;
-        goto out;
-    }
-    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    int drc = fsync_dir(c->dir);
+    if (drc)
+        rc = strata_err_set(err, STRATA_EIO, "table '%s' was dropped, but %s could not be fsynced "
+                            "(%s): after a crash it may come back", name, c->dir, strerror(-drc));
+    snprintf(e->tomb, sizeof e->tomb, "%s", tomb);
     e->dropped = true;
     memmove(&c->tables[at], &c->tables[at + 1], sizeof *c->tables * (c->n - (size_t)at - 1));
     c->n--;
-    if (e->refs == 0) {
-        pthread_mutex_unlock(&c->lock);
-        table_close(e->t);
-        remove_tree(e->tomb);
-        free(e);
-        return 0;
-    }
-out:
+    c->dropped[c->ndropped++] = e; /* room was made above */
     pthread_mutex_unlock(&c->lock);
+    table_writes_resume(t, true);
+    catalog_put(c, t); /* our reference: the last one closes it and removes its files */
+    pthread_mutex_unlock(&c->drop_lock);
     return rc;
 }

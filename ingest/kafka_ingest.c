@@ -25,13 +25,20 @@
 #include <unistd.h>
 
 #include "event_json.h"
+#include "fault.h"
+#include "manifest.h"
 #include "table.h"
 
 #define BATCH_MSGS 8192
 #define POLL_MS 5 /* a batch waits at most this long for more messages */
 
 typedef struct part_state {
-    bool assigned;
+    bool assigned;     /* the group gave us this partition */
+    bool stopped;      /* its offsets went backwards and kafka.offset_reset is "stop" */
+    int64_t stop_at, stop_hi; /* where the table stood and where the broker ends, then */
+    uint32_t epoch;    /* offset epoch: +1 each time a reset is accepted */
+    char source[MANIFEST_SOURCE_MAX]; /* the table's source name for this epoch */
+    int64_t committed; /* the group's committed offset at assignment (ours); -1 none */
     int64_t pos;       /* next offset to land; -1 unknown */
     row_batch batch;   /* this poll's rows */
     bool batch_ready;
@@ -49,6 +56,10 @@ typedef struct consumer {
     char group[STRATA_NAME_MAX * 2];
     char source[STRATA_NAME_MAX * 2 + 8]; /* "kafka:<topic>" */
     bool start_latest;
+    bool reset_accept; /* kafka.offset_reset "accept" */
+    bool dropping;     /* stopping because the table is being dropped */
+    _Atomic bool accept_req; /* POST .../kafka/accept-reset asked; the loop clears it */
+    bool assigned_once;      /* the group has assigned us partitions at least once (mu) */
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
     rd_kafka_t *dlq;   /* producer, made at the first dead letter */
@@ -60,19 +71,32 @@ typedef struct consumer {
     part_state *parts;
     int32_t nparts;
     char degraded[512];
-    int64_t lag;
+    int64_t lag; /* -1: not known yet */
     _Atomic uint64_t messages, rows, dead_kafka, dead_file, lost, lost_events, replayed,
-        pauses, errors;
+        pauses, errors, resets;
     struct consumer *next;
 } consumer;
+
+/* A Kafka table whose consumer could not start, and why (shown as degraded). */
+typedef struct attach_failure {
+    char name[STRATA_NAME_MAX];
+    char why[512];
+} attach_failure;
 
 struct kafka_ingest {
     strata_catalog *cat;
     kafka_ingest_opts o;
     char brokers[256];
-    pthread_mutex_t mu;
+    pthread_mutex_t attach_lock; /* one attach or detach at a time; taken before mu */
+    pthread_mutex_t mu;          /* list, fails */
     consumer *list;
+    attach_failure *fails;
+    size_t nfails, fails_cap;
 };
+
+/* Commit metadata: the offset epoch the offset belongs to, or that the table is gone. */
+#define COMMIT_META_PREFIX "strata:e"
+#define COMMIT_META_DROPPED "strata:dropped"
 
 static void logf_(kafka_ingest *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(kafka_ingest *k, const char *fmt, ...)
@@ -106,8 +130,10 @@ static part_state *part_get(consumer *c, int32_t kp)
         if (!np)
             return NULL;
         memset(np + c->nparts, 0, sizeof *np * (size_t)(n - c->nparts));
-        for (int32_t i = c->nparts; i < n; i++)
-            np[i].pos = np[i].next = -1;
+        for (int32_t i = c->nparts; i < n; i++) {
+            np[i].pos = np[i].next = np[i].committed = -1;
+            snprintf(np[i].source, sizeof np[i].source, "%s", c->source);
+        }
         c->parts = np;
         c->nparts = n;
     }
@@ -282,35 +308,112 @@ static void dead_letter(consumer *c, const char *reason, const rd_kafka_message_
     c->dlq_pending = true;
 }
 
-/* Makes this poll's dead letters durable before their offsets can be committed. */
-static void dead_letters_sync(consumer *c)
+/* Makes this poll's dead letters durable before their offsets can be committed: the
+ * producer's queue delivered (or handed to the file) and the file fsynced. Returns 0, or
+ * -1 when that cannot be known: the poll's rows are then not landed, and the messages are
+ * read again (their dead letters may then be written twice, never lost). */
+static int dead_letters_sync(consumer *c)
 {
     if (!c->dlq_pending)
-        return;
-    if (c->dlq)
-        rd_kafka_flush(c->dlq, 10000); /* runs the delivery callbacks, which may use the file */
-    if (c->dlq_file) {
-        fflush(c->dlq_file);
-        fsync(fileno(c->dlq_file));
+        return 0;
+    int rc = 0;
+    if (c->dlq && rd_kafka_flush(c->dlq, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        logf_(c->k, "table %s: dead letters still undelivered to %s after 10 s; reading those "
+                    "messages again", c->name, c->dlq_topic);
+        rc = -1;
+    }
+    if (c->dlq_file && (fflush(c->dlq_file) != 0 || fsync(fileno(c->dlq_file)) != 0 ||
+                        fault_hit(FAULT_DEAD_LETTER_SYNC))) {
+        logf_(c->k, "table %s: deadletters.ndjson cannot be made durable (%s); reading those "
+                    "messages again", c->name, errno ? strerror(errno) : "I/O error");
+        rc = -1;
+    }
+    if (rc) {
+        atomic_fetch_add(&c->errors, 1);
+        return rc;
     }
     c->dlq_pending = false;
+    return 0;
 }
 
-/* ---- offsets ------------------------------------------------------------------------ */
+/* ---- offsets and epochs ------------------------------------------------------------- *
+ * A Kafka partition's offsets can go backwards: the topic was deleted and made again, or
+ * an embedded broker restarted empty. The table's checkpoints then lie ahead of every new
+ * offset, and the new events would be taken for replays. Such a partition is stopped
+ * (kafka.offset_reset "stop", the default) or read again from its start as new data
+ * ("accept"): its offset epoch goes up by one, and from then on its rows are appended
+ * under the source name "kafka:<topic>#e<epoch>", whose checkpoints start empty. The
+ * epoch is noted as checkpoint "ep/kafka:<topic>" and becomes durable with the first
+ * segment holding rows read under it (a crash before that finds the reset again).
+ * Offsets committed to the group carry the epoch as metadata ("strata:e<N>"), and a table
+ * being dropped commits "strata:dropped", so a table made later under the same group
+ * does not resume where the dropped one stood. */
+
+static void source_name(const consumer *c, uint32_t epoch, char *out, size_t cap)
+{
+    if (epoch == 0)
+        snprintf(out, cap, "%s", c->source);
+    else
+        snprintf(out, cap, "%s#e%u", c->source, epoch);
+}
+
+static uint32_t durable_epoch(consumer *c, int32_t kp)
+{
+    char key[MANIFEST_SOURCE_MAX];
+    snprintf(key, sizeof key, "ep/%s", c->source);
+    int64_t e = table_checkpoint_max(c->t, key, kp);
+    return e > 0 && e < UINT32_MAX ? (uint32_t)e : 0;
+}
+
+/* Sets an entry's commit metadata to text (the list frees it). */
+static void set_commit_meta(rd_kafka_topic_partition_t *e, const char *text)
+{
+    size_t n = strlen(text);
+    e->metadata = malloc(n);
+    if (e->metadata) {
+        memcpy(e->metadata, text, n);
+        e->metadata_size = n;
+    }
+}
+
+/* The committed offset of a partition if it belongs to epoch, else -1. */
+static int64_t committed_for_epoch(const rd_kafka_topic_partition_t *e, uint32_t epoch)
+{
+    if (e->offset < 0)
+        return -1;
+    char want[32];
+    snprintf(want, sizeof want, COMMIT_META_PREFIX "%u", epoch);
+    if (!e->metadata || e->metadata_size == 0)
+        return epoch == 0 ? e->offset : -1; /* written before strata added metadata */
+    if (e->metadata_size == strlen(want) && memcmp(e->metadata, want, e->metadata_size) == 0)
+        return e->offset;
+    return -1; /* another epoch, or a dropped table's */
+}
 
 /* Commits, for every assigned partition, the offset up to which its rows are durable
  * (for lag monitoring and for the next owner after a rebalance). final: the table was
- * just flushed, so the positions themselves are durable. */
+ * just flushed, so the positions themselves are durable. With c->dropping, marks the
+ * partitions' offsets as a dropped table's instead. */
 static void commit_durable(consumer *c, bool final)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
     pthread_mutex_lock(&c->mu);
     for (int32_t kp = 0; kp < c->nparts; kp++) {
-        if (!c->parts[kp].assigned)
+        part_state *ps = &c->parts[kp];
+        if (!ps->assigned)
             continue;
-        int64_t off = final ? c->parts[kp].pos : table_source_resume(c->t, c->source, kp);
-        if (off >= 0)
-            rd_kafka_topic_partition_list_add(l, c->topic, kp)->offset = off;
+        int64_t off;
+        if (c->dropping)
+            off = ps->pos >= 0 ? ps->pos : ps->committed;
+        else
+            off = final && !ps->stopped ? ps->pos : table_source_resume(c->t, ps->source, kp);
+        if (off < 0)
+            continue;
+        rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(l, c->topic, kp);
+        e->offset = off;
+        char meta[32];
+        snprintf(meta, sizeof meta, COMMIT_META_PREFIX "%u", ps->epoch);
+        set_commit_meta(e, c->dropping ? COMMIT_META_DROPPED : meta);
     }
     pthread_mutex_unlock(&c->mu);
     if (l->cnt > 0) {
@@ -319,6 +422,28 @@ static void commit_durable(consumer *c, bool final)
             logf_(c->k, "table %s: committing offsets to Kafka: %s (lag figures may lag)", c->name,
                   rd_kafka_err2str(e));
     }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Assigns every partition the group gave us that is not stopped, each at the position
+ * the table stands at (what was fetched beyond it is fetched again). Caller holds no
+ * lock. */
+static void reassign_at_positions(consumer *c)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    pthread_mutex_lock(&c->mu);
+    for (int32_t kp = 0; kp < c->nparts; kp++) {
+        part_state *ps = &c->parts[kp];
+        if (!ps->assigned || ps->stopped)
+            continue;
+        rd_kafka_topic_partition_list_add(l, c->topic, kp)->offset =
+            ps->pos >= 0 ? ps->pos
+            : ps->epoch > 0 || !c->start_latest ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+    }
+    pthread_mutex_unlock(&c->mu);
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
+    if (e)
+        logf_(c->k, "table %s: re-assigning partitions: %s", c->name, rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -337,16 +462,27 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
         pthread_mutex_lock(&c->mu);
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *p = &parts->elems[i];
-            int64_t resume = table_source_resume(c->t, c->source, p->partition);
-            int64_t com = ce ? -1 : committed->elems[i].offset;
-            int64_t start = resume > com ? resume : com;
-            p->offset = start >= 0 ? start : c->start_latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
             part_state *ps = part_get(c, p->partition);
+            uint32_t epoch = durable_epoch(c, p->partition);
+            if (ps && ps->epoch > epoch)
+                epoch = ps->epoch; /* accepted in this run, not yet durable */
+            char source[MANIFEST_SOURCE_MAX];
+            source_name(c, epoch, source, sizeof source);
+            int64_t resume = table_source_resume(c->t, source, p->partition);
+            int64_t com = ce ? -1 : committed_for_epoch(&committed->elems[i], epoch);
+            int64_t start = resume > com ? resume : com;
+            p->offset = start >= 0 ? start
+                        : epoch > 0 || !c->start_latest ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
             if (ps) {
                 ps->assigned = true;
+                ps->stopped = false; /* found again if its offsets are still behind */
                 ps->pos = start;
+                ps->committed = ce ? -1 : committed->elems[i].offset;
+                ps->epoch = epoch;
+                snprintf(ps->source, sizeof ps->source, "%s", source);
             }
         }
+        c->assigned_once = true;
         pthread_mutex_unlock(&c->mu);
         rd_kafka_topic_partition_list_destroy(committed);
         char list[256] = "";
@@ -358,17 +494,23 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
               c->name, parts->cnt, c->topic, list);
         rd_kafka_assign(rk, parts);
     } else if (why == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        /* Land everything read so far before the partitions may go to another node. */
-        if (table_flush(c->t, true, &err) != 0)
+        /* Land everything read so far before the partitions may go to another node (not
+         * when the table is being dropped: then its offsets are marked as a dropped
+         * table's, so a new table in the same group starts afresh). */
+        if (c->dropping)
+            commit_durable(c, false);
+        else if (table_flush(c->t, true, &err) != 0)
             logf_(c->k, "table %s: flush before giving up partitions failed: %s", c->name, err.msg);
         else
             commit_durable(c, true);
         pthread_mutex_lock(&c->mu);
         for (int i = 0; i < parts->cnt; i++) {
             part_state *ps = part_get(c, parts->elems[i].partition);
-            if (ps)
+            if (ps) {
                 ps->assigned = false;
-            table_source_forget(c->t, c->source, parts->elems[i].partition);
+                ps->stopped = false;
+                table_source_forget(c->t, ps->source, parts->elems[i].partition);
+            }
         }
         pthread_mutex_unlock(&c->mu);
         logf_(c->k, "table %s: %d partition(s) of %s revoked", c->name, parts->cnt, c->topic);
@@ -396,28 +538,46 @@ static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaq
         set_degraded(c, "table %s: Kafka: %s", c->name, reason);
 }
 
-/* Assigns the current assignment again, every partition at the position the table
- * stands at (what was fetched beyond it is fetched again). */
-static void reassign_at_positions(consumer *c)
+/* Partition kp's offsets went backwards (the broker's partition ends at hi, below where
+ * the table stands): read it as new data under the next epoch. Consumer thread. */
+static void accept_reset(consumer *c, int32_t kp, int64_t lo, int64_t hi)
 {
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
-        return;
     pthread_mutex_lock(&c->mu);
-    for (int i = 0; i < l->cnt; i++) {
-        part_state *ps = part_get(c, l->elems[i].partition);
-        l->elems[i].offset = ps && ps->pos >= 0 ? ps->pos
-                             : c->start_latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+    part_state *ps = part_get(c, kp);
+    if (!ps) {
+        pthread_mutex_unlock(&c->mu);
+        return;
     }
+    int64_t was = ps->stopped ? ps->stop_at : ps->pos;
+    uint32_t epoch = ps->epoch + 1, d = durable_epoch(c, kp);
+    if (epoch <= d)
+        epoch = d + 1;
+    char key[MANIFEST_SOURCE_MAX], old[MANIFEST_SOURCE_MAX];
+    snprintf(key, sizeof key, "ep/%s", c->source);
+    snprintf(old, sizeof old, "%s", ps->source);
     pthread_mutex_unlock(&c->mu);
-    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
-    if (e)
-        logf_(c->k, "table %s: re-assigning partitions: %s", c->name, rd_kafka_err2str(e));
-    rd_kafka_topic_partition_list_destroy(l);
+    if (table_note_checkpoint(c->t, key, kp, epoch) != 0) {
+        logf_(c->k, "table %s: partition %d: out of memory accepting an offset reset; retrying", c->name, kp);
+        return;
+    }
+    table_source_forget(c->t, old, kp);
+    pthread_mutex_lock(&c->mu);
+    ps = part_get(c, kp);
+    ps->epoch = epoch;
+    source_name(c, epoch, ps->source, sizeof ps->source);
+    ps->pos = lo;
+    ps->stopped = false;
+    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_add(&c->resets, 1);
+    logf_(c->k, "table %s: partition %d of %s: offsets went backwards (the table had read up to %" PRId64
+                ", the broker's partition now ends at %" PRId64 "): reading it from offset %" PRId64
+                " as new data (offset epoch %u)",
+          c->name, kp, c->topic, was, hi, lo, epoch);
 }
 
-/* The broker no longer has partition kp's next offset: report the gap, go on from the
- * earliest offset it has. */
+/* The broker answered "offset out of range" for partition kp: either it deleted messages
+ * strata had not read (retention: report the gap, go on from the earliest offset it has),
+ * or the partition's offsets went backwards (see above). */
 static void handle_offset_reset(consumer *c, int32_t kp)
 {
     int64_t lo = -1, hi = -1;
@@ -429,6 +589,28 @@ static void handle_offset_reset(consumer *c, int32_t kp)
     if (e) {
         logf_(c->k, "table %s: partition %d: offset out of range and watermarks unknown (%s); retrying",
               c->name, kp, rd_kafka_err2str(e));
+        reassign_at_positions(c);
+        return;
+    }
+    if (pos >= 0 && pos > hi) {
+        if (c->reset_accept) {
+            accept_reset(c, kp, lo, hi);
+        } else {
+            pthread_mutex_lock(&c->mu);
+            if ((ps = part_get(c, kp)) != NULL) {
+                ps->stopped = true;
+                ps->stop_at = pos;
+                ps->stop_hi = hi;
+            }
+            pthread_mutex_unlock(&c->mu);
+            atomic_fetch_add(&c->errors, 1);
+            logf_(c->k, "table %s: partition %d of %s STOPPED: its offsets went backwards (the table has "
+                        "read up to %" PRId64 ", the broker's partition now ends at %" PRId64
+                        "): the topic was re-created or the broker lost its data. kafka.offset_reset is "
+                        "\"stop\"; POST /tables/%s/kafka/accept-reset reads it again as new data",
+                  c->name, kp, c->topic, pos, hi, c->name);
+        }
+        reassign_at_positions(c);
         return;
     }
     int64_t gap = pos >= 0 && pos < lo ? lo - pos : -1;
@@ -456,6 +638,30 @@ static void handle_offset_reset(consumer *c, int32_t kp)
     reassign_at_positions(c);
 }
 
+/* POST .../kafka/accept-reset, run by the consumer thread: every stopped partition is
+ * read again as new data. */
+static void accept_stopped(consumer *c)
+{
+    for (int32_t kp = 0;; kp++) {
+        pthread_mutex_lock(&c->mu);
+        bool more = kp < c->nparts, stopped = more && c->parts[kp].stopped && c->parts[kp].assigned;
+        pthread_mutex_unlock(&c->mu);
+        if (!more)
+            break;
+        if (!stopped)
+            continue;
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->topic, kp, &lo, &hi, 10000);
+        if (e) {
+            logf_(c->k, "table %s: partition %d: accepting its reset: watermarks unknown (%s)", c->name,
+                  kp, rd_kafka_err2str(e));
+            continue;
+        }
+        accept_reset(c, kp, lo, hi);
+    }
+    reassign_at_positions(c);
+}
+
 /* ---- the consumer loop -------------------------------------------------------------- */
 
 static void pause_all(consumer *c, bool pause)
@@ -477,7 +683,7 @@ static int land_partition(consumer *c, int32_t kp, part_state *ps)
     strata_err err = {0};
     uint64_t skipped = 0;
     for (int attempt = 0;; attempt++) {
-        int rc = table_append_sourced(c->t, &ps->batch, c->source, kp, ps->offs, ps->next, &skipped, &err);
+        int rc = table_append_sourced(c->t, &ps->batch, ps->source, kp, ps->offs, ps->next, &skipped, &err);
         if (rc == 0)
             break;
         if (rc != STRATA_EFULL || attempt > 0) {
@@ -506,15 +712,21 @@ static int land_partition(consumer *c, int32_t kp, part_state *ps)
 static void refresh_lag(consumer *c)
 {
     int64_t lag = 0;
+    bool known = false;
     pthread_mutex_lock(&c->mu);
     for (int32_t kp = 0; kp < c->nparts; kp++) {
+        part_state *ps = &c->parts[kp];
         int64_t lo, hi;
-        if (!c->parts[kp].assigned || c->parts[kp].pos < 0)
+        if (!ps->assigned || ps->stopped)
             continue;
-        if (rd_kafka_get_watermark_offsets(c->rk, c->topic, kp, &lo, &hi) == 0 && hi > c->parts[kp].pos)
-            lag += hi - c->parts[kp].pos;
+        if (rd_kafka_get_watermark_offsets(c->rk, c->topic, kp, &lo, &hi) != 0 || hi < 0)
+            continue;
+        known = true;
+        int64_t from = ps->pos >= 0 ? ps->pos : c->start_latest && ps->epoch == 0 ? hi : lo;
+        if (from >= 0 && hi > from)
+            lag += hi - from;
     }
-    c->lag = lag;
+    c->lag = known ? lag : -1;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -525,6 +737,10 @@ static void *consumer_run(void *arg)
     int64_t last_commit = mono_ms();
     strata_err err = {0};
     while (msgs && !atomic_load(&c->stop)) {
+        if (atomic_load(&c->accept_req)) {
+            accept_stopped(c);
+            atomic_store(&c->accept_req, false);
+        }
         ssize_t n = rd_kafka_consume_batch_queue(c->q, POLL_MS, msgs, BATCH_MSGS);
         if (n < 0)
             n = 0;
@@ -545,7 +761,7 @@ static void *consumer_run(void *arg)
             pthread_mutex_unlock(&c->mu);
             /* Only assigned partitions, and never below where the partition stands: a
              * message fetched before a revocation or a seek is not landed twice. */
-            if (!ps || !ps->assigned || m->offset < (ps->next >= 0 ? ps->next : ps->pos))
+            if (!ps || !ps->assigned || ps->stopped || m->offset < (ps->next >= 0 ? ps->next : ps->pos))
                 continue;
             if (!ps->batch_ready) {
                 ps->offs = malloc(sizeof *ps->offs * BATCH_MSGS);
@@ -565,21 +781,24 @@ static void *consumer_run(void *arg)
                 dead_letter(c, err.msg, m);
             ps->next = m->offset + 1;
         }
-        dead_letters_sync(c);
-        bool failed = false;
+        /* Offsets may advance past dead letters only once those are durable. */
+        bool failed = dead_letters_sync(c) != 0;
+        bool reassign = failed;
         for (int32_t kp = 0; kp < c->nparts; kp++) {
             part_state *ps = &c->parts[kp];
             if (ps->next < 0)
                 continue;
             if (!failed && land_partition(c, kp, ps) != 0) {
                 failed = true;
-                /* Not landed: read these messages again from where the table stands. */
-                reassign_at_positions(c);
+                reassign = true;
             }
             if (ps->batch_ready)
                 row_batch_clear(&ps->batch);
             ps->next = -1;
         }
+        /* Not landed: read these messages again from where the table stands. */
+        if (reassign)
+            reassign_at_positions(c);
         for (ssize_t i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);
         if (failed)
@@ -592,7 +811,7 @@ static void *consumer_run(void *arg)
     }
     free(msgs);
     /* Leaving the group revokes the partitions: the rebalance callback flushes and
-     * commits before they go. */
+     * commits before they go (or marks them as a dropped table's). */
     rd_kafka_consumer_close(c->rk);
     return NULL;
 }
@@ -637,6 +856,7 @@ int kafka_ingest_create(strata_catalog *cat, const kafka_ingest_opts *o, kafka_i
     if (o && o->brokers)
         snprintf(k->brokers, sizeof k->brokers, "%s", o->brokers);
     k->o.brokers = NULL;
+    pthread_mutex_init(&k->attach_lock, NULL);
     pthread_mutex_init(&k->mu, NULL);
     *out = k;
     return 0;
@@ -650,58 +870,27 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, str
     return 0;
 }
 
-int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
+/* The consumer configuration of a table: our settings, the table's own properties, then
+ * what exactly-once needs, which they cannot change. *out: rd_kafka_conf_destroy (or
+ * rd_kafka_new). Errors name the table and the property. */
+static int consumer_conf(kafka_ingest *k, const strata_schema *sc, rd_kafka_conf_t **out, strata_err *err)
 {
-    strata_table *t = catalog_get(k->cat, name);
-    if (!t)
-        return strata_err_set(err, STRATA_ENOTFOUND, "no table '%s'", name);
-    const strata_schema *sc = table_schema(t);
-    if (!sc->kafka.enabled) {
-        catalog_put(k->cat, t);
-        return 0;
-    }
-    pthread_mutex_lock(&k->mu);
-    for (consumer *x = k->list; x; x = x->next)
-        if (strcmp(x->name, name) == 0) {
-            pthread_mutex_unlock(&k->mu);
-            catalog_put(k->cat, t);
-            return 0;
-        }
-    pthread_mutex_unlock(&k->mu);
+    *out = NULL;
     const char *brokers = k->brokers[0] ? k->brokers : sc->kafka.brokers;
-    if (!brokers[0]) {
-        catalog_put(k->cat, t);
+    if (!brokers[0])
         return strata_err_set(err, STRATA_EINVAL,
-                              "table '%s': kafka.brokers is empty and no --kafka-brokers was given", name);
-    }
-    consumer *c = calloc(1, sizeof *c);
-    if (!c) {
-        catalog_put(k->cat, t);
-        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
-    }
-    c->k = k;
-    c->t = t;
-    pthread_mutex_init(&c->mu, NULL);
-    if (!(c->decoder = event_decoder_create(sc, err))) {
-        consumer_free(c);
-        return STRATA_ENOMEM;
-    }
-    snprintf(c->name, sizeof c->name, "%s", name);
-    snprintf(c->topic, sizeof c->topic, "%s", sc->kafka.topic);
-    snprintf(c->dlq_topic, sizeof c->dlq_topic, "%s.dlq", sc->kafka.topic);
-    snprintf(c->group, sizeof c->group, "%s", sc->kafka.group);
-    snprintf(c->source, sizeof c->source, "kafka:%s", sc->kafka.topic);
-    c->start_latest = sc->kafka.start_latest;
+                              "table '%s': kafka.brokers is empty and strata serve was started without "
+                              "--kafka-brokers: the table could not consume",
+                              sc->name);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char client_id[STRATA_NAME_MAX + 16];
-    snprintf(client_id, sizeof client_id, "strata-%s", name);
+    snprintf(client_id, sizeof client_id, "strata-%s", sc->name);
     int rc = conf_set(conf, "bootstrap.servers", brokers, err);
     if (!rc)
-        rc = conf_set(conf, "group.id", c->group, err) || conf_set(conf, "client.id", client_id, err) ||
+        rc = conf_set(conf, "group.id", sc->kafka.group, err) || conf_set(conf, "client.id", client_id, err) ||
              conf_set(conf, "fetch.wait.max.ms", "10", err) ||
              conf_set(conf, "queued.max.messages.kbytes", "65536", err) ||
              conf_set(conf, "enable.partition.eof", "false", err);
-    /* The table's own properties, then what exactly-once needs, which they cannot change. */
     for (int i = 0; !rc && i < sc->kafka.nprops; i++)
         rc = conf_set(conf, sc->kafka.props[i].key, sc->kafka.props[i].value, err);
     if (!rc)
@@ -710,9 +899,87 @@ int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
              conf_set(conf, "auto.offset.reset", "error", err);
     if (rc) {
         rd_kafka_conf_destroy(conf);
-        consumer_free(c);
-        strata_err_prefix(err, "table '%s'", name);
+        strata_err_prefix(err, "table '%s'", sc->name);
         return STRATA_EINVAL;
+    }
+    *out = conf;
+    return 0;
+}
+
+int kafka_ingest_validate(kafka_ingest *k, const strata_schema *sc, strata_err *err)
+{
+    if (!sc->kafka.enabled)
+        return 0;
+    rd_kafka_conf_t *conf;
+    int rc = consumer_conf(k, sc, &conf, err);
+    if (rc == 0)
+        rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
+/* Records (why != NULL) or clears table name's attach failure. Caller holds mu. */
+static void note_failure(kafka_ingest *k, const char *name, const char *why)
+{
+    for (size_t i = 0; i < k->nfails; i++)
+        if (strcmp(k->fails[i].name, name) == 0) {
+            if (why)
+                snprintf(k->fails[i].why, sizeof k->fails[i].why, "%s", why);
+            else
+                k->fails[i] = k->fails[--k->nfails];
+            return;
+        }
+    if (!why)
+        return;
+    if (k->nfails == k->fails_cap) {
+        size_t cap = k->fails_cap ? k->fails_cap * 2 : 4;
+        attach_failure *nf = realloc(k->fails, sizeof *nf * cap);
+        if (!nf)
+            return;
+        k->fails = nf;
+        k->fails_cap = cap;
+    }
+    snprintf(k->fails[k->nfails].name, sizeof k->fails[k->nfails].name, "%s", name);
+    snprintf(k->fails[k->nfails].why, sizeof k->fails[k->nfails].why, "%s", why);
+    k->nfails++;
+}
+
+static consumer *find_consumer(kafka_ingest *k, const char *name)
+{
+    for (consumer *x = k->list; x; x = x->next)
+        if (strcmp(x->name, name) == 0)
+            return x;
+    return NULL;
+}
+
+/* Makes and starts table t's consumer (t: a reference it takes over). */
+static int consumer_start(kafka_ingest *k, strata_table *t, consumer **out, strata_err *err)
+{
+    const strata_schema *sc = table_schema(t);
+    consumer *c = calloc(1, sizeof *c);
+    if (!c) {
+        catalog_put(k->cat, t);
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    c->k = k;
+    c->t = t;
+    c->lag = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    if (!(c->decoder = event_decoder_create(sc, err))) {
+        consumer_free(c);
+        return STRATA_ENOMEM;
+    }
+    snprintf(c->name, sizeof c->name, "%s", sc->name);
+    snprintf(c->topic, sizeof c->topic, "%s", sc->kafka.topic);
+    snprintf(c->dlq_topic, sizeof c->dlq_topic, "%s.dlq", sc->kafka.topic);
+    snprintf(c->group, sizeof c->group, "%s", sc->kafka.group);
+    snprintf(c->source, sizeof c->source, "kafka:%s", sc->kafka.topic);
+    c->start_latest = sc->kafka.start_latest;
+    c->reset_accept = sc->kafka.reset_accept;
+    rd_kafka_conf_t *conf;
+    int rc = consumer_conf(k, sc, &conf, err);
+    if (rc) {
+        consumer_free(c);
+        return rc;
     }
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
@@ -723,7 +990,7 @@ int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
     if (!c->rk) {
         rd_kafka_conf_destroy(conf);
         consumer_free(c);
-        return strata_err_set(err, STRATA_EINVAL, "table '%s': Kafka consumer: %s", name, errstr);
+        return strata_err_set(err, STRATA_EINVAL, "table '%s': Kafka consumer: %s", sc->name, errstr);
     }
     rd_kafka_poll_set_consumer(c->rk);
     c->q = rd_kafka_queue_get_consumer(c->rk);
@@ -732,21 +999,56 @@ int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
     rd_kafka_resp_err_t se = rd_kafka_subscribe(c->rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (se) {
+        rc = strata_err_set(err, STRATA_EINVAL, "table '%s': subscribe to %s: %s", c->name, c->topic,
+                            rd_kafka_err2str(se));
         consumer_free(c);
-        return strata_err_set(err, STRATA_EINVAL, "table '%s': subscribe to %s: %s", name,
-                              sc->kafka.topic, rd_kafka_err2str(se));
+        return rc;
     }
     if (pthread_create(&c->th, NULL, consumer_run, c) != 0) {
+        rc = strata_err_set(err, STRATA_ENOMEM, "table '%s': cannot start the consumer thread", c->name);
         rd_kafka_consumer_close(c->rk);
         consumer_free(c);
-        return strata_err_set(err, STRATA_ENOMEM, "table '%s': cannot start the consumer thread", name);
+        return rc;
     }
-    pthread_mutex_lock(&k->mu);
-    c->next = k->list;
-    k->list = c;
-    pthread_mutex_unlock(&k->mu);
-    logf_(k, "table %s: consuming %s from %s as group %s", name, c->topic, brokers, c->group);
+    *out = c;
     return 0;
+}
+
+int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
+{
+    strata_table *t = catalog_get(k->cat, name);
+    if (!t)
+        return strata_err_set(err, STRATA_ENOTFOUND, "no table '%s'", name);
+    if (!table_schema(t)->kafka.enabled) {
+        catalog_put(k->cat, t);
+        return 0;
+    }
+    /* Checking for a running consumer and starting one is one step: two concurrent
+     * attaches (two PUTs of the same table) start one consumer. */
+    pthread_mutex_lock(&k->attach_lock);
+    pthread_mutex_lock(&k->mu);
+    bool running = find_consumer(k, name) != NULL;
+    pthread_mutex_unlock(&k->mu);
+    if (running) {
+        pthread_mutex_unlock(&k->attach_lock);
+        catalog_put(k->cat, t);
+        return 0;
+    }
+    char brokers[256];
+    snprintf(brokers, sizeof brokers, "%s", k->brokers[0] ? k->brokers : table_schema(t)->kafka.brokers);
+    consumer *c = NULL;
+    int rc = consumer_start(k, t, &c, err);
+    pthread_mutex_lock(&k->mu);
+    if (rc == 0) {
+        c->next = k->list;
+        k->list = c;
+    }
+    note_failure(k, name, rc ? err->msg : NULL);
+    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->attach_lock);
+    if (rc == 0)
+        logf_(k, "table %s: consuming %s from %s as group %s", name, c->topic, brokers, c->group);
+    return rc;
 }
 
 static void consumer_stop(consumer *c)
@@ -757,8 +1059,9 @@ static void consumer_stop(consumer *c)
     consumer_free(c);
 }
 
-void kafka_ingest_detach(kafka_ingest *k, const char *name)
+bool kafka_ingest_detach(kafka_ingest *k, const char *name, bool dropping)
 {
+    pthread_mutex_lock(&k->attach_lock);
     pthread_mutex_lock(&k->mu);
     consumer **pp = &k->list, *c = NULL;
     for (; *pp; pp = &(*pp)->next)
@@ -767,11 +1070,15 @@ void kafka_ingest_detach(kafka_ingest *k, const char *name)
             *pp = c->next;
             break;
         }
+    note_failure(k, name, NULL);
     pthread_mutex_unlock(&k->mu);
     if (c) {
+        c->dropping = dropping;
         consumer_stop(c);
         logf_(k, "table %s: consumer stopped", name);
     }
+    pthread_mutex_unlock(&k->attach_lock);
+    return c != NULL;
 }
 
 void kafka_ingest_free(kafka_ingest *k)
@@ -788,8 +1095,43 @@ void kafka_ingest_free(kafka_ingest *k)
             break;
         consumer_stop(c);
     }
+    free(k->fails);
     pthread_mutex_destroy(&k->mu);
+    pthread_mutex_destroy(&k->attach_lock);
     free(k);
+}
+
+int kafka_ingest_accept_reset(kafka_ingest *k, const char *name, json_t *out, strata_err *err)
+{
+    pthread_mutex_lock(&k->attach_lock);
+    pthread_mutex_lock(&k->mu);
+    consumer *c = find_consumer(k, name);
+    json_t *parts = json_array();
+    if (c) {
+        pthread_mutex_lock(&c->mu);
+        for (int32_t p = 0; p < c->nparts; p++)
+            if (c->parts[p].assigned && c->parts[p].stopped)
+                json_array_append_new(parts, json_integer(p));
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_mutex_unlock(&k->mu);
+    int rc = 0;
+    if (!c)
+        rc = strata_err_set(err, STRATA_ENOTFOUND, "table '%s' has no Kafka consumer", name);
+    else if (json_array_size(parts) == 0)
+        rc = strata_err_set(err, STRATA_EEXIST, "table '%s' has no partition stopped by an offset reset", name);
+    if (rc) {
+        json_decref(parts);
+        pthread_mutex_unlock(&k->attach_lock);
+        return rc;
+    }
+    /* The consumer thread does it between polls; attach_lock keeps c alive meanwhile. */
+    atomic_store(&c->accept_req, true);
+    for (int i = 0; i < 3000 && atomic_load(&c->accept_req); i++)
+        usleep(10 * 1000);
+    json_object_set_new(out, "accepted", parts);
+    pthread_mutex_unlock(&k->attach_lock);
+    return 0;
 }
 
 void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
@@ -805,11 +1147,15 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
         {"strata_kafka_loss_events_total", "counter", "Times a partition's next offset was gone."},
         {"strata_kafka_replayed_rows_skipped_total", "counter",
          "Rows read again after a restart that the table already held (dropped)."},
-        {"strata_kafka_lag_messages", "gauge", "Messages in the broker not yet landed."},
+        {"strata_kafka_lag_messages", "gauge", "Messages in the broker not yet landed (-1: not known yet)."},
         {"strata_kafka_backpressure_pauses_total", "counter",
          "Times partitions were paused to flush over the memory budget."},
         {"strata_kafka_assigned_partitions", "gauge", "Partitions this node consumes."},
         {"strata_kafka_errors_total", "counter", "Consumer errors (logged)."},
+        {"strata_kafka_stopped_partitions", "gauge",
+         "Partitions stopped because their offsets went backwards (kafka.offset_reset stop)."},
+        {"strata_kafka_offset_resets_total", "counter",
+         "Partitions whose offsets went backwards and were read again as new data."},
     };
     char line[512];
     pthread_mutex_lock(&k->mu);
@@ -818,28 +1164,32 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
                          m[i].name, m[i].type);
         buf_put(out, line, (size_t)n);
         for (consumer *c = k->list; c; c = c->next) {
-            uint64_t v[10];
+            int64_t v[12];
             pthread_mutex_lock(&c->mu);
-            uint64_t assigned = 0;
-            for (int32_t p = 0; p < c->nparts; p++)
-                assigned += c->parts[p].assigned;
-            v[6] = (uint64_t)c->lag;
+            int64_t assigned = 0, stopped = 0;
+            for (int32_t p = 0; p < c->nparts; p++) {
+                assigned += c->parts[p].assigned && !c->parts[p].stopped;
+                stopped += c->parts[p].assigned && c->parts[p].stopped;
+            }
+            v[6] = c->lag;
             pthread_mutex_unlock(&c->mu);
-            v[0] = atomic_load(&c->messages);
-            v[1] = atomic_load(&c->rows);
-            v[3] = atomic_load(&c->lost);
-            v[4] = atomic_load(&c->lost_events);
-            v[5] = atomic_load(&c->replayed);
-            v[7] = atomic_load(&c->pauses);
+            v[0] = (int64_t)atomic_load(&c->messages);
+            v[1] = (int64_t)atomic_load(&c->rows);
+            v[3] = (int64_t)atomic_load(&c->lost);
+            v[4] = (int64_t)atomic_load(&c->lost_events);
+            v[5] = (int64_t)atomic_load(&c->replayed);
+            v[7] = (int64_t)atomic_load(&c->pauses);
             v[8] = assigned;
-            v[9] = atomic_load(&c->errors);
+            v[9] = (int64_t)atomic_load(&c->errors);
+            v[10] = stopped;
+            v[11] = (int64_t)atomic_load(&c->resets);
             if (i == 2) {
                 n = snprintf(line, sizeof line,
                              "%s{table=\"%s\",sink=\"kafka\"} %" PRIu64 "\n%s{table=\"%s\",sink=\"file\"} %" PRIu64 "\n",
                              m[i].name, c->name, atomic_load(&c->dead_kafka), m[i].name, c->name,
                              atomic_load(&c->dead_file));
             } else {
-                n = snprintf(line, sizeof line, "%s{table=\"%s\",topic=\"%s\"} %" PRIu64 "\n", m[i].name,
+                n = snprintf(line, sizeof line, "%s{table=\"%s\",topic=\"%s\"} %" PRId64 "\n", m[i].name,
                              c->name, c->topic, v[i]);
             }
             buf_put(out, line, (size_t)n);
@@ -848,15 +1198,41 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
     pthread_mutex_unlock(&k->mu);
 }
 
+/* Appends "; "-separated sentences to buf. */
+static void add_reason(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_reason(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+{
+    if (*used + 3 >= cap)
+        return;
+    if (*used)
+        *used += (size_t)snprintf(buf + *used, cap - *used, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *used, cap - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *used = *used + (size_t)n < cap ? *used + (size_t)n : cap - 1;
+}
+
 bool kafka_ingest_degraded(kafka_ingest *k, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = 0;
     pthread_mutex_lock(&k->mu);
+    for (size_t i = 0; i < k->nfails; i++)
+        add_reason(buf, cap, &used, "table %s does not consume Kafka: %s", k->fails[i].name, k->fails[i].why);
     for (consumer *c = k->list; c; c = c->next) {
         pthread_mutex_lock(&c->mu);
-        if (c->degraded[0] && used < cap)
-            used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? "; " : "", c->degraded);
+        if (c->degraded[0])
+            add_reason(buf, cap, &used, "%s", c->degraded);
+        for (int32_t p = 0; p < c->nparts; p++)
+            if (c->parts[p].assigned && c->parts[p].stopped)
+                add_reason(buf, cap, &used,
+                           "table %s: partition %d of %s is stopped: its offsets went backwards (table "
+                           "at %" PRId64 ", broker ends at %" PRId64 "); POST /tables/%s/kafka/accept-reset "
+                           "reads it as new data",
+                           c->name, (int)p, c->topic, c->parts[p].stop_at, c->parts[p].stop_hi, c->name);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&k->mu);
@@ -866,26 +1242,45 @@ bool kafka_ingest_degraded(kafka_ingest *k, char *buf, size_t cap)
 void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)
 {
     pthread_mutex_lock(&k->mu);
-    for (consumer *c = k->list; c; c = c->next) {
-        if (strcmp(c->name, name) != 0)
-            continue;
-        json_t *parts = json_array();
+    for (size_t i = 0; i < k->nfails; i++)
+        if (strcmp(k->fails[i].name, name) == 0)
+            json_object_set_new(obj, "kafka", json_pack("{s:s, s:s}", "state", "not consuming", "error",
+                                                        k->fails[i].why));
+    consumer *c = find_consumer(k, name);
+    if (c) {
+        json_t *parts = json_array(), *stopped = json_array();
         pthread_mutex_lock(&c->mu);
-        for (int32_t p = 0; p < c->nparts; p++)
-            if (c->parts[p].assigned)
-                json_array_append_new(parts, json_pack("{s:i, s:I}", "partition", (int)p, "position",
-                                                       (json_int_t)c->parts[p].pos));
-        json_t *j = json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I}", "topic", c->topic, "group",
-                              c->group, "partitions", parts, "lag", (json_int_t)c->lag, "rows",
+        for (int32_t p = 0; p < c->nparts; p++) {
+            part_state *ps = &c->parts[p];
+            if (!ps->assigned)
+                continue;
+            json_t *e = json_pack("{s:i, s:o}", "partition", (int)p, "position",
+                                  ps->pos >= 0 ? json_integer(ps->pos) : json_null());
+            if (ps->epoch)
+                json_object_set_new(e, "offset_epoch", json_integer(ps->epoch));
+            if (ps->stopped) {
+                json_object_set_new(e, "stopped", json_string("offsets went backwards"));
+                json_array_append_new(stopped, json_integer(p));
+            }
+            json_array_append_new(parts, e);
+        }
+        const char *state = !c->assigned_once ? "assigning" : json_array_size(stopped) ? "partly stopped"
+                                                                                       : "consuming";
+        json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "topic", c->topic, "group",
+                              c->group, "state", state, "partitions", parts, "lag",
+                              c->lag >= 0 ? json_integer(c->lag) : json_null(), "rows",
                               (json_int_t)atomic_load(&c->rows), "dead_letters",
                               (json_int_t)(atomic_load(&c->dead_kafka) + atomic_load(&c->dead_file)),
                               "lost_messages", (json_int_t)atomic_load(&c->lost), "replayed_rows_skipped",
                               (json_int_t)atomic_load(&c->replayed));
+        if (json_array_size(stopped))
+            json_object_set_new(j, "stopped_partitions", stopped);
+        else
+            json_decref(stopped);
         if (c->degraded[0])
             json_object_set_new(j, "degraded", json_string(c->degraded));
         pthread_mutex_unlock(&c->mu);
         json_object_set_new(obj, "kafka", j);
-        break;
     }
     pthread_mutex_unlock(&k->mu);
 }

@@ -13,7 +13,15 @@
  * Loss is never silent: librdkafka runs with auto.offset.reset=error. When the broker no
  * longer has the next offset (retention), the gap is logged, counted
  * (strata_kafka_lost_messages_total) and reported by kafka_ingest_degraded, and the
- * partition continues from the earliest offset the broker has.
+ * partition continues from the earliest offset the broker has. When instead the
+ * partition's offsets went backwards (the broker's partition ends below where the table
+ * stands: the topic was re-created, or an embedded broker restarted empty), that is a
+ * reset, not retention: the partition stops, reported by name (kafka.offset_reset
+ * "stop", the default), or is read again from its start as new data ("accept", or
+ * kafka_ingest_accept_reset), under a new offset epoch so the old checkpoints cannot
+ * drop the new events as replays. Offsets are committed to the group with their epoch as
+ * metadata, and a dropped table's offsets are marked as such, so a table created later
+ * under the same group name does not inherit them.
  *
  * Dead letters: events that fail to decode go, with the reason and their
  * topic/partition/offset, to the topic `<topic>.dlq` (original bytes as the value, the
@@ -39,6 +47,7 @@
 #include "buf.h"
 #include "catalog.h"
 #include "error.h"
+#include "schema.h"
 
 typedef struct kafka_ingest kafka_ingest;
 
@@ -50,13 +59,25 @@ typedef struct kafka_ingest_opts {
 /* Makes an empty registry over cat (borrowed). *out: kafka_ingest_free. */
 int kafka_ingest_create(strata_catalog *cat, const kafka_ingest_opts *o, kafka_ingest **out,
                         strata_err *err);
+/* Checks that a table with schema s could consume: brokers known (its own or
+ * --kafka-brokers) and every librdkafka property accepted. 0 (also without a kafka
+ * section) or STRATA_EINVAL naming the table and the setting. */
+int kafka_ingest_validate(kafka_ingest *k, const strata_schema *s, strata_err *err);
 /* Starts the consumer of table name when its schema has a kafka section (0 and nothing
- * started otherwise, or when it already runs). Errors: no such table, bad librdkafka
- * settings (the message names the property). */
+ * started otherwise, or when it already runs: concurrent attaches start one consumer).
+ * Errors: no such table, no brokers, bad librdkafka settings (the message names the
+ * property); a table whose consumer cannot start is reported by kafka_ingest_degraded and
+ * kafka_ingest_table_json until it is attached or detached. */
 int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err);
 /* Stops table name's consumer, if any: it leaves the group after landing what it read
- * (flush) and committing its offsets. */
-void kafka_ingest_detach(kafka_ingest *k, const char *name);
+ * (flush) and committing its offsets; with dropping (the table is about to be dropped) it
+ * lands nothing more and marks its committed offsets as a dropped table's. Returns true
+ * when a consumer was running. */
+bool kafka_ingest_detach(kafka_ingest *k, const char *name, bool dropping);
+/* Reads every partition of table name stopped by an offset reset again as new data (as
+ * kafka.offset_reset "accept" would have); adds "accepted": [partitions] to out.
+ * STRATA_ENOTFOUND when the table has no consumer, STRATA_EEXIST when nothing is stopped. */
+int kafka_ingest_accept_reset(kafka_ingest *k, const char *name, json_t *out, strata_err *err);
 /* Stops every consumer (as detach) and frees the registry. */
 void kafka_ingest_free(kafka_ingest *k);
 
@@ -66,8 +87,10 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out);
 /* Writes the reasons the service is degraded (lost messages, consumer errors) as a
  * "; "-separated sentence into buf; returns false (buf "") when there are none. */
 bool kafka_ingest_degraded(kafka_ingest *k, char *buf, size_t cap);
-/* Adds a "kafka" object (topic, group, assigned partitions with positions, lag, counts)
- * to obj when table name has a consumer. */
+/* Adds a "kafka" object to obj when table name has a consumer (topic, group, state
+ * "assigning" until the group assigns partitions then "consuming" or "partly stopped",
+ * assigned partitions with positions (null until known), lag (null until known), counts)
+ * or one that could not start (state "not consuming", error). */
 void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj);
 
 #endif

@@ -252,13 +252,14 @@ static const char *const metric_keys[] = {"fn", "column"};
 static const char *const retention_keys[] = {"raw", "1m", "1h"};
 static const char *const storage_keys[] = {"compression", "memtable_rows", "memtable_bytes",
                                            "memtable_age", "memory_budget"};
-static const char *const kafka_keys[] = {"brokers", "topic", "group", "start", "properties"};
+static const char *const kafka_keys[] = {"brokers", "topic", "group", "start", "offset_reset", "properties"};
 
 /* Indexed by strata_partition_by, strata_codec, strata_late_policy. */
 static const char *const partition_names[] = {"day", "hour", "month"};
 static const char *const codec_names[] = {"none", "lz4", "zstd"};
 static const char *const late_policy_names[] = {"update", "dead-letter"};
 static const char *const start_names[] = {"earliest", "latest"};
+static const char *const reset_names[] = {"stop", "accept"};
 
 static int parse_default(strata_err *err, json_t *d, const char *path, strata_column *c)
 {
@@ -672,6 +673,10 @@ static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
         return rc;
     if (rc == 1)
         k->start_latest = e == 1;
+    if ((rc = get_enum(err, kj, "kafka", "offset_reset", reset_names, NELEM(reset_names), &e)) < 0)
+        return rc;
+    if (rc == 1)
+        k->reset_accept = e == 1;
     json_t *props = json_member(kj, "properties");
     if (props && (rc = parse_kafka_props(err, props, k)) < 0)
         return rc;
@@ -1054,6 +1059,7 @@ static json_t *jkafka(const strata_kafka *k, bool *bad)
     put(o, "topic", jstr(k->topic, sizeof k->topic), bad);
     put(o, "group", jstr(k->group, sizeof k->group), bad);
     put(o, "start", json_string(start_names[k->start_latest ? 1 : 0]), bad);
+    put(o, "offset_reset", json_string(reset_names[k->reset_accept ? 1 : 0]), bad);
     json_t *props = json_object();
     for (int i = 0; i < k->nprops; i++) {
         char key[sizeof k->props[i].key];

@@ -68,6 +68,11 @@
  *                    |                    |   most 127 bytes
  *     .group         | string             |   consumer group; default "strata-<table name>"
  *     .start         | string             |   "earliest" (default) or "latest"
+ *     .offset_reset  | string             |   when a partition's offsets went backwards
+ *                    |                    |   (topic re-created, broker restarted empty):
+ *                    |                    |   "stop" (default: that partition stops, the
+ *                    |                    |   reason in /health) or "accept" (the new
+ *                    |                    |   offsets are new data, read from the start)
  *     .properties    | object             |   librdkafka properties, at most 32; values are
  *                    |                    |   strings (numbers and booleans are converted)
  *

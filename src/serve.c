@@ -10,8 +10,13 @@
  *
  * Config file (--config FILE, JSON; flags given on the command line win):
  *   {"data": "DIR", "listen": "127.0.0.1:8686", "auth_token_file": "FILE",
- *    "max_body": "1MiB", "max_ingest_body": "256MiB", "query_timeout": "30s", "query_memory": "1GiB",
- *    "query_max_groups": 1000000, "tables": ["orders.json", ...]}
+ *    "max_body": "1MiB", "max_ingest_body": "256MiB", "ingest_memory": "1GiB",
+ *    "query_timeout": "30s", "query_memory": "1GiB", "query_max_groups": 1000000,
+ *    "kafka_brokers": "host:port,...", "tables": ["orders.json", ...]}
+ *
+ * A table that cannot be opened does not stop the server: it is logged, reported by
+ * /health and /tables, and can be dropped over the API. STRATA_FAULTS (see
+ * engine/fault.h) arms failure injection for tests.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +32,7 @@
 #include "catalog.h"
 #include "kafka_ingest.h"
 #include "commands.h"
+#include "fault.h"
 #include "memtable.h"
 #include "schema_json.h"
 #include "server.h"
@@ -71,6 +77,8 @@ static void usage(FILE *f)
             "                         --max-ingest-body)\n"
             "  --query-timeout DUR    default 30s\n"
             "  --query-memory SIZE    memory a query may use for its groups, default 1GiB\n"
+            "  --ingest-memory SIZE   memory all /ingest requests being received may hold,\n"
+            "                         default 1GiB (past it a request is refused with 503)\n"
             "  --kafka-brokers LIST   bootstrap servers for every Kafka table (overrides each\n"
             "                         table's kafka.brokers)\n");
 }
@@ -79,7 +87,7 @@ typedef struct serve_cfg {
     char data[2048];
     char listen[256];
     char token_file[2048];
-    uint64_t max_body, max_ingest_body, query_max_groups, query_memory;
+    uint64_t max_body, max_ingest_body, query_max_groups, query_memory, ingest_memory;
     char kafka_brokers[256];
     int64_t query_timeout_ms;
     int ntables;
@@ -126,8 +134,8 @@ static int load_config(const char *path, serve_cfg *cfg)
     const char *key;
     json_t *v;
     static const char *const known[] = {"data", "listen", "auth_token_file", "max_body",
-                                        "max_ingest_body", "query_timeout", "query_max_groups", "query_memory", "kafka_brokers",
-                                        "tables"};
+                                        "max_ingest_body", "ingest_memory", "query_timeout", "query_max_groups", "query_memory",
+                                        "kafka_brokers", "tables"};
     json_object_foreach(o, key, v) {
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -144,7 +152,8 @@ static int load_config(const char *path, serve_cfg *cfg)
              cfg_string(o, "kafka_brokers", cfg->kafka_brokers, sizeof cfg->kafka_brokers, path) |
              cfg_size(o, "max_body", &cfg->max_body, path) |
              cfg_size(o, "max_ingest_body", &cfg->max_ingest_body, path) |
-             cfg_size(o, "query_memory", &cfg->query_memory, path);
+             cfg_size(o, "query_memory", &cfg->query_memory, path) |
+             cfg_size(o, "ingest_memory", &cfg->ingest_memory, path);
     json_t *qt = json_object_get(o, "query_timeout");
     if (!rc && qt && !cfg->query_timeout_ms &&
         (!json_is_string(qt) || strata_parse_duration_ms(json_string_value(qt), &cfg->query_timeout_ms) != 0)) {
@@ -205,7 +214,7 @@ int cmd_serve(int argc, char **argv)
         {"config", required_argument, 0, 'c'},         {"auth-token-file", required_argument, 0, 'a'},
         {"table", required_argument, 0, 't'},          {"max-body", required_argument, 0, 'b'},
         {"max-ingest-body", required_argument, 0, 'B'}, {"query-timeout", required_argument, 0, 'q'},
-        {"query-memory", required_argument, 0, 'm'},
+        {"query-memory", required_argument, 0, 'm'},  {"ingest-memory", required_argument, 0, 'M'},
         {"kafka-brokers", required_argument, 0, 'k'},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0},
     };
@@ -215,7 +224,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     int ch, rc = 1;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:m:k:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:m:M:k:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd': snprintf(cfg->data, sizeof cfg->data, "%s", optarg); break;
         case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
@@ -236,6 +245,12 @@ int cmd_serve(int argc, char **argv)
         case 'm':
             if (strata_parse_bytes(optarg, &cfg->query_memory) != 0 || cfg->query_memory == 0) {
                 fprintf(stderr, "strata serve: --query-memory: '%s' is not a size\n", optarg);
+                goto done;
+            }
+            break;
+        case 'M':
+            if (strata_parse_bytes(optarg, &cfg->ingest_memory) != 0 || cfg->ingest_memory == 0) {
+                fprintf(stderr, "strata serve: --ingest-memory: '%s' is not a size\n", optarg);
                 goto done;
             }
             break;
@@ -299,15 +314,33 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     strata_err err = {0};
+    if (fault_arm_from_env(&err) != 0) {
+        log_line("%s", err.msg);
+        goto done;
+    }
     strata_catalog *cat;
     if (catalog_open(cfg->data, &cat, &err) != 0) {
         log_line("cannot open data directory: %s", err.msg);
         goto done;
     }
+    {
+        char name[STRATA_NAME_MAX + 1], why[1024];
+        for (size_t i = 0; catalog_broken_at(cat, i, name, sizeof name, why, sizeof why); i++)
+            log_line("table %s cannot be opened, serving the others: %s", name, why);
+    }
+    kafka_ingest *kafka = NULL;
+    kafka_ingest_opts ko = {.brokers = cfg->kafka_brokers[0] ? cfg->kafka_brokers : NULL,
+                            .log = log_message};
+    if (kafka_ingest_create(cat, &ko, &kafka, &err) != 0) {
+        log_line("%s", err.msg);
+        catalog_close(cat);
+        goto done;
+    }
     for (int i = 0; i < cfg->ntables; i++) {
         strata_schema *sc = malloc(sizeof *sc);
         if (!sc || schema_json_parse_file(cfg->tables[i], sc, &err) != 0 ||
-            catalog_create(cat, sc, NULL, &err) != 0) {
+            kafka_ingest_validate(kafka, sc, &err) != 0 || catalog_create(cat, sc, NULL, &err) != 0) {
+            kafka_ingest_free(kafka);
             log_line("table %s: %s", cfg->tables[i], sc ? err.msg : "out of memory");
             free(sc);
             catalog_close(cat);
@@ -319,15 +352,8 @@ int cmd_serve(int argc, char **argv)
                       .max_body = cfg->max_body, .max_ingest_body = cfg->max_ingest_body,
                       .query_timeout_ms = cfg->query_timeout_ms,
                       .query_max_groups = cfg->query_max_groups,
-                      .query_max_memory = cfg->query_memory};
-    kafka_ingest *kafka = NULL;
-    kafka_ingest_opts ko = {.brokers = cfg->kafka_brokers[0] ? cfg->kafka_brokers : NULL,
-                            .log = log_message};
-    if (kafka_ingest_create(cat, &ko, &kafka, &err) != 0) {
-        log_line("%s", err.msg);
-        catalog_close(cat);
-        goto done;
-    }
+                      .query_max_memory = cfg->query_memory,
+                      .ingest_memory = cfg->ingest_memory};
     so.kafka = kafka;
     strata_server *srv;
     if (server_start(cat, &so, &srv, &err) != 0) {
