@@ -21,12 +21,13 @@
 
 #include <stdint.h>
 
+#include "block.h"
 #include "error.h"
 #include "row_batch.h"
 #include "schema.h"
 #include "segment.h"
 
-#define MEMTABLE_CHUNK_ROWS 8192
+#define MEMTABLE_CHUNK_ROWS STRATA_BLOCK_ROWS
 
 typedef struct memtable memtable;
 

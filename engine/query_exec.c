@@ -3,7 +3,11 @@
  *
  * Sources are segments (granules decoded into per-query buffers, after pruning by time
  * and by the top-level AND predicates through segment_prune_granules) and memtables
- * (chunks read in place). Each block of up to 8192 rows goes through:
+ * (chunks read in place). A block is at most BLOCK_ROWS (STRATA_BLOCK_ROWS, 8192) rows:
+ * a memtable chunk, or a granule as strata writes it. A granule of another size (the
+ * format allows up to SEG_MAX_GRANULE_ROWS) is decoded whole into column buffers grown
+ * to fit it, then processed BLOCK_ROWS rows at a time, so the masks, selections and
+ * scratch that the steps below use stay BLOCK_ROWS long. Each block goes through:
  *   1. a selection mask: time range, then the where tree evaluated column-wise (string
  *      predicates through a per-source table code -> match, filled lazily, so each
  *      distinct string is compared once per source);
@@ -27,10 +31,16 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "block.h"
 #include "memtable.h"
 #include "sketch.h"
 
-#define BLOCK_ROWS 8192
+#define BLOCK_ROWS STRATA_BLOCK_ROWS
+_Static_assert(BLOCK_ROWS == MEMTABLE_CHUNK_ROWS,
+               "scan_memtable reads a memtable chunk in place as one block");
+_Static_assert(SEGMENT_GRANULE_ROWS == BLOCK_ROWS,
+               "scan_segment decodes a granule as strata writes it into one block: the common "
+               "path does one process_block per granule");
 
 void query_init(strata_query *q)
 {
@@ -232,8 +242,12 @@ typedef struct exec {
     const int64_t *iv[STRATA_MAX_COLUMNS];
     const double *fv[STRATA_MAX_COLUMNS];
     const uint32_t *cv[STRATA_MAX_COLUMNS];
+    /* the decoded granule of each column in need: buf_rows values of 8 bytes, where
+     * buf_rows is BLOCK_ROWS or the largest granule seen (grow_bufs) */
     void *buf[STRATA_MAX_COLUMNS];
+    uint32_t buf_rows;
     seg_scratch scratch;
+    /* BLOCK_ROWS long: x->n never passes BLOCK_ROWS */
     uint8_t *mask, *tmp_masks;
     uint32_t *sel, *gid; /* a block's selected rows and their groups */
     /* agg_src[a]: the aggregate whose state a reads (a itself, or an earlier one that
@@ -754,6 +768,39 @@ static int add_counts(exec *x, uint64_t n)
     return 0;
 }
 
+/* Grows the column buffers to hold rows values (a granule larger than any before). */
+static int grow_bufs(exec *x, uint32_t rows)
+{
+    for (int c = 0; c < x->sc->ncols; c++) {
+        if (!x->need[c])
+            continue;
+        free(x->buf[c]);
+        if (!(x->buf[c] = malloc(8 * (size_t)rows))) {
+            x->buf_rows = 0; /* so the next segment grows them all again */
+            return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory for granules of %u rows",
+                                  rows);
+        }
+    }
+    x->buf_rows = rows;
+    return 0;
+}
+
+/* Points the columns read from buf at rows [off, off + x->n) of the decoded granule. */
+static void point_at(exec *x, uint32_t off)
+{
+    for (int c = 0; c < x->sc->ncols; c++) {
+        if (!x->need[c] || (x->ts_const && c == x->sc->time_col))
+            continue;
+        strata_type t = x->sc->cols[c].type;
+        if (strata_type_is_int(t))
+            x->iv[c] = (const int64_t *)x->buf[c] + off;
+        else if (t == STRATA_FLOAT64)
+            x->fv[c] = (const double *)x->buf[c] + off;
+        else
+            x->cv[c] = (const uint32_t *)x->buf[c] + off;
+    }
+}
+
 static int scan_segment(exec *x, const segment *seg)
 {
     const strata_query *q = x->q;
@@ -762,6 +809,11 @@ static int scan_segment(exec *x, const segment *seg)
     if (counts_only(q) && segment_min_time(seg) >= q->from_ms && segment_max_time(seg) < q->to_ms) {
         x->segments_read++;
         return add_counts(x, segment_nrows(seg)); /* from the footer; nothing decoded */
+    }
+    if (segment_granule_rows(seg) > x->buf_rows) {
+        int rc = grow_bufs(x, segment_granule_rows(seg));
+        if (rc)
+            return rc;
     }
     source_begin(x, seg, NULL);
     seg_pred preds[66];
@@ -778,7 +830,7 @@ static int scan_segment(exec *x, const segment *seg)
         if (!keep[g])
             continue;
         any = true;
-        x->n = segment_granule_nrows(seg, g);
+        uint32_t rows = segment_granule_nrows(seg, g);
         const seg_granule *tg = segment_granule(seg, x->sc->time_col, g);
         int64_t tmin = (int64_t)tg->min, tmax = (int64_t)tg->max;
         int64_t iv = q->interval_ms;
@@ -800,8 +852,13 @@ static int scan_segment(exec *x, const segment *seg)
                 x->cv[c] = x->buf[c];
             }
         }
-        if (rc == 0)
+        /* One block for a granule strata wrote; a bigger one a block at a time. */
+        for (uint32_t off = 0; off < rows && rc == 0; off += BLOCK_ROWS) {
+            x->n = rows - off < BLOCK_ROWS ? rows - off : BLOCK_ROWS;
+            if (off)
+                point_at(x, off);
             rc = process_block(x);
+        }
     }
     free(keep);
     if (any)
@@ -817,9 +874,9 @@ static int scan_memtable(exec *x, const memtable *mt, uint64_t rows)
     source_begin(x, NULL, mt);
     x->ts_const = false;
     int rc = 0;
-    for (uint64_t ch = 0; ch * BLOCK_ROWS < rows && rc == 0; ch++) {
-        uint64_t left = rows - ch * BLOCK_ROWS;
-        x->n = left < BLOCK_ROWS ? (uint32_t)left : BLOCK_ROWS;
+    for (uint64_t ch = 0; ch * MEMTABLE_CHUNK_ROWS < rows && rc == 0; ch++) {
+        uint64_t left = rows - ch * MEMTABLE_CHUNK_ROWS;
+        x->n = left < MEMTABLE_CHUNK_ROWS ? (uint32_t)left : MEMTABLE_CHUNK_ROWS;
         for (int c = 0; c < x->sc->ncols; c++) {
             if (!x->need[c])
                 continue;
@@ -1184,8 +1241,9 @@ static int exec_init(exec *x, const strata_query *q, const strata_schema *sc, st
     x->gid = malloc(sizeof *x->gid * BLOCK_ROWS);
     /* at least 8 * BLOCK_ROWS: phase 2 gathers doubles there */
     x->tmp_masks = malloc((size_t)BLOCK_ROWS * (size_t)(depth < 8 ? 8 : depth));
+    x->buf_rows = BLOCK_ROWS;
     for (int c = 0; c < sc->ncols; c++)
-        if (x->need[c] && !(x->buf[c] = malloc(8 * BLOCK_ROWS)))
+        if (x->need[c] && !(x->buf[c] = malloc(8 * (size_t)x->buf_rows)))
             return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     if (!x->mask || !x->tmp_masks || !x->sel || !x->gid)
         return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");

@@ -26,12 +26,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block.h"
 #include "compress.h"
 #include "error.h"
 #include "row_batch.h"
 #include "schema.h"
 
-#define SEGMENT_GRANULE_ROWS 8192
+#define SEGMENT_GRANULE_ROWS STRATA_BLOCK_ROWS /* as written by strata; readers take any size */
 #define SEGMENT_MAX_ROWS (UINT32_C(1) << 31)
 
 /* ---- writer ------------------------------------------------------------------------- */

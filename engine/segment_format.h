@@ -38,7 +38,8 @@
  *
  * FOOTER (footer_len bytes at footer_offset)
  *   u64 nrows                     (< 2^31)
- *   u32 granule_rows              (1..65536; 8192 as written by strata)
+ *   u32 granule_rows              (1..65536; SEGMENT_GRANULE_ROWS = 8192 as written by
+ *                                  strata; readers take every size in the range)
  *   u32 ngranules                 (= ceil(nrows / granule_rows))
  *   i64 min_time, i64 max_time    (of the time column; 0 and -1 when nrows = 0)
  *   u16 ncols (1..128), u16 time_col, u16 norder, norder x u16 column index (order_by)

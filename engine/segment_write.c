@@ -21,6 +21,9 @@
 #include "segment.h"
 #include "segment_format.h"
 
+_Static_assert(SEGMENT_GRANULE_ROWS >= 1 && SEGMENT_GRANULE_ROWS <= SEG_MAX_GRANULE_ROWS,
+               "the granule size strata writes by default must be one the format allows");
+
 typedef struct col_state {
     strata_type type;
     /* strings */
