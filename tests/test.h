@@ -82,7 +82,10 @@ extern int test_failed_current;
             TEST_FAIL_("%s contains %s: \"%s\" lacks \"%s\"", #hay, #needle, h_, n_);              \
     } while (0)
 
-/* Test registration: list tests in a TEST_LIST at the end of the file. */
+/* Test registration: list tests in a TEST_LIST at the end of the file. The main it defines
+ * runs every test, or with one argument only the test of that name; it exits 0 when all
+ * that ran passed, 1 when one failed, 2 on a usage error or when no test ran (a name that
+ * matches no test prints "no test matches 'NAME'"). */
 #define TEST(name) static void name(void)
 #define TEST_LIST(...)                                                                             \
     jmp_buf test_jmp;                                                                              \
@@ -92,6 +95,10 @@ extern int test_failed_current;
     {                                                                                              \
         static int passed, failed;                                                                 \
         static size_t i;                                                                           \
+        if (argc > 2) {                                                                            \
+            fprintf(stderr, "usage: %s [TEST_NAME]\n", argv[0]);                                   \
+            return 2;                                                                              \
+        }                                                                                          \
         for (i = 0; i < sizeof test_cases_ / sizeof test_cases_[0]; i++) {                         \
             if (argc > 1 && strcmp(argv[1], test_cases_[i].name) != 0)                            \
                 continue;                                                                          \
@@ -105,6 +112,14 @@ extern int test_failed_current;
                 passed++;                                                                          \
                 fprintf(stderr, "ok   %s\n", test_cases_[i].name);                                 \
             }                                                                                      \
+        }                                                                                          \
+        if (passed + failed == 0) {                                                                \
+            /* A filter that selects nothing (a typo, a renamed test) must not pass. */            \
+            if (argc > 1)                                                                          \
+                fprintf(stderr, "no test matches '%s'\n", argv[1]);                                \
+            else                                                                                   \
+                fprintf(stderr, "no tests in the TEST_LIST\n");                                    \
+            return 2;                                                                              \
         }                                                                                          \
         printf("%d passed, %d failed\n", passed, failed);                                          \
         return failed ? 1 : 0;                                                                     \

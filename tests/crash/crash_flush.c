@@ -4,20 +4,28 @@
  * `crash_flush DIR ROUNDS SEED`: ROUNDS times, start a child (this program with "child")
  * that opens the table in DIR and loops forever: append a batch of rows with consecutive
  * ids split over two day partitions, note the checkpoint "ids" = next id, flush. The
- * parent SIGKILLs the child after a random delay (0–150 ms, so kills land inside
- * segment writes, fsyncs, renames and recovery itself), then recovers the table itself
- * and checks:
- *   - open succeeds: every manifest-listed segment exists and opens;
- *   - no stray *.seg or *.tmp files remain;
- *   - every segment passes segment_verify;
- *   - in each partition the rows are exactly the ids of the batches committed there
- *     (a prefix: ids form whole batches, no gaps, no duplicates), and the partition's
- *     checkpoint equals the next id after its last committed batch — so rows and offsets
- *     were committed in one step.
+ * parent SIGKILLs the child after a random delay (5–155 ms, so kills land inside
+ * segment writes, fsyncs, renames and recovery itself). Each round, the parent:
+ *   - requires that the child was still running and died of the SIGKILL;
+ *   - before anything recovers the table, counts what the kill left in each partition
+ *     directory: MANIFEST.tmp (a commit cut short) and *.seg files the manifest does not
+ *     list (a flush cut short). Over the run, at least one kill must have left such files,
+ *     or no kill landed inside a flush and the cleanup below was never exercised;
+ *   - recovers the table itself (table_open) and checks:
+ *     - open succeeds, and afterwards no *.tmp and no unlisted *.seg remain, every listed
+ *       segment opens with the row count its manifest says, and the table serves exactly
+ *       the listed segments;
+ *     - every segment passes segment_verify;
+ *     - in each partition the rows are exactly the ids of the batches committed there (a
+ *       prefix: ids [0, checkpoint) of the partition's parity, no gaps, no duplicates) and
+ *       the checkpoint is a whole number of batches — so rows and offsets were committed
+ *       in one step;
+ *     - the two partitions' checkpoints differ by at most one batch (a kill between the
+ *       two partitions' commits), and neither is below what it was after the previous
+ *       round: what was committed stays committed.
  * The next child continues from the recovered checkpoint, so the stream stays gapless.
  * Prints "N passed, M failed" (rounds) and exits non-zero on any failure.
  */
-#include <dirent.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash_disk.h"
 #include "manifest.h"
 #include "table.h"
 
@@ -57,6 +66,13 @@ static void add_row(row_batch *b, int64_t id)
     b->i[1][r] = id;
     row_batch_set_str(b, 2, (uint32_t)r, kinds[id % 3], (uint32_t)strlen(kinds[id % 3]));
     b->f[3][r] = (double)(id % 10000) / 100.0;
+}
+
+static void part_dir(const char *dir, int day, char *out, size_t cap)
+{
+    char name[32];
+    schema_partition_name(STRATA_PART_DAY, DAY0 + day * 86400000, name, sizeof name);
+    snprintf(out, cap, "%s/crash/raw/%s", dir, name);
 }
 
 static int64_t recovered_next_id(const char *dir)
@@ -123,6 +139,9 @@ static int child(const char *dir)
     }
 }
 
+/* Committed checkpoint of each partition after the previous round (0 before any). */
+static int64_t prev_cp[2];
+
 static int check(const char *dir, int round)
 {
     strata_schema s;
@@ -134,12 +153,66 @@ static int check(const char *dir, int round)
         return 1;
     }
     int bad = 0;
+    /* What recovery left on disk: no leftovers, every listed segment whole. */
+    int64_t cps[2] = {0, 0};
+    int listed[2] = {0, 0};
+    for (int day = 0; day < 2; day++) {
+        char pdir[4200];
+        part_dir(dir, day, pdir, sizeof pdir);
+        crash_disk cd;
+        manifest m;
+        if (crash_disk_scan(pdir, true, &cd, &m) != 0) {
+            fprintf(stderr, "round %d: %s cannot be read\n", round, pdir);
+            bad = 1;
+            continue;
+        }
+        if (cd.tmp || cd.unlisted) {
+            fprintf(stderr, "round %d: after recovery %s still holds %d *.tmp and %d unlisted "
+                            "*.seg (e.g. %s)\n", round, pdir, cd.tmp, cd.unlisted, cd.first_stray);
+            bad = 1;
+        }
+        if (cd.listed_bad) {
+            fprintf(stderr, "round %d: after recovery %d listed segment(s) of %s are bad: %s\n",
+                    round, cd.listed_bad, pdir, cd.bad_msg);
+            bad = 1;
+        }
+        listed[day] = cd.listed;
+        cps[day] = manifest_get_checkpoint(&m, "ids", 0);
+        if (cps[day] < 0)
+            cps[day] = 0;
+        manifest_free(&m);
+    }
+    for (int day = 0; day < 2; day++) {
+        if (cps[day] % BATCH != 0) {
+            fprintf(stderr, "round %d: partition %d checkpoint %" PRId64 " is not a whole number "
+                            "of %d-id batches\n", round, day, cps[day], BATCH);
+            bad = 1;
+        }
+        if (cps[day] < prev_cp[day]) {
+            fprintf(stderr,
+                    "round %d: partition %d checkpoint went back from %" PRId64 " to %" PRId64
+                    ": committed rows were lost\n", round, day, prev_cp[day], cps[day]);
+            bad = 1;
+        }
+        prev_cp[day] = cps[day];
+    }
+    if (llabs(cps[0] - cps[1]) > BATCH) {
+        fprintf(stderr, "round %d: checkpoints %" PRId64 " and %" PRId64 " are more than one batch "
+                        "apart\n", round, cps[0], cps[1]);
+        bad = 1;
+    }
     table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
     seg_scratch sc = {0};
     int64_t ids[8192];
     for (uint32_t p = 0; p < snap->nparts && !bad; p++) {
         snapshot_part *sp = &snap->parts[p];
         int parity = sp->key == DAY0 ? 0 : 1;
+        if ((int)sp->nsegs != listed[parity] || sp->nmts) {
+            fprintf(stderr, "round %d: partition %d serves %u segments and %u memtables, its "
+                            "manifest lists %d segments\n", round, parity, sp->nsegs, sp->nmts,
+                    listed[parity]);
+            bad = 1;
+        }
         uint64_t count = 0;
         uint8_t *seen = NULL;
         size_t seen_cap = 0;
@@ -203,16 +276,6 @@ static int check(const char *dir, int round)
                 bad = 1;
             }
         free(seen);
-        /* No leftovers after recovery. */
-        DIR *d = opendir(pdir);
-        struct dirent *de;
-        while (d && (de = readdir(d)) != NULL)
-            if (strstr(de->d_name, ".tmp")) {
-                fprintf(stderr, "round %d: stray %s\n", round, de->d_name);
-                bad = 1;
-            }
-        if (d)
-            closedir(d);
     }
     seg_scratch_free(&sc);
     table_snapshot_release(snap);
@@ -236,6 +299,7 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         return 2;
     int passed = 0, failed = 0;
+    int in_flush = 0, left_tmp = 0, left_seg = 0; /* kills that left a flush's traces */
     for (int r = 0; r < rounds; r++) {
         pid_t pid = fork();
         if (pid == 0) {
@@ -247,20 +311,47 @@ int main(int argc, char **argv)
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);
-        if (WIFEXITED(st)) {
-            fprintf(stderr, "round %d: child exited with %d before the kill\n", r, WEXITSTATUS(st));
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
+            if (WIFEXITED(st))
+                fprintf(stderr, "round %d: child exited with %d before the kill\n", r,
+                        WEXITSTATUS(st));
+            else
+                fprintf(stderr, "round %d: child died of signal %d, not the SIGKILL\n", r,
+                        WTERMSIG(st));
             failed++;
             continue;
         }
+        /* What the kill left, before recovery deletes it. */
+        int tmp = 0, seg = 0;
+        for (int day = 0; day < 2; day++) {
+            char pdir[4200];
+            part_dir(dir, day, pdir, sizeof pdir);
+            crash_disk cd;
+            if (crash_disk_scan(pdir, false, &cd, NULL) == 0) {
+                tmp += cd.tmp;
+                seg += cd.unlisted;
+            }
+        }
+        in_flush += tmp + seg > 0;
+        left_tmp += tmp > 0;
+        left_seg += seg > 0;
         if (check(dir, r) == 0)
             passed++;
         else
             failed++;
     }
     int64_t next = recovered_next_id(dir);
-    fprintf(stderr, "crash_flush: %d kills, %" PRId64 " ids committed in both partitions\n", rounds, next);
+    fprintf(stderr,
+            "crash_flush: %d kills, %d inside a flush (%d left an unlisted segment, %d a "
+            "MANIFEST.tmp); %" PRId64 " ids committed in both partitions\n",
+            rounds, in_flush, left_seg, left_tmp, next);
     if (next == 0) {
         fprintf(stderr, "crash_flush: nothing was ever committed: the test proved nothing\n");
+        failed++;
+    }
+    if (in_flush == 0) {
+        fprintf(stderr, "crash_flush: no kill left a MANIFEST.tmp or an unlisted segment: none "
+                        "landed inside a flush, so recovery's cleanup was never tested\n");
         failed++;
     }
     printf("%d passed, %d failed\n", passed, failed);

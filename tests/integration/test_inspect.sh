@@ -2,7 +2,11 @@
 # test_inspect.sh — `strata inspect` as a user runs it: on a data directory written by the
 # real write path, on one segment (text, --json, --rows, --verify), and on damaged copies,
 # which must fail with an error naming the file (and column/granule for block damage),
-# never crash. Args: STRATA_BIN BUILD_DIR SOURCE_DIR.
+# never crash. Every figure inspect prints is checked against what was written: the events
+# (regenerated with `strata gen`, the same generator and defaults bench_segment uses), the
+# files' sizes and the segment footers (read by inspect_expect.py, which says how).
+# Args: STRATA_BIN BUILD_DIR SOURCE_DIR. With KEEP=1 in the environment the work directory
+# (outputs, events, the check plan) is left in place for a look.
 set -u
 STRATA=$1 BUILD=$2 SRC=$3
 WORK=$BUILD/test-tmp/inspect-$$
@@ -10,60 +14,82 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 fails=0 passes=0
 ok()   { passes=$((passes+1)); }
 fail() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
+EXPECT="python3 $SRC/tests/integration/inspect_expect.py"
 
 "$BUILD/bench/bench_segment" --rows 60000 --codec both --data "$WORK/data" --keep >"$WORK/bench.out" \
   || { echo "bench_segment failed" >&2; cat "$WORK/bench.out" >&2; exit 1; }
 
-# Directory listing: every segment, totals equal to the rows written.
-"$STRATA" inspect "$WORK/data/lz4" >"$WORK/dir.txt" 2>&1 && ok || fail "inspect dir exit $?"
-grep -q "total: .* 60000 rows" "$WORK/dir.txt" && ok || fail "dir totals: $(tail -1 "$WORK/dir.txt")"
-"$STRATA" inspect --json "$WORK/data/zstd" >"$WORK/dir.json" && ok || fail "inspect dir --json"
-python3 - "$WORK/dir.json" <<'PY' && ok || fail "dir json"
-import json, sys
-d = json.load(open(sys.argv[1]))
-assert d["total"]["rows"] == 60000, d["total"]
-assert d["problems"] == 0
-assert all(s["table"] == "orders" and s["ok"] for s in d["segments"])
-assert len({s["partition"] for s in d["segments"]}) == 7, "7 day partitions"
-PY
-"$STRATA" inspect --verify --quiet "$WORK/data" >"$WORK/verify.txt" 2>&1 && ok || fail "verify data dir: $(cat "$WORK/verify.txt")"
-grep -q "all verified" "$WORK/verify.txt" && ok || fail "verify summary"
+# The events bench_segment wrote, regenerated: same generator, same defaults, same order.
+"$STRATA" gen --count 60000 --quiet >"$WORK/events.ndjson" && [ "$(wc -l <"$WORK/events.ndjson")" -eq 60000 ] \
+  || { echo "strata gen failed" >&2; exit 1; }
+EV=$WORK/events.ndjson
 
-SEG=$(find "$WORK/data/lz4" -name '*.seg' | sort | head -n 1)
-"$STRATA" inspect "$SEG" >"$WORK/seg.txt" && ok || fail "inspect segment"
-for word in "format version  1" "rows" "time range" "amount" "decimal" "bitmaps"; do
-  grep -q "$word" "$WORK/seg.txt" && ok || fail "segment summary lacks '$word'"
+# Every output below is saved and listed in $PLAN with what it must show; inspect_expect.py
+# checks them all in one go at the end of this block.
+PLAN=$WORK/plan
+: >"$PLAN"
+plan() { local IFS=$'\t'; echo "$*" >>"$PLAN"; }
+# Directory listing: one line per segment with its partition, rows, file bytes, bytes/row,
+# time range and level; the total line exact. Also as --json.
+for codec in lz4 zstd; do
+  "$STRATA" inspect "$WORK/data/$codec" >"$WORK/dir-$codec.txt" 2>"$WORK/dir.err" && ok || fail "inspect $codec dir: exit $?"
+  plan dir-text "$WORK/data/$codec" "$WORK/dir-$codec.txt"
+  "$STRATA" inspect --json "$WORK/data/$codec" >"$WORK/dir-$codec.json" && ok || fail "inspect $codec dir --json"
+  plan dir-json "$WORK/data/$codec" "$WORK/dir-$codec.json"
+  # --verify: exit 0, the same listing, every segment verified.
+  "$STRATA" inspect --verify --quiet "$WORK/data/$codec" >"$WORK/verify-$codec.txt" 2>&1 && ok || fail "verify $codec dir: $(cat "$WORK/verify-$codec.txt")"
+  plan dir-text "$WORK/data/$codec" "$WORK/verify-$codec.txt" ", all verified"
 done
-"$STRATA" inspect --json "$SEG" >"$WORK/seg.json" && ok || fail "inspect segment --json"
-"$STRATA" inspect --rows 5 "$SEG" >"$WORK/rows.jsonl" && ok || fail "inspect --rows"
-python3 - "$WORK/seg.json" "$WORK/rows.jsonl" <<'PY' && ok || fail "segment json"
-import json, sys
-s = json.load(open(sys.argv[1]))
-assert s["format_version"] == 1 and s["rows"] > 0
-cols = {c["name"]: c for c in s["columns"]}
-assert set(cols) == {"ts","event_id","user_id","country","category","status","device","amount","quantity","version"}
-assert cols["country"]["dictionary_size"] <= 50 and cols["country"]["bitmap_index_bytes"] > 0
-assert cols["amount"]["encodings"].get("decimal"), cols["amount"]
-assert s["min_time"] <= s["max_time"]
-rows = [json.loads(l) for l in open(sys.argv[2])]
-assert len(rows) == 5
-for r in rows:
-    assert s["min_time"] <= r["ts"] <= s["max_time"]
-    assert round(r["amount"] * 100) == r["amount"] * 100 or abs(round(r["amount"]*100) - r["amount"]*100) < 1e-6
-    assert 1 <= r["quantity"] <= 10 and r["event_id"] < 2**63
-PY
-grep -qE '"amount":[0-9]+\.[0-9]{3,}' "$WORK/rows.jsonl" && fail "amounts printed with noise digits: $(head -1 "$WORK/rows.jsonl")" || ok
-"$STRATA" inspect --verify "$SEG" >"$WORK/v1.txt" 2>&1 && ok || fail "verify good segment"
-
-# Damage: a flipped byte in the middle of the data blocks -> exit 1, names column and granule.
-cp "$SEG" "$WORK/flip.seg"
-python3 - "$WORK/flip.seg" <<'PY'
-import sys
-p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b)//3] ^= 0x40; open(p, "wb").write(b)
-PY
+# One segment of each codec: the summary, --json and --rows, value by value. --rows N:
+# exactly N lines, each the event written with that event_id, in sort order; N beyond the
+# segment: every row of it, once.
+k=0
+for SEG in $(find "$WORK/data/lz4" -name '*.seg' | sort | head -n 1) $(find "$WORK/data/zstd" -name '*.seg' | sort | tail -n 1); do
+  k=$((k+1))
+  "$STRATA" inspect "$SEG" >"$WORK/seg$k.txt" && ok || fail "inspect $SEG"
+  plan seg-text "$SEG" "$WORK/seg$k.txt"
+  "$STRATA" inspect --json "$SEG" >"$WORK/seg$k.json" && ok || fail "inspect --json $SEG"
+  plan seg-json "$SEG" "$WORK/seg$k.json"
+  for n in 5 1 100000; do
+    "$STRATA" inspect --rows $n "$SEG" >"$WORK/rows$k-$n.jsonl" && ok || fail "inspect --rows $n $SEG"
+    plan rows "$SEG" "$WORK/rows$k-$n.jsonl" $n
+  done
+  grep -qE '"amount":[0-9]+\.[0-9]{3,}' "$WORK/rows$k-100000.jsonl" && fail "amounts printed with noise digits: $(head -1 "$WORK/rows$k-100000.jsonl")" || ok
+done
+$EXPECT check "$EV" "$PLAN" >"$WORK/expect.out"
+grep '^FAIL' "$WORK/expect.out" >&2
+last=$(tail -n 1 "$WORK/expect.out")
+if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]] &&
+   [ $((BASH_REMATCH[1] + BASH_REMATCH[2])) -eq "$(wc -l <"$PLAN")" ]; then
+  passes=$((passes + BASH_REMATCH[1])) fails=$((fails + BASH_REMATCH[2]))
+else
+  fail "inspect_expect did not run every check: $(cat "$WORK/expect.out")"
+fi
+SEG=$(find "$WORK/data/lz4" -name '*.seg' | sort | head -n 1)
+# A flipped byte inside the data block of column amount, granule 1 (located from the
+# footer): the segment summary checks above hold the footer's figures to the events.
+read -r off nrows ngran <<<"$($EXPECT damage "$SEG" amount 1 "$WORK/flip.seg")"
+[ -n "$ngran" ] || fail "no block for amount granule 1 in $SEG"
+"$STRATA" inspect --rows 0 "$SEG" >"$WORK/rows.jsonl" && [ ! -s "$WORK/rows.jsonl" ] && ok || fail "--rows 0 printed $(wc -l <"$WORK/rows.jsonl") lines"
+"$STRATA" inspect --verify "$SEG" >"$WORK/v1.txt" 2>&1; rc=$?
+[ $rc -eq 0 ] && ok || fail "verify good segment: exit $rc: $(cat "$WORK/v1.txt")"
+[ "$(cat "$WORK/v1.txt")" = "ok: $SEG: $nrows rows, $ngran granules x 10 columns verified" ] && ok || fail "verify good segment says: $(cat "$WORK/v1.txt")"
+# The damaged copy: exit 1, the message names the file, the column and granule, and the
+# block's offset.
 "$STRATA" inspect --verify "$WORK/flip.seg" >"$WORK/flip.out" 2>&1; rc=$?
 [ $rc -eq 1 ] && ok || fail "flipped byte: exit $rc"
-grep -q "flip.seg: column '.*' granule [0-9]*: checksum mismatch" "$WORK/flip.out" && ok || fail "flipped byte message: $(cat "$WORK/flip.out")"
+grep -q "^strata inspect: $WORK/flip.seg: column 'amount' granule 1: checksum mismatch in block at offset $off " "$WORK/flip.out" \
+  && ok || fail "flipped byte message: $(cat "$WORK/flip.out")"
+# The same damage inside a data directory: exit 1, that segment marked, the others fine.
+cp -r "$WORK/data/lz4" "$WORK/damaged"
+DSEG=$WORK/damaged/${SEG#"$WORK/data/lz4/"}
+cp "$WORK/flip.seg" "$DSEG"
+"$STRATA" inspect --verify --quiet "$WORK/damaged" >"$WORK/dmg.out" 2>"$WORK/dmg.err"; rc=$?
+[ $rc -eq 1 ] && ok || fail "damaged data dir: exit $rc"
+[ "$(grep -c ' DAMAGED$' "$WORK/dmg.out")" -eq 1 ] && grep -q "^orders .*$(basename "$DSEG" .seg) .* DAMAGED$" "$WORK/dmg.out" \
+  && ok || fail "damaged data dir listing: $(cat "$WORK/dmg.out")"
+grep -q "DAMAGE FOUND$" "$WORK/dmg.out" && ok || fail "damaged data dir total: $(tail -1 "$WORK/dmg.out")"
+grep -q "$DSEG: column 'amount' granule 1: checksum mismatch" "$WORK/dmg.err" && ok || fail "damaged data dir message: $(cat "$WORK/dmg.err")"
 # Truncated copies at many offsets: exit 1 with the file named, never a crash (exit > 1).
 size=$(stat -c %s "$SEG")
 for cut in 0 7 16 100 $((size/2)) $((size-33)) $((size-1)); do
@@ -86,6 +112,6 @@ fi
 "$STRATA" inspect --rows x "$SEG" >/dev/null 2>&1; [ $? -eq 2 ] && ok || fail "bad --rows: want exit 2"
 "$STRATA" inspect "$WORK/nope.seg" >"$WORK/n.out" 2>&1; [ $? -eq 1 ] && grep -q "nope.seg" "$WORK/n.out" && ok || fail "missing file"
 
-rm -rf "$WORK"
+[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]
