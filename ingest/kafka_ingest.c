@@ -890,7 +890,11 @@ static int consumer_conf(kafka_ingest *k, const strata_schema *sc, rd_kafka_conf
         rc = conf_set(conf, "group.id", sc->kafka.group, err) || conf_set(conf, "client.id", client_id, err) ||
              conf_set(conf, "fetch.wait.max.ms", "10", err) ||
              conf_set(conf, "queued.max.messages.kbytes", "65536", err) ||
-             conf_set(conf, "enable.partition.eof", "false", err);
+             conf_set(conf, "enable.partition.eof", "false", err) ||
+             /* A node that stops or dies hands its partitions on within seconds (Kafka's
+              * default of 45 s left a restarted node idle that long). */
+             conf_set(conf, "session.timeout.ms", "6000", err) ||
+             conf_set(conf, "heartbeat.interval.ms", "2000", err);
     for (int i = 0; !rc && i < sc->kafka.nprops; i++)
         rc = conf_set(conf, sc->kafka.props[i].key, sc->kafka.props[i].value, err);
     if (!rc)

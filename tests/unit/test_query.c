@@ -174,7 +174,7 @@ static void write_direct_segment(const char *raw_dir, const strata_schema *s, co
     m.generation++;
     manifest_segment ms = {id, info.nrows, info.bytes, info.min_time, info.max_time, 0};
     ASSERT_EQ(manifest_add_segment(&m, &ms), 0);
-    ASSERT_EQ(manifest_write(dir, &m, &err), 0);
+    ASSERT_EQ(manifest_write(dir, &m, NULL, &err), 0);
     manifest_free(&m);
 }
 

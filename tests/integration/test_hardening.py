@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""test_hardening.py — defects that lost data, crashed or answered wrong, each driven with
+the real `strata serve` (and `strata broker` / `strata gen` for Kafka) as a user would meet
+it, each test named after the failure it guards against:
+
+  overlong_line_answer_is_true_and_later_lines_land       (an NDJSON line over the limit)
+  request_losing_its_table_to_a_drop_writes_nothing_new   (DELETE + PUT during an ingest)
+  second_server_on_a_data_directory_is_refused            (two servers, one directory)
+  refused_request_leaves_no_rows                          (413 / ingest memory: nothing kept)
+  failed_commit_fsync_degrades_health                     (a commit not known durable)
+  damaged_segment_found_by_a_query_degrades_health        (checksum failure at query time)
+  broken_table_does_not_stop_the_server                   (one table cannot be opened)
+  kafka_table_that_cannot_consume_is_refused_or_degraded  (no brokers)
+  concurrent_puts_start_one_consumer                      (a race in attach)
+  failed_drop_keeps_consuming                             (DELETE whose rename fails)
+  restart_consumes_within_seconds_and_shows_assigning     (the group's session timeout)
+  recreated_table_does_not_inherit_dropped_offsets        (DELETE + PUT of a Kafka table)
+  offsets_going_backwards_stop_then_accept                (broker restarted empty)
+  offsets_going_backwards_accepted_by_policy              (kafka.offset_reset "accept")
+
+Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names...]. Prints "N passed, M failed".
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Broker, Server, check, gen, order_schema, wait_count, wait_for, write_json  # noqa: E402
+
+STRATA, BUILD = sys.argv[1], sys.argv[2]
+WORK = os.path.join(BUILD, "test-tmp", "hardening-%d" % os.getpid())
+T0 = 1704067200000  # 2024-01-01
+EVENT_LIMIT = 1 << 20
+
+SMALL = {"columns": [{"name": "ts", "type": "timestamp"}, {"name": "n", "type": "int64"},
+                     {"name": "s", "type": "string"}],
+         "time_column": "ts", "storage": {"memtable_age": "200ms"}}
+
+
+def lines(n, first=0):
+    return "".join('{"ts": %d, "n": %d, "s": "v%d"}\n' % (T0 + (first + i) * 1000, first + i, (first + i) % 7)
+                   for i in range(n))
+
+
+def data_dir(name):
+    return os.path.join(WORK, name)
+
+
+def overlong_line_answer_is_true_and_later_lines_land():
+    s = Server(data_dir("long"), "long")
+    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
+    pad = "x" * (3 << 20)
+    long_line = '{"ts": %d, "n": 1, "s": "%s"}' % (T0, pad)
+    body = lines(10) + long_line + "\n" + lines(10, 10)
+    answers = [s.json("POST", "/ingest/t", body) for _ in range(3)]
+    want_err = "event of %d bytes is over the limit of %d" % (len(long_line), EVENT_LIMIT)
+    for st, r in answers:
+        check(st == 200 and r.get("ingested") == 20 and r.get("rejected") == 1 and
+              r.get("errors") == [{"line": 11, "error": want_err}],
+              "a 3 MiB line: %s %s (want 20 ingested, line 11: %s)" % (st, str(r)[:300], want_err))
+    check(len({json.dumps(r) for _, r in answers}) == 1, "the same answer each time")
+    check(s.count("t") == 60, "the lines around it landed: %d of 60" % s.count("t"))
+    s.stop()
+
+
+def request_losing_its_table_to_a_drop_writes_nothing_new():
+    data = data_dir("drop")
+    s = Server(data, "drop")
+    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
+    old = lines(5000, 100000).encode()
+    sock = s.open_socket()
+    sock.sendall(b"POST /ingest/t HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(old))
+    sock.sendall(old[:len(old) // 2])
+    time.sleep(0.5)
+    st, r = s.json("DELETE", "/tables/t")
+    check(st == 200, "drop while a request is half sent: %s %s" % (st, r))
+    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t again")
+    st, r = s.json("POST", "/ingest/t", lines(1000))
+    check(st == 200 and r.get("ingested") == 1000, "1000 rows into the new t: %s %s" % (st, r))
+    check(s.json("POST", "/tables/t/flush")[0] == 200, "flush the new t")
+    sock.sendall(old[len(old) // 2:])
+    resp = b""
+    while b"\r\n\r\n" not in resp or not resp.rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+    sock.close()
+    head = resp.split(b"\r\n", 1)[0].decode()
+    check(" 404 " in head and b"was dropped" in resp and b"none of its rows" in resp,
+          "the old request is told its table was dropped: %s" % resp[-300:])
+    check(s.count("t") == 1000, "the new t holds its 1000 rows only: %d" % s.count("t"))
+    check(s.stop() == 0, "SIGTERM")
+    s = Server(data, "drop2")
+    check(s.count("t") == 1000, "after restart: %d rows" % s.count("t"))
+    s.stop()
+
+
+def second_server_on_a_data_directory_is_refused():
+    data = data_dir("twice")
+    s = Server(data, "twice")
+    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0"], capture_output=True, timeout=30)
+    err = p.stderr.decode()
+    check(p.returncode != 0 and ("in use by pid %d" % s.proc.pid) in err,
+          "the second server exits naming the first: %d %s" % (p.returncode, err[-300:]))
+    s.stop()
+
+
+def refused_request_leaves_no_rows():
+    s = Server(data_dir("refused"), "refused", ["--max-ingest-body", "1MiB"])
+    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
+    st, r = s.json("POST", "/ingest/t", lines(30000))  # about 1.3 MB
+    check(st == 413, "over the body limit: %s %s" % (st, r))
+    check(s.json("POST", "/tables/t/flush")[0] == 200 and s.count("t") == 0,
+          "a 413 leaves no rows: %d" % s.count("t"))
+    s.stop()
+    s = Server(data_dir("refused2"), "refused2", ["--ingest-memory", "256KiB"])
+    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
+    st, r = s.json("POST", "/ingest/t", lines(20000))
+    check(st == 503 and "ingest_memory" in r.get("error", ""), "over the ingest memory: %s %s" % (st, r))
+    check(s.json("POST", "/tables/t/flush")[0] == 200 and s.count("t") == 0,
+          "a 503 leaves no rows: %d" % s.count("t"))
+    st, r = s.json("POST", "/ingest/t", lines(100))
+    check(st == 200 and s.count("t") == 100, "a small request still lands: %s %s" % (st, r))
+    s.stop()
+
+
+def failed_commit_fsync_degrades_health():
+    data = data_dir("fsync")
+    sch = write_json(os.path.join(WORK, "fsync-t.json"), dict(SMALL, name="t"))
+    # Directory fsyncs: table dir, data dir (creating t), raw dir (new partition), then the
+    # manifest commit: the fourth fails.
+    s = Server(data, "fsync", ["--table", sch], env={"STRATA_FAULTS": "fsync_dir:3:1"})
+    st, r = s.json("POST", "/ingest/t", lines(100))
+    check(st == 500 and "not yet durable" in r.get("error", ""), "ingest whose commit fsync failed: %s %s" % (st, r))
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and "refuses writes" in h.get("reason", ""), "health: %s" % h)
+    st, info = s.json("GET", "/tables/t")
+    check("fsync" in info.get("failed", ""), "the table says why: %s" % info.get("failed"))
+    st, r = s.json("POST", "/ingest/t", lines(10, 100))
+    check(st == 503 and "refuses writes" in r.get("error", ""), "later writes refused: %s %s" % (st, r))
+    check(s.count("t") == 100, "the committed rows are served once: %d" % s.count("t"))
+    s.stop()
+    s = Server(data, "fsync2")
+    check(s.count("t") == 100, "after restart the commit is there: %d" % s.count("t"))
+    check(s.json("GET", "/health")[1].get("status") == "ok", "and health is ok")
+    s.stop()
+
+
+def damaged_segment_found_by_a_query_degrades_health():
+    data = data_dir("damage")
+    s = Server(data, "damage")
+    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
+    check(s.json("POST", "/ingest/t", lines(20000))[0] == 200, "ingest")
+    s.stop()
+    seg = None
+    for root, _, files in os.walk(os.path.join(data, "t")):
+        for f in files:
+            if f.endswith(".seg"):
+                seg = os.path.join(root, f)
+    with open(seg, "r+b") as f:
+        f.seek(16)  # the first data block
+        f.write(b"\xff" * 32)
+    s = Server(data, "damage2")
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "ok", "nothing known yet: %s" % h)
+    st, r = s.json("POST", "/query", {"table": "t", "from": T0 + 1, "select": [{"fn": "sum", "column": "n"}],
+                                      "group_by": ["s"]})
+    check(st == 500 and os.path.basename(seg) in r.get("error", ""), "the query names the file: %s %s" % (st, r))
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and os.path.basename(seg) in h.get("reason", ""), "health: %s" % h)
+    st, info = s.json("GET", "/tables/t")
+    check(info.get("damage", {}).get("found", 0) >= 1, "the table shows it: %s" % info.get("damage"))
+    s.stop()
+
+
+def broken_table_does_not_stop_the_server():
+    data = data_dir("broken")
+    s = Server(data, "broken")
+    for name in ("good", "bad"):
+        check(s.json("PUT", "/tables/" + name, SMALL)[0] == 201, "create " + name)
+        check(s.json("POST", "/ingest/" + name, lines(100))[0] == 200, "ingest " + name)
+    s.stop()
+    for root, _, files in os.walk(os.path.join(data, "bad")):
+        for f in files:
+            if f.endswith(".seg"):
+                os.unlink(os.path.join(root, f))
+    s = Server(data, "broken2")
+    check(s.count("good") == 100, "the good table is served")
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and "table bad cannot be opened" in h.get("reason", ""), "health: %s" % h)
+    st, r = s.json("GET", "/tables")
+    bad = [t for t in r.get("tables", []) if t.get("name") == "bad"]
+    check(bad and "seg" in bad[0].get("error", ""), "/tables lists it with the reason: %s" % r)
+    st, r = s.json("GET", "/tables/bad")
+    check(st == 503 and "cannot be opened" in r.get("error", ""), "GET it: %s %s" % (st, r))
+    st, r = s.json("POST", "/query", {"table": "bad", "select": [{"fn": "count"}]})
+    check(st == 503, "query it: %s %s" % (st, r))
+    check("table bad cannot be opened" in s.log(), "the log says so")
+    st, r = s.json("DELETE", "/tables/bad")
+    check(st == 200, "it can be dropped: %s %s" % (st, r))
+    check(s.json("GET", "/health")[1].get("status") == "ok", "then health is ok")
+    check(s.json("PUT", "/tables/bad", SMALL)[0] == 201, "and the name is free")
+    s.stop()
+
+
+def kafka_table_that_cannot_consume_is_refused_or_degraded():
+    data = data_dir("nobrokers")
+    s = Server(data, "nobrokers")
+    st, r = s.json("PUT", "/tables/k", order_schema("k", topic="k"))
+    check(st == 400 and "kafka.brokers" in r.get("error", ""), "no brokers anywhere: %s %s" % (st, r))
+    check(s.json("GET", "/tables/k")[0] == 404, "nothing was created")
+    check(s.json("GET", "/health")[1].get("status") == "ok", "health ok")
+    s.stop()
+    # Made while --kafka-brokers was given, started later without it: visibly degraded.
+    b = Broker("--partitions", "2", "--topic", "k")
+    s = Server(data, "nobrokers2", ["--kafka-brokers", b.addr])
+    check(s.json("PUT", "/tables/k", order_schema("k", topic="k"))[0] == 201, "create with --kafka-brokers")
+    s.stop()
+    b.stop()
+    s = Server(data, "nobrokers3")
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and "does not consume Kafka" in h.get("reason", ""), "health: %s" % h)
+    st, info = s.json("GET", "/tables/k")
+    check(info.get("kafka", {}).get("state") == "not consuming", "table state: %s" % info.get("kafka"))
+    s.stop()
+
+
+def consumers_of(s, table):
+    text = s.req("GET", "/metrics")[1]
+    return text.count('strata_kafka_messages_total{table="%s",' % table)
+
+
+def concurrent_puts_start_one_consumer():
+    b = Broker("--partitions", "2", "--topic", "c")
+    s = Server(data_dir("race"), "race", ["--kafka-brokers", b.addr])
+    sc = order_schema("c", topic="c")
+    results = []
+
+    def put():
+        results.append(s.json("PUT", "/tables/c", sc)[0])
+    threads = [threading.Thread(target=put) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(sorted(results) == [200] * 7 + [201], "eight PUTs: %s" % results)
+    check(consumers_of(s, "c") == 1, "one consumer: %d" % consumers_of(s, "c"))
+    check(s.json("DELETE", "/tables/c")[0] == 200, "drop")
+    check(consumers_of(s, "c") == 0, "no consumer left: %d" % consumers_of(s, "c"))
+    s.stop()
+    b.stop()
+
+
+def failed_drop_keeps_consuming():
+    b = Broker("--partitions", "2", "--topic", "f")
+    s = Server(data_dir("faildrop"), "faildrop", ["--kafka-brokers", b.addr],
+               env={"STRATA_FAULTS": "rename_drop:0:1"})
+    check(s.json("PUT", "/tables/f", order_schema("f", topic="f"))[0] == 201, "create f")
+    t1 = gen(b.addr, "f", os.path.join(WORK, "f1.json"), "--count", "500", "--seed", "1")
+    check(wait_count([s], "f", t1["events"]) == t1["events"], "first events land")
+    st, r = s.json("DELETE", "/tables/f")
+    check(st == 500 and "rename" in r.get("error", ""), "the drop fails: %s %s" % (st, r))
+    t2 = gen(b.addr, "f", os.path.join(WORK, "f2.json"), "--count", "500", "--seed", "2")
+    want = t1["events"] + t2["events"]
+    check(wait_count([s], "f", want, 30) == want, "the table still consumes: %d of %d" % (s.count("f"), want))
+    s.stop()
+    b.stop()
+
+
+def restart_consumes_within_seconds_and_shows_assigning():
+    b = Broker("--partitions", "4", "--topic", "r")
+    data = data_dir("restart")
+    s = Server(data, "restart", ["--kafka-brokers", b.addr])
+    st, r = s.json("PUT", "/tables/r", order_schema("r", topic="r"))
+    check(st == 201 and r.get("kafka", {}).get("state") == "assigning" and r["kafka"].get("lag") is None,
+          "a new consumer is 'assigning' with an unknown lag: %s" % r.get("kafka"))
+    t1 = gen(b.addr, "r", os.path.join(WORK, "r1.json"), "--count", "1000", "--seed", "1")
+    check(wait_count([s], "r", t1["events"]) == t1["events"], "first events land")
+    check(s.stop() == 0, "SIGTERM")
+    s = Server(data, "restart2", ["--kafka-brokers", b.addr])
+    started = time.time()
+    kafka = s.json("GET", "/tables/r")[1].get("kafka", {})
+    check(kafka.get("state") == "assigning" and kafka.get("lag") is None,
+          "after a restart: assigning, lag unknown (not 0): %s" % kafka)
+    assigned = wait_for(lambda: s.json("GET", "/tables/r")[1].get("kafka", {}).get("state") == "consuming", 60)
+    took = time.time() - started
+    check(assigned and took < 10, "partitions assigned %.1f s after the restart" % took)
+    t2 = gen(b.addr, "r", os.path.join(WORK, "r2.json"), "--count", "1000", "--seed", "2")
+    want = t1["events"] + t2["events"]
+    check(wait_count([s], "r", want) == want, "new events land: %d of %d" % (s.count("r"), want))
+    s.stop()
+    b.stop()
+
+
+def recreated_table_does_not_inherit_dropped_offsets():
+    b = Broker("--partitions", "4", "--topic", "d")
+    s = Server(data_dir("recreate"), "recreate", ["--kafka-brokers", b.addr])
+    sc = order_schema("d", topic="d", start="earliest")
+    check(s.json("PUT", "/tables/d", sc)[0] == 201, "create d")
+    t = gen(b.addr, "d", os.path.join(WORK, "d.json"), "--count", "1000", "--seed", "1")
+    check(wait_count([s], "d", t["events"]) == t["events"], "events land")
+    time.sleep(1.5)  # the group's committed offsets catch up
+    check(s.json("DELETE", "/tables/d")[0] == 200, "drop d")
+    check(s.json("PUT", "/tables/d", sc)[0] == 201, "create d again, start earliest")
+    got = wait_count([s], "d", t["events"], 30)
+    check(got == t["events"], "the new table reads the topic from its start: %d of %d" % (got, t["events"]))
+    s.stop()
+    b.stop()
+
+
+def restart_on_new_broker(name, tag, sc_extra, count_first, count_second):
+    """A table lands count_first events; its broker is replaced by an empty one that gets
+    count_second events; the server restarts against it. Returns (server, broker, totals)."""
+    b = Broker("--partitions", "4", "--topic", name)
+    data = data_dir(tag)
+    sch = write_json(os.path.join(WORK, tag + ".json"), order_schema(name, topic=name, **sc_extra))
+    s = Server(data, tag, ["--table", sch, "--kafka-brokers", b.addr])
+    t1 = gen(b.addr, name, os.path.join(WORK, tag + "1.json"), "--count", str(count_first), "--seed", "1")
+    check(wait_count([s], name, t1["events"]) == t1["events"], "%s: first events land" % tag)
+    check(s.stop() == 0, "%s: SIGTERM" % tag)
+    b.stop()
+    b = Broker("--partitions", "4", "--topic", name)
+    t2 = gen(b.addr, name, os.path.join(WORK, tag + "2.json"), "--count", str(count_second), "--seed", "2")
+    s = Server(data, tag + "2", ["--kafka-brokers", b.addr])
+    return s, b, t1, t2, data
+
+
+def offsets_going_backwards_stop_then_accept():
+    s, b, t1, t2, data = restart_on_new_broker("bk", "backwards", {}, 2000, 400)
+    stopped = wait_for(lambda: len(s.json("GET", "/tables/bk")[1].get("kafka", {}).get("stopped_partitions", [])) == 4, 30)
+    check(stopped, "every partition stopped: %s" % s.json("GET", "/tables/bk")[1].get("kafka"))
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and "offsets went backwards" in h.get("reason", "") and
+          "retention" not in h.get("reason", ""), "health names a reset, not retention: %s" % h)
+    check("STOPPED" in s.log() and "LOST DATA" not in s.log(), "the log says it stopped")
+    check(s.count("bk") == t1["events"], "nothing new was taken for a replay or landed: %d" % s.count("bk"))
+    st, r = s.json("POST", "/tables/bk/kafka/accept-reset")
+    check(st == 200 and sorted(r.get("accepted", [])) == [0, 1, 2, 3], "accept-reset: %s %s" % (st, r))
+    want = t1["events"] + t2["events"]
+    check(wait_count([s], "bk", want) == want, "the new events land: %d of %d" % (s.count("bk"), want))
+    check(s.json("GET", "/health")[1].get("status") == "ok", "health ok again")
+    st, r = s.json("POST", "/tables/bk/kafka/accept-reset")
+    check(st == 409, "nothing left to accept: %s %s" % (st, r))
+    t3 = gen(b.addr, "bk", os.path.join(WORK, "backwards3.json"), "--count", "300", "--seed", "3")
+    want += t3["events"]
+    check(wait_count([s], "bk", want) == want, "more events land: %d of %d" % (s.count("bk"), want))
+    check(s.stop() == 0, "SIGTERM")
+    s = Server(data, "backwards3", ["--kafka-brokers", b.addr])
+    time.sleep(8)  # assigned again; nothing may land twice or stop
+    check(s.count("bk") == want, "after a restart the new epoch resumes exactly: %d of %d" % (s.count("bk"), want))
+    check(s.json("GET", "/health")[1].get("status") == "ok", "health ok after restart")
+    s.stop()
+    b.stop()
+
+
+def offsets_going_backwards_accepted_by_policy():
+    s, b, t1, t2, data = restart_on_new_broker("ba", "accept", {"offset_reset": "accept"}, 1000, 300)
+    want = t1["events"] + t2["events"]
+    check(wait_count([s], "ba", want) == want, "kafka.offset_reset accept: %d of %d" % (s.count("ba"), want))
+    check("as new data" in s.log(), "the log says the offsets were taken as new data")
+    check(s.json("GET", "/health")[1].get("status") == "ok", "health ok")
+    s.stop()
+    b.stop()
+
+
+TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_table_to_a_drop_writes_nothing_new,
+         second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
+         failed_commit_fsync_degrades_health, damaged_segment_found_by_a_query_degrades_health,
+         broken_table_does_not_stop_the_server, kafka_table_that_cannot_consume_is_refused_or_degraded,
+         concurrent_puts_start_one_consumer, failed_drop_keeps_consuming,
+         restart_consumes_within_seconds_and_shows_assigning, recreated_table_does_not_inherit_dropped_offsets,
+         offsets_going_backwards_stop_then_accept, offsets_going_backwards_accepted_by_policy]
+
+
+def main():
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    harness.init(STRATA, WORK)
+    only = set(sys.argv[4:])
+    for t in TESTS:
+        if only and t.__name__ not in only:
+            continue
+        before = harness.failed
+        t0 = time.time()
+        try:
+            t()
+        except Exception as e:  # a test that cannot go on is one failure, the rest still run
+            check(False, "%s raised %r" % (t.__name__, e))
+        print("%s %s (%.1f s)" % ("ok  " if harness.failed == before else "FAIL", t.__name__, time.time() - t0),
+              file=sys.stderr)
+    if only and not any(t.__name__ in only for t in TESTS):
+        check(False, "no test matches %s" % sorted(only))
+    rc = harness.finish()
+    if rc == 0:
+        shutil.rmtree(WORK, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
