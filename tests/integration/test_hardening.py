@@ -113,9 +113,9 @@ def second_server_on_a_data_directory_is_refused():
 
 
 def refused_request_leaves_no_rows():
-    s = Server(data_dir("refused"), "refused", ["--max-ingest-body", "1MiB"])
+    s = Server(data_dir("refused"), "refused", ["--max-ingest-body", "4MiB"])
     check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
-    st, r = s.json("POST", "/ingest/t", lines(30000))  # about 1.3 MB
+    st, r = s.json("POST", "/ingest/t", lines(100000))  # about 4.4 MB: past the limit after 90k rows
     check(st == 413, "over the body limit: %s %s" % (st, r))
     check(s.json("POST", "/tables/t/flush")[0] == 200 and s.count("t") == 0,
           "a 413 leaves no rows: %d" % s.count("t"))
