@@ -98,7 +98,7 @@ static double run_write(const dataset *d, const char *dir, strata_codec codec, u
     if (system(cmd) != 0)
         exit(1);
     strata_catalog *cat;
-    if (catalog_open(dir, &cat, &err) != 0 || catalog_create(cat, &s, &t, &err) != 0) {
+    if (catalog_open(dir, &cat, &err) != 0 || catalog_create(cat, &s, &t, NULL, &err) != 0) {
         fprintf(stderr, "bench_segment: %s\n", err.msg);
         exit(1);
     }

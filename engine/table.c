@@ -1056,7 +1056,7 @@ int table_flush(strata_table *t, bool force, strata_err *err)
     pthread_mutex_lock(&t->lock);
     uint32_t nparts = t->nparts;
     partition **parts = malloc(sizeof *parts * (nparts + 1));
-    if (parts)
+    if (parts && nparts)
         memcpy(parts, t->parts, sizeof *parts * nparts);
     pthread_mutex_unlock(&t->lock);
     if (!parts) {

@@ -366,10 +366,9 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
         free(sc);
         return send_error(s, c, status_of(rc), "%s", err.msg);
     }
-    strata_table *t = catalog_get(s->cat, rq->table);
-    bool existed = t != NULL;
-    catalog_put(s->cat, t);
-    rc = catalog_create(s->cat, sc, &t, &err);
+    strata_table *t;
+    bool created;
+    rc = catalog_create(s->cat, sc, &t, &created, &err);
     free(sc);
     if (rc)
         return send_error(s, c, status_of(rc), "%s", err.msg);
@@ -379,7 +378,7 @@ static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, 
         json_object_set_new(j, "kafka_error", json_string(err.msg)); /* created; degraded in /health */
     if (s->opts.kafka)
         kafka_ingest_table_json(s->opts.kafka, rq->table, j);
-    return send_json(s, c, existed ? 200 : 201, j);
+    return send_json(s, c, created ? 201 : 200, j);
 }
 
 static enum MHD_Result handle_flush(strata_server *s, struct MHD_Connection *c, request *rq)

@@ -408,10 +408,13 @@ static bool same_schema(const strata_schema *a, const strata_schema *b)
     return same;
 }
 
-int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out, strata_err *err)
+int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out, bool *created,
+                   strata_err *err)
 {
     if (out)
         *out = NULL;
+    if (created)
+        *created = false;
     int rc = schema_validate(s, err);
     if (rc)
         return rc;
@@ -461,6 +464,8 @@ int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         goto undo;
     }
+    if (created)
+        *created = true;
     goto done;
 undo:
     /* Nothing of a failed creation may come back as a table at the next start. */

@@ -55,10 +55,11 @@ bool catalog_broken_get(strata_catalog *c, const char *name, char *why, size_t w
  * the table, and fsyncs the data directory, so a table whose creation returned 0 survives
  * a crash; a failure leaves no table behind. When a table of that name exists: returns 0
  * with it if its schema is the same (same canonical JSON), STRATA_EEXIST otherwise (the
- * message names the first field that differs, or says the existing table is broken).
- * *out may be NULL; otherwise it is a reference (catalog_put). */
+ * message says so, or that the existing table is broken). *out may be NULL; otherwise it
+ * is a reference (catalog_put). *created (may be NULL) tells whether this call made the
+ * table, so of concurrent creations of one name exactly one sees true. */
 int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out,
-                   strata_err *err);
+                   bool *created /* OUT */, strata_err *err);
 
 /* Drops table name (a broken one too): writes to it are paused (one in progress
  * finishes), its directory is renamed away and the data directory fsynced (the drop

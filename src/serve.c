@@ -339,7 +339,7 @@ int cmd_serve(int argc, char **argv)
     for (int i = 0; i < cfg->ntables; i++) {
         strata_schema *sc = malloc(sizeof *sc);
         if (!sc || schema_json_parse_file(cfg->tables[i], sc, &err) != 0 ||
-            kafka_ingest_validate(kafka, sc, &err) != 0 || catalog_create(cat, sc, NULL, &err) != 0) {
+            kafka_ingest_validate(kafka, sc, &err) != 0 || catalog_create(cat, sc, NULL, NULL, &err) != 0) {
             kafka_ingest_free(kafka);
             log_line("table %s: %s", cfg->tables[i], sc ? err.msg : "out of memory");
             free(sc);

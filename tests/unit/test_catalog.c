@@ -44,18 +44,18 @@ TEST(create_reopen_and_conflicts)
     strata_schema s;
     ASSERT_EQ(schema_json_parse(SCHEMA, strlen(SCHEMA), &s, &err), 0);
     strata_table *t;
-    ASSERT_EQ(catalog_create(c, &s, &t, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, &t, NULL, &err), 0);
     ASSERT(t);
     ASSERT(catalog_get(c, "clicks") == t);
     ASSERT(catalog_get(c, "nope") == NULL);
     /* Same schema again: the same table. */
     strata_table *t2;
-    ASSERT_EQ(catalog_create(c, &s, &t2, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, &t2, NULL, &err), 0);
     ASSERT(t2 == t);
     /* Another schema under the same name: refused. */
     strata_schema other = s;
     other.partition_by = STRATA_PART_HOUR;
-    ASSERT_EQ(catalog_create(c, &other, NULL, &err), STRATA_EEXIST);
+    ASSERT_EQ(catalog_create(c, &other, NULL, NULL, &err), STRATA_EEXIST);
     ASSERT_CONTAINS(err.msg, "different schema");
 
     row_batch b;
@@ -98,11 +98,11 @@ TEST(table_that_cannot_be_opened_is_kept_aside)
     ASSERT_EQ(catalog_open(dir, &c, &err), 0);
     strata_schema s;
     ASSERT_EQ(schema_json_parse(SCHEMA, strlen(SCHEMA), &s, &err), 0);
-    ASSERT_EQ(catalog_create(c, &s, NULL, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, NULL, NULL, &err), 0);
     strata_schema s2 = s;
     snprintf(s2.name, sizeof s2.name, "views");
     strata_table *t;
-    ASSERT_EQ(catalog_create(c, &s2, &t, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s2, &t, NULL, &err), 0);
     row_batch b;
     ASSERT_EQ(row_batch_init(&b, table_schema(t), 0), 0);
     int64_t r = row_batch_add_row(&b);
@@ -131,11 +131,11 @@ TEST(table_that_cannot_be_opened_is_kept_aside)
     ASSERT_CONTAINS(why, "0000000000000001.seg");
     ASSERT(catalog_get(c, "views") == NULL);
     /* The name stays taken until the broken table is dropped. */
-    ASSERT_EQ(catalog_create(c, &s2, NULL, &err), STRATA_EEXIST);
+    ASSERT_EQ(catalog_create(c, &s2, NULL, NULL, &err), STRATA_EEXIST);
     ASSERT_CONTAINS(err.msg, "cannot be opened");
     ASSERT_EQ(catalog_drop(c, "views", &err), 0);
     ASSERT_EQ(catalog_broken_count(c), 1);
-    ASSERT_EQ(catalog_create(c, &s2, NULL, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s2, NULL, NULL, &err), 0);
     catalog_close(c);
     snprintf(path, sizeof path, "%s/views/raw/2024-01-01", dir);
     ASSERT(access(path, F_OK) != 0); /* the old files went with the drop */
@@ -200,11 +200,11 @@ TEST(drop_recreate_old_holder_cannot_write_into_new_table)
     strata_schema s;
     ASSERT_EQ(schema_json_parse(SCHEMA, strlen(SCHEMA), &s, &err), 0);
     strata_table *old;
-    ASSERT_EQ(catalog_create(c, &s, &old, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, &old, NULL, &err), 0);
     append_clicks(old, 1, &err, 0); /* in a memtable, not flushed */
     ASSERT_EQ(catalog_drop(c, "clicks", &err), 0);
     strata_table *fresh;
-    ASSERT_EQ(catalog_create(c, &s, &fresh, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, &fresh, NULL, &err), 0);
     append_clicks(fresh, 1000, &err, 0);
     ASSERT_EQ(table_flush(fresh, true, &err), 0);
     /* The old request goes on. */
@@ -236,7 +236,7 @@ TEST(failed_drop_leaves_the_table_writable)
     strata_schema s;
     ASSERT_EQ(schema_json_parse(SCHEMA, strlen(SCHEMA), &s, &err), 0);
     strata_table *t;
-    ASSERT_EQ(catalog_create(c, &s, &t, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, &t, NULL, &err), 0);
     append_clicks(t, 10, &err, 0);
     fault_arm(FAULT_RENAME_DROP, 0, 1);
     ASSERT_EQ(catalog_drop(c, "clicks", &err), STRATA_EIO);
@@ -267,7 +267,7 @@ TEST(create_fsyncs_the_data_directory_or_leaves_nothing)
     int failures = 0;
     for (uint64_t skip = 0;; skip++) {
         fault_arm(FAULT_FSYNC_DIR, skip, 1);
-        int rc = catalog_create(c, &s, NULL, &err);
+        int rc = catalog_create(c, &s, NULL, NULL, &err);
         bool hit = fault_failures(FAULT_FSYNC_DIR) > 0;
         fault_reset();
         if (!hit) {
@@ -319,7 +319,7 @@ TEST(drop_with_holders_and_after_crash)
     strata_schema s;
     ASSERT_EQ(schema_json_parse(SCHEMA, strlen(SCHEMA), &s, &err), 0);
     strata_table *t;
-    ASSERT_EQ(catalog_create(c, &s, &t, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, &t, NULL, &err), 0);
     row_batch b;
     ASSERT_EQ(row_batch_init(&b, table_schema(t), 0), 0);
     int64_t r = row_batch_add_row(&b);
@@ -343,7 +343,7 @@ TEST(drop_with_holders_and_after_crash)
     strata_schema other = s;
     other.partition_by = STRATA_PART_HOUR;
     strata_table *t2;
-    ASSERT_EQ(catalog_create(c, &other, &t2, &err), 0);
+    ASSERT_EQ(catalog_create(c, &other, &t2, NULL, &err), 0);
     ASSERT(t2 != t);
     table_get_stats(t2, &st);
     ASSERT_EQ(st.segment_rows, 0);
@@ -358,7 +358,7 @@ TEST(drop_with_holders_and_after_crash)
 
     /* A tombstone left by a crash is removed at open; other tables are untouched. */
     ASSERT_EQ(catalog_open(dir, &c, &err), 0);
-    ASSERT_EQ(catalog_create(c, &s, NULL, &err), 0);
+    ASSERT_EQ(catalog_create(c, &s, NULL, NULL, &err), 0);
     catalog_close(c);
     char tomb[4300], from[4300];
     snprintf(from, sizeof from, "%s/clicks", dir);
