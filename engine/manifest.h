@@ -17,6 +17,18 @@
  *   end-8 8  u64 XXH3 of every byte before it
  * Segment id N lives in file "<N as 16 hex digits>.seg" beside the manifest.
  *
+ * Checkpoint names in use (the table and the Kafka consumer write them; values are offsets
+ * unless said otherwise):
+ *   cp/<source>  the partition's committed offset of (source, partition): rows with a lower
+ *                offset are in this time partition's segments already (a replay drops them)
+ *   rs/<source>  the table-wide resume point: where to read (source, partition) from after
+ *                a restart (the highest over all time partitions counts)
+ *   ep/<source>  the offset epoch of a Kafka partition whose offsets went backwards and were
+ *                accepted as new data (value: the epoch); epoch N > 0 appends under the
+ *                source "<source>#e<N>", with its own cp/ and rs/ entries
+ *   other names  what table_note_checkpoint was given
+ * <source> is "kafka:<topic>" for Kafka tables; partition is the Kafka partition.
+ *
  * Commit: write MANIFEST.tmp, fsync it, rename over MANIFEST, fsync the directory. A
  * crash leaves either the old or the new manifest, never a mix; a stray MANIFEST.tmp is
  * deleted by recovery. Checkpoints ride in the same file, so rows and the offsets that

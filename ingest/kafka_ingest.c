@@ -322,10 +322,15 @@ static int dead_letters_sync(consumer *c)
                     "messages again", c->name, c->dlq_topic);
         rc = -1;
     }
-    if (c->dlq_file && (fflush(c->dlq_file) != 0 || fsync(fileno(c->dlq_file)) != 0 ||
-                        fault_hit(FAULT_DEAD_LETTER_SYNC))) {
+    errno = 0;
+    if (c->dlq_file && (fflush(c->dlq_file) != 0 || fsync(fileno(c->dlq_file)) != 0)) {
         logf_(c->k, "table %s: deadletters.ndjson cannot be made durable (%s); reading those "
-                    "messages again", c->name, errno ? strerror(errno) : "I/O error");
+                    "messages again", c->name, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && fault_hit(FAULT_DEAD_LETTER_SYNC)) {
+        logf_(c->k, "table %s: dead letters cannot be made durable (injected fault); reading those "
+                    "messages again", c->name);
         rc = -1;
     }
     if (rc) {

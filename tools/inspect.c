@@ -557,16 +557,25 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
                 fprintf(stderr, "strata inspect: %s: %s\n", path, strerror(errno));
                 return 1;
             }
+            size_t tables = 0;
             for (size_t i = 0; i < n; i++) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%.4000s/%s", path, names[i]);
                 char raw[PATH_MAX];
                 snprintf(raw, sizeof raw, "%.4000s/raw", p);
-                if (is_dir(raw))
+                if (is_dir(raw)) {
                     scan_table(&ds, p);
+                    tables++;
+                }
                 free(names[i]);
             }
             free(names);
+            if (tables == 0) {
+                /* Nothing to verify is not "all verified": the path is probably wrong. */
+                fprintf(stderr, "strata inspect: %s: no strata table here (expected a data directory, a "
+                                "table directory or a partition directory)\n", path);
+                return 1;
+            }
         }
     }
 

@@ -114,9 +114,12 @@ class Server:
             body = json.dumps(body)
         st, text = self.req(method, path, body, timeout=timeout)
         try:
-            return st, json.loads(text) if text else None
+            return st, json.loads(text)
         except ValueError:
             return st, {"_raw": text}
+
+    def text(self, path):
+        return self.req("GET", path)[1]
 
     def count(self, table):
         st, r = self.json("POST", "/query", {"table": table, "from": 0, "select": [{"fn": "count"}]})

@@ -21,16 +21,9 @@ import time
 
 STRATA, BUILD = sys.argv[1], sys.argv[2]
 WORK = os.path.join(BUILD, "test-tmp", "broker-gen-%d" % os.getpid())
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import check  # noqa: E402
 
 
 class Broker:
@@ -90,6 +83,7 @@ def totals_of_ndjson(data):
 def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
+    harness.init(STRATA, WORK)
 
     # --- broker: address first, up until SIGTERM, exit 0 ---------------------------------
     b = Broker("--partitions", "16", "--quiet")
@@ -211,8 +205,7 @@ def main():
         check(r.returncode == 0 and not missing, "%s --help documents every flag; missing %s" % (cmd, missing))
 
     shutil.rmtree(WORK, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return harness.finish()
 
 
 if __name__ == "__main__":

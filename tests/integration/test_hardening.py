@@ -17,6 +17,7 @@ it, each test named after the failure it guards against:
   recreated_table_does_not_inherit_dropped_offsets        (DELETE + PUT of a Kafka table)
   offsets_going_backwards_stop_then_accept                (broker restarted empty)
   offsets_going_backwards_accepted_by_policy              (kafka.offset_reset "accept")
+  dead_letters_not_durable_are_read_again                 (dead letters before offsets)
 
 Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names...]. Prints "N passed, M failed".
 """
@@ -370,13 +371,33 @@ def offsets_going_backwards_accepted_by_policy():
     b.stop()
 
 
+def dead_letters_not_durable_are_read_again():
+    b = Broker("--partitions", "2", "--topic", "dl", "--topic", "dl.dlq")
+    s = Server(data_dir("dlsync"), "dlsync", ["--kafka-brokers", b.addr],
+               env={"STRATA_FAULTS": "dead_letter_sync:0:2"})
+    check(s.json("PUT", "/tables/dl", order_schema("dl", topic="dl"))[0] == 201, "create dl")
+    t = gen(b.addr, "dl", os.path.join(WORK, "dl.json"), "--count", "3000", "--bad", "0.05", "--seed", "4")
+    got = wait_count([s], "dl", t["events"], 40)
+    check(got == t["events"], "every good event once although dead letters failed to sync twice: %d of %d"
+          % (got, t["events"]))
+    check(s.log().count("cannot be made durable") == 2 and "reading those messages again" in s.log(),
+          "the log says the poll was read again")
+    text = s.req("GET", "/metrics")[1]
+    m = [l for l in text.splitlines() if l.startswith('strata_kafka_dead_letters_total{table="dl",sink="kafka"}')]
+    n = int(m[0].split()[-1]) if m else -1
+    check(n >= t["bad"], "every bad event reached the dead-letter topic (at least once): %d of %d" % (n, t["bad"]))
+    s.stop()
+    b.stop()
+
+
 TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_table_to_a_drop_writes_nothing_new,
          second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
          failed_commit_fsync_degrades_health, damaged_segment_found_by_a_query_degrades_health,
          broken_table_does_not_stop_the_server, kafka_table_that_cannot_consume_is_refused_or_degraded,
          concurrent_puts_start_one_consumer, failed_drop_keeps_consuming,
          restart_consumes_within_seconds_and_shows_assigning, recreated_table_does_not_inherit_dropped_offsets,
-         offsets_going_backwards_stop_then_accept, offsets_going_backwards_accepted_by_policy]
+         offsets_going_backwards_stop_then_accept, offsets_going_backwards_accepted_by_policy,
+         dead_letters_not_durable_are_read_again]
 
 
 def main():

@@ -111,6 +111,11 @@ fi
 "$STRATA" inspect >/dev/null 2>&1; [ $? -eq 2 ] && ok || fail "no path: want exit 2"
 "$STRATA" inspect --rows x "$SEG" >/dev/null 2>&1; [ $? -eq 2 ] && ok || fail "bad --rows: want exit 2"
 "$STRATA" inspect "$WORK/nope.seg" >"$WORK/n.out" 2>&1; [ $? -eq 1 ] && grep -q "nope.seg" "$WORK/n.out" && ok || fail "missing file"
+# A directory holding no table is a wrong path, not "all verified".
+mkdir -p "$WORK/empty/notatable"
+"$STRATA" inspect --verify --quiet "$WORK/empty" >"$WORK/e.out" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "no strata table here" "$WORK/e.out" && ! grep -q "all verified" "$WORK/e.out" \
+  && ok || fail "a directory without tables: exit $rc: $(cat "$WORK/e.out")"
 
 [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 echo "$passes passed, $fails failed"

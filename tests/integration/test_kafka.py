@@ -33,82 +33,9 @@ import urllib.request
 STRATA, BUILD = sys.argv[1], sys.argv[2]
 TAIL = os.path.join(BUILD, "tests", "kafka_tail")
 WORK = os.path.join(BUILD, "test-tmp", "kafka-%d" % os.getpid())
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-class Broker:
-    def __init__(self, *args):
-        self.err = open(os.path.join(WORK, "broker.log"), "ab")
-        self.proc = subprocess.Popen([STRATA, "broker", "--quiet", *args], stdout=subprocess.PIPE, stderr=self.err)
-        self.addr = self.proc.stdout.readline().decode().strip()
-        if not re.match(r"^127\.0\.0\.1:\d+$", self.addr):
-            raise RuntimeError("broker did not print its address: %r" % self.addr)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-
-class Server:
-    def __init__(self, data, tag, extra=()):
-        self.log = open(os.path.join(WORK, "server-%s.log" % tag), "ab")
-        self.proc = subprocess.Popen([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", *extra],
-                                     stderr=subprocess.PIPE, stdout=self.log)
-        self.port = None
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = self.proc.stderr.readline().decode()
-            self.log.write(line.encode())
-            m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-            if not line and self.proc.poll() is not None:
-                break
-        if not self.port:
-            raise RuntimeError("server did not start; see " + self.log.name)
-        # keep draining stderr into the log so the server never blocks on it
-        import threading
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            try:
-                self.log.write(line)
-                self.log.flush()
-            except ValueError:
-                return
-
-    def json(self, method, path, body=None):
-        data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
-        r = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=data, method=method)
-        try:
-            with urllib.request.urlopen(r, timeout=60) as resp:
-                return resp.status, json.loads(resp.read().decode() or "null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode() or "null")
-
-    def text(self, path):
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=60) as resp:
-            return resp.read().decode()
-
-    def count(self, table):
-        st, r = self.json("POST", "/query", {"table": table, "from": 0, "select": [{"fn": "count"}]})
-        return r["rows"][0][0] if st == 200 else -1
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=60)
-        return rc
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Broker, Server, check, wait_count  # noqa: E402
 
 
 def schema(name, brokers, topic):
@@ -132,19 +59,6 @@ def write_schema(path, sc):
     with open(path, "w") as f:
         json.dump(sc, f)
     return path
-
-
-def wait_count(servers, table, want, limit=60):
-    deadline = time.time() + limit
-    got = -1
-    while time.time() < deadline:
-        got = sum(s.count(table) for s in servers)
-        if got == want:
-            time.sleep(1.0)  # nothing more arrives (a duplicate would show now)
-            got = sum(s.count(table) for s in servers)
-            return got
-        time.sleep(0.2)
-    return got
 
 
 def gen(brokers, topic, totals, *args, wait=True):
@@ -333,6 +247,7 @@ def demo_runs():
 def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
+    harness.init(STRATA, WORK)
     for part in (exactly_once_through_kills, loss_is_reported, two_nodes_split, backpressure, demo_runs):
         t0 = time.time()
         try:
@@ -340,10 +255,9 @@ def main():
         except Exception as e:  # a crash of the test is a failure, with what it was doing
             check(False, "%s raised %r" % (part.__name__, e))
         print("%s: %.1f s" % (part.__name__, time.time() - t0))
-    if failed == 0:
+    if harness.failed == 0:
         shutil.rmtree(WORK, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return harness.finish()
 
 
 if __name__ == "__main__":

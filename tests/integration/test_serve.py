@@ -22,65 +22,9 @@ import urllib.request
 
 STRATA, BUILD = sys.argv[1], sys.argv[2]
 WORK = os.path.join(BUILD, "test-tmp", "serve-%d" % os.getpid())
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-class Server:
-    def __init__(self, data, extra=()):
-        self.log = open(os.path.join(WORK, "server.log"), "ab")
-        self.proc = subprocess.Popen([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", *extra],
-                                     stderr=subprocess.PIPE, stdout=self.log)
-        self.port = None
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = self.proc.stderr.readline().decode()
-            self.log.write(line.encode())
-            m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-            if not line and self.proc.poll() is not None:
-                break
-        if not self.port:
-            raise RuntimeError("server did not start; see " + self.log.name)
-        self.token = None
-
-    def req(self, method, path, body=None, headers=None):
-        url = "http://127.0.0.1:%d%s" % (self.port, path)
-        data = body.encode() if isinstance(body, str) else body
-        h = dict(headers or {})
-        if self.token:
-            h["Authorization"] = "Bearer " + self.token
-        r = urllib.request.Request(url, data=data, method=method, headers=h)
-        try:
-            with urllib.request.urlopen(r, timeout=60) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
-    def json(self, method, path, body=None):
-        st, text = self.req(method, path, body if body is None or isinstance(body, str) else json.dumps(body))
-        try:
-            return st, json.loads(text)
-        except ValueError:
-            return st, {"_raw": text}
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=60)
-        rest = self.proc.stderr.read()
-        self.log.write(rest)
-        self.log.close()
-        return rc
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Server, check  # noqa: E402
 
 
 SCHEMA = {
@@ -162,9 +106,10 @@ def verify_answers(s, evs, label):
 def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
+    harness.init(STRATA, WORK)
     data = os.path.join(WORK, "data")
     rng = random.Random(7)
-    s = Server(data)
+    s = Server(data, "serve")
 
     st, r = s.json("GET", "/health")
     check(st == 200 and r.get("status") == "ok", "health: %s %s" % (st, r))
@@ -221,7 +166,7 @@ def main():
 
     # Clean restart: the same answers.
     check(s.stop() == 0, "SIGTERM exits 0")
-    s = Server(data)
+    s = Server(data, "serve")
     verify_answers(s, evs, "after restart")
 
     # kill -9 right after an acknowledgement: every acknowledged row is back.
@@ -229,7 +174,7 @@ def main():
     st, r = s.json("POST", "/ingest/orders", "\n".join(json.dumps(e) for e in more))
     check(st == 200 and r.get("ingested") == 3000, "ingest before kill: %s" % st)
     s.stop(signal.SIGKILL)
-    s = Server(data)
+    s = Server(data, "serve")
     verify_answers(s, evs + more, "after SIGKILL")
     s.stop()
 
@@ -237,7 +182,7 @@ def main():
     tok = os.path.join(WORK, "token")
     with open(tok, "w") as f:
         f.write("s3cret-token-0123456789\n")
-    s = Server(data, ["--auth-token-file", tok])
+    s = Server(data, "serve", ["--auth-token-file", tok])
     st, r = s.json("GET", "/health")
     check(st == 401, "no token: %s" % st)
     s.token = "wrong-token-0123456789"
@@ -266,13 +211,13 @@ def main():
     st, r = s.json("DELETE", "/tables/scratch")
     check(st == 200, "drop the new one: %s" % st)
     s.stop()
-    s = Server(data, ["--auth-token-file", tok])
+    s = Server(data, "serve", ["--auth-token-file", tok])
     s.token = "s3cret-token-0123456789"
     st, r = s.json("GET", "/tables")
     check(st == 200 and [t["name"] for t in r.get("tables", [])] == ["orders"], "after restart only orders: %s" % r)
     s.stop()
     # The query memory limit stops a query with a clear error; the server keeps serving.
-    s = Server(data, ["--query-memory", "64KiB"])
+    s = Server(data, "serve", ["--query-memory", "64KiB"])
     big = {"table": "orders", "from": 0, "group_by": ["event_id"], "select": [{"fn": "quantile", "column": "amount", "q": 0.5}]}
     st, r = s.json("POST", "/query", big)
     check(st == 422 and "memory" in r.get("error", ""), "query over the memory limit: %s %s" % (st, r))
@@ -283,8 +228,7 @@ def main():
     check(p.returncode == 2 and b"auth-token-file" in p.stderr, "0.0.0.0 without a token is refused: %d %s" % (p.returncode, p.stderr))
 
     shutil.rmtree(WORK, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return harness.finish()
 
 
 if __name__ == "__main__":
