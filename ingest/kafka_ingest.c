@@ -422,7 +422,8 @@ static void commit_durable(consumer *c, bool final)
     }
     pthread_mutex_unlock(&c->mu);
     if (l->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, final ? 0 : 1);
+        /* Synchronous when it is the last word: before a rebalance or a drop lets go. */
+        rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, final || c->dropping ? 0 : 1);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
             logf_(c->k, "table %s: committing offsets to Kafka: %s (lag figures may lag)", c->name,
                   rd_kafka_err2str(e));

@@ -185,9 +185,10 @@ def main():
     s = Server(data, "serve", ["--auth-token-file", tok])
     st, r = s.json("GET", "/health")
     check(st == 401, "no token: %s" % st)
-    s.token = "wrong-token-0123456789"
-    st, r = s.json("POST", "/query", {"table": "orders", "select": [{"fn": "count"}]})
-    check(st == 401, "wrong token: %s" % st)
+    for wrong in ("wrong-token-0123456789", "s3cret-token-012345678", "s3cret-token-01234567890", "s3cret"):
+        s.token = wrong
+        st, r = s.json("POST", "/query", {"table": "orders", "select": [{"fn": "count"}]})
+        check(st == 401, "wrong token %r (a prefix, one character more): %s" % (wrong, st))
     s.token = "s3cret-token-0123456789"
     st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "count"}]})
     check(st == 200 and r["rows"] == [[23000]], "right token: %s %s" % (st, r))
