@@ -126,10 +126,26 @@ int row_batch_set_str(row_batch *b, int col, uint32_t row, const char *p, uint32
     return 0;
 }
 
-uint64_t row_batch_mem_bytes(const row_batch *b)
+static uint64_t bytes_per_row(const strata_schema *sc)
 {
     uint64_t per_row = 0;
-    for (int c = 0; c < b->schema->ncols; c++)
-        per_row += b->schema->cols[c].type == STRATA_STRING ? sizeof(row_batch_str) : 8;
-    return (uint64_t)b->cap * per_row + b->bytes_cap;
+    for (int c = 0; c < sc->ncols; c++)
+        per_row += sc->cols[c].type == STRATA_STRING ? sizeof(row_batch_str) : 8;
+    return per_row;
+}
+
+uint64_t row_batch_mem_bytes(const row_batch *b)
+{
+    return (uint64_t)b->cap * bytes_per_row(b->schema) + b->bytes_cap;
+}
+
+uint64_t row_batch_used_bytes(const row_batch *b)
+{
+    return (uint64_t)b->nrows * bytes_per_row(b->schema) + b->nbytes;
+}
+
+void row_batch_rebind(row_batch *b, const strata_schema *schema)
+{
+    row_batch_clear(b);
+    b->schema = schema;
 }

@@ -56,6 +56,11 @@ int row_batch_set_str(row_batch *b, int col, uint32_t row, const char *p, uint32
 
 /* Memory the batch holds (its arrays at their capacity and its string bytes). */
 uint64_t row_batch_mem_bytes(const row_batch *b);
+/* Bytes its rows use (their values and string bytes), whatever the capacity. */
+uint64_t row_batch_used_bytes(const row_batch *b);
+/* Makes an empty batch b, whose arrays were made for a schema with the same column types
+ * as schema (see schema_same_types), serve schema instead, keeping its memory. */
+void row_batch_rebind(row_batch *b, const strata_schema *schema);
 
 /* The bytes of a string value; valid until the batch is changed or freed. */
 static inline strata_str row_batch_get_str(const row_batch *b, int col, uint32_t row)

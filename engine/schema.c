@@ -391,3 +391,13 @@ int schema_partition_parse(strata_partition_by by, const char *name, int64_t *ke
     *key = k;
     return 0;
 }
+
+bool schema_same_types(const strata_schema *a, const strata_schema *b)
+{
+    if (a->ncols != b->ncols)
+        return false;
+    for (int c = 0; c < a->ncols; c++)
+        if (a->cols[c].type != b->cols[c].type)
+            return false;
+    return true;
+}

@@ -157,6 +157,10 @@ typedef struct strata_schema {
 /* Fills s with the defaults of every optional setting, no columns, no name. */
 void schema_init(strata_schema *s);
 
+/* True when a and b have the same number of columns with the same types, in order (what a
+ * row_batch's arrays depend on). */
+bool schema_same_types(const strata_schema *a, const strata_schema *b);
+
 /* Checks every semantic rule: names (letters, digits, '_', not starting with a digit,
  * unique), types, the time column is a timestamp, order_by/dedup/version/deleted refer to
  * existing columns of fitting types, rollup dimensions are string columns and metrics
