@@ -188,7 +188,8 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
     p->key = key;
     snprintf(p->dir, sizeof p->dir, "%s/%s", t->raw_dir, name);
     int rc = manifest_read(p->dir, &p->man, err);
-    if (rc == STRATA_ENOTFOUND)
+    bool no_manifest = rc == STRATA_ENOTFOUND;
+    if (no_manifest)
         rc = 0;
     if (rc)
         goto fail;
@@ -196,6 +197,25 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
     if (!d) {
         rc = strata_err_set(err, STRATA_EIO, "%s: %s", p->dir, strerror(errno));
         goto fail;
+    }
+    if (no_manifest) {
+        /* A partition's MANIFEST is written when its directory is made, before any
+         * segment: segments without one mean the MANIFEST was lost, and taking them for
+         * uncommitted leftovers would delete committed rows. */
+        struct dirent *e;
+        uint32_t segs = 0;
+        while ((e = readdir(d)) != NULL)
+            segs += has_suffix(e->d_name, ".seg");
+        if (segs) {
+            closedir(d);
+            rc = strata_err_set(err, STRATA_ECORRUPT,
+                                "%s: MANIFEST is missing but %u segment file(s) are there; refusing to "
+                                "guess which are committed (restore MANIFEST, or move the partition "
+                                "directory away to drop its rows)",
+                                p->dir, segs);
+            goto fail;
+        }
+        rewinddir(d);
     }
     bool removed = false;
     struct dirent *de;
@@ -384,6 +404,12 @@ static partition *partition_get(strata_table *t, int64_t key, strata_err *err)
     snprintf(p->dir, sizeof p->dir, "%s/%s", t->raw_dir, name);
     if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
         strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", p->dir, strerror(errno));
+        free(p);
+        return NULL;
+    }
+    /* An empty MANIFEST first: from now on a segment here without a MANIFEST can only
+     * mean a lost MANIFEST, never an uncommitted first flush (see partition_recover). */
+    if (manifest_write(p->dir, &p->man, NULL, err) != 0) {
         free(p);
         return NULL;
     }

@@ -20,7 +20,10 @@
  * MANIFEST.tmp and every *.seg the manifest does not list (a flush that crashed before its
  * commit), and open every listed segment (which checks its footer, dictionaries and
  * bitmaps). A listed segment that is missing or damaged makes table_open fail with a
- * message naming it: strata never silently serves less than it committed.
+ * message naming it: strata never silently serves less than it committed. A partition
+ * gets an empty MANIFEST when its directory is made, before any segment, so segments in
+ * a directory without one mean a lost MANIFEST: table_open fails then too, rather than
+ * take committed segments for leftovers.
  */
 #ifndef STRATA_TABLE_H
 #define STRATA_TABLE_H

@@ -272,8 +272,8 @@ static json_t *service_problems(strata_server *s)
         }
         catalog_put(s->cat, t);
     }
-    if (s->opts.kafka && kafka_ingest_degraded(s->opts.kafka, why, sizeof why))
-        json_array_append_new(arr, json_string(why));
+    if (s->opts.kafka)
+        kafka_ingest_problems(s->opts.kafka, arr);
     return arr;
 }
 
@@ -653,7 +653,17 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     q.max_groups = s->opts.query_max_groups;
     q.max_memory = s->opts.query_max_memory;
     query_result *r;
+    char before[512];
+    table_damage(t, before, sizeof before);
     int rc = query_run(t, &q, &r, &err);
+    if (rc == STRATA_ECORRUPT && s->opts.log) {
+        char now[512], line[1200];
+        table_damage(t, now, sizeof now);
+        if (strcmp(before, now) != 0) { /* each new damage once, not every query that meets it */
+            snprintf(line, sizeof line, "table %s: DAMAGED SEGMENT met by a query: %s", name, now);
+            s->opts.log(line);
+        }
+    }
     catalog_put(s->cat, t);
     if (rc) {
         query_free(&q);

@@ -381,6 +381,24 @@ static void set_commit_meta(rd_kafka_topic_partition_t *e, const char *text)
     }
 }
 
+/* The epoch a committed offset's metadata names ("strata:e<N>"); false when it names
+ * none (no metadata, a dropped table's, something else). */
+static bool committed_epoch(const rd_kafka_topic_partition_t *e, uint32_t *epoch)
+{
+    char meta[32];
+    size_t n = e->metadata_size < sizeof meta - 1 ? e->metadata_size : sizeof meta - 1;
+    if (!e->metadata || n <= strlen(COMMIT_META_PREFIX))
+        return false;
+    memcpy(meta, e->metadata, n);
+    meta[n] = 0;
+    char *end;
+    unsigned long v = strtoul(meta + strlen(COMMIT_META_PREFIX), &end, 10);
+    if (strncmp(meta, COMMIT_META_PREFIX, strlen(COMMIT_META_PREFIX)) != 0 || *end || v > UINT32_MAX)
+        return false;
+    *epoch = (uint32_t)v;
+    return true;
+}
+
 /* The committed offset of a partition if it belongs to epoch, else -1. */
 static int64_t committed_for_epoch(const rd_kafka_topic_partition_t *e, uint32_t epoch)
 {
@@ -431,26 +449,46 @@ static void commit_durable(consumer *c, bool final)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Assigns every partition the group gave us that is not stopped, each at the position
- * the table stands at (what was fetched beyond it is fetched again). Caller holds no
- * lock. */
+/* The partitions the group gave us, those stopped by an offset reset or not (mu held by
+ * the caller). */
+static rd_kafka_topic_partition_list_t *parts_list(consumer *c, bool stopped)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int32_t kp = 0; kp < c->nparts; kp++)
+        if (c->parts[kp].assigned && c->parts[kp].stopped == stopped)
+            rd_kafka_topic_partition_list_add(l, c->topic, kp);
+    return l;
+}
+
+/* Assigns every partition the group gave us again, each at the position the table stands
+ * at (what was fetched beyond it is fetched again); stopped partitions stay in the
+ * assignment, paused. (Taking partitions out of the assignment and back in quick
+ * succession trips an assertion in librdkafka 2.0.2, rd_kafka_assignment_partition_stopped;
+ * pausing keeps the set the same.) */
 static void reassign_at_positions(consumer *c)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
     pthread_mutex_lock(&c->mu);
     for (int32_t kp = 0; kp < c->nparts; kp++) {
         part_state *ps = &c->parts[kp];
-        if (!ps->assigned || ps->stopped)
+        if (!ps->assigned)
             continue;
         rd_kafka_topic_partition_list_add(l, c->topic, kp)->offset =
             ps->pos >= 0 ? ps->pos
             : ps->epoch > 0 || !c->start_latest ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
     }
+    rd_kafka_topic_partition_list_t *stopped = parts_list(c, true), *running = parts_list(c, false);
     pthread_mutex_unlock(&c->mu);
     rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
     if (e)
         logf_(c->k, "table %s: re-assigning partitions: %s", c->name, rd_kafka_err2str(e));
+    if (stopped->cnt)
+        rd_kafka_pause_partitions(c->rk, stopped);
+    if (running->cnt)
+        rd_kafka_resume_partitions(c->rk, running);
     rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_topic_partition_list_destroy(stopped);
+    rd_kafka_topic_partition_list_destroy(running);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
@@ -476,6 +514,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
             source_name(c, epoch, source, sizeof source);
             int64_t resume = table_source_resume(c->t, source, p->partition);
             int64_t com = ce ? -1 : committed_for_epoch(&committed->elems[i], epoch);
+            uint32_t theirs;
+            if (!ce && epoch == 0 && resume < 0 && com < 0 && committed->elems[i].offset >= 0 &&
+                committed_epoch(&committed->elems[i], &theirs) && theirs > 0) {
+                /* This table never landed the partition; another node of the group left
+                 * it in a later offset epoch (it accepted a reset): take it over there. */
+                char key[MANIFEST_SOURCE_MAX];
+                snprintf(key, sizeof key, "ep/%s", c->source);
+                if (table_note_checkpoint(c->t, key, p->partition, theirs) == 0) {
+                    epoch = theirs;
+                    source_name(c, epoch, source, sizeof source);
+                    com = committed->elems[i].offset;
+                }
+            }
             int64_t start = resume > com ? resume : com;
             p->offset = start >= 0 ? start
                         : epoch > 0 || !c->start_latest ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
@@ -499,6 +550,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
         logf_(c->k, "table %s: assigned %d partition(s) of %s (partition@offset, -2 earliest, -1 latest): %s",
               c->name, parts->cnt, c->topic, list);
         rd_kafka_assign(rk, parts);
+        rd_kafka_resume_partitions(rk, parts); /* a pause from before (a stop) does not carry over */
     } else if (why == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         /* Land everything read so far before the partitions may go to another node (not
          * when the table is being dropped: then its offsets are marked as a dropped
@@ -615,6 +667,12 @@ static void handle_offset_reset(consumer *c, int32_t kp)
                         "): the topic was re-created or the broker lost its data. kafka.offset_reset is "
                         "\"stop\"; POST /tables/%s/kafka/accept-reset reads it again as new data",
                   c->name, kp, c->topic, pos, hi, c->name);
+            /* It stays assigned, paused: the reset error already stopped its fetcher. */
+            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(one, c->topic, kp);
+            rd_kafka_pause_partitions(c->rk, one);
+            rd_kafka_topic_partition_list_destroy(one);
+            return;
         }
         reassign_at_positions(c);
         return;
@@ -670,16 +728,21 @@ static void accept_stopped(consumer *c)
 
 /* ---- the consumer loop -------------------------------------------------------------- */
 
+/* Pauses every partition, or resumes those not stopped by an offset reset. */
 static void pause_all(consumer *c, bool pause)
 {
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(c->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
-        if (pause)
-            rd_kafka_pause_partitions(c->rk, l);
-        else
-            rd_kafka_resume_partitions(c->rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
+    pthread_mutex_lock(&c->mu);
+    rd_kafka_topic_partition_list_t *l = parts_list(c, false);
+    if (pause) {
+        rd_kafka_topic_partition_list_t *st = parts_list(c, true);
+        for (int i = 0; i < st->cnt; i++)
+            rd_kafka_topic_partition_list_add(l, c->topic, st->elems[i].partition);
+        rd_kafka_topic_partition_list_destroy(st);
     }
+    pthread_mutex_unlock(&c->mu);
+    if (l->cnt)
+        (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Appends partition kp's rows of this poll; flushes (partitions paused) when the table is
@@ -1208,45 +1271,37 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
     pthread_mutex_unlock(&k->mu);
 }
 
-/* Appends "; "-separated sentences to buf. */
-static void add_reason(char *buf, size_t cap, size_t *used, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void add_reason(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+/* Appends one sentence to arr. */
+static void add_problem(json_t *arr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_problem(json_t *arr, const char *fmt, ...)
 {
-    if (*used + 3 >= cap)
-        return;
-    if (*used)
-        *used += (size_t)snprintf(buf + *used, cap - *used, "; ");
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf + *used, cap - *used, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        *used = *used + (size_t)n < cap ? *used + (size_t)n : cap - 1;
+    json_array_append_new(arr, json_string(line));
 }
 
-bool kafka_ingest_degraded(kafka_ingest *k, char *buf, size_t cap)
+void kafka_ingest_problems(kafka_ingest *k, json_t *out)
 {
-    size_t used = 0;
-    buf[0] = 0;
     pthread_mutex_lock(&k->mu);
     for (size_t i = 0; i < k->nfails; i++)
-        add_reason(buf, cap, &used, "table %s does not consume Kafka: %s", k->fails[i].name, k->fails[i].why);
+        add_problem(out, "table %s does not consume Kafka: %s", k->fails[i].name, k->fails[i].why);
     for (consumer *c = k->list; c; c = c->next) {
         pthread_mutex_lock(&c->mu);
         if (c->degraded[0])
-            add_reason(buf, cap, &used, "%s", c->degraded);
+            add_problem(out, "%s", c->degraded);
         for (int32_t p = 0; p < c->nparts; p++)
             if (c->parts[p].assigned && c->parts[p].stopped)
-                add_reason(buf, cap, &used,
-                           "table %s: partition %d of %s is stopped: its offsets went backwards (table "
-                           "at %" PRId64 ", broker ends at %" PRId64 "); POST /tables/%s/kafka/accept-reset "
-                           "reads it as new data",
-                           c->name, (int)p, c->topic, c->parts[p].stop_at, c->parts[p].stop_hi, c->name);
+                add_problem(out,
+                            "table %s: partition %d of %s is stopped: its offsets went backwards (table "
+                            "at %" PRId64 ", broker ends at %" PRId64 "); POST /tables/%s/kafka/accept-reset "
+                            "reads it as new data",
+                            c->name, (int)p, c->topic, c->parts[p].stop_at, c->parts[p].stop_hi, c->name);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&k->mu);
-    return buf[0] != 0;
 }
 
 void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)

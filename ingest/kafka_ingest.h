@@ -12,7 +12,7 @@
  *
  * Loss is never silent: librdkafka runs with auto.offset.reset=error. When the broker no
  * longer has the next offset (retention), the gap is logged, counted
- * (strata_kafka_lost_messages_total) and reported by kafka_ingest_degraded, and the
+ * (strata_kafka_lost_messages_total) and reported by kafka_ingest_problems, and the
  * partition continues from the earliest offset the broker has. When instead the
  * partition's offsets went backwards (the broker's partition ends below where the table
  * stands: the topic was re-created, or an embedded broker restarted empty), that is a
@@ -66,7 +66,7 @@ int kafka_ingest_validate(kafka_ingest *k, const strata_schema *s, strata_err *e
 /* Starts the consumer of table name when its schema has a kafka section (0 and nothing
  * started otherwise, or when it already runs: concurrent attaches start one consumer).
  * Errors: no such table, no brokers, bad librdkafka settings (the message names the
- * property); a table whose consumer cannot start is reported by kafka_ingest_degraded and
+ * property); a table whose consumer cannot start is reported by kafka_ingest_problems and
  * kafka_ingest_table_json until it is attached or detached. */
 int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err);
 /* Stops table name's consumer, if any: it leaves the group after landing what it read
@@ -84,9 +84,10 @@ void kafka_ingest_free(kafka_ingest *k);
 /* Prometheus text for every consumer (messages, rows, dead letters, lost messages,
  * replayed rows dropped, lag, pauses, assigned partitions). */
 void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out);
-/* Writes the reasons the service is degraded (lost messages, consumer errors) as a
- * "; "-separated sentence into buf; returns false (buf "") when there are none. */
-bool kafka_ingest_degraded(kafka_ingest *k, char *buf, size_t cap);
+/* Appends to out (a JSON array) one sentence for each reason the service is degraded:
+ * lost messages, partitions stopped by an offset reset, consumer errors, tables that
+ * cannot consume. */
+void kafka_ingest_problems(kafka_ingest *k, json_t *out);
 /* Adds a "kafka" object to obj when table name has a consumer (topic, group, state
  * "assigning" until the group assigns partitions then "consuming" or "partly stopped",
  * assigned partitions with positions (null until known), lag (null until known), counts)

@@ -353,7 +353,7 @@ int cmd_serve(int argc, char **argv)
                       .query_timeout_ms = cfg->query_timeout_ms,
                       .query_max_groups = cfg->query_max_groups,
                       .query_max_memory = cfg->query_memory,
-                      .ingest_memory = cfg->ingest_memory};
+                      .ingest_memory = cfg->ingest_memory, .log = log_message};
     so.kafka = kafka;
     strata_server *srv;
     if (server_start(cat, &so, &srv, &err) != 0) {

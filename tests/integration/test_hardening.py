@@ -10,6 +10,7 @@ it, each test named after the failure it guards against:
   failed_commit_fsync_degrades_health                     (a commit not known durable)
   damaged_segment_found_by_a_query_degrades_health        (checksum failure at query time)
   broken_table_does_not_stop_the_server                   (one table cannot be opened)
+  lost_manifest_keeps_the_table_aside                     (segments without a MANIFEST)
   kafka_table_that_cannot_consume_is_refused_or_degraded  (no brokers)
   concurrent_puts_start_one_consumer                      (a race in attach)
   failed_drop_keeps_consuming                             (DELETE whose rename fails)
@@ -135,9 +136,9 @@ def refused_request_leaves_no_rows():
 def failed_commit_fsync_degrades_health():
     data = data_dir("fsync")
     sch = write_json(os.path.join(WORK, "fsync-t.json"), dict(SMALL, name="t"))
-    # Directory fsyncs: table dir, data dir (creating t), raw dir (new partition), then the
-    # manifest commit: the fourth fails.
-    s = Server(data, "fsync", ["--table", sch], env={"STRATA_FAULTS": "fsync_dir:3:1"})
+    # Directory fsyncs: table dir, data dir (creating t), the new partition's empty
+    # MANIFEST, raw dir (new partition), then the first segment's commit: the fifth fails.
+    s = Server(data, "fsync", ["--table", sch], env={"STRATA_FAULTS": "fsync_dir:4:1"})
     st, r = s.json("POST", "/ingest/t", lines(100))
     check(st == 500 and "not yet durable" in r.get("error", ""), "ingest whose commit fsync failed: %s %s" % (st, r))
     st, h = s.json("GET", "/health")
@@ -178,6 +179,8 @@ def damaged_segment_found_by_a_query_degrades_health():
     check(h.get("status") == "degraded" and os.path.basename(seg) in h.get("reason", ""), "health: %s" % h)
     st, info = s.json("GET", "/tables/t")
     check(info.get("damage", {}).get("found", 0) >= 1, "the table shows it: %s" % info.get("damage"))
+    s.json("POST", "/query", {"table": "t", "from": T0 + 1, "select": [{"fn": "sum", "column": "n"}]})
+    check(s.log().count("DAMAGED SEGMENT") == 1, "the log says so, once: %d" % s.log().count("DAMAGED SEGMENT"))
     s.stop()
 
 
@@ -208,6 +211,23 @@ def broken_table_does_not_stop_the_server():
     check(st == 200, "it can be dropped: %s %s" % (st, r))
     check(s.json("GET", "/health")[1].get("status") == "ok", "then health is ok")
     check(s.json("PUT", "/tables/bad", SMALL)[0] == 201, "and the name is free")
+    s.stop()
+
+
+def lost_manifest_keeps_the_table_aside():
+    data = data_dir("lostman")
+    s = Server(data, "lostman")
+    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
+    check(s.json("POST", "/ingest/t", lines(100))[0] == 200, "ingest")
+    s.stop()
+    man = os.path.join(data, "t", "raw", "2024-01-01", "MANIFEST")
+    os.unlink(man)
+    s = Server(data, "lostman2")
+    st, r = s.json("GET", "/tables/t")
+    check(st == 503 and "MANIFEST is missing" in r.get("error", ""), "the table is kept aside: %s %s" % (st, r))
+    check(s.json("GET", "/health")[1].get("status") == "degraded", "health degraded")
+    segs = [f for f in os.listdir(os.path.dirname(man)) if f.endswith(".seg")]
+    check(len(segs) == 1, "its segment is still there: %s" % segs)
     s.stop()
 
 
@@ -340,6 +360,9 @@ def offsets_going_backwards_stop_then_accept():
     st, h = s.json("GET", "/health")
     check(h.get("status") == "degraded" and "offsets went backwards" in h.get("reason", "") and
           "retention" not in h.get("reason", ""), "health names a reset, not retention: %s" % h)
+    stopped_problems = [p for p in h.get("problems", []) if "is stopped" in p]
+    check(len(stopped_problems) == 4 and all(("partition %d of bk" % i) in " ".join(stopped_problems) for i in range(4)),
+          "one problem per stopped partition, none cut: %s" % h.get("problems"))
     check("STOPPED" in s.log() and "LOST DATA" not in s.log(), "the log says it stopped")
     check(s.count("bk") == t1["events"], "nothing new was taken for a replay or landed: %d" % s.count("bk"))
     st, r = s.json("POST", "/tables/bk/kafka/accept-reset")
@@ -357,6 +380,18 @@ def offsets_going_backwards_stop_then_accept():
     time.sleep(8)  # assigned again; nothing may land twice or stop
     check(s.count("bk") == want, "after a restart the new epoch resumes exactly: %d of %d" % (s.count("bk"), want))
     check(s.json("GET", "/health")[1].get("status") == "ok", "health ok after restart")
+    # A second node joins the group with a fresh table: it takes its partitions over where
+    # the first left them, in their new epoch, and reads nothing again.
+    sch = os.path.join(WORK, "backwards.json")
+    s2 = Server(data_dir("backwards-node2"), "backwards-node2", ["--table", sch, "--kafka-brokers", b.addr])
+    split = wait_for(lambda: all(s_.json("GET", "/tables/bk")[1].get("kafka", {}).get("partitions")
+                                 for s_ in (s, s2)), 40)
+    check(split, "the two nodes split the partitions")
+    t4 = gen(b.addr, "bk", os.path.join(WORK, "backwards4.json"), "--count", "200", "--seed", "4")
+    want += t4["events"]
+    got = wait_count([s, s2], "bk", want, 30)
+    check(got == want, "two nodes hold every event once: %d + %d = %d of %d" % (s.count("bk"), s2.count("bk"), got, want))
+    s2.stop()
     s.stop()
     b.stop()
 
@@ -393,7 +428,8 @@ def dead_letters_not_durable_are_read_again():
 TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_table_to_a_drop_writes_nothing_new,
          second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
          failed_commit_fsync_degrades_health, damaged_segment_found_by_a_query_degrades_health,
-         broken_table_does_not_stop_the_server, kafka_table_that_cannot_consume_is_refused_or_degraded,
+         broken_table_does_not_stop_the_server, lost_manifest_keeps_the_table_aside,
+         kafka_table_that_cannot_consume_is_refused_or_degraded,
          concurrent_puts_start_one_consumer, failed_drop_keeps_consuming,
          restart_consumes_within_seconds_and_shows_assigning, recreated_table_does_not_inherit_dropped_offsets,
          offsets_going_backwards_stop_then_accept, offsets_going_backwards_accepted_by_policy,

@@ -35,30 +35,15 @@ TAIL = os.path.join(BUILD, "tests", "kafka_tail")
 WORK = os.path.join(BUILD, "test-tmp", "kafka-%d" % os.getpid())
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Broker, Server, check, wait_count  # noqa: E402
+from harness import Broker, Server, check, order_schema, wait_count, write_json  # noqa: E402
 
 
 def schema(name, brokers, topic):
-    return {
-        "name": name,
-        "columns": [
-            {"name": "ts", "type": "timestamp"}, {"name": "event_id", "type": "uint64"},
-            {"name": "user_id", "type": "uint64"}, {"name": "country", "type": "string"},
-            {"name": "category", "type": "string"}, {"name": "status", "type": "string"},
-            {"name": "device", "type": "string"}, {"name": "amount", "type": "float64"},
-            {"name": "quantity", "type": "int32"}, {"name": "version", "type": "uint64"},
-        ],
-        "time_column": "ts",
-        "storage": {"memtable_age": "300ms"},
-        "kafka": {"brokers": brokers, "topic": topic,
-                  "properties": {"session.timeout.ms": "3000", "heartbeat.interval.ms": "500"}},
-    }
+    return order_schema(name, brokers, topic,
+                        properties={"session.timeout.ms": "3000", "heartbeat.interval.ms": "500"})
 
 
-def write_schema(path, sc):
-    with open(path, "w") as f:
-        json.dump(sc, f)
-    return path
+write_schema = write_json
 
 
 def gen(brokers, topic, totals, *args, wait=True):

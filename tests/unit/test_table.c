@@ -679,10 +679,49 @@ TEST(dropped_table_refuses_writes_but_reads)
     row_batch_free(&b);
 }
 
+/* Found by a new user: a partition whose MANIFEST was lost had its committed segments
+ * deleted at the next open, as if a flush had crashed before its first commit. A
+ * partition now gets its MANIFEST when it is made, and segments without one refuse the
+ * open, untouched. */
+TEST(lost_manifest_refuses_the_open_and_deletes_nothing)
+{
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "lostman");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    fill(&b, 0, 2000, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    char pdir[4200], path[4300];
+    snprintf(pdir, sizeof pdir, "%s/events/raw/2024-01-01", dir);
+    snprintf(path, sizeof path, "%s/MANIFEST", pdir);
+    ASSERT_EQ(access(path, F_OK), 0); /* there before any flush */
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    table_close(t);
+    ASSERT_EQ(unlink(path), 0);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), STRATA_ECORRUPT);
+    ASSERT_CONTAINS(err.msg, "MANIFEST is missing but 1 segment file(s)");
+    snprintf(path, sizeof path, "%s/0000000000000001.seg", pdir);
+    ASSERT_EQ(access(path, F_OK), 0); /* nothing deleted */
+    /* A partition directory with neither (made and never flushed) still opens. */
+    snprintf(path, sizeof path, "%s/events/raw/2024-02-01", dir);
+    ASSERT_EQ(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/0000000000000001.seg", pdir);
+    ASSERT_EQ(unlink(path), 0);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    table_close(t);
+    row_batch_free(&b);
+}
+
 TEST_LIST(T(manifest_round_trip_and_damage), T(append_refuses_times_outside_supported_range), T(memtable_append_and_read),
           T(memtable_readers_see_consistent_prefix_while_writer_appends),
           T(table_flush_reopen_same_rows),
           T(recovery_removes_uncommitted_files_and_refuses_missing_segments),
           T(memory_budget_refuses_then_flush_frees), T(append_out_of_memory_part_way_lands_nothing),
           T(sourced_append_out_of_memory_moves_no_offsets), T(commit_whose_directory_fsync_fails_keeps_its_segment),
-          T(partition_directory_fsync_failure_appends_nothing), T(dropped_table_refuses_writes_but_reads))
+          T(partition_directory_fsync_failure_appends_nothing), T(dropped_table_refuses_writes_but_reads),
+          T(lost_manifest_refuses_the_open_and_deletes_nothing))
