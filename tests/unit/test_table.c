@@ -471,31 +471,58 @@ TEST(append_refuses_times_outside_supported_range)
 
 /* ---- failures part way: every one found by making a chosen call fail (engine/fault.h) -- */
 
+/* A fresh table of make_schema's kind in its own directory, and a batch for it. */
+typedef struct fixture {
+    char dir[4096];
+    strata_schema s;
+    strata_table *t;
+    row_batch b;
+    strata_err err;
+} fixture;
+
+static void fixture_open(fixture *f, const char *name, uint64_t memtable_rows)
+{
+    memset(f, 0, sizeof *f);
+    tmpdir(f->dir, sizeof f->dir, name);
+    make_schema(&f->s);
+    if (memtable_rows)
+        f->s.memtable_max_rows = memtable_rows;
+    ASSERT_EQ(table_open(f->dir, &f->s, &f->t, &f->err), 0);
+    ASSERT_EQ(row_batch_init(&f->b, &f->s, 0), 0);
+}
+
+static void fixture_reopen(fixture *f)
+{
+    table_close(f->t);
+    ASSERT_EQ(table_open(f->dir, &f->s, &f->t, &f->err), 0);
+}
+
+static void fixture_close(fixture *f)
+{
+    table_close(f->t);
+    row_batch_free(&f->b);
+}
+
 /* B8: an append that runs out of memory part way (a second partition, a fresh memtable,
  * a string dictionary) lands nothing and shows nothing; retried, it lands once. Every
  * allocation the append makes is failed in turn. */
 TEST(append_out_of_memory_part_way_lands_nothing)
 {
-    char dir[4096];
-    tmpdir(dir, sizeof dir, "oom_append");
-    strata_schema s;
-    make_schema(&s);
-    s.memtable_max_rows = 3000; /* the batch fills fresh memtables in every partition */
+    fixture f;
+    fixture_open(&f, "oom_append", 3000);
+    strata_table *t = f.t;
+    row_batch *b = &f.b;
     strata_err err = {0};
-    strata_table *t;
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    row_batch b;
-    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
     int64_t t0 = 1704067200000;
-    fill(&b, 0, 1000, t0, 20000);
-    ASSERT_EQ(table_append(t, &b, &err), 0);
-    fill(&b, 1000, 11000, t0, 20000); /* 12000 rows x 20 s: three day partitions */
+    fill(b, 0, 1000, t0, 20000);
+    ASSERT_EQ(table_append(t, b, &err), 0);
+    fill(b, 1000, 11000, t0, 20000); /* 12000 rows x 20 s: three day partitions */
     sums want, got;
     expected_sums(1000, &want);
     int failures = 0;
     for (uint64_t skip = 0;; skip++) {
         fault_arm(FAULT_MEMTABLE_ALLOC, skip, 1);
-        int rc = table_append(t, &b, &err);
+        int rc = table_append(t, b, &err);
         bool hit = fault_failures(FAULT_MEMTABLE_ALLOC) > 0;
         fault_reset();
         if (!hit) {
@@ -515,36 +542,30 @@ TEST(append_out_of_memory_part_way_lands_nothing)
     sum_snapshot(t, &got);
     assert_sums_eq(&got, &want);
     ASSERT_EQ(table_flush(t, true, &err), 0);
-    table_close(t);
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    fixture_reopen(&f);
+    t = f.t;
     sum_snapshot(t, &got);
     assert_sums_eq(&got, &want);
-    table_close(t);
-    row_batch_free(&b);
+    fixture_close(&f);
 }
 
 /* B8 for sourced appends (Kafka): a failed batch moves no resume point, and the retry and
  * a later replay of the whole source land every row once. */
 TEST(sourced_append_out_of_memory_moves_no_offsets)
 {
-    char dir[4096];
-    tmpdir(dir, sizeof dir, "oom_sourced");
-    strata_schema s;
-    make_schema(&s);
-    s.memtable_max_rows = 3000;
+    fixture f;
+    fixture_open(&f, "oom_sourced", 3000);
+    strata_table *t = f.t;
+    row_batch *b = &f.b;
     strata_err err = {0};
-    strata_table *t;
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    row_batch b;
-    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
     int64_t t0 = 1704067200000, offs[8000];
     for (int i = 0; i < 8000; i++)
         offs[i] = i;
-    fill(&b, 0, 8000, t0, 30000);
+    fill(b, 0, 8000, t0, 30000);
     uint64_t skipped = 0;
     for (uint64_t skip = 0;; skip++) {
         fault_arm(FAULT_MEMTABLE_ALLOC, skip, 1);
-        int rc = table_append_sourced(t, &b, "kafka:o", 3, offs, 8000, &skipped, &err);
+        int rc = table_append_sourced(t, b, "kafka:o", 3, offs, 8000, &skipped, &err);
         bool hit = fault_failures(FAULT_MEMTABLE_ALLOC) > 0;
         fault_reset();
         if (!hit) {
@@ -561,16 +582,15 @@ TEST(sourced_append_out_of_memory_moves_no_offsets)
     ASSERT_EQ(skipped, 0);
     ASSERT_EQ(table_flush(t, true, &err), 0);
     ASSERT_EQ(table_source_resume(t, "kafka:o", 3), 8000);
-    table_close(t);
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    ASSERT_EQ(table_append_sourced(t, &b, "kafka:o", 3, offs, 8000, &skipped, &err), 0);
+    fixture_reopen(&f);
+    t = f.t;
+    ASSERT_EQ(table_append_sourced(t, b, "kafka:o", 3, offs, 8000, &skipped, &err), 0);
     ASSERT_EQ(skipped, 8000); /* a replay from offset 0 lands nothing twice */
     sums want, got;
     expected_sums(8000, &want);
     sum_snapshot(t, &got);
     assert_sums_eq(&got, &want);
-    table_close(t);
-    row_batch_free(&b);
+    fixture_close(&f);
 }
 
 /* B4: the directory fsync after a manifest rename fails. The commit has happened, so the
@@ -578,17 +598,13 @@ TEST(sourced_append_out_of_memory_moves_no_offsets)
  * writes with the reason until it is reopened. */
 TEST(commit_whose_directory_fsync_fails_keeps_its_segment)
 {
-    char dir[4096];
-    tmpdir(dir, sizeof dir, "fsync_commit");
-    strata_schema s;
-    make_schema(&s);
+    fixture f;
+    fixture_open(&f, "fsync_commit", 0);
+    strata_table *t = f.t;
+    row_batch *b = &f.b;
     strata_err err = {0};
-    strata_table *t;
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    row_batch b;
-    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
-    fill(&b, 0, 3000, 1704067200000, 1000);
-    ASSERT_EQ(table_append(t, &b, &err), 0);
+    fill(b, 0, 3000, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, b, &err), 0);
     fault_arm(FAULT_FSYNC_DIR, 0, 1); /* the flush's only directory fsync: after the rename */
     ASSERT_EQ(table_flush(t, true, &err), STRATA_EIO);
     ASSERT_EQ(fault_failures(FAULT_FSYNC_DIR), 1);
@@ -601,82 +617,71 @@ TEST(commit_whose_directory_fsync_fails_keeps_its_segment)
     expected_sums(3000, &want);
     sum_snapshot(t, &got);
     assert_sums_eq(&got, &want); /* once: the segment replaced the memtable */
-    fill(&b, 3000, 10, 1704067200000, 1000);
-    ASSERT_EQ(table_append(t, &b, &err), STRATA_EIO);
+    fill(b, 3000, 10, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, b, &err), STRATA_EIO);
     ASSERT_CONTAINS(err.msg, "refuses writes");
     ASSERT_EQ(table_flush(t, true, &err), STRATA_EIO);
-    table_close(t);
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0); /* the committed segment is there */
+    fixture_reopen(&f);
+    t = f.t; /* the committed segment is there */
     sum_snapshot(t, &got);
     assert_sums_eq(&got, &want);
     ASSERT(!table_failure(t, why, sizeof why));
-    table_close(t);
-    row_batch_free(&b);
+    fixture_close(&f);
 }
 
 /* B5: a new partition directory that cannot be made durable takes no rows. */
 TEST(partition_directory_fsync_failure_appends_nothing)
 {
-    char dir[4096];
-    tmpdir(dir, sizeof dir, "fsync_part");
-    strata_schema s;
-    make_schema(&s);
+    fixture f;
+    fixture_open(&f, "fsync_part", 0);
+    strata_table *t = f.t;
+    row_batch *b = &f.b;
     strata_err err = {0};
-    strata_table *t;
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    row_batch b;
-    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
-    fill(&b, 0, 2000, 1704067200000, 60000); /* two day partitions */
+    fill(b, 0, 2000, 1704067200000, 60000); /* two day partitions */
     fault_arm(FAULT_FSYNC_DIR, 1, 1);          /* the second new partition's */
-    ASSERT_EQ(table_append(t, &b, &err), STRATA_EIO);
+    ASSERT_EQ(table_append(t, b, &err), STRATA_EIO);
     ASSERT_EQ(fault_failures(FAULT_FSYNC_DIR), 1);
     fault_reset();
     ASSERT_CONTAINS(err.msg, "fsync directory");
     table_stats st;
     table_get_stats(t, &st);
     ASSERT_EQ(st.memtable_rows, 0);
-    ASSERT_EQ(table_append(t, &b, &err), 0);
+    ASSERT_EQ(table_append(t, b, &err), 0);
     ASSERT_EQ(table_flush(t, true, &err), 0);
     sums want, got;
     expected_sums(2000, &want);
     sum_snapshot(t, &got);
     assert_sums_eq(&got, &want);
-    table_close(t);
-    row_batch_free(&b);
+    fixture_close(&f);
 }
 
 /* B3 (engine side): once a drop has paused and marked the table, nothing more is written
  * through it; reads go on. A pause that ends without a drop leaves it writable. */
 TEST(dropped_table_refuses_writes_but_reads)
 {
-    char dir[4096];
-    tmpdir(dir, sizeof dir, "dropped");
-    strata_schema s;
-    make_schema(&s);
+    fixture f;
+    fixture_open(&f, "dropped", 0);
+    strata_table *t = f.t;
+    row_batch *b = &f.b;
     strata_err err = {0};
-    strata_table *t;
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    row_batch b;
-    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
-    fill(&b, 0, 100, 1704067200000, 1000);
-    ASSERT_EQ(table_append(t, &b, &err), 0);
+    fill(b, 0, 100, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, b, &err), 0);
     table_writes_pause(t);
     table_writes_resume(t, false);
     ASSERT_EQ(table_flush(t, true, &err), 0);
-    fill(&b, 100, 100, 1704067200000, 1000);
-    ASSERT_EQ(table_append(t, &b, &err), 0);
+    fill(b, 100, 100, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, b, &err), 0);
     table_writes_pause(t);
     table_writes_resume(t, true);
-    fill(&b, 200, 100, 1704067200000, 1000);
-    ASSERT_EQ(table_append(t, &b, &err), STRATA_ENOTFOUND);
+    fill(b, 200, 100, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, b, &err), STRATA_ENOTFOUND);
     ASSERT_CONTAINS(err.msg, "was dropped");
     ASSERT_EQ(table_flush(t, true, &err), STRATA_ENOTFOUND);
     sums want, got;
     expected_sums(200, &want);
     sum_snapshot(t, &got);
     assert_sums_eq(&got, &want);
-    table_close(t);
-    row_batch_free(&b);
+    fixture_close(&f);
 }
 
 /* Found by a new user: a partition whose MANIFEST was lost had its committed segments
@@ -685,36 +690,31 @@ TEST(dropped_table_refuses_writes_but_reads)
  * open, untouched. */
 TEST(lost_manifest_refuses_the_open_and_deletes_nothing)
 {
-    char dir[4096];
-    tmpdir(dir, sizeof dir, "lostman");
-    strata_schema s;
-    make_schema(&s);
+    fixture f;
+    fixture_open(&f, "lostman", 0);
+    strata_table *t = f.t;
+    row_batch *b = &f.b;
     strata_err err = {0};
-    strata_table *t;
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    row_batch b;
-    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
-    fill(&b, 0, 2000, 1704067200000, 1000);
-    ASSERT_EQ(table_append(t, &b, &err), 0);
+    fill(b, 0, 2000, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, b, &err), 0);
     char pdir[4200], path[4300];
-    snprintf(pdir, sizeof pdir, "%s/events/raw/2024-01-01", dir);
+    snprintf(pdir, sizeof pdir, "%s/events/raw/2024-01-01", f.dir);
     snprintf(path, sizeof path, "%s/MANIFEST", pdir);
     ASSERT_EQ(access(path, F_OK), 0); /* there before any flush */
     ASSERT_EQ(table_flush(t, true, &err), 0);
     table_close(t);
     ASSERT_EQ(unlink(path), 0);
-    ASSERT_EQ(table_open(dir, &s, &t, &err), STRATA_ECORRUPT);
+    ASSERT_EQ(table_open(f.dir, &f.s, &t, &err), STRATA_ECORRUPT);
     ASSERT_CONTAINS(err.msg, "MANIFEST is missing but 1 segment file(s)");
     snprintf(path, sizeof path, "%s/0000000000000001.seg", pdir);
     ASSERT_EQ(access(path, F_OK), 0); /* nothing deleted */
     /* A partition directory with neither (made and never flushed) still opens. */
-    snprintf(path, sizeof path, "%s/events/raw/2024-02-01", dir);
+    snprintf(path, sizeof path, "%s/events/raw/2024-02-01", f.dir);
     ASSERT_EQ(mkdir(path, 0755), 0);
     snprintf(path, sizeof path, "%s/0000000000000001.seg", pdir);
     ASSERT_EQ(unlink(path), 0);
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
-    table_close(t);
-    row_batch_free(&b);
+    ASSERT_EQ(table_open(f.dir, &f.s, &f.t, &err), 0);
+    fixture_close(&f);
 }
 
 TEST_LIST(T(manifest_round_trip_and_damage), T(append_refuses_times_outside_supported_range), T(memtable_append_and_read),
