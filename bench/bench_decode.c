@@ -82,6 +82,11 @@ static int decode_all(int p, const event_decoder *dec, const char *text, const s
 
 int main(int argc, char **argv)
 {
+    if (bench_help(argc, argv,
+                   "usage: bench_decode [EVENTS]\n\n"
+        "Decodes EVENTS reference order events (default 2000000) from NDJSON with the fast\n"
+        "path and with jansson, and prints events/s for both (median of 3 runs).\n"))
+        return 0;
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 2000000;
     if (n == 0) {
         fprintf(stderr, "usage: bench_decode [events]\n");

@@ -16,6 +16,11 @@
 
 int main(int argc, char **argv)
 {
+    if (bench_help(argc, argv,
+                   "usage: bench_gen [ROWS]\n\n"
+        "Generates ROWS reference order events (default 10000000) into row batches and\n"
+        "prints the rate.\n"))
+        return 0;
     uint64_t rows = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
     strata_schema s;
     order_gen_schema(&s);

@@ -168,6 +168,12 @@ static double query_ms(const char *q, char **answer)
 
 int main(int argc, char **argv)
 {
+    if (bench_help(argc, argv,
+                   "usage: bench_http STRATA_BINARY [--rows N] [--batch N] [--connections N] [--data DIR]\n\n"
+        "Starts STRATA_BINARY serve, sends N reference order events (default 10000000) as\n"
+        "NDJSON requests of --batch rows (default 100000) over --connections keep-alive\n"
+        "connections (default 4), then times the queries Q1-Q7 (median of 5). See bench/README.md.\n"))
+        return 0;
     uint64_t rows = 10000000, batch = 100000;
     int connections = 4;
     const char *data = NULL;

@@ -251,6 +251,13 @@ static double strata_land(const char *table, uint64_t want, double timeout_s, do
 
 int main(int argc, char **argv)
 {
+    if (bench_help(argc, argv,
+                   "usage: bench_kafka STRATA_BINARY [--events N] [--partitions N] [--rates R,R,...] [--seconds S]\n"
+        "                   [--final-seconds S] [--latency-rate R] [--data DIR]\n\n"
+        "Kafka ingestion of STRATA_BINARY serve against a bare librdkafka consumer on one\n"
+        "embedded broker: preloaded rate, sustained rates (--rates, empty for none) and event\n"
+        "to queryable latency. See bench/README.md.\n"))
+        return 0;
     static const struct option opts[] = {
         {"events", required_argument, 0, 'n'},  {"partitions", required_argument, 0, 'p'},
         {"rates", required_argument, 0, 'r'},   {"seconds", required_argument, 0, 's'},

@@ -1,12 +1,27 @@
 /*
  * bench_util.h — the few helpers every benchmark program shares: a monotonic clock in
- * seconds and the median of a handful of runs.
+ * seconds, the median of a handful of runs, and --help.
  */
 #ifndef STRATA_BENCH_UTIL_H
 #define STRATA_BENCH_UTIL_H
 
 #include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdbool.h>
 #include <time.h>
+
+/* When argv holds --help or -h: prints usage (the program's summary and flags) on stdout
+ * and returns true; the caller exits 0. */
+static inline bool bench_help(int argc, char **argv, const char *usage)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return true;
+        }
+    return false;
+}
 
 static inline double bench_now_s(void)
 {

@@ -34,6 +34,7 @@
 #include "block.h"
 #include "memtable.h"
 #include "sketch.h"
+#include "units.h"
 
 #define BLOCK_ROWS STRATA_BLOCK_ROWS
 _Static_assert(BLOCK_ROWS == MEMTABLE_CHUNK_ROWS,
@@ -420,11 +421,14 @@ static int exec_check_memory(exec *x)
     } else {
         total = atomic_load(x->mem_total);
     }
-    if (total > x->q->max_memory)
+    if (total > x->q->max_memory) {
+        char limit[32];
+        strata_format_bytes(x->q->max_memory, limit, sizeof limit);
         return strata_err_set(x->err, STRATA_EFULL,
-                              "query: needs more than %" PRIu64 " MiB of memory for its groups "
+                              "query: needs more than its memory limit of %s for its groups "
                               "(%" PRIu64 " groups so far); narrow the query or raise the limit",
-                              x->q->max_memory >> 20, x->groups.n);
+                              limit, x->groups.n);
+    }
     return 0;
 }
 

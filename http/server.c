@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +72,7 @@ typedef struct request {
     strata_server *s;
     route route;
     char table[STRATA_NAME_MAX + 1];
+    const char *allow; /* the methods the path takes, for 405 and OPTIONS answers */
     bool method_ok, too_large, bad_name, auth_ok;
     bytebuf body;
     uint64_t limit;
@@ -99,20 +101,32 @@ static double now_ms(void)
 
 /* ---- responses ---------------------------------------------------------------------- */
 
-static enum MHD_Result send_text(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                 char *text, size_t len, const char *ctype)
+/* Sends text (taken over) with its content type and the extra headers (NULL, or name,
+ * value, ..., NULL). */
+static enum MHD_Result send_text_with(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                      char *text, size_t len, const char *ctype,
+                                      const char *const *headers)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", ctype);
+    if (ctype)
+        MHD_add_response_header(r, "Content-Type", ctype);
+    for (int i = 0; headers && headers[i]; i += 2)
+        MHD_add_response_header(r, headers[i], headers[i + 1]);
     enum MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     if (status >= 100 && status < 600)
         atomic_fetch_add(&s->status_count[status / 100], 1);
     return ok;
+}
+
+static enum MHD_Result send_text(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                 char *text, size_t len, const char *ctype)
+{
+    return send_text_with(s, c, status, text, len, ctype, NULL);
 }
 
 static enum MHD_Result send_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j)
@@ -131,22 +145,42 @@ static enum MHD_Result send_json(strata_server *s, struct MHD_Connection *c, uns
     return send_text(s, c, status, text, n, "application/json");
 }
 
-static enum MHD_Result send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static enum MHD_Result send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *fmt, ...)
+static enum MHD_Result send_error_v(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                    const char *const *headers, const char *fmt, va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     size_t len;
     char *body = json_error_body(msg, &len);
     if (!body)
         return MHD_NO;
-    return send_text(s, c, status, body, len, "application/json");
+    return send_text_with(s, c, status, body, len, "application/json", headers);
+}
+
+static enum MHD_Result send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result r = send_error_v(s, c, status, NULL, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* send_error with extra headers (name, value, ..., NULL). */
+static enum MHD_Result send_error_with(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                       const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static enum MHD_Result send_error_with(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                       const char *const *headers, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result r = send_error_v(s, c, status, headers, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 static unsigned status_of(int code)
@@ -175,44 +209,57 @@ static bool name_from(const char *p, char *out, size_t cap, bool *bad)
     return true;
 }
 
-/* Fills rq->route / table / method_ok from the URL and method. */
+/* Whether method is one of allow ("GET, HEAD, OPTIONS"). */
+static bool method_in(const char *method, const char *allow)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == 0))
+            return true;
+    return false;
+}
+
+/* Fills rq->route / table / allow / method_ok from the URL and method. HEAD goes with GET
+ * and OPTIONS with every path (browsers and probes send both). */
 static void route_request(request *rq, const char *url, const char *method)
 {
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
-         put = strcmp(method, "PUT") == 0;
+    static const char GETS[] = "GET, HEAD, OPTIONS", POSTS[] = "POST, OPTIONS",
+                      TABLE[] = "GET, HEAD, PUT, DELETE, OPTIONS";
+    rq->allow = NULL;
     if (strcmp(url, "/health") == 0) {
         rq->route = R_HEALTH;
-        rq->method_ok = get;
+        rq->allow = GETS;
     } else if (strcmp(url, "/metrics") == 0) {
         rq->route = R_METRICS;
-        rq->method_ok = get;
+        rq->allow = GETS;
     } else if (strcmp(url, "/query") == 0) {
         rq->route = R_QUERY;
-        rq->method_ok = post;
+        rq->allow = POSTS;
     } else if (strcmp(url, "/tables") == 0 || strcmp(url, "/tables/") == 0) {
         rq->route = R_TABLES;
-        rq->method_ok = get;
+        rq->allow = GETS;
     } else if (strncmp(url, "/ingest/", 8) == 0) {
         if (name_from(url + 8, rq->table, sizeof rq->table, &rq->bad_name) &&
             url[8 + strlen(rq->table)] == 0) {
             rq->route = R_INGEST;
-            rq->method_ok = post;
+            rq->allow = POSTS;
         }
     } else if (strncmp(url, "/tables/", 8) == 0) {
         if (name_from(url + 8, rq->table, sizeof rq->table, &rq->bad_name)) {
             const char *rest = url + 8 + strlen(rq->table);
             if (*rest == 0) {
                 rq->route = R_TABLE;
-                rq->method_ok = get || put || strcmp(method, "DELETE") == 0;
+                rq->allow = TABLE;
             } else if (strcmp(rest, "/flush") == 0) {
                 rq->route = R_TABLE_FLUSH;
-                rq->method_ok = post;
+                rq->allow = POSTS;
             } else if (strcmp(rest, "/kafka/accept-reset") == 0) {
                 rq->route = R_ACCEPT_RESET;
-                rq->method_ok = post;
+                rq->allow = POSTS;
             }
         }
     }
+    rq->method_ok = rq->allow && method_in(method, rq->allow);
 }
 
 /* ---- table endpoints ------------------------------------------------------------------ */
@@ -277,10 +324,16 @@ static json_t *service_problems(strata_server *s)
     return arr;
 }
 
-static enum MHD_Result handle_health(strata_server *s, struct MHD_Connection *c)
+/* GET /health. full: with the tables, uptime and the reasons; else (a request without the
+ * token) the status alone, for liveness probes. */
+static enum MHD_Result handle_health(strata_server *s, struct MHD_Connection *c, bool full)
 {
     json_t *problems = service_problems(s);
     bool degraded = json_array_size(problems) > 0;
+    if (!full) {
+        json_decref(problems);
+        return send_json(s, c, 200, json_pack("{s:s}", "status", degraded ? "degraded" : "ok"));
+    }
     json_t *j = json_pack("{s:s, s:I, s:f}", "status", degraded ? "degraded" : "ok", "tables",
                           (json_int_t)catalog_count(s->cat), "uptime_s", (now_ms() - s->started) / 1000);
     if (degraded) {
@@ -336,7 +389,7 @@ static enum MHD_Result send_no_table(strata_server *s, struct MHD_Connection *c,
 static enum MHD_Result handle_table(strata_server *s, struct MHD_Connection *c, request *rq,
                                     const char *method)
 {
-    if (strcmp(method, "GET") == 0) {
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
         strata_table *t = catalog_get(s->cat, rq->table);
         if (!t)
             return send_no_table(s, c, rq->table, "");
@@ -668,6 +721,14 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     if (rc) {
         query_free(&q);
         atomic_fetch_add(&s->query_errors, 1);
+        /* Say which setting the limit is, so the operator knows what to raise. */
+        const char *which = rc != STRATA_EFULL           ? NULL
+                            : strstr(err.msg, "memory")  ? "strata serve --query-memory, or query_memory in the config"
+                            : strstr(err.msg, "groups")  ? "query_max_groups in the config"
+                            : strstr(err.msg, "time limit") ? "strata serve --query-timeout, or query_timeout in the config"
+                                                         : NULL;
+        if (which)
+            return send_error(s, c, status_of(rc), "%s (the limit is %s)", err.msg, which);
         return send_error(s, c, status_of(rc), "%s", err.msg);
     }
     size_t out_len;
@@ -772,16 +833,22 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
 
 /* ---- the access handler ------------------------------------------------------------------ */
 
-/* Compares a request's Authorization header with the expected one in time that depends
- * only on the expected header's length, so timing does not tell how much of a guess was
- * right. */
+/* Whether a request's Authorization header carries the token: the scheme "Bearer" in any
+ * case (RFC 7235), then the token compared in time that depends only on the expected
+ * token's length, so timing does not tell how much of a guess was right. */
 static bool auth_header_matches(const strata_server *s, const char *got)
 {
-    size_t want_len = strlen(s->auth_header), got_len = strnlen(got, sizeof s->auth_header);
+    if (strncasecmp(got, "Bearer ", 7) != 0)
+        return false;
+    got += 7;
+    while (*got == ' ')
+        got++;
+    const char *want = s->auth_header + 7; /* "Bearer <token>" */
+    size_t want_len = strlen(want), got_len = strnlen(got, sizeof s->auth_header);
     unsigned char diff = got_len != want_len;
     for (size_t i = 0; i < want_len; i++) {
         unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
-        diff |= g ^ (unsigned char)s->auth_header[i];
+        diff |= g ^ (unsigned char)want[i];
     }
     return diff == 0;
 }
@@ -867,18 +934,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     /* The body is complete: answer. */
-    if (!rq->auth_ok)
-        return send_error(s, c, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (!rq->auth_ok && rq->route == R_HEALTH && get)
+        return handle_health(s, c, false); /* liveness for probes: nothing about the data */
+    if (!rq->auth_ok) {
+        static const char *const www[] = {"WWW-Authenticate", "Bearer realm=\"strata\"", NULL};
+        return send_error_with(s, c, 401, www, "missing or wrong bearer token (Authorization: Bearer <token>)");
+    }
     if (rq->bad_name)
         return send_error(s, c, 400, "a table name must be 1 to %d characters", STRATA_NAME_MAX - 1);
     if (rq->route == R_NONE)
         return send_error(s, c, 404, "no such path: %s %s", method, url);
-    if (!rq->method_ok)
-        return send_error(s, c, 405, "%s is not allowed on %s", method, url);
+    if (rq->method_ok && strcmp(method, "OPTIONS") == 0) {
+        const char *const allow[] = {"Allow", rq->allow, NULL};
+        return send_text_with(s, c, 204, NULL, 0, NULL, allow);
+    }
+    if (!rq->method_ok) {
+        const char *const allow[] = {"Allow", rq->allow, NULL};
+        return send_error_with(s, c, 405, allow, "%s is not allowed on %s (allowed: %s)", method, url, rq->allow);
+    }
     if (rq->too_large)
         return send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes", rq->limit);
     switch (rq->route) {
-    case R_HEALTH: return handle_health(s, c);
+    case R_HEALTH: return handle_health(s, c, true);
     case R_METRICS: return handle_metrics(s, c);
     case R_TABLES: return handle_tables(s, c);
     case R_TABLE: return handle_table(s, c, rq, method);
@@ -891,6 +969,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return ingest_finish(s, c, rq);
     default: return send_error(s, c, 404, "no such path");
     }
+}
+
+/* libmicrohttpd's own messages (a failed bind, a broken connection) go to the server's
+ * log as one line each, not raw to stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    strata_server *s = cls;
+    char line[600];
+    int n = snprintf(line, sizeof line, "http: ");
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    line[strcspn(line, "\n")] = 0;
+    if (s->opts.log)
+        s->opts.log(line);
 }
 
 int server_start(strata_catalog *cat, const server_opts *opts, strata_server **out, strata_err *err)
@@ -924,19 +1015,28 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
         snprintf(s->auth_header, sizeof s->auth_header, "Bearer %s", opts->auth_token);
     s->started = now_ms();
     struct sockaddr_in sa;
+    struct sockaddr_in6 sa6;
     memset(&sa, 0, sizeof sa);
+    memset(&sa6, 0, sizeof sa6);
     sa.sin_family = AF_INET;
     sa.sin_port = htons(opts->port);
-    if (inet_pton(AF_INET, s->opts.host, &sa.sin_addr) != 1) {
-        int rc = strata_err_set(err, STRATA_EINVAL, "listen: '%s' is not an IPv4 address", s->opts.host);
+    sa6.sin6_family = AF_INET6;
+    sa6.sin6_port = htons(opts->port);
+    bool v6 = strchr(s->opts.host, ':') != NULL;
+    if (v6 ? inet_pton(AF_INET6, s->opts.host, &sa6.sin6_addr) != 1
+           : inet_pton(AF_INET, s->opts.host, &sa.sin_addr) != 1) {
+        int rc = strata_err_set(err, STRATA_EINVAL, "listen: '%s' is not an IPv4 or IPv6 address",
+                                s->opts.host);
         free(s);
         return rc;
     }
     s->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, opts->port, NULL, NULL, on_request, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), opts->port, NULL,
+        NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+        v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)s->opts.threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_END);
     if (!s->daemon) {
         free(s);
         return strata_err_set(err, STRATA_EIO, "cannot listen on %s:%u (in use, or not an address of "

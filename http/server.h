@@ -34,7 +34,7 @@
 #include "kafka_ingest.h"
 
 typedef struct server_opts {
-    const char *host;         /* numeric IPv4 address, default "127.0.0.1" */
+    const char *host;         /* numeric IPv4 or IPv6 address, default "127.0.0.1" */
     uint16_t port;            /* default 8686; 0 picks a free port */
     const char *auth_token;   /* when set, every request needs "Authorization: Bearer <t>" */
     uint64_t max_body;        /* bytes, every endpoint but /ingest; default 1 MiB */

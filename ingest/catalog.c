@@ -32,6 +32,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "fault.h"
 #include "manifest.h"
 #include "schema_json.h"
@@ -399,10 +401,69 @@ strata_table *catalog_at(strata_catalog *c, size_t i)
     return t;
 }
 
-static bool same_schema(const strata_schema *a, const strata_schema *b)
+/* Writes the path of the first place where JSON values a and b differ ("partition_by",
+ * "columns[2].type", "kafka.topic") into path, and what each holds into what; false when
+ * they are equal. */
+static bool first_difference(json_t *a, json_t *b, char *path, size_t cap, char *what, size_t wcap)
+{
+    if (json_equal(a, b))
+        return false;
+    size_t n = strlen(path);
+    if (json_is_object(a) && json_is_object(b)) {
+        const char *key;
+        json_t *va;
+        json_object_foreach(a, key, va) {
+            json_t *vb = json_object_get(b, key);
+            snprintf(path + n, cap - n, "%s%s", n ? "." : "", key);
+            if (!vb) {
+                snprintf(what, wcap, "missing from the request");
+                return true;
+            }
+            if (first_difference(va, vb, path, cap, what, wcap))
+                return true;
+        }
+        json_object_foreach(b, key, va) {
+            if (!json_object_get(a, key)) {
+                snprintf(path + n, cap - n, "%s%s", n ? "." : "", key);
+                snprintf(what, wcap, "not in the existing table");
+                return true;
+            }
+        }
+    } else if (json_is_array(a) && json_is_array(b)) {
+        size_t na = json_array_size(a), nb = json_array_size(b);
+        for (size_t i = 0; i < na && i < nb; i++) {
+            snprintf(path + n, cap - n, "[%zu]", i);
+            if (first_difference(json_array_get(a, i), json_array_get(b, i), path, cap, what, wcap))
+                return true;
+        }
+        path[n] = 0;
+        snprintf(what, wcap, "%zu entries in the existing table, %zu in the request", na, nb);
+        return true;
+    }
+    path[n] = 0;
+    char *x = json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT), *y = json_dumps(b, JSON_ENCODE_ANY | JSON_COMPACT);
+    snprintf(what, wcap, "%.120s in the existing table, %.120s in the request", x ? x : "?", y ? y : "?");
+    free(x);
+    free(y);
+    return true;
+}
+
+/* Whether a and b are the same schema (the same canonical JSON); when not, says where in
+ * why. */
+static bool same_schema(const strata_schema *a, const strata_schema *b, char *why, size_t cap)
 {
     char *x = schema_json_dump(a), *y = schema_json_dump(b);
     bool same = x && y && strcmp(x, y) == 0;
+    if (!same && why) {
+        json_t *ja = x ? json_loads(x, 0, NULL) : NULL, *jb = y ? json_loads(y, 0, NULL) : NULL;
+        char path[256] = "", what[300] = "";
+        if (ja && jb && first_difference(ja, jb, path, sizeof path, what, sizeof what))
+            snprintf(why, cap, "%s: %s", path[0] ? path : "schema", what);
+        else
+            snprintf(why, cap, "the schemas differ");
+        json_decref(ja);
+        json_decref(jb);
+    }
     free(x);
     free(y);
     return same;
@@ -428,9 +489,11 @@ int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out
     ptrdiff_t at = find(c, s->name);
     if (at >= 0) {
         t = c->tables[at]->t;
-        if (!same_schema(table_schema(t), norm))
+        char why[600];
+        if (!same_schema(table_schema(t), norm, why, sizeof why))
             rc = strata_err_set(err, STRATA_EEXIST,
-                                "table '%s' exists with a different schema", s->name);
+                                "table '%s' exists with a different schema: %s (drop it first to "
+                                "change the schema)", s->name, why);
         goto done;
     }
     if ((at = broken_find(c, s->name)) >= 0) {

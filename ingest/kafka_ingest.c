@@ -55,6 +55,7 @@ typedef struct consumer {
     char dlq_topic[STRATA_NAME_MAX * 2 + 8];
     char group[STRATA_NAME_MAX * 2];
     char source[STRATA_NAME_MAX * 2 + 8]; /* "kafka:<topic>" */
+    char brokers[256];
     bool start_latest;
     bool reset_accept; /* kafka.offset_reset "accept" */
     bool dropping;     /* stopping because the table is being dropped */
@@ -70,7 +71,8 @@ typedef struct consumer {
     pthread_mutex_t mu; /* parts (sizes and assigned/pos), degraded, lag */
     part_state *parts;
     int32_t nparts;
-    char degraded[512];
+    char degraded[512];      /* lasting: data lost to retention, a fatal consumer error */
+    _Atomic bool unreachable; /* every broker down; cleared once one answers again */
     int64_t lag; /* -1: not known yet */
     _Atomic uint64_t messages, rows, dead_kafka, dead_file, lost, lost_events, replayed,
         pauses, errors, resets;
@@ -592,7 +594,9 @@ static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaq
     consumer *c = opaque;
     atomic_fetch_add(&c->errors, 1);
     logf_(c->k, "table %s: Kafka: %s: %s", c->name, rd_kafka_err2name((rd_kafka_resp_err_t)e), reason);
-    if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || e == RD_KAFKA_RESP_ERR__FATAL)
+    if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        atomic_store(&c->unreachable, true); /* librdkafka counts its bootstrap entry as a broker */
+    else if (e == RD_KAFKA_RESP_ERR__FATAL)
         set_degraded(c, "table %s: Kafka: %s", c->name, reason);
 }
 
@@ -872,9 +876,19 @@ static void *consumer_run(void *arg)
             rd_kafka_message_destroy(msgs[i]);
         if (failed)
             sleep(1);
+        if (n > 0)
+            atomic_store(&c->unreachable, false);
         if (mono_ms() - last_commit >= 1000) {
             commit_durable(c, false);
             refresh_lag(c);
+            if (atomic_load(&c->unreachable)) {
+                /* Only while the brokers look down: ask one, briefly. */
+                const struct rd_kafka_metadata *md = NULL;
+                if (rd_kafka_metadata(c->rk, 0, NULL, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    rd_kafka_metadata_destroy(md);
+                    atomic_store(&c->unreachable, false);
+                }
+            }
             last_commit = mono_ms();
         }
     }
@@ -1046,6 +1060,7 @@ static int consumer_start(kafka_ingest *k, strata_table *t, consumer **out, stra
     snprintf(c->dlq_topic, sizeof c->dlq_topic, "%s.dlq", sc->kafka.topic);
     snprintf(c->group, sizeof c->group, "%s", sc->kafka.group);
     snprintf(c->source, sizeof c->source, "kafka:%s", sc->kafka.topic);
+    snprintf(c->brokers, sizeof c->brokers, "%s", k->brokers[0] ? k->brokers : sc->kafka.brokers);
     c->start_latest = sc->kafka.start_latest;
     c->reset_accept = sc->kafka.reset_accept;
     rd_kafka_conf_t *conf;
@@ -1292,6 +1307,8 @@ void kafka_ingest_problems(kafka_ingest *k, json_t *out)
         pthread_mutex_lock(&c->mu);
         if (c->degraded[0])
             add_problem(out, "%s", c->degraded);
+        if (atomic_load(&c->unreachable))
+            add_problem(out, "table %s cannot reach its Kafka brokers (%s)", c->name, c->brokers);
         for (int32_t p = 0; p < c->nparts; p++)
             if (c->parts[p].assigned && c->parts[p].stopped)
                 add_problem(out,
@@ -1329,8 +1346,10 @@ void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)
             }
             json_array_append_new(parts, e);
         }
-        const char *state = !c->assigned_once ? "assigning" : json_array_size(stopped) ? "partly stopped"
-                                                                                       : "consuming";
+        const char *state = atomic_load(&c->unreachable) ? "brokers unreachable"
+                            : !c->assigned_once          ? "assigning"
+                            : json_array_size(stopped)   ? "partly stopped"
+                                                         : "consuming";
         json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "topic", c->topic, "group",
                               c->group, "state", state, "partitions", parts, "lag",
                               c->lag >= 0 ? json_integer(c->lag) : json_null(), "rows",

@@ -11,4 +11,9 @@ int cmd_gen(int argc, char **argv);     /* tools/gen.c */
 int cmd_inspect(int argc, char **argv); /* tools/inspect.c */
 int cmd_serve(int argc, char **argv);   /* src/serve.c */
 
+/* cmd_serve that calls ready(base_url, arg) once the server listens and every table is
+ * open (base_url like "http://127.0.0.1:8686"), before it serves until a signal. */
+typedef void (*serve_ready_fn)(const char *base_url, void *arg);
+int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *arg); /* src/serve.c */
+
 #endif

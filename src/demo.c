@@ -13,7 +13,6 @@
  * fresh at each start: offsets stored by a previous run would point into a topic that no
  * longer exists.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -23,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,6 +118,36 @@ static int write_table(const char *path, const char *brokers)
     return fclose(f);
 }
 
+typedef struct demo_banner {
+    const char *addr, *data;
+    double rate;
+} demo_banner;
+
+/* Printed once the server listens (not before: with the port taken there is nothing to
+ * open, and the only thing to say is the error). */
+static void print_banner(const char *base, void *arg)
+{
+    const demo_banner *b = arg;
+    const char *host = base + strlen("http://"); /* curl takes host:port */
+    printf("strata demo: embedded Kafka broker at %s (topics orders, orders.dlq; %d partitions)\n"
+           "strata demo: %.0f live order events/s into topic orders (2%% re-sends, 0.1%% malformed)\n"
+           "strata demo: table orders consumes them; data in %s\n\n"
+           "Open %s/ endpoints, for example:\n"
+           "  curl -s %s/health\n"
+           "  curl -s %s/tables/orders\n"
+           "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-5m\",\"select\":[{\"fn\":\"count\"}]}'\n"
+           "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-10m\",\"interval\":\"1m\","
+           "\"select\":[{\"fn\":\"count\",\"as\":\"orders\"},{\"fn\":\"sum\",\"column\":\"amount\",\"as\":\"gmv\"}]}'\n"
+           "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-1h\",\"group_by\":[\"country\"],"
+           "\"select\":[{\"fn\":\"sum\",\"column\":\"amount\",\"as\":\"gmv\"},{\"fn\":\"uniq\",\"column\":\"user_id\",\"as\":\"users\"},"
+           "{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.99,\"as\":\"p99\"}],"
+           "\"order_by\":[{\"column\":\"gmv\",\"desc\":true}],\"limit\":5}'\n"
+           "  curl -s %s/metrics | grep strata_kafka\n\n"
+           "Ctrl-C stops the demo.\n\n",
+           b->addr, DEMO_PARTITIONS, b->rate, b->data, base, host, host, host, host, host, host);
+    fflush(stdout);
+}
+
 int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -140,7 +167,8 @@ int cmd_demo(int argc, char **argv)
             char *end;
             rate = strtod(optarg, &end);
             if (*end || !(rate > 0 && rate <= 1e7)) {
-                fprintf(stderr, "strata demo: --rate: '%s' is not a rate between 0 and 10M events/s\n", optarg);
+                fprintf(stderr, "strata demo: --rate: '%s' must be a number of events per second above 0 "
+                                "and at most 10000000, e.g. --rate 5000\n", optarg);
                 return 2;
             }
             break;
@@ -205,46 +233,10 @@ int cmd_demo(int argc, char **argv)
         return 1;
     }
 
-    /* Port 0: pick a free one here, so the banner can name it. */
-    char base[300];
-    snprintf(base, sizeof base, "%s", listen);
-    char *colon = strrchr(base, ':');
-    if (colon && strcmp(colon, ":0") == 0) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        socklen_t len = sizeof sa;
-        *colon = 0;
-        if (fd >= 0 && inet_pton(AF_INET, base, &sa.sin_addr) == 1 &&
-            bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-            snprintf(colon, sizeof base - (size_t)(colon - base), ":%u", ntohs(sa.sin_port));
-        else
-            *colon = ':';
-        if (fd >= 0)
-            close(fd);
-        listen = base;
-    }
-    printf("strata demo: embedded Kafka broker at %s (topics orders, orders.dlq; %d partitions)\n"
-           "strata demo: %.0f live order events/s into topic orders (2%% re-sends, 0.1%% malformed)\n"
-           "strata demo: table orders consumes them; data in %s\n\n"
-           "Open http://%s/ endpoints, for example:\n"
-           "  curl -s %s/health\n"
-           "  curl -s %s/tables/orders\n"
-           "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-5m\",\"select\":[{\"fn\":\"count\"}]}'\n"
-           "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-10m\",\"interval\":\"1m\","
-           "\"select\":[{\"fn\":\"count\",\"as\":\"orders\"},{\"fn\":\"sum\",\"column\":\"amount\",\"as\":\"gmv\"}]}'\n"
-           "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-1h\",\"group_by\":[\"country\"],"
-           "\"select\":[{\"fn\":\"sum\",\"column\":\"amount\",\"as\":\"gmv\"},{\"fn\":\"uniq\",\"column\":\"user_id\",\"as\":\"users\"},"
-           "{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.99,\"as\":\"p99\"}],"
-           "\"order_by\":[{\"column\":\"gmv\",\"desc\":true}],\"limit\":5}'\n"
-           "  curl -s %s/metrics | grep strata_kafka\n\n"
-           "Ctrl-C stops the demo.\n\n",
-           addr, DEMO_PARTITIONS, rate, data, base, base, base, base, base, base, base);
-    fflush(stdout);
-
+    demo_banner banner = {.addr = addr, .rate = rate, .data = data};
     char *serve_argv[] = {"serve", "--data", (char *)data, "--listen", (char *)listen, "--table",
                           table_file, "--kafka-brokers", (char *)addr, NULL};
-    int rc = cmd_serve(9, serve_argv);
+    int rc = cmd_serve_ready(9, serve_argv, print_banner, &banner);
 
     atomic_store(&gt.stop, 1);
     pthread_join(th, NULL);

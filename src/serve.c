@@ -8,7 +8,8 @@
  * flushes every table and exits 0. Binding an address other than 127.0.0.1 requires a
  * bearer token (--auth-token-file), so a data directory is never exposed by accident.
  *
- * Config file (--config FILE, JSON; flags given on the command line win):
+ * Config file (--config FILE, JSON; flags given on the command line win; relative paths in it
+ * are relative to the file's own directory):
  *   {"data": "DIR", "listen": "127.0.0.1:8686", "auth_token_file": "FILE",
  *    "max_body": "1MiB", "max_ingest_body": "256MiB", "ingest_memory": "1GiB",
  *    "query_timeout": "30s", "query_memory": "1GiB", "query_max_groups": 1000000,
@@ -18,15 +19,19 @@
  * /health and /tables, and can be dropped over the API. STRATA_FAULTS (see
  * engine/fault.h) arms failure injection for tests.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "catalog.h"
@@ -68,9 +73,11 @@ static void usage(FILE *f)
             "                    [--auth-token-file FILE] [--table SCHEMA.json]...\n\n"
             "  --data DIR             data directory (created if missing); tables in it are\n"
             "                         recovered at start\n"
-            "  --listen HOST:PORT     default 127.0.0.1:8686; any other host needs a token\n"
+            "  --listen HOST:PORT     default 127.0.0.1:8686; localhost and [::1] work too; any\n"
+            "                         address but loopback needs a token\n"
             "  --auth-token-file FILE every request must then carry\n"
-            "                         'Authorization: Bearer <the file's first line>'\n"
+            "                         'Authorization: Bearer <the file's first line>' (at least\n"
+            "                         16 characters; keep the file private: chmod 600)\n"
             "  --table FILE           create this table (schema JSON) if it does not exist\n"
             "  --config FILE          JSON settings (see the header of src/serve.c / README)\n"
             "  --max-body SIZE        request body limit, default 1MiB (/ingest: 256MiB,\n"
@@ -122,12 +129,37 @@ static int cfg_size(json_t *o, const char *key, uint64_t *dst, const char *path)
     return -1;
 }
 
+/* A path from the config file: relative ones are relative to the file's directory (so a
+ * config works from wherever strata is started). */
+static void config_relative(const char *config, const char *value, char *dst, size_t cap)
+{
+    const char *slash = strrchr(config, '/');
+    if (value[0] == '/' || !slash)
+        snprintf(dst, cap, "%s", value);
+    else
+        snprintf(dst, cap, "%.*s/%s", (int)(slash - config), config, value);
+}
+
+static int cfg_path(json_t *o, const char *key, char *dst, size_t cap, const char *path)
+{
+    char raw[2048] = "";
+    if (dst[0] || cfg_string(o, key, raw, sizeof raw, path) != 0)
+        return dst[0] ? 0 : -1;
+    if (raw[0])
+        config_relative(path, raw, dst, cap);
+    return 0;
+}
+
 static int load_config(const char *path, serve_cfg *cfg)
 {
     json_error_t je;
+    errno = 0;
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!o) {
-        fprintf(stderr, "strata serve: %s: line %d column %d: %s\n", path, je.line, je.column, je.text);
+        if (je.line < 1) /* not opened or not read: jansson's text says why */
+            fprintf(stderr, "strata serve: --config %s: %s\n", path, errno ? strerror(errno) : je.text);
+        else
+            fprintf(stderr, "strata serve: %s: line %d column %d: %s\n", path, je.line, je.column, je.text);
         return -1;
     }
     int rc = 0;
@@ -146,9 +178,9 @@ static int load_config(const char *path, serve_cfg *cfg)
         }
     }
     if (!rc)
-        rc = cfg_string(o, "data", cfg->data, sizeof cfg->data, path) |
+        rc = cfg_path(o, "data", cfg->data, sizeof cfg->data, path) |
              cfg_string(o, "listen", cfg->listen, sizeof cfg->listen, path) |
-             cfg_string(o, "auth_token_file", cfg->token_file, sizeof cfg->token_file, path) |
+             cfg_path(o, "auth_token_file", cfg->token_file, sizeof cfg->token_file, path) |
              cfg_string(o, "kafka_brokers", cfg->kafka_brokers, sizeof cfg->kafka_brokers, path) |
              cfg_size(o, "max_body", &cfg->max_body, path) |
              cfg_size(o, "max_ingest_body", &cfg->max_ingest_body, path) |
@@ -180,7 +212,7 @@ static int load_config(const char *path, serve_cfg *cfg)
                 rc = -1;
                 break;
             }
-            snprintf(cfg->tables[cfg->ntables++], sizeof cfg->tables[0], "%s", json_string_value(t));
+            config_relative(path, json_string_value(t), cfg->tables[cfg->ntables++], sizeof cfg->tables[0]);
         }
         if (rc)
             fprintf(stderr, "strata serve: %s: tables: expected a list of schema file names\n", path);
@@ -204,10 +236,65 @@ static int read_token(const char *path, char *out, size_t cap)
         fprintf(stderr, "strata serve: %s: the token must be at least 16 characters\n", path);
         return -1;
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+        log_line("warning: token file %s can be read by other users (mode %03o): chmod 600 %s", path,
+                 (unsigned)(st.st_mode & 0777), path);
     return 0;
 }
 
+/* "HOST:PORT", "[IPV6]:PORT" or "localhost:PORT" into host (a numeric address) and port;
+ * -1 when it is none of these. */
+static int parse_listen(const char *listen, char *host, size_t cap, unsigned *port)
+{
+    const char *colon;
+    size_t hlen;
+    const char *h = listen;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        h = listen + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || strchr(listen, ':') != colon)
+            return -1;
+        hlen = (size_t)(colon - listen);
+    }
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (hlen == 0 || hlen >= cap || !colon[1] || *end || errno || p > 65535)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = 0;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, cap, "127.0.0.1");
+    unsigned char buf[16];
+    if (inet_pton(strchr(host, ':') ? AF_INET6 : AF_INET, host, buf) != 1)
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+/* 127.0.0.0/8 and ::1: reachable from this machine only. */
+static bool is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 int cmd_serve(int argc, char **argv)
+{
+    return cmd_serve_ready(argc, argv, NULL, NULL);
+}
+
+int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},           {"listen", required_argument, 0, 'l'},
@@ -238,25 +325,27 @@ int cmd_serve(int argc, char **argv)
         case 'b':
         case 'B':
             if (strata_parse_bytes(optarg, ch == 'b' ? &cfg->max_body : &cfg->max_ingest_body) != 0) {
-                fprintf(stderr, "strata serve: --max-%sbody: '%s' is not a size\n", ch == 'b' ? "" : "ingest-", optarg);
+                fprintf(stderr, "strata serve: --max-%sbody: '%s' is not a size (e.g. 64MiB, 1GiB)\n",
+                        ch == 'b' ? "" : "ingest-", optarg);
                 goto done;
             }
             break;
         case 'm':
             if (strata_parse_bytes(optarg, &cfg->query_memory) != 0 || cfg->query_memory == 0) {
-                fprintf(stderr, "strata serve: --query-memory: '%s' is not a size\n", optarg);
+                fprintf(stderr, "strata serve: --query-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
                 goto done;
             }
             break;
         case 'M':
             if (strata_parse_bytes(optarg, &cfg->ingest_memory) != 0 || cfg->ingest_memory == 0) {
-                fprintf(stderr, "strata serve: --ingest-memory: '%s' is not a size\n", optarg);
+                fprintf(stderr, "strata serve: --ingest-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
                 goto done;
             }
             break;
         case 'q':
             if (strata_parse_duration_ms(optarg, &cfg->query_timeout_ms) != 0) {
-                fprintf(stderr, "strata serve: --query-timeout: '%s' is not a duration\n", optarg);
+                fprintf(stderr, "strata serve: --query-timeout: '%s' is not a duration (a number with a unit: "
+                                "500ms, 30s, 2m)\n", optarg);
                 goto done;
             }
             break;
@@ -278,29 +367,18 @@ int cmd_serve(int argc, char **argv)
     }
     char host[256] = "127.0.0.1";
     unsigned port = 8686;
-    if (cfg->listen[0]) {
-        char *colon = strrchr(cfg->listen, ':');
-        char *end = NULL;
-        if (colon) {
-            errno = 0;
-            unsigned long p = strtoul(colon + 1, &end, 10);
-            if (!*(colon + 1) || *end || errno || p > 65535) {
-                fprintf(stderr, "strata serve: --listen: '%s' is not HOST:PORT\n", cfg->listen);
-                rc = 2;
-                goto done;
-            }
-            port = (unsigned)p;
-            *colon = 0;
-        }
-        if (cfg->listen[0])
-            snprintf(host, sizeof host, "%s", cfg->listen);
+    if (cfg->listen[0] && parse_listen(cfg->listen, host, sizeof host, &port) != 0) {
+        fprintf(stderr, "strata serve: --listen: '%s' is not HOST:PORT (for example 127.0.0.1:8686, "
+                        "localhost:8686, [::1]:8686 or 0.0.0.0:8686)\n", cfg->listen);
+        rc = 2;
+        goto done;
     }
     char token[512] = "";
     if (cfg->token_file[0] && read_token(cfg->token_file, token, sizeof token) != 0)
         goto done;
-    if (strcmp(host, "127.0.0.1") != 0 && !token[0]) {
-        fprintf(stderr, "strata serve: listening on %s needs --auth-token-file: only 127.0.0.1 is "
-                        "served without a token\n", host);
+    if (!is_loopback(host) && !token[0]) {
+        fprintf(stderr, "strata serve: listening on %s needs --auth-token-file: only loopback addresses "
+                        "(127.0.0.1, localhost, ::1) are served without a token\n", host);
         rc = 2;
         goto done;
     }
@@ -370,8 +448,12 @@ int cmd_serve(int argc, char **argv)
             catalog_put(cat, t);
         }
     }
-    log_line("serving %zu table(s) from %s on http://%s:%u/", catalog_count(cat), cfg->data, host,
-             server_port(srv));
+    char base_url[300];
+    snprintf(base_url, sizeof base_url, "http://%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
+             strchr(host, ':') ? "]" : "", server_port(srv));
+    log_line("serving %zu table(s) from %s on %s/", catalog_count(cat), cfg->data, base_url);
+    if (ready)
+        ready(base_url, ready_arg);
     for (;;) {
         struct timespec wait = {0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&sigs, NULL, &wait);

@@ -53,6 +53,8 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     snprintf(p->fatal, sizeof p->fatal, "fatal producer error: %s", why);
 }
 
+#define GEN_CONNECT_TIMEOUT_MS 10000
+
 static void log_nothing(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 }
@@ -109,8 +111,9 @@ gen_producer *gen_producer_open(const gen_producer_opts *o, strata_err *err)
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    if (o->quiet)
-        rd_kafka_conf_set_log_cb(conf, log_nothing);
+    /* librdkafka's own lines (every failed connection attempt) say nothing the errors
+     * below do not; failures are reported once, by us. */
+    rd_kafka_conf_set_log_cb(conf, log_nothing);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!p->rk) {
         strata_err_set(err, STRATA_EIO, "producer: %s", errstr);
@@ -123,6 +126,16 @@ gen_producer *gen_producer_open(const gen_producer_opts *o, strata_err *err)
                        rd_kafka_err2str(rd_kafka_last_error()));
         goto fail;
     }
+    /* Reach the brokers before producing: without this an unreachable address is only
+     * found when message.timeout.ms (60 s) expires for the first message. */
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t me = rd_kafka_metadata(p->rk, 0, p->rkt, &md, GEN_CONNECT_TIMEOUT_MS);
+    if (me) {
+        strata_err_set(err, STRATA_EIO, "cannot reach Kafka at %s within %d s (%s): is the broker running "
+                       "and the address right?", o->brokers, GEN_CONNECT_TIMEOUT_MS / 1000, rd_kafka_err2str(me));
+        goto fail;
+    }
+    rd_kafka_metadata_destroy(md);
     return p;
 
 fail:

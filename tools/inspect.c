@@ -39,7 +39,8 @@ static void usage(FILE *f)
             "directory or a partition directory.\n\n"
             "  --verify   check every checksum and decode every block; exit 1 on damage\n"
             "  --json     print the summary as JSON\n"
-            "  --rows N   print the first N rows of a segment as JSON lines\n"
+            "  --rows N   print the first N rows of a segment as JSON lines (with --json: in\n"
+            "             the summary, as \"first_rows\")\n"
             "  --quiet    no progress output\n"
             "  --help     this text\n");
 }
@@ -248,7 +249,11 @@ static void print_segment_text(const segment *s)
     }
 }
 
-static void print_segment_json(const segment *s)
+static int print_rows(const segment *s, uint64_t limit, bool in_array);
+
+/* The summary as one JSON object; with rows >= 0 it also holds "first_rows", the first
+ * rows as objects. Returns 0, or 1 when a block could not be read. */
+static int print_segment_json(const segment *s, long long rows)
 {
     const strata_schema *sc = segment_schema(s);
     printf("{\"path\":");
@@ -315,10 +320,19 @@ static void print_segment_json(const segment *s)
                    segment_dict_size(s, c), segment_dict_bytes(s, c), segment_bitmap_bytes(s, c));
         printf("}");
     }
-    printf("]}\n");
+    printf("]");
+    int rc = 0;
+    if (rows >= 0) {
+        printf(",\"first_rows\":[");
+        rc = print_rows(s, (uint64_t)rows, true);
+        printf("]");
+    }
+    printf("}\n");
+    return rc;
 }
 
-static int print_rows(const segment *s, uint64_t limit)
+/* The first limit rows as JSON objects: one a line, or comma-separated (in_array). */
+static int print_rows(const segment *s, uint64_t limit, bool in_array)
 {
     const strata_schema *sc = segment_schema(s);
     seg_scratch scr = {0};
@@ -349,6 +363,8 @@ static int print_rows(const segment *s, uint64_t limit)
         }
         uint32_t n = segment_granule_nrows(s, g);
         for (uint32_t i = 0; i < n && printed < limit; i++, printed++) {
+            if (in_array && printed)
+                putchar(',');
             putchar('{');
             for (int c = 0; c < sc->ncols; c++) {
                 strata_type t = sc->cols[c].type;
@@ -365,7 +381,10 @@ static int print_rows(const segment *s, uint64_t limit)
                     json_value(stdout, t, v);
                 }
             }
-            puts("}");
+            if (in_array)
+                putchar('}');
+            else
+                puts("}");
         }
     }
 done:
@@ -394,10 +413,10 @@ static int inspect_segment(const char *path, bool verify, bool json, long long r
         }
     }
     if (rc == 0) {
-        if (rows >= 0)
-            rc = print_rows(s, (uint64_t)rows);
-        else if (json)
-            print_segment_json(s);
+        if (json)
+            rc = print_segment_json(s, rows);
+        else if (rows >= 0)
+            rc = print_rows(s, (uint64_t)rows, false);
         else if (!verify)
             print_segment_text(s);
     }
@@ -652,7 +671,8 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
             rows += r->seg.rows;
             bytes += r->seg.bytes;
         }
-        printf("total: %zu segments, %" PRIu64 " rows, %" PRIu64 " bytes", ds.n, rows, bytes);
+        printf("total: %zu segment%s, %" PRIu64 " rows, %" PRIu64 " bytes", ds.n, ds.n == 1 ? "" : "s",
+               rows, bytes);
         if (verify)
             printf(", %s", ds.problems ? "DAMAGE FOUND" : "all verified");
         printf("\n");

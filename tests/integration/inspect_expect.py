@@ -157,7 +157,7 @@ def check_dir_text(days, datadir, out, suffix=""):
                "partition %s: rows, bytes, bytes/row, min_time, max_time, level are %s, want %s"
                % (part, [rows, nbytes, per_row, tmin, tmax, level], want))
     nrows = sum(len(v) for v in days.values())
-    want = "total: %d segments, %d rows, %d bytes%s" % (len(days), nrows, total_bytes, suffix)
+    want = "total: %d segment%s, %d rows, %d bytes%s" % (len(days), "" if len(days) == 1 else "s", nrows, total_bytes, suffix)
     expect(lines[-1] == want, "total line %r, want %r" % (lines[-1], want))
 
 

@@ -71,6 +71,13 @@ SEG=$(find "$WORK/data/lz4" -name '*.seg' | sort | head -n 1)
 read -r off nrows ngran <<<"$($EXPECT damage "$SEG" amount 1 "$WORK/flip.seg")"
 [ -n "$ngran" ] || fail "no block for amount granule 1 in $SEG"
 "$STRATA" inspect --rows 0 "$SEG" >"$WORK/rows.jsonl" && [ ! -s "$WORK/rows.jsonl" ] && ok || fail "--rows 0 printed $(wc -l <"$WORK/rows.jsonl") lines"
+# --json with --rows: the summary with the rows in it, one JSON object.
+"$STRATA" inspect --json --rows 2 "$SEG" >"$WORK/jr.json" && "$STRATA" inspect --rows 2 "$SEG" >"$WORK/jr.jsonl" &&
+  python3 -c "
+import json, sys
+o = json.load(open(sys.argv[1])); rows = [json.loads(l) for l in open(sys.argv[2])]
+sys.exit(0 if o['first_rows'] == rows and len(rows) == 2 and o['rows'] > 2 and o['columns'] else 1)" "$WORK/jr.json" "$WORK/jr.jsonl" \
+  && ok || fail "--json --rows 2: $(head -c 300 "$WORK/jr.json")"
 "$STRATA" inspect --verify "$SEG" >"$WORK/v1.txt" 2>&1; rc=$?
 [ $rc -eq 0 ] && ok || fail "verify good segment: exit $rc: $(cat "$WORK/v1.txt")"
 [ "$(cat "$WORK/v1.txt")" = "ok: $SEG: $nrows rows, $ngran granules x 10 columns verified" ] && ok || fail "verify good segment says: $(cat "$WORK/v1.txt")"

@@ -182,9 +182,22 @@ def main():
     tok = os.path.join(WORK, "token")
     with open(tok, "w") as f:
         f.write("s3cret-token-0123456789\n")
+    os.chmod(tok, 0o644)
     s = Server(data, "serve", ["--auth-token-file", tok])
+    check("can be read by other users" in s.log(), "a world-readable token file is warned about")
+    # Without the token /health still answers probes, with the status alone.
     st, r = s.json("GET", "/health")
+    check(st == 200 and r == {"status": "ok"}, "liveness without a token: %s %s" % (st, r))
+    st, r = s.json("GET", "/tables")
     check(st == 401, "no token: %s" % st)
+    try:
+        urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%d/tables" % s.port), timeout=30)
+        www = None
+    except urllib.error.HTTPError as e:
+        www = e.headers.get("WWW-Authenticate")
+    check(www == 'Bearer realm="strata"', "401 says how to authenticate: %r" % www)
+    st, text = s.req("GET", "/tables", headers={"Authorization": "bearer s3cret-token-0123456789"})
+    check(st == 200, "the scheme in lower case (RFC 7235): %s %s" % (st, text[:100]))
     for wrong in ("wrong-token-0123456789", "s3cret-token-012345678", "s3cret-token-01234567890", "s3cret"):
         s.token = wrong
         st, r = s.json("POST", "/query", {"table": "orders", "select": [{"fn": "count"}]})
@@ -227,6 +240,50 @@ def main():
     s.stop()
     p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "0.0.0.0:0"], capture_output=True, timeout=30)
     check(p.returncode == 2 and b"auth-token-file" in p.stderr, "0.0.0.0 without a token is refused: %d %s" % (p.returncode, p.stderr))
+    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "18820"], capture_output=True, timeout=30)
+    check(p.returncode == 2 and b"is not HOST:PORT (for example 127.0.0.1:8686" in p.stderr,
+          "a bare port: %d %s" % (p.returncode, p.stderr))
+    # Loopback is loopback: localhost and [::1] need no token.
+    for listen, url_host in (("localhost:0", "127.0.0.1"), ("[::1]:0", "[::1]")):
+        proc = subprocess.Popen([STRATA, "serve", "--data", data, "--listen", listen], stderr=subprocess.PIPE)
+        line = b""
+        deadline = time.time() + 20
+        while time.time() < deadline and b"serving" not in line:
+            line = proc.stderr.readline()
+            if not line:
+                break
+        m = re.search(r"on (http://\S+:\d+)/", line.decode())
+        ok = False
+        if m:
+            with urllib.request.urlopen(m.group(1) + "/health", timeout=30) as resp:
+                ok = resp.status == 200 and url_host in m.group(1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        check(ok, "--listen %s serves without a token: %r" % (listen, line))
+    # strata demo on a port that is taken: no banner of URLs that do not work, one error.
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    p = subprocess.run([STRATA, "demo", "--listen", "127.0.0.1:%d" % taken.getsockname()[1], "--data",
+                        os.path.join(WORK, "demo-taken")], capture_output=True, timeout=60)
+    taken.close()
+    check(p.returncode == 1 and b"curl" not in p.stdout and b"cannot listen on" in p.stderr,
+          "demo on a taken port: %d %r %r" % (p.returncode, p.stdout[:200], p.stderr[-300:]))
+    # Probes and browsers: HEAD and OPTIONS.
+    s = Server(data, "serve")
+    st, _ = s.req("HEAD", "/health")
+    check(st == 200, "HEAD /health: %s" % st)
+    r = urllib.request.Request("http://127.0.0.1:%d/tables/orders" % s.port, method="OPTIONS")
+    with urllib.request.urlopen(r, timeout=30) as resp:
+        allow = resp.headers.get("Allow")
+        check(resp.status == 204 and allow == "GET, HEAD, PUT, DELETE, OPTIONS", "OPTIONS: %s %s" % (resp.status, allow))
+    st, r = s.json("PATCH", "/health")
+    check(st == 405 and "allowed: GET, HEAD, OPTIONS" in r.get("error", ""), "405 says what is allowed: %s %s" % (st, r))
+    st, r = s.json("PUT", "/tables/orders", dict(SCHEMA, partition_by="hour"))
+    check(st == 409 and "partition_by" in r.get("error", "") and "\"hour\" in the request" in r.get("error", ""),
+          "409 names the first field that differs: %s" % r)
+    s.stop()
 
     shutil.rmtree(WORK, ignore_errors=True)
     return harness.finish()
