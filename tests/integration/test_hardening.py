@@ -12,6 +12,7 @@ it, each test named after the failure it guards against:
   broken_table_does_not_stop_the_server                   (one table cannot be opened)
   lost_manifest_keeps_the_table_aside                     (segments without a MANIFEST)
   kafka_table_that_cannot_consume_is_refused_or_degraded  (no brokers)
+  unreachable_brokers_are_named                           (librdkafka's "2/2 brokers are down")
   concurrent_puts_start_one_consumer                      (a race in attach)
   failed_drop_keeps_consuming                             (DELETE whose rename fails)
   restart_consumes_within_seconds_and_shows_assigning     (the group's session timeout)
@@ -258,6 +259,21 @@ def consumers_of(s, table):
     return text.count('strata_kafka_messages_total{table="%s",' % table)
 
 
+def unreachable_brokers_are_named():
+    b = Broker("--partitions", "2", "--topic", "u")
+    s = Server(data_dir("unreach"), "unreach", ["--kafka-brokers", b.addr])
+    check(s.json("PUT", "/tables/u", order_schema("u", topic="u"))[0] == 201, "create u")
+    wait_for(lambda: s.json("GET", "/tables/u")[1].get("kafka", {}).get("state") == "consuming", 20)
+    b.stop()
+    state = wait_for(lambda: s.json("GET", "/tables/u")[1].get("kafka", {}).get("state") == "brokers unreachable", 30)
+    st, h = s.json("GET", "/health")
+    check(state and h.get("status") == "degraded" and
+          ("table u cannot reach its Kafka brokers (%s)" % b.addr) in h.get("problems", []) and
+          "brokers are down" not in h.get("reason", ""),
+          "the state and /health say the brokers cannot be reached: %s %s" % (s.json("GET", "/tables/u")[1].get("kafka"), h))
+    s.stop()
+
+
 def concurrent_puts_start_one_consumer():
     b = Broker("--partitions", "2", "--topic", "c")
     s = Server(data_dir("race"), "race", ["--kafka-brokers", b.addr])
@@ -429,7 +445,7 @@ TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_t
          second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
          failed_commit_fsync_degrades_health, damaged_segment_found_by_a_query_degrades_health,
          broken_table_does_not_stop_the_server, lost_manifest_keeps_the_table_aside,
-         kafka_table_that_cannot_consume_is_refused_or_degraded,
+         kafka_table_that_cannot_consume_is_refused_or_degraded, unreachable_brokers_are_named,
          concurrent_puts_start_one_consumer, failed_drop_keeps_consuming,
          restart_consumes_within_seconds_and_shows_assigning, recreated_table_does_not_inherit_dropped_offsets,
          offsets_going_backwards_stop_then_accept, offsets_going_backwards_accepted_by_policy,

@@ -234,7 +234,8 @@ def main():
     s = Server(data, "serve", ["--query-memory", "64KiB"])
     big = {"table": "orders", "from": 0, "group_by": ["event_id"], "select": [{"fn": "quantile", "column": "amount", "q": 0.5}]}
     st, r = s.json("POST", "/query", big)
-    check(st == 422 and "memory" in r.get("error", ""), "query over the memory limit: %s %s" % (st, r))
+    check(st == 422 and "memory limit of 64KiB" in r.get("error", "") and "--query-memory" in r.get("error", ""),
+          "query over the memory limit names the limit and its setting: %s %s" % (st, r))
     st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "count"}]})
     check(st == 200 and r["rows"] == [[23000]], "small query under the limit: %s %s" % (st, r))
     s.stop()
@@ -260,6 +261,31 @@ def main():
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         check(ok, "--listen %s serves without a token: %r" % (listen, line))
+    # Flags and config files: messages that say what is expected.
+    for args, want in ((["--query-timeout", "5"], b"(a number with a unit: 500ms, 30s, 2m)"),
+                       (["--config", os.path.join(WORK, "nope.json")], b"nope.json: No such file or directory")):
+        p = subprocess.run([STRATA, "serve", "--data", data, *args], capture_output=True, timeout=30)
+        check(p.returncode != 0 and want in p.stderr, "%s: %d %s" % (args, p.returncode, p.stderr))
+    p = subprocess.run([STRATA, "demo", "--rate", "0"], capture_output=True, timeout=30)
+    check(p.returncode == 2 and b"above 0 and at most 10000000, e.g. --rate 5000" in p.stderr, "demo --rate 0: %s" % p.stderr)
+    # Paths in a config file are relative to the file, wherever strata is started from.
+    cdir = os.path.join(WORK, "cfgdir")
+    os.makedirs(cdir)
+    with open(os.path.join(cdir, "t.json"), "w") as f:
+        json.dump(dict(SCHEMA, name="cfgtable"), f)
+    with open(os.path.join(cdir, "strata.json"), "w") as f:
+        json.dump({"data": "cfgdata", "tables": ["t.json"], "listen": "127.0.0.1:0"}, f)
+    proc = subprocess.Popen([STRATA, "serve", "--config", "cfgdir/strata.json"], cwd=WORK, stderr=subprocess.PIPE)
+    line = b""
+    deadline = time.time() + 20
+    while time.time() < deadline and b"serving" not in line:
+        line = proc.stderr.readline()
+        if not line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    check(b"serving 1 table(s)" in line and os.path.isfile(os.path.join(cdir, "cfgdata", "cfgtable", "schema.json")),
+          "config paths are relative to the config file: %r" % line)
     # strata demo on a port that is taken: no banner of URLs that do not work, one error.
     import socket
     taken = socket.socket()
