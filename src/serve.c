@@ -79,7 +79,7 @@ static void usage(FILE *f)
             "                         'Authorization: Bearer <the file's first line>' (at least\n"
             "                         16 characters; keep the file private: chmod 600)\n"
             "  --table FILE           create this table (schema JSON) if it does not exist\n"
-            "  --config FILE          JSON settings (see the header of src/serve.c / README)\n"
+            "  --config FILE          JSON file with the same settings (docs/config.md); flags win\n"
             "  --max-body SIZE        request body limit, default 1MiB (/ingest: 256MiB,\n"
             "                         --max-ingest-body)\n"
             "  --query-timeout DUR    default 30s\n"
@@ -123,9 +123,12 @@ static int cfg_size(json_t *o, const char *key, uint64_t *dst, const char *path)
         *dst = (uint64_t)json_integer_value(v);
         return 0;
     }
-    if (json_is_string(v) && strata_parse_bytes(json_string_value(v), dst) == 0)
+    uint64_t n;
+    if (json_is_string(v) && strata_parse_bytes(json_string_value(v), &n) == 0 && n > 0) {
+        *dst = n;
         return 0;
-    fprintf(stderr, "strata serve: %s: %s: expected a size like \"64MiB\"\n", path, key);
+    }
+    fprintf(stderr, "strata serve: %s: %s: expected a size above 0 like \"64MiB\"\n", path, key);
     return -1;
 }
 
@@ -324,8 +327,9 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             break;
         case 'b':
         case 'B':
-            if (strata_parse_bytes(optarg, ch == 'b' ? &cfg->max_body : &cfg->max_ingest_body) != 0) {
-                fprintf(stderr, "strata serve: --max-%sbody: '%s' is not a size (e.g. 64MiB, 1GiB)\n",
+            if (strata_parse_bytes(optarg, ch == 'b' ? &cfg->max_body : &cfg->max_ingest_body) != 0 ||
+                (ch == 'b' ? cfg->max_body : cfg->max_ingest_body) == 0) {
+                fprintf(stderr, "strata serve: --max-%sbody: '%s' is not a size above 0 (e.g. 64MiB, 1GiB)\n",
                         ch == 'b' ? "" : "ingest-", optarg);
                 goto done;
             }
