@@ -401,10 +401,16 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         goto done;
     }
     strata_catalog *cat;
+    struct timespec open_t0, open_t1;
+    clock_gettime(CLOCK_MONOTONIC, &open_t0);
+    log_line("opening %s (recovering its tables; nothing listens until this is done)", cfg->data);
     if (catalog_open(cfg->data, &cat, &err) != 0) {
         log_line("cannot open data directory: %s", err.msg);
         goto done;
     }
+    clock_gettime(CLOCK_MONOTONIC, &open_t1);
+    log_line("opened %zu table(s) in %.1f s", catalog_count(cat),
+             (double)(open_t1.tv_sec - open_t0.tv_sec) + (double)(open_t1.tv_nsec - open_t0.tv_nsec) / 1e9);
     {
         char name[STRATA_NAME_MAX + 1], why[1024];
         for (size_t i = 0; catalog_broken_at(cat, i, name, sizeof name, why, sizeof why); i++)
