@@ -44,6 +44,14 @@
 
 static const double latency_bounds_ms[LATENCY_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
 
+/* A kept row batch and the column types its arrays were made for: its own copy, since the
+ * table it served (and the schema its batch pointed at) may be dropped meanwhile. */
+typedef struct pooled_batch {
+    row_batch b;
+    int ncols;
+    strata_type types[STRATA_MAX_COLUMNS];
+} pooled_batch;
+
 struct strata_server {
     struct MHD_Daemon *daemon;
     strata_catalog *cat;
@@ -60,7 +68,7 @@ struct strata_server {
     /* Row batches of finished ingest requests, kept warm for the next ones (a fresh
      * batch costs its page faults again: on this kind of VM about 2.7 ms per MiB). */
     pthread_mutex_t pool_lock;
-    row_batch pool[INGEST_POOL_MAX];
+    pooled_batch pool[INGEST_POOL_MAX];
     int npool;
 };
 
@@ -479,26 +487,37 @@ static enum MHD_Result handle_accept_reset(strata_server *s, struct MHD_Connecti
 static int ingest_batch_take(strata_server *s, const strata_schema *sc, row_batch *out)
 {
     pthread_mutex_lock(&s->pool_lock);
-    for (int i = s->npool - 1; i >= 0; i--)
-        if (schema_same_types(s->pool[i].schema, sc)) {
-            *out = s->pool[i];
-            s->pool[i] = s->pool[--s->npool];
+    for (int i = s->npool - 1; i >= 0; i--) {
+        pooled_batch *pb = &s->pool[i];
+        bool same = pb->ncols == sc->ncols;
+        for (int c = 0; same && c < sc->ncols; c++)
+            same = pb->types[c] == sc->cols[c].type;
+        if (same) {
+            *out = pb->b;
+            *pb = s->pool[--s->npool];
             pthread_mutex_unlock(&s->pool_lock);
             row_batch_rebind(out, sc);
             return 0;
         }
+    }
     pthread_mutex_unlock(&s->pool_lock);
     return row_batch_init(out, sc, 1024);
 }
 
-/* Gives a request's batch back: kept for the next request, or freed. */
+/* Gives a request's batch back (while its table is still held, so its schema is valid):
+ * kept for the next request, or freed. */
 static void ingest_batch_give(strata_server *s, row_batch *b)
 {
     if (row_batch_mem_bytes(b) <= INGEST_POOL_BATCH_MAX) {
         pthread_mutex_lock(&s->pool_lock);
         if (s->npool < INGEST_POOL_MAX) {
+            pooled_batch *pb = &s->pool[s->npool++];
+            pb->ncols = b->schema->ncols;
+            for (int c = 0; c < pb->ncols; c++)
+                pb->types[c] = b->schema->cols[c].type;
             row_batch_clear(b);
-            s->pool[s->npool++] = *b;
+            b->schema = NULL; /* nothing may follow it from here */
+            pb->b = *b;
             pthread_mutex_unlock(&s->pool_lock);
             return;
         }
@@ -859,11 +878,11 @@ static void request_free(strata_server *s, request *rq)
         return;
     atomic_fetch_sub(&s->ingest_staged, rq->staged_bytes);
     event_decoder_free(rq->decoder);
+    if (rq->batch_ready)
+        ingest_batch_give(s, &rq->batch); /* before the table (and its schema) may go */
     catalog_put(s->cat, rq->t);
     buf_free(&rq->body);
     buf_free(&rq->carry);
-    if (rq->batch_ready)
-        ingest_batch_give(s, &rq->batch);
     json_decref(rq->errors);
     free(rq);
 }
@@ -1059,7 +1078,7 @@ void server_stop(strata_server *s)
         return;
     MHD_stop_daemon(s->daemon);
     for (int i = 0; i < s->npool; i++)
-        row_batch_free(&s->pool[i]);
+        row_batch_free(&s->pool[i].b);
     pthread_mutex_destroy(&s->pool_lock);
     free(s);
 }

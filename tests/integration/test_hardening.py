@@ -5,6 +5,7 @@ it, each test named after the failure it guards against:
 
   overlong_line_answer_is_true_and_later_lines_land       (an NDJSON line over the limit)
   request_losing_its_table_to_a_drop_writes_nothing_new   (DELETE + PUT during an ingest)
+  ingest_after_a_dropped_tables_batch_was_kept            (a kept batch of a dropped table)
   second_server_on_a_data_directory_is_refused            (two servers, one directory)
   refused_request_leaves_no_rows                          (413 / ingest memory: nothing kept)
   failed_commit_fsync_degrades_health                     (a commit not known durable)
@@ -102,6 +103,21 @@ def request_losing_its_table_to_a_drop_writes_nothing_new():
     check(s.stop() == 0, "SIGTERM")
     s = Server(data, "drop2")
     check(s.count("t") == 1000, "after restart: %d rows" % s.count("t"))
+    s.stop()
+
+
+def ingest_after_a_dropped_tables_batch_was_kept():
+    # A finished request's row batch is kept for the next one; the table it was made for
+    # may be dropped meanwhile (found by ASan: the kept batch pointed at the freed schema).
+    s = Server(data_dir("poolgone"), "poolgone")
+    for name in ("a", "b"):
+        check(s.json("PUT", "/tables/" + name, SMALL)[0] == 201, "create " + name)
+    check(s.json("POST", "/ingest/a", lines(500))[0] == 200, "ingest a")
+    check(s.json("DELETE", "/tables/a")[0] == 200, "drop a")
+    for name in ("b", "b"):
+        st, r = s.json("POST", "/ingest/" + name, lines(500))
+        check(st == 200 and r.get("ingested") == 500, "ingest %s after a was dropped: %s %s" % (name, st, r))
+    check(s.count("b") == 1000, "b holds its rows: %d" % s.count("b"))
     s.stop()
 
 
@@ -442,6 +458,7 @@ def dead_letters_not_durable_are_read_again():
 
 
 TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_table_to_a_drop_writes_nothing_new,
+         ingest_after_a_dropped_tables_batch_was_kept,
          second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
          failed_commit_fsync_degrades_health, damaged_segment_found_by_a_query_degrades_health,
          broken_table_does_not_stop_the_server, lost_manifest_keeps_the_table_aside,
