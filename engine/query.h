@@ -8,9 +8,22 @@
  *   - with interval_ms > 0 the first output column is "time": the row's time rounded down
  *     to a multiple of interval_ms (UTC-aligned buckets since the epoch);
  *   - then one column per group_by column, then one per aggregate, in select order;
- *   - groups with no rows are not returned; with neither interval nor group_by the answer
- *     is exactly one row, so a count over nothing is 0 (sum/avg/min/max/quantile are null
- *     there, uniq is 0);
+ *   - groups with no rows are not returned (fill below is the exception); with neither
+ *     interval nor group_by the answer is exactly one row, so a count over nothing is 0
+ *     (sum/avg/min/max/quantile are null there, uniq is 0);
+ *   - fill (QUERY_FILL_ZERO or QUERY_FILL_NULL; needs interval_ms > 0, from_ms > INT64_MIN
+ *     and to_ms < INT64_MAX): the answer has a row for every bucket from the one holding
+ *     from_ms to the one holding to_ms - 1, for every group tuple (the group_by values of
+ *     a group, without its bucket) that some group of the answer has; without group_by
+ *     that is the one empty tuple, so every bucket is returned even when no row matched.
+ *     With group_by and no row matched, nothing is returned: no tuple is known. A row
+ *     added this way has no rows behind it: with QUERY_FILL_ZERO count, sum and uniq are
+ *     0 (sum in its usual type) and min, max, avg and quantile are null; with
+ *     QUERY_FILL_NULL every aggregate is null, count too. Rows that had rows are as
+ *     without fill. The first bucket may start before from_ms (buckets are aligned to the
+ *     epoch, not to from_ms), exactly like the bucket of the earliest row without fill.
+ *     buckets x tuples is bounded by max_groups (STRATA_EFULL, checked before the scan
+ *     for the buckets alone); order and limit apply to the filled answer;
  *   - count: rows (uint64). sum: int64 for integer columns (exact; overflow is an error),
  *     float64 for float columns. min/max: the column's type. avg: float64 = sum / count.
  *     uniq: HyperLogLog estimate (uint64). quantile: DDSketch estimate (float64), within
@@ -57,6 +70,13 @@ typedef struct query_agg {
     char name[QUERY_NAME_MAX];
 } query_agg;
 
+/* What an answer with time buckets holds for a bucket where a group has no rows. */
+typedef enum query_fill {
+    QUERY_FILL_NONE = 0, /* nothing: the row is left out */
+    QUERY_FILL_ZERO,     /* a row: count, sum, uniq 0; min, max, avg, quantile null */
+    QUERY_FILL_NULL,     /* a row: every aggregate null */
+} query_fill;
+
 typedef struct query_order {
     int output_col; /* index into the result columns */
     bool desc;
@@ -65,6 +85,7 @@ typedef struct query_order {
 typedef struct strata_query {
     int64_t from_ms, to_ms;
     int64_t interval_ms; /* 0: no time buckets */
+    query_fill fill;     /* buckets without rows: left out (QUERY_FILL_NONE) or returned */
     int ngroup;
     int group_cols[QUERY_MAX_GROUP];
     int naggs;
@@ -113,8 +134,9 @@ typedef struct query_result {
 } query_result;
 
 /* Runs q over t. Returns 0 and *out, or an error: STRATA_EINVAL for a query that does not
- * fit the table (message names the column), STRATA_ECORRUPT / STRATA_EIO from reading,
- * STRATA_EFULL when max_groups, max_memory or the timeout is passed. */
+ * fit the table (message names the column) or a fill without interval, from or to,
+ * STRATA_ECORRUPT / STRATA_EIO from reading, STRATA_EFULL when max_groups (groups found,
+ * or the rows a fill would answer), max_memory or the timeout is passed. */
 int query_run(strata_table *t, const strata_query *q, query_result **out /* OUT */,
               strata_err *err);
 void query_result_free(query_result *r);

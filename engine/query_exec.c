@@ -17,6 +17,13 @@
  *   3. aggregate updates into per-group states (exact int64 sums with overflow checks,
  *      Neumaier-compensated float sums, HLL, DDSketch).
  * Then groups become rows, sorted and limited.
+ *
+ * fill (query.h) happens here, in the result builder, not in the JSON layer: order_by and
+ * limit must see the filled rows (a limit counts them), and the sort and the limit are
+ * here; the (bucket, group) pairs that had no rows are found by asking the group table
+ * the scan built, with no second pass over the data; and every caller of query_run (not
+ * only POST /query) gets the same answer. A query without fill takes none of it: its
+ * scan is untouched, and its result is built as before.
  */
 #include "query.h"
 
@@ -211,6 +218,21 @@ static int64_t group_find(group_table *g, const uint64_t *k)
     memset(g->states + g->n * g->naggs, 0, sizeof *g->states * g->naggs);
     g->slots[j] = (uint32_t)g->n + 1;
     return (int64_t)g->n++;
+}
+
+/* Index of the group with key k, or -1 when there is none (nothing is created). */
+static int64_t group_lookup(const group_table *g, const uint64_t *k)
+{
+    if (g->nslots == 0)
+        return -1;
+    uint64_t j = key_hash(k, g->klen) & (g->nslots - 1);
+    while (g->slots[j]) {
+        uint64_t id = g->slots[j] - 1;
+        if (memcmp(g->keys + id * g->klen, k, sizeof *k * g->klen) == 0)
+            return (int64_t)id;
+        j = (j + 1) & (g->nslots - 1);
+    }
+    return -1;
 }
 
 /* ---- execution context --------------------------------------------------------------- */
@@ -928,6 +950,67 @@ static int expr_check(const query_expr *e, const strata_schema *sc, int depth, s
     return 0;
 }
 
+/* The buckets a fill answers for q: *first, the start of the bucket holding from_ms, and
+ * *n of them, up to the one holding to_ms - 1 (0 when from_ms >= to_ms). STRATA_EINVAL,
+ * with the message in err, without an interval or a finite from and to, or when the
+ * first bucket would start before the earliest int64 time. */
+static int fill_buckets(const strata_query *q, int64_t *first, uint64_t *n, strata_err *err)
+{
+    if (q->interval_ms <= 0)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "fill: needs an interval (the time buckets to fill)");
+    if (q->from_ms == INT64_MIN)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "fill: needs a from (filling starts at the bucket holding it), "
+                              "not the beginning of time");
+    if (q->to_ms == INT64_MAX)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "fill: needs a to (filling ends at the bucket holding the instant "
+                              "before it), not the end of time");
+    int64_t lo = floor_div64(q->from_ms, q->interval_ms);
+    if (__builtin_mul_overflow(lo, q->interval_ms, first))
+        return strata_err_set(err, STRATA_EINVAL,
+                              "fill: the bucket holding from (%" PRId64 " ms) starts before the "
+                              "earliest time",
+                              q->from_ms);
+    if (q->from_ms >= q->to_ms) {
+        *n = 0;
+        return 0;
+    }
+    int64_t hi = floor_div64(q->to_ms - 1, q->interval_ms);
+    *n = (uint64_t)hi - (uint64_t)lo + 1; /* at most 2^64 - 2: from > INT64_MIN */
+    return 0;
+}
+
+/* STRATA_EFULL: a fill of nb buckets for each of ntuples groups (0: not known yet, before
+ * the scan) is over the row limit: max_groups, or what memory can address when none. */
+static int fill_too_many(const strata_query *q, uint64_t nb, uint64_t ntuples, strata_err *err)
+{
+    char iv[24], rows[48], limit[96];
+    strata_format_duration_ms(q->interval_ms, iv, sizeof iv);
+    uint64_t n;
+    if (__builtin_mul_overflow(nb, ntuples ? ntuples : 1, &n))
+        snprintf(rows, sizeof rows, "more than 18446744073709551615");
+    else
+        snprintf(rows, sizeof rows, "%s%" PRIu64, ntuples == 0 && q->ngroup ? "at least " : "", n);
+    if (q->max_groups)
+        snprintf(limit, sizeof limit, "more than the %" PRIu64 " groups a query may make",
+                 q->max_groups);
+    else
+        snprintf(limit, sizeof limit, "more than can be held");
+    if (ntuples == 0 || q->ngroup == 0)
+        return strata_err_set(err, STRATA_EFULL,
+                              "query: fill would answer %s rows (%" PRIu64 " buckets of %s between "
+                              "from and to%s), %s; narrow from and to, widen the interval or "
+                              "raise the limit (query_max_groups)",
+                              rows, nb, iv, q->ngroup ? ", for each group" : "", limit);
+    return strata_err_set(err, STRATA_EFULL,
+                          "query: fill would answer %s rows (%" PRIu64 " buckets of %s for each "
+                          "of %" PRIu64 " groups), %s; narrow from and to, widen the interval, "
+                          "group by fewer columns or raise the limit (query_max_groups)",
+                          rows, nb, iv, ntuples, limit);
+}
+
 static int check_query(const strata_query *q, const strata_schema *sc, strata_err *err)
 {
     if (q->where) {
@@ -962,6 +1045,17 @@ static int check_query(const strata_query *q, const strata_schema *sc, strata_er
     for (int o = 0; o < q->norder; o++)
         if (q->order[o].output_col < 0 || q->order[o].output_col >= ncols)
             return strata_err_set(err, STRATA_EINVAL, "order_by[%d]: not an output column", o);
+    if (q->fill != QUERY_FILL_NONE) {
+        if (q->fill != QUERY_FILL_ZERO && q->fill != QUERY_FILL_NULL)
+            return strata_err_set(err, STRATA_EINVAL, "fill: unknown kind %d", (int)q->fill);
+        int64_t first;
+        uint64_t nb;
+        int rc = fill_buckets(q, &first, &nb, err);
+        if (rc)
+            return rc;
+        if (q->max_groups && nb > q->max_groups) /* before reading anything */
+            return fill_too_many(q, nb, 0, err);
+    }
     return 0;
 }
 
@@ -1070,12 +1164,99 @@ static const char *agg_type(const strata_schema *sc, const query_agg *a)
     }
 }
 
-static int build_result(exec *x, query_result **out)
+/* Writes the key cells of an output row from a group key: the bucket (with buckets), then
+ * the group values. STRATA_ENOMEM when a string copy fails; the cells written so far
+ * are freed with the result. */
+static int key_cells(const exec *x, const uint64_t *key, query_cell *row)
+{
+    const strata_query *q = x->q;
+    int k = 0;
+    if (q->interval_ms > 0) {
+        row[0].kind = QC_INT;
+        row[0].v.i = (int64_t)key[0];
+        k = 1;
+    }
+    for (int g = 0; g < q->ngroup; g++, k++) {
+        strata_type t = x->sc->cols[q->group_cols[g]].type;
+        query_cell *cell = &row[k];
+        if (t == STRATA_STRING) {
+            strata_str s = x->pool.items[key[k]];
+            cell->v.s.ptr = malloc(s.len + 1);
+            if (!cell->v.s.ptr)
+                return STRATA_ENOMEM;
+            cell->kind = QC_STR;
+            if (s.len)
+                memcpy(cell->v.s.ptr, s.ptr, s.len);
+            cell->v.s.ptr[s.len] = 0;
+            cell->v.s.len = s.len;
+        } else if (t == STRATA_FLOAT64) {
+            cell->kind = QC_FLOAT;
+            memcpy(&cell->v.f, &key[k], 8);
+        } else if (t == STRATA_BOOL) {
+            cell->kind = QC_BOOL;
+            cell->v.b = key[k] != 0;
+        } else {
+            cell->kind = t == STRATA_UINT64 ? QC_UINT : QC_INT;
+            cell->v.u = key[k];
+        }
+    }
+    return 0;
+}
+
+/* The cell of aggregate a in a row a fill adds (no rows behind it): with QUERY_FILL_ZERO
+ * count, uniq and sum are 0 (sum in the type it has otherwise), the rest null; with
+ * QUERY_FILL_NULL all null. */
+static void fill_cell(const exec *x, const query_agg *a, query_cell *c)
+{
+    memset(c, 0, sizeof *c); /* QC_NULL */
+    if (x->q->fill != QUERY_FILL_ZERO)
+        return;
+    strata_type t = a->col >= 0 ? x->sc->cols[a->col].type : STRATA_UINT64;
+    switch (a->fn) {
+    case STRATA_AGG_COUNT:
+    case STRATA_AGG_UNIQ: c->kind = QC_UINT; return;
+    case STRATA_AGG_SUM:
+        c->kind = !strata_type_is_int(t) ? QC_FLOAT : t == STRATA_UINT64 ? QC_UINT : QC_INT;
+        return;
+    default: return;
+    }
+}
+
+/* For a fill: the distinct group tuples of the groups found (the key without its bucket)
+ * into *tuples (left empty without group_by: then there is one, the empty tuple, counted
+ * in *ntuples all the same), the buckets (*first, *nb) and the rows the answer will have,
+ * *nrows. STRATA_EFULL past max_groups, STRATA_ENOMEM; the message in err. */
+static int fill_plan(const exec *x, group_table *tuples, int64_t *first, uint64_t *nb,
+                     uint64_t *ntuples, uint64_t *nrows, strata_err *err)
+{
+    const strata_query *q = x->q;
+    int rc = fill_buckets(q, first, nb, err);
+    if (rc)
+        return rc;
+    *ntuples = 1;
+    if (q->ngroup > 0) {
+        tuples->klen = (uint32_t)q->ngroup;
+        for (uint64_t gi = 0; gi < x->groups.n; gi++)
+            if (group_find(tuples, x->groups.keys + gi * x->groups.klen + 1) < 0)
+                return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+        *ntuples = tuples->n;
+    }
+    uint64_t rows;
+    if (__builtin_mul_overflow(*nb, *ntuples, &rows) || (q->max_groups && rows > q->max_groups) ||
+        rows > SIZE_MAX / sizeof(query_cell) / (uint64_t)(1 + QUERY_MAX_GROUP + QUERY_MAX_AGGS))
+        return fill_too_many(q, *nb, *ntuples, err);
+    /* every group found is one of these (its bucket and its tuple are); the max only
+     * guards the cells against a mistake in that reasoning */
+    *nrows = rows > x->groups.n ? rows : x->groups.n;
+    return 0;
+}
+
+static int build_result(exec *x, query_result **out, strata_err *err)
 {
     const strata_query *q = x->q;
     query_result *r = calloc(1, sizeof *r);
     if (!r)
-        return STRATA_ENOMEM;
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     int nk = (q->interval_ms > 0) + q->ngroup;
     r->ncols = nk + q->naggs;
     int c = 0;
@@ -1096,73 +1277,84 @@ static int build_result(exec *x, query_result **out)
         uint64_t none = 0;
         if (group_find(&x->groups, &none) < 0) {
             free(r);
-            return STRATA_ENOMEM;
+            return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
         }
     }
-    uint64_t ng = x->groups.n;
-    query_cell *cells = calloc(ng * (uint64_t)r->ncols + 1, sizeof *cells);
+    uint64_t ng = x->groups.n, nrows = ng;
+    group_table tuples = {0};
+    int64_t first = 0;
+    uint64_t nb = 0, ntuples = 0;
+    if (q->fill != QUERY_FILL_NONE) {
+        int rc = fill_plan(x, &tuples, &first, &nb, &ntuples, &nrows, err);
+        if (rc) {
+            free(tuples.keys);
+            free(tuples.states);
+            free(tuples.slots);
+            free(r);
+            return rc;
+        }
+    }
+    query_cell *cells = calloc(nrows * (uint64_t)r->ncols + 1, sizeof *cells);
     if (!cells) {
+        free(tuples.keys);
+        free(tuples.states);
+        free(tuples.slots);
         free(r);
-        return STRATA_ENOMEM;
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     }
     r->cells = cells;
-    r->nrows = ng;
-    for (uint64_t gi = 0; gi < ng; gi++) {
-        const uint64_t *key = x->groups.keys + gi * x->groups.klen;
+    r->nrows = nrows; /* rows not written yet are null cells: nothing to free */
+    int rc = 0;
+    for (uint64_t gi = 0; gi < ng && !rc; gi++) {
         query_cell *row = cells + gi * (uint64_t)r->ncols;
-        int k = 0;
-        if (q->interval_ms > 0) {
-            row[0].kind = QC_INT;
-            row[0].v.i = (int64_t)key[0];
-            k = 1;
-        }
-        for (int g = 0; g < q->ngroup; g++, k++) {
-            strata_type t = x->sc->cols[q->group_cols[g]].type;
-            query_cell *cell = &row[k];
-            if (t == STRATA_STRING) {
-                strata_str s = x->pool.items[key[k]];
-                cell->kind = QC_STR;
-                cell->v.s.ptr = malloc(s.len + 1);
-                if (!cell->v.s.ptr) {
-                    query_result_free(r);
-                    return STRATA_ENOMEM;
-                }
-                if (s.len)
-                    memcpy(cell->v.s.ptr, s.ptr, s.len);
-                cell->v.s.ptr[s.len] = 0;
-                cell->v.s.len = s.len;
-            } else if (t == STRATA_FLOAT64) {
-                cell->kind = QC_FLOAT;
-                memcpy(&cell->v.f, &key[k], 8);
-            } else if (t == STRATA_BOOL) {
-                cell->kind = QC_BOOL;
-                cell->v.b = key[k] != 0;
-            } else {
-                cell->kind = t == STRATA_UINT64 ? QC_UINT : QC_INT;
-                cell->v.u = key[k];
-            }
-        }
+        rc = key_cells(x, x->groups.keys + gi * x->groups.klen, row);
         const agg_state *st = x->groups.states + gi * x->groups.naggs;
-        for (int a = 0; a < q->naggs; a++)
+        for (int a = 0; a < q->naggs && !rc; a++)
             final_cell(x, &q->aggs[a], &st[x->agg_src[a]], &row[nk + a]);
     }
+    /* fill: every (bucket, tuple) the scan found no rows for, after the ng rows it did */
+    uint64_t at = ng;
+    for (uint64_t t = 0; t < ntuples && !rc; t++) {
+        uint64_t key[QUERY_MAX_GROUP + 1];
+        if (q->ngroup > 0)
+            memcpy(key + 1, tuples.keys + t * tuples.klen, sizeof *key * tuples.klen);
+        for (uint64_t b = 0; b < nb && !rc; b++) {
+            key[0] = (uint64_t)first + b * (uint64_t)q->interval_ms; /* <= to - 1 */
+            if (group_lookup(&x->groups, key) >= 0)
+                continue;
+            if (at == nrows) /* cannot happen: every group found is one of nb x ntuples */
+                break;
+            query_cell *row = cells + at++ * (uint64_t)r->ncols;
+            rc = key_cells(x, key, row);
+            for (int a = 0; a < q->naggs && !rc; a++)
+                fill_cell(x, &q->aggs[a], &row[nk + a]);
+        }
+    }
+    free(tuples.keys);
+    free(tuples.states);
+    free(tuples.slots);
+    if (rc) {
+        query_result_free(r);
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    }
+    nrows = r->nrows = at;
     /* Order, then limit: sort row indexes, then permute. */
-    uint64_t *idx = malloc(sizeof *idx * (ng + 1));
-    query_cell *sorted = calloc(ng * (uint64_t)r->ncols + 1, sizeof *sorted);
+    uint64_t *idx = malloc(sizeof *idx * (nrows + 1));
+    query_cell *sorted = calloc(nrows * (uint64_t)r->ncols + 1, sizeof *sorted);
     if (!idx || !sorted) {
         free(idx);
         free(sorted);
         query_result_free(r);
-        return STRATA_ENOMEM;
+        return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     }
-    for (uint64_t i = 0; i < ng; i++)
+    for (uint64_t i = 0; i < nrows; i++)
         idx[i] = i;
     sort_res = r;
     sort_q = q;
     sort_nkeys = nk;
-    qsort(idx, ng, sizeof *idx, row_cmp);
-    uint64_t keep = q->limit >= 0 && (uint64_t)q->limit < ng ? (uint64_t)q->limit : ng;
-    for (uint64_t i = 0; i < ng; i++) {
+    qsort(idx, nrows, sizeof *idx, row_cmp);
+    uint64_t keep = q->limit >= 0 && (uint64_t)q->limit < nrows ? (uint64_t)q->limit : nrows;
+    for (uint64_t i = 0; i < nrows; i++) {
         query_cell *src = cells + idx[i] * (uint64_t)r->ncols;
         if (i < keep) {
             memcpy(sorted + i * (uint64_t)r->ncols, src, sizeof *src * (size_t)r->ncols);
@@ -1526,8 +1718,8 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     free(jobs);
     if (rc == STRATA_ECORRUPT)
         table_report_damage(t, err->msg); /* a committed segment is damaged: say so beyond this answer */
-    if (!rc && build_result(&ws[0].x, out) != 0)
-        rc = strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
+    if (!rc)
+        rc = build_result(&ws[0].x, out, err);
     if (!rc) {
         (*out)->rows_read = ws[0].x.rows_read;
         (*out)->segments_read = ws[0].x.segments_read;

@@ -5,11 +5,12 @@
  * Parsing: jansson loads the text (duplicate keys refused); every object is first checked
  * against its list of allowed keys (unknown keys get a "did you mean" from an edit
  * distance), then the sections are read in a fixed order — table, from, to, interval,
- * where, group_by, select, order_by, limit — so that output names (time, group columns,
- * aggregates) are known when select checks uniqueness and order_by resolves names. The
- * where list becomes a query_expr tree built in place: nodes are zeroed before they are
- * filled, so on any failure query_expr_free releases exactly what was built. Messages
- * start with the path of the field at fault ("where[0].or[2].value: ...").
+ * fill, where, group_by, select, order_by, limit — so that fill knows its buckets and
+ * output names (time, group columns, aggregates) are known when select checks uniqueness
+ * and order_by resolves names. The where list becomes a query_expr tree built in place:
+ * nodes are zeroed before they are filled, so on any failure query_expr_free releases
+ * exactly what was built. Messages start with the path of the field at fault
+ * ("where[0].or[2].value: ...").
  *
  * Writing: a small growable text buffer, not jansson, since answers can hold 100k rows:
  * integers digit by digit (all of uint64 and int64 exactly), floats in their shortest
@@ -111,8 +112,8 @@ typedef struct qparse {
     const char *out_names[OUT_MAX]; /* point into q or sc */
 } qparse;
 
-static const char *const top_keys[] = {"table", "from",     "to",       "interval", "select",
-                                       "where", "group_by", "order_by", "limit"};
+static const char *const top_keys[] = {"table", "from",     "to",       "interval", "fill",
+                                       "select", "where", "group_by", "order_by", "limit"};
 static const char *const select_keys[] = {"fn", "column", "q", "as"};
 static const char *const pred_keys[] = {"column", "op", "value", "values"};
 static const char *const order_keys[] = {"column", "desc"};
@@ -121,6 +122,8 @@ static const char *const fn_names[] = {"count", "sum", "min", "max", "avg", "uni
 static const strata_agg fn_values[] = {STRATA_AGG_COUNT,   STRATA_AGG_SUM, STRATA_AGG_MIN,
                                        STRATA_AGG_MAX,     STRATA_AGG_AVG, STRATA_AGG_UNIQ,
                                        STRATA_AGG_QUANTILE};
+static const char *const fill_names[] = {"none", "zero", "null"};
+static const query_fill fill_values[] = {QUERY_FILL_NONE, QUERY_FILL_ZERO, QUERY_FILL_NULL};
 static const char *const op_names[] = {"=", "!=", "<", "<=", ">", ">=", "in", "not_in"};
 static const seg_pred_op op_values[] = {PRED_EQ, PRED_NE, PRED_LT, PRED_LE,
                                         PRED_GT, PRED_GE, PRED_IN, PRED_NOT_IN};
@@ -555,7 +558,13 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
                 "%s: the default name '%s_%s' is longer than %d bytes; set \"as\"", sub,
                 fn_names[fi], p->sc->cols[a->col].name, QUERY_NAME_MAX - 1);
     }
-    if (out_index(p, a->name) >= 0)
+    int taken = out_index(p, a->name);
+    if (taken == 0 && p->q->interval_ms > 0) /* output column 0 is then "time" */
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "%s: 'time' is the name of the time bucket column that interval "
+                              "adds; choose another name",
+                              sub);
+    if (taken >= 0)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: '%s' is used twice%s", sub, a->name,
                               as ? "" : " (it is the default name; set \"as\")");
     p->out_names[p->nout++] = a->name;
@@ -712,6 +721,47 @@ int query_json_table_name(const char *text, size_t len, char *name, size_t cap, 
     return rc;
 }
 
+/* "fill", after from, to and interval: it needs an interval and a from. */
+static int parse_fill(qparse *p, json_t *root)
+{
+    json_t *v = json_member(root, "fill");
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return json_type_error(p->err, "fill", "one of \"none\", \"zero\", \"null\"", v);
+    const char *f = json_string_value(v);
+    size_t fi = strlen(f) == json_string_length(v) ? 0 : NELEM(fill_names); /* a NUL inside */
+    while (fi < NELEM(fill_names) && strcmp(f, fill_names[fi]) != 0)
+        fi++;
+    if (fi == NELEM(fill_names)) {
+        const char *near = json_closest(f, fill_names, NELEM(fill_names));
+        if (near)
+            return strata_err_set(p->err, STRATA_EINVAL,
+                                  "fill: unknown fill '%.64s' (did you mean '%s'?)", f, near);
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "fill: unknown fill '%.64s' (expected one of none, zero, null)", f);
+    }
+    strata_query *q = p->q;
+    if (fill_values[fi] != QUERY_FILL_NONE && q->interval_ms <= 0)
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "fill: \"%s\" needs \"interval\", the time buckets it fills "
+                              "(such as \"interval\": \"1h\")",
+                              f);
+    if (fill_values[fi] != QUERY_FILL_NONE && q->from_ms == INT64_MIN)
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "fill: \"%s\" needs \"from\" (filling starts at the bucket "
+                              "holding from, such as \"from\": \"now-1d\"; without it the "
+                              "query starts at the beginning of time)",
+                              f);
+    if (fill_values[fi] != QUERY_FILL_NONE && q->to_ms == INT64_MAX)
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "fill: \"%s\" needs \"to\" before the end of time (leave "
+                              "\"to\" out for now)",
+                              f);
+    q->fill = fill_values[fi];
+    return 0;
+}
+
 static int parse_root(qparse *p, json_t *root)
 {
     strata_query *q = p->q;
@@ -745,7 +795,7 @@ static int parse_root(qparse *p, json_t *root)
             return strata_err_set(
                 p->err, STRATA_EINVAL,
                 "interval: '%.64s' is not a duration (a whole number and one unit "
-                "of s, m, h, d, such as \"1m\")",
+                "of ms, s, m, h, d, such as \"1m\")",
                 json_string_value(v));
         if (q->interval_ms < QUERY_JSON_MIN_INTERVAL_MS ||
             q->interval_ms > QUERY_JSON_MAX_INTERVAL_MS)
@@ -754,6 +804,8 @@ static int parse_root(qparse *p, json_t *root)
                                   json_string_value(v));
         p->out_names[p->nout++] = "time";
     }
+    if ((rc = parse_fill(p, root)) < 0)
+        return rc;
     if ((rc = parse_where(p, root)) < 0 || (rc = parse_group_by(p, root)) < 0 ||
         (rc = parse_select(p, root)) < 0 || (rc = parse_order_by(p, root)) < 0)
         return rc;

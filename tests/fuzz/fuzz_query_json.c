@@ -82,6 +82,11 @@ static void check_query(const strata_query *q)
     if (q->interval_ms != 0 && (q->interval_ms < QUERY_JSON_MIN_INTERVAL_MS ||
                                 q->interval_ms > QUERY_JSON_MAX_INTERVAL_MS))
         abort();
+    if (q->fill != QUERY_FILL_NONE && q->fill != QUERY_FILL_ZERO && q->fill != QUERY_FILL_NULL)
+        abort();
+    if (q->fill != QUERY_FILL_NONE &&
+        (q->interval_ms <= 0 || q->from_ms == INT64_MIN || q->to_ms == INT64_MAX))
+        abort(); /* the engine would refuse it: fill needs buckets and bounds */
     if (q->ngroup < 0 || q->ngroup > QUERY_MAX_GROUP || q->naggs < 1 || q->naggs > QUERY_MAX_AGGS ||
         q->norder < 0 || q->norder > QUERY_MAX_ORDER)
         abort();

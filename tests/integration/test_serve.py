@@ -5,7 +5,8 @@ Creates a table with PUT, ingests NDJSON (with bad lines), queries it and checks
 answer against totals computed here, checks the error answers for bad input (each with its
 status and a message, the server still serving), /metrics, a clean restart (same answers),
 a SIGKILL right after an ingest acknowledgement (every acknowledged row is back after
-restart), bearer-token auth, and DELETE of a table. Args: STRATA_BIN BUILD_DIR SOURCE_DIR.
+restart), bearer-token auth, DELETE of a table, fill (empty buckets returned), and the
+README's main example query on the reference order events. Args: STRATA_BIN BUILD_DIR SOURCE_DIR.
 Prints "N passed, M failed".
 """
 import json
@@ -103,6 +104,96 @@ def verify_answers(s, evs, label):
           "%s: US mobile+tablet per hour: %s (%d buckets vs %d)" % (label, st, len(got), len(want["us_mobile_by_hour"])))
 
 
+def check_fill(s, evs):
+    """fill over HTTP: buckets without rows come back ("zero" and "null") for every country
+    the answer has, a limit counts them, and the errors name what is missing."""
+    lo, hi, h = T0 + 68 * 3600000, T0 + 76 * 3600000, 3600000  # the last 4 hours are past the data
+    want = {}
+    for ev in evs:
+        t = ts_of(ev)
+        if lo <= t < hi and ev["device"] == "tablet":
+            w = want.setdefault((t // h * h, ev["country"]), [0, 0.0, None])
+            w[0] += 1
+            w[1] += ev["amount"]
+            w[2] = ev["amount"] if w[2] is None else max(w[2], ev["amount"])
+    countries = sorted({c for _, c in want})
+    q = {"table": "orders", "from": "2024-01-03T20:00:00Z", "to": "2024-01-04T04:00:00Z", "interval": "1h",
+         "select": [{"fn": "count", "as": "n"}, {"fn": "sum", "column": "amount", "as": "gmv"},
+                    {"fn": "max", "column": "amount", "as": "top"}],
+         "where": [{"column": "device", "op": "=", "value": "tablet"}], "group_by": ["country"]}
+    for fill, empty in (("zero", [0, 0, None]), ("null", [None, None, None])):
+        st, r = s.json("POST", "/query", dict(q, fill=fill))
+        rows = r.get("rows", [])
+        ok = st == 200 and [row[:2] for row in rows] == [[t, c] for t in range(lo, hi, h) for c in countries]
+        for row in rows if ok else []:
+            w = want.get((row[0], row[1]))
+            ok = ok and (row[2:] == empty if w is None else
+                         row[2] == w[0] and abs(row[3] - w[1]) <= 1e-9 * w[1] and row[4] == w[2])
+        check(ok and len(rows) == 8 * len(countries) > len(want),
+              "fill %s: every hour for every country: %s %s" % (fill, st, str(r)[:300]))
+    st, r = s.json("POST", "/query", dict(q, fill="zero", order_by=[{"column": "time", "desc": True}], limit=len(countries)))
+    check(st == 200 and r["rows"] == [[hi - h, c, 0, 0, None] for c in countries],
+          "fill: limit counts the filled rows: %s %s" % (st, r))
+    cases = [
+        (dict(q, fill="zero", **{"from": None}), 400, 'fill: "zero" needs "from"'),
+        (dict(q, fill="zero", interval=None), 400, 'fill: "zero" needs "interval"'),
+        (dict(q, fill="zeros"), 400, "did you mean 'zero'"),
+        (dict(q, fill="zero", **{"from": 0, "interval": "1s"}), 422, "more than the 1000000 groups a query may make"),
+        ({"table": "orders", "interval": "1m", "select": [{"fn": "count", "as": "time"}]}, 400,
+         "select[0].as: 'time' is the name of the time bucket column that interval adds; choose another name"),
+    ]
+    for body, want_status, words in cases:
+        st, r = s.json("POST", "/query", body)
+        check(st == want_status and words in r.get("error", ""), "fill error: %s %s (want %d, %r)" % (st, r, want_status, words))
+
+
+# The README's main example: an hourly series per status over the last day, every hour
+# present. Run as written, on the reference order events of the last 23 hours.
+README_QUERY = """{"table": "orders", "from": "now-24h", "interval": "1h", "fill": "zero",
+  "select": [{"fn": "count", "as": "orders"}, {"fn": "sum", "column": "amount", "as": "gmv"},
+             {"fn": "uniq", "column": "user_id", "as": "users"}, {"fn": "quantile", "column": "amount", "q": 0.99, "as": "p99"}],
+  "where": [{"column": "country", "op": "=", "value": "US"},
+            {"or": [{"column": "device", "op": "=", "value": "mobile"}, {"column": "amount", "op": ">=", "value": 100}]}],
+  "group_by": ["status"]}"""
+
+
+def check_readme_example():
+    data = os.path.join(WORK, "readme")
+    s = Server(data, "readme")
+    st, r = s.json("PUT", "/tables/orders", harness.order_schema("orders"))
+    check(st == 201, "readme: create: %s %s" % (st, r))
+    p = subprocess.run([STRATA, "gen", "--count", "4000", "--start", "now-23h", "--span", "23h", "--seed", "5", "--quiet"],
+                       capture_output=True, timeout=60, check=True)
+    evs = [json.loads(line) for line in p.stdout.decode().splitlines()]
+    st, r = s.json("POST", "/ingest/orders", p.stdout.decode())
+    check(st == 200 and r.get("ingested") == 4000, "readme: ingest: %s %s" % (st, r))
+    t0 = int(time.time() * 1000)
+    st, r = s.json("POST", "/query", README_QUERY)
+    t1 = int(time.time() * 1000)
+    h = 3600000
+    want = {}
+    for ev in evs:
+        if ev["country"] == "US" and (ev["device"] == "mobile" or ev["amount"] >= 100):
+            k = (ev["ts"] // h * h, ev["status"])
+            want[k] = want.get(k, 0) + 1
+    statuses = sorted({st_ for _, st_ in want})
+    rows = r.get("rows", [])
+    hours = sorted({row[0] for row in rows})
+    # from now-24h to now: the hour holding now-24h (before the data) to the hour holding now
+    ok = (st == 200 and [c["name"] for c in r["columns"]] == ["time", "status", "orders", "gmv", "users", "p99"]
+          and hours and (t0 - 24 * h) // h * h <= hours[0] <= (t1 - 24 * h) // h * h
+          and (t0 - 1) // h * h <= hours[-1] <= (t1 - 1) // h * h and len(hours) in (24, 25)
+          and hours == list(range(hours[0], hours[-1] + h, h))
+          and [row[:2] for row in rows] == [[t, x] for t in hours for x in statuses])
+    for row in rows if ok else []:
+        n = want.get((row[0], row[1]), 0)
+        ok = ok and row[2] == n and ((row[3], row[4], row[5]) == (0, 0, None) if n == 0 else row[3] > 0 and row[4] >= 1)
+    check(ok and len(want) < len(rows) and sum(row[2] for row in rows) == sum(want.values()),
+          "readme example: %d hours x %s, %d rows, %d of them filled: %s %s" % (
+              len(hours), statuses, len(rows), len(rows) - len(want), st, str(r)[:400]))
+    s.stop()
+
+
 def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
@@ -135,6 +226,7 @@ def main():
     check([e["line"] for e in r.get("errors", [])] == [5001, 5002, 5003, 5004, 5005], "error line numbers: %s" % r.get("errors"))
     check("amount" in r["errors"][0]["error"] and "ts" in r["errors"][2]["error"], "error reasons: %s" % r.get("errors"))
     verify_answers(s, evs, "after ingest")
+    check_fill(s, evs)
 
     # Bad requests: a clear 4xx each, and the server keeps serving.
     cases = [
@@ -310,6 +402,7 @@ def main():
     check(st == 409 and "partition_by" in r.get("error", "") and "\"hour\" in the request" in r.get("error", ""),
           "409 names the first field that differs: %s" % r)
     s.stop()
+    check_readme_example()
 
     shutil.rmtree(WORK, ignore_errors=True)
     return harness.finish()

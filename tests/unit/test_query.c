@@ -4,10 +4,12 @@
  * segments written directly with other granule sizes (small, odd, and the format's
  * largest, SEG_MAX_GRANULE_ROWS) and committed in their partition's MANIFEST, and sealed
  * and active memtables of several chunks. Random queries (time ranges, buckets, AND/OR
- * filters with every operator, group-bys, every aggregate, order_by and limit) are
+ * filters with every operator, group-bys, every aggregate, fill, order_by and limit) are
  * answered by query_run and by a deliberately naive reference written here (a loop over
- * all rows). count/sum/min/max must match exactly, float sums and avg within 1e-9 of the
- * sum of magnitudes, uniq within 2% (+2), quantile within 1% of the exact rank value.
+ * all rows; fill adds a group for every bucket sharing an instant with [from, to) and
+ * every group tuple found, where none was). count/sum/min/max must match exactly, float
+ * sums and avg within 1e-9 of the sum of magnitudes, uniq within 2% (+2), quantile within
+ * 1% of the exact rank value.
  * The order must be query.h's rule exactly (order_by columns, then the group keys
  * ascending); where an approximate aggregate decides between two groups whose reference
  * values are within the tolerances, either order is accepted. A limit must keep the
@@ -382,6 +384,7 @@ typedef struct ref_group {
     int64_t key[4]; /* time bucket, then group values (strings as their S1/S2 index) */
     int nrows, cap;
     int *members;   /* row indexes */
+    bool filled;    /* added by fill: a bucket where the group has no rows */
 } ref_group;
 
 /* The reference answer: the groups (in no order) and a hash index on their keys. */
@@ -417,6 +420,59 @@ static int ref_find(const ref_answer *a, const int64_t *key, uint32_t *slot_out)
     return a->slots[slot] - 1;
 }
 
+/* A new group with this key at the free slot (from ref_find). */
+static ref_group *ref_add(ref_answer *a, const int64_t *key, uint32_t slot)
+{
+    if (a->ng == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->groups = realloc(a->groups, sizeof *a->groups * (size_t)a->cap);
+        ASSERT(a->groups);
+    }
+    ASSERT((uint32_t)a->ng + 1 < a->nslots); /* a free slot stays: probes end */
+    ref_group *g = &a->groups[a->ng++];
+    memset(g, 0, sizeof *g);
+    memcpy(g->key, key, sizeof g->key);
+    a->slots[slot] = a->ng;
+    return g;
+}
+
+/* fill, as query.h says it, done the naive way: the group tuples (group values without
+ * the bucket) of the groups found, or the one empty tuple without group_by; the buckets
+ * that share an instant with [from, to); a group for every pair not found. */
+static void ref_fill(const strata_query *q, ref_answer *a)
+{
+    int64_t iv = q->interval_ms, tuples[128][4];
+    int nt = 0;
+    if (q->ngroup == 0) {
+        memset(tuples[0], 0, sizeof tuples[0]);
+        nt = 1;
+    }
+    for (int gi = 0; gi < a->ng && q->ngroup > 0; gi++) {
+        bool seen = false;
+        for (int t = 0; t < nt && !seen; t++)
+            seen = memcmp(tuples[t], a->groups[gi].key + 1,
+                          sizeof(int64_t) * (size_t)q->ngroup) == 0;
+        if (!seen) {
+            ASSERT(nt < 128);
+            memset(tuples[nt], 0, sizeof tuples[nt]);
+            memcpy(tuples[nt++], a->groups[gi].key + 1, sizeof(int64_t) * (size_t)q->ngroup);
+        }
+    }
+    ASSERT(q->from_ms > 0); /* the random ranges are after 1970: / rounds down */
+    for (int64_t b = q->from_ms / iv * iv; b < q->to_ms; b += iv) {
+        int64_t lo = b > q->from_ms ? b : q->from_ms, hi = b + iv < q->to_ms ? b + iv : q->to_ms;
+        if (lo >= hi)
+            continue; /* no instant of [from, to) in this bucket */
+        for (int t = 0; t < nt; t++) {
+            int64_t key[4] = {b};
+            memcpy(key + 1, tuples[t], sizeof(int64_t) * (size_t)q->ngroup);
+            uint32_t slot;
+            if (ref_find(a, key, &slot) < 0)
+                ref_add(a, key, slot)->filled = true;
+        }
+    }
+}
+
 /* Every row, naive filtering, grouping by key. */
 static void ref_run(const strata_query *q, ref_answer *a)
 {
@@ -448,18 +504,7 @@ static void ref_run(const strata_query *q, ref_answer *a)
             key[k++] = ref_key_value(q->group_cols[g], r);
         uint32_t slot;
         int gi = ref_find(a, key, &slot);
-        if (gi < 0) {
-            if (a->ng == a->cap) {
-                a->cap = a->cap ? a->cap * 2 : 64;
-                a->groups = realloc(a->groups, sizeof *a->groups * (size_t)a->cap);
-                ASSERT(a->groups);
-            }
-            gi = a->ng++;
-            memset(&a->groups[gi], 0, sizeof a->groups[gi]);
-            memcpy(a->groups[gi].key, key, sizeof key);
-            a->slots[slot] = gi + 1;
-        }
-        ref_group *gr = &a->groups[gi];
+        ref_group *gr = gi < 0 ? ref_add(a, key, slot) : &a->groups[gi];
         if (gr->nrows == gr->cap) {
             gr->cap = gr->cap ? gr->cap * 2 : 8;
             gr->members = realloc(gr->members, sizeof(int) * (size_t)gr->cap);
@@ -471,6 +516,8 @@ static void ref_run(const strata_query *q, ref_answer *a)
         a->groups = calloc(1, sizeof *a->groups);
         a->ng = a->cap = 1;
     }
+    if (q->fill != QUERY_FILL_NONE)
+        ref_fill(q, a);
 }
 
 static void ref_free(ref_answer *a)
@@ -546,6 +593,15 @@ static ref_val ref_output(const strata_query *q, int nk, const ref_group *g, int
         return v;
     }
     const query_agg *ag = &q->aggs[col - nk];
+    if (g->filled) { /* zero: count, uniq, sum 0 (sum of its type); the rest null */
+        bool zero = q->fill == QUERY_FILL_ZERO;
+        if (zero && (ag->fn == STRATA_AGG_COUNT || ag->fn == STRATA_AGG_UNIQ ||
+                     (ag->fn == STRATA_AGG_SUM && ag->col == C_U)))
+            v.kind = QC_UINT;
+        else if (zero && ag->fn == STRATA_AGG_SUM)
+            v.kind = ag->col == C_F ? QC_FLOAT : QC_INT;
+        return v;
+    }
     if (ag->fn == STRATA_AGG_COUNT) {
         v.kind = QC_UINT;
         v.u = (uint64_t)g->nrows;
@@ -755,7 +811,8 @@ static void print_query(const strata_query *q)
     fprintf(stderr, ", where %s, order_by", q->where ? "yes" : "no");
     for (int o = 0; o < q->norder; o++)
         fprintf(stderr, " %d%s", q->order[o].output_col, q->order[o].desc ? " desc" : "");
-    fprintf(stderr, ", limit %lld, threads %d\n", (long long)q->limit, q->threads);
+    fprintf(stderr, ", limit %lld, fill %d, threads %d\n", (long long)q->limit, (int)q->fill,
+            q->threads);
 }
 
 #define QFAIL(q, ...)                                                                              \
@@ -967,6 +1024,22 @@ static void rand_query(strata_query *q)
         q->where = malloc(sizeof *q->where);
         rand_expr(q->where, 0);
     }
+    /* fill, when the answer stays small (buckets x the most group tuples there can be);
+     * half the time over a range reaching a day past the data at both ends, so that whole
+     * buckets are empty, not only where the filter or the groups are sparse */
+    if (q->interval_ms > 0 && q->from_ms != INT64_MIN && q->to_ms != INT64_MAX && rnd(4) != 0) {
+        if (rnd(2)) {
+            q->from_ms = T0 - (int64_t)rnd((uint64_t)DAY);
+            q->to_ms = T0 + NDAYS * DAY + (int64_t)rnd((uint64_t)DAY);
+        }
+        int64_t nb = q->from_ms < q->to_ms
+                         ? (q->to_ms - 1) / q->interval_ms - q->from_ms / q->interval_ms + 1
+                         : 0;
+        for (int g = 0; g < q->ngroup; g++)
+            nb *= q->group_cols[g] == C_S1 ? 6 : q->group_cols[g] == C_S2 ? 20 : 2;
+        if (nb <= 10000)
+            q->fill = rnd(2) ? QUERY_FILL_ZERO : QUERY_FILL_NULL;
+    }
 }
 
 /* Random order_by (up to 3 distinct output columns, each asc or desc) and limit (none,
@@ -991,6 +1064,9 @@ static void rand_order(strata_query *q, int ng)
     q->limit = rnd(3) == 0 ? -1 : (int64_t)rnd((uint64_t)ng + 2);
 }
 
+/* Random queries with a fill that added rows, over every run_random_queries so far. */
+static int filled_queries;
+
 /* n random queries over tbl, each held to the reference. Returns how many found rows. */
 static int run_random_queries(int n)
 {
@@ -1007,6 +1083,10 @@ static int run_random_queries(int n)
             QFAIL(&q, "query %d: %s", qn, err.msg);
         check_answer(&q, res, &a, qn);
         nonempty += a.ng > 0 && a.groups[0].nrows > 0;
+        bool filled = false;
+        for (int g = 0; g < a.ng && !filled; g++)
+            filled = a.groups[g].filled;
+        filled_queries += filled;
         ref_free(&a);
         query_result_free(res);
         query_free(&q);
@@ -1090,7 +1170,10 @@ TEST(differential_random_queries)
     ASSERT_GE(src.max_granules, 40);        /* pruning has granules to choose from */
     ASSERT_GE(src.memtables_over_chunk, 4); /* three sealed and the active one */
     ASSERT_GE(src.max_memtables_per_part, 4);
+    filled_queries = 0;
     ASSERT_GT(run_random_queries(250), 100); /* the queries found rows often enough to mean something */
+    ASSERT_GT(filled_queries, 20); /* and fill added rows often enough */
+    fprintf(stderr, "%d of 250 queries had rows added by fill\n", filled_queries);
     drop_table();
 }
 
@@ -1207,5 +1290,78 @@ TEST(order_limit_and_empty_answers)
     drop_table();
 }
 
+/* fill needs finite bounds to know its buckets, and its rows (buckets x groups) count
+ * against max_groups: the buckets alone before the scan, the product after it. */
+TEST(fill_needs_bounds_and_stays_under_max_groups)
+{
+    layout L = {"fill", NULL, 0, 12000, 15000, 0, -1};
+    build_table(&L, 4242);
+    strata_query q;
+    query_init(&q);
+    q.from_ms = T0;
+    q.to_ms = T0 + NDAYS * DAY;
+    q.fill = QUERY_FILL_ZERO;
+    q.naggs = 1;
+    q.aggs[0] = (query_agg){STRATA_AGG_COUNT, -1, 0, "n"};
+    strata_err err = {0};
+    query_result *r;
+    ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EINVAL);
+    ASSERT_STR_EQ(err.msg, "fill: needs an interval (the time buckets to fill)");
+    q.interval_ms = 3600000;
+    q.from_ms = INT64_MIN;
+    ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EINVAL);
+    ASSERT_CONTAINS(err.msg, "fill: needs a from");
+    q.from_ms = T0;
+    q.to_ms = INT64_MAX;
+    ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EINVAL);
+    ASSERT_CONTAINS(err.msg, "fill: needs a to");
+    q.from_ms = INT64_MIN + 1; /* its bucket would start before INT64_MIN */
+    q.to_ms = INT64_MIN + 2;
+    ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EINVAL);
+    ASSERT_CONTAINS(err.msg, "starts before the earliest time");
+
+    /* 3 days of 1m buckets: 4320 rows, refused before reading anything */
+    q.from_ms = T0;
+    q.to_ms = T0 + NDAYS * DAY;
+    q.interval_ms = 60000;
+    q.max_groups = 1000;
+    ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EFULL);
+    ASSERT_STR_EQ(err.msg, "query: fill would answer 4320 rows (4320 buckets of 1m between from "
+                           "and to), more than the 1000 groups a query may make; narrow from and "
+                           "to, widen the interval or raise the limit (query_max_groups)");
+    q.max_groups = 0; /* no limit: every bucket */
+    ASSERT_EQ(query_run(tbl, &q, &r, &err), 0);
+    ASSERT_U64_EQ(r->nrows, 4320);
+    query_result_free(r);
+
+    /* 13 days of 1h buckets (data in the last 3) for each of the 6 values of s1: the
+     * 432 groups found pass the limit of 1000, the 1872 rows filled do not */
+    q.from_ms = T0 - 10 * DAY;
+    q.interval_ms = 3600000;
+    q.ngroup = 1;
+    q.group_cols[0] = C_S1;
+    q.max_groups = 1000;
+    for (int th = 1; th <= 2; th++) {
+        q.threads = th;
+        ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EFULL);
+        ASSERT_STR_EQ(err.msg,
+                      "query: fill would answer 1872 rows (312 buckets of 1h for each of 6 "
+                      "groups), more than the 1000 groups a query may make; narrow from and to, "
+                      "widen the interval, group by fewer columns or raise the limit "
+                      "(query_max_groups)");
+    }
+    q.max_groups = 1872;
+    ASSERT_EQ(query_run(tbl, &q, &r, &err), 0);
+    ASSERT_U64_EQ(r->nrows, 1872);
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < r->nrows; i++)
+        total += query_result_cell(r, i, 2)->v.u;
+    ASSERT_U64_EQ(total, nrows);
+    ASSERT_EQ(query_result_cell(r, 0, 0)->v.i, T0 - 10 * DAY);
+    ASSERT_U64_EQ(query_result_cell(r, 0, 2)->v.u, 0);
+    query_result_free(r);
+    drop_table();
+}
+
 TEST_LIST(T(query_over_65536_row_granules), T(differential_random_queries),
-          T(order_limit_and_empty_answers))
+          T(order_limit_and_empty_answers), T(fill_needs_bounds_and_stays_under_max_groups))

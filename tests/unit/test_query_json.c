@@ -2,16 +2,17 @@
  * test_query_json.c — the JSON query language (ingest/query_json.c).
  *
  * Valid queries: every form of from/to (RFC 3339 with fractions and offsets, dates,
- * epoch ms including negative ones, now-relative against a fixed now), every interval,
- * function, operator and value type, nested or/and trees, group_by, order_by, limit,
- * default names, null meaning "not given", and the limits themselves (depth 16, 10000
- * values, 32 aggregates, 16 group columns). Invalid queries: a table of bad inputs, each
- * with the text its message must contain (the field path and the reason), *out left
- * untouched. Answers: hand-built results written as exact text (integers at the edges of
- * int64/uint64, shortest floats, NaN/inf as null, escaped and repaired strings), every
- * output read back by jansson. Through the engine: parsed queries run on a small table
- * (a segment and a memtable) give exact answers, and every valid corpus query runs. The
- * corpus tests/corpus/query is replayed as well.
+ * epoch ms including negative ones, now-relative against a fixed now with every duration
+ * unit), every interval, fill, function, operator and value type, nested or/and trees,
+ * group_by, order_by, limit, default names, null meaning "not given", and the limits
+ * themselves (depth 16, 10000 values, 32 aggregates, 16 group columns). Invalid
+ * queries: a table of bad inputs, each with the text its message must contain (the field
+ * path and the reason), *out left untouched. Answers: hand-built results written as exact
+ * text (integers at the edges of int64/uint64, shortest floats, NaN/inf as null, escaped
+ * and repaired strings), every output read back by jansson. Through the engine: parsed
+ * queries run on a small table (a segment and a memtable) give exact answers (fill,
+ * buckets aligned to the epoch, integer times in milliseconds), and every valid corpus
+ * query runs. The corpus tests/corpus/query is replayed as well.
  *
  * JSON literals are written with ' for " (see J()) to keep them readable.
  */
@@ -129,6 +130,7 @@ TEST(minimal_gets_defaults)
     ASSERT(q.from_ms == INT64_MIN);
     ASSERT_EQ(q.to_ms, NOW);
     ASSERT_EQ(q.interval_ms, 0);
+    ASSERT_EQ(q.fill, QUERY_FILL_NONE);
     ASSERT_EQ(q.naggs, 1);
     ASSERT_EQ(q.aggs[0].fn, STRATA_AGG_COUNT);
     ASSERT_EQ(q.aggs[0].col, -1);
@@ -198,6 +200,15 @@ static const struct {
     {"'now-500ms'", NOW - 500},
     {"'now-7d'", NOW - 7 * 24 * HOUR},
     {"'now-90s'", NOW - 90000},
+    /* every duration unit of engine/units.h: ms s m h d w y */
+    {"'now-1500ms'", NOW - 1500},
+    {"'now-2s'", NOW - 2000},
+    {"'now-3m'", NOW - 3 * 60000},
+    {"'now-4h'", NOW - 4 * HOUR},
+    {"'now-5d'", NOW - 5 * 24 * HOUR},
+    {"'now-2w'", NOW - 14 * 24 * HOUR},
+    {"'now-1y'", NOW - 365 * 24 * HOUR},
+    {"'now-0s'", NOW},
 };
 
 TEST(every_time_form)
@@ -255,6 +266,33 @@ TEST(every_interval)
         ASSERT_EQ(q.interval_ms, iv[i].ms);
         query_free(&q);
     }
+}
+
+TEST(fill_parses)
+{
+    static const struct {
+        const char *text;
+        query_fill fill;
+    } fills[] = {{"'zero'", QUERY_FILL_ZERO}, {"'null'", QUERY_FILL_NULL},
+                 {"'none'", QUERY_FILL_NONE}, {"null", QUERY_FILL_NONE}};
+    for (size_t i = 0; i < sizeof fills / sizeof fills[0]; i++) {
+        char json[256];
+        strata_query q;
+        snprintf(json, sizeof json, BASE "'from':'now-1d','interval':'1h','fill':%s}",
+                 fills[i].text);
+        ok(json, &q);
+        ASSERT_EQ(q.fill, fills[i].fill);
+        ASSERT_EQ(q.to_ms, NOW); /* to may be left out: it is now */
+        query_free(&q);
+    }
+    strata_query q;
+    ok(BASE "'fill':'none'}", &q); /* "none" needs nothing */
+    ASSERT_EQ(q.fill, QUERY_FILL_NONE);
+    query_free(&q);
+    /* "time" is free as an output name when there are no buckets */
+    ok("{'table':'orders','select':[{'fn':'count','as':'time'}]}", &q);
+    ASSERT_STR_EQ(q.aggs[0].name, "time");
+    query_free(&q);
 }
 
 TEST(every_function_and_default_names)
@@ -658,6 +696,10 @@ static const struct {
     {BASE "'from':'now-'}", "from: 'now-' is not a time"},
     {BASE "'from':'nowhere'}", "from: 'nowhere' is not a time"},
     {BASE "'from':'now-1h30m'}", "from: 'now-1h30m' is not a time"},
+    {BASE "'from':'now-1H'}", "from: 'now-1H' is not a time"},
+    {BASE "'from':'now-1mo'}", "from: 'now-1mo' is not a time"},
+    {BASE "'from':'now-1.5h'}", "from: 'now-1.5h' is not a time"},
+    {BASE "'from':'now-1 h'}", "from: 'now-1 h' is not a time"},
     {BASE "'from':'now-9999999999999999y'}", "from: 'now-9999999999999999y' is not a time"},
     {BASE "'from':'now+9223372036854775807ms'}", "from: 'now+9223372036854775807ms' is not a time"},
     {BASE "'from':'2024-01-02','to':'2024-01-01'}",
@@ -673,7 +715,34 @@ static const struct {
     {BASE "'interval':'500ms'}", "interval: '500ms' is out of range (from 1s to 1d)"},
     {BASE "'interval':'2d'}", "interval: '2d' is out of range"},
     {BASE "'interval':'0s'}", "interval: '0s' is out of range"},
-    {BASE "'interval':'1x'}", "interval: '1x' is not a duration"},
+    {BASE "'interval':'1x'}",
+     "interval: '1x' is not a duration (a whole number and one unit of ms, s, m, h, d, such as "
+     "\"1m\")"},
+    {BASE "'interval':'1w'}", "interval: '1w' is out of range (from 1s to 1d)"},
+    {BASE "'interval':'999ms'}", "interval: '999ms' is out of range"},
+    {BASE "'interval':'1.5m'}", "interval: '1.5m' is not a duration"},
+    {BASE "'interval':'1H'}", "interval: '1H' is not a duration"},
+    /* fill */
+    {BASE "'from':'now-1d','fill':'zero'}",
+     "fill: \"zero\" needs \"interval\", the time buckets it fills (such as \"interval\": "
+     "\"1h\")"},
+    {BASE "'interval':'1h','fill':'zero'}",
+     "fill: \"zero\" needs \"from\" (filling starts at the bucket holding from, such as "
+     "\"from\": \"now-1d\"; without it the query starts at the beginning of time)"},
+    {BASE "'interval':'1h','fill':'null','from':null}", "fill: \"null\" needs \"from\""},
+    {BASE "'interval':'1h','fill':'null','from':-9223372036854775808}",
+     "fill: \"null\" needs \"from\""},
+    {BASE "'interval':'1h','fill':'zero','from':0,'to':9223372036854775807}",
+     "fill: \"zero\" needs \"to\" before the end of time (leave \"to\" out for now)"},
+    {BASE "'interval':'1h','from':'now-1d','fill':'zeros'}",
+     "fill: unknown fill 'zeros' (did you mean 'zero'?)"},
+    {BASE "'interval':'1h','from':'now-1d','fill':'previous'}",
+     "fill: unknown fill 'previous' (expected one of none, zero, null)"},
+    {BASE "'interval':'1h','from':'now-1d','fill':0}",
+     "fill: expected one of \"none\", \"zero\", \"null\", got an integer"},
+    {BASE "'interval':'1h','from':'now-1d','fill':true}", "fill: expected one of"},
+    {BASE "'interval':'1h','from':'now-1d','fil':'zero'}",
+     "unknown key 'fil' (did you mean 'fill'?)"},
     {BASE "'interval':'-1m'}", "interval: '-1m' is not a duration"},
     {BASE "'interval':60000}",
      "interval: expected a duration string such as \"1m\", got an integer"},
@@ -731,7 +800,15 @@ static const struct {
      "select[0].as: too long (64 bytes, at most 63)"},
     {"{'table':'orders','group_by':['country'],'select':[{'fn':'count','as':'country'}]}",
      "select[0].as: 'country' is used twice"},
+    /* "time" is taken by the bucket column: say so, not "used twice" (it is written once) */
     {"{'table':'orders','interval':'1m','select':[{'fn':'count','as':'time'}]}",
+     "select[0].as: 'time' is the name of the time bucket column that interval adds; choose "
+     "another name"},
+    {"{'table':'orders','interval':'1m','select':[{'fn':'count'},{'fn':'sum','column':'qty',"
+     "'as':'time'}]}",
+     "select[1].as: 'time' is the name of the time bucket column that interval adds"},
+    /* without interval, "time" is taken only by a group column of that name */
+    {"{'table':'orders','group_by':['time'],'select':[{'fn':'count','as':'time'}]}",
      "select[0].as: 'time' is used twice"},
     {"{'table':'orders','select':[{'fn':'avg','column':'" LONG_COL "'}]}",
      "select[0].as: the default name 'avg_" LONG_COL "' is longer than 63 bytes; set \"as\""},
@@ -1364,6 +1441,186 @@ TEST(answers_from_the_engine)
     close_table(t, dir);
 }
 
+/* Buckets with no rows were left out of every answer, so charts had gaps where they
+ * wanted zeros: "fill" returns every bucket of [from, to) for every group the answer has. */
+TEST(empty_buckets_are_returned_with_fill)
+{
+    char dir[2048];
+    strata_table *t = open_table(dir, sizeof dir);
+    static const char cols[] =
+        "{\"columns\":[{\"name\":\"time\",\"type\":\"timestamp\"},"
+        "{\"name\":\"country\",\"type\":\"string\"},{\"name\":\"n\",\"type\":\"uint64\"},"
+        "{\"name\":\"gmv\",\"type\":\"float64\"},{\"name\":\"sq\",\"type\":\"int64\"},"
+        "{\"name\":\"min_qty\",\"type\":\"int32\"},"
+        "{\"name\":\"avg_amount\",\"type\":\"float64\"}],";
+    const char *q = "{'table':'orders','from':'2024-01-01','to':'2024-01-01T04:00:00Z',"
+                    "'interval':'1h','fill':'%s','group_by':['country'],"
+                    "'select':[{'fn':'count','as':'n'},{'fn':'sum','column':'amount','as':'gmv'},"
+                    "{'fn':'sum','column':'qty','as':'sq'},{'fn':'min','column':'qty'},"
+                    "{'fn':'avg','column':'amount'}]%s}";
+    char json[1024];
+    /* zero: 4 buckets x the 3 countries that have rows, in time order, then by country */
+    snprintf(json, sizeof json, q, "zero", "");
+    char *text = run_json(t, J(json));
+    ASSERT(strncmp(text, cols, strlen(cols)) == 0);
+    ASSERT_STR_EQ(text + strlen(cols),
+                  "\"rows\":["
+                  "[1704067200000,\"DE\",0,0,0,null,null],"
+                  "[1704067200000,\"FR\\\"\\n\",0,0,0,null,null],"
+                  "[1704067200000,\"US\",1,10.5,1,1,10.5],"
+                  "[1704070800000,\"DE\",1,5.25,3,3,5.25],"
+                  "[1704070800000,\"FR\\\"\\n\",0,0,0,null,null],"
+                  "[1704070800000,\"US\",1,20,2,2,20],"
+                  "[1704074400000,\"DE\",0,0,0,null,null],"
+                  "[1704074400000,\"FR\\\"\\n\",1,1,4,4,1],"
+                  "[1704074400000,\"US\",0,0,0,null,null],"
+                  "[1704078000000,\"DE\",0,0,0,null,null],"
+                  "[1704078000000,\"FR\\\"\\n\",0,0,0,null,null],"
+                  "[1704078000000,\"US\",0,0,0,null,null]]");
+    free(text);
+    /* null: the same rows, every aggregate of an empty bucket null, count too */
+    snprintf(json, sizeof json, q, "null", "");
+    text = run_json(t, J(json));
+    ASSERT_STR_EQ(text + strlen(cols),
+                  "\"rows\":["
+                  "[1704067200000,\"DE\",null,null,null,null,null],"
+                  "[1704067200000,\"FR\\\"\\n\",null,null,null,null,null],"
+                  "[1704067200000,\"US\",1,10.5,1,1,10.5],"
+                  "[1704070800000,\"DE\",1,5.25,3,3,5.25],"
+                  "[1704070800000,\"FR\\\"\\n\",null,null,null,null,null],"
+                  "[1704070800000,\"US\",1,20,2,2,20],"
+                  "[1704074400000,\"DE\",null,null,null,null,null],"
+                  "[1704074400000,\"FR\\\"\\n\",1,1,4,4,1],"
+                  "[1704074400000,\"US\",null,null,null,null,null],"
+                  "[1704078000000,\"DE\",null,null,null,null,null],"
+                  "[1704078000000,\"FR\\\"\\n\",null,null,null,null,null],"
+                  "[1704078000000,\"US\",null,null,null,null,null]]");
+    free(text);
+    /* none: today's answer, the empty buckets left out */
+    snprintf(json, sizeof json, q, "none", "");
+    text = run_json(t, J(json));
+    ASSERT_STR_EQ(text + strlen(cols),
+                  "\"rows\":["
+                  "[1704067200000,\"US\",1,10.5,1,1,10.5],"
+                  "[1704070800000,\"DE\",1,5.25,3,3,5.25],"
+                  "[1704070800000,\"US\",1,20,2,2,20],"
+                  "[1704074400000,\"FR\\\"\\n\",1,1,4,4,1]]");
+    free(text);
+    /* order_by and limit apply after filling: a limit counts filled rows */
+    snprintf(json, sizeof json, q, "zero", ",'order_by':[{'column':'time','desc':true}],'limit':4");
+    text = run_json(t, J(json));
+    ASSERT_STR_EQ(text + strlen(cols),
+                  "\"rows\":["
+                  "[1704078000000,\"DE\",0,0,0,null,null],"
+                  "[1704078000000,\"FR\\\"\\n\",0,0,0,null,null],"
+                  "[1704078000000,\"US\",0,0,0,null,null],"
+                  "[1704074400000,\"DE\",0,0,0,null,null]]");
+    free(text);
+    snprintf(json, sizeof json, q, "zero",
+             ",'order_by':[{'column':'n','desc':true},{'column':'gmv','desc':true}],'limit':3");
+    text = run_json(t, J(json));
+    ASSERT_STR_EQ(text + strlen(cols),
+                  "\"rows\":["
+                  "[1704070800000,\"US\",1,20,2,2,20],"
+                  "[1704067200000,\"US\",1,10.5,1,1,10.5],"
+                  "[1704070800000,\"DE\",1,5.25,3,3,5.25]]");
+    free(text);
+    /* without group_by every bucket is returned, even when nothing matched */
+    text = run_json(t, J("{'table':'orders','from':'2024-01-01','to':'2024-01-01T04:00:00Z',"
+                         "'interval':'1h','fill':'zero','select':[{'fn':'count'}],"
+                         "'where':[{'column':'country','op':'in','values':[]}]}"));
+    ASSERT_STR_EQ(text, "{\"columns\":[{\"name\":\"time\",\"type\":\"timestamp\"},"
+                        "{\"name\":\"count\",\"type\":\"uint64\"}],\"rows\":["
+                        "[1704067200000,0],[1704070800000,0],[1704074400000,0],"
+                        "[1704078000000,0]]");
+    free(text);
+    /* with group_by and nothing matched no group is known: nothing to fill */
+    text = run_json(t, J("{'table':'orders','from':'2024-01-01','to':'2024-01-01T04:00:00Z',"
+                         "'interval':'1h','fill':'zero','group_by':['country'],"
+                         "'select':[{'fn':'count'}],"
+                         "'where':[{'column':'country','op':'in','values':[]}]}"));
+    ASSERT(strstr(text, "\"rows\":[]"));
+    free(text);
+    /* to defaults to now: one bucket per day from 2024-05-30 to 2024-06-01 (now is noon) */
+    text = run_json(t, J("{'table':'orders','from':'2024-05-30','interval':'1d','fill':'null',"
+                         "'select':[{'fn':'count'}]}"));
+    ASSERT_STR_EQ(text, "{\"columns\":[{\"name\":\"time\",\"type\":\"timestamp\"},"
+                        "{\"name\":\"count\",\"type\":\"uint64\"}],\"rows\":["
+                        "[1717027200000,null],[1717113600000,null],[1717200000000,null]]");
+    free(text);
+    close_table(t, dir);
+}
+
+/* Buckets are aligned to the epoch (time rounded down to a multiple of the interval since
+ * 1970-01-01T00:00:00Z), not to from: with 7m and from at midnight the first bucket starts
+ * at 23:54 the day before (1704066840000), with or without fill, and holds only the rows
+ * from midnight on. */
+TEST(time_buckets_align_to_the_epoch_not_to_from)
+{
+    char dir[2048];
+    strata_table *t = open_table(dir, sizeof dir);
+    char *text = run_json(t, J("{'table':'orders','from':'2024-01-01T00:00:00Z',"
+                               "'to':'2024-01-01T03:00:00Z','interval':'7m',"
+                               "'select':[{'fn':'count'}]}"));
+    ASSERT_STR_EQ(text, "{\"columns\":[{\"name\":\"time\",\"type\":\"timestamp\"},"
+                        "{\"name\":\"count\",\"type\":\"uint64\"}],\"rows\":["
+                        "[1704066840000,1],[1704070620000,2],[1704074400000,1]]");
+    free(text);
+    /* fill: from the bucket holding from (23:54) to the one holding to - 1 (02:56), 27 */
+    text = run_json(t, J("{'table':'orders','from':'2024-01-01T00:00:00Z',"
+                         "'to':'2024-01-01T03:00:00Z','interval':'7m','fill':'zero',"
+                         "'select':[{'fn':'count'}]}"));
+    size_t n = strlen(text);
+    char *whole = malloc(n + 2); /* run_json cut the answer before "stats" */
+    ASSERT(whole);
+    memcpy(whole, text, n);
+    memcpy(whole + n, "}", 2);
+    json_t *j = reads_back(whole, n + 1, 0);
+    free(whole);
+    json_t *rows = json_object_get(j, "rows");
+    ASSERT_EQ(json_array_size(rows), 27);
+    ASSERT_EQ(json_integer_value(json_array_get(json_array_get(rows, 0), 0)), 1704066840000);
+    ASSERT_EQ(json_integer_value(json_array_get(json_array_get(rows, 0), 1)), 1);
+    ASSERT_EQ(json_integer_value(json_array_get(json_array_get(rows, 26), 0)), 1704077760000);
+    for (size_t i = 1; i < 27; i++)
+        ASSERT_EQ(json_integer_value(json_array_get(json_array_get(rows, i), 0)) -
+                      json_integer_value(json_array_get(json_array_get(rows, i - 1), 0)),
+                  420000);
+    json_decref(j);
+    free(text);
+    /* an interval that divides a day starts its buckets at UTC midnight */
+    text = run_json(t, J("{'table':'orders','from':'2024-01-01T00:30:00Z',"
+                         "'to':'2024-01-01T03:00:00Z','interval':'90m',"
+                         "'select':[{'fn':'count'}]}"));
+    ASSERT_STR_EQ(text, "{\"columns\":[{\"name\":\"time\",\"type\":\"timestamp\"},"
+                        "{\"name\":\"count\",\"type\":\"uint64\"}],\"rows\":["
+                        "[1704067200000,2],[1704072600000,1]]");
+    free(text);
+    close_table(t, dir);
+}
+
+/* An integer from/to is epoch milliseconds (not seconds): 1704070800000 is the same
+ * instant as "2024-01-01T01:00:00Z"; 1704070800 (seconds by mistake) is 1970-01-20. */
+TEST(epoch_integers_are_milliseconds)
+{
+    char dir[2048];
+    strata_table *t = open_table(dir, sizeof dir);
+    const char *want = "{\"columns\":[{\"name\":\"count\",\"type\":\"uint64\"}],\"rows\":[[3]]";
+    char *text = run_json(t, J("{'table':'orders','from':1704070800000,'to':1704153600000,"
+                               "'select':[{'fn':'count'}]}"));
+    ASSERT_STR_EQ(text, want);
+    free(text);
+    text = run_json(t, J("{'table':'orders','from':'2024-01-01T01:00:00Z','to':'2024-01-02',"
+                         "'select':[{'fn':'count'}]}"));
+    ASSERT_STR_EQ(text, want);
+    free(text);
+    text = run_json(t, J("{'table':'orders','from':1704070800,'to':1704153600000,"
+                         "'select':[{'fn':'count'}]}"));
+    ASSERT_STR_EQ(text, "{\"columns\":[{\"name\":\"count\",\"type\":\"uint64\"}],\"rows\":[[4]]");
+    free(text);
+    close_table(t, dir);
+}
+
 /* Everything the parser accepts, the engine runs: every valid corpus query. */
 TEST(engine_runs_every_valid_corpus_query)
 {
@@ -1450,5 +1707,6 @@ TEST_LIST(T(minimal_gets_defaults), T(null_means_absent), T(text_need_not_be_ter
           T(group_order_limit), T(limits_of_lists), T(table_name), T(invalid_queries),
           T(too_many_aggregates), T(invalid_utf8_and_nul_input), T(result_exact_text),
           T(result_floats_round_trip), T(result_empty_and_stats), T(result_large_reads_back),
-          T(error_body), T(answers_from_the_engine), T(engine_runs_every_valid_corpus_query),
-          T(corpus_replay))
+          T(error_body), T(answers_from_the_engine), T(empty_buckets_are_returned_with_fill),
+          T(time_buckets_align_to_the_epoch_not_to_from), T(epoch_integers_are_milliseconds),
+          T(fill_parses), T(engine_runs_every_valid_corpus_query), T(corpus_replay))
