@@ -64,6 +64,7 @@ void schema_init(strata_schema *s)
     s->partition_by = STRATA_PART_DAY;
     s->lateness_ms = 120000;
     s->late_policy = STRATA_LATE_UPDATE;
+    s->unknown_fields = STRATA_UNKNOWN_FIELDS_IGNORE;
     s->codec = STRATA_CODEC_LZ4;
     s->memtable_max_rows = 1u << 20;
     s->memtable_max_bytes = 64u << 20;
@@ -247,6 +248,9 @@ int schema_validate(const strata_schema *s, strata_err *err)
                                   "%s: must be between 0 and 1000 years", durations[i].name);
     if (s->late_policy != STRATA_LATE_UPDATE && s->late_policy != STRATA_LATE_DEAD_LETTER)
         return strata_err_set(err, STRATA_EINVAL, "late_policy: must be update or dead-letter");
+    if (s->unknown_fields != STRATA_UNKNOWN_FIELDS_IGNORE &&
+        s->unknown_fields != STRATA_UNKNOWN_FIELDS_REJECT)
+        return strata_err_set(err, STRATA_EINVAL, "unknown_fields: must be ignore or reject");
     if (s->codec != STRATA_CODEC_LZ4 && s->codec != STRATA_CODEC_ZSTD &&
         s->codec != STRATA_CODEC_NONE)
         return strata_err_set(err, STRATA_EINVAL, "storage.compression: must be lz4, zstd or none");

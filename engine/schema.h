@@ -1,6 +1,7 @@
 /*
  * schema.h — a table's schema as the engine sees it: typed columns, the time column,
- * partitioning, sort key, dedup key/version, rollups, retention, storage and Kafka settings.
+ * partitioning, sort key, dedup key/version, rollups, retention, what ingest does with
+ * fields that name no column, storage and Kafka settings.
  *
  * The struct is plain data with fixed-size arrays, so it can be copied with memcpy and
  * freed with free(). The JSON form lives in ingest/schema_json.c (the engine does not
@@ -111,6 +112,14 @@ typedef enum strata_late_policy {
     STRATA_LATE_DEAD_LETTER = 1, /* events later than late_bound_ms go to dead letters */
 } strata_late_policy;
 
+/* What ingest does with an event's fields that name no column (after the JSON form's
+ * "unknown_fields"). Either way the event's other fields are decoded as usual; keys are
+ * matched at the top level of the event only. */
+typedef enum strata_unknown_fields {
+    STRATA_UNKNOWN_FIELDS_IGNORE = 0, /* default: the event lands without them (reported) */
+    STRATA_UNKNOWN_FIELDS_REJECT = 1, /* the event is refused, like a field of a wrong type */
+} strata_unknown_fields;
+
 typedef struct strata_kafka_prop {
     char key[128];
     char value[256];
@@ -145,6 +154,7 @@ typedef struct strata_schema {
     int64_t lateness_ms;     /* allowed lateness for the watermark; default 120000 */
     strata_late_policy late_policy;
     int64_t late_bound_ms;   /* with STRATA_LATE_DEAD_LETTER; 0 = no bound */
+    strata_unknown_fields unknown_fields; /* default STRATA_UNKNOWN_FIELDS_IGNORE */
     /* Storage. */
     strata_codec codec;           /* fresh segments; merged segments use zstd */
     uint64_t memtable_max_rows;   /* flush a memtable at this many rows */

@@ -33,11 +33,12 @@
 
 #include "buf.h"
 #include "event_json.h"
+#include "ndjson_answer.h"
 #include "query.h"
 #include "query_json.h"
 #include "schema_json.h"
+#include "table_counts.h"
 
-#define INGEST_MAX_ERRORS 100
 #define INGEST_POOL_MAX 8                   /* batches kept between requests */
 #define INGEST_POOL_BATCH_MAX (32u << 20)   /* larger ones are freed */
 #define LATENCY_BUCKETS 12
@@ -60,6 +61,7 @@ struct strata_server {
     uint16_t port;
     double started;
     _Atomic uint64_t rows_ingested, rows_rejected, ingest_requests;
+    table_counts unknown_field_events; /* per table: ingested events with unknown fields */
     _Atomic uint64_t queries, query_errors;
     _Atomic uint64_t query_latency[LATENCY_BUCKETS + 1];
     _Atomic uint64_t query_latency_sum_us;
@@ -93,8 +95,8 @@ typedef struct request {
     bool long_line;       /* skipping a line over the event limit to its newline */
     uint64_t long_len;    /* its bytes so far */
     uint64_t staged_bytes; /* of batch, counted in s->ingest_staged */
-    uint64_t line_no, ingested, rejected;
-    json_t *errors;
+    uint64_t line_no, ingested;
+    ndjson_answer answer; /* rejected and blank lines, errors, unknown fields */
     strata_err fail; /* a failure that ends the ingest with an error answer */
     unsigned fail_status;
     bool failed;
@@ -565,9 +567,7 @@ static bool ingest_account(request *rq)
 
 static void ingest_reject(request *rq, const char *msg)
 {
-    rq->rejected++;
-    if (json_array_size(rq->errors) < INGEST_MAX_ERRORS)
-        json_array_append_new(rq->errors, json_pack("{s:I, s:s}", "line", (json_int_t)rq->line_no, "error", msg));
+    ndjson_answer_reject(&rq->answer, rq->line_no, msg);
 }
 
 static void ingest_line(request *rq, const char *p, size_t n)
@@ -578,10 +578,13 @@ static void ingest_line(request *rq, const char *p, size_t n)
     size_t skip = 0;
     while (skip < n && (p[skip] == ' ' || p[skip] == '\t'))
         skip++;
-    if (skip == n)
-        return; /* blank lines separate nothing and are not events */
+    if (skip == n) {
+        ndjson_answer_blank(&rq->answer); /* counted, not an event */
+        return;
+    }
     strata_err err = {0};
-    int rc = event_decoder_decode(rq->decoder, p + skip, n - skip, &rq->batch, &err);
+    int rc = event_decoder_decode_reporting(rq->decoder, p + skip, n - skip, &rq->batch,
+                                            ndjson_answer_sink(&rq->answer), &err);
     if (rc == STRATA_ENOMEM) {
         rq->fail = err;
         ingest_fail(rq, 503);
@@ -591,6 +594,7 @@ static void ingest_line(request *rq, const char *p, size_t n)
         ingest_reject(rq, err.msg);
         return;
     }
+    ndjson_answer_landed(&rq->answer, rq->line_no);
     ingest_account(rq);
 }
 
@@ -670,11 +674,13 @@ static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c,
             strata_err_prefix(&rq->fail, "none of this request's %" PRIu64 " rows were kept", n);
         }
     }
-    atomic_fetch_add(&s->rows_rejected, rq->rejected);
+    atomic_fetch_add(&s->rows_rejected, rq->answer.rejected);
     if (rq->failed)
         return send_error(s, c, rq->fail_status, "%s", rq->fail.msg);
     rq->ingested = n;
     atomic_fetch_add(&s->rows_ingested, n);
+    if (rq->answer.unknown_lines) /* a count lost to a failed allocation only shows less */
+        table_counts_add(&s->unknown_field_events, rq->table, rq->answer.unknown_lines, NULL);
     strata_err ferr = {0};
     if (n > 0 && table_flush(rq->t, true, &ferr) != 0) {
         /* The rows are in the table's memory and a later flush writes them; sending them
@@ -683,9 +689,7 @@ static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c,
                           "(flush failed: %s); they will be written when the disk allows: do not send "
                           "them again", n, ferr.msg);
     }
-    json_t *j = json_pack("{s:I, s:I, s:O}", "ingested", (json_int_t)n, "rejected",
-                          (json_int_t)rq->rejected, "errors", rq->errors);
-    return send_json(s, c, 200, j);
+    return send_json(s, c, 200, ndjson_answer_json(&rq->answer, n, table_schema(rq->t)));
 }
 
 /* ---- query ---------------------------------------------------------------------------- */
@@ -790,6 +794,18 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
          atomic_load(&s->rows_rejected));
     EMIT("# TYPE strata_ingest_requests_total counter\nstrata_ingest_requests_total %" PRIu64 "\n",
          atomic_load(&s->ingest_requests));
+    EMIT("# HELP strata_ingest_events_with_unknown_fields_total Events of POST /ingest that landed "
+         "with fields naming no column (those fields were dropped).\n"
+         "# TYPE strata_ingest_events_with_unknown_fields_total counter\n");
+    {
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            const char *name = table_schema(t)->name;
+            EMIT("strata_ingest_events_with_unknown_fields_total{table=\"%s\"} %" PRIu64 "\n", name,
+                 table_counts_get(&s->unknown_field_events, name));
+            catalog_put(s->cat, t);
+        }
+    }
     EMIT("# TYPE strata_queries_total counter\nstrata_queries_total %" PRIu64 "\n",
          atomic_load(&s->queries));
     EMIT("# TYPE strata_query_errors_total counter\nstrata_query_errors_total %" PRIu64 "\n",
@@ -883,7 +899,7 @@ static void request_free(strata_server *s, request *rq)
     catalog_put(s->cat, rq->t);
     buf_free(&rq->body);
     buf_free(&rq->carry);
-    json_decref(rq->errors);
+    ndjson_answer_free(&rq->answer);
     free(rq);
 }
 
@@ -922,7 +938,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     ingest_batch_take(s, table_schema(rq->t), &rq->batch) != 0)
                     return MHD_NO;
                 rq->batch_ready = true;
-                rq->errors = json_array();
+                if (ndjson_answer_init(&rq->answer, &derr) != 0)
+                    return MHD_NO;
             }
         }
         return MHD_YES;
@@ -1012,6 +1029,7 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
     s->cat = cat;
     s->opts = *opts;
     pthread_mutex_init(&s->pool_lock, NULL);
+    table_counts_init(&s->unknown_field_events);
     if (!s->opts.host)
         s->opts.host = "127.0.0.1";
     if (!s->opts.max_body)
@@ -1080,5 +1098,6 @@ void server_stop(strata_server *s)
     for (int i = 0; i < s->npool; i++)
         row_batch_free(&s->pool[i].b);
     pthread_mutex_destroy(&s->pool_lock);
+    table_counts_destroy(&s->unknown_field_events);
     free(s);
 }

@@ -11,7 +11,9 @@
  *                                   a table with a kafka section starts consuming at once
  *   DELETE /tables/{name}           stop its consumer, drop it and its files
  *   POST /ingest/{name}             NDJSON body, streamed line by line; rows are durable
- *                                   (flushed to segments) before the answer
+ *                                   (flushed to segments) before the answer, which counts
+ *                                   ingested, rejected and blank lines and reports unknown
+ *                                   fields (format in ingest/ndjson_answer.h)
  *   POST /tables/{name}/flush       flush every memtable of the table now
  *   POST /query                     the JSON query (ingest/query_json.h)
  *   GET  /metrics                   Prometheus text format

@@ -16,6 +16,10 @@
  *   - store_event adds the row (every default, as the jansson path does), writes each
  *     recorded value with the jansson path's type rules, and on the first value that does
  *     not fit pops the row and restores the batch's byte count: the batch is as before.
+ *   - then the remembered unknown keys (in the order of the text, as jansson keeps them)
+ *     go to the caller's event_unknown_sink: a key's bytes are its value, since escaped
+ *     keys are declined. Under STRATA_UNKNOWN_FIELDS_REJECT the first unknown key
+ *     declines the event (the jansson path writes the error).
  * Anything else (see "declines" below) returns EVENT_JSON_DECLINED, and event_json.c runs
  * jansson on the same bytes, so every error message is jansson's.
  *
@@ -47,9 +51,9 @@
  *   - column rules (event_json.c set_field): the same checks, in store_event; uint64
  *     strings use event_uint64_from_decimal, the very function the jansson path calls.
  * Declines: everything jansson refuses, and also nested values, escaped keys, more than
- * UNKNOWN_KEYS_MAX unknown keys, long reals strtod would need, an empty object, inputs over
- * EVENT_JSON_MAX_BYTES, schemas with an unterminated column name or a bad time column, and
- * out-of-memory.
+ * UNKNOWN_KEYS_MAX unknown keys (any one under STRATA_UNKNOWN_FIELDS_REJECT), long reals
+ * strtod would need, an empty object, inputs over EVENT_JSON_MAX_BYTES, schemas with an
+ * unterminated column name or a bad time column, and out-of-memory.
  */
 #include "event_fast.h"
 
@@ -70,6 +74,7 @@
 struct event_decoder {
     const strata_schema *schema; /* borrowed */
     bool usable;                 /* false: the fast path declines everything */
+    bool reject_unknown;         /* STRATA_UNKNOWN_FIELDS_REJECT: decline at an unknown key */
     uint8_t name_len[STRATA_MAX_COLUMNS];
     uint8_t slot[LOOKUP_SLOTS]; /* column index + 1; 0 = empty */
 };
@@ -106,6 +111,7 @@ static void decoder_build(event_decoder *d, const strata_schema *sc)
     memset(d->slot, 0, sizeof d->slot);
     if (!d->usable)
         return;
+    d->reject_unknown = sc->unknown_fields == STRATA_UNKNOWN_FIELDS_REJECT;
     for (int c = 0; c < sc->ncols; c++) {
         const char *name = sc->cols[c].name;
         size_t len = strnlen(name, STRATA_NAME_MAX);
@@ -563,8 +569,8 @@ static int parse_event(const event_decoder *d, const char *p, const char *end, p
                 ev->time_field = ev->nfields;
             v = &ev->fields[ev->nfields++];
             v->col = c;
-        } else if (note_unknown_key(ev, key, klen) != 0) {
-            return -1;
+        } else if (d->reject_unknown || note_unknown_key(ev, key, klen) != 0) {
+            return -1; /* the jansson path writes the error */
         }
         p = skip_ws(p, end);
         if (p == end || *p != ':')
@@ -700,6 +706,12 @@ static int store_event(const parsed_event *ev, row_batch *b)
 
 int event_json_decode_fast(const event_decoder *d, const char *text, size_t len, row_batch *b)
 {
+    return event_json_decode_fast_reporting(d, text, len, b, NULL);
+}
+
+int event_json_decode_fast_reporting(const event_decoder *d, const char *text, size_t len,
+                                     row_batch *b, const event_unknown_sink *unknown)
+{
     event_decoder local;
     if (!d || d->schema != b->schema) {
         decoder_build(&local, b->schema);
@@ -710,6 +722,9 @@ int event_json_decode_fast(const event_decoder *d, const char *text, size_t len,
     parsed_event ev;
     if (parse_event(d, text, text + len, &ev) != 0 || store_event(&ev, b) != 0)
         return EVENT_JSON_DECLINED;
+    if (ev.nunknown && unknown && unknown->key)
+        for (int k = 0; k < ev.nunknown; k++)
+            unknown->key(unknown->ctx, ev.unknown[k].p, ev.unknown[k].len);
     return 0;
 }
 

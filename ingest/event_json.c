@@ -6,6 +6,13 @@
  * default and lets each field of the object overwrite its column; on any error the row is
  * popped again, so a batch never holds half an event. Every error message of event
  * decoding is written here: the fast path declines whatever is not a plain success.
+ * Unknown fields are counted on the way and, only once the row is in, reported in a
+ * second walk over the object's keys (jansson keeps them in the order of the text).
+ *
+ * "Did you mean": a key names a column likely when it equals the name but for ASCII
+ * case, else when json_closest (ingest/json_util.c) finds the name within 2 edits; only
+ * names whose length is within 2 of the key's are compared, which keeps a refused event
+ * cheap on wide schemas.
  */
 #include "event_json.h"
 
@@ -15,7 +22,10 @@
 #include <string.h>
 
 #include "event_fast.h"
+#include "json_util.h"
 #include "units.h"
+
+#define KEY_SHOWN_MAX 64 /* bytes of an event's key quoted in a message */
 
 static const char *event_kind(const json_t *v)
 {
@@ -108,7 +118,85 @@ static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, strata_er
     return strata_err_set(err, STRATA_EINVAL, "%s: unknown column type", f);
 }
 
+/* Bytes of key (valid UTF-8) to quote: at most KEY_SHOWN_MAX, cut between characters. */
+static int key_shown_len(const char *key)
+{
+    size_t n = strlen(key);
+    if (n <= KEY_SHOWN_MAX)
+        return (int)n;
+    n = KEY_SHOWN_MAX;
+    while (n > 0 && ((uint8_t)key[n] & 0xC0) == 0x80)
+        n--;
+    return (int)n;
+}
+
+static bool ascii_case_equal(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
+        if (x != y)
+            return false;
+    }
+    return *a == *b;
+}
+
+const char *event_json_likely_column(const strata_schema *sc, const char *key)
+{
+    const char *near[STRATA_MAX_COLUMNS];
+    size_t n = 0, klen = strlen(key);
+    for (int c = 0; c < sc->ncols && c < STRATA_MAX_COLUMNS; c++) {
+        const char *name = sc->cols[c].name;
+        if (ascii_case_equal(name, key))
+            return name;
+        size_t nlen = strnlen(name, STRATA_NAME_MAX);
+        if (nlen < STRATA_NAME_MAX && nlen + 2 >= klen && klen + 2 >= nlen)
+            near[n++] = name;
+    }
+    return json_closest(key, near, n);
+}
+
+/* The error for key, which names no column, under STRATA_UNKNOWN_FIELDS_REJECT. */
+static int unknown_field_error(const strata_schema *sc, const char *key, strata_err *err)
+{
+    const char *near = event_json_likely_column(sc, key);
+    int shown = key_shown_len(key);
+    const char *cut = key[shown] ? "..." : "";
+    if (near)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "%.*s%s: unknown field (did you mean '%s'?); this table rejects events "
+                              "with unknown fields (unknown_fields: reject)",
+                              shown, key, cut, near);
+    return strata_err_set(err, STRATA_EINVAL,
+                          "%.*s%s: unknown field; this table rejects events with unknown fields "
+                          "(unknown_fields: reject)",
+                          shown, key, cut);
+}
+
+/* The error for an event without its time field; names a key of root that looks like
+ * the time column's name, if one does. */
+static int missing_time_error(const strata_schema *sc, json_t *root, strata_err *err)
+{
+    const char *tname = sc->cols[sc->time_col].name;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (schema_column_index(sc, key) < 0 && event_json_likely_column(sc, key) == tname)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: the time field is missing (the event has '%.*s': did you "
+                                  "mean '%s'?)",
+                                  tname, key_shown_len(key), key, tname);
+    }
+    return strata_err_set(err, STRATA_EINVAL, "%s: the time field is missing", tname);
+}
+
 int event_json_decode_jansson(const char *text, size_t len, row_batch *b, strata_err *err)
+{
+    return event_json_decode_jansson_reporting(text, len, b, NULL, err);
+}
+
+int event_json_decode_jansson_reporting(const char *text, size_t len, row_batch *b,
+                                        const event_unknown_sink *unknown, strata_err *err)
 {
     if (len > EVENT_JSON_MAX_BYTES)
         return strata_err_set(err, STRATA_EINVAL, "event of %zu bytes is over the limit of %u",
@@ -127,7 +215,7 @@ int event_json_decode_jansson(const char *text, size_t len, row_batch *b, strata
     const char *tname = sc->cols[sc->time_col].name;
     json_t *tv = json_object_get(root, tname);
     if (!tv || json_is_null(tv)) {
-        rc = strata_err_set(err, STRATA_EINVAL, "%s: the time field is missing", tname);
+        rc = missing_time_error(sc, root, err);
         goto done;
     }
     int64_t r = row_batch_add_row(b);
@@ -137,17 +225,30 @@ int event_json_decode_jansson(const char *text, size_t len, row_batch *b, strata
     }
     const char *key;
     json_t *v;
+    size_t nunknown = 0;
     json_object_foreach(root, key, v) {
-        if (json_is_null(v))
-            continue;
         int c = schema_column_index(sc, key);
-        if (c < 0)
+        if (c < 0) {
+            if (sc->unknown_fields == STRATA_UNKNOWN_FIELDS_REJECT) {
+                rc = unknown_field_error(sc, key, err);
+                row_batch_pop_row(b);
+                goto done;
+            }
+            nunknown++;
+            continue;
+        }
+        if (json_is_null(v))
             continue;
         if ((rc = set_field(b, (uint32_t)r, c, v, err)) != 0) {
             row_batch_pop_row(b);
             goto done;
         }
     }
+    if (nunknown && unknown && unknown->key)
+        json_object_foreach(root, key, v) {
+            if (schema_column_index(sc, key) < 0)
+                unknown->key(unknown->ctx, key, strlen(key));
+        }
 done:
     json_decref(root);
     return rc;
@@ -156,9 +257,16 @@ done:
 int event_decoder_decode(const event_decoder *d, const char *text, size_t len, row_batch *b,
                          strata_err *err)
 {
-    if (event_json_decode_fast(d, text, len, b) == 0)
+    return event_decoder_decode_reporting(d, text, len, b, NULL, err);
+}
+
+int event_decoder_decode_reporting(const event_decoder *d, const char *text, size_t len,
+                                   row_batch *b, const event_unknown_sink *unknown,
+                                   strata_err *err)
+{
+    if (event_json_decode_fast_reporting(d, text, len, b, unknown) == 0)
         return 0;
-    return event_json_decode_jansson(text, len, b, err);
+    return event_json_decode_jansson_reporting(text, len, b, unknown, err);
 }
 
 int event_json_decode(const char *text, size_t len, row_batch *b, strata_err *err)

@@ -1,11 +1,23 @@
 /*
- * event_json.h — turning one JSON event (a flat or nested object, one NDJSON line) into
+ * event_json.h — turning one JSON event (an object, one NDJSON line or Kafka message) into
  * one row of a row_batch.
  *
  * Rules: the event must be a JSON object. The time column is required: an integer of epoch
- * milliseconds or an RFC 3339 string. Other fields are matched to columns by name; a
- * missing field (or null) takes the column's default; fields that name no column are
- * ignored (events usually carry more than a table keeps). Types must fit the column:
+ * milliseconds or an RFC 3339 string. The object's keys are matched to column names
+ * exactly (case counts); only its top level is matched: a nested object or array is one
+ * value, for a column a value of the wrong type, and its inner keys are never columns
+ * (column names hold no '.', so no path such as "user.id" can name one). A missing field
+ * (or null) takes the column's default. Fields that name no column ("unknown fields")
+ * follow the schema's unknown_fields: STRATA_UNKNOWN_FIELDS_IGNORE (events usually carry
+ * more than a table keeps) decodes the event without them and reports each such key to
+ * the caller's event_unknown_sink; STRATA_UNKNOWN_FIELDS_REJECT refuses the event, naming
+ * the first such key with the column it is likely a misspelling of, if any:
+ *   amout: unknown field (did you mean 'amount'?); this table rejects events with
+ *   unknown fields (unknown_fields: reject)
+ * A missing time field names a key that looks like it ("ts: the time field is missing
+ * (the event has 'TS': did you mean 'ts'?)"). The time field is checked first, then the
+ * others in the event's order: an error names the first field at fault. Types must fit
+ * the column:
  * timestamp (epoch ms integer or RFC 3339), int64 / int32 (integers in range), uint64
  * (non-negative integers; beyond 2^63-1 as a decimal string), float64 (any number),
  * bool (true/false), string (a string). A value of the wrong type is an error for that
@@ -15,7 +27,8 @@
  * UTF-8 only, duplicate keys refused, "\u0000" allowed in values (not in keys), integers
  * are numbers without '.', 'e' or 'E' and must fit int64, reals must not overflow.
  *
- * Two paths give the same result for every input:
+ * Two paths give the same result for every input (the row, the error, the unknown fields
+ * reported):
  *   - the jansson path (event_json_decode_jansson): builds a json_t tree; every error
  *     message comes from it;
  *   - the fast path (event_json_decode_fast, ingest/event_fast.c): one pass over the bytes
@@ -47,6 +60,16 @@
 /* A schema's column lookup for the fast path, built once per schema. */
 typedef struct event_decoder event_decoder;
 
+/* Where a decode reports the keys of the event that name no column: key(ctx, name, len)
+ * is called once per such key, in the order of the event's text, with the key's bytes
+ * (valid UTF-8 without NUL, not NUL-terminated; valid during the call only). Only for an
+ * event that decoded (the decode returned 0), after its row was added; never for a
+ * refused one. Both paths report the same keys in the same order. */
+typedef struct event_unknown_sink {
+    void (*key)(void *ctx, const char *name, size_t len);
+    void *ctx;
+} event_unknown_sink;
+
 /* Makes a decoder for schema, which is borrowed: it must outlive the decoder and not
  * change while the decoder exists. Returns NULL with err filled (STRATA_ENOMEM) on
  * failure. Free with event_decoder_free. */
@@ -59,6 +82,10 @@ void event_decoder_free(event_decoder *d);
  * Returns 0, or STRATA_EINVAL with the reason in err (b unchanged), or STRATA_ENOMEM. */
 int event_decoder_decode(const event_decoder *d, const char *text, size_t len, row_batch *b,
                          strata_err *err);
+/* As event_decoder_decode, reporting the event's unknown fields to unknown (may be NULL). */
+int event_decoder_decode_reporting(const event_decoder *d, const char *text, size_t len,
+                                   row_batch *b, const event_unknown_sink *unknown,
+                                   strata_err *err);
 
 /* As event_decoder_decode, with the column lookup built for b->schema on every call (no
  * allocation). For callers without a decoder; a decoder is faster. */
@@ -66,11 +93,23 @@ int event_json_decode(const char *text, size_t len, row_batch *b, strata_err *er
 
 /* The jansson path alone. Returns as event_json_decode. */
 int event_json_decode_jansson(const char *text, size_t len, row_batch *b, strata_err *err);
+/* The same, reporting the event's unknown fields to unknown (may be NULL). */
+int event_json_decode_jansson_reporting(const char *text, size_t len, row_batch *b,
+                                        const event_unknown_sink *unknown, strata_err *err);
 
 /* The fast path alone; d may be NULL (lookup built for b->schema). Returns 0 with the row
  * added, exactly as the jansson path would have added it, or EVENT_JSON_DECLINED with b
  * unchanged (nrows and nbytes as before) — for bad events, for inputs it does not handle,
  * and when memory runs out. Never fills an error message: errors are the jansson path's. */
 int event_json_decode_fast(const event_decoder *d, const char *text, size_t len, row_batch *b);
+/* The same, reporting the event's unknown fields to unknown (may be NULL) when it returns
+ * 0; under STRATA_UNKNOWN_FIELDS_REJECT it declines every event that has any. */
+int event_json_decode_fast_reporting(const event_decoder *d, const char *text, size_t len,
+                                     row_batch *b, const event_unknown_sink *unknown);
+
+/* The name of the column of sc that key (a NUL-terminated field name naming no column) is
+ * likely a misspelling of: one equal but for ASCII case, else the closest within 2 edits
+ * (json_closest in ingest/json_util.h); NULL when none is. Points into sc. */
+const char *event_json_likely_column(const strata_schema *sc, const char *key);
 
 #endif

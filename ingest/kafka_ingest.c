@@ -44,6 +44,7 @@ typedef struct part_state {
     bool batch_ready;
     int64_t *offs;     /* offsets of batch rows */
     int64_t next;      /* position after this poll's messages; -1 none */
+    uint64_t unknown_events; /* batch rows whose events had fields naming no column */
 } part_state;
 
 typedef struct consumer {
@@ -75,7 +76,7 @@ typedef struct consumer {
     _Atomic bool unreachable; /* every broker down; cleared once one answers again */
     int64_t lag; /* -1: not known yet */
     _Atomic uint64_t messages, rows, dead_kafka, dead_file, lost, lost_events, replayed,
-        pauses, errors, resets;
+        pauses, errors, resets, unknown_events;
     struct consumer *next;
 } consumer;
 
@@ -776,6 +777,7 @@ static int land_partition(consumer *c, int32_t kp, part_state *ps)
     }
     atomic_fetch_add(&c->rows, ps->batch.nrows - skipped);
     atomic_fetch_add(&c->replayed, skipped);
+    atomic_fetch_add(&c->unknown_events, ps->unknown_events);
     pthread_mutex_lock(&c->mu);
     ps->pos = ps->next;
     pthread_mutex_unlock(&c->mu);
@@ -801,6 +803,13 @@ static void refresh_lag(consumer *c)
     }
     c->lag = known ? lag : -1;
     pthread_mutex_unlock(&c->mu);
+}
+
+/* event_unknown_sink.key: counts the keys of a message that name no column. */
+static void count_unknown_key(void *ctx, const char *name, size_t len)
+{
+    (void)name, (void)len;
+    ++*(uint64_t *)ctx;
 }
 
 static void *consumer_run(void *arg)
@@ -845,13 +854,18 @@ static void *consumer_run(void *arg)
                 }
                 ps->batch_ready = true;
             }
+            uint64_t unknown_keys = 0;
+            event_unknown_sink unknown = {count_unknown_key, &unknown_keys};
             int rc = m->payload && m->len
-                         ? event_decoder_decode(c->decoder, m->payload, m->len, &ps->batch, &err)
+                         ? event_decoder_decode_reporting(c->decoder, m->payload, m->len, &ps->batch,
+                                                          &unknown, &err)
                          : strata_err_set(&err, STRATA_EINVAL, "empty message");
-            if (rc == 0)
+            if (rc == 0) {
                 ps->offs[ps->batch.nrows - 1] = m->offset;
-            else
+                ps->unknown_events += unknown_keys != 0;
+            } else {
                 dead_letter(c, err.msg, m);
+            }
             ps->next = m->offset + 1;
         }
         /* Offsets may advance past dead letters only once those are durable. */
@@ -867,6 +881,7 @@ static void *consumer_run(void *arg)
             }
             if (ps->batch_ready)
                 row_batch_clear(&ps->batch);
+            ps->unknown_events = 0;
             ps->next = -1;
         }
         /* Not landed: read these messages again from where the table stands. */
@@ -1244,6 +1259,8 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
          "Partitions stopped because their offsets went backwards (kafka.offset_reset stop)."},
         {"strata_kafka_offset_resets_total", "counter",
          "Partitions whose offsets went backwards and were read again as new data."},
+        {"strata_kafka_events_with_unknown_fields_total", "counter",
+         "Events landed from Kafka with fields naming no column (those fields were dropped)."},
     };
     char line[512];
     pthread_mutex_lock(&k->mu);
@@ -1252,7 +1269,7 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
                          m[i].name, m[i].type);
         buf_put(out, line, (size_t)n);
         for (consumer *c = k->list; c; c = c->next) {
-            int64_t v[12];
+            int64_t v[13];
             pthread_mutex_lock(&c->mu);
             int64_t assigned = 0, stopped = 0;
             for (int32_t p = 0; p < c->nparts; p++) {
@@ -1271,6 +1288,7 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
             v[9] = (int64_t)atomic_load(&c->errors);
             v[10] = stopped;
             v[11] = (int64_t)atomic_load(&c->resets);
+            v[12] = (int64_t)atomic_load(&c->unknown_events);
             if (i == 2) {
                 n = snprintf(line, sizeof line,
                              "%s{table=\"%s\",sink=\"kafka\"} %" PRIu64 "\n%s{table=\"%s\",sink=\"file\"} %" PRIu64 "\n",

@@ -82,7 +82,9 @@ int kafka_ingest_accept_reset(kafka_ingest *k, const char *name, json_t *out, st
 void kafka_ingest_free(kafka_ingest *k);
 
 /* Prometheus text for every consumer (messages, rows, dead letters, lost messages,
- * replayed rows dropped, lag, pauses, assigned partitions). */
+ * replayed rows dropped, lag, pauses, assigned partitions, events that landed with fields
+ * naming no column: counted when their rows land, so events read again after a restart
+ * may count again). */
 void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out);
 /* Appends to out (a JSON array) one sentence for each reason the service is degraded:
  * lost messages, partitions stopped by an offset reset, consumer errors, tables that

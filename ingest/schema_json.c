@@ -244,7 +244,7 @@ static int get_column_ref(strata_err *err, const strata_schema *s, json_t *obj, 
 static const char *const top_keys[] = {
     "format_version", "name",       "columns", "time_column", "partition_by", "order_by",
     "dedup_key",      "version",    "deleted", "rollups",     "retention",    "lateness",
-    "late_policy",    "late_bound", "storage", "kafka",
+    "late_policy",    "late_bound", "unknown_fields", "storage", "kafka",
 };
 static const char *const column_keys[] = {"name", "type", "default"};
 static const char *const rollup_keys[] = {"interval", "dimensions", "metrics"};
@@ -254,10 +254,11 @@ static const char *const storage_keys[] = {"compression", "memtable_rows", "memt
                                            "memtable_age", "memory_budget"};
 static const char *const kafka_keys[] = {"brokers", "topic", "group", "start", "offset_reset", "properties"};
 
-/* Indexed by strata_partition_by, strata_codec, strata_late_policy. */
+/* Indexed by strata_partition_by, strata_codec, strata_late_policy, strata_unknown_fields. */
 static const char *const partition_names[] = {"day", "hour", "month"};
 static const char *const codec_names[] = {"none", "lz4", "zstd"};
 static const char *const late_policy_names[] = {"update", "dead-letter"};
+static const char *const unknown_fields_names[] = {"ignore", "reject"};
 static const char *const start_names[] = {"earliest", "latest"};
 static const char *const reset_names[] = {"stop", "accept"};
 
@@ -768,6 +769,11 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
         return strata_err_set(err, STRATA_EINVAL,
                               "late_bound: must be longer than 0 (leave it out or use null for "
                               "no bound)");
+    if ((rc = get_enum(err, root, "", "unknown_fields", unknown_fields_names,
+                       NELEM(unknown_fields_names), &e)) < 0)
+        return rc;
+    if (rc == 1)
+        s->unknown_fields = (strata_unknown_fields)e;
     if ((rc = parse_storage(err, root, s)) < 0 || (rc = parse_kafka(err, root, s)) < 0)
         return rc;
     return 0;
@@ -909,7 +915,8 @@ static const char *dump_problem(const strata_schema *s)
             return "order_by: a column index is out of range";
     if ((unsigned)s->partition_by >= NELEM(partition_names) ||
         (unsigned)s->codec >= NELEM(codec_names) ||
-        (unsigned)s->late_policy >= NELEM(late_policy_names))
+        (unsigned)s->late_policy >= NELEM(late_policy_names) ||
+        (unsigned)s->unknown_fields >= NELEM(unknown_fields_names))
         return "an enumeration holds an invalid value";
     if (s->nrollups < 0 || s->nrollups > STRATA_MAX_ROLLUPS)
         return "rollups: count out of range";
@@ -1099,6 +1106,7 @@ char *schema_json_dump(const strata_schema *s)
     put(root, "lateness", jduration(s->lateness_ms), &bad);
     put(root, "late_policy", json_string(late_policy_names[s->late_policy]), &bad);
     put(root, "late_bound", jduration_opt(s->late_bound_ms), &bad);
+    put(root, "unknown_fields", json_string(unknown_fields_names[s->unknown_fields]), &bad);
     json_t *st = json_object();
     put(st, "compression", json_string(codec_names[s->codec]), &bad);
     put(st, "memtable_rows", json_integer((json_int_t)s->memtable_max_rows), &bad);

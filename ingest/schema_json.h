@@ -54,6 +54,13 @@
  *   late_policy      | string             | "update" (default) or "dead-letter"
  *   late_bound       | duration string    | > 0; events later than this go to dead letters
  *                    |                    | under "dead-letter"; default none
+ *   unknown_fields   | string             | what ingest does with an event's fields that name
+ *                    |                    | no column (keys of the event's top level; a
+ *                    |                    | nested object is one field): "ignore" (default:
+ *                    |                    | the event lands without them; the /ingest answer
+ *                    |                    | and /metrics report them) or "reject" (the event
+ *                    |                    | is refused, naming the first such field: a
+ *                    |                    | rejected line over HTTP, a dead letter from Kafka)
  *   storage          | object             | every key optional:
  *     .compression   | string             |   "lz4" (default), "zstd" or "none"
  *     .memtable_rows | integer            |   flush at this many rows, 1..16777216; 1048576
@@ -94,6 +101,7 @@
  *   columns[3].type: unknown type 'int128' (expected one of timestamp, int64, ...)
  *   kafka.topic: expected a string, got an integer
  *   unknown field 'partiton_by' (did you mean 'partition_by'?)
+ *   unknown_fields: unknown value 'drop' (expected one of ignore, reject)
  *   storage: unknown field 'compresion' (did you mean 'compression'?)
  *   malformed JSON at line 3 column 5: ...
  * Semantic rules are those of schema_validate() (engine/schema.h), whose messages are

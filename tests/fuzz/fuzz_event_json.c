@@ -13,12 +13,18 @@
  * whitespace, and an optional byte-level corruption), so the fuzzer reaches deep into
  * well-formed events; any other input is decoded as it is.
  *
- * Checks, aborting with both results printed on any difference:
- *   - event_json_decode_fast either declines with the batch unchanged (nrows, nbytes), or
- *     returns 0 and then jansson also returns 0 with the same row: every int, the bits of
- *     every double, the bytes of every string (embedded NULs included);
+ * Checks, aborting with both results printed on any difference, for the schema as it is
+ * (unknown fields ignored and reported) and for a copy that rejects unknown fields:
+ *   - event_json_decode_fast either declines with the batch unchanged (nrows, nbytes) and
+ *     no unknown field reported, or returns 0 and then jansson also returns 0 with the
+ *     same row: every int, the bits of every double, the bytes of every string (embedded
+ *     NULs included), and the same unknown fields in the same order;
  *   - event_json_decode and event_decoder_decode (the combined paths) return what jansson
- *     returns, with the same error message, and the same row.
+ *     returns, with the same error message, the same row and the same unknown fields;
+ *   - a refused event reports no unknown field;
+ *   - the two settings agree: an event that lands without unknown fields lands alike under
+ *     "reject"; one that lands with some is refused under "reject", naming an unknown
+ *     field; one refused under "ignore" is refused under "reject" too.
  * Every batch already holds one row, so decoding appends as it does in real use.
  */
 #include <stdbool.h>
@@ -31,12 +37,29 @@
 
 #define NCOLS 20
 
-static strata_schema schema;
-static event_decoder *decoder;
-static row_batch batch_jansson, batch_fast, batch_combined, batch_decoder;
+/* One schema's decoder and batches: [0] unknown fields ignored, [1] rejected. */
+typedef struct mode {
+    strata_schema schema;
+    event_decoder *decoder;
+    row_batch jansson, fast, combined, with_decoder;
+} mode;
+
+static mode modes[2];
+static const strata_schema *const schema_ = &modes[0].schema;
+
+static void init_mode(mode *m)
+{
+    strata_err err = {0};
+    m->decoder = event_decoder_create(&m->schema, &err);
+    if (!m->decoder || row_batch_init(&m->jansson, &m->schema, 0) ||
+        row_batch_init(&m->fast, &m->schema, 0) || row_batch_init(&m->combined, &m->schema, 0) ||
+        row_batch_init(&m->with_decoder, &m->schema, 0))
+        abort();
+}
 
 static void init(void)
 {
+    strata_schema schema;
     static const char *const names[NCOLS] = {
         "ts", "event_id", "user_id", "country", "category", "status", "device", "amount",
         "quantity", "version", "i", "n", "u", "f", "b", "s", "t2", "ab", "ba",
@@ -58,11 +81,11 @@ static void init(void)
     schema.cols[13].def_f = -1.5;
     schema.cols[14].def_i = 1;
     strcpy(schema.cols[15].def_s, "none");
-    strata_err err = {0};
-    decoder = event_decoder_create(&schema, &err);
-    if (!decoder || row_batch_init(&batch_jansson, &schema, 0) || row_batch_init(&batch_fast, &schema, 0) ||
-        row_batch_init(&batch_combined, &schema, 0) || row_batch_init(&batch_decoder, &schema, 0))
-        abort();
+    modes[0].schema = schema;
+    schema.unknown_fields = STRATA_UNKNOWN_FIELDS_REJECT;
+    modes[1].schema = schema;
+    init_mode(&modes[0]);
+    init_mode(&modes[1]);
 }
 
 /* ---- structured events ---------------------------------------------------------------- */
@@ -255,8 +278,8 @@ static void dump(const char *what, const char *txt, size_t len)
 static void same_row(const row_batch *a, uint32_t ra, const row_batch *b, uint32_t rb,
                      const char *what, const char *txt, size_t len)
 {
-    for (int c = 0; c < schema.ncols; c++) {
-        strata_type t = schema.cols[c].type;
+    for (int c = 0; c < schema_->ncols; c++) {
+        strata_type t = schema_->cols[c].type;
         int same;
         if (strata_type_is_int(t)) {
             same = a->i[c][ra] == b->i[c][rb];
@@ -268,7 +291,7 @@ static void same_row(const row_batch *a, uint32_t ra, const row_batch *b, uint32
         }
         if (!same) {
             dump(what, txt, len);
-            fprintf(stderr, "column %s differs\n", schema.cols[c].name);
+            fprintf(stderr, "column %s differs\n", schema_->cols[c].name);
             abort();
         }
     }
@@ -281,55 +304,143 @@ static void reset(row_batch *b)
         abort();
 }
 
-static void check(const char *txt, size_t len)
+/* The unknown fields one decode reported, as "<len>:<bytes>;" each, in order. */
+typedef struct key_list {
+    char buf[16384];
+    size_t len;
+    unsigned n;
+    bool overflow;
+} key_list;
+
+static void record_key(void *ctx, const char *name, size_t len)
 {
-    reset(&batch_jansson);
-    reset(&batch_fast);
-    reset(&batch_combined);
-    reset(&batch_decoder);
-    strata_err ej = {0}, ec = {0}, ed = {0};
-    int rj = event_json_decode_jansson(txt, len, &batch_jansson, &ej);
-    if (rj != 0 && (ej.msg[0] == 0 || batch_jansson.nrows != 1)) {
+    key_list *l = ctx;
+    char head[24];
+    int h = snprintf(head, sizeof head, "%zu:", len);
+    l->n++;
+    if (l->len + (size_t)h + len + 1 > sizeof l->buf) {
+        l->overflow = true;
+        return;
+    }
+    memcpy(l->buf + l->len, head, (size_t)h);
+    memcpy(l->buf + l->len + h, name, len);
+    l->len += (size_t)h + len;
+    l->buf[l->len++] = ';';
+}
+
+static event_unknown_sink key_list_start(key_list *l)
+{
+    l->len = 0;
+    l->n = 0;
+    l->overflow = false;
+    return (event_unknown_sink){record_key, l};
+}
+
+static bool key_list_same(const key_list *a, const key_list *b)
+{
+    return a->n == b->n && a->len == b->len && a->overflow == b->overflow &&
+           memcmp(a->buf, b->buf, a->len) == 0;
+}
+
+/* What the jansson path gave under one setting. */
+typedef struct outcome {
+    int rc;
+    strata_err err;
+    key_list keys;
+} outcome;
+
+static void check_mode(mode *m, const char *txt, size_t len, outcome *out)
+{
+    static key_list kf, kd;
+    reset(&m->jansson);
+    reset(&m->fast);
+    reset(&m->combined);
+    reset(&m->with_decoder);
+    strata_err ec = {0}, ed = {0};
+    memset(&out->err, 0, sizeof out->err);
+    event_unknown_sink sj = key_list_start(&out->keys);
+    int rj = out->rc = event_json_decode_jansson_reporting(txt, len, &m->jansson, &sj, &out->err);
+    const strata_err *ej = &out->err;
+    if (rj != 0 && (ej->msg[0] == 0 || m->jansson.nrows != 1)) {
         dump("jansson error without message or with a row", txt, len);
         abort();
     }
+    if (rj != 0 && out->keys.n != 0) {
+        dump("jansson refused the event but reported unknown fields", txt, len);
+        abort();
+    }
 
-    uint64_t nbytes = batch_fast.nbytes;
-    int rf = event_json_decode_fast(decoder, txt, len, &batch_fast);
+    uint64_t nbytes = m->fast.nbytes;
+    event_unknown_sink sf = key_list_start(&kf);
+    int rf = event_json_decode_fast_reporting(m->decoder, txt, len, &m->fast, &sf);
     if (rf == EVENT_JSON_DECLINED) {
-        if (batch_fast.nrows != 1 || batch_fast.nbytes != nbytes) {
-            dump("fast path declined but changed the batch", txt, len);
+        if (m->fast.nrows != 1 || m->fast.nbytes != nbytes || kf.n != 0) {
+            dump("fast path declined but changed the batch or reported unknown fields", txt, len);
             abort();
         }
     } else if (rf != 0 || rj != 0) {
         dump("fast path accepted what jansson refused", txt, len);
-        fprintf(stderr, "fast %d, jansson %d (%s)\n", rf, rj, ej.msg);
+        fprintf(stderr, "fast %d, jansson %d (%s)\n", rf, rj, ej->msg);
         abort();
     } else {
-        if (batch_fast.nrows != 2)
+        if (m->fast.nrows != 2)
             abort();
-        same_row(&batch_jansson, 1, &batch_fast, 1, "fast path row", txt, len);
+        same_row(&m->jansson, 1, &m->fast, 1, "fast path row", txt, len);
+        if (!key_list_same(&kf, &out->keys)) {
+            dump("fast path reported other unknown fields", txt, len);
+            fprintf(stderr, "fast '%.*s', jansson '%.*s'\n", (int)kf.len, kf.buf,
+                    (int)out->keys.len, out->keys.buf);
+            abort();
+        }
     }
 
-    int rc = event_json_decode(txt, len, &batch_combined, &ec);
-    int rd = event_decoder_decode(decoder, txt, len, &batch_decoder, &ed);
-    if (rc != rj || rd != rj || (rj != 0 && (strcmp(ec.msg, ej.msg) || strcmp(ed.msg, ej.msg)))) {
+    /* event_json_decode builds the lookup per call and reports nothing. */
+    int rc = event_json_decode(txt, len, &m->combined, &ec);
+    event_unknown_sink sd = key_list_start(&kd);
+    int rd = event_decoder_decode_reporting(m->decoder, txt, len, &m->with_decoder, &sd, &ed);
+    if (rc != rj || rd != rj || (rj != 0 && (strcmp(ec.msg, ej->msg) || strcmp(ed.msg, ej->msg)))) {
         dump("combined path differs", txt, len);
         fprintf(stderr, "jansson %d '%s', event_json_decode %d '%s', decoder %d '%s'\n", rj,
-                ej.msg, rc, ec.msg, rd, ed.msg);
+                ej->msg, rc, ec.msg, rd, ed.msg);
         abort();
     }
-    if (batch_combined.nrows != batch_jansson.nrows || batch_decoder.nrows != batch_jansson.nrows)
+    if (!key_list_same(&kd, &out->keys)) {
+        dump("combined path reported other unknown fields", txt, len);
+        abort();
+    }
+    if (m->combined.nrows != m->jansson.nrows || m->with_decoder.nrows != m->jansson.nrows)
         abort();
     if (rj == 0) {
-        same_row(&batch_jansson, 1, &batch_combined, 1, "event_json_decode row", txt, len);
-        same_row(&batch_jansson, 1, &batch_decoder, 1, "event_decoder_decode row", txt, len);
+        same_row(&m->jansson, 1, &m->combined, 1, "event_json_decode row", txt, len);
+        same_row(&m->jansson, 1, &m->with_decoder, 1, "event_decoder_decode row", txt, len);
     }
+}
+
+static void check(const char *txt, size_t len)
+{
+    static outcome ignore, reject;
+    check_mode(&modes[0], txt, len, &ignore);
+    check_mode(&modes[1], txt, len, &reject);
+    bool agree;
+    if (ignore.rc != 0)
+        agree = reject.rc != 0;
+    else if (ignore.keys.n == 0)
+        agree = reject.rc == 0 && reject.keys.n == 0;
+    else
+        agree = reject.rc != 0 && strstr(reject.err.msg, ": unknown field") != NULL;
+    if (!agree) {
+        dump("the unknown_fields settings disagree", txt, len);
+        fprintf(stderr, "ignore %d '%s' (%u unknown), reject %d '%s'\n", ignore.rc, ignore.err.msg,
+                ignore.keys.n, reject.rc, reject.err.msg);
+        abort();
+    }
+    if (ignore.rc == 0 && reject.rc == 0)
+        same_row(&modes[0].jansson, 1, &modes[1].jansson, 1, "ignore against reject", txt, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!decoder)
+    if (!modes[0].decoder)
         init();
     const char *src = (const char *)data;
     static text t;

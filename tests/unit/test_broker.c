@@ -342,9 +342,9 @@ TEST(failed_deliveries_are_reported_by_flush)
     embedded_broker *b = start(1, 2, NULL, 0);
     char addr[256];
     snprintf(addr, sizeof addr, "%s", embedded_broker_address(b));
-    embedded_broker_stop(b);
     const char *props[] = {"message.timeout.ms=500"};
-    gen_producer *p = producer(addr, "orders", props, 1);
+    gen_producer *p = producer(addr, "orders", props, 1); /* reachable at open */
+    embedded_broker_stop(b);                               /* gone before the messages */
     strata_err err = {0};
     ASSERT_EQ(gen_producer_send(p, "k", 1, "v", 1, &err), 0);
     ASSERT_EQ(gen_producer_send(p, "k", 1, "w", 1, &err), 0);
@@ -355,6 +355,23 @@ TEST(failed_deliveries_are_reported_by_flush)
     ASSERT_U64_EQ(c.failed, 2);
     ASSERT_U64_EQ(c.delivered, 0);
     gen_producer_close(p);
+}
+
+/* A broker that does not answer is one clear error at open, within about 10 s, not a
+ * minute of retries before the first delivery fails. */
+TEST(unreachable_broker_is_refused_at_open)
+{
+    embedded_broker *b = start(1, 2, NULL, 0);
+    char addr[256];
+    snprintf(addr, sizeof addr, "%s", embedded_broker_address(b));
+    embedded_broker_stop(b);
+    gen_producer_opts po = {.brokers = addr, .topic = "orders", .linger_ms = -1, .quiet = true};
+    strata_err err = {0};
+    double t0 = now_s();
+    ASSERT(gen_producer_open(&po, &err) == NULL);
+    ASSERT_LT(now_s() - t0, 15);
+    ASSERT_EQ(err.code, STRATA_EIO);
+    ASSERT_CONTAINS(err.msg, "cannot reach Kafka at ");
 }
 
 TEST(bad_producer_properties_are_refused_by_name)
@@ -454,5 +471,6 @@ TEST(stream_stops_when_asked)
 TEST_LIST(T(address_is_loopback_with_a_port_per_broker), T(bad_options_and_topic_names_are_refused),
           T(every_event_lands_once_in_order_in_its_keys_partition),
           T(topics_produced_to_without_creating_are_auto_created),
-          T(failed_deliveries_are_reported_by_flush), T(bad_producer_properties_are_refused_by_name),
+          T(failed_deliveries_are_reported_by_flush), T(unreachable_broker_is_refused_at_open),
+          T(bad_producer_properties_are_refused_by_name),
           T(stream_to_file_writes_the_generator_lines), T(stream_is_paced), T(stream_stops_when_asked))

@@ -1,14 +1,16 @@
 /*
  * test_event_json.c — JSON event decoding into rows: every column type, defaults for
- * missing and null fields, unknown fields ignored, times as epoch ms and RFC 3339, and a
- * clear per-event error (row not added) for every kind of bad event.
+ * missing and null fields, unknown fields (reported in order and landing without them, or
+ * refusing the event under unknown_fields "reject", with a "did you mean"), times as epoch
+ * ms and RFC 3339, and a clear per-event error (row not added) for every kind of bad event.
  *
  * The fast path (ingest/event_fast.c) against the jansson path: a table of tricky inputs
  * (each also marked as one the fast path must handle or must decline), several hundred
- * thousand random structured events, the reference order events (which the fast path must
- * handle itself) and one decoder shared by two threads. Every comparison is the full row:
- * ints, the bits of doubles, the bytes of strings; and for the combined paths the error
- * message too. (tests/corpus/event is replayed by fuzz_replay_event_json.)
+ * thousand random structured events (under both unknown_fields settings), the reference
+ * order events (which the fast path must handle itself) and one decoder shared by two
+ * threads. Every comparison is the full row: ints, the bits of doubles, the bytes of
+ * strings; the unknown fields reported; and for the combined paths the error message too.
+ * (tests/corpus/event is replayed by fuzz_replay_event_json.)
  */
 #include <math.h>
 #include <pthread.h>
@@ -180,10 +182,52 @@ static void assert_same_row(const row_batch *a, uint32_t ra, const row_batch *b,
     }
 }
 
-/* Three batches of one schema: jansson, fast path alone, combined (through a decoder). */
+/* The unknown fields one decode reported, as "<len>:<bytes>;" each, in order. */
+typedef struct key_list {
+    char buf[16384];
+    size_t len;
+    int n;
+    bool overflow;
+} key_list;
+
+static void record_key(void *ctx, const char *name, size_t len)
+{
+    key_list *l = ctx;
+    char head[24];
+    int h = snprintf(head, sizeof head, "%zu:", len);
+    l->n++;
+    if (l->len + (size_t)h + len + 2 > sizeof l->buf) {
+        l->overflow = true;
+        return;
+    }
+    memcpy(l->buf + l->len, head, (size_t)h);
+    memcpy(l->buf + l->len + h, name, len);
+    l->len += (size_t)h + len;
+    l->buf[l->len++] = ';';
+    l->buf[l->len] = 0;
+}
+
+static event_unknown_sink key_list_start(key_list *l)
+{
+    l->len = 0;
+    l->n = 0;
+    l->overflow = false;
+    l->buf[0] = 0;
+    return (event_unknown_sink){record_key, l};
+}
+
+static bool key_list_same(const key_list *a, const key_list *b)
+{
+    return a->n == b->n && a->len == b->len && a->overflow == b->overflow &&
+           memcmp(a->buf, b->buf, a->len) == 0;
+}
+
+/* Three batches of one schema: jansson, fast path alone, combined (through a decoder), and
+ * the unknown fields each reported for the last input. */
 typedef struct paths {
     event_decoder *dec;
     row_batch jansson, fast, combined;
+    key_list kj, kf, kc;
     uint64_t handled, declined;
 } paths;
 
@@ -217,13 +261,22 @@ static int compare_paths(paths *p, const char *text, size_t len)
     strata_err ej = {0}, ec = {0};
     uint32_t rows = p->fast.nrows;
     uint64_t nbytes = p->fast.nbytes;
-    int rj = event_json_decode_jansson(text, len, &p->jansson, &ej);
-    int rf = event_json_decode_fast(p->dec, text, len, &p->fast);
-    int rc = event_decoder_decode(p->dec, text, len, &p->combined, &ec);
+    event_unknown_sink sj = key_list_start(&p->kj), sf = key_list_start(&p->kf),
+                       sc_ = key_list_start(&p->kc);
+    int rj = event_json_decode_jansson_reporting(text, len, &p->jansson, &sj, &ej);
+    int rf = event_json_decode_fast_reporting(p->dec, text, len, &p->fast, &sf);
+    int rc = event_decoder_decode_reporting(p->dec, text, len, &p->combined, &sc_, &ec);
+    if (rj != 0 && p->kj.n != 0)
+        TEST_FAIL_("%.*s: refused, yet %d unknown fields reported", (int)len, text, p->kj.n);
+    if (!key_list_same(&p->kc, &p->kj))
+        TEST_FAIL_("%.*s: unknown fields: combined '%s', jansson '%s'", (int)len, text, p->kc.buf,
+                   p->kj.buf);
     if (rf == EVENT_JSON_DECLINED) {
         p->declined++;
         if (p->fast.nrows != rows || p->fast.nbytes != nbytes)
             TEST_FAIL_("%.*s: declined but changed the batch", (int)len, text);
+        if (p->kf.n != 0)
+            TEST_FAIL_("%.*s: declined but reported unknown fields '%s'", (int)len, text, p->kf.buf);
         if (rj == 0 && event_json_decode_jansson(text, len, &p->fast, &ej) != 0)
             TEST_FAIL_("%.*s: jansson changed its mind", (int)len, text); /* keeps the batches in step */
     } else {
@@ -231,6 +284,9 @@ static int compare_paths(paths *p, const char *text, size_t len)
         if (rf != 0 || rj != 0)
             TEST_FAIL_("%.*s: fast path %d, jansson %d (%s)", (int)len, text, rf, rj, ej.msg);
         assert_same_row(&p->jansson, p->jansson.nrows - 1, &p->fast, p->fast.nrows - 1, text, len);
+        if (!key_list_same(&p->kf, &p->kj))
+            TEST_FAIL_("%.*s: unknown fields: fast '%s', jansson '%s'", (int)len, text, p->kf.buf,
+                       p->kj.buf);
     }
     if (rc != rj || (rj != 0 && strcmp(ec.msg, ej.msg) != 0))
         TEST_FAIL_("%.*s: combined %d '%s', jansson %d '%s'", (int)len, text, rc, ec.msg, rj, ej.msg);
@@ -642,6 +698,18 @@ TEST(random_structured_events_agree)
             (unsigned long long)p.handled, (unsigned long long)p.declined);
     ASSERT_GT(p.handled, n / 4); /* the comparison means something */
     paths_free(&p);
+    /* The same kind of events into a table that rejects unknown fields. */
+    strata_schema strict = sc;
+    strict.unknown_fields = STRATA_UNKNOWN_FIELDS_REJECT;
+    paths_init(&p, &strict);
+    for (int k = 0; k < n / 3; k++) {
+        gen_event(&t, &rs);
+        compare_paths(&p, t.buf, t.len);
+    }
+    fprintf(stderr, "random events, unknown fields rejected: %llu handled, %llu declined\n",
+            (unsigned long long)p.handled, (unsigned long long)p.declined);
+    ASSERT_GT(p.handled, n / 3 / 16); /* events with known fields only */
+    paths_free(&p);
 }
 
 TEST(fast_path_handles_order_events)
@@ -672,6 +740,174 @@ TEST(fast_path_handles_order_events)
         ASSERT_EQ(compare_paths(&p, buf, (size_t)len), EVENT_JSON_DECLINED);
     }
     paths_free(&p);
+}
+
+/* ---- unknown fields ---------------------------------------------------------------------- */
+
+TEST(unknown_fields_are_reported_in_order_by_both_paths)
+{
+    setup();
+    paths p;
+    paths_init(&p, &sc);
+    static const struct {
+        const char *text;
+        int want;          /* HANDLED or DECLINED by the fast path */
+        int rc;            /* of the jansson path */
+        const char *keys;  /* reported, as key_list writes them */
+    } cases[] = {
+        {"{\"ts\":1,\"i\":2}", HANDLED, 0, ""},
+        {"{\"amout\":5,\"ts\":1,\"Country\":\"US\"}", HANDLED, 0, "5:amout;7:Country;"},
+        {"{\"ts\":1,\"extra\":null,\"\":1,\"\xc3\xa9\":true,\"i\":null}", HANDLED, 0, "5:extra;0:;2:\xc3\xa9;"},
+        /* nested values: the key is the unknown field, its inner keys are not looked at */
+        {"{\"ts\":1,\"user\":{\"id\":5,\"i\":1},\"tags\":[1,2]}", DECLINED, 0, "4:user;4:tags;"},
+        /* an escaped key is reported decoded */
+        {"{\"ts\":1,\"a\\u0062\":1,\"s\\u0031\":\"x\"}", DECLINED, 0, "2:ab;2:s1;"},
+        /* a refused event reports nothing */
+        {"{\"ts\":1,\"x\":1,\"i\":\"bad\"}", DECLINED, STRATA_EINVAL, ""},
+        {"{\"x\":1}", DECLINED, STRATA_EINVAL, ""},
+        {"{\"ts\":1,\"x\":1,\"x\":2}", DECLINED, STRATA_EINVAL, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *text = cases[i].text;
+        int rf = compare_paths(&p, text, strlen(text));
+        if ((rf == 0) != (cases[i].want == HANDLED))
+            TEST_FAIL_("%s: fast path %s", text, rf == 0 ? "handled it" : "declined");
+        strata_err err = {0};
+        row_batch b;
+        ASSERT_EQ(row_batch_init(&b, &sc, 0), 0);
+        ASSERT_EQ(event_json_decode_jansson(text, strlen(text), &b, &err), cases[i].rc);
+        row_batch_free(&b);
+        ASSERT_STR_EQ(p.kj.buf, cases[i].keys);
+        ASSERT_STR_EQ(p.kc.buf, cases[i].keys);
+    }
+    /* the row lands without them: {"amout":5,"ts":1,"Country":"US"} left every default */
+    ASSERT_EQ(p.fast.i[1][1], 0);
+    ASSERT_EQ(p.fast.i[3][1], 7);
+    /* more unknown keys than the fast path remembers: jansson reports every one, in order */
+    char big[8192];
+    size_t n = (size_t)snprintf(big, sizeof big, "{\"ts\":1");
+    char want[8192];
+    size_t wn = 0;
+    for (int k = 0; k < 300; k++) {
+        n += (size_t)snprintf(big + n, sizeof big - n, ",\"k%d\":%d", k, k);
+        wn += (size_t)snprintf(want + wn, sizeof want - wn, "%d:k%d;", k < 10 ? 2 : k < 100 ? 3 : 4, k);
+    }
+    n += (size_t)snprintf(big + n, sizeof big - n, "}");
+    ASSERT_EQ(compare_paths(&p, big, n), EVENT_JSON_DECLINED);
+    ASSERT_EQ(p.kj.n, 300);
+    ASSERT_STR_EQ(p.kj.buf, want);
+    paths_free(&p);
+}
+
+/* ts, amount, country, event_id: the columns a new user misspells */
+static void setup_orders(strata_schema *s, strata_unknown_fields mode)
+{
+    schema_init(s);
+    snprintf(s->name, sizeof s->name, "orders");
+    const char *names[] = {"ts", "amount", "country", "event_id"};
+    strata_type types[] = {STRATA_TIMESTAMP, STRATA_FLOAT64, STRATA_STRING, STRATA_UINT64};
+    for (int c = 0; c < 4; c++) {
+        snprintf(s->cols[c].name, sizeof s->cols[c].name, "%s", names[c]);
+        s->cols[c].type = types[c];
+    }
+    s->ncols = 4;
+    s->time_col = 0;
+    s->unknown_fields = mode;
+}
+
+#define REJECTS "; this table rejects events with unknown fields (unknown_fields: reject)"
+
+TEST(unknown_fields_reject_names_the_first_with_a_suggestion)
+{
+    strata_schema os;
+    setup_orders(&os, STRATA_UNKNOWN_FIELDS_REJECT);
+    paths p;
+    paths_init(&p, &os);
+    char long_key[200], long_event[300], long_msg[300];
+    memset(long_key, 'k', 100);
+    long_key[100] = 0;
+    snprintf(long_event, sizeof long_event, "{\"ts\":1,\"%s\":1}", long_key);
+    snprintf(long_msg, sizeof long_msg, "%.64s...: unknown field" REJECTS, long_key);
+    /* a key cut in the middle of a character would not be UTF-8: the cut moves before it */
+    char utf8_key[100], utf8_event[200], utf8_msg[300];
+    memset(utf8_key, 'a', 63);
+    snprintf(utf8_key + 63, sizeof utf8_key - 63, "\xc3\xa9\xc3\xa9");
+    snprintf(utf8_event, sizeof utf8_event, "{\"ts\":1,\"%s\":1}", utf8_key);
+    snprintf(utf8_msg, sizeof utf8_msg, "%.63s...: unknown field" REJECTS, utf8_key);
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"{\"ts\":1,\"amout\":5}", "amout: unknown field (did you mean 'amount'?)" REJECTS},
+        {"{\"Country\":\"US\",\"ts\":1}", "Country: unknown field (did you mean 'country'?)" REJECTS},
+        {"{\"ts\":1,\"COUNTRY\":\"US\"}", "COUNTRY: unknown field (did you mean 'country'?)" REJECTS},
+        {"{\"ts\":1,\"eventid\":5}", "eventid: unknown field (did you mean 'event_id'?)" REJECTS},
+        {"{\"ts\":1,\"extra\":null}", "extra: unknown field" REJECTS},
+        {"{\"ts\":1,\"user\":{\"id\":1}}", "user: unknown field" REJECTS},
+        {"{\"ts\":1,\"x\":1}", "x: unknown field" REJECTS},
+        /* the first field at fault, in the event's order */
+        {"{\"ts\":1,\"amount\":\"x\",\"amout\":5}", "amount: expected a number, got a string"},
+        {"{\"ts\":1,\"amout\":5,\"amount\":\"x\"}", "amout: unknown field (did you mean 'amount'?)" REJECTS},
+        {"{\"amout\":5}", "ts: the time field is missing"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] + 2; i++) {
+        const char *text = i < sizeof cases / sizeof cases[0] ? cases[i].text
+                           : i == sizeof cases / sizeof cases[0] ? long_event : utf8_event;
+        const char *msg = i < sizeof cases / sizeof cases[0] ? cases[i].msg
+                          : i == sizeof cases / sizeof cases[0] ? long_msg : utf8_msg;
+        ASSERT_EQ(compare_paths(&p, text, strlen(text)), EVENT_JSON_DECLINED);
+        strata_err err = {0};
+        ASSERT_EQ(event_decoder_decode(p.dec, text, strlen(text), &p.combined, &err), STRATA_EINVAL);
+        ASSERT_STR_EQ(err.msg, msg);
+    }
+    ASSERT_EQ(p.combined.nrows, 0);
+    /* events with known fields only still take the fast path */
+    const char *ok = "{\"ts\":1,\"amount\":2.5,\"country\":\"US\",\"event_id\":7}";
+    ASSERT_EQ(compare_paths(&p, ok, strlen(ok)), 0);
+    ASSERT_EQ(p.kj.n, 0);
+    ASSERT_DBL_EQ(p.fast.f[1][0], 2.5);
+    paths_free(&p);
+}
+
+TEST(missing_time_field_names_a_key_like_it)
+{
+    strata_schema os;
+    setup_orders(&os, STRATA_UNKNOWN_FIELDS_IGNORE);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &os, 0), 0);
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"{\"TS\":1,\"amount\":2}", "ts: the time field is missing (the event has 'TS': did you mean 'ts'?)"},
+        {"{\"amout\":2,\"tss\":1}", "ts: the time field is missing (the event has 'tss': did you mean 'ts'?)"},
+        {"{\"time\":1}", "ts: the time field is missing"},
+        {"{\"amount\":1,\"ts\":null}", "ts: the time field is missing"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        strata_err err = {0};
+        ASSERT_EQ(event_json_decode(cases[i].text, strlen(cases[i].text), &b, &err), STRATA_EINVAL);
+        ASSERT_STR_EQ(err.msg, cases[i].msg);
+    }
+    ASSERT_EQ(b.nrows, 0);
+    row_batch_free(&b);
+}
+
+TEST(likely_column_of_a_misspelled_field)
+{
+    strata_schema os;
+    setup_orders(&os, STRATA_UNKNOWN_FIELDS_IGNORE);
+    ASSERT_STR_EQ(event_json_likely_column(&os, "Amount"), "amount");
+    ASSERT_STR_EQ(event_json_likely_column(&os, "AMOUNT"), "amount");
+    ASSERT_STR_EQ(event_json_likely_column(&os, "amout"), "amount");
+    ASSERT_STR_EQ(event_json_likely_column(&os, "amonut"), "amount");
+    ASSERT_STR_EQ(event_json_likely_column(&os, "countrys"), "country");
+    ASSERT(event_json_likely_column(&os, "countries") == NULL); /* three edits */
+    ASSERT(event_json_likely_column(&os, "x") == NULL);
+    ASSERT(event_json_likely_column(&os, "t") == NULL); /* one edit, but all of the word */
+    ASSERT(event_json_likely_column(&os, "device") == NULL);
+    char big[300];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    ASSERT(event_json_likely_column(&os, big) == NULL);
 }
 
 typedef struct thread_arg {
@@ -753,4 +989,7 @@ TEST(one_decoder_many_threads)
 TEST_LIST(T(every_type_and_defaults), T(bad_events_are_refused_with_the_field_named), T(rfc3339_forms),
           T(fast_path_agrees_on_tricky_inputs), T(uint64_strings_are_plain_decimals),
           T(column_lookup_by_exact_name), T(random_structured_events_agree),
-          T(fast_path_handles_order_events), T(one_decoder_many_threads))
+          T(fast_path_handles_order_events), T(unknown_fields_are_reported_in_order_by_both_paths),
+          T(unknown_fields_reject_names_the_first_with_a_suggestion),
+          T(missing_time_field_names_a_key_like_it), T(likely_column_of_a_misspelled_field),
+          T(one_decoder_many_threads))

@@ -47,6 +47,7 @@ TEST(init_defaults)
     ASSERT_EQ(s.lateness_ms, 120000);
     ASSERT_EQ(s.late_policy, STRATA_LATE_UPDATE);
     ASSERT_EQ(s.late_bound_ms, 0);
+    ASSERT_EQ(s.unknown_fields, STRATA_UNKNOWN_FIELDS_IGNORE);
     ASSERT_EQ(s.codec, STRATA_CODEC_LZ4);
     ASSERT_U64_EQ(s.memtable_max_rows, 1048576);
     ASSERT_U64_EQ(s.memtable_max_bytes, 64ull << 20);
@@ -605,6 +606,11 @@ TEST(validate_durations_and_storage)
     base_schema(&S);
     S.codec = (strata_codec)7;
     expect_invalid(&S, "storage.compression");
+    base_schema(&S);
+    S.unknown_fields = (strata_unknown_fields)2;
+    expect_invalid(&S, "unknown_fields");
+    S.unknown_fields = STRATA_UNKNOWN_FIELDS_REJECT;
+    expect_valid(&S);
     base_schema(&S);
     S.memtable_max_rows = 0;
     expect_invalid(&S, "storage.memtable_rows");

@@ -168,6 +168,7 @@ static void assert_same_schema(const strata_schema *a, const strata_schema *b, c
     CMP_INT(lateness_ms);
     CMP_INT(late_policy);
     CMP_INT(late_bound_ms);
+    CMP_INT(unknown_fields);
     CMP_INT(codec);
     CMP_INT(memtable_max_rows);
     CMP_INT(memtable_max_bytes);
@@ -244,6 +245,7 @@ static const char *ORDERS =
     " 'lateness': '5m',"
     " 'late_policy': 'dead-letter',"
     " 'late_bound': '7d',"
+    " 'unknown_fields': 'reject',"
     " 'storage': {'compression': 'zstd', 'memtable_rows': 65536, 'memtable_bytes': '32MiB',"
     "             'memtable_age': '500ms', 'memory_budget': 1073741824},"
     " 'kafka': {'brokers': '127.0.0.1:9092', 'topic': 'orders', 'group': 'g1',"
@@ -276,6 +278,7 @@ TEST(minimal_gets_defaults)
     ASSERT_EQ(A.lateness_ms, 120000);
     ASSERT_EQ(A.late_policy, STRATA_LATE_UPDATE);
     ASSERT_EQ(A.late_bound_ms, 0);
+    ASSERT_EQ(A.unknown_fields, STRATA_UNKNOWN_FIELDS_IGNORE);
     ASSERT_EQ(A.codec, STRATA_CODEC_LZ4);
     ASSERT_U64_EQ(A.memtable_max_rows, 1048576);
     ASSERT_U64_EQ(A.memtable_max_bytes, 64ull << 20);
@@ -339,6 +342,7 @@ TEST(every_field)
     ASSERT_EQ(A.lateness_ms, 300000);
     ASSERT_EQ(A.late_policy, STRATA_LATE_DEAD_LETTER);
     ASSERT_EQ(A.late_bound_ms, 7LL * 86400000);
+    ASSERT_EQ(A.unknown_fields, STRATA_UNKNOWN_FIELDS_REJECT);
     ASSERT_EQ(A.codec, STRATA_CODEC_ZSTD);
     ASSERT_U64_EQ(A.memtable_max_rows, 65536);
     ASSERT_U64_EQ(A.memtable_max_bytes, 32ull << 20);
@@ -442,7 +446,7 @@ TEST(null_means_absent)
 {
     parse_ok(HEAD ", 'partition_by': null, 'order_by': null, 'dedup_key': null, 'version': null,"
                   " 'deleted': null, 'rollups': null, 'retention': {'raw': null, '1m': null},"
-                  " 'lateness': null, 'late_policy': null, 'late_bound': null,"
+                  " 'lateness': null, 'late_policy': null, 'late_bound': null, 'unknown_fields': null,"
                   " 'storage': {'compression': null, 'memtable_bytes': null}, 'kafka': null,"
                   " 'format_version': null}",
              &A);
@@ -582,6 +586,7 @@ TEST(dump_is_canonical)
         "\"lateness\": \"2m\"",
         "\"late_policy\": \"update\"",
         "\"late_bound\": null",
+        "\"unknown_fields\": \"ignore\"",
         "\"storage\"",
         "\"compression\": \"lz4\"",
         "\"memtable_rows\": 1048576",
@@ -614,11 +619,56 @@ TEST(dump_is_canonical)
     free(text);
 }
 
+/* A schema.json as builds before the unknown_fields setting wrote it (every setting of that
+ * time, none for unknown fields): it loads unchanged, ignoring unknown fields as those
+ * builds did, and dumps with the setting spelled out. */
+TEST(schema_json_written_before_unknown_fields_loads_as_ignore)
+{
+    static const char old[] =
+        "{\n  \"format_version\": 1,\n  \"name\": \"clicks\",\n  \"columns\": [\n    {\n"
+        "      \"name\": \"ts\",\n      \"type\": \"timestamp\",\n      \"default\": 0\n    },\n"
+        "    {\n      \"name\": \"page\",\n      \"type\": \"string\",\n      \"default\": \"\"\n"
+        "    },\n    {\n      \"name\": \"ms\",\n      \"type\": \"int32\",\n      \"default\": -1\n"
+        "    }\n  ],\n  \"time_column\": \"ts\",\n  \"partition_by\": \"day\",\n  \"order_by\": [\n"
+        "    \"page\",\n    \"ts\"\n  ],\n  \"dedup_key\": null,\n  \"version\": null,\n"
+        "  \"deleted\": null,\n  \"rollups\": [],\n  \"retention\": {\n    \"raw\": null,\n"
+        "    \"1m\": null,\n    \"1h\": null\n  },\n  \"lateness\": \"2m\",\n"
+        "  \"late_policy\": \"dead-letter\",\n  \"late_bound\": \"1d\",\n  \"storage\": {\n"
+        "    \"compression\": \"lz4\",\n    \"memtable_rows\": 1048576,\n"
+        "    \"memtable_bytes\": \"64MiB\",\n    \"memtable_age\": \"1s\",\n"
+        "    \"memory_budget\": \"512MiB\"\n  },\n  \"kafka\": null\n}\n";
+    strata_err err = {0};
+    ASSERT_EQ(schema_json_parse(old, strlen(old), &A, &err), 0);
+    ASSERT_EQ(A.unknown_fields, STRATA_UNKNOWN_FIELDS_IGNORE);
+    ASSERT_EQ(A.late_policy, STRATA_LATE_DEAD_LETTER);
+    ASSERT_EQ(A.cols[2].def_i, -1);
+    char *text = schema_json_dump(&A);
+    ASSERT(text);
+    /* the new dump is the old text with the one new line after late_bound */
+    const char *at = strstr(old, "  \"storage\"");
+    ASSERT(at);
+    char want[2048];
+    snprintf(want, sizeof want, "%.*s  \"unknown_fields\": \"ignore\",\n%s", (int)(at - old), old, at);
+    ASSERT_STR_EQ(text, want);
+    free(text);
+    assert_round_trip(&A, "old schema.json");
+    /* and a table that rejects them says so */
+    A.unknown_fields = STRATA_UNKNOWN_FIELDS_REJECT;
+    text = schema_json_dump(&A);
+    ASSERT(text);
+    ASSERT_CONTAINS(text, "\"unknown_fields\": \"reject\"");
+    free(text);
+    assert_round_trip(&A, "unknown_fields reject");
+}
+
 TEST(dump_refuses_impossible_schemas)
 {
     parse_ok(ORDERS, &A);
     memcpy(&B, &A, sizeof B);
     B.time_col = 99;
+    ASSERT(schema_json_dump(&B) == NULL);
+    memcpy(&B, &A, sizeof B);
+    B.unknown_fields = (strata_unknown_fields)2;
     ASSERT(schema_json_dump(&B) == NULL);
     memcpy(&B, &A, sizeof B);
     B.cols[2].type = (strata_type)42;
@@ -816,6 +866,7 @@ static void rand_schema(uint64_t *seed, strata_schema *s)
     s->lateness_ms = rand_duration(seed, true);
     s->late_policy = (strata_late_policy)rnd(seed, 2);
     s->late_bound_ms = rnd(seed, 2) ? rand_duration(seed, false) : 0;
+    s->unknown_fields = (strata_unknown_fields)rnd(seed, 2);
     s->codec = (strata_codec)rnd(seed, 3);
     s->memtable_max_rows = 1 + rnd(seed, 1u << 24);
     s->memtable_max_bytes =
@@ -1095,6 +1146,11 @@ static const struct bad_case {
     {HEAD ", 'late_policy': 'dead_letter'}", "late_policy: unknown value 'dead_letter'"},
     {HEAD ", 'late_bound': '0s'}", "late_bound: must be longer than 0"},
     {HEAD ", 'late_bound': 'soon'}", "late_bound: 'soon' is not a duration"},
+    {HEAD ", 'unknown_fields': 'drop'}",
+     "unknown_fields: unknown value 'drop' (expected one of ignore, reject)"},
+    {HEAD ", 'unknown_fields': 'Reject'}", "unknown_fields: unknown value 'Reject'"},
+    {HEAD ", 'unknown_fields': true}", "unknown_fields: expected a string, got true"},
+    {HEAD ", 'unknown_field': 'reject'}", "unknown field 'unknown_field' (did you mean 'unknown_fields'?)"},
     /* storage */
     {HEAD ", 'storage': []}", "storage: expected an object, got an array"},
     {HEAD ", 'storage': {'compresion': 'lz4'}}",
@@ -1409,6 +1465,8 @@ TEST(corpus_replay)
 
 TEST_LIST(T(minimal_gets_defaults), T(every_field), T(column_defaults), T(default_order_by),
           T(null_means_absent), T(sizes_and_durations), T(kafka_defaults), T(named),
-          T(text_need_not_be_terminated), T(dump_is_canonical), T(dump_refuses_impossible_schemas),
+          T(text_need_not_be_terminated), T(dump_is_canonical),
+          T(schema_json_written_before_unknown_fields_loads_as_ignore),
+          T(dump_refuses_impossible_schemas),
           T(random_round_trips), T(invalid_schemas), T(newer_format_version), T(generated_limits),
           T(messages_are_utf8), T(parse_file), T(save_atomically), T(corpus_replay))
