@@ -650,6 +650,23 @@ static void ingest_piece(request *rq, const char *data, size_t len)
     }
 }
 
+/* Lets go of what the request holds of its table (its batch, its decoder, the reference)
+ * before the answer goes out: a client that drops the table right after its answer finds
+ * it gone at once, files included. */
+static void ingest_release(strata_server *s, request *rq)
+{
+    if (rq->batch_ready) {
+        ingest_batch_give(s, &rq->batch);
+        rq->batch_ready = false;
+    }
+    atomic_fetch_sub(&s->ingest_staged, rq->staged_bytes);
+    rq->staged_bytes = 0;
+    event_decoder_free(rq->decoder);
+    rq->decoder = NULL;
+    catalog_put(s->cat, rq->t);
+    rq->t = NULL;
+}
+
 static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c, request *rq)
 {
     if (!rq->failed && rq->long_line)
@@ -675,8 +692,10 @@ static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c,
         }
     }
     atomic_fetch_add(&s->rows_rejected, rq->answer.rejected);
-    if (rq->failed)
+    if (rq->failed) {
+        ingest_release(s, rq);
         return send_error(s, c, rq->fail_status, "%s", rq->fail.msg);
+    }
     rq->ingested = n;
     atomic_fetch_add(&s->rows_ingested, n);
     if (rq->answer.unknown_lines) /* a count lost to a failed allocation only shows less */
@@ -685,11 +704,14 @@ static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c,
     if (n > 0 && table_flush(rq->t, true, &ferr) != 0) {
         /* The rows are in the table's memory and a later flush writes them; sending them
          * again would land them twice. */
+        ingest_release(s, rq);
         return send_error(s, c, 500, "the %" PRIu64 " rows were appended but are not yet durable "
                           "(flush failed: %s); they will be written when the disk allows: do not send "
                           "them again", n, ferr.msg);
     }
-    return send_json(s, c, 200, ndjson_answer_json(&rq->answer, n, table_schema(rq->t)));
+    json_t *answer = ndjson_answer_json(&rq->answer, n, table_schema(rq->t));
+    ingest_release(s, rq);
+    return send_json(s, c, 200, answer);
 }
 
 /* ---- query ---------------------------------------------------------------------------- */
