@@ -223,6 +223,15 @@ def demo_runs():
     time.sleep(2)
     second = count()
     check(0 < first < second, "live events keep landing: %d then %d" % (first, second))
+    # A second demo on the same --data must not wipe the running one's directory.
+    other = subprocess.run([STRATA, "demo", "--listen", "127.0.0.1:0", "--data", data], capture_output=True,
+                           timeout=30)
+    err = other.stderr.decode()
+    check(other.returncode == 1 and "in use by pid %d" % p.pid in err,
+          "a second demo on a running demo's --data is refused: %d %s" % (other.returncode, err.strip()))
+    third = count()
+    check(third >= second and os.path.exists(os.path.join(data, "orders")),
+          "the running demo keeps its data: %d then %d" % (second, third))
     p.send_signal(signal.SIGINT)
     check(p.wait(timeout=60) == 0, "Ctrl-C stops the demo with status 0")
     banner = open(os.path.join(WORK, "demo.log")).read()
