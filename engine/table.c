@@ -73,6 +73,10 @@ struct strata_table {
     char fail_msg[512];       /* why failed; lock */
     uint64_t damage_count;    /* damaged segments met by readers; lock */
     char damage_msg[512];     /* the latest; lock */
+    uint64_t flush_failures;  /* failed flushes since open; lock */
+    uint64_t flush_failing;   /* failed flushes since the last one that worked; lock */
+    int64_t flush_failing_since; /* monotonic ms of the first of those; lock */
+    char flush_msg[512];      /* the latest failure's message; lock */
 };
 
 static int64_t now_ms(void)
@@ -1070,6 +1074,8 @@ done:
     return rc;
 }
 
+static void flush_outcome(strata_table *t, int rc, const strata_err *err, int64_t now);
+
 int table_flush(strata_table *t, bool force, strata_err *err)
 {
     int rc = 0;
@@ -1098,6 +1104,7 @@ int table_flush(strata_table *t, bool force, strata_err *err)
     pthread_mutex_lock(&t->flush_lock);
     if (rc == 0)
         rc = writes_refused(t, err); /* dropped or failed while this flush waited */
+    bool wrote = false, refused = rc != 0;
     for (uint32_t i = 0; i < nparts && rc == 0; i++) {
         for (;;) {
             pthread_mutex_lock(&t->lock);
@@ -1105,11 +1112,41 @@ int table_flush(strata_table *t, bool force, strata_err *err)
             pthread_mutex_unlock(&t->lock);
             if (!any || (rc = partition_flush_one(t, parts[i], err)) != 0)
                 break;
+            wrote = true;
         }
     }
     pthread_mutex_unlock(&t->flush_lock);
     free(parts);
+    if (!refused && (rc || wrote))
+        flush_outcome(t, rc, err, now);
     return rc;
+}
+
+/* Keeps the record table_flush_trouble reads: a failure counts and keeps its message
+ * (the first of a run sets since), a flush that wrote something ends the run. */
+static void flush_outcome(strata_table *t, int rc, const strata_err *err, int64_t now)
+{
+    pthread_mutex_lock(&t->lock);
+    if (rc == 0) {
+        t->flush_failing = 0;
+    } else {
+        if (t->flush_failing++ == 0)
+            t->flush_failing_since = now;
+        t->flush_failures++;
+        snprintf(t->flush_msg, sizeof t->flush_msg, "%s", err && err->msg[0] ? err->msg : strata_strerror(rc));
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t table_flush_trouble(strata_table *t, table_flush_record *out)
+{
+    pthread_mutex_lock(&t->lock);
+    out->failures = t->flush_failures;
+    out->failing = t->flush_failing;
+    out->failing_for_ms = t->flush_failing ? now_ms() - t->flush_failing_since : 0;
+    snprintf(out->message, sizeof out->message, "%s", t->flush_failing ? t->flush_msg : "");
+    pthread_mutex_unlock(&t->lock);
+    return out->failing;
 }
 
 bool table_flush_due(strata_table *t)

@@ -118,6 +118,19 @@ uint64_t table_damage(strata_table *t, char *buf, size_t cap);
 void table_writes_pause(strata_table *t);
 void table_writes_resume(strata_table *t, bool dropped);
 
+/* Flushes that fail without failing the table (a segment that cannot be written: a
+ * full disk, a directory removed under the server) leave their rows in memory and are
+ * retried; this record makes them visible. failures: since open; failing: since the
+ * last flush that wrote a segment (0: flushes work), for failing_for_ms, the latest
+ * message in message (""). Returns failing. */
+typedef struct table_flush_record {
+    uint64_t failures;
+    uint64_t failing;
+    int64_t failing_for_ms;
+    char message[512];
+} table_flush_record;
+uint64_t table_flush_trouble(strata_table *t, table_flush_record *out /* OUT */);
+
 /* True when some memtable is due for sealing or some sealed memtable awaits a flush. */
 bool table_flush_due(strata_table *t);
 

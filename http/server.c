@@ -62,6 +62,7 @@ struct strata_server {
     double started;
     _Atomic uint64_t rows_ingested, rows_rejected, ingest_requests;
     table_counts unknown_field_events; /* per table: ingested events with unknown fields */
+    table_counts ingested_by_table, rejected_by_table; /* rows_ingested, rows_rejected per table */
     _Atomic uint64_t queries, query_errors;
     _Atomic uint64_t query_latency[LATENCY_BUCKETS + 1];
     _Atomic uint64_t query_latency_sum_us;
@@ -291,6 +292,11 @@ static json_t *table_json(strata_table *t, bool with_schema)
     char why[512];
     if (j && table_failure(t, why, sizeof why))
         json_object_set_new(j, "failed", json_string(why));
+    table_flush_record fr;
+    if (j && table_flush_trouble(t, &fr))
+        json_object_set_new(j, "flush_error", json_pack("{s:s, s:I, s:I}", "message", fr.message,
+                                                        "failures", (json_int_t)fr.failing,
+                                                        "for_s", (json_int_t)(fr.failing_for_ms / 1000)));
     uint64_t damaged = table_damage(t, why, sizeof why);
     if (j && damaged)
         json_object_set_new(j, "damage", json_pack("{s:I, s:s}", "found", (json_int_t)damaged, "latest", why));
@@ -319,6 +325,13 @@ static json_t *service_problems(strata_server *s)
     for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
         if (table_failure(t, why, sizeof why)) {
             snprintf(line, sizeof line, "table %s refuses writes: %s", table_schema(t)->name, why);
+            json_array_append_new(arr, json_string(line));
+        }
+        table_flush_record fr;
+        if (table_flush_trouble(t, &fr)) {
+            snprintf(line, sizeof line, "table %s: flushes fail (%" PRIu64 " in a row for %" PRId64
+                     " s; rows wait in memory): %s", table_schema(t)->name, fr.failing,
+                     fr.failing_for_ms / 1000, fr.message);
             json_array_append_new(arr, json_string(line));
         }
         uint64_t n = table_damage(t, why, sizeof why);
@@ -692,12 +705,16 @@ static enum MHD_Result ingest_finish(strata_server *s, struct MHD_Connection *c,
         }
     }
     atomic_fetch_add(&s->rows_rejected, rq->answer.rejected);
+    if (rq->answer.rejected) /* a count lost to a failed allocation only shows less */
+        table_counts_add(&s->rejected_by_table, rq->table, rq->answer.rejected, NULL);
     if (rq->failed) {
         ingest_release(s, rq);
         return send_error(s, c, rq->fail_status, "%s", rq->fail.msg);
     }
     rq->ingested = n;
     atomic_fetch_add(&s->rows_ingested, n);
+    if (n)
+        table_counts_add(&s->ingested_by_table, rq->table, n, NULL);
     if (rq->answer.unknown_lines) /* a count lost to a failed allocation only shows less */
         table_counts_add(&s->unknown_field_events, rq->table, rq->answer.unknown_lines, NULL);
     strata_err ferr = {0};
@@ -816,15 +833,20 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
          atomic_load(&s->rows_rejected));
     EMIT("# TYPE strata_ingest_requests_total counter\nstrata_ingest_requests_total %" PRIu64 "\n",
          atomic_load(&s->ingest_requests));
-    EMIT("# HELP strata_ingest_events_with_unknown_fields_total Events of POST /ingest that landed "
-         "with fields naming no column (those fields were dropped).\n"
-         "# TYPE strata_ingest_events_with_unknown_fields_total counter\n");
-    {
+    static const char *const per_table[][2] = {
+        {"strata_ingest_events_with_unknown_fields_total",
+         "Events of POST /ingest that landed with fields naming no column (those fields were dropped)."},
+        {"strata_table_ingested_rows_total", "Rows of the table acknowledged by POST /ingest."},
+        {"strata_table_rejected_rows_total", "Events for the table refused by POST /ingest."}};
+    table_counts *const per_table_counts[] = {&s->unknown_field_events, &s->ingested_by_table,
+                                              &s->rejected_by_table};
+    for (int m = 0; m < 3; m++) {
+        EMIT("# HELP %s %s\n# TYPE %s counter\n", per_table[m][0], per_table[m][1], per_table[m][0]);
         strata_table *t;
         for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
             const char *name = table_schema(t)->name;
-            EMIT("strata_ingest_events_with_unknown_fields_total{table=\"%s\"} %" PRIu64 "\n", name,
-                 table_counts_get(&s->unknown_field_events, name));
+            EMIT("%s{table=\"%s\"} %" PRIu64 "\n", per_table[m][0], name,
+                 table_counts_get(per_table_counts[m], name));
             catalog_put(s->cat, t);
         }
     }
@@ -862,6 +884,18 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
                            (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
                            (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9};
             EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
+            catalog_put(s->cat, t);
+        }
+    }
+    EMIT("# HELP strata_flush_failures_total Flushes that failed (their rows stayed in memory and "
+         "were retried).\n# TYPE strata_flush_failures_total counter\n");
+    {
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            table_flush_record fr;
+            table_flush_trouble(t, &fr);
+            EMIT("strata_flush_failures_total{table=\"%s\"} %" PRIu64 "\n", table_schema(t)->name,
+                 fr.failures);
             catalog_put(s->cat, t);
         }
     }
@@ -1052,6 +1086,8 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
     s->opts = *opts;
     pthread_mutex_init(&s->pool_lock, NULL);
     table_counts_init(&s->unknown_field_events);
+    table_counts_init(&s->ingested_by_table);
+    table_counts_init(&s->rejected_by_table);
     if (!s->opts.host)
         s->opts.host = "127.0.0.1";
     if (!s->opts.max_body)
@@ -1121,5 +1157,7 @@ void server_stop(strata_server *s)
         row_batch_free(&s->pool[i].b);
     pthread_mutex_destroy(&s->pool_lock);
     table_counts_destroy(&s->unknown_field_events);
+    table_counts_destroy(&s->ingested_by_table);
+    table_counts_destroy(&s->rejected_by_table);
     free(s);
 }

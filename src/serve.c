@@ -61,6 +61,27 @@ static void log_line(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+/* One flush of the serve loop's retries. A failure that goes on (a full disk, a removed
+ * directory) is retried every tick, so it is logged at the 1st, 2nd, 4th, 8th... failure
+ * in a row and then once a minute; the end of such a run is logged too. /health and
+ * GET /tables/{name} tell the same at any time. */
+static void flush_and_log(strata_table *t, strata_err *err)
+{
+    table_flush_record before, after;
+    table_flush_trouble(t, &before);
+    int rc = table_flush(t, false, err);
+    table_flush_trouble(t, &after);
+    if (rc == 0 && before.failing && !after.failing) {
+        log_line("table %s: flushes work again after %" PRIu64 " failure(s) in %" PRId64 " s",
+                 table_schema(t)->name, before.failing, before.failing_for_ms / 1000);
+    } else if (rc != 0) {
+        uint64_t n = after.failing;
+        if (n == 0 || (n & (n - 1)) == 0 || n % 600 == 0)
+            log_line("table %s: flush failed (%" PRIu64 " in a row; will retry): %s",
+                     table_schema(t)->name, n, err->msg);
+    }
+}
+
 static void log_message(const char *msg)
 {
     log_line("%s", msg);
@@ -473,8 +494,8 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         }
         strata_table *t;
         for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
-            if (table_flush_due(t) && table_flush(t, false, &err) != 0)
-                log_line("table %s: flush failed (will retry): %s", table_schema(t)->name, err.msg);
+            if (table_flush_due(t))
+                flush_and_log(t, &err);
             catalog_put(cat, t);
         }
     }

@@ -9,6 +9,7 @@ it, each test named after the failure it guards against:
   second_server_on_a_data_directory_is_refused            (two servers, one directory)
   refused_request_leaves_no_rows                          (413 / ingest memory: nothing kept)
   failed_commit_fsync_degrades_health                     (a commit not known durable)
+  failing_flushes_degrade_health                          (segments cannot be written)
   damaged_segment_found_by_a_query_degrades_health        (checksum failure at query time)
   broken_table_does_not_stop_the_server                   (one table cannot be opened)
   lost_manifest_keeps_the_table_aside                     (segments without a MANIFEST)
@@ -26,6 +27,7 @@ Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names...]. Prints "N passed, M faile
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -169,6 +171,40 @@ def failed_commit_fsync_degrades_health():
     s = Server(data, "fsync2")
     check(s.count("t") == 100, "after restart the commit is there: %d" % s.count("t"))
     check(s.json("GET", "/health")[1].get("status") == "ok", "and health is ok")
+    s.stop()
+
+
+def failing_flushes_degrade_health():
+    data = data_dir("flushfail")
+    sch = write_json(os.path.join(WORK, "flushfail-t.json"), dict(SMALL, name="t"))
+    s = Server(data, "flushfail", ["--table", sch])
+    st, r = s.json("POST", "/ingest/t", lines(100))
+    check(st == 200, "first ingest: %s %s" % (st, r))
+    raw = os.path.join(data, "t", "raw")
+    os.rename(raw, raw + ".away")  # every segment write of the table now fails
+    st, r = s.json("POST", "/ingest/t", lines(10, 100))
+    check(st == 500 and "not yet durable" in r.get("error", ""), "ingest whose flush failed: %s %s" % (st, r))
+    time.sleep(2)  # the server retries every 100 ms meanwhile
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and "table t: flushes fail" in h.get("reason", ""),
+          "health names the failing flushes: %s" % h)
+    st, info = s.json("GET", "/tables/t")
+    fe = info.get("flush_error") or {}
+    check(fe.get("failures", 0) >= 2 and "No such file" in fe.get("message", ""),
+          "GET /tables/t says why flushes fail: %s" % info.get("flush_error"))
+    m = re.search(r'strata_flush_failures_total\{table="t"\} (\d+)', s.text("/metrics"))
+    check(m and int(m.group(1)) >= 2, "metric strata_flush_failures_total: %s" % (m and m.group(0)))
+    logged = s.log().count("flush failed")
+    check(1 <= logged <= 8, "the retries do not flood the log: %d lines in 2 s" % logged)
+    os.rename(raw + ".away", raw)
+    check(wait_for(lambda: s.json("GET", "/health")[1].get("status") == "ok", limit=10),
+          "health is ok again once flushes work: %s" % s.json("GET", "/health")[1])
+    check("flush_error" not in s.json("GET", "/tables/t")[1], "and the table no longer reports one")
+    check("flushes work again" in s.log(), "the log says flushes recovered")
+    check(s.count("t") == 110, "every row is served once: %d" % s.count("t"))
+    s.stop()
+    s = Server(data, "flushfail2")
+    check(s.count("t") == 110, "after restart every row is there: %d" % s.count("t"))
     s.stop()
 
 
@@ -460,7 +496,8 @@ def dead_letters_not_durable_are_read_again():
 TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_table_to_a_drop_writes_nothing_new,
          ingest_after_a_dropped_tables_batch_was_kept,
          second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
-         failed_commit_fsync_degrades_health, damaged_segment_found_by_a_query_degrades_health,
+         failed_commit_fsync_degrades_health, failing_flushes_degrade_health,
+         damaged_segment_found_by_a_query_degrades_health,
          broken_table_does_not_stop_the_server, lost_manifest_keeps_the_table_aside,
          kafka_table_that_cannot_consume_is_refused_or_degraded, unreachable_brokers_are_named,
          concurrent_puts_start_one_consumer, failed_drop_keeps_consuming,

@@ -82,6 +82,10 @@ def http_answers():
     check(metric(s, "strata_ingest_events_with_unknown_fields_total", 'table="orders"') == 2
           and metric(s, "strata_ingest_events_with_unknown_fields_total", 'table="strict"') == 0,
           "/metrics counts events with unknown fields per table")
+    check(metric(s, "strata_table_ingested_rows_total", 'table="orders"') == 2
+          and metric(s, "strata_table_rejected_rows_total", 'table="orders"') == 2
+          and metric(s, "strata_table_ingested_rows_total", 'table="strict"') == 0,
+          "/metrics counts ingested and rejected rows per table")
 
     # 5000 bad lines: all counted, 100 shown, and the answer says the list was cut.
     lines = ['{"ts": %d, "amount": %d}' % (T0 + i, i) for i in range(3)] + ["not json %d" % i for i in range(5000)]

@@ -655,6 +655,48 @@ TEST(partition_directory_fsync_failure_appends_nothing)
     fixture_close(&f);
 }
 
+/* A flush that cannot write its segment (the directory went away) keeps its rows in
+ * memory, is recorded (count, message, run length) and retried; the first flush that
+ * writes ends the run. The table does not fail: nothing committed is in doubt. */
+TEST(failing_flushes_are_recorded_until_one_works)
+{
+    fixture f;
+    fixture_open(&f, "flush_trouble", 0);
+    strata_table *t = f.t;
+    row_batch *b = &f.b;
+    strata_err err = {0};
+    table_flush_record fr;
+    ASSERT_EQ(table_flush_trouble(t, &fr), 0);
+    ASSERT_EQ(fr.failures, 0);
+    fill(b, 0, 1000, 1704067200000, 1000);
+    ASSERT_EQ(table_append(t, b, &err), 0);
+    char raw[4200], away[4300];
+    snprintf(raw, sizeof raw, "%s/%s/raw", f.dir, f.s.name);
+    snprintf(away, sizeof away, "%s.away", raw);
+    ASSERT_EQ(rename(raw, away), 0);
+    ASSERT(table_flush(t, true, &err) != 0);
+    ASSERT(table_flush(t, false, &err) != 0);
+    ASSERT_EQ(table_flush_trouble(t, &fr), 2);
+    ASSERT_EQ(fr.failures, 2);
+    ASSERT_CONTAINS(fr.message, "No such file");
+    char why[512];
+    ASSERT(!table_failure(t, why, sizeof why));
+    sums want, got;
+    expected_sums(1000, &want);
+    sum_snapshot(t, &got);
+    assert_sums_eq(&got, &want); /* the rows are still served, from memory */
+    ASSERT_EQ(rename(away, raw), 0);
+    ASSERT_EQ(table_flush(t, false, &err), 0);
+    ASSERT_EQ(table_flush_trouble(t, &fr), 0);
+    ASSERT_EQ(fr.failures, 2); /* since open */
+    ASSERT_EQ(fr.message[0], 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0); /* nothing to write: not a success that counts */
+    fixture_reopen(&f);
+    sum_snapshot(f.t, &got);
+    assert_sums_eq(&got, &want);
+    fixture_close(&f);
+}
+
 /* B3 (engine side): once a drop has paused and marked the table, nothing more is written
  * through it; reads go on. A pause that ends without a drop leaves it writable. */
 TEST(dropped_table_refuses_writes_but_reads)
@@ -724,4 +766,4 @@ TEST_LIST(T(manifest_round_trip_and_damage), T(append_refuses_times_outside_supp
           T(memory_budget_refuses_then_flush_frees), T(append_out_of_memory_part_way_lands_nothing),
           T(sourced_append_out_of_memory_moves_no_offsets), T(commit_whose_directory_fsync_fails_keeps_its_segment),
           T(partition_directory_fsync_failure_appends_nothing), T(dropped_table_refuses_writes_but_reads),
-          T(lost_manifest_refuses_the_open_and_deletes_nothing))
+          T(lost_manifest_refuses_the_open_and_deletes_nothing), T(failing_flushes_are_recorded_until_one_works))
