@@ -153,6 +153,31 @@ static int cfg_size(json_t *o, const char *key, uint64_t *dst, const char *path)
     return -1;
 }
 
+/* Limits too small to serve anything are refused at start (flag or config alike) rather
+ * than by every request later. 0 means "not set": the server's default. */
+#define MIN_QUERY_MEMORY (64u << 10)
+#define MIN_INGEST_MEMORY (64u << 10)
+static int check_limits(const serve_cfg *cfg)
+{
+    if (cfg->query_memory && cfg->query_memory < MIN_QUERY_MEMORY) {
+        fprintf(stderr, "strata serve: --query-memory (query_memory in a config): %" PRIu64 " bytes is "
+                        "too little to answer queries; give at least 64KiB (the default is 1GiB)\n",
+                cfg->query_memory);
+        return -1;
+    }
+    if (cfg->ingest_memory && cfg->ingest_memory < MIN_INGEST_MEMORY) {
+        fprintf(stderr, "strata serve: --ingest-memory (ingest_memory in a config): %" PRIu64 " bytes is "
+                        "too little to take an ingest request; give at least 64KiB\n", cfg->ingest_memory);
+        return -1;
+    }
+    if (cfg->query_timeout_ms < 0) {
+        fprintf(stderr, "strata serve: --query-timeout (query_timeout in a config): give a duration "
+                        "above 0, e.g. 30s (the default)\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* A path from the config file: relative ones are relative to the file's directory (so a
  * config works from wherever strata is started). */
 static void config_relative(const char *config, const char *value, char *dst, size_t cap)
@@ -215,6 +240,8 @@ static int load_config(const char *path, serve_cfg *cfg)
         (!json_is_string(qt) || strata_parse_duration_ms(json_string_value(qt), &cfg->query_timeout_ms) != 0)) {
         fprintf(stderr, "strata serve: %s: query_timeout: expected a duration like \"30s\"\n", path);
         rc = -1;
+    } else if (!rc && qt && cfg->query_timeout_ms == 0) {
+        cfg->query_timeout_ms = -1; /* refused by check_limits */
     }
     json_t *mg = json_object_get(o, "query_max_groups");
     if (!rc && mg && !cfg->query_max_groups) {
@@ -373,6 +400,8 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
                                 "500ms, 30s, 2m)\n", optarg);
                 goto done;
             }
+            if (cfg->query_timeout_ms == 0)
+                cfg->query_timeout_ms = -1; /* refused by check_limits */
             break;
         case 'h': usage(stdout); rc = 0; goto done;
         default: usage(stderr); rc = 2; goto done;
@@ -383,7 +412,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         rc = 2;
         goto done;
     }
-    if (config && load_config(config, cfg) != 0)
+    if ((config && load_config(config, cfg) != 0) || check_limits(cfg) != 0)
         goto done;
     if (!cfg->data[0]) {
         fprintf(stderr, "strata serve: --data DIR is required\n");

@@ -354,7 +354,14 @@ def main():
         proc.wait(timeout=30)
         check(ok, "--listen %s serves without a token: %r" % (listen, line))
     # Flags and config files: messages that say what is expected.
+    zero = os.path.join(WORK, "zero-timeout.json")
+    with open(zero, "w") as f:
+        json.dump({"query_timeout": "0s"}, f)
     for args, want in ((["--query-timeout", "5"], b"(a number with a unit: 500ms, 30s, 2m)"),
+                       (["--query-timeout", "0s"], b"--query-timeout (query_timeout in a config): give a duration above 0"),
+                       (["--config", zero], b"give a duration above 0, e.g. 30s"),
+                       (["--query-memory", "1KiB"], b"--query-memory (query_memory in a config): 1024 bytes is too little"),
+                       (["--ingest-memory", "1KiB"], b"give at least 64KiB"),
                        (["--config", os.path.join(WORK, "nope.json")], b"nope.json: No such file or directory")):
         p = subprocess.run([STRATA, "serve", "--data", data, *args], capture_output=True, timeout=30)
         check(p.returncode != 0 and want in p.stderr, "%s: %d %s" % (args, p.returncode, p.stderr))
