@@ -140,20 +140,27 @@ static enum MHD_Result send_text(strata_server *s, struct MHD_Connection *c, uns
     return send_text_with(s, c, status, text, len, ctype, NULL);
 }
 
+/* Sends a JSON text (malloc'd; this frees it) with the final newline every answer ends
+ * with, as curl users expect (without it when memory for one byte more runs out). */
+static enum MHD_Result send_json_text(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                      char *text, size_t len, const char *const *headers)
+{
+    char *nl = realloc(text, len + 2);
+    if (nl) {
+        text = nl;
+        text[len++] = '\n';
+        text[len] = 0;
+    }
+    return send_text_with(s, c, status, text, len, "application/json", headers);
+}
+
 static enum MHD_Result send_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j)
 {
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!text)
         return MHD_NO;
-    size_t n = strlen(text);
-    char *nl = realloc(text, n + 2);
-    if (nl) {
-        text = nl;
-        text[n++] = '\n';
-        text[n] = 0;
-    }
-    return send_text(s, c, status, text, n, "application/json");
+    return send_json_text(s, c, status, text, strlen(text), NULL);
 }
 
 static enum MHD_Result send_error_v(strata_server *s, struct MHD_Connection *c, unsigned status,
@@ -165,7 +172,7 @@ static enum MHD_Result send_error_v(strata_server *s, struct MHD_Connection *c, 
     char *body = json_error_body(msg, &len);
     if (!body)
         return MHD_NO;
-    return send_text_with(s, c, status, body, len, "application/json", headers);
+    return send_json_text(s, c, status, body, len, headers);
 }
 
 static enum MHD_Result send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
@@ -805,13 +812,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     atomic_fetch_add(&s->query_latency_sum_us, (uint64_t)(el * 1000));
     if (!out)
         return send_error(s, c, 503, "out of memory writing the answer");
-    char *nl = realloc(out, out_len + 2); /* a final newline, as curl users expect */
-    if (nl) {
-        out = nl;
-        out[out_len++] = '\n';
-        out[out_len] = 0;
-    }
-    return send_text(s, c, 200, out, out_len, "application/json");
+    return send_json_text(s, c, 200, out, out_len, NULL);
 }
 
 /* ---- metrics ---------------------------------------------------------------------------- */
