@@ -1128,11 +1128,11 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
     }
     s->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), opts->port, NULL,
-        NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+        NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first, or MHD warns */
+        MHD_OPTION_SOCK_ADDR,
         v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)s->opts.threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
     if (!s->daemon) {
         free(s);
         return strata_err_set(err, STRATA_EIO, "cannot listen on %s:%u (in use, or not an address of "

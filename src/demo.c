@@ -161,7 +161,7 @@ static void print_banner(const char *base, void *arg)
     printf("strata demo: embedded Kafka broker at %s (topics orders, orders.dlq; %d partitions)\n"
            "strata demo: %.0f live order events/s into topic orders (2%% re-sends, 0.1%% malformed)\n"
            "strata demo: table orders consumes them; data in %s\n\n"
-           "Open %s/ endpoints, for example:\n"
+           "The HTTP API answers at %s/ (JSON, for curl and dashboards), for example:\n"
            "  curl -s %s/health\n"
            "  curl -s %s/tables/orders\n"
            "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-5m\",\"select\":[{\"fn\":\"count\"}]}'\n"

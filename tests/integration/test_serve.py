@@ -414,6 +414,8 @@ def main():
     check(st == 409 and "partition_by" in r.get("error", "") and "\"hour\" in the request" in r.get("error", ""),
           "409 names the first field that differs: %s" % r)
     s.stop()
+    check("strata: http: " not in s.log(), "the log has no libmicrohttpd complaint: %s" %
+          [l for l in s.log().splitlines() if "strata: http: " in l][:3])
     check_readme_example()
 
     shutil.rmtree(WORK, ignore_errors=True)
