@@ -273,6 +273,8 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     dead_letter_file(c, reason, kp, off, m->payload, m->len);
 }
 
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 static void dead_letter(consumer *c, const char *reason, const rd_kafka_message_t *m)
 {
     if (!c->dlq) {
@@ -288,6 +290,7 @@ static void dead_letter(consumer *c, const char *reason, const rd_kafka_message_
         }
         rd_kafka_conf_set_opaque(conf, c);
         rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
+        rd_kafka_conf_set_log_cb(conf, on_kafka_log);
         c->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
         if (!c->dlq) {
             logf_(c->k, "table %s: cannot make the dead-letter producer: %s", c->name, errstr);
@@ -582,11 +585,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
     }
 }
 
+/* librdkafka's own lines (warnings and worse) in strata's log, for the consumer and the
+ * dead-letter producer alike (both have the consumer as opaque). */
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     consumer *c = rd_kafka_opaque(rk);
     if (level <= 4)
-        logf_(c->k, "table %s: librdkafka %s: %s", c->name, fac, buf);
+        logf_(c->k, "table %s: %slibrdkafka %s: %s", c->name,
+              rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "dead-letter producer: " : "", fac, buf);
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)

@@ -489,8 +489,12 @@ def dead_letters_not_durable_are_read_again():
     m = [l for l in text.splitlines() if l.startswith('strata_kafka_dead_letters_total{table="dl",sink="kafka"}')]
     n = int(m[0].split()[-1]) if m else -1
     check(n >= t["bad"], "every bad event reached the dead-letter topic (at least once): %d of %d" % (n, t["bad"]))
+    b.stop()  # the consumer and the dead-letter producer both lose their broker
+    time.sleep(4)
+    raw = [l for l in s.log().splitlines() if re.match(r"^%\d\|", l)]
+    check(not raw and "dead-letter producer" in s.log(),
+          "librdkafka's lines go through strata's log, the producer's too: %s" % raw[:2])
     s.stop()
-    b.stop()
 
 
 TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_table_to_a_drop_writes_nothing_new,
