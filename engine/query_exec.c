@@ -1002,12 +1002,12 @@ static int fill_too_many(const strata_query *q, uint64_t nb, uint64_t ntuples, s
         return strata_err_set(err, STRATA_EFULL,
                               "query: fill would answer %s rows (%" PRIu64 " buckets of %s between "
                               "from and to%s), %s; narrow from and to, widen the interval or "
-                              "raise the limit (query_max_groups)",
+                              "raise the limit",
                               rows, nb, iv, q->ngroup ? ", for each group" : "", limit);
     return strata_err_set(err, STRATA_EFULL,
                           "query: fill would answer %s rows (%" PRIu64 " buckets of %s for each "
                           "of %" PRIu64 " groups), %s; narrow from and to, widen the interval, "
-                          "group by fewer columns or raise the limit (query_max_groups)",
+                          "group by fewer columns or raise the limit",
                           rows, nb, iv, ntuples, limit);
 }
 

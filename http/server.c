@@ -1047,7 +1047,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_error_with(s, c, 405, allow, "%s is not allowed on %s (allowed: %s)", method, url, rq->allow);
     }
     if (rq->too_large)
-        return send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes", rq->limit);
+        return send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes (strata serve %s, or "
+                          "%s in the config)", rq->limit, rq->route == R_INGEST ? "--max-ingest-body" : "--max-body",
+                          rq->route == R_INGEST ? "max_ingest_body" : "max_body");
     switch (rq->route) {
     case R_HEALTH: return handle_health(s, c, true);
     case R_METRICS: return handle_metrics(s, c);

@@ -295,7 +295,7 @@ static int read_token(const char *path, char *out, size_t cap)
 }
 
 /* "HOST:PORT", "[IPV6]:PORT" or "localhost:PORT" into host (a numeric address) and port;
- * -1 when it is none of these. */
+ * -1 when it is none of these, -2 for a port past 65535, -3 for a host that is not an address. */
 static int parse_listen(const char *listen, char *host, size_t cap, unsigned *port)
 {
     const char *colon;
@@ -317,15 +317,17 @@ static int parse_listen(const char *listen, char *host, size_t cap, unsigned *po
     char *end;
     errno = 0;
     unsigned long p = strtoul(colon + 1, &end, 10);
-    if (hlen == 0 || hlen >= cap || !colon[1] || *end || errno || p > 65535)
+    if (hlen == 0 || hlen >= cap || !colon[1] || *end || colon[1] == '-' || colon[1] == '+')
         return -1;
+    if (errno || p > 65535)
+        return -2;
     memcpy(host, h, hlen);
     host[hlen] = 0;
     if (strcmp(host, "localhost") == 0)
         snprintf(host, cap, "127.0.0.1");
     unsigned char buf[16];
     if (inet_pton(strchr(host, ':') ? AF_INET6 : AF_INET, host, buf) != 1)
-        return -1;
+        return -3;
     *port = (unsigned)p;
     return 0;
 }
@@ -421,9 +423,18 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
     }
     char host[256] = "127.0.0.1";
     unsigned port = 8686;
-    if (cfg->listen[0] && parse_listen(cfg->listen, host, sizeof host, &port) != 0) {
-        fprintf(stderr, "strata serve: --listen: '%s' is not HOST:PORT (for example 127.0.0.1:8686, "
-                        "localhost:8686, [::1]:8686 or 0.0.0.0:8686)\n", cfg->listen);
+    int lrc = cfg->listen[0] ? parse_listen(cfg->listen, host, sizeof host, &port) : 0;
+    if (lrc) {
+        if (lrc == -2)
+            fprintf(stderr, "strata serve: --listen: '%s': a port is a number from 0 to 65535 (0: any "
+                            "free port)\n", cfg->listen);
+        else if (lrc == -3)
+            fprintf(stderr, "strata serve: --listen: '%s': the host must be an IP address of this "
+                            "machine or localhost (for example 127.0.0.1:8686 or 0.0.0.0:8686)\n",
+                    cfg->listen);
+        else
+            fprintf(stderr, "strata serve: --listen: '%s' is not HOST:PORT (for example 127.0.0.1:8686, "
+                            "localhost:8686, [::1]:8686 or 0.0.0.0:8686)\n", cfg->listen);
         rc = 2;
         goto done;
     }

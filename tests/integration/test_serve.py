@@ -138,7 +138,9 @@ def check_fill(s, evs):
         (dict(q, fill="zero", **{"from": None}), 400, 'fill: "zero" needs "from"'),
         (dict(q, fill="zero", interval=None), 400, 'fill: "zero" needs "interval"'),
         (dict(q, fill="zeros"), 400, "did you mean 'zero'"),
-        (dict(q, fill="zero", **{"from": 0, "interval": "1s"}), 422, "more than the 1000000 groups a query may make"),
+        (dict(q, fill="zero", **{"from": 0, "interval": "1s"}), 422, "more than the 1000000 groups a query may make; "
+         "narrow from and to, widen the interval or raise the limit (the limit is "
+         "query_max_groups in the config)"),
         ({"table": "orders", "interval": "1m", "select": [{"fn": "count", "as": "time"}]}, 400,
          "select[0].as: 'time' is the name of the time bucket column that interval adds; choose another name"),
     ]
@@ -236,7 +238,7 @@ def main():
         ("POST", "/query", {"table": "orders", "select": [{"fn": "median", "column": "amount"}]}, 400, "median"),
         ("POST", "/query", {"table": "orders", "select": [{"fn": "count"}], "where": [{"column": "amount", "op": "=", "value": "x"}]}, 400, "amount"),
         ("POST", "/query", {"table": "orders", "from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z", "select": [{"fn": "count"}]}, 400, "from"),
-        ("POST", "/query", "x" * (2 << 20), 413, "limit"),
+        ("POST", "/query", "x" * (2 << 20), 413, "over the limit of 1048576 bytes (strata serve --max-body, or max_body in the config)"),
         ("GET", "/query", None, 405, "GET"),
         ("DELETE", "/health", None, 405, "DELETE"),
         ("GET", "/nowhere", None, 404, "nowhere"),
@@ -341,6 +343,10 @@ def main():
     p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "18820"], capture_output=True, timeout=30)
     check(p.returncode == 2 and b"is not HOST:PORT (for example 127.0.0.1:8686" in p.stderr,
           "a bare port: %d %s" % (p.returncode, p.stderr))
+    for listen, want in (("127.0.0.1:70000", b"a port is a number from 0 to 65535"),
+                         ("example.com:8686", b"the host must be an IP address of this machine or localhost")):
+        p = subprocess.run([STRATA, "serve", "--data", data, "--listen", listen], capture_output=True, timeout=30)
+        check(p.returncode == 2 and want in p.stderr, "--listen %s: %d %s" % (listen, p.returncode, p.stderr))
     # Loopback is loopback: localhost and [::1] need no token.
     for listen, url_host in (("localhost:0", "127.0.0.1"), ("[::1]:0", "[::1]")):
         proc = subprocess.Popen([STRATA, "serve", "--data", data, "--listen", listen], stderr=subprocess.PIPE)

@@ -1328,7 +1328,7 @@ TEST(fill_needs_bounds_and_stays_under_max_groups)
     ASSERT_EQ(query_run(tbl, &q, &r, &err), STRATA_EFULL);
     ASSERT_STR_EQ(err.msg, "query: fill would answer 4320 rows (4320 buckets of 1m between from "
                            "and to), more than the 1000 groups a query may make; narrow from and "
-                           "to, widen the interval or raise the limit (query_max_groups)");
+                           "to, widen the interval or raise the limit");
     q.max_groups = 0; /* no limit: every bucket */
     ASSERT_EQ(query_run(tbl, &q, &r, &err), 0);
     ASSERT_U64_EQ(r->nrows, 4320);
@@ -1347,8 +1347,7 @@ TEST(fill_needs_bounds_and_stays_under_max_groups)
         ASSERT_STR_EQ(err.msg,
                       "query: fill would answer 1872 rows (312 buckets of 1h for each of 6 "
                       "groups), more than the 1000 groups a query may make; narrow from and to, "
-                      "widen the interval, group by fewer columns or raise the limit "
-                      "(query_max_groups)");
+                      "widen the interval, group by fewer columns or raise the limit");
     }
     q.max_groups = 1872;
     ASSERT_EQ(query_run(tbl, &q, &r, &err), 0);
