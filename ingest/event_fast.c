@@ -48,8 +48,11 @@
  *     stops early and the event is declined. Needs FLT_EVAL_METHOD == 0 for the fast path.
  *   - unknown keys' values are validated exactly like the others (a too big integer or an
  *     overflowing real in an ignored field is still jansson's error).
- *   - column rules (event_json.c set_field): the same checks, in store_event; uint64
- *     strings use event_uint64_from_decimal, the very function the jansson path calls.
+ *   - column rules (event_json.c set_field): the same checks, in store_value; uint64
+ *     strings use event_uint64_from_decimal, and a real (a number with '.', 'e' or 'E')
+ *     for an integer column event_int_from_number on the real's token, which decides
+ *     from the digits alone (not from the double) whether it is an integer in range —
+ *     the very functions the jansson path calls.
  * Declines: everything jansson refuses, and also nested values, escaped keys, more than
  * UNKNOWN_KEYS_MAX unknown keys (any one under STRATA_UNKNOWN_FIELDS_REJECT), long reals
  * strtod would need, an empty object, inputs over EVENT_JSON_MAX_BYTES, schemas with an
@@ -153,8 +156,8 @@ typedef struct field_value {
     uint8_t kind;
     bool escaped;  /* V_STRING: holds a backslash, so it needs decoding */
     int col;
-    uint32_t len;  /* V_STRING: bytes between the quotes */
-    const char *p; /* V_STRING: first byte after the opening quote */
+    uint32_t len;  /* V_STRING: bytes between the quotes; V_REAL: of the token */
+    const char *p; /* V_STRING: first byte after the opening quote; V_REAL: the token */
     int64_t i;     /* V_INT */
     double f;      /* V_REAL */
 } field_value;
@@ -360,14 +363,16 @@ static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* Appends the digits p..e to the mantissa *w; false once it holds more than 19
- * significant digits (it might not fit, and the fast conversion would not apply). */
+/* Appends the digits p..e to the mantissa *w; false once it would hold more than 19
+ * significant digits (it might not fit, and the fast conversion would not apply). The
+ * count starts at the first non-zero digit, not at a non-zero *w: 18446744073709551616
+ * (2^64) used to wrap *w to 0 uncounted, and 18446744073709551616.0 became 0.0. */
 static bool add_digits(const char *p, const char *e, uint64_t *w, int *sig)
 {
     for (; p < e; p++) {
-        *w = *w * 10 + (uint64_t)(*p - '0');
-        if (*w != 0 && ++*sig > 19)
+        if ((*sig != 0 || *p != '0') && ++*sig > 19)
             return false;
+        *w = *w * 10 + (uint64_t)(*p - '0');
     }
     return true;
 }
@@ -473,6 +478,8 @@ static const char *scan_number(const char *p, const char *end, field_value *v)
             exp = -exp;
     }
     v->kind = V_REAL;
+    v->p = tok;
+    v->len = (uint32_t)(p - tok); /* < EVENT_JSON_MAX_BYTES */
     if (real_value(tok, (size_t)(p - tok), neg, ip, ie, fp, fe, exp, &v->f) != 0)
         return NULL;
     return p;
@@ -620,7 +627,14 @@ static int store_value(row_batch *b, uint32_t r, const field_value *v, char *sta
     int c = v->col;
     const char *s;
     uint32_t len;
-    switch (b->schema->cols[c].type) {
+    strata_type type = b->schema->cols[c].type;
+    if (v->kind == V_REAL && type != STRATA_FLOAT64) { /* an integral number, or refused */
+        if (type == STRATA_BOOL || type == STRATA_STRING ||
+            event_int_from_number(type, v->p, v->len, &b->i[c][r]) != EVENT_INT_OK)
+            return -1;
+        return 0;
+    }
+    switch (type) {
     case STRATA_TIMESTAMP:
         if (v->kind == V_INT) {
             if (v->i < STRATA_TS_MIN || v->i > STRATA_TS_MAX)
@@ -743,4 +757,91 @@ int event_uint64_from_decimal(const char *s, size_t len, uint64_t *out)
     }
     *out = u;
     return 0;
+}
+
+/* ---- integral numbers for integer columns ----------------------------------------------- */
+
+#define EXPONENT_CAP INT64_C(1000000000000000) /* 10^15: saturated, see event_fast.h */
+
+/* Digit k of the digits a[0..na) followed by b. */
+static inline char digit_at(const char *a, size_t na, const char *b, size_t k)
+{
+    return k < na ? a[k] : b[k - na];
+}
+
+event_int_verdict event_int_from_number(strata_type type, const char *s, size_t len, int64_t *out)
+{
+    const char *p = s, *end = s + len;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    const char *ip = p;
+    while (p < end && is_digit(*p))
+        p++;
+    const char *ie = p, *fp = p, *fe = p;
+    if (ie == ip)
+        return EVENT_INT_INVALID;
+    if (p < end && *p == '.') {
+        fp = ++p;
+        while (p < end && is_digit(*p))
+            p++;
+        fe = p;
+        if (fe == fp)
+            return EVENT_INT_INVALID;
+    }
+    int64_t exp = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        bool eneg = false;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        const char *ep = p;
+        for (; p < end && is_digit(*p); p++)
+            if (exp < EXPONENT_CAP)
+                exp = exp * 10 + (*p - '0');
+        if (p == ep)
+            return EVENT_INT_INVALID;
+        if (eneg)
+            exp = -exp;
+    }
+    if (p != end)
+        return EVENT_INT_INVALID;
+    if (type != STRATA_TIMESTAMP && type != STRATA_INT64 && type != STRATA_INT32 &&
+        type != STRATA_UINT64)
+        return EVENT_INT_INVALID;
+
+    /* The value is D * 10^(exp - nf), D the digits of both parts; from D's first and last
+     * non-zero digits it is sig * 10^e, sig of nsig digits not ending in 0. */
+    size_t ni = (size_t)(ie - ip), nf = (size_t)(fe - fp), n = ni + nf;
+    size_t first = 0, last = n;
+    while (first < n && digit_at(ip, ni, fp, first) == '0')
+        first++;
+    uint64_t mag = 0;
+    if (first < n) {
+        while (digit_at(ip, ni, fp, last - 1) == '0')
+            last--;
+        int64_t e = exp - (int64_t)nf + (int64_t)(n - last);
+        if (e < 0)
+            return EVENT_INT_FRACTION; /* sig does not end in 0: never a multiple of 10^-e */
+        if (neg && type == STRATA_UINT64)
+            return EVENT_INT_NEGATIVE;
+        if ((int64_t)(last - first) + e > 20)
+            return EVENT_INT_RANGE; /* >= 10^20 > 2^64 */
+        for (size_t k = first; k < last + (size_t)e; k++) {
+            unsigned dgt = k < last ? (unsigned)(digit_at(ip, ni, fp, k) - '0') : 0;
+            if (mag > (UINT64_MAX - dgt) / 10)
+                return EVENT_INT_RANGE;
+            mag = mag * 10 + dgt;
+        }
+    }
+    uint64_t lo, hi; /* the column's range, as magnitudes below and above zero */
+    switch (type) {
+    case STRATA_TIMESTAMP: lo = (uint64_t)-STRATA_TS_MIN, hi = (uint64_t)STRATA_TS_MAX; break;
+    case STRATA_INT64: lo = (uint64_t)INT64_MAX + 1, hi = (uint64_t)INT64_MAX; break;
+    case STRATA_INT32: lo = (uint64_t)INT32_MAX + 1, hi = (uint64_t)INT32_MAX; break;
+    default: lo = 0, hi = UINT64_MAX; break; /* uint64 */
+    }
+    if (mag > (neg ? lo : hi))
+        return EVENT_INT_RANGE;
+    *out = !neg || mag == 0 ? (int64_t)mag : mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+    return EVENT_INT_OK;
 }

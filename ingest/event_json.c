@@ -9,6 +9,11 @@
  * Unknown fields are counted on the way and, only once the row is in, reported in a
  * second walk over the object's keys (jansson keeps them in the order of the text).
  *
+ * A real (a number with '.', 'e' or 'E') for an integer column is judged on its text, not
+ * on jansson's double: member_walk finds the text of the value (the k-th member of the
+ * text is the k-th jansson iterates) and event_int_from_number (event_fast.c, shared with
+ * the fast path) reads it exactly.
+ *
  * "Did you mean": a key names a column likely when it equals the name but for ASCII
  * case, else when json_closest (ingest/json_util.c) finds the name within 2 edits; only
  * names whose length is within 2 of the key's are compared, which keeps a refused event
@@ -25,7 +30,8 @@
 #include "json_util.h"
 #include "units.h"
 
-#define KEY_SHOWN_MAX 64 /* bytes of an event's key quoted in a message */
+#define KEY_SHOWN_MAX 64    /* bytes of an event's key quoted in a message */
+#define NUMBER_SHOWN_MAX 40 /* bytes of a number's text quoted in a message */
 
 static const char *event_kind(const json_t *v)
 {
@@ -40,6 +46,169 @@ static const char *event_kind(const json_t *v)
     default: return "null";
     }
 }
+
+/* ---- the text of a member's value ----------------------------------------------------- */
+
+/* jansson keeps a real only as a double, which cannot tell 2.0000000000000001 from 2; an
+ * integer column needs the number's text. member_walk finds it: it walks the top-level
+ * members of the event's text (which jansson accepted, so only the shape is followed) in
+ * the order jansson iterates them, forward only, so an event costs one pass however many
+ * of its members are looked at. */
+typedef struct member_walk {
+    const char *p, *end; /* p: just after member next - 1 (or the '{') */
+    int next;            /* index of the member that starts at p; -1: not started */
+} member_walk;
+
+static const char *walk_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* p at a string's opening quote; returns the byte after its closing quote. */
+static const char *walk_string(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\' && p + 1 < end)
+            p++;
+    return p < end ? p + 1 : end;
+}
+
+/* p at a value; returns the byte after it. */
+static const char *walk_value(const char *p, const char *end)
+{
+    if (*p == '"')
+        return walk_string(p, end);
+    if (*p == '{' || *p == '[') {
+        size_t depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = walk_string(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0)
+                return p + 1;
+            p++;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+           *p != '\n' && *p != '\r')
+        p++;
+    return p;
+}
+
+/* The text of member k's value (k at least the index last asked for) and of its key
+ * (between the quotes, escapes as written). False if the text has no member k. */
+static bool member_text(member_walk *w, int k, const char **key, size_t *klen,
+                        const char **val, size_t *vlen)
+{
+    *key = *val = NULL;
+    *klen = *vlen = 0;
+    if (w->next < 0) {
+        w->p = walk_ws(w->p, w->end);
+        if (w->p == w->end || *w->p != '{')
+            return false;
+        w->p++;
+        w->next = 0;
+    }
+    while (w->next <= k) {
+        const char *p = walk_ws(w->p, w->end);
+        if (p < w->end && *p == ',')
+            p = walk_ws(p + 1, w->end);
+        if (p == w->end || *p != '"')
+            return false;
+        const char *ks = p + 1;
+        p = walk_string(p, w->end);
+        const char *ke = p - 1; /* the closing quote, unless ':' is missing below */
+        p = walk_ws(p, w->end);
+        if (p == w->end || *p != ':')
+            return false;
+        *key = ks;
+        *klen = (size_t)(ke - ks);
+        p = walk_ws(p + 1, w->end);
+        if (p == w->end)
+            return false;
+        *val = p;
+        w->p = walk_value(p, w->end);
+        *vlen = (size_t)(w->p - p);
+        w->next++;
+    }
+    return w->next == k + 1;
+}
+
+/* The text of the value of member k, whose key jansson gave as key; NULL if it cannot be
+ * found (never, for a text jansson accepted as an object). */
+static const char *real_text(member_walk *w, int k, const char *key, size_t *len)
+{
+    const char *ks, *val;
+    size_t klen;
+    if (!member_text(w, k, &ks, &klen, &val, len) || *len == 0)
+        return NULL;
+    /* an unescaped key must be the one jansson gave: a check on the order */
+    if (!memchr(ks, '\\', klen) && (strlen(key) != klen || memcmp(ks, key, klen) != 0))
+        return NULL;
+    return val;
+}
+
+/* The error for the real written t[0..len), which event_int_from_number refused (why) for
+ * column col. */
+static int integral_error(const strata_column *col, event_int_verdict why, const char *t,
+                          size_t len, strata_err *err)
+{
+    const char *f = col->name;
+    int shown = len > NUMBER_SHOWN_MAX ? NUMBER_SHOWN_MAX : (int)len;
+    const char *cut = len > NUMBER_SHOWN_MAX ? "..." : "";
+    switch (why) {
+    case EVENT_INT_FRACTION:
+        if (col->type == STRATA_TIMESTAMP)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: %.*s%s is not an integer (epoch milliseconds)", f, shown, t,
+                                  cut);
+        return strata_err_set(err, STRATA_EINVAL, "%s: %.*s%s is not an integer", f, shown, t, cut);
+    case EVENT_INT_NEGATIVE:
+        return strata_err_set(err, STRATA_EINVAL, "%s: %.*s%s is negative, the column is uint64", f,
+                              shown, t, cut);
+    case EVENT_INT_RANGE:
+        switch (col->type) {
+        case STRATA_TIMESTAMP:
+            return strata_err_set(err, STRATA_EINVAL, "%s: %.*s%s ms is outside years 0000-9999",
+                                  f, shown, t, cut);
+        case STRATA_INT32:
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: %.*s%s is out of int32 range (-2147483648 to 2147483647)",
+                                  f, shown, t, cut);
+        case STRATA_UINT64:
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: %.*s%s is out of uint64 range (0 to 18446744073709551615)",
+                                  f, shown, t, cut);
+        default:
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: %.*s%s is out of int64 range (-9223372036854775808 to "
+                                  "9223372036854775807)",
+                                  f, shown, t, cut);
+        }
+    default: return strata_err_set(err, STRATA_EINVAL, "%s: expected an integer, got a number", f);
+    }
+}
+
+/* The value for integer column col of the real that is member k of the event (key key):
+ * event_int_from_number on its text, as the fast path does. */
+static int integral_real(const strata_column *col, member_walk *w, int k, const char *key,
+                         int64_t *out, strata_err *err)
+{
+    size_t len;
+    const char *t = real_text(w, k, key, &len);
+    if (!t)
+        return strata_err_set(err, STRATA_EINVAL, "%s: expected an integer, got a number", col->name);
+    event_int_verdict why = event_int_from_number(col->type, t, len, out);
+    return why == EVENT_INT_OK ? 0 : integral_error(col, why, t, len, err);
+}
+
+/* ---- values into columns --------------------------------------------------------------- */
 
 static int parse_time(const char *field, const json_t *v, int64_t *out, strata_err *err)
 {
@@ -62,10 +231,15 @@ static int parse_time(const char *field, const json_t *v, int64_t *out, strata_e
                           event_kind(v));
 }
 
-static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, strata_err *err)
+/* Writes v, member k (key key) of the event walked by w, into column c of row r. */
+static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, member_walk *w, int k,
+                     const char *key, strata_err *err)
 {
     const strata_column *col = &b->schema->cols[c];
     const char *f = col->name;
+    if (json_is_real(v) && col->type != STRATA_FLOAT64 && col->type != STRATA_BOOL &&
+        col->type != STRATA_STRING) /* an integer column: integral numbers are fine */
+        return integral_real(col, w, k, key, &b->i[c][r], err);
     switch (col->type) {
     case STRATA_TIMESTAMP: return parse_time(f, v, &b->i[c][r], err);
     case STRATA_INT64:
@@ -226,7 +400,10 @@ int event_json_decode_jansson_reporting(const char *text, size_t len, row_batch 
     const char *key;
     json_t *v;
     size_t nunknown = 0;
+    member_walk walk = {text, text + len, -1};
+    int k = -1; /* index of the member, in the order of the text */
     json_object_foreach(root, key, v) {
+        k++;
         int c = schema_column_index(sc, key);
         if (c < 0) {
             if (sc->unknown_fields == STRATA_UNKNOWN_FIELDS_REJECT) {
@@ -239,7 +416,7 @@ int event_json_decode_jansson_reporting(const char *text, size_t len, row_batch 
         }
         if (json_is_null(v))
             continue;
-        if ((rc = set_field(b, (uint32_t)r, c, v, err)) != 0) {
+        if ((rc = set_field(b, (uint32_t)r, c, v, &walk, k, key, err)) != 0) {
             row_batch_pop_row(b);
             goto done;
         }

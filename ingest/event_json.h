@@ -22,7 +22,21 @@
  * (non-negative integers; beyond 2^63-1 as a decimal string), float64 (any number),
  * bool (true/false), string (a string). A value of the wrong type is an error for that
  * event, with a message naming the field — the caller dead-letters or reports it; nothing
- * is partially added. The JSON itself is read as jansson 2.14 reads it with
+ * is partially added.
+ * Integer columns (timestamp, int64, int32, uint64) take any JSON number whose value is
+ * exactly an integer in the column's range, however it is written: 2.0, 2.00, 1e3, 1E+3,
+ * 20e-1, -0.0 (0), 1.7e12, 9.223372036854775807e18. Such a number is read from its digits
+ * and exponent, never rounded through a double (9007199254740993.0 is 9007199254740993;
+ * 2.0000000000000001 is refused), and uint64 values beyond 2^63-1 may be written so too
+ * (1.8e19). The refusals, naming the column and quoting the number as written (at most
+ * 40 bytes, then "..."):
+ *   qty: 2.5 is not an integer                  (ts: 1.5 is not an integer (epoch milliseconds))
+ *   qty: 1e19 is out of int64 range (-9223372036854775808 to 9223372036854775807)
+ *   n: 3e9 is out of int32 range (-2147483648 to 2147483647)
+ *   u: 1e20 is out of uint64 range (0 to 18446744073709551615)
+ *   u: -1.0 is negative, the column is uint64
+ *   ts: 1e16 ms is outside years 0000-9999
+ * (1e400 is not a number at all: jansson refuses it, "real number overflow".) The JSON itself is read as jansson 2.14 reads it with
  * JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY: strict RFC 8259 syntax, valid
  * UTF-8 only, duplicate keys refused, "\u0000" allowed in values (not in keys), integers
  * are numbers without '.', 'e' or 'E' and must fit int64, reals must not overflow.

@@ -11,6 +11,9 @@ were, with the real binaries.
 2. Kafka: `strata gen` events into two tables without some of their columns: the one that
    ignores unknown fields lands every event and counts them in /metrics, the one that
    rejects them dead-letters every event with a reason naming the field.
+3. Integral numbers over HTTP: {"qty": 2.0}, 1e3, 20e-1, -0.0 (and a time of 1.704067200001e12)
+   land in integer columns as the integers they are, and the sums come back exact; 2.5,
+   1e19 into int64 and -1.0 into uint64 are refused with messages naming the column.
 Args: STRATA_BIN BUILD_DIR SOURCE_DIR. Prints "N passed, M failed".
 """
 import json
@@ -154,11 +157,50 @@ def kafka_unknown_fields():
     b.stop()
 
 
+def integral_numbers():
+    data = os.path.join(WORK, "integral")
+    s = Server(data, "integral")
+    st, r = s.json("PUT", "/tables/items", {
+        "columns": [{"name": "ts", "type": "timestamp"}, {"name": "qty", "type": "int64"},
+                    {"name": "n", "type": "int32"}, {"name": "id", "type": "uint64"}],
+        "time_column": "ts", "storage": {"memtable_age": "300ms"}})
+    check(st == 201, "create items: %s %s" % (st, r))
+    st, r = ingest(s, "items", [
+        '{"ts": %d, "qty": 2.0, "n": 1.0E2, "id": 7.0}' % T0,
+        '{"ts": %d, "qty": 1e3, "n": -0.0}' % (T0 + 1),
+        '{"ts": %d, "qty": 20e-1, "extra": [1.5, {"qty": 2.5}]}' % (T0 + 2),  # the jansson path
+        '{"ts": 1.704067200003e12, "qty": -0.0, "n": 2147483647.0}',
+        '{"ts": %d, "qty": 2.5}' % (T0 + 4),
+        '{"ts": %d, "qty": 1e19}' % (T0 + 5),
+        '{"ts": %d, "id": -1.0}' % (T0 + 6),
+        '{"ts": %d, "qty": 9223372036854775807.0}' % (T0 + 7),
+    ])
+    want = {"ingested": 5, "rejected": 3, "blank": 0,
+            "errors": [{"line": 5, "error": "qty: 2.5 is not an integer"},
+                       {"line": 6, "error": "qty: 1e19 is out of int64 range "
+                                            "(-9223372036854775808 to 9223372036854775807)"},
+                       {"line": 7, "error": "id: -1.0 is negative, the column is uint64"}],
+            "errors_truncated": False,
+            "unknown_fields": {"lines": 1, "first_line": 3, "names": ["extra"], "names_truncated": False,
+                               "did_you_mean": {}}}
+    check(st == 200 and r == want, "integral numbers land, fractions are refused:\n got %s\nwant %s" % (r, want))
+    # Without the row holding 2^63-1 the sum is exact: 2 + 1000 + 2 + 0.
+    st, q = s.json("POST", "/query", {"table": "items", "from": 0, "to": T0 + 7,
+                                      "select": [{"fn": "count"}, {"fn": "sum", "column": "qty"},
+                                                 {"fn": "sum", "column": "n"}, {"fn": "max", "column": "id"},
+                                                 {"fn": "max", "column": "ts"}]})
+    check(st == 200 and q.get("rows") == [[4, 1004, 100 + 2147483647, 7, T0 + 3]],
+          "the sums of the integral numbers: %s %s" % (st, q))
+    st, q = s.json("POST", "/query", {"table": "items", "from": T0 + 7, "select": [{"fn": "max", "column": "qty"}]})
+    check(st == 200 and q.get("rows") == [[9223372036854775807]], "9223372036854775807.0 exactly: %s %s" % (st, q))
+    check(s.stop() == 0, "SIGTERM exits 0")
+
+
 def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
     harness.init(STRATA, WORK)
-    for part in (http_answers, kafka_unknown_fields):
+    for part in (http_answers, kafka_unknown_fields, integral_numbers):
         t0 = time.time()
         try:
             part()

@@ -2,7 +2,9 @@
  * test_event_json.c — JSON event decoding into rows: every column type, defaults for
  * missing and null fields, unknown fields (reported in order and landing without them, or
  * refusing the event under unknown_fields "reject", with a "did you mean"), times as epoch
- * ms and RFC 3339, and a clear per-event error (row not added) for every kind of bad event.
+ * ms and RFC 3339, integral numbers written with a fraction or exponent in integer columns
+ * (read exactly, with the range and "not an integer" refusals), and a clear per-event error
+ * (row not added) for every kind of bad event.
  *
  * The fast path (ingest/event_fast.c) against the jansson path: a table of tricky inputs
  * (each also marked as one the fast path must handle or must decline), several hundred
@@ -94,7 +96,7 @@ TEST(bad_events_are_refused_with_the_field_named)
         {"{\"ts\": \"2024-13-45T25:61:00Z\"}", "RFC 3339"},
         {"{\"ts\": \"2023-02-29\"}", "RFC 3339"},
         {"{\"ts\": 1, \"i\": \"5\"}", "i: expected an integer"},
-        {"{\"ts\": 1, \"i\": 1.5}", "i: expected an integer"},
+        {"{\"ts\": 1, \"i\": 1.5}", "i: 1.5 is not an integer"},
         {"{\"ts\": 1, \"n\": 2147483648}", "int32"},
         {"{\"ts\": 1, \"u\": -1}", "negative"},
         {"{\"ts\": 1, \"u\": \"12x\"}", "uint64"},
@@ -371,6 +373,9 @@ TEST(fast_path_agrees_on_tricky_inputs)
         {"{\"ts\":1,\"f\":1.7976931348623157e308}", 0, HANDLED},
         {"{\"ts\":1,\"f\":1.7976931348623159e308}", 0, DECLINED},
         {"{\"ts\":1,\"f\":9007199254740993.0}", 0, HANDLED},
+        /* 2^64 and 5 * 2^64: the fast path's mantissa wrapped to 0 and gave 0.0 */
+        {"{\"ts\":1,\"f\":18446744073709551616.0}", 0, HANDLED},
+        {"{\"ts\":1,\"f\":-92233720368547758080.00e-3}", 0, HANDLED},
         {"{\"ts\":1,\"f\":9007199254740993}", 0, HANDLED},
         {"{\"ts\":1,\"f\":2.2250738585072011e-308}", 0, HANDLED},
         {"{\"ts\":1,\"f\":0.30000000000000004}", 0, HANDLED},
@@ -409,7 +414,7 @@ TEST(fast_path_agrees_on_tricky_inputs)
         {"{\"ts\":253402300799999}", 0, HANDLED},
         {"{\"ts\":253402300800000}", 0, DECLINED},
         {"{\"ts\":-62167219200001}", 0, DECLINED},
-        {"{\"ts\":1.0}", 0, DECLINED},
+        {"{\"ts\":1.0}", 0, HANDLED},
         {"{\"ts\":true}", 0, DECLINED},
         {"{\"ts\":1,\"t2\":1.5}", 0, DECLINED},
         {"{\"ts\":1,\"u\":\"18446744073709551615\"}", 0, HANDLED},
@@ -420,7 +425,7 @@ TEST(fast_path_agrees_on_tricky_inputs)
         {"{\"ts\":1,\"u\":\"12\\u00003\"}", 0, DECLINED},
         {"{\"ts\":1,\"u\":\"\"}", 0, DECLINED},
         {"{\"ts\":1,\"u\":-1}", 0, DECLINED},
-        {"{\"ts\":1,\"u\":1.0}", 0, DECLINED},
+        {"{\"ts\":1,\"u\":1.0}", 0, HANDLED},
         {"{\"ts\":1,\"n\":2147483647}", 0, HANDLED},
         {"{\"ts\":1,\"n\":-2147483649}", 0, DECLINED},
         {"{\"ts\":1,\"i\":\"5\"}", 0, DECLINED},
@@ -449,6 +454,158 @@ TEST(fast_path_agrees_on_tricky_inputs)
     ASSERT_EQ(s.len, 6);
     ASSERT_EQ(memcmp(s.ptr, "a\0\xf0\x9f\x98\x80", 6), 0);
     ASSERT_U64_EQ((uint64_t)b.i[2][0], UINT64_MAX);
+    ev = "{\"ts\":1,\"f\":18446744073709551616.0}";
+    ASSERT_EQ(event_json_decode_fast(NULL, ev, strlen(ev), &b), 0);
+    ASSERT_DBL_EQ(b.f[4][1], 18446744073709551616.0);
+    row_batch_free(&b);
+    paths_free(&p);
+}
+
+/* {"qty": 2.0} into an integer column was "expected an integer, got a number with a
+ * fraction": many producers write integral numbers with a fraction or an exponent. */
+TEST(integral_numbers_with_a_fraction_or_exponent_fit_integer_columns)
+{
+    setup();
+    paths p;
+    paths_init(&p, &sc);
+    enum { TS = 0, I = 1, U = 2, N = 3, T2 = 7 };
+    static const struct {
+        int col;
+        const char *num;
+        int64_t want;
+    } ok[] = {
+        {I, "2.0", 2},
+        {I, "2.00", 2},
+        {I, "1e3", 1000},
+        {I, "1E+3", 1000},
+        {I, "1.0E2", 100},
+        {I, "20e-1", 2},
+        {I, "-0.0", 0},
+        {I, "0e5", 0},
+        {I, "0.000e-7", 0},
+        {I, "9223372036854775807.0", INT64_MAX},
+        {I, "9.223372036854775807e18", INT64_MAX},
+        {I, "-9.223372036854775808e18", INT64_MIN},
+        {I, "-9223372036854775808.000", INT64_MIN},
+        {I, "9007199254740993.0", 9007199254740993}, /* not a double: read exactly */
+        {I, "12345678901234567890000e-4", 1234567890123456789},
+        {I, "0.00000000000000000000000000000000000000000000000000000000001e59", 1},
+        {U, "1.0", 1},
+        {U, "-0.0", 0},
+        {U, "1.8446744073709551615e19", (int64_t)UINT64_MAX}, /* beyond 2^63-1 without a string */
+        {N, "2147483647.0", INT32_MAX},
+        {N, "-2.147483648e9", INT32_MIN},
+        {TS, "1.7e12", 1700000000000},
+        {TS, "1.704067200123e12", 1704067200123},
+        {T2, "2.53402300799999e14", STRATA_TS_MAX},
+        {T2, "-6.2167219200000e13", STRATA_TS_MIN},
+    };
+    static const char *const names[] = {"ts", "i", "u", "n", "f", "b", "s", "t2"};
+    char ev[512];
+    for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
+        int c = ok[k].col;
+        if (c == TS)
+            snprintf(ev, sizeof ev, "{\"ts\":%s,\"i\":5}", ok[k].num);
+        else
+            snprintf(ev, sizeof ev, "{\"ts\":1,\"%s\":%s}", names[c], ok[k].num);
+        if (compare_paths(&p, ev, strlen(ev)) != 0)
+            TEST_FAIL_("fast path declined: %s", ev);
+        if (p.fast.i[c][p.fast.nrows - 1] != ok[k].want || p.jansson.i[c][p.jansson.nrows - 1] != ok[k].want)
+            TEST_FAIL_("%s: %lld / %lld, want %lld", ev, (long long)p.fast.i[c][p.fast.nrows - 1],
+                       (long long)p.jansson.i[c][p.jansson.nrows - 1], (long long)ok[k].want);
+    }
+
+    /* Refused, by both paths with the same message (compare_paths), which is exactly this. */
+    char long_num[128], long_msg[160];
+    snprintf(long_num, sizeof long_num, "1.%0*d1", 70, 0);
+    snprintf(long_msg, sizeof long_msg, "i: %.40s... is not an integer", long_num);
+    static const char *const i64 = "out of int64 range (-9223372036854775808 to 9223372036854775807)";
+    struct {
+        int col;
+        const char *num;
+        char msg[160];
+    } bad[] = {
+        {I, "2.5", "i: 2.5 is not an integer"},
+        {I, "2.50", "i: 2.50 is not an integer"},
+        {I, "-1e-1", "i: -1e-1 is not an integer"},
+        {I, "2.0000000000000001", "i: 2.0000000000000001 is not an integer"}, /* 2.0 as a double */
+        {I, "9007199254740993.5", "i: 9007199254740993.5 is not an integer"},
+        {I, "1e-400", "i: 1e-400 is not an integer"}, /* 0.0 as a double */
+        {I, "1e19", ""},
+        {I, "9.3e18", ""},
+        {I, "9223372036854775808.0", ""},
+        {I, "-9.223372036854775809e18", ""},
+        {I, "1e99999999999999999999", "malformed JSON"}, /* jansson: real number overflow */
+        {I, "1e400", "malformed JSON"},
+        {I, long_num, ""},
+        {U, "-1.0", "u: -1.0 is negative, the column is uint64"},
+        {U, "-1e25", "u: -1e25 is negative, the column is uint64"},
+        {U, "-0.5", "u: -0.5 is not an integer"},
+        {U, "1.8446744073709551616e19",
+         "u: 1.8446744073709551616e19 is out of uint64 range (0 to 18446744073709551615)"},
+        {N, "2147483648.0", "n: 2147483648.0 is out of int32 range (-2147483648 to 2147483647)"},
+        {N, "-2.147483649e9", "n: -2.147483649e9 is out of int32 range (-2147483648 to 2147483647)"},
+        {TS, "1.5", "ts: 1.5 is not an integer (epoch milliseconds)"},
+        {TS, "2.534023008e14", "ts: 2.534023008e14 ms is outside years 0000-9999"},
+        {T2, "-6.2167219200001e13", "t2: -6.2167219200001e13 ms is outside years 0000-9999"},
+        {5, "1.0", "b: expected true or false, got a number with a fraction"},
+        {6, "1e3", "s: expected a string, got a number with a fraction"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        if (bad[k].msg[0] == 0)
+            snprintf(bad[k].msg, sizeof bad[k].msg, "i: %s is %s", bad[k].num, i64);
+        if (bad[k].num == long_num)
+            snprintf(bad[k].msg, sizeof bad[k].msg, "%s", long_msg);
+    }
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int c = bad[k].col;
+        if (c == TS)
+            snprintf(ev, sizeof ev, "{\"ts\":%s}", bad[k].num);
+        else
+            snprintf(ev, sizeof ev, "{\"ts\":1,\"%s\":%s}", names[c], bad[k].num);
+        if (compare_paths(&p, ev, strlen(ev)) != EVENT_JSON_DECLINED)
+            TEST_FAIL_("fast path handled: %s", ev);
+        strata_err err = {0};
+        row_batch b;
+        ASSERT_EQ(row_batch_init(&b, &sc, 0), 0);
+        ASSERT_EQ(event_json_decode(ev, strlen(ev), &b, &err), STRATA_EINVAL);
+        ASSERT_EQ(b.nrows, 0);
+        row_batch_free(&b);
+        if (strcmp(bad[k].msg, "malformed JSON") == 0)
+            ASSERT_CONTAINS(err.msg, "real number overflow");
+        else
+            ASSERT_STR_EQ(err.msg, bad[k].msg);
+    }
+
+    /* Events the fast path declines: the jansson path finds the number's text behind
+     * nested values, strings holding brackets and commas, escaped keys, odd spacing. */
+    char longer[400];
+    snprintf(longer, sizeof longer, "{\"ts\":1,\"i\":2.%0*d}", 300, 0); /* too long for the fast path */
+    static const struct {
+        const char *text;
+        int64_t i, u;
+    } behind[] = {
+        {"{\"ts\":1,\"extra\":{\"a\":[1,\"}],\\\"{\"]},\"i\":2.0,\"u\":3e0}", 2, 3},
+        {" { \"ts\" : 1 ,\n\"x\" : [ ] ,\t\"\\u0069\" : 1E+3 , \"u\":\r\n7.00 } ", 1000, 7},
+        {"{\"u\":1e1,\"ts\":1.0,\"\\\"\":[[[]]],\"i\":-4.0e0}", -4, 10},
+        {"{\"ts\":1,\"x\":\"a\\\\\",\"i\":5e1,\"y\":{},\"u\":0.5e1}", 50, 5},
+        {NULL, 2, 0},
+    };
+    for (size_t k = 0; k < sizeof behind / sizeof behind[0]; k++) {
+        const char *text = behind[k].text ? behind[k].text : longer;
+        if (compare_paths(&p, text, strlen(text)) != EVENT_JSON_DECLINED)
+            TEST_FAIL_("fast path handled: %s", text);
+        uint32_t last = p.jansson.nrows - 1;
+        if (p.jansson.i[I][last] != behind[k].i || p.jansson.i[U][last] != behind[k].u)
+            TEST_FAIL_("%s: i %lld, u %lld", text, (long long)p.jansson.i[I][last],
+                       (long long)p.jansson.i[U][last]);
+    }
+    const char *frac = "{\"ts\":1,\"extra\":[{\"i\":2.5}],\"i\":2.25}";
+    strata_err err = {0};
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &sc, 0), 0);
+    ASSERT_EQ(event_json_decode(frac, strlen(frac), &b, &err), STRATA_EINVAL);
+    ASSERT_STR_EQ(err.msg, "i: 2.25 is not an integer");
     row_batch_free(&b);
     paths_free(&p);
 }
@@ -586,7 +743,7 @@ static void gen_char(gen_text *t, uint64_t *rs)
 static void gen_value(gen_text *t, uint64_t *rs, int col_hint)
 {
     uint64_t r = test_rand_next(rs);
-    unsigned kind = col_hint >= 0 && r % 4 ? (unsigned)col_hint : (unsigned)(r >> 4) % 12;
+    unsigned kind = col_hint >= 0 && r % 4 ? (unsigned)col_hint : (unsigned)(r >> 4) % 13;
     uint64_t x = test_rand_next(rs);
     switch (kind) {
     case 0: /* int, small to full range */
@@ -642,6 +799,30 @@ static void gen_value(gen_text *t, uint64_t *rs, int col_hint)
                                           "1e999", "-1e999", "1e-999", "tru", "\"\\ud800\"",
                                           "\"\\x\"", "99999999999999999999", "\"\xff\""};
         gputs(t, odd[x % (sizeof odd / sizeof odd[0])]);
+        break;
+    }
+    case 12: { /* an integer written with a fraction or an exponent: integral, or nearly */
+        unsigned long long u = x >> (x % 64);
+        const char *sign = (r >> 20) % 2 ? "-" : "";
+        char m[32];
+        int n = snprintf(m, sizeof m, "%llu", u);
+        switch ((r >> 8) % 7) {
+        case 0: gprintf(t, "%s%s.%.*s", sign, m, 1 + (int)((r >> 12) % 3), "000"); break;
+        case 1: gprintf(t, "%s%se%s0", sign, m, (r >> 12) % 2 ? "+" : ""); break;
+        case 2: gprintf(t, "%s%s00E-2", sign, m); break;
+        case 3: /* d.ddd e(n-1): always u; e(n-2): u / 10 */
+        case 4:
+            gprintf(t, "%s%c.%se%d", sign, m[0], n > 1 ? m + 1 : "0", n - 1 - (int)((r >> 8) % 7 == 4));
+            break;
+        case 5: gprintf(t, "%s%s.00000000000000000001", sign, m); break;
+        default: /* at the edges of the int32, int64 and uint64 ranges */
+            gputs(t, (const char *[]){"2147483647.0", "-2.147483648e9", "2.147483648e9",
+                                      "9.223372036854775807e18", "-9223372036854775808.0",
+                                      "9.223372036854775808e18", "1.8446744073709551615e19",
+                                      "18446744073709551616.0", "-0.0", "0e99",
+                                      "2.53402300799999e14", "-6.2167219200001e13"}[x % 12]);
+            break;
+        }
         break;
     }
     default: gprintf(t, "%d", (int)(x % 2000) - 1000); break;
@@ -987,7 +1168,9 @@ TEST(one_decoder_many_threads)
 }
 
 TEST_LIST(T(every_type_and_defaults), T(bad_events_are_refused_with_the_field_named), T(rfc3339_forms),
-          T(fast_path_agrees_on_tricky_inputs), T(uint64_strings_are_plain_decimals),
+          T(fast_path_agrees_on_tricky_inputs),
+          T(integral_numbers_with_a_fraction_or_exponent_fit_integer_columns),
+          T(uint64_strings_are_plain_decimals),
           T(column_lookup_by_exact_name), T(random_structured_events_agree),
           T(fast_path_handles_order_events), T(unknown_fields_are_reported_in_order_by_both_paths),
           T(unknown_fields_reject_names_the_first_with_a_suggestion),
