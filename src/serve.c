@@ -82,6 +82,73 @@ static void flush_and_log(strata_table *t, strata_err *err)
     }
 }
 
+/* Rows of t only in memory, as the log names them when they cannot be written. */
+static uint64_t rows_in_memory(strata_table *t)
+{
+    table_stats st;
+    table_get_stats(t, &st);
+    return st.memtable_rows;
+}
+
+/* The stop's flush of every table. Rows that are only in memory include those an ingest
+ * was answered "appended but not yet durable" for, so a flush that fails holds the stop:
+ * it is retried every second (logged at the 1st, 2nd, 4th... try) until it works, or
+ * until SIGTERM or SIGINT comes again, which stops and names the rows lost. A table that
+ * refuses writes (table_failure) cannot be retried: its rows are named lost at once.
+ * Returns 0 when everything was written, else 1. */
+static int final_flush(strata_catalog *cat, const sigset_t *sigs)
+{
+    int rc = 0;
+    strata_err err = {0};
+    for (uint64_t attempt = 1;; attempt++) {
+        size_t waiting = 0;
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
+            const char *name = table_schema(t)->name;
+            if (table_flush(t, true, &err) == 0) {
+                catalog_put(cat, t);
+                continue;
+            }
+            uint64_t n = rows_in_memory(t);
+            if (table_failure(t, NULL, 0) || n == 0) {
+                log_line("table %s: final flush failed: %s%s", name, err.msg,
+                         n ? "" : " (no rows were waiting)");
+                if (n && attempt == 1)
+                    log_line("table %s: %" PRIu64 " rows LOST: the table refuses writes", name, n);
+                if (n || attempt == 1)
+                    rc = 1;
+            } else {
+                waiting++;
+                if ((attempt & (attempt - 1)) == 0)
+                    log_line("table %s: final flush failed (try %" PRIu64 "): %s; its %" PRIu64 " rows "
+                             "in memory cannot be written yet, so the stop waits and retries every "
+                             "second: fix the disk, or send SIGTERM again to stop and lose them",
+                             name, attempt, err.msg, n);
+            }
+            catalog_put(cat, t);
+        }
+        if (waiting == 0) {
+            if (attempt > 1 && rc == 0)
+                log_line("final flush done after %" PRIu64 " tries", attempt);
+            return rc;
+        }
+        struct timespec wait = {1, 0};
+        int sig = sigtimedwait(sigs, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT) {
+            for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
+                uint64_t n = rows_in_memory(t);
+                if (n)
+                    log_line("table %s: %" PRIu64 " rows LOST: stopped before they could be written%s",
+                             table_schema(t)->name, n,
+                             table_schema(t)->kafka.enabled ? " (those read from Kafka are read again "
+                                                              "at the next start; offsets did not move)" : "");
+                catalog_put(cat, t);
+            }
+            return 1;
+        }
+    }
+}
+
 static void log_message(const char *msg)
 {
     log_line("%s", msg);
@@ -541,15 +608,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
     }
     server_stop(srv);
     kafka_ingest_free(kafka); /* each consumer lands what it read and commits */
-    rc = 0;
-    strata_table *t;
-    for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
-        if (table_flush(t, true, &err) != 0) {
-            log_line("table %s: final flush failed: %s", table_schema(t)->name, err.msg);
-            rc = 1;
-        }
-        catalog_put(cat, t);
-    }
+    rc = final_flush(cat, &sigs);
     catalog_close(cat);
     memtable_pool_trim();
     log_line("stopped");

@@ -10,6 +10,7 @@ it, each test named after the failure it guards against:
   refused_request_leaves_no_rows                          (413 / ingest memory: nothing kept)
   failed_commit_fsync_degrades_health                     (a commit not known durable)
   failing_flushes_degrade_health                          (segments cannot be written)
+  stop_waits_for_rows_that_cannot_be_written              (SIGTERM while flushes fail)
   damaged_segment_found_by_a_query_degrades_health        (checksum failure at query time)
   broken_table_does_not_stop_the_server                   (one table cannot be opened)
   lost_manifest_keeps_the_table_aside                     (segments without a MANIFEST)
@@ -205,6 +206,45 @@ def failing_flushes_degrade_health():
     s.stop()
     s = Server(data, "flushfail2")
     check(s.count("t") == 110, "after restart every row is there: %d" % s.count("t"))
+    s.stop()
+
+
+def stop_waits_for_rows_that_cannot_be_written():
+    data = data_dir("stopwait")
+    sch = write_json(os.path.join(WORK, "stopwait-t.json"), dict(SMALL, name="t"))
+    s = Server(data, "stopwait", ["--table", sch])
+    check(s.json("POST", "/ingest/t", lines(100))[0] == 200, "first ingest")
+    raw = os.path.join(data, "t", "raw")
+    os.rename(raw, raw + ".away")
+    st, r = s.json("POST", "/ingest/t", lines(10, 100))
+    check(st == 500 and "do not send them again" in r.get("error", ""), "ingest told not to resend: %s %s" % (st, r))
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(2.5)
+    check(s.proc.poll() is None and "the stop waits" in s.log(),
+          "SIGTERM with rows that cannot be written waits: %s" % s.proc.poll())
+    os.rename(raw + ".away", raw)
+    try:
+        rc = s.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0 and "final flush done" in s.log(), "once the disk allows, the stop writes them and exits 0: %s" % rc)
+    s = Server(data, "stopwait2")
+    check(s.count("t") == 110, "after restart the rows told not to resend are there: %d" % s.count("t"))
+    os.rename(raw, raw + ".away")
+    st, r = s.json("POST", "/ingest/t", lines(10, 110))
+    check(st == 500, "second ingest not durable: %s" % st)
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.5)
+    s.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = s.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        rc = None
+    time.sleep(0.1)
+    check(rc == 1 and "table t: 10 rows LOST" in s.log(), "a second SIGTERM stops and names the rows lost: %s" % rc)
+    os.rename(raw + ".away", raw)
+    s = Server(data, "stopwait3")
+    check(s.count("t") == 110, "the lost rows are not there, the rest are: %d" % s.count("t"))
     s.stop()
 
 
@@ -501,6 +541,7 @@ TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_t
          ingest_after_a_dropped_tables_batch_was_kept,
          second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
          failed_commit_fsync_degrades_health, failing_flushes_degrade_health,
+         stop_waits_for_rows_that_cannot_be_written,
          damaged_segment_found_by_a_query_degrades_health,
          broken_table_does_not_stop_the_server, lost_manifest_keeps_the_table_aside,
          kafka_table_that_cannot_consume_is_refused_or_degraded, unreachable_brokers_are_named,
