@@ -937,6 +937,8 @@ static bool auth_header_matches(const strata_server *s, const char *got)
         got++;
     const char *want = s->auth_header + 7; /* "Bearer <token>" */
     size_t want_len = strlen(want), got_len = strnlen(got, sizeof s->auth_header);
+    while (got_len && (got[got_len - 1] == ' ' || got[got_len - 1] == '\t'))
+        got_len--; /* whitespace around a field value is not part of it (RFC 9110) */
     unsigned char diff = got_len != want_len;
     for (size_t i = 0; i < want_len; i++) {
         unsigned char g = i < got_len ? (unsigned char)got[i] : 0;

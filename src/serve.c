@@ -164,8 +164,8 @@ static void usage(FILE *f)
             "  --listen HOST:PORT     default 127.0.0.1:8686; localhost and [::1] work too; any\n"
             "                         address but loopback needs a token\n"
             "  --auth-token-file FILE every request must then carry\n"
-            "                         'Authorization: Bearer <the file's first line>' (at least\n"
-            "                         16 characters; keep the file private: chmod 600)\n"
+            "                         'Authorization: Bearer <the token in the file>' (one word,\n"
+            "                         at least 16 characters; keep the file private: chmod 600)\n"
             "  --table FILE           create this table (schema JSON) if it does not exist\n"
             "  --config FILE          JSON file with the same settings (docs/config.md); flags win\n"
             "  --max-body SIZE        request body limit, default 1MiB (/ingest: 256MiB,\n"
@@ -346,14 +346,37 @@ static int read_token(const char *path, char *out, size_t cap)
         fprintf(stderr, "strata serve: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    if (!fgets(out, (int)cap, f))
-        out[0] = 0;
+    /* The file's text without leading and trailing whitespace (editors add a newline,
+     * people add blank lines) is the token: visible ASCII, nothing between. */
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool longer = n == sizeof buf - 1 && fgetc(f) != EOF;
     fclose(f);
-    out[strcspn(out, "\r\n")] = 0;
-    if (strlen(out) < 16) {
-        fprintf(stderr, "strata serve: %s: the token must be at least 16 characters\n", path);
+    buf[n] = 0;
+    char *b = buf, *e = buf + n;
+    while (b < e && strchr(" \t\r\n", *b))
+        b++;
+    while (e > b && strchr(" \t\r\n", e[-1]))
+        e--;
+    *e = 0;
+    for (const char *p = b; *p; p++)
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e) {
+            fprintf(stderr, "strata serve: %s: the token is one word of visible ASCII characters; "
+                            "this file has %s at byte %zu\n", path,
+                    strchr(" \t\r\n", *p) ? "whitespace inside it" : "another character",
+                    (size_t)(p - buf));
+            return -1;
+        }
+    if (longer || (size_t)(e - b) >= cap) {
+        fprintf(stderr, "strata serve: %s: the token must be at most %zu characters\n", path, cap - 1);
         return -1;
     }
+    if (e - b < 16) {
+        fprintf(stderr, "strata serve: %s: the token must be at least 16 characters (this one has "
+                        "%zu)\n", path, (size_t)(e - b));
+        return -1;
+    }
+    memcpy(out, b, (size_t)(e - b) + 1);
     struct stat st;
     if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
         log_line("warning: token file %s can be read by other users (mode %03o): chmod 600 %s", path,

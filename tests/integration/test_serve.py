@@ -280,8 +280,14 @@ def main():
     # Auth: with a token every request needs it.
     tok = os.path.join(WORK, "token")
     with open(tok, "w") as f:
-        f.write("s3cret-token-0123456789\n")
+        f.write("\n  s3cret-token-0123456789 \n\n")  # whitespace around the token is not part of it
     os.chmod(tok, 0o644)
+    bad_tok = os.path.join(WORK, "token-bad")
+    with open(bad_tok, "w") as f:
+        f.write("s3cret token 0123456789\n")
+    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", "--auth-token-file", bad_tok],
+                       capture_output=True, timeout=30)
+    check(p.returncode != 0 and b"whitespace inside it" in p.stderr, "a token with a space inside: %s" % p.stderr)
     s = Server(data, "serve", ["--auth-token-file", tok])
     check("can be read by other users" in s.log(), "a world-readable token file is warned about")
     # Without the token /health still answers probes, with the status alone.
@@ -297,6 +303,8 @@ def main():
     check(www == 'Bearer realm="strata"', "401 says how to authenticate: %r" % www)
     st, text = s.req("GET", "/tables", headers={"Authorization": "bearer s3cret-token-0123456789"})
     check(st == 200, "the scheme in lower case (RFC 7235): %s %s" % (st, text[:100]))
+    st, text = s.req("GET", "/tables", headers={"Authorization": "Bearer s3cret-token-0123456789 \t"})
+    check(st == 200, "whitespace after the header's value is not part of it: %s %s" % (st, text[:100]))
     for wrong in ("wrong-token-0123456789", "s3cret-token-012345678", "s3cret-token-01234567890", "s3cret"):
         s.token = wrong
         st, r = s.json("POST", "/query", {"table": "orders", "select": [{"fn": "count"}]})
