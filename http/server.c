@@ -85,6 +85,8 @@ typedef struct request {
     char table[STRATA_NAME_MAX + 1];
     const char *allow; /* the methods the path takes, for 405 and OPTIONS answers */
     bool method_ok, too_large, bad_name, auth_ok;
+    char encoding[32]; /* a Content-Encoding strata does not read ("" when none) */
+    bool body_started;  /* ingest: a first piece came (its byte order mark was dropped) */
     bytebuf body;
     uint64_t limit;
     /* ingest */
@@ -989,7 +991,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         rq->auth_ok = !s->auth_header[0] || (auth && auth_header_matches(s, auth));
         rq->limit = rq->route == R_INGEST ? s->opts.max_ingest_body : s->opts.max_body;
-        if (rq->route == R_INGEST && rq->method_ok && rq->auth_ok) {
+        const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+        if (enc && *enc && strcasecmp(enc, "identity") != 0)
+            snprintf(rq->encoding, sizeof rq->encoding, "%s", enc);
+        if (rq->route == R_INGEST && rq->method_ok && rq->auth_ok && !rq->encoding[0]) {
             rq->t = catalog_get(s->cat, rq->table);
             if (rq->t) {
                 strata_err derr = {0};
@@ -1004,7 +1009,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!rq->auth_ok || rq->route == R_NONE || !rq->method_ok) {
+        if (!rq->auth_ok || rq->route == R_NONE || !rq->method_ok || rq->encoding[0]) {
             *upload_size = 0; /* answered at the end; drain */
             return MHD_YES;
         }
@@ -1019,7 +1024,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         if (rq->route == R_INGEST && rq->t) {
             rq->body.len += *upload_size; /* counts bytes for the limit only */
-            ingest_piece(rq, upload, *upload_size);
+            size_t skip = 0;
+            if (!rq->body_started && *upload_size >= 3 && memcmp(upload, "\xEF\xBB\xBF", 3) == 0)
+                skip = 3; /* a UTF-8 byte order mark (Windows tools write one) is not data */
+            rq->body_started = true;
+            ingest_piece(rq, upload + skip, *upload_size - skip);
         } else {
             buf_put(&rq->body, upload, *upload_size);
             if (rq->body.oom)
@@ -1048,6 +1057,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *const allow[] = {"Allow", rq->allow, NULL};
         return send_error_with(s, c, 405, allow, "%s is not allowed on %s (allowed: %s)", method, url, rq->allow);
     }
+    if (rq->encoding[0])
+        return send_error(s, c, 415, "Content-Encoding '%s' is not supported: send the body "
+                          "uncompressed (nothing of this request was kept)", rq->encoding);
     if (rq->too_large)
         return send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes (strata serve %s, or "
                           "%s in the config)", rq->limit, rq->route == R_INGEST ? "--max-ingest-body" : "--max-body",

@@ -16,6 +16,7 @@ were, with the real binaries.
    1e19 into int64 and -1.0 into uint64 are refused with messages naming the column.
 Args: STRATA_BIN BUILD_DIR SOURCE_DIR. Prints "N passed, M failed".
 """
+import gzip
 import json
 import os
 import re
@@ -119,6 +120,14 @@ def http_answers():
     st, r = ingest(s, "strict", strict_lines)
     check(st == 200 and r == strict_want, "after a restart strict still refuses them: %s" % r)
     check(s.count("strict") == 2, "strict holds the 2 good rows: %s" % s.count("strict"))
+    # A compressed body is refused as such, not as lines of garbage; a byte order mark is not data.
+    body = "\n".join('{"ts": %d, "amount": 1, "country": "US"}' % T0 for _ in range(3)) + "\n"
+    st, text = s.req("POST", "/ingest/strict", gzip.compress(body.encode()), headers={"Content-Encoding": "gzip"})
+    check(st == 415 and "Content-Encoding 'gzip' is not supported" in text and s.count("strict") == 2,
+          "gzip body: %s %s" % (st, text))
+    st, r = s.json("POST", "/ingest/strict", b"\xef\xbb\xbf" + body.encode())
+    check(st == 200 and r.get("ingested") == 3 and r.get("rejected") == 0 and s.count("strict") == 5,
+          "a body starting with a UTF-8 byte order mark: %s %s" % (st, r))
     check(s.stop() == 0, "SIGTERM exits 0")
 
 
