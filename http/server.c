@@ -580,8 +580,9 @@ static bool ingest_account(request *rq)
         return true;
     strata_err_set(&rq->fail, STRATA_EFULL,
                    "ingest requests being received hold %" PRIu64 " bytes, over the server's "
-                   "ingest_memory of %" PRIu64 "; none of this request's rows were kept: retry, or "
-                   "send smaller requests",
+                   "ingest_memory of %" PRIu64 "; none of this request's rows were kept: retry, "
+                   "send smaller requests, or raise the limit (strata serve --ingest-memory, or "
+                   "ingest_memory in the config)",
                    total, rq->s->opts.ingest_memory);
     ingest_fail(rq, 503);
     return false;

@@ -38,6 +38,7 @@
 #include "kafka_ingest.h"
 #include "commands.h"
 #include "fault.h"
+#include "json_util.h"
 #include "memtable.h"
 #include "schema_json.h"
 #include "server.h"
@@ -227,14 +228,13 @@ static int cfg_size(json_t *o, const char *key, uint64_t *dst, const char *path)
 static int check_limits(const serve_cfg *cfg)
 {
     if (cfg->query_memory && cfg->query_memory < MIN_QUERY_MEMORY) {
-        fprintf(stderr, "strata serve: --query-memory (query_memory in a config): %" PRIu64 " bytes is "
-                        "too little to answer queries; give at least 64KiB (the default is 1GiB)\n",
-                cfg->query_memory);
+        fprintf(stderr, "strata serve: --query-memory (query_memory in a config): under 64KiB is too "
+                        "little to answer queries; give at least 64KiB (the default is 1GiB)\n");
         return -1;
     }
     if (cfg->ingest_memory && cfg->ingest_memory < MIN_INGEST_MEMORY) {
-        fprintf(stderr, "strata serve: --ingest-memory (ingest_memory in a config): %" PRIu64 " bytes is "
-                        "too little to take an ingest request; give at least 64KiB\n", cfg->ingest_memory);
+        fprintf(stderr, "strata serve: --ingest-memory (ingest_memory in a config): under 64KiB is too "
+                        "little to take an ingest request; give at least 64KiB (the default is 1GiB)\n");
         return -1;
     }
     if (cfg->query_timeout_ms < 0) {
@@ -289,7 +289,15 @@ static int load_config(const char *path, serve_cfg *cfg)
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
             ok |= strcmp(key, known[i]) == 0;
         if (!ok) {
-            fprintf(stderr, "strata serve: %s: unknown setting '%s'\n", path, key);
+            const char *near = json_closest(key, known, sizeof known / sizeof known[0]);
+            char names[400];
+            json_join_names(known, sizeof known / sizeof known[0], names, sizeof names);
+            if (near)
+                fprintf(stderr, "strata serve: %s: unknown setting '%s' (did you mean '%s'?)\n", path,
+                        key, near);
+            else
+                fprintf(stderr, "strata serve: %s: unknown setting '%s' (the settings are %s)\n", path,
+                        key, names);
             rc = -1;
         }
     }
@@ -475,16 +483,20 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             }
             break;
         case 'm':
-            if (strata_parse_bytes(optarg, &cfg->query_memory) != 0 || cfg->query_memory == 0) {
+            if (strata_parse_bytes(optarg, &cfg->query_memory) != 0) {
                 fprintf(stderr, "strata serve: --query-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
                 goto done;
             }
+            if (cfg->query_memory == 0)
+                cfg->query_memory = 1; /* refused by check_limits, with the minimum */
             break;
         case 'M':
-            if (strata_parse_bytes(optarg, &cfg->ingest_memory) != 0 || cfg->ingest_memory == 0) {
+            if (strata_parse_bytes(optarg, &cfg->ingest_memory) != 0) {
                 fprintf(stderr, "strata serve: --ingest-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
                 goto done;
             }
+            if (cfg->ingest_memory == 0)
+                cfg->ingest_memory = 1; /* refused by check_limits, with the minimum */
             break;
         case 'q':
             if (strata_parse_duration_ms(optarg, &cfg->query_timeout_ms) != 0) {
@@ -507,7 +519,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
     if ((config && load_config(config, cfg) != 0) || check_limits(cfg) != 0)
         goto done;
     if (!cfg->data[0]) {
-        fprintf(stderr, "strata serve: --data DIR is required\n");
+        fprintf(stderr, "strata serve: --data DIR (or \"data\" in a --config file) is required\n");
         rc = 2;
         goto done;
     }
@@ -596,7 +608,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
     so.kafka = kafka;
     strata_server *srv;
     if (server_start(cat, &so, &srv, &err) != 0) {
-        log_line("%s", err.msg);
+        log_line("%s; choose the address with --listen HOST:PORT (listen in a config)", err.msg);
         kafka_ingest_free(kafka);
         catalog_close(cat);
         goto done;

@@ -373,17 +373,28 @@ def main():
         proc.wait(timeout=30)
         check(ok, "--listen %s serves without a token: %r" % (listen, line))
     # Flags and config files: messages that say what is expected.
+    typo = os.path.join(WORK, "typo.json")
+    with open(typo, "w") as f:
+        json.dump({"query_timout": "5s"}, f)
+    empty = os.path.join(WORK, "empty.json")
+    with open(empty, "w") as f:
+        json.dump({}, f)
     zero = os.path.join(WORK, "zero-timeout.json")
     with open(zero, "w") as f:
         json.dump({"query_timeout": "0s"}, f)
     for args, want in ((["--query-timeout", "5"], b"(a number with a unit: 500ms, 30s, 2m)"),
                        (["--query-timeout", "0s"], b"--query-timeout (query_timeout in a config): give a duration above 0"),
                        (["--config", zero], b"give a duration above 0, e.g. 30s"),
-                       (["--query-memory", "1KiB"], b"--query-memory (query_memory in a config): 1024 bytes is too little"),
+                       (["--query-memory", "1KiB"], b"--query-memory (query_memory in a config): under 64KiB is too little"),
+                       (["--query-memory", "0"], b"give at least 64KiB (the default is 1GiB)"),
+                       (["--config", typo], b"unknown setting 'query_timout' (did you mean 'query_timeout'?)"),
                        (["--ingest-memory", "1KiB"], b"give at least 64KiB"),
                        (["--config", os.path.join(WORK, "nope.json")], b"nope.json: No such file or directory")):
         p = subprocess.run([STRATA, "serve", "--data", data, *args], capture_output=True, timeout=30)
         check(p.returncode != 0 and want in p.stderr, "%s: %d %s" % (args, p.returncode, p.stderr))
+    p = subprocess.run([STRATA, "serve", "--listen", "127.0.0.1:0", "--config", empty], capture_output=True, timeout=30)
+    check(p.returncode == 2 and b'--data DIR (or "data" in a --config file) is required' in p.stderr,
+          "a config without data: %s" % p.stderr)
     p = subprocess.run([STRATA, "demo", "--rate", "0"], capture_output=True, timeout=30)
     check(p.returncode == 2 and b"above 0 and at most 10000000, e.g. --rate 5000" in p.stderr, "demo --rate 0: %s" % p.stderr)
     # Paths in a config file are relative to the file, wherever strata is started from.
@@ -412,7 +423,7 @@ def main():
     p = subprocess.run([STRATA, "demo", "--listen", "127.0.0.1:%d" % taken.getsockname()[1], "--data",
                         os.path.join(WORK, "demo-taken")], capture_output=True, timeout=60)
     taken.close()
-    check(p.returncode == 1 and b"curl" not in p.stdout and b"cannot listen on" in p.stderr,
+    check(p.returncode == 1 and b"curl" not in p.stdout and b"cannot listen on" in p.stderr and b"--listen HOST:PORT" in p.stderr,
           "demo on a taken port: %d %r %r" % (p.returncode, p.stdout[:200], p.stderr[-300:]))
     # Probes and browsers: HEAD and OPTIONS.
     s = Server(data, "serve")
