@@ -916,6 +916,18 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
             catalog_put(s->cat, t);
         }
     }
+    {
+        EMIT("# HELP strata_table_unavailable A table that cannot be opened (1); /health says why.\n"
+             "# TYPE strata_table_unavailable gauge\n");
+        char name[STRATA_NAME_MAX + 1];
+        for (size_t i = 0; catalog_broken_at(s->cat, i, name, sizeof name, NULL, 0); i++)
+            EMIT("strata_table_unavailable{table=\"%s\"} 1\n", name);
+        json_t *problems = service_problems(s);
+        EMIT("# HELP strata_health_problems Problems /health lists (0: ok, else degraded).\n"
+             "# TYPE strata_health_problems gauge\nstrata_health_problems %zu\n",
+             json_array_size(problems));
+        json_decref(problems);
+    }
     if (s->opts.kafka)
         kafka_ingest_metrics(s->opts.kafka, &b);
 #undef EMIT

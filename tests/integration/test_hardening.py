@@ -300,9 +300,14 @@ def broken_table_does_not_stop_the_server():
     st, r = s.json("POST", "/query", {"table": "bad", "select": [{"fn": "count"}]})
     check(st == 503, "query it: %s %s" % (st, r))
     check("table bad cannot be opened" in s.log(), "the log says so")
+    text = s.text("/metrics")
+    check('strata_table_unavailable{table="bad"} 1' in text and "strata_health_problems 1" in text,
+          "/metrics shows it, for alerts: %s" % [l for l in text.splitlines() if "unavailable" in l or "problems" in l])
     st, r = s.json("DELETE", "/tables/bad")
     check(st == 200, "it can be dropped: %s %s" % (st, r))
     check(s.json("GET", "/health")[1].get("status") == "ok", "then health is ok")
+    text = s.text("/metrics")
+    check("strata_table_unavailable{" not in text and "strata_health_problems 0" in text, "and /metrics says so")
     check(s.json("PUT", "/tables/bad", SMALL)[0] == 201, "and the name is free")
     s.stop()
 
