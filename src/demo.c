@@ -161,7 +161,7 @@ static void print_banner(const char *base, void *arg)
     printf("strata demo: embedded Kafka broker at %s (topics orders, orders.dlq; %d partitions)\n"
            "strata demo: %.0f live order events/s into topic orders (2%% re-sends, 0.1%% malformed)\n"
            "strata demo: table orders consumes them; data in %s\n\n"
-           "The HTTP API answers at %s/ (JSON, for curl and dashboards), for example:\n"
+           "The HTTP API (JSON, for curl and dashboards) is on %s, for example:\n"
            "  curl -s %s/health\n"
            "  curl -s %s/tables/orders\n"
            "  curl -s %s/query -d '{\"table\":\"orders\",\"from\":\"now-5m\",\"select\":[{\"fn\":\"count\"}]}'\n"
@@ -173,7 +173,7 @@ static void print_banner(const char *base, void *arg)
            "\"order_by\":[{\"column\":\"gmv\",\"desc\":true}],\"limit\":5}'\n"
            "  curl -s %s/metrics | grep strata_kafka\n\n"
            "Ctrl-C stops the demo.\n\n",
-           b->addr, DEMO_PARTITIONS, b->rate, b->data, base, host, host, host, host, host, host);
+           b->addr, DEMO_PARTITIONS, b->rate, b->data, host, host, host, host, host, host, host);
     fflush(stdout);
 }
 

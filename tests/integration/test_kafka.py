@@ -236,7 +236,8 @@ def demo_runs():
     check(p.wait(timeout=60) == 0, "Ctrl-C stops the demo with status 0")
     banner = open(os.path.join(WORK, "demo.log")).read()
     check("curl -s 127.0.0.1:0" not in banner and "curl -s" in banner, "the banner shows example queries")
-    check("The HTTP API answers at http://127.0.0.1:%d/" % port in banner and "Open " not in banner,
+    check("The HTTP API (JSON, for curl and dashboards) is on 127.0.0.1:%d, for example" % port in banner
+          and "Open " not in banner,
           "the banner does not send users to a page that is not there")
 
 
