@@ -169,12 +169,14 @@ static void usage(FILE *f)
             "                         at least 16 characters; keep the file private: chmod 600)\n"
             "  --table FILE           create this table (schema JSON) if it does not exist\n"
             "  --config FILE          JSON file with the same settings (docs/config.md); flags win\n"
-            "  --max-body SIZE        request body limit, default 1MiB (/ingest: 256MiB,\n"
-            "                         --max-ingest-body)\n"
-            "  --query-timeout DUR    default 30s\n"
+            "  --max-body SIZE        body limit of every request but /ingest, default 1MiB\n"
+            "  --max-ingest-body SIZE body limit of /ingest, default 256MiB\n"
+            "  --query-timeout DUR    a query running longer is stopped, default 30s\n"
             "  --query-memory SIZE    memory a query may use for its groups, default 1GiB\n"
+            "                         (at least 64KiB)\n"
             "  --ingest-memory SIZE   memory all /ingest requests being received may hold,\n"
-            "                         default 1GiB (past it a request is refused with 503)\n"
+            "                         default 1GiB (past it a request is refused with 503;\n"
+            "                         at least 64KiB)\n"
             "  --kafka-brokers LIST   bootstrap servers for every Kafka table (overrides each\n"
             "                         table's kafka.brokers)\n");
 }
