@@ -887,7 +887,10 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
             double v[8] = {(double)(st.segment_rows + st.memtable_rows), (double)st.segments,
                            (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
                            (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9};
-            EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
+            if (m == 7) /* seconds: nanosecond digits, not double noise */
+                EMIT("%s{table=\"%s\"} %.9f\n", names[m], table_schema(t)->name, v[m]);
+            else
+                EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
             catalog_put(s->cat, t);
         }
     }

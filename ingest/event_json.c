@@ -249,7 +249,8 @@ static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, member_wa
                                   event_kind(v));
         if (col->type == STRATA_INT32 &&
             (json_integer_value(v) < INT32_MIN || json_integer_value(v) > INT32_MAX))
-            return strata_err_set(err, STRATA_EINVAL, "%s: %lld is out of int32 range", f,
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s: %lld is out of int32 range (-2147483648 to 2147483647)", f,
                                   (long long)json_integer_value(v));
         b->i[c][r] = json_integer_value(v);
         return 0;

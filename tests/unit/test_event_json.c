@@ -543,6 +543,7 @@ TEST(integral_numbers_with_a_fraction_or_exponent_fit_integer_columns)
         {U, "-0.5", "u: -0.5 is not an integer"},
         {U, "1.8446744073709551616e19",
          "u: 1.8446744073709551616e19 is out of uint64 range (0 to 18446744073709551615)"},
+        {N, "2147483648", "n: 2147483648 is out of int32 range (-2147483648 to 2147483647)"},
         {N, "2147483648.0", "n: 2147483648.0 is out of int32 range (-2147483648 to 2147483647)"},
         {N, "-2.147483649e9", "n: -2.147483649e9 is out of int32 range (-2147483648 to 2147483647)"},
         {TS, "1.5", "ts: 1.5 is not an integer (epoch milliseconds)"},
