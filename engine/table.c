@@ -1138,6 +1138,18 @@ static void flush_outcome(strata_table *t, int rc, const strata_err *err, int64_
     pthread_mutex_unlock(&t->lock);
 }
 
+bool table_storage_missing(strata_table *t, char *buf, size_t cap)
+{
+    struct stat st;
+    if (stat(t->raw_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (cap)
+            buf[0] = 0;
+        return false;
+    }
+    snprintf(buf, cap, "%s: %s", t->raw_dir, errno == ENOENT || errno == 0 ? "missing" : strerror(errno));
+    return true;
+}
+
 uint64_t table_flush_trouble(strata_table *t, table_flush_record *out)
 {
     pthread_mutex_lock(&t->lock);

@@ -131,6 +131,11 @@ typedef struct table_flush_record {
 } table_flush_record;
 uint64_t table_flush_trouble(strata_table *t, table_flush_record *out /* OUT */);
 
+/* True, with the path and reason in buf, when the table's directory of partitions is not
+ * there any more (moved or deleted while the table is open): reads go on from open
+ * files, but nothing new can be written. A stat, cheap enough for every /health. */
+bool table_storage_missing(strata_table *t, char *buf, size_t cap);
+
 /* True when some memtable is due for sealing or some sealed memtable awaits a flush. */
 bool table_flush_due(strata_table *t);
 

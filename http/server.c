@@ -336,6 +336,11 @@ static json_t *service_problems(strata_server *s)
             snprintf(line, sizeof line, "table %s refuses writes: %s", table_schema(t)->name, why);
             json_array_append_new(arr, json_string(line));
         }
+        if (table_storage_missing(t, why, sizeof why)) {
+            snprintf(line, sizeof line, "table %s: its files are gone (%s; moved or deleted while "
+                     "serving): new rows cannot be written", table_schema(t)->name, why);
+            json_array_append_new(arr, json_string(line));
+        }
         table_flush_record fr;
         if (table_flush_trouble(t, &fr)) {
             snprintf(line, sizeof line, "table %s: flushes fail (%" PRIu64 " in a row for %" PRId64

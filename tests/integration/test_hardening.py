@@ -183,6 +183,9 @@ def failing_flushes_degrade_health():
     check(st == 200, "first ingest: %s %s" % (st, r))
     raw = os.path.join(data, "t", "raw")
     os.rename(raw, raw + ".away")  # every segment write of the table now fails
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and "table t: its files are gone" in h.get("reason", ""),
+          "health sees the files gone before any write fails: %s" % h)
     st, r = s.json("POST", "/ingest/t", lines(10, 100))
     check(st == 500 and "not yet durable" in r.get("error", ""), "ingest whose flush failed: %s %s" % (st, r))
     time.sleep(2)  # the server retries every 100 ms meanwhile

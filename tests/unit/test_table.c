@@ -673,13 +673,16 @@ TEST(failing_flushes_are_recorded_until_one_works)
     char raw[4200], away[4300];
     snprintf(raw, sizeof raw, "%s/%s/raw", f.dir, f.s.name);
     snprintf(away, sizeof away, "%s.away", raw);
+    char why[512];
+    ASSERT(!table_storage_missing(t, why, sizeof why));
     ASSERT_EQ(rename(raw, away), 0);
+    ASSERT(table_storage_missing(t, why, sizeof why));
+    ASSERT_CONTAINS(why, "raw: missing");
     ASSERT(table_flush(t, true, &err) != 0);
     ASSERT(table_flush(t, false, &err) != 0);
     ASSERT_EQ(table_flush_trouble(t, &fr), 2);
     ASSERT_EQ(fr.failures, 2);
     ASSERT_CONTAINS(fr.message, "No such file");
-    char why[512];
     ASSERT(!table_failure(t, why, sizeof why));
     sums want, got;
     expected_sums(1000, &want);
