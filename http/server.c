@@ -418,8 +418,8 @@ static enum MHD_Result send_no_table(strata_server *s, struct MHD_Connection *c,
 {
     char why[1024];
     if (catalog_broken_get(s->cat, name, why, sizeof why))
-        return send_error(s, c, 503, "%stable '%s' cannot be opened: %s (inspect it with strata inspect, "
-                          "or DELETE it)", prefix, name, why);
+        return send_error(s, c, 503, "%stable '%s' cannot be opened: %s (check its files with strata "
+                          "inspect, repair them and restart, or DELETE it)", prefix, name, why);
     return send_error(s, c, 404, "%sno table '%s'", prefix, name);
 }
 
