@@ -3,7 +3,9 @@
  */
 #include "json_util.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *json_kind(const json_t *v)
@@ -112,4 +114,72 @@ bool json_parse_u64_decimal(const char *p, uint64_t *out)
     }
     *out = v;
     return true;
+}
+
+json_real_verdict json_real_integer(strata_type type, double d, int64_t *out)
+{
+    const double two53 = 9007199254740992.0, two63 = 9223372036854775808.0;
+    if (!isfinite(d) || d != floor(d))
+        return JSON_REAL_FRACTION;
+    switch (type) {
+    case STRATA_INT32:
+        if (d < (double)INT32_MIN || d > (double)INT32_MAX)
+            return JSON_REAL_RANGE;
+        break;
+    case STRATA_UINT64:
+        if (d < 0)
+            return JSON_REAL_NEGATIVE;
+        if (d >= 2.0 * two63)
+            return JSON_REAL_RANGE;
+        break;
+    case STRATA_TIMESTAMP:
+    case STRATA_INT64:
+        if (d < -two63 || d >= two63)
+            return JSON_REAL_RANGE;
+        break;
+    default: return JSON_REAL_RANGE;
+    }
+    if (fabs(d) >= two53)
+        return JSON_REAL_INEXACT;
+    *out = (int64_t)d; /* -0.0 is 0 */
+    return JSON_REAL_INT;
+}
+
+void json_real_text(double d, char *out, size_t cap)
+{
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    /* "1e+19" -> "1e19", "1e-05" -> "1e-5"; no '.' nor 'e' -> append ".0" */
+    char buf[48];
+    size_t n = 0;
+    bool has_point = false, has_exp = false;
+    for (const char *p = tmp; *p && n < sizeof buf - 3; p++) {
+        if (*p == '.')
+            has_point = true;
+        if (*p == 'e') {
+            has_exp = true;
+            buf[n++] = 'e';
+            p++;
+            if (*p == '-')
+                buf[n++] = '-';
+            if (*p == '+' || *p == '-')
+                p++;
+            while (*p == '0' && p[1])
+                p++;
+            p--;
+            continue;
+        }
+        buf[n++] = *p;
+    }
+    if (!has_point && !has_exp && isfinite(d)) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+    }
+    buf[n] = 0;
+    if ((size_t)snprintf(out, cap, "%s", buf) >= cap && cap)
+        out[cap - 1] = 0;
 }

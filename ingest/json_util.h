@@ -1,7 +1,7 @@
 /*
  * json_util.h — small helpers shared by the JSON parsers of ingest/ (table schemas and
  * queries): field paths for error messages, "did you mean" suggestions, null-as-absent
- * member lookup, and exact decimal uint64 parsing.
+ * member lookup, exact decimal uint64 parsing, and integral reals for integer columns.
  */
 #ifndef STRATA_JSON_UTIL_H
 #define STRATA_JSON_UTIL_H
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "schema.h"
 
 /* "an object", "a string", "an integer", "a number", "true", ... for messages. */
 const char *json_kind(const json_t *v);
@@ -37,5 +38,31 @@ void json_join_names(const char *const *names, size_t n, char *out, size_t cap);
 /* Parses a non-empty string of decimal digits into a uint64; false on anything else or
  * overflow (*out unchanged). */
 bool json_parse_u64_decimal(const char *p, uint64_t *out);
+
+/* What a JSON real (jansson keeps only its double) is worth to an integer column. Unlike
+ * ingest (event_int_from_number reads the token's text), query and schema parsers have
+ * only the double. An integer written below 2^53 in magnitude is that double exactly; from
+ * 2^53 on the double may be a rounded neighbour (9007199254740993.0 arrives as
+ * 9007199254740992), so those are refused, 2^53 itself included. (A fraction closer to an
+ * integer than the double can tell, such as 2.0000000000000001, reads as that integer.) */
+typedef enum json_real_verdict {
+    JSON_REAL_INT = 0,   /* an integer in the column's range, |d| < 2^53: 2.0, 1e3, -0.0 */
+    JSON_REAL_FRACTION,  /* not an integer: 2.5, 1e-300 */
+    JSON_REAL_NEGATIVE,  /* below zero, for a uint64 column: -1.0 (-0.0 is 0) */
+    JSON_REAL_RANGE,     /* an integer outside the column's range: 3e9 for int32, 1e19 int64 */
+    JSON_REAL_INEXACT,   /* an integer in range but |d| >= 2^53: write it as an integer */
+} json_real_verdict;
+
+/* For a column of type (STRATA_TIMESTAMP, STRATA_INT64, STRATA_INT32, STRATA_UINT64; a
+ * timestamp has the range of int64 here, as an integer has in queries and defaults) returns
+ * JSON_REAL_INT with *out set when d is an integer within the range and |d| < 2^53; else
+ * the first of FRACTION, NEGATIVE (uint64 only), RANGE, INEXACT that applies, *out
+ * untouched. Any other type gives JSON_REAL_RANGE. */
+json_real_verdict json_real_integer(strata_type type, double d, int64_t *out /* OUT */);
+
+/* d in the shortest form that reads back the same ("2.5", "1e19", "-1.0": an integral
+ * value without an exponent gets ".0", so the message shows a real as a real), into
+ * out[cap]; cap of 32 always suffices. */
+void json_real_text(double d, char *out, size_t cap);
 
 #endif

@@ -192,11 +192,44 @@ static int parse_time(qparse *p, json_t *v, const char *path, int64_t *out)
 
 /* ---- where ------------------------------------------------------------------------------- */
 
+/* Reads v, a real compared with integer column c (timestamp, int64, int32, uint64), into
+ * *out: an integral real such as 2.0, 1e3 or -0.0 is that integer, like ingest takes it.
+ * jansson keeps only the double, which holds every integer below 2^53 exactly; from 2^53
+ * on it is refused (9007199254740993.0 arrives as 9007199254740992), asking for an integer. */
+static int parse_integral_real(qparse *p, json_t *v, const char *path, const strata_column *c,
+                               int64_t *out)
+{
+    const char *tn = strata_type_name(c->type);
+    char num[32];
+    json_real_text(json_real_value(v), num, sizeof num);
+    switch (json_real_integer(c->type, json_real_value(v), out)) {
+    case JSON_REAL_INT: return 0;
+    case JSON_REAL_FRACTION:
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: %s is not an integer (column '%s' is %s)",
+                              path, num, c->name, tn);
+    case JSON_REAL_NEGATIVE:
+    case JSON_REAL_RANGE:
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: %s is out of range for %s column '%s'",
+                              path, num, tn, c->name);
+    case JSON_REAL_INEXACT:
+    default:
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "%s: %s is too large to be read exactly from a number with a "
+                              "fraction or exponent (2^53 or more; column '%s' is %s); write the "
+                              "value as an integer%s",
+                              path, num, c->name, tn,
+                              c->type == STRATA_UINT64 ? " or a decimal string" : "");
+    }
+}
+
 /* Reads v, a value compared with column col, into *val; string copies go to *str. */
 static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_value *val, char **str)
 {
     const strata_column *c = &p->sc->cols[col];
     const char *tn = strata_type_name(c->type);
+    if (json_is_real(v) && (c->type == STRATA_TIMESTAMP || c->type == STRATA_INT64 ||
+                            c->type == STRATA_INT32 || c->type == STRATA_UINT64))
+        return parse_integral_real(p, v, path, c, &val->i);
     switch (c->type) {
     case STRATA_TIMESTAMP:
         if (json_is_integer(v) || json_is_string(v))
@@ -214,10 +247,6 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_valu
             val->i = x;
             return 0;
         }
-        if (json_is_real(v))
-            return strata_err_set(p->err, STRATA_EINVAL,
-                                  "%s: column '%s' is %s, got a number with a fraction or exponent",
-                                  path, c->name, tn);
         break;
     case STRATA_UINT64:
         if (json_is_integer(v)) {

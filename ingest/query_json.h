@@ -73,7 +73,11 @@
  * Values in conditions are typed by their column: timestamp a time as above; int64 and
  * int32 integers in the column's range; uint64 integers >= 0 or decimal strings up to
  * "18446744073709551615" (JSON integers are read as signed 64-bit, so larger values must
- * be strings); float64 any number; bool true/false; string a string.
+ * be strings); float64 any number; bool true/false; string a string. A timestamp, int64,
+ * int32 or uint64 value may also be a number written with a fraction or exponent whose
+ * value is an integer in range below 2^53 in magnitude (2.0, 1e3, -0.0): jansson keeps
+ * only the double, exact for those; 2.5 is refused ("where[0].value: 2.5 is not an
+ * integer (column 'qty' is int32)"), and so is 1e19 ("... write the value as an integer").
  *
  * Example, an hourly series per country over the last day, every hour present (rows in
  * time order, then by country):

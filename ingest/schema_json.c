@@ -262,10 +262,42 @@ static const char *const unknown_fields_names[] = {"ignore", "reject"};
 static const char *const start_names[] = {"earliest", "latest"};
 static const char *const reset_names[] = {"stop", "accept"};
 
+/* A real default d (at path) for integer column c into c->def_i: an integral real such as
+ * 2.0, 1e3 or -0.0 is that integer, as ingest takes it. jansson keeps only the double,
+ * which holds every integer below 2^53 exactly; from 2^53 on it is refused, asking for an
+ * integer. */
+static int parse_integral_default(strata_err *err, json_t *d, const char *path, strata_column *c)
+{
+    const char *tn = strata_type_name(c->type);
+    char num[32];
+    json_real_text(json_real_value(d), num, sizeof num);
+    switch (json_real_integer(c->type, json_real_value(d), &c->def_i)) {
+    case JSON_REAL_INT: return 0;
+    case JSON_REAL_FRACTION:
+        return strata_err_set(err, STRATA_EINVAL, "%s: %s is not an integer (the column is %s)",
+                              path, num, tn);
+    case JSON_REAL_NEGATIVE:
+        return strata_err_set(err, STRATA_EINVAL,
+                              "%s: %s is negative; a uint64 default must be at least 0", path, num);
+    case JSON_REAL_RANGE:
+        return strata_err_set(err, STRATA_EINVAL, "%s: %s is out of %s range", path, num, tn);
+    case JSON_REAL_INEXACT:
+    default:
+        return strata_err_set(err, STRATA_EINVAL,
+                              "%s: %s is too large to be read exactly from a number with a "
+                              "fraction or exponent (2^53 or more; the column is %s); write the "
+                              "default as an integer%s",
+                              path, num, tn, c->type == STRATA_UINT64 ? " or a decimal string" : "");
+    }
+}
+
 static int parse_default(strata_err *err, json_t *d, const char *path, strata_column *c)
 {
     const char *tn = strata_type_name(c->type);
     char expected[96];
+    if (json_is_real(d) && (c->type == STRATA_TIMESTAMP || c->type == STRATA_INT64 ||
+                            c->type == STRATA_INT32 || c->type == STRATA_UINT64))
+        return parse_integral_default(err, d, path, c);
     switch (c->type) {
     case STRATA_TIMESTAMP:
     case STRATA_INT64:

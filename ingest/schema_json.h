@@ -29,6 +29,12 @@
  *                    |                    |   are read as signed 64-bit); float64: number, or
  *                    |                    |   "NaN", "Infinity", "-Infinity"; bool: true/false;
  *                    |                    |   string: string of at most 255 bytes.
+ *                    |                    |   An integer default may be written with a
+ *                    |                    |   fraction or exponent (2.0, 1e3, -0.0) when it
+ *                    |                    |   is an integer in range below 2^53 in magnitude
+ *                    |                    |   (read as a double, exact there); 2.5 is refused
+ *                    |                    |   ("... is not an integer"), 1e19 too ("write
+ *                    |                    |   the default as an integer").
  *                    |                    |   Default 0 / 0.0 / false / "".
  *   time_column      | string             | required; a column of type timestamp
  *   partition_by     | string             | "hour", "day" or "month"; default "day"

@@ -9,6 +9,10 @@
  * A directory (data dir, table dir or partition dir): one line per live segment, as
  * listed by the partition manifests (like ClickHouse's system.parts), with totals;
  * --verify checks every segment, showing progress with rate and ETA on a terminal.
+ * Each table's schema.json is loaded with the server's parser (schema_json_parse_file, and
+ * the name check of the catalog): one that cannot be loaded, or is missing beside raw/, is
+ * a problem like a damaged segment (the server answers 503 for such a table, or skips it).
+ * The raw folder of a table (DATA/t/raw) stands for the table.
  * Exit status: 0 sound, 1 damage found or an error, 2 usage.
  */
 #include <dirent.h>
@@ -28,6 +32,7 @@
 #include "manifest.h"
 #include "progress.h"
 #include "schema.h"
+#include "schema_json.h"
 #include "segment.h"
 #include "segment_format.h"
 
@@ -431,9 +436,19 @@ typedef struct part_row {
     manifest_segment seg;
 } part_row;
 
+/* A table whose schema.json cannot be loaded: file, and the loader's error (without the
+ * file's path in front). */
+typedef struct schema_problem {
+    char table[256], file[PATH_MAX];
+    char why[1024];
+    bool missing;
+} schema_problem;
+
 typedef struct dir_scan {
     part_row *rows;
     size_t n, cap;
+    schema_problem *bad_schemas;
+    size_t nbad_schemas;
     int problems;
 } dir_scan;
 
@@ -536,10 +551,64 @@ static char **list_dir_sorted(const char *dir, size_t *n)
     return names;
 }
 
-static void scan_table(dir_scan *ds, const char *dir)
+/* Loads dir/schema.json as the server does (catalog_open: schema_json_parse_file, then the
+ * name must be the directory's); a failure is counted and kept in ds, and its message goes
+ * to stderr like a damaged segment's. Out of memory for the record: counted, not kept. */
+static void check_schema(dir_scan *ds, const char *table, const char *dir)
 {
-    char table[256], raw[PATH_MAX];
-    last_component(dir, table, sizeof table);
+    char file[PATH_MAX];
+    snprintf(file, sizeof file, "%.4000s/%s", dir, SCHEMA_JSON_FILE);
+    strata_schema *sc = malloc(sizeof *sc);
+    strata_err err = {0};
+    int rc;
+    if (!sc)
+        rc = strata_err_set(&err, STRATA_ENOMEM, "%s: out of memory", file);
+    else
+        rc = schema_json_parse_file(file, sc, &err);
+    if (rc == 0 && strcmp(sc->name, table) != 0)
+        rc = strata_err_set(&err, STRATA_EINVAL, "%s: names table '%s' but lives in directory '%s'",
+                            file, sc->name, table);
+    free(sc);
+    if (rc == 0)
+        return;
+    ds->problems++;
+    bool missing = rc == STRATA_ENOTFOUND;
+    const char *why = err.msg;
+    size_t flen = strlen(file);
+    if (strncmp(why, file, flen) == 0 && strncmp(why + flen, ": ", 2) == 0)
+        why += flen + 2;
+    if (missing)
+        fprintf(stderr, "strata inspect: %s: MISSING (a table directory with raw/ has no %s; "
+                        "the server does not see this table)\n", file, SCHEMA_JSON_FILE);
+    else
+        fprintf(stderr, "strata inspect: %s: DAMAGED: %s\n", file, why);
+    schema_problem *nb = realloc(ds->bad_schemas, sizeof *nb * (ds->nbad_schemas + 1));
+    if (!nb)
+        return;
+    ds->bad_schemas = nb;
+    schema_problem *b = &nb[ds->nbad_schemas++];
+    snprintf(b->table, sizeof b->table, "%s", table);
+    snprintf(b->file, sizeof b->file, "%s", file);
+    snprintf(b->why, sizeof b->why, "%s", missing ? "missing" : why);
+    b->missing = missing;
+}
+
+/* True when dir is a table directory: it has raw/ or a schema.json. */
+static bool is_table_dir(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%.4000s/raw", dir);
+    if (is_dir(p))
+        return true;
+    snprintf(p, sizeof p, "%.4000s/%s", dir, SCHEMA_JSON_FILE);
+    return exists(p);
+}
+
+/* The table directory dir (named table): its schema.json, then its partitions. */
+static void scan_table(dir_scan *ds, const char *table, const char *dir)
+{
+    char raw[PATH_MAX];
+    check_schema(ds, table, dir);
     snprintf(raw, sizeof raw, "%.4000s/raw", dir);
     size_t n;
     char **names = list_dir_sorted(raw, &n);
@@ -566,10 +635,38 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
         free(real);
         scan_partition(&ds, table, path);
     } else {
-        snprintf(probe, sizeof probe, "%.4000s/raw", path);
-        if (is_dir(probe)) {
-            scan_table(&ds, path);
+        char table[256], last[256], parent[PATH_MAX];
+        /* DATA/t/raw (or "." inside it) stands for the table t */
+        char *real = realpath(path, NULL);
+        last_component(path, last, sizeof last);
+        const char *raw_path = strcmp(last, "raw") == 0 ? path : NULL;
+        if (!raw_path && real) {
+            last_component(real, last, sizeof last);
+            if (strcmp(last, "raw") == 0)
+                raw_path = real;
+        }
+        if (is_table_dir(path)) {
+            last_component(real ? real : path, table, sizeof table); /* "." is a name too */
+            scan_table(&ds, table, path);
+        } else if (raw_path) {
+            /* parent: raw_path without its last component */
+            snprintf(parent, sizeof parent, "%s", raw_path);
+            size_t n = strlen(parent);
+            while (n > 1 && parent[n - 1] == '/')
+                parent[--n] = 0;
+            while (n > 0 && parent[n - 1] != '/')
+                parent[--n] = 0; /* drop "raw" */
+            while (n > 1 && parent[n - 1] == '/')
+                parent[--n] = 0;
+            if (n == 0)
+                snprintf(parent, sizeof parent, ".");
+            char *rparent = realpath(parent, NULL);
+            last_component(rparent ? rparent : parent, table, sizeof table);
+            free(rparent);
+            scan_table(&ds, table, parent);
         } else {
+            free(real);
+            real = NULL;
             size_t n;
             char **names = list_dir_sorted(path, &n);
             if (!names && !is_dir(path)) {
@@ -580,10 +677,8 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
             for (size_t i = 0; i < n; i++) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%.4000s/%s", path, names[i]);
-                char raw[PATH_MAX];
-                snprintf(raw, sizeof raw, "%.4000s/raw", p);
-                if (is_dir(raw)) {
-                    scan_table(&ds, p);
+                if (is_table_dir(p)) {
+                    scan_table(&ds, names[i], p);
                     tables++;
                 }
                 free(names[i]);
@@ -596,6 +691,7 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
                 return 1;
             }
         }
+        free(real);
     }
 
     /* Verify (or at least open) every listed segment. */
@@ -653,7 +749,22 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
             rows += r->seg.rows;
             bytes += r->seg.bytes;
         }
-        printf("],\"total\":{\"segments\":%zu,\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64
+        printf("]");
+        if (ds.nbad_schemas) {
+            printf(",\"schemas\":[");
+            for (size_t i = 0; i < ds.nbad_schemas; i++) {
+                schema_problem *b = &ds.bad_schemas[i];
+                printf("%s{\"table\":", i ? "," : "");
+                json_string(stdout, b->table, strlen(b->table));
+                printf(",\"file\":");
+                json_string(stdout, b->file, strlen(b->file));
+                printf(",\"ok\":false,\"error\":");
+                json_string(stdout, b->why, strlen(b->why));
+                printf("}");
+            }
+            printf("]");
+        }
+        printf(",\"total\":{\"segments\":%zu,\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64
                "},\"problems\":%d}\n",
                ds.n, rows, bytes, ds.problems);
     } else {
@@ -671,8 +782,13 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
             rows += r->seg.rows;
             bytes += r->seg.bytes;
         }
+        for (size_t i = 0; i < ds.nbad_schemas; i++)
+            printf("%s: %s\n", ds.bad_schemas[i].file,
+                   ds.bad_schemas[i].missing ? "MISSING" : "DAMAGED");
         printf("total: %zu segment%s, %" PRIu64 " rows, %" PRIu64 " bytes", ds.n, ds.n == 1 ? "" : "s",
                rows, bytes);
+        if (ds.nbad_schemas)
+            printf(", %zu schema.json unreadable", ds.nbad_schemas);
         if (verify)
             printf(", %s", ds.problems ? "DAMAGE FOUND" : "all verified");
         printf("\n");
@@ -681,6 +797,7 @@ static int inspect_dir(const char *path, bool verify, bool json, bool quiet)
         free(status[i]);
     free(status);
     free(ds.rows);
+    free(ds.bad_schemas);
     return ds.problems ? 1 : 0;
 }
 

@@ -97,6 +97,66 @@ cp "$WORK/flip.seg" "$DSEG"
   && ok || fail "damaged data dir listing: $(cat "$WORK/dmg.out")"
 grep -q "DAMAGE FOUND$" "$WORK/dmg.out" && ok || fail "damaged data dir total: $(tail -1 "$WORK/dmg.out")"
 grep -q "$DSEG: column 'amount' granule 1: checksum mismatch" "$WORK/dmg.err" && ok || fail "damaged data dir message: $(cat "$WORK/dmg.err")"
+# A table whose schema.json cannot be loaded (the server answers 503 "table cannot be
+# opened ... inspect it with strata inspect"): inspect loads every table's schema.json
+# with the server's parser and names the file and the error, counts it, exits 1 with or
+# without --verify; the healthy table beside it is listed and verified as before.
+# Regression: inspect never read schema.json and said "all verified".
+mkdir -p "$WORK/bs"
+cp -r "$WORK/data/lz4/orders" "$WORK/bs/orders"
+cp -r "$WORK/data/lz4/orders" "$WORK/bs/good"
+sed 's/"name": "orders"/"name": "good"/' "$WORK/data/lz4/orders/schema.json" >"$WORK/bs/good/schema.json"
+BSF=$WORK/bs/orders/schema.json
+head -c 60 "$WORK/data/lz4/orders/schema.json" >"$BSF"
+"$STRATA" inspect --verify --quiet "$WORK/bs" >"$WORK/bs.out" 2>"$WORK/bs.err"; rc=$?
+[ $rc -eq 1 ] && ok || fail "truncated schema.json: exit $rc: $(cat "$WORK/bs.out" "$WORK/bs.err")"
+grep -q "^strata inspect: $BSF: DAMAGED: malformed JSON at line [0-9]* column [0-9]*: " "$WORK/bs.err" \
+  && ok || fail "truncated schema.json message: $(cat "$WORK/bs.err")"
+grep -qx "$BSF: DAMAGED" "$WORK/bs.out" && ok || fail "truncated schema.json listing: $(cat "$WORK/bs.out")"
+grep -q "^total: .*, 1 schema.json unreadable, DAMAGE FOUND$" "$WORK/bs.out" && ! grep -q "all verified" "$WORK/bs.out" \
+  && ok || fail "truncated schema.json total: $(tail -1 "$WORK/bs.out")"
+nseg=$(grep -c '^orders ' "$WORK/dir-lz4.txt")
+[ "$(grep -c '^good ' "$WORK/bs.out")" -eq "$nseg" ] && [ "$(grep -c '^orders ' "$WORK/bs.out")" -eq "$nseg" ] && \
+  ! grep -E -q '^(good|orders) .* DAMAGED$' "$WORK/bs.out" && ok || fail "segments beside a bad schema.json: $(cat "$WORK/bs.out")"
+"$STRATA" inspect "$WORK/bs" >/dev/null 2>&1; rc=$?
+[ $rc -eq 1 ] && ok || fail "truncated schema.json without --verify: exit $rc"
+# --json: the problem is counted, and listed under "schemas" with the file and the error.
+"$STRATA" inspect --json --verify --quiet "$WORK/bs" >"$WORK/bs.json" 2>/dev/null; rc=$?
+[ $rc -eq 1 ] && python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d['schemas']
+ok = (d['problems'] == 1 and len(s) == 1 and s[0]['table'] == 'orders' and s[0]['file'] == sys.argv[2]
+      and s[0]['ok'] is False and s[0]['error'].startswith('malformed JSON at line')
+      and all(x['ok'] for x in d['segments']) and len(d['segments']) == 2 * int(sys.argv[3]))
+sys.exit(0 if ok else 1)" "$WORK/bs.json" "$BSF" "$nseg" && ok || fail "truncated schema.json --json: exit $rc: $(cat "$WORK/bs.json")"
+# The table directory, and its raw folder, stand for the table: the same verdict.
+for p in "$WORK/bs/orders" "$WORK/bs/orders/raw" "$WORK/bs/orders/raw/"; do
+  "$STRATA" inspect --verify --quiet "$p" >"$WORK/bs1.out" 2>"$WORK/bs1.err"; rc=$?
+  [ $rc -eq 1 ] && grep -qx "$BSF: DAMAGED" "$WORK/bs1.out" && grep -q "$BSF: DAMAGED: malformed JSON" "$WORK/bs1.err" \
+    && ok || fail "inspect $p with a truncated schema.json: exit $rc: $(cat "$WORK/bs1.out" "$WORK/bs1.err")"
+done
+for p in "$WORK/bs/good" "$WORK/bs/good/raw"; do
+  "$STRATA" inspect --verify --quiet "$p" >"$WORK/bs1.out" 2>&1; rc=$?
+  [ $rc -eq 0 ] && [ "$(grep -c '^good ' "$WORK/bs1.out")" -eq "$nseg" ] && grep -q "^total: .*, all verified$" "$WORK/bs1.out" \
+    && ok || fail "inspect healthy $p: exit $rc: $(cat "$WORK/bs1.out")"
+done
+# Garbage, valid JSON that is no schema, a name that is not the directory's, and no
+# schema.json at all beside raw/ (the server would not see the table).
+printf '\x00\xff garbage' >"$BSF"
+"$STRATA" inspect --quiet "$WORK/bs/orders" >/dev/null 2>"$WORK/bs1.err"; rc=$?
+[ $rc -eq 1 ] && grep -q "^strata inspect: $BSF: DAMAGED: " "$WORK/bs1.err" && ok || fail "garbage schema.json: exit $rc: $(cat "$WORK/bs1.err")"
+echo '{"name": "orders"}' >"$BSF"
+"$STRATA" inspect --quiet "$WORK/bs/orders" >/dev/null 2>"$WORK/bs1.err"; rc=$?
+[ $rc -eq 1 ] && grep -q "^strata inspect: $BSF: DAMAGED: columns: required" "$WORK/bs1.err" && ok || fail "schema.json without columns: exit $rc: $(cat "$WORK/bs1.err")"
+cp "$WORK/data/lz4/orders/schema.json" "$WORK/bs/good/schema.json"
+"$STRATA" inspect --quiet "$WORK/bs/good" >/dev/null 2>"$WORK/bs1.err"; rc=$?
+[ $rc -eq 1 ] && grep -q "^strata inspect: $WORK/bs/good/schema.json: DAMAGED: names table 'orders' but lives in directory 'good'" "$WORK/bs1.err" \
+  && ok || fail "schema.json naming another table: exit $rc: $(cat "$WORK/bs1.err")"
+rm "$BSF"
+"$STRATA" inspect --verify --quiet "$WORK/bs/orders" >"$WORK/bs1.out" 2>"$WORK/bs1.err"; rc=$?
+[ $rc -eq 1 ] && grep -qx "$BSF: MISSING" "$WORK/bs1.out" && grep -q "^strata inspect: $BSF: MISSING" "$WORK/bs1.err" \
+  && grep -q "DAMAGE FOUND$" "$WORK/bs1.out" && ok || fail "missing schema.json: exit $rc: $(cat "$WORK/bs1.out" "$WORK/bs1.err")"
 # Truncated copies at many offsets: exit 1 with the file named, never a crash (exit > 1).
 size=$(stat -c %s "$SEG")
 for cut in 0 7 16 100 $((size/2)) $((size-33)) $((size-1)); do

@@ -427,6 +427,40 @@ TEST(every_operator_and_value_type)
     ASSERT(q.where == NULL);
 }
 
+/* Regression: {"column":"qty","op":"=","value":2.0} was refused ("got a number with a
+ * fraction or exponent") though ingest takes 2.0 into the same column. An integral real
+ * below 2^53 is that integer for timestamp, int64, int32 and uint64 columns, in value and in
+ * values lists; -0.0 is 0. */
+TEST(integral_reals_compare_with_integer_columns)
+{
+    strata_query q;
+    ok(BASE "'where':["
+            "{'column':'qty','op':'=','value':2.0},"
+            "{'column':'qty','op':'=','value':-0.0},"
+            "{'column':'n','op':'>','value':1e3},"
+            "{'column':'n','op':'<','value':-9007199254740991.0},"
+            "{'column':'user_id','op':'in','values':[1.0,9007199254740991.0,7]},"
+            "{'column':'ts','op':'>=','value':1.7040672e12},"
+            "{'column':'qty','op':'not_in','values':[-2147483648.0,2147483647e0]},"
+            "{'column':'user_id','op':'=','value':-0.0}]}",
+       &q);
+    const query_expr *k = q.where->kids;
+    ASSERT_EQ(q.where->nkids, 8);
+    ASSERT_EQ(k[0].vals[0].i, 2);
+    ASSERT_EQ(k[1].vals[0].i, 0);
+    ASSERT_EQ(k[2].vals[0].i, 1000);
+    ASSERT(k[3].vals[0].i == -INT64_C(9007199254740991));
+    ASSERT_EQ(k[4].pred.nvals, 3);
+    ASSERT_EQ(k[4].vals[0].i, 1);
+    ASSERT(k[4].vals[1].i == INT64_C(9007199254740991));
+    ASSERT_EQ(k[4].vals[2].i, 7);
+    ASSERT_EQ(k[5].vals[0].i, JAN1);
+    ASSERT_EQ(k[6].vals[0].i, INT32_MIN);
+    ASSERT_EQ(k[6].vals[1].i, INT32_MAX);
+    ASSERT_EQ(k[7].vals[0].i, 0);
+    query_free(&q);
+}
+
 TEST(single_condition_is_the_root)
 {
     strata_query q;
@@ -843,7 +877,40 @@ static const struct {
     {BASE "'where':[{'column':'qty','op':'=','value':-2147483649}]}",
      "where[0].value: -2147483649 is out of range for int32 column 'qty'"},
     {BASE "'where':[{'column':'qty','op':'=','value':1.5}]}",
-     "where[0].value: column 'qty' is int32, got a number with a fraction or exponent"},
+     "where[0].value: 1.5 is not an integer (column 'qty' is int32)"},
+    /* integral reals: only exact integers in range, and only below 2^53 */
+    {BASE "'where':[{'column':'n','op':'=','value':2.5}]}",
+     "where[0].value: 2.5 is not an integer (column 'n' is int64)"},
+    {BASE "'where':[{'column':'ts','op':'=','value':1704067200000.5}]}",
+     "where[0].value: 1704067200000.5 is not an integer (column 'ts' is timestamp)"},
+    {BASE "'where':[{'column':'n','op':'=','value':1e-300}]}",
+     "where[0].value: 1e-300 is not an integer (column 'n' is int64)"},
+    {BASE "'where':[{'column':'qty','op':'in','values':[1,2.0,2.5]}]}",
+     "where[0].values[2]: 2.5 is not an integer (column 'qty' is int32)"},
+    {BASE "'where':[{'column':'qty','op':'=','value':3e9}]}",
+     "where[0].value: 3e9 is out of range for int32 column 'qty'"},
+    {BASE "'where':[{'column':'qty','op':'=','value':-2147483649.0}]}",
+     "where[0].value: -2147483649.0 is out of range for int32 column 'qty'"},
+    {BASE "'where':[{'column':'user_id','op':'=','value':-1.0}]}",
+     "where[0].value: -1.0 is out of range for uint64 column 'user_id'"},
+    {BASE "'where':[{'column':'n','op':'=','value':1e19}]}",
+     "where[0].value: 1e19 is out of range for int64 column 'n'"},
+    {BASE "'where':[{'column':'n','op':'=','value':-1e300}]}",
+     "where[0].value: -1e300 is out of range for int64 column 'n'"},
+    {BASE "'where':[{'column':'user_id','op':'=','value':1e20}]}",
+     "where[0].value: 1e20 is out of range for uint64 column 'user_id'"},
+    {BASE "'where':[{'column':'user_id','op':'=','value':1e19}]}",
+     "where[0].value: 1e19 is too large to be read exactly from a number with a fraction or "
+     "exponent (2^53 or more; column 'user_id' is uint64); write the value as an integer or a "
+     "decimal string"},
+    {BASE "'where':[{'column':'n','op':'not_in','values':[9007199254740993.0]}]}",
+     "where[0].values[0]: 9007199254740992.0 is too large to be read exactly from a number "
+     "with a fraction or exponent (2^53 or more; column 'n' is int64); write the value as an "
+     "integer"},
+    {BASE "'where':[{'column':'n','op':'=','value':-9007199254740992.0}]}",
+     "where[0].value: -9007199254740992.0 is too large to be read exactly"},
+    {BASE "'where':[{'column':'ts','op':'<','value':-1e16}]}",
+     "where[0].value: -1e16 is too large to be read exactly"},
     {BASE "'where':[{'column':'n','op':'=','value':'5'}]}",
      "where[0].value: column 'n' is int64, got a string"},
     {BASE "'where':[{'column':'user_id','op':'=','value':-1}]}",
@@ -856,8 +923,8 @@ static const struct {
      "where[0].value: '-5' is not a uint64"},
     {BASE "'where':[{'column':'user_id','op':'=','value':''}]}",
      "where[0].value: '' is not a uint64"},
-    {BASE "'where':[{'column':'user_id','op':'=','value':1.0}]}",
-     "where[0].value: column 'user_id' is uint64, got a number"},
+    {BASE "'where':[{'column':'user_id','op':'=','value':1.5}]}",
+     "where[0].value: 1.5 is not an integer (column 'user_id' is uint64)"},
     {BASE "'where':[{'column':'ok','op':'=','value':1}]}",
      "where[0].value: column 'ok' is bool, got an integer"},
     {BASE "'where':[{'column':'country','op':'=','value':5}]}",
@@ -867,7 +934,7 @@ static const struct {
     {BASE "'where':[{'column':'ts','op':'>','value':'noon'}]}",
      "where[0].value: 'noon' is not a time"},
     {BASE "'where':[{'column':'ts','op':'>','value':1.5}]}",
-     "where[0].value: column 'ts' is timestamp, got a number"},
+     "where[0].value: 1.5 is not an integer (column 'ts' is timestamp)"},
     {BASE "'where':[{'column':'country','op':'in','values':['a',2]}]}",
      "where[0].values[1]: column 'country' is string, got an integer"},
     {BASE "'where':[{'or':[{'column':'qty','op':'=','value':1},"
@@ -1703,6 +1770,7 @@ TEST(corpus_replay)
 TEST_LIST(T(minimal_gets_defaults), T(null_means_absent), T(text_need_not_be_terminated),
           T(every_time_form), T(time_range_extremes), T(every_interval),
           T(every_function_and_default_names), T(every_operator_and_value_type),
+          T(integral_reals_compare_with_integer_columns),
           T(single_condition_is_the_root), T(nested_or_and), T(depth_limit), T(value_list_limit),
           T(group_order_limit), T(limits_of_lists), T(table_name), T(invalid_queries),
           T(too_many_aggregates), T(invalid_utf8_and_nul_input), T(result_exact_text),

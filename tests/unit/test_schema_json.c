@@ -13,6 +13,7 @@
  *
  * JSON literals are written with ' for " (see J()) to keep them readable.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -418,6 +419,38 @@ TEST(column_defaults)
     parse_ok(text, &A);
     ASSERT_STR_EQ(A.cols[1].def_s, def);
     assert_round_trip(&A, "255-byte default");
+}
+
+/* Regression: "default": 2.0 for an int64 column was refused ("expected an integer, got
+ * a number") though ingest takes 2.0 into the column. An integral real below 2^53 is that
+ * integer for timestamp, int64, int32 and uint64 columns, and is dumped as the integer. */
+TEST(integral_real_defaults_fit_integer_columns)
+{
+    parse_ok("{'name': 'd', 'time_column': 't', 'columns': ["
+             " {'name': 't', 'type': 'timestamp', 'default': 1.7040672e12},"
+             " {'name': 'a', 'type': 'int64', 'default': 2.0},"
+             " {'name': 'b', 'type': 'int64', 'default': -0.0},"
+             " {'name': 'c', 'type': 'int32', 'default': 1e3},"
+             " {'name': 'e', 'type': 'int32', 'default': -2147483648.0},"
+             " {'name': 'u', 'type': 'uint64', 'default': 9007199254740991.0},"
+             " {'name': 'v', 'type': 'uint64', 'default': -0.0},"
+             " {'name': 'w', 'type': 'int64', 'default': -9.007199254740991e15}]}",
+             &A);
+    ASSERT_EQ(A.cols[0].def_i, 1704067200000LL);
+    ASSERT_EQ(A.cols[1].def_i, 2);
+    ASSERT_EQ(A.cols[2].def_i, 0);
+    ASSERT_EQ(A.cols[3].def_i, 1000);
+    ASSERT_EQ(A.cols[4].def_i, INT32_MIN);
+    ASSERT_EQ(A.cols[5].def_i, 9007199254740991LL);
+    ASSERT_EQ(A.cols[6].def_i, 0);
+    ASSERT_EQ(A.cols[7].def_i, -9007199254740991LL);
+    assert_round_trip(&A, "integral real defaults");
+    char *text = schema_json_dump(&A);
+    ASSERT(text != NULL);
+    const char *d = strstr(text, "\"default\": 2");
+    ASSERT(d != NULL);
+    ASSERT(!isdigit((unsigned char)d[12]) && d[12] != '.'); /* 2, not 2.0 nor 2x */
+    free(text);
 }
 
 TEST(default_order_by)
@@ -992,7 +1025,39 @@ static const struct bad_case {
      "columns[1].default: -2147483649 is out of int32 range"},
     {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
      "{'name': 'x', 'type': 'int64', 'default': 1.5}]}",
-     "columns[1].default: expected an integer (the column is int64), got a number"},
+     "columns[1].default: 1.5 is not an integer (the column is int64)"},
+    /* integral reals: only exact integers in range, and only below 2^53 */
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'int32', 'default': 2.5}]}",
+     "columns[1].default: 2.5 is not an integer (the column is int32)"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp', "
+     "'default': 1e-3}]}",
+     "columns[0].default: 0.001 is not an integer (the column is timestamp)"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'uint64', 'default': 0.5}]}",
+     "columns[1].default: 0.5 is not an integer (the column is uint64)"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'int32', 'default': 2147483648.0}]}",
+     "columns[1].default: 2147483648.0 is out of int32 range"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'int32', 'default': -3e9}]}",
+     "columns[1].default: -3e9 is out of int32 range"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'uint64', 'default': -1.0}]}",
+     "columns[1].default: -1.0 is negative; a uint64 default must be at least 0"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'int64', 'default': 1e19}]}",
+     "columns[1].default: 1e19 is out of int64 range"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'uint64', 'default': 1e19}]}",
+     "columns[1].default: 1e19 is too large to be read exactly from a number with a fraction "
+     "or exponent (2^53 or more; the column is uint64); write the default as an integer or a "
+     "decimal string"},
+    {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
+     "{'name': 'x', 'type': 'int64', 'default': 9007199254740992.0}]}",
+     "columns[1].default: 9007199254740992.0 is too large to be read exactly from a number "
+     "with a fraction or exponent (2^53 or more; the column is int64); write the default as an "
+     "integer"},
     {"{'name': 't', 'time_column': 'ts', 'columns': [{'name': 'ts', 'type': 'timestamp'}, "
      "{'name': 'x', 'type': 'int64', 'default': '5'}]}",
      "columns[1].default: expected an integer (the column is int64), got a string"},
@@ -1463,7 +1528,8 @@ TEST(corpus_replay)
     ASSERT_GE(ninvalid, 15);
 }
 
-TEST_LIST(T(minimal_gets_defaults), T(every_field), T(column_defaults), T(default_order_by),
+TEST_LIST(T(minimal_gets_defaults), T(every_field), T(column_defaults),
+          T(integral_real_defaults_fit_integer_columns), T(default_order_by),
           T(null_means_absent), T(sizes_and_durations), T(kafka_defaults), T(named),
           T(text_need_not_be_terminated), T(dump_is_canonical),
           T(schema_json_written_before_unknown_fields_loads_as_ignore),
