@@ -4,8 +4,10 @@
  * `crash_flush DIR ROUNDS SEED`: ROUNDS times, start a child (this program with "child")
  * that opens the table in DIR and loops forever: append a batch of rows with consecutive
  * ids split over two day partitions, note the checkpoint "ids" = next id, flush. The
- * parent SIGKILLs the child after a random delay (5–155 ms, so kills land inside
- * segment writes, fsyncs, renames and recovery itself). Each round, the parent:
+ * parent SIGKILLs the child after a random delay (5–155 ms after the start in even
+ * rounds, so kills land inside recovery itself and the first flushes; 0–50 ms after the
+ * child's first commit in odd rounds, so kills land inside segment writes, fsyncs and
+ * renames however slow the machine). Each round, the parent:
  *   - requires that the child was still running and died of the SIGKILL;
  *   - before anything recovers the table, counts what the kill left in each partition
  *     directory: MANIFEST.tmp (a commit cut short) and *.seg files the manifest does not
@@ -26,7 +28,9 @@
  * The next child continues from the recovered checkpoint, so the stream stays gapless.
  * Prints "N passed, M failed" (rounds) and exits non-zero on any failure.
  */
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +102,7 @@ static int64_t recovered_next_id(const char *dir)
     return next < 0 ? 0 : next;
 }
 
-static int child(const char *dir)
+static int child(const char *dir, int commit_fd)
 {
     strata_schema s;
     make_schema(&s);
@@ -135,6 +139,9 @@ static int child(const char *dir)
             table_flush(t, true, &err) != 0) {
             fprintf(stderr, "child: %s\n", err.msg);
             return 1;
+        }
+        if (commit_fd >= 0 && write(commit_fd, "c", 1) < 0) {
+            /* full (the parent reads only the first): nothing to do */
         }
     }
 }
@@ -285,8 +292,8 @@ static int check(const char *dir, int round)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "child") == 0)
-        return child(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "child") == 0)
+        return child(argv[2], atoi(argv[3]));
     if (argc != 4) {
         fprintf(stderr, "usage: crash_flush DIR ROUNDS SEED\n");
         return 2;
@@ -301,14 +308,31 @@ int main(int argc, char **argv)
     int passed = 0, failed = 0;
     int in_flush = 0, left_tmp = 0, left_seg = 0; /* kills that left a flush's traces */
     for (int r = 0; r < rounds; r++) {
+        /* Even rounds kill 5-155 ms after the start (recovery, the first flushes); odd
+         * rounds 0-50 ms after the child's first commit, so commits happen however slow
+         * the machine (a loaded sanitizer build may not commit within 155 ms). */
+        int commits[2];
+        if (pipe(commits) != 0 || fcntl(commits[1], F_SETFL, O_NONBLOCK) != 0)
+            return 2;
         pid_t pid = fork();
         if (pid == 0) {
-            execl("/proc/self/exe", argv[0], "child", dir, (char *)NULL);
+            close(commits[0]);
+            char fd[16];
+            snprintf(fd, sizeof fd, "%d", commits[1]);
+            execl("/proc/self/exe", argv[0], "child", dir, fd, (char *)NULL);
             _exit(127);
         }
+        close(commits[1]);
         struct timespec ts = {0, (long)(rand() % 150) * 1000000L + 5000000L};
+        if (r % 2) {
+            struct pollfd pfd = {commits[0], POLLIN, 0};
+            if (poll(&pfd, 1, 30000) != 1)
+                fprintf(stderr, "round %d: no commit within 30 s\n", r);
+            ts.tv_nsec = (long)(rand() % 50) * 1000000L;
+        }
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
+        close(commits[0]);
         int st;
         waitpid(pid, &st, 0);
         if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
