@@ -25,6 +25,7 @@ static long long now_ms(void)
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines only, even if the process is cut short */
     if (argc < 3) {
         fprintf(stderr, "usage: kafka_tail BROKERS TOPIC [IDLE_MS]\n");
         return 2;
@@ -91,6 +92,7 @@ int main(int argc, char **argv)
         json_decref(j);
         rd_kafka_message_destroy(m);
     }
+    fflush(stdout); /* every line out whole, whatever the shutdown below does */
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return assigned ? 0 : 1;

@@ -94,7 +94,13 @@ def exactly_once_through_kills():
     check(countries is not None and ok, "count and sum(amount) per country equal the generator's totals")
     # Dead letters: every malformed event, with its reason and where it came from.
     out = subprocess.run([TAIL, b.addr, "orders.dlq", "3000"], capture_output=True, timeout=120)
-    dead = [json.loads(l) for l in out.stdout.decode().splitlines() if l.strip()]
+    check(out.returncode == 0, "kafka_tail read the dead-letter topic: exit %d, %s" % (out.returncode, out.stderr[-2000:]))
+    dead = []
+    for l in filter(None, out.stdout.decode().split("\n")):
+        try:
+            dead.append(json.loads(l))
+        except ValueError:
+            check(False, "kafka_tail printed a line that is not JSON: %r" % l[:300])
     origins = {(d["headers"].get("strata.partition"), d["headers"].get("strata.offset")) for d in dead}
     check(len(origins) == t["bad"], "dead-letter topic holds %d distinct bad events, generator sent %d" % (len(origins), t["bad"]))
     check(all(d["headers"].get("strata.error") and d["headers"].get("strata.topic") == "orders" for d in dead),
