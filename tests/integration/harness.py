@@ -6,6 +6,7 @@ Usage: `from harness import *` after setting harness.init(strata_bin, work_dir).
 helper raises nothing on a failed expectation: check() counts it and prints it, and
 finish() prints "N passed, M failed" and returns the exit status.
 """
+import atexit
 import json
 import os
 import re
@@ -21,6 +22,24 @@ import urllib.request
 STRATA = None
 WORK = None
 passed = failed = 0
+_children = []  # every process a test started: a test that raises must not leave them running
+
+
+def track(proc):
+    """Registers proc to be killed when the test program exits, whatever happened."""
+    _children.append(proc)
+    return proc
+
+
+@atexit.register
+def _kill_children():
+    for p in _children:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def init(strata, work):
@@ -48,7 +67,8 @@ class Broker:
 
     def __init__(self, *args):
         self.err = open(os.path.join(WORK, "broker.log"), "ab")
-        self.proc = subprocess.Popen([STRATA, "broker", "--quiet", *args], stdout=subprocess.PIPE, stderr=self.err)
+        self.proc = track(subprocess.Popen([STRATA, "broker", "--quiet", *args], stdout=subprocess.PIPE,
+                                           stderr=self.err))
         self.addr = self.proc.stdout.readline().decode().strip()
         if not re.match(r"^127\.0\.0\.1:\d+$", self.addr):
             raise RuntimeError("broker did not print its address: %r" % self.addr)
@@ -66,8 +86,8 @@ class Server:
         self.logpath = os.path.join(WORK, "server-%s.log" % tag)
         self.logf = open(self.logpath, "ab")
         full_env = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", *extra],
-                                     stderr=subprocess.PIPE, stdout=self.logf, env=full_env)
+        self.proc = track(subprocess.Popen([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", *extra],
+                                           stderr=subprocess.PIPE, stdout=self.logf, env=full_env))
         self.port = None
         self.token = None
         deadline = time.time() + 30

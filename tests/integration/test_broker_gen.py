@@ -31,7 +31,8 @@ class Broker:
 
     def __init__(self, *args):
         self.err = open(os.path.join(WORK, "broker.log"), "ab")
-        self.proc = subprocess.Popen([STRATA, "broker", *args], stdout=subprocess.PIPE, stderr=self.err)
+        self.proc = harness.track(subprocess.Popen([STRATA, "broker", *args], stdout=subprocess.PIPE,
+                                                   stderr=self.err))
         self.address = self.proc.stdout.readline().decode().strip()
 
     def stop(self, sig=signal.SIGTERM):
@@ -139,8 +140,8 @@ def main():
     ts = [json.loads(l)["ts"] for l in r.stdout.splitlines()]
     check(len(ts) == 5 and all(abs(t - now_ms) < 5000 for t in ts) and ts == sorted(ts) and ts[4] - ts[0] >= 350,
           "--start now with --rate: live times, 100 ms apart: %s (now %d)" % (ts, now_ms))
-    p = subprocess.Popen([STRATA, "gen", "--rate", "100", "--quiet", "--totals", "-"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = harness.track(subprocess.Popen([STRATA, "gen", "--rate", "100", "--quiet", "--totals", "-"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=30)

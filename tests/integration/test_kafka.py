@@ -48,7 +48,7 @@ write_schema = write_json
 
 def gen(brokers, topic, totals, *args, wait=True):
     cmd = [STRATA, "gen", "--brokers", brokers, "--topic", topic, "--quiet", "--totals", totals, *args]
-    p = subprocess.Popen(cmd, stderr=open(os.path.join(WORK, "gen.log"), "ab"))
+    p = harness.track(subprocess.Popen(cmd, stderr=open(os.path.join(WORK, "gen.log"), "ab")))
     if wait:
         p.wait(timeout=120)
     return p
@@ -197,8 +197,8 @@ def backpressure():
 def demo_runs():
     data = os.path.join(WORK, "demo")
     log = open(os.path.join(WORK, "demo.log"), "ab")
-    p = subprocess.Popen([STRATA, "demo", "--listen", "127.0.0.1:0", "--data", data, "--rate", "5000"],
-                         stdout=log, stderr=subprocess.PIPE)
+    p = harness.track(subprocess.Popen([STRATA, "demo", "--listen", "127.0.0.1:0", "--data", data,
+                                        "--rate", "5000"], stdout=log, stderr=subprocess.PIPE))
     port = None
     deadline = time.time() + 30
     while time.time() < deadline and port is None:

@@ -357,7 +357,7 @@ def main():
         check(p.returncode == 2 and want in p.stderr, "--listen %s: %d %s" % (listen, p.returncode, p.stderr))
     # Loopback is loopback: localhost and [::1] need no token.
     for listen, url_host in (("localhost:0", "127.0.0.1"), ("[::1]:0", "[::1]")):
-        proc = subprocess.Popen([STRATA, "serve", "--data", data, "--listen", listen], stderr=subprocess.PIPE)
+        proc = harness.track(subprocess.Popen([STRATA, "serve", "--data", data, "--listen", listen], stderr=subprocess.PIPE))
         line = b""
         deadline = time.time() + 20
         while time.time() < deadline and b"serving" not in line:
@@ -404,7 +404,8 @@ def main():
         json.dump(dict(SCHEMA, name="cfgtable"), f)
     with open(os.path.join(cdir, "strata.json"), "w") as f:
         json.dump({"data": "cfgdata", "tables": ["t.json"], "listen": "127.0.0.1:0"}, f)
-    proc = subprocess.Popen([STRATA, "serve", "--config", "cfgdir/strata.json"], cwd=WORK, stderr=subprocess.PIPE)
+    proc = harness.track(subprocess.Popen([STRATA, "serve", "--config", "cfgdir/strata.json"], cwd=WORK,
+                                          stderr=subprocess.PIPE))
     line = b""
     deadline = time.time() + 20
     while time.time() < deadline and b"serving" not in line:
