@@ -177,6 +177,21 @@ static uint64_t key_hash(const uint64_t *k, uint32_t klen)
     return XXH3_64bits(k, sizeof *k * klen);
 }
 
+/* Probes g's slots for key k: the group's index, or -1 with *slot at the empty slot where
+ * k would go. g has slots. */
+static inline int64_t group_probe(const group_table *g, const uint64_t *k, uint64_t *slot)
+{
+    uint64_t j = key_hash(k, g->klen) & (g->nslots - 1);
+    while (g->slots[j]) {
+        uint64_t id = g->slots[j] - 1;
+        if (memcmp(g->keys + id * g->klen, k, sizeof *k * g->klen) == 0)
+            return (int64_t)id;
+        j = (j + 1) & (g->nslots - 1);
+    }
+    *slot = j;
+    return -1;
+}
+
 /* Index of the group with key k, creating it; -1 when out of memory. */
 static int64_t group_find(group_table *g, const uint64_t *k)
 {
@@ -195,13 +210,10 @@ static int64_t group_find(group_table *g, const uint64_t *k)
         g->slots = sl;
         g->nslots = ns;
     }
-    uint64_t j = key_hash(k, g->klen) & (g->nslots - 1);
-    while (g->slots[j]) {
-        uint64_t id = g->slots[j] - 1;
-        if (memcmp(g->keys + id * g->klen, k, sizeof *k * g->klen) == 0)
-            return (int64_t)id;
-        j = (j + 1) & (g->nslots - 1);
-    }
+    uint64_t j;
+    int64_t found = group_probe(g, k, &j);
+    if (found >= 0)
+        return found;
     if (g->n == g->cap) {
         uint64_t cap = g->cap ? g->cap * 2 : 256;
         uint64_t *keys = realloc(g->keys, sizeof *keys * cap * (g->klen ? g->klen : 1));
@@ -223,16 +235,8 @@ static int64_t group_find(group_table *g, const uint64_t *k)
 /* Index of the group with key k, or -1 when there is none (nothing is created). */
 static int64_t group_lookup(const group_table *g, const uint64_t *k)
 {
-    if (g->nslots == 0)
-        return -1;
-    uint64_t j = key_hash(k, g->klen) & (g->nslots - 1);
-    while (g->slots[j]) {
-        uint64_t id = g->slots[j] - 1;
-        if (memcmp(g->keys + id * g->klen, k, sizeof *k * g->klen) == 0)
-            return (int64_t)id;
-        j = (j + 1) & (g->nslots - 1);
-    }
-    return -1;
+    uint64_t j;
+    return g->nslots == 0 ? -1 : group_probe(g, k, &j);
 }
 
 /* ---- execution context --------------------------------------------------------------- */

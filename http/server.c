@@ -882,32 +882,26 @@ static enum MHD_Result handle_metrics(strata_server *s, struct MHD_Connection *c
     static const char *const names[] = {"strata_table_rows", "strata_table_segments",
                                         "strata_table_segment_bytes", "strata_table_partitions",
                                         "strata_memtable_rows", "strata_memtable_bytes",
-                                        "strata_flushes_total", "strata_flush_seconds_total"};
-    for (int m = 0; m < 8; m++) {
+                                        "strata_flushes_total", "strata_flush_seconds_total",
+                                        "strata_flush_failures_total"};
+    enum { NTABLE_METRICS = sizeof names / sizeof names[0] };
+    for (int m = 0; m < NTABLE_METRICS; m++) {
         EMIT("# TYPE %s %s\n", names[m], m >= 6 ? "counter" : "gauge");
         strata_table *t;
         for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
             table_stats st;
             table_get_stats(t, &st);
-            double v[8] = {(double)(st.segment_rows + st.memtable_rows), (double)st.segments,
-                           (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
-                           (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9};
+            table_flush_record fr; /* failures: flushes that failed, their rows kept and retried */
+            table_flush_trouble(t, &fr);
+            double v[NTABLE_METRICS] = {
+                (double)(st.segment_rows + st.memtable_rows), (double)st.segments,
+                (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
+                (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9,
+                (double)fr.failures};
             if (m == 7) /* seconds: nanosecond digits, not double noise */
                 EMIT("%s{table=\"%s\"} %.9f\n", names[m], table_schema(t)->name, v[m]);
             else
                 EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
-            catalog_put(s->cat, t);
-        }
-    }
-    EMIT("# HELP strata_flush_failures_total Flushes that failed (their rows stayed in memory and "
-         "were retried).\n# TYPE strata_flush_failures_total counter\n");
-    {
-        strata_table *t;
-        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
-            table_flush_record fr;
-            table_flush_trouble(t, &fr);
-            EMIT("strata_flush_failures_total{table=\"%s\"} %" PRIu64 "\n", table_schema(t)->name,
-                 fr.failures);
             catalog_put(s->cat, t);
         }
     }

@@ -149,6 +149,30 @@ static int remove_tree(const char *path)
 #define TOMB_PREFIX ".dropped-"
 #define LOCK_FILE "LOCK"
 
+/* The pid the holder of a LOCK file wrote there ("?" when none) into buf. */
+static void lock_holder_pid(int fd, char *buf, size_t cap)
+{
+    ssize_t n = pread(fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    if (!buf[0])
+        snprintf(buf, cap, "?");
+}
+
+bool catalog_dir_in_use(const char *data_dir, char *pid, size_t cap)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" LOCK_FILE, data_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false; /* no lock file: nobody has served it */
+    bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (held)
+        lock_holder_pid(fd, pid, cap);
+    close(fd);
+    return held;
+}
+
 /* Takes <data>/LOCK with flock: one process serves a data directory. The file holds the
  * owner's pid (for the message the next one gets); the lock, not the file, is what
  * counts, so a crash leaves nothing to clean up. */
@@ -161,14 +185,12 @@ static int lock_data_dir(strata_catalog *c, strata_err *err)
         return strata_err_set(err, STRATA_EIO, "%s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = 0;
-        pid[strcspn(pid, "\n")] = 0;
+        char pid[32];
+        lock_holder_pid(fd, pid, sizeof pid);
         close(fd);
         if (e == EWOULDBLOCK)
             return strata_err_set(err, STRATA_EEXIST, "%s is in use by pid %s: one strata process serves "
-                                  "a data directory", c->dir, pid[0] ? pid : "?");
+                                  "a data directory", c->dir, pid);
         return strata_err_set(err, STRATA_EIO, "%s: flock: %s", path, strerror(e));
     }
     char pid[32];

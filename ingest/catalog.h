@@ -31,6 +31,11 @@ typedef struct strata_catalog strata_catalog;
  * another process has it open. Fails otherwise only when the data directory itself cannot
  * be made or read. *out: catalog_close. */
 int catalog_open(const char *data_dir, strata_catalog **out /* OUT */, strata_err *err);
+
+/* True when another process serves data_dir (holds its LOCK, as catalog_open does), with
+ * the pid it wrote there ("?" when none) in pid[cap]. Takes nothing and keeps nothing;
+ * for a command that must not touch a directory in use (strata demo clearing its own). */
+bool catalog_dir_in_use(const char *data_dir, char *pid, size_t cap);
 /* Closes every table (without flushing: call table_flush first) and frees the catalog. */
 void catalog_close(strata_catalog *c);
 

@@ -185,6 +185,31 @@ static inline bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* The exponent of a number, *pp at its 'e' or 'E' (nothing to read elsewhere: *exp stays
+ * 0): *exp signed, its magnitude saturated once it reaches cap (a huge exponent stays huge
+ * and exact comparisons still hold), *pp after it. False when 'e' has no digits. */
+static bool scan_exponent(const char **pp, const char *end, int64_t cap, int64_t *exp)
+{
+    const char *p = *pp;
+    *exp = 0;
+    if (p == end || (*p != 'e' && *p != 'E'))
+        return true;
+    p++;
+    bool neg = false;
+    if (p < end && (*p == '+' || *p == '-'))
+        neg = *p++ == '-';
+    const char *digits = p;
+    for (; p < end && is_digit(*p); p++)
+        if (*exp < cap)
+            *exp = *exp * 10 + (*p - '0');
+    if (p == digits)
+        return false;
+    if (neg)
+        *exp = -*exp;
+    *pp = p;
+    return true;
+}
+
 static inline const char *skip_ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -462,21 +487,8 @@ static const char *scan_number(const char *p, const char *end, field_value *v)
         fe = p;
     }
     int64_t exp = 0;
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        bool eneg = false;
-        if (p < end && (*p == '+' || *p == '-'))
-            eneg = *p++ == '-';
-        if (p == end || !is_digit(*p))
-            return NULL;
-        while (p < end && is_digit(*p)) {
-            if (exp < 1000000) /* far past any double; saturating keeps it exact */
-                exp = exp * 10 + (*p - '0');
-            p++;
-        }
-        if (eneg)
-            exp = -exp;
-    }
+    if (!scan_exponent(&p, end, 1000000 /* far past any double */, &exp))
+        return NULL;
     v->kind = V_REAL;
     v->p = tok;
     v->len = (uint32_t)(p - tok); /* < EVENT_JSON_MAX_BYTES */
@@ -789,20 +801,8 @@ event_int_verdict event_int_from_number(strata_type type, const char *s, size_t 
             return EVENT_INT_INVALID;
     }
     int64_t exp = 0;
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        bool eneg = false;
-        if (p < end && (*p == '+' || *p == '-'))
-            eneg = *p++ == '-';
-        const char *ep = p;
-        for (; p < end && is_digit(*p); p++)
-            if (exp < EXPONENT_CAP)
-                exp = exp * 10 + (*p - '0');
-        if (p == ep)
-            return EVENT_INT_INVALID;
-        if (eneg)
-            exp = -exp;
-    }
+    if (!scan_exponent(&p, end, EXPONENT_CAP, &exp))
+        return EVENT_INT_INVALID;
     if (p != end)
         return EVENT_INT_INVALID;
     if (type != STRATA_TIMESTAMP && type != STRATA_INT64 && type != STRATA_INT32 &&

@@ -14,7 +14,6 @@
  * longer exists.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -23,12 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
+#include "catalog.h"
 #include "commands.h"
 #include "gen_producer.h"
 #include "order_gen.h"
@@ -67,38 +66,18 @@ static void *gen_run(void *arg)
     return NULL;
 }
 
-/* Refuses a dir whose LOCK another process holds (a running demo or server): wiping it
- * would pull the data from under that process. Taking the lock here and dropping it
- * before the wipe leaves a window only against two demos started in the same instant. */
-static int data_dir_unused(const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/LOCK", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0; /* no lock file: nobody has served it */
-    int rc = 0;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = 0;
-        pid[strcspn(pid, "\n")] = 0;
-        fprintf(stderr, "strata demo: %s is in use by pid %s (another demo or server); stop it or "
-                        "choose another --data\n", dir, pid[0] ? pid : "?");
-        rc = -1;
-    }
-    close(fd);
-    return rc;
-}
-
 /* Removes dir if it holds a previous demo's tables (or is empty); refuses anything else,
  * and a directory another process is serving. */
 static int fresh_data_dir(const char *dir)
 {
     struct stat st;
     if (stat(dir, &st) == 0) {
-        if (data_dir_unused(dir) != 0)
+        char pid[32];
+        if (catalog_dir_in_use(dir, pid, sizeof pid)) {
+            fprintf(stderr, "strata demo: %s is in use by pid %s (another demo or server); stop it or "
+                            "choose another --data\n", dir, pid);
             return -1;
+        }
         char marker[4200];
         snprintf(marker, sizeof marker, "%s/.strata-demo", dir);
         if (access(marker, F_OK) != 0 && rmdir(dir) != 0) {
