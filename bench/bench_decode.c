@@ -24,9 +24,9 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "event_json.h"
-#include "ndjson_answer.h"
-#include "order_gen.h"
+#include "ingest/event_json.h"
+#include "ingest/ndjson_answer.h"
+#include "tools/order_gen.h"
 
 #define BATCH_ROWS 65536
 

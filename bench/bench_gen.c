@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "bench_util.h"
-#include "order_gen.h"
+#include "tools/order_gen.h"
 
 
 int main(int argc, char **argv)

@@ -28,8 +28,8 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "order_gen.h"
-#include "schema_json.h"
+#include "tools/order_gen.h"
+#include "engine/schema_json.h"
 
 static int conn_fd = -1;
 static int port;

@@ -34,9 +34,9 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "broker.h"
-#include "gen_producer.h"
-#include "order_gen.h"
+#include "tools/broker.h"
+#include "tools/gen_producer.h"
+#include "tools/order_gen.h"
 
 static int port;
 static const char *broker_addr;

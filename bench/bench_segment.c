@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "catalog.h"
-#include "order_gen.h"
-#include "table.h"
+#include "engine/catalog.h"
+#include "tools/order_gen.h"
+#include "engine/table.h"
 
 static double median3(double a, double b, double c)
 {

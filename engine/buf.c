@@ -1,7 +1,7 @@
 /*
  * buf.c — growable little-endian writer and bounds-checked reader. See buf.h.
  */
-#include "buf.h"
+#include "engine/buf.h"
 
 #include <stdlib.h>
 

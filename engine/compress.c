@@ -1,14 +1,14 @@
 /*
  * compress.c — LZ4/zstd block compression with reusable contexts. See compress.h.
  */
-#include "compress.h"
+#include "engine/compress.h"
 
 #include <lz4.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
-#include "error.h"
+#include "engine/error.h"
 
 struct compressor {
     ZSTD_CCtx *cctx;

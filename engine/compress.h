@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "schema.h"
+#include "engine/buf.h"
+#include "engine/schema.h"
 
 typedef struct compressor compressor;
 

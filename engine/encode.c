@@ -6,13 +6,13 @@
  * Byte-multiple widths have straight copy loops, which is what zstd-bound (aligned)
  * blocks hit. The host must be little-endian (checked at compile time).
  */
-#include "encode.h"
+#include "engine/encode.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "engine/error.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "strata's formats assume a little-endian host"

@@ -43,7 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "engine/buf.h"
 
 #define ENCODE_PAD 16
 

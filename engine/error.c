@@ -1,7 +1,7 @@
 /*
  * error.c — filling strata_err messages. See error.h for the contract.
  */
-#include "error.h"
+#include "engine/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

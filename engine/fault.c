@@ -4,7 +4,7 @@
  * Each site has an `armed` flag checked first (relaxed), so an unarmed site costs one
  * load; an armed site counts calls with atomics and fails those in [skip, skip+count).
  */
-#include "fault.h"
+#include "engine/fault.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/error.h"
 
 typedef enum fault_site {
     FAULT_FSYNC_DIR,       /* fsync_dir(): fails with EIO */

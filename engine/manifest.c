@@ -2,9 +2,9 @@
  * manifest.c — reading and atomically committing partition manifests. The byte layout is
  * in manifest.h.
  */
-#include "manifest.h"
+#include "engine/manifest.h"
 
-#include "fault.h"
+#include "engine/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "buf.h"
+#include "engine/buf.h"
 
 #define MAN_MAGIC "STRATMAN"
 #define MAN_VERSION 1u

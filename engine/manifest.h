@@ -40,7 +40,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/error.h"
 
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_TMP_NAME "MANIFEST.tmp"

@@ -14,10 +14,10 @@
  * key byte that actually varies, least significant column first. For the usual (a few
  * low-cardinality strings, time) key that is 5-7 passes over the rows.
  */
-#include "memtable.h"
+#include "engine/memtable.h"
 
-#include "encode.h"
-#include "fault.h"
+#include "engine/encode.h"
+#include "engine/fault.h"
 
 #include <math.h>
 #include <pthread.h>

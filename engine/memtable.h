@@ -21,11 +21,11 @@
 
 #include <stdint.h>
 
-#include "block.h"
-#include "error.h"
-#include "row_batch.h"
-#include "schema.h"
-#include "segment.h"
+#include "engine/block.h"
+#include "engine/error.h"
+#include "engine/row_batch.h"
+#include "engine/schema.h"
+#include "engine/segment.h"
 
 #define MEMTABLE_CHUNK_ROWS STRATA_BLOCK_ROWS
 

@@ -42,10 +42,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "schema.h"
-#include "segment.h"
-#include "table.h"
+#include "engine/error.h"
+#include "engine/schema.h"
+#include "engine/segment.h"
+#include "engine/table.h"
 
 #define QUERY_MAX_AGGS 32
 #define QUERY_MAX_GROUP 16

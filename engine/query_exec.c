@@ -25,7 +25,7 @@
  * only POST /query) gets the same answer. A query without fill takes none of it: its
  * scan is untouched, and its result is built as before.
  */
-#include "query.h"
+#include "engine/query.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -38,10 +38,10 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "block.h"
-#include "memtable.h"
-#include "sketch.h"
-#include "units.h"
+#include "engine/block.h"
+#include "engine/memtable.h"
+#include "engine/sketch.h"
+#include "engine/units.h"
 
 #define BLOCK_ROWS STRATA_BLOCK_ROWS
 _Static_assert(BLOCK_ROWS == MEMTABLE_CHUNK_ROWS,

@@ -1,7 +1,7 @@
 /*
  * row_batch.c — growable columnar row batches. See row_batch.h.
  */
-#include "row_batch.h"
+#include "engine/row_batch.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "schema.h"
+#include "engine/schema.h"
 
 typedef struct strata_str {
     const char *ptr;

@@ -5,7 +5,7 @@
  * these messages verbatim to users. Partition math uses Howard Hinnant's civil-date
  * algorithm (days <-> y/m/d) so that months and days need no libc time zone state.
  */
-#include "schema.h"
+#include "engine/schema.h"
 
 #include <ctype.h>
 #include <inttypes.h>

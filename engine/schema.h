@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/error.h"
 
 #define STRATA_MAX_COLUMNS 128
 #define STRATA_NAME_MAX 64        /* column and table names, including the NUL */

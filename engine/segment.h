@@ -26,11 +26,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "block.h"
-#include "compress.h"
-#include "error.h"
-#include "row_batch.h"
-#include "schema.h"
+#include "engine/block.h"
+#include "engine/compress.h"
+#include "engine/error.h"
+#include "engine/row_batch.h"
+#include "engine/schema.h"
 
 #define SEGMENT_GRANULE_ROWS STRATA_BLOCK_ROWS /* as written by strata; readers take any size */
 #define SEGMENT_MAX_ROWS (UINT32_C(1) << 31)

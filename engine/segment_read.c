@@ -19,10 +19,10 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "buf.h"
-#include "encode.h"
-#include "segment.h"
-#include "segment_format.h"
+#include "engine/buf.h"
+#include "engine/encode.h"
+#include "engine/segment.h"
+#include "engine/segment_format.h"
 
 typedef struct seg_col {
     seg_granule *granules;

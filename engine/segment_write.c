@@ -16,10 +16,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "buf.h"
-#include "encode.h"
-#include "segment.h"
-#include "segment_format.h"
+#include "engine/buf.h"
+#include "engine/encode.h"
+#include "engine/segment.h"
+#include "engine/segment_format.h"
 
 _Static_assert(SEGMENT_GRANULE_ROWS >= 1 && SEGMENT_GRANULE_ROWS <= SEG_MAX_GRANULE_ROWS,
                "the granule size strata writes by default must be one the format allows");

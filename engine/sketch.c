@@ -3,7 +3,7 @@
  * live as sorted sparse entries until HLL_SPARSE_MAX are set, then as a dense byte array;
  * the estimate reads only the histogram of register values (see "The estimate" below).
  */
-#include "sketch.h"
+#include "engine/sketch.h"
 
 #include <float.h>
 #include <math.h>

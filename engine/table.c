@@ -7,9 +7,9 @@
  * under t->lock, and a flush replaces "sealed memtable" by "segment" in one locked step
  * after the manifest that lists the segment is durable.
  */
-#include "table.h"
+#include "engine/table.h"
 
-#include "fault.h"
+#include "engine/fault.h"
 
 #include <dirent.h>
 #include <errno.h>

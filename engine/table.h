@@ -32,12 +32,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "manifest.h"
-#include "memtable.h"
-#include "row_batch.h"
-#include "schema.h"
-#include "segment.h"
+#include "engine/error.h"
+#include "engine/manifest.h"
+#include "engine/memtable.h"
+#include "engine/row_batch.h"
+#include "engine/schema.h"
+#include "engine/segment.h"
 
 typedef struct strata_table strata_table;
 

@@ -7,15 +7,15 @@
  * formatters walk the same tables from the largest unit down and use the first one that
  * divides the value. The grammar is in units.h.
  */
-#include "units.h"
+#include "engine/units.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
-#include "schema.h"
+#include "engine/error.h"
+#include "engine/schema.h"
 
 struct unit {
     const char *suffix;

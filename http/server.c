@@ -14,7 +14,7 @@
  * being received hold is bounded server-wide by ingest_memory: past it a request is
  * refused (503), never half landed.
  */
-#include "server.h"
+#include "http/server.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -31,13 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "event_json.h"
-#include "ndjson_answer.h"
-#include "query.h"
-#include "query_json.h"
-#include "schema_json.h"
-#include "table_counts.h"
+#include "engine/buf.h"
+#include "ingest/event_json.h"
+#include "ingest/ndjson_answer.h"
+#include "engine/query.h"
+#include "http/api_query.h"
+#include "engine/schema_json.h"
+#include "ingest/table_counts.h"
 
 #define INGEST_POOL_MAX 8                   /* batches kept between requests */
 #define INGEST_POOL_BATCH_MAX (32u << 20)   /* larger ones are freed */

@@ -31,9 +31,9 @@
 
 #include <stdint.h>
 
-#include "catalog.h"
-#include "error.h"
-#include "kafka_ingest.h"
+#include "engine/catalog.h"
+#include "engine/error.h"
+#include "ingest/kafka_ingest.h"
 
 typedef struct server_opts {
     const char *host;         /* numeric IPv4 or IPv6 address, default "127.0.0.1" */

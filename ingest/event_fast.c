@@ -58,7 +58,7 @@
  * strtod would need, an empty object, inputs over EVENT_JSON_MAX_BYTES, schemas with an
  * unterminated column name or a bad time column, and out-of-memory.
  */
-#include "event_fast.h"
+#include "ingest/event_fast.h"
 
 #include <errno.h>
 #include <float.h>
@@ -67,8 +67,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event_json.h"
-#include "units.h"
+#include "ingest/event_json.h"
+#include "engine/units.h"
 
 /* ---- column lookup ------------------------------------------------------------------- */
 

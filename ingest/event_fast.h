@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "schema.h"
+#include "engine/schema.h"
 
 /* Reads s[0..len) as a uint64 written in decimal: one or more ASCII digits and nothing
  * else (no sign, no space, no NUL), value at most 2^64-1; leading zeros are fine. Returns 0

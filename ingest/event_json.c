@@ -15,20 +15,20 @@
  * the fast path) reads it exactly.
  *
  * "Did you mean": a key names a column likely when it equals the name but for ASCII
- * case, else when json_closest (ingest/json_util.c) finds the name within 2 edits; only
+ * case, else when jutil_closest (ingest/json_util.c) finds the name within 2 edits; only
  * names whose length is within 2 of the key's are compared, which keeps a refused event
  * cheap on wide schemas.
  */
-#include "event_json.h"
+#include "ingest/event_json.h"
 
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "event_fast.h"
-#include "json_util.h"
-#include "units.h"
+#include "ingest/event_fast.h"
+#include "engine/json_util.h"
+#include "engine/units.h"
 
 #define KEY_SHOWN_MAX 64    /* bytes of an event's key quoted in a message */
 #define NUMBER_SHOWN_MAX 40 /* bytes of a number's text quoted in a message */
@@ -328,7 +328,7 @@ const char *event_json_likely_column(const strata_schema *sc, const char *key)
         if (nlen < STRATA_NAME_MAX && nlen + 2 >= klen && klen + 2 >= nlen)
             near[n++] = name;
     }
-    return json_closest(key, near, n);
+    return jutil_closest(key, near, n);
 }
 
 /* The error for key, which names no column, under STRATA_UNKNOWN_FIELDS_REJECT. */

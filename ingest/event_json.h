@@ -62,8 +62,8 @@
 
 #include <stddef.h>
 
-#include "error.h"
-#include "row_batch.h"
+#include "engine/error.h"
+#include "engine/row_batch.h"
 
 #define EVENT_JSON_MAX_BYTES (1u << 20) /* one event; longer ones are refused */
 
@@ -123,7 +123,7 @@ int event_json_decode_fast_reporting(const event_decoder *d, const char *text, s
 
 /* The name of the column of sc that key (a NUL-terminated field name naming no column) is
  * likely a misspelling of: one equal but for ASCII case, else the closest within 2 edits
- * (json_closest in ingest/json_util.h); NULL when none is. Points into sc. */
+ * (jutil_closest in ingest/json_util.h); NULL when none is. Points into sc. */
 const char *event_json_likely_column(const strata_schema *sc, const char *key);
 
 #endif

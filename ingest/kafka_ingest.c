@@ -10,7 +10,7 @@
  * partition to max(table resume point, group committed offset), and on revocation flushes
  * the table and commits before letting the partitions go.
  */
-#include "kafka_ingest.h"
+#include "ingest/kafka_ingest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "event_json.h"
-#include "fault.h"
-#include "manifest.h"
-#include "table.h"
+#include "ingest/event_json.h"
+#include "engine/fault.h"
+#include "engine/manifest.h"
+#include "engine/table.h"
 
 #define BATCH_MSGS 8192
 #define POLL_MS 5 /* a batch waits at most this long for more messages */

@@ -44,10 +44,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "catalog.h"
-#include "error.h"
-#include "schema.h"
+#include "engine/buf.h"
+#include "engine/catalog.h"
+#include "engine/error.h"
+#include "engine/schema.h"
 
 typedef struct kafka_ingest kafka_ingest;
 

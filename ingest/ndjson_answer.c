@@ -7,7 +7,7 @@
  * the list is known to be cut and later names are not looked at, so a body whose every
  * line brings new names costs no more than one that repeats a few.
  */
-#include "ndjson_answer.h"
+#include "ingest/ndjson_answer.h"
 
 #include <stdlib.h>
 #include <string.h>

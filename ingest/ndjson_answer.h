@@ -35,8 +35,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "event_json.h"
+#include "engine/error.h"
+#include "ingest/event_json.h"
 
 #define NDJSON_ANSWER_MAX_ERRORS 100
 #define NDJSON_ANSWER_MAX_NAMES 20

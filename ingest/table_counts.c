@@ -2,13 +2,13 @@
  * table_counts.c — counters by table name (see table_counts.h): an array searched
  * linearly under a mutex; a server has few tables and each count is one short lookup.
  */
-#include "table_counts.h"
+#include "ingest/table_counts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "schema.h"
+#include "engine/schema.h"
 
 struct table_count {
     char name[STRATA_NAME_MAX];

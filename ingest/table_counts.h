@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/error.h"
 
 typedef struct table_count table_count;
 

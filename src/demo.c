@@ -26,11 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "catalog.h"
-#include "commands.h"
-#include "gen_producer.h"
-#include "order_gen.h"
+#include "tools/broker.h"
+#include "engine/catalog.h"
+#include "src/commands.h"
+#include "tools/gen_producer.h"
+#include "tools/order_gen.h"
 
 #define DEMO_PARTITIONS 16
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "commands.h"
+#include "src/commands.h"
 
 #define STRATA_VERSION "0.1.0"
 

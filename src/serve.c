@@ -34,15 +34,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "catalog.h"
-#include "kafka_ingest.h"
-#include "commands.h"
-#include "fault.h"
-#include "json_util.h"
-#include "memtable.h"
-#include "schema_json.h"
-#include "server.h"
-#include "units.h"
+#include "engine/catalog.h"
+#include "ingest/kafka_ingest.h"
+#include "src/commands.h"
+#include "engine/fault.h"
+#include "engine/json_util.h"
+#include "engine/memtable.h"
+#include "engine/schema_json.h"
+#include "http/server.h"
+#include "engine/units.h"
 
 #define MAX_TABLE_FILES 64
 
@@ -291,9 +291,9 @@ static int load_config(const char *path, serve_cfg *cfg)
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
             ok |= strcmp(key, known[i]) == 0;
         if (!ok) {
-            const char *near = json_closest(key, known, sizeof known / sizeof known[0]);
+            const char *near = jutil_closest(key, known, sizeof known / sizeof known[0]);
             char names[400];
-            json_join_names(known, sizeof known / sizeof known[0], names, sizeof names);
+            jutil_join_names(known, sizeof known / sizeof known[0], names, sizeof names);
             if (near)
                 fprintf(stderr, "strata serve: %s: unknown setting '%s' (did you mean '%s'?)\n", path,
                         key, near);

@@ -8,7 +8,7 @@
  * topics (each call is a synchronous request to the mock's own thread). Stop destroys the
  * cluster, then the handle.
  */
-#include "broker.h"
+#include "tools/broker.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>

@@ -30,7 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
+#include "engine/error.h"
 
 /* Partitions of each created topic unless told otherwise, sized from figures measured with
  * `strata gen`'s producer (zstd, batches of thousands of events when it runs flat out):

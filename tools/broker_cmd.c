@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "tools/broker.h"
 
 #define MAX_TOPICS 64
 

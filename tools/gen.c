@@ -26,10 +26,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "gen_producer.h"
-#include "order_gen.h"
-#include "progress.h"
-#include "units.h"
+#include "tools/gen_producer.h"
+#include "tools/order_gen.h"
+#include "tools/progress.h"
+#include "engine/units.h"
 
 #define DEFAULT_COUNT 1000000
 #define UNBOUNDED_SECONDS (100.0 * 365 * 86400) /* "forever" for a paced run without --count */

@@ -10,7 +10,7 @@
  * absolute due times means sleep overshoot never accumulates: the average rate is exact
  * whatever the scheduler does, and 1/s and 1M/s behave the same way.
  */
-#include "gen_producer.h"
+#include "tools/gen_producer.h"
 
 #include <errno.h>
 #include <inttypes.h>

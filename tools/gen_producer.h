@@ -40,9 +40,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "error.h"
-#include "order_gen.h"
-#include "progress.h"
+#include "engine/error.h"
+#include "tools/order_gen.h"
+#include "tools/progress.h"
 
 typedef struct gen_producer_opts {
     const char *brokers;       /* bootstrap servers, "host:port[,host:port...]" */

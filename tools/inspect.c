@@ -27,14 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "compress.h"
-#include "encode.h"
-#include "manifest.h"
-#include "progress.h"
-#include "schema.h"
-#include "schema_json.h"
-#include "segment.h"
-#include "segment_format.h"
+#include "engine/compress.h"
+#include "engine/encode.h"
+#include "engine/manifest.h"
+#include "tools/progress.h"
+#include "engine/schema.h"
+#include "engine/schema_json.h"
+#include "engine/segment.h"
+#include "engine/segment_format.h"
 
 static void usage(FILE *f)
 {

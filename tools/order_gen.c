@@ -24,7 +24,7 @@
  *     need: amount, country and quantity never change between versions.
  *   - Whether a text slot is bad is a hash of (seed, slot), independent of the stream.
  */
-#include "order_gen.h"
+#include "tools/order_gen.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -51,9 +51,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "row_batch.h"
-#include "schema.h"
+#include "engine/error.h"
+#include "engine/row_batch.h"
+#include "engine/schema.h"
 
 /* Column indexes in order_gen_schema(). */
 enum {

@@ -1,7 +1,7 @@
 /*
  * progress.c — terminal progress lines with rate and ETA. See progress.h.
  */
-#include "progress.h"
+#include "tools/progress.h"
 
 #include <stdio.h>
 #include <time.h>

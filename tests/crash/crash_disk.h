@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "manifest.h"
-#include "segment.h"
+#include "engine/manifest.h"
+#include "engine/segment.h"
 
 typedef struct crash_disk {
     int manifest_rc;  /* manifest_read's result: 0, STRATA_ENOTFOUND, or a damage code */

@@ -40,8 +40,8 @@
 #include <unistd.h>
 
 #include "crash_disk.h"
-#include "manifest.h"
-#include "table.h"
+#include "engine/manifest.h"
+#include "engine/table.h"
 
 #define BATCH 3000
 #define DAY0 INT64_C(1704067200000)

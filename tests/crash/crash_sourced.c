@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include "crash_disk.h"
-#include "table.h"
+#include "engine/table.h"
 
 #define OFFSETS 1000000
 #define DAY0 INT64_C(1704067200000)

@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event_json.h"
+#include "ingest/event_json.h"
 
 #define NCOLS 20
 

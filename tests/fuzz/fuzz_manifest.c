@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "manifest.h"
+#include "engine/manifest.h"
 
 static char dir[64];
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query_json.h"
+#include "http/api_query.h"
 
 #define NOW INT64_C(1717243200000)
 

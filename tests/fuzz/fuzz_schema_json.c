@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schema_json.h"
+#include "engine/schema_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -27,9 +27,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "buf.h"
-#include "segment.h"
-#include "segment_format.h"
+#include "engine/buf.h"
+#include "engine/segment.h"
+#include "engine/segment_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <xxhash.h>
 
-#include "broker.h"
-#include "gen_producer.h"
-#include "order_gen.h"
+#include "tools/broker.h"
+#include "tools/gen_producer.h"
+#include "tools/order_gen.h"
 #include "test.h"
 
 static double now_s(void)

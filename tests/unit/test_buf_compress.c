@@ -3,10 +3,10 @@
  * (round trips for every codec, the fall-back to "none" for incompressible bytes, and
  * refusal of damaged or mis-sized input), and the progress line's silence off a terminal.
  */
-#include "buf.h"
-#include "compress.h"
-#include "error.h"
-#include "progress.h"
+#include "engine/buf.h"
+#include "engine/compress.h"
+#include "engine/error.h"
+#include "tools/progress.h"
 #include "test.h"
 
 TEST(buf_little_endian_and_cursor_bounds)

@@ -13,9 +13,9 @@
 
 #include <sys/wait.h>
 
-#include "catalog.h"
-#include "fault.h"
-#include "schema_json.h"
+#include "engine/catalog.h"
+#include "engine/fault.h"
+#include "engine/schema_json.h"
 #include "test.h"
 
 static void tmpdir(char *out, size_t cap, const char *name)

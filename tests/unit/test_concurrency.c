@@ -12,8 +12,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "query.h"
-#include "table.h"
+#include "engine/query.h"
+#include "engine/table.h"
 #include "test.h"
 
 #define BATCH 1500

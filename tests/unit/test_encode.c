@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "encode.h"
-#include "error.h"
+#include "engine/encode.h"
+#include "engine/error.h"
 #include "test.h"
 
 #define PAD_BYTE 0xA5

@@ -18,10 +18,10 @@
 #include <pthread.h>
 #include <stdarg.h>
 
-#include "event_json.h"
-#include "order_gen.h"
+#include "ingest/event_json.h"
+#include "tools/order_gen.h"
 #include "test.h"
-#include "units.h"
+#include "engine/units.h"
 
 static strata_schema sc;
 

@@ -8,9 +8,9 @@
  */
 #include <pthread.h>
 
-#include "event_json.h"
-#include "ndjson_answer.h"
-#include "table_counts.h"
+#include "ingest/event_json.h"
+#include "ingest/ndjson_answer.h"
+#include "ingest/table_counts.h"
 #include "test.h"
 
 static strata_schema sc;

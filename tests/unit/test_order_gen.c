@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <math.h>
 
-#include "order_gen.h"
+#include "tools/order_gen.h"
 #include "test.h"
 
 static order_gen *mk(const order_gen_opts *o)

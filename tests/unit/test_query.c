@@ -20,11 +20,11 @@
 #include <math.h>
 #include <unistd.h>
 
-#include "manifest.h"
-#include "memtable.h"
-#include "query.h"
-#include "segment_format.h"
-#include "table.h"
+#include "engine/manifest.h"
+#include "engine/memtable.h"
+#include "engine/query.h"
+#include "engine/segment_format.h"
+#include "engine/table.h"
 #include "test.h"
 
 enum { C_TS, C_K, C_U, C_F, C_B, C_S1, C_S2, NC };

@@ -23,12 +23,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "query.h"
-#include "query_json.h"
-#include "row_batch.h"
-#include "schema.h"
-#include "table.h"
+#include "engine/error.h"
+#include "engine/query.h"
+#include "http/api_query.h"
+#include "engine/row_batch.h"
+#include "engine/schema.h"
+#include "engine/table.h"
 #include "test.h"
 
 /* 2024-06-01T12:00:00Z */

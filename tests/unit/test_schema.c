@@ -7,8 +7,8 @@
  */
 #include <stdint.h>
 
-#include "error.h"
-#include "schema.h"
+#include "engine/error.h"
+#include "engine/schema.h"
 #include "test.h"
 
 #define HOUR 3600000LL

@@ -23,11 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "schema.h"
-#include "schema_json.h"
+#include "engine/error.h"
+#include "engine/schema.h"
+#include "engine/schema_json.h"
 #include "test.h"
-#include "units.h"
+#include "engine/units.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 

@@ -24,8 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "segment.h"
-#include "segment_format.h"
+#include "engine/segment.h"
+#include "engine/segment_format.h"
 #include "test.h"
 
 enum { C_TS, C_I64, C_U64, C_I32, C_F, C_B, C_S, C_TAG, NCOLS };

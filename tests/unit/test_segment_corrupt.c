@@ -30,10 +30,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "buf.h"
-#include "encode.h"
-#include "segment.h"
-#include "segment_format.h"
+#include "engine/buf.h"
+#include "engine/encode.h"
+#include "engine/segment.h"
+#include "engine/segment_format.h"
 #include "test.h"
 
 enum { C_TS, C_V, C_F, C_S, NCOLS };

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sketch.h"
+#include "engine/sketch.h"
 #include "test.h"
 
 TEST(hll_one_million_distinct_within_two_percent)

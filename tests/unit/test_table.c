@@ -10,10 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fault.h"
-#include "manifest.h"
-#include "memtable.h"
-#include "table.h"
+#include "engine/fault.h"
+#include "engine/manifest.h"
+#include "engine/memtable.h"
+#include "engine/table.h"
 #include "test.h"
 
 static void tmpdir(char *out, size_t cap, const char *name)

@@ -6,9 +6,9 @@
  */
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/error.h"
 #include "test.h"
-#include "units.h"
+#include "engine/units.h"
 
 static int64_t dur(const char *s)
 {

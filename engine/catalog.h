@@ -16,9 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
-#include "schema.h"
-#include "table.h"
+#include "engine/error.h"
+#include "engine/schema.h"
+#include "engine/table.h"
 
 typedef struct strata_catalog strata_catalog;
 

@@ -1,14 +1,14 @@
 /*
  * json_util.c — helpers shared by the JSON parsers. See json_util.h.
  */
-#include "json_util.h"
+#include "engine/json_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *json_kind(const json_t *v)
+const char *jutil_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -23,30 +23,30 @@ const char *json_kind(const json_t *v)
     }
 }
 
-int json_type_error(strata_err *err, const char *path, const char *expected, const json_t *v)
+int jutil_type_error(strata_err *err, const char *path, const char *expected, const json_t *v)
 {
-    return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, json_kind(v));
+    return strata_err_set(err, STRATA_EINVAL, "%s: expected %s, got %s", path, expected, jutil_kind(v));
 }
 
-json_t *json_member(json_t *obj, const char *key)
+json_t *jutil_member(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return (v && json_is_null(v)) ? NULL : v;
 }
 
-void json_path_key(char *out, size_t cap, const char *parent, const char *key)
+void jutil_path_key(char *out, size_t cap, const char *parent, const char *key)
 {
     if ((size_t)snprintf(out, cap, "%s%s%s", parent, parent[0] ? "." : "", key) >= cap)
         out[cap - 1] = 0;
 }
 
-void json_path_index(char *out, size_t cap, const char *parent, size_t i)
+void jutil_path_index(char *out, size_t cap, const char *parent, size_t i)
 {
     if ((size_t)snprintf(out, cap, "%s[%zu]", parent, i) >= cap)
         out[cap - 1] = 0;
 }
 
-size_t json_edit_distance(const char *a, const char *b)
+size_t jutil_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
@@ -73,12 +73,12 @@ size_t json_edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-const char *json_closest(const char *word, const char *const *cands, size_t n)
+const char *jutil_closest(const char *word, const char *const *cands, size_t n)
 {
     const char *best = NULL;
     size_t best_d = SIZE_MAX, wl = strlen(word);
     for (size_t i = 0; i < n; i++) {
-        size_t d = json_edit_distance(word, cands[i]);
+        size_t d = jutil_edit_distance(word, cands[i]);
         if (d < best_d) {
             best_d = d;
             best = cands[i];
@@ -87,7 +87,7 @@ const char *json_closest(const char *word, const char *const *cands, size_t n)
     return best && best_d <= 2 && best_d < wl ? best : NULL;
 }
 
-void json_join_names(const char *const *names, size_t n, char *out, size_t cap)
+void jutil_join_names(const char *const *names, size_t n, char *out, size_t cap)
 {
     size_t used = 0;
     out[0] = 0;
@@ -99,7 +99,7 @@ void json_join_names(const char *const *names, size_t n, char *out, size_t cap)
     }
 }
 
-bool json_parse_u64_decimal(const char *p, uint64_t *out)
+bool jutil_parse_u64_decimal(const char *p, uint64_t *out)
 {
     if (!*p)
         return false;
@@ -116,36 +116,36 @@ bool json_parse_u64_decimal(const char *p, uint64_t *out)
     return true;
 }
 
-json_real_verdict json_real_integer(strata_type type, double d, int64_t *out)
+jutil_real_verdict jutil_real_integer(strata_type type, double d, int64_t *out)
 {
     const double two53 = 9007199254740992.0, two63 = 9223372036854775808.0;
     if (!isfinite(d) || d != floor(d))
-        return JSON_REAL_FRACTION;
+        return JUTIL_REAL_FRACTION;
     switch (type) {
     case STRATA_INT32:
         if (d < (double)INT32_MIN || d > (double)INT32_MAX)
-            return JSON_REAL_RANGE;
+            return JUTIL_REAL_RANGE;
         break;
     case STRATA_UINT64:
         if (d < 0)
-            return JSON_REAL_NEGATIVE;
+            return JUTIL_REAL_NEGATIVE;
         if (d >= 2.0 * two63)
-            return JSON_REAL_RANGE;
+            return JUTIL_REAL_RANGE;
         break;
     case STRATA_TIMESTAMP:
     case STRATA_INT64:
         if (d < -two63 || d >= two63)
-            return JSON_REAL_RANGE;
+            return JUTIL_REAL_RANGE;
         break;
-    default: return JSON_REAL_RANGE;
+    default: return JUTIL_REAL_RANGE;
     }
     if (fabs(d) >= two53)
-        return JSON_REAL_INEXACT;
+        return JUTIL_REAL_INEXACT;
     *out = (int64_t)d; /* -0.0 is 0 */
-    return JSON_REAL_INT;
+    return JUTIL_REAL_INT;
 }
 
-void json_real_text(double d, char *out, size_t cap)
+void jutil_real_text(double d, char *out, size_t cap)
 {
     char tmp[40];
     for (int prec = 1; prec <= 17; prec++) {

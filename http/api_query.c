@@ -16,9 +16,9 @@
  * integers digit by digit (all of uint64 and int64 exactly), floats in their shortest
  * round-trip form, strings escaped with invalid UTF-8 replaced by U+FFFD.
  */
-#include "query_json.h"
+#include "http/api_query.h"
 
-#include "json_util.h"
+#include "engine/json_util.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "units.h"
+#include "engine/units.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 /* Longest field path: 16 levels of "or[12345]." plus the leaf key fit comfortably. */
@@ -51,13 +51,13 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
         if (ok)
             continue;
         const char *sep = path[0] ? ": " : "";
-        const char *near = json_closest(key, allowed, n);
+        const char *near = jutil_closest(key, allowed, n);
         if (near)
             return strata_err_set(err, STRATA_EINVAL,
                                   "%s%sunknown key '%.64s' (did you mean '%s'?)", path, sep, key,
                                   near);
         char list[256];
-        json_join_names(allowed, n, list, sizeof list);
+        jutil_join_names(allowed, n, list, sizeof list);
         return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (expected one of %s)",
                               path, sep, key, list);
     }
@@ -134,7 +134,7 @@ static int get_column(qparse *p, json_t *v, const char *path, int *idx)
     if (!v)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", path);
     if (!json_is_string(v))
-        return json_type_error(p->err, path, "a column name (a string)", v);
+        return jutil_type_error(p->err, path, "a column name (a string)", v);
     const char *name = json_string_value(v);
     int i = schema_column_index(p->sc, name);
     if (i >= 0) {
@@ -144,7 +144,7 @@ static int get_column(qparse *p, json_t *v, const char *path, int *idx)
     const char *names[STRATA_MAX_COLUMNS];
     for (int c = 0; c < p->sc->ncols; c++)
         names[c] = p->sc->cols[c].name;
-    const char *near = json_closest(name, names, (size_t)p->sc->ncols);
+    const char *near = jutil_closest(name, names, (size_t)p->sc->ncols);
     if (near)
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: no column '%.64s' in table '%s' (did you mean '%s'?)", path,
@@ -164,7 +164,7 @@ static int parse_time(qparse *p, json_t *v, const char *path, int64_t *out)
     }
     if (!json_is_string(v))
         return strata_err_set(p->err, STRATA_EINVAL, "%s: expected a time (%s), got %s", path,
-                              expected, json_kind(v));
+                              expected, jutil_kind(v));
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (n >= 3 && memcmp(s, "now", 3) == 0 && strlen(s) == n) {
@@ -201,17 +201,17 @@ static int parse_integral_real(qparse *p, json_t *v, const char *path, const str
 {
     const char *tn = strata_type_name(c->type);
     char num[32];
-    json_real_text(json_real_value(v), num, sizeof num);
-    switch (json_real_integer(c->type, json_real_value(v), out)) {
-    case JSON_REAL_INT: return 0;
-    case JSON_REAL_FRACTION:
+    jutil_real_text(json_real_value(v), num, sizeof num);
+    switch (jutil_real_integer(c->type, json_real_value(v), out)) {
+    case JUTIL_REAL_INT: return 0;
+    case JUTIL_REAL_FRACTION:
         return strata_err_set(p->err, STRATA_EINVAL, "%s: %s is not an integer (column '%s' is %s)",
                               path, num, c->name, tn);
-    case JSON_REAL_NEGATIVE:
-    case JSON_REAL_RANGE:
+    case JUTIL_REAL_NEGATIVE:
+    case JUTIL_REAL_RANGE:
         return strata_err_set(p->err, STRATA_EINVAL, "%s: %s is out of range for %s column '%s'",
                               path, num, tn, c->name);
-    case JSON_REAL_INEXACT:
+    case JUTIL_REAL_INEXACT:
     default:
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: %s is too large to be read exactly from a number with a "
@@ -261,7 +261,7 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_valu
         if (json_is_string(v)) {
             uint64_t u;
             if (strlen(json_string_value(v)) != json_string_length(v) ||
-                !json_parse_u64_decimal(json_string_value(v), &u))
+                !jutil_parse_u64_decimal(json_string_value(v), &u))
                 return strata_err_set(
                     p->err, STRATA_EINVAL,
                     "%s: '%.64s' is not a uint64 for column '%s' (decimal digits, "
@@ -300,7 +300,7 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_valu
         break;
     }
     return strata_err_set(p->err, STRATA_EINVAL, "%s: column '%s' is %s, got %s", path, c->name,
-                          tn ? tn : "of an unknown type", json_kind(v));
+                          tn ? tn : "of an unknown type", jutil_kind(v));
 }
 
 static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_expr *out);
@@ -310,7 +310,7 @@ static int parse_group(qparse *p, json_t *arr, const char *path, int depth, quer
                        query_expr *out)
 {
     if (!json_is_array(arr))
-        return json_type_error(p->err, path, "an array of conditions", arr);
+        return jutil_type_error(p->err, path, "an array of conditions", arr);
     size_t n = json_array_size(arr);
     if (n == 0)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: needs at least one condition", path);
@@ -323,7 +323,7 @@ static int parse_group(qparse *p, json_t *arr, const char *path, int depth, quer
     out->nkids = (uint32_t)n;
     for (size_t i = 0; i < n; i++) {
         char sub[PATHCAP];
-        json_path_index(sub, PATHCAP, path, i);
+        jutil_path_index(sub, PATHCAP, path, i);
         int rc = parse_cond(p, json_array_get(arr, i), sub, depth + 1, &out->kids[i]);
         if (rc < 0)
             return rc;
@@ -338,31 +338,31 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
     int rc, col;
     if ((rc = check_keys(p->err, v, path, pred_keys, NELEM(pred_keys))) < 0)
         return rc;
-    json_path_key(sub, PATHCAP, path, "column");
-    if ((rc = get_column(p, json_member(v, "column"), sub, &col)) < 0)
+    jutil_path_key(sub, PATHCAP, path, "column");
+    if ((rc = get_column(p, jutil_member(v, "column"), sub, &col)) < 0)
         return rc;
-    json_path_key(sub, PATHCAP, path, "op");
-    json_t *o = json_member(v, "op");
+    jutil_path_key(sub, PATHCAP, path, "op");
+    json_t *o = jutil_member(v, "op");
     if (!o)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(o))
-        return json_type_error(p->err, sub, "an operator (a string)", o);
+        return jutil_type_error(p->err, sub, "an operator (a string)", o);
     size_t oi = 0;
     while (oi < NELEM(op_names) && strcmp(json_string_value(o), op_names[oi]) != 0)
         oi++;
     if (oi == NELEM(op_names)) {
         char list[128];
-        json_join_names(op_names, NELEM(op_names), list, sizeof list);
+        jutil_join_names(op_names, NELEM(op_names), list, sizeof list);
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: unknown operator '%.64s' (expected one of %s)", sub,
                               json_string_value(o), list);
     }
     seg_pred_op op = op_values[oi];
     bool list = op == PRED_IN || op == PRED_NOT_IN;
-    json_t *one = json_object_get(v, "value"), *many = json_member(v, "values");
+    json_t *one = json_object_get(v, "value"), *many = jutil_member(v, "values");
     size_t n = 1;
     if (list) {
-        json_path_key(sub, PATHCAP, path, "values");
+        jutil_path_key(sub, PATHCAP, path, "values");
         if (one)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s.value: operator '%s' takes a list in \"values\"", path,
@@ -371,13 +371,13 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: required with operator '%s'", sub,
                                   op_names[oi]);
         if (!json_is_array(many))
-            return json_type_error(p->err, sub, "an array of values", many);
+            return jutil_type_error(p->err, sub, "an array of values", many);
         n = json_array_size(many);
         if (n > QUERY_JSON_MAX_IN_VALUES)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: %zu values, at most %d allowed", sub,
                                   n, QUERY_JSON_MAX_IN_VALUES);
     } else {
-        json_path_key(sub, PATHCAP, path, "value");
+        jutil_path_key(sub, PATHCAP, path, "value");
         if (many)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s.values: operator '%s' compares with one \"value\"", path,
@@ -404,7 +404,7 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
         char vpath[PATHCAP];
         json_t *x = one;
         if (list) {
-            json_path_index(vpath, PATHCAP, sub, i);
+            jutil_path_index(vpath, PATHCAP, sub, i);
             x = json_array_get(many, i);
         } else {
             memcpy(vpath, sub, sizeof vpath);
@@ -426,7 +426,7 @@ static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_e
         return strata_err_set(p->err, STRATA_EINVAL, "%s: conditions nested more than %d deep",
                               path, QUERY_JSON_MAX_DEPTH);
     if (!json_is_object(v))
-        return json_type_error(p->err, path, "a condition (an object)", v);
+        return jutil_type_error(p->err, path, "a condition (an object)", v);
     json_t *any = json_object_get(v, "or"), *all = json_object_get(v, "and");
     if (!any && !all)
         return parse_pred(p, v, path, out);
@@ -434,17 +434,17 @@ static int parse_cond(qparse *p, json_t *v, const char *path, int depth, query_e
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: an \"or\" or \"and\" condition has no other keys", path);
     char sub[PATHCAP];
-    json_path_key(sub, PATHCAP, path, any ? "or" : "and");
+    jutil_path_key(sub, PATHCAP, path, any ? "or" : "and");
     return parse_group(p, any ? any : all, sub, depth, any ? QX_OR : QX_AND, out);
 }
 
 static int parse_where(qparse *p, json_t *root)
 {
-    json_t *w = json_member(root, "where");
+    json_t *w = jutil_member(root, "where");
     if (!w)
         return 0;
     if (!json_is_array(w))
-        return json_type_error(p->err, "where", "an array of conditions", w);
+        return jutil_type_error(p->err, "where", "an array of conditions", w);
     size_t n = json_array_size(w);
     if (n == 0)
         return 0;
@@ -478,11 +478,11 @@ static int out_index(const qparse *p, const char *name)
 
 static int parse_group_by(qparse *p, json_t *root)
 {
-    json_t *g = json_member(root, "group_by");
+    json_t *g = jutil_member(root, "group_by");
     if (!g)
         return 0;
     if (!json_is_array(g))
-        return json_type_error(p->err, "group_by", "an array of column names", g);
+        return jutil_type_error(p->err, "group_by", "an array of column names", g);
     size_t n = json_array_size(g);
     if (n > QUERY_MAX_GROUP)
         return strata_err_set(p->err, STRATA_EINVAL, "group_by: %zu columns, at most %d allowed", n,
@@ -490,7 +490,7 @@ static int parse_group_by(qparse *p, json_t *root)
     for (size_t i = 0; i < n; i++) {
         char path[PATHCAP];
         int col, rc;
-        json_path_index(path, PATHCAP, "group_by", i);
+        jutil_path_index(path, PATHCAP, "group_by", i);
         if ((rc = get_column(p, json_array_get(g, i), path, &col)) < 0)
             return rc;
         const char *name = p->sc->cols[col].name;
@@ -510,29 +510,29 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     char sub[PATHCAP];
     int rc;
     if (!json_is_object(v))
-        return json_type_error(p->err, path, "an aggregate (an object such as {\"fn\": \"count\"})", v);
+        return jutil_type_error(p->err, path, "an aggregate (an object such as {\"fn\": \"count\"})", v);
     if ((rc = check_keys(p->err, v, path, select_keys, NELEM(select_keys))) < 0)
         return rc;
-    json_path_key(sub, PATHCAP, path, "fn");
-    json_t *fn = json_member(v, "fn");
+    jutil_path_key(sub, PATHCAP, path, "fn");
+    json_t *fn = jutil_member(v, "fn");
     if (!fn)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(fn))
-        return json_type_error(p->err, sub, "a function name (a string)", fn);
+        return jutil_type_error(p->err, sub, "a function name (a string)", fn);
     size_t fi = 0;
     while (fi < NELEM(fn_names) && strcmp(json_string_value(fn), fn_names[fi]) != 0)
         fi++;
     if (fi == NELEM(fn_names)) {
         char list[128];
-        json_join_names(fn_names, NELEM(fn_names), list, sizeof list);
+        jutil_join_names(fn_names, NELEM(fn_names), list, sizeof list);
         return strata_err_set(p->err, STRATA_EINVAL,
                               "%s: unknown function '%.64s' (expected one of %s)", sub,
                               json_string_value(fn), list);
     }
     a->fn = fn_values[fi];
     a->col = -1;
-    json_t *col = json_member(v, "column");
-    json_path_key(sub, PATHCAP, path, "column");
+    json_t *col = jutil_member(v, "column");
+    jutil_path_key(sub, PATHCAP, path, "column");
     if (a->fn == STRATA_AGG_COUNT) {
         if (col)
             return strata_err_set(p->err, STRATA_EINVAL,
@@ -548,14 +548,14 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
                                   "%s: %s needs a numeric column, '%s' is a string", sub,
                                   fn_names[fi], c->name);
     }
-    json_t *q = json_member(v, "q");
-    json_path_key(sub, PATHCAP, path, "q");
+    json_t *q = jutil_member(v, "q");
+    jutil_path_key(sub, PATHCAP, path, "q");
     if (a->fn == STRATA_AGG_QUANTILE) {
         if (!q)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s: required for quantile (0.5 for the median, 0.99, ...)", sub);
         if (!json_is_number(q))
-            return json_type_error(p->err, sub, "a number between 0 and 1", q);
+            return jutil_type_error(p->err, sub, "a number between 0 and 1", q);
         a->q = json_number_value(q);
         if (!(a->q >= 0 && a->q <= 1))
             return strata_err_set(p->err, STRATA_EINVAL, "%s: %g is not between 0 and 1", sub,
@@ -563,11 +563,11 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     } else if (q) {
         return strata_err_set(p->err, STRATA_EINVAL, "%s: only quantile takes q", sub);
     }
-    json_t *as = json_member(v, "as");
-    json_path_key(sub, PATHCAP, path, "as");
+    json_t *as = jutil_member(v, "as");
+    jutil_path_key(sub, PATHCAP, path, "as");
     if (as) {
         if (!json_is_string(as))
-            return json_type_error(p->err, sub, "an output name (a string)", as);
+            return jutil_type_error(p->err, sub, "an output name (a string)", as);
         size_t n = json_string_length(as);
         if (n == 0)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: must not be empty", sub);
@@ -602,13 +602,13 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
 
 static int parse_select(qparse *p, json_t *root)
 {
-    json_t *s = json_member(root, "select");
+    json_t *s = jutil_member(root, "select");
     if (!s)
         return strata_err_set(
             p->err, STRATA_EINVAL,
             "select: required (a list of aggregates such as [{\"fn\": \"count\"}])");
     if (!json_is_array(s))
-        return json_type_error(p->err, "select", "an array of aggregates", s);
+        return jutil_type_error(p->err, "select", "an array of aggregates", s);
     size_t n = json_array_size(s);
     if (n == 0)
         return strata_err_set(p->err, STRATA_EINVAL,
@@ -618,7 +618,7 @@ static int parse_select(qparse *p, json_t *root)
                               n, QUERY_MAX_AGGS);
     for (size_t i = 0; i < n; i++) {
         char path[PATHCAP];
-        json_path_index(path, PATHCAP, "select", i);
+        jutil_path_index(path, PATHCAP, "select", i);
         int rc = parse_agg(p, json_array_get(s, i), path, &p->q->aggs[i]);
         if (rc < 0)
             return rc;
@@ -629,11 +629,11 @@ static int parse_select(qparse *p, json_t *root)
 
 static int parse_order_by(qparse *p, json_t *root)
 {
-    json_t *o = json_member(root, "order_by");
+    json_t *o = jutil_member(root, "order_by");
     if (!o)
         return 0;
     if (!json_is_array(o))
-        return json_type_error(p->err, "order_by", "an array of {\"column\": ..., \"desc\": ...}", o);
+        return jutil_type_error(p->err, "order_by", "an array of {\"column\": ..., \"desc\": ...}", o);
     size_t n = json_array_size(o);
     if (n > QUERY_MAX_ORDER)
         return strata_err_set(p->err, STRATA_EINVAL, "order_by: %zu entries, at most %d allowed", n,
@@ -641,36 +641,36 @@ static int parse_order_by(qparse *p, json_t *root)
     for (size_t i = 0; i < n; i++) {
         char path[PATHCAP], sub[PATHCAP];
         int rc;
-        json_path_index(path, PATHCAP, "order_by", i);
+        jutil_path_index(path, PATHCAP, "order_by", i);
         json_t *e = json_array_get(o, i);
         if (!json_is_object(e))
-            return json_type_error(p->err, path,
+            return jutil_type_error(p->err, path,
                               "an object such as {\"column\": \"count\", \"desc\": true}", e);
         if ((rc = check_keys(p->err, e, path, order_keys, NELEM(order_keys))) < 0)
             return rc;
-        json_path_key(sub, PATHCAP, path, "column");
-        json_t *c = json_member(e, "column");
+        jutil_path_key(sub, PATHCAP, path, "column");
+        json_t *c = jutil_member(e, "column");
         if (!c)
             return strata_err_set(p->err, STRATA_EINVAL, "%s: required", sub);
         if (!json_is_string(c))
-            return json_type_error(p->err, sub, "an output column name (a string)", c);
+            return jutil_type_error(p->err, sub, "an output column name (a string)", c);
         int oc = out_index(p, json_string_value(c));
         if (oc < 0) {
-            const char *near = json_closest(json_string_value(c), p->out_names, (size_t)p->nout);
+            const char *near = jutil_closest(json_string_value(c), p->out_names, (size_t)p->nout);
             if (near)
                 return strata_err_set(p->err, STRATA_EINVAL,
                                       "%s: no output column '%.64s' (did you mean '%s'?)", sub,
                                       json_string_value(c), near);
             char list[256];
-            json_join_names(p->out_names, (size_t)p->nout, list, sizeof list);
+            jutil_join_names(p->out_names, (size_t)p->nout, list, sizeof list);
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "%s: no output column '%.64s' (the output columns are %s)", sub,
                                   json_string_value(c), list);
         }
-        json_t *d = json_member(e, "desc");
-        json_path_key(sub, PATHCAP, path, "desc");
+        json_t *d = jutil_member(e, "desc");
+        jutil_path_key(sub, PATHCAP, path, "desc");
         if (d && !json_is_boolean(d))
-            return json_type_error(p->err, sub, "true or false", d);
+            return jutil_type_error(p->err, sub, "true or false", d);
         p->q->order[i].output_col = oc;
         p->q->order[i].desc = d && json_is_true(d);
         p->q->norder = (int)i + 1;
@@ -697,7 +697,7 @@ static json_t *load_object(const char *text, size_t len, strata_err *err)
         return NULL;
     }
     if (!json_is_object(root)) {
-        strata_err_set(err, STRATA_EINVAL, "expected a query (a JSON object), got %s", json_kind(root));
+        strata_err_set(err, STRATA_EINVAL, "expected a query (a JSON object), got %s", jutil_kind(root));
         json_decref(root);
         return NULL;
     }
@@ -707,13 +707,13 @@ static json_t *load_object(const char *text, size_t len, strata_err *err)
 /* The "table" string of root, or NULL with the message in err. */
 static const char *table_of(json_t *root, strata_err *err)
 {
-    json_t *t = json_member(root, "table");
+    json_t *t = jutil_member(root, "table");
     if (!t) {
         strata_err_set(err, STRATA_EINVAL, "table: required");
         return NULL;
     }
     if (!json_is_string(t)) {
-        json_type_error(err, "table", "a table name (a string)", t);
+        jutil_type_error(err, "table", "a table name (a string)", t);
         return NULL;
     }
     if (json_string_length(t) == 0) {
@@ -753,17 +753,17 @@ int query_json_table_name(const char *text, size_t len, char *name, size_t cap, 
 /* "fill", after from, to and interval: it needs an interval and a from. */
 static int parse_fill(qparse *p, json_t *root)
 {
-    json_t *v = json_member(root, "fill");
+    json_t *v = jutil_member(root, "fill");
     if (!v)
         return 0;
     if (!json_is_string(v))
-        return json_type_error(p->err, "fill", "one of \"none\", \"zero\", \"null\"", v);
+        return jutil_type_error(p->err, "fill", "one of \"none\", \"zero\", \"null\"", v);
     const char *f = json_string_value(v);
     size_t fi = strlen(f) == json_string_length(v) ? 0 : NELEM(fill_names); /* a NUL inside */
     while (fi < NELEM(fill_names) && strcmp(f, fill_names[fi]) != 0)
         fi++;
     if (fi == NELEM(fill_names)) {
-        const char *near = json_closest(f, fill_names, NELEM(fill_names));
+        const char *near = jutil_closest(f, fill_names, NELEM(fill_names));
         if (near)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "fill: unknown fill '%.64s' (did you mean '%s'?)", f, near);
@@ -805,20 +805,20 @@ static int parse_root(qparse *p, json_t *root)
                               t, p->sc->name);
     json_t *v;
     q->to_ms = p->now_ms;
-    if ((v = json_member(root, "from")) && (rc = parse_time(p, v, "from", &q->from_ms)) < 0)
+    if ((v = jutil_member(root, "from")) && (rc = parse_time(p, v, "from", &q->from_ms)) < 0)
         return rc;
-    if ((v = json_member(root, "to")) && (rc = parse_time(p, v, "to", &q->to_ms)) < 0)
+    if ((v = jutil_member(root, "to")) && (rc = parse_time(p, v, "to", &q->to_ms)) < 0)
         return rc;
     if (q->from_ms >= q->to_ms) {
         char a[48], b[48];
         format_time(q->from_ms, a, sizeof a);
         format_time(q->to_ms, b, sizeof b);
         return strata_err_set(p->err, STRATA_EINVAL, "from: %s is not before to: %s%s", a, b,
-                              json_member(root, "to") ? "" : " (now)");
+                              jutil_member(root, "to") ? "" : " (now)");
     }
-    if ((v = json_member(root, "interval"))) {
+    if ((v = jutil_member(root, "interval"))) {
         if (!json_is_string(v))
-            return json_type_error(p->err, "interval", "a duration string such as \"1m\"", v);
+            return jutil_type_error(p->err, "interval", "a duration string such as \"1m\"", v);
         if (strata_parse_duration_ms(json_string_value(v), &q->interval_ms) != 0 ||
             strlen(json_string_value(v)) != json_string_length(v))
             return strata_err_set(
@@ -838,9 +838,9 @@ static int parse_root(qparse *p, json_t *root)
     if ((rc = parse_where(p, root)) < 0 || (rc = parse_group_by(p, root)) < 0 ||
         (rc = parse_select(p, root)) < 0 || (rc = parse_order_by(p, root)) < 0)
         return rc;
-    if ((v = json_member(root, "limit"))) {
+    if ((v = jutil_member(root, "limit"))) {
         if (!json_is_integer(v))
-            return json_type_error(p->err, "limit", "a non-negative integer", v);
+            return jutil_type_error(p->err, "limit", "a non-negative integer", v);
         if (json_integer_value(v) < 0)
             return strata_err_set(p->err, STRATA_EINVAL,
                                   "limit: %" JSON_INTEGER_FORMAT " is negative (leave it out for "

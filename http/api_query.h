@@ -123,9 +123,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "query.h"
-#include "schema.h"
+#include "engine/error.h"
+#include "engine/query.h"
+#include "engine/schema.h"
 
 #define QUERY_JSON_MAX_DEPTH 16             /* nesting of where conditions */
 #define QUERY_JSON_MAX_IN_VALUES 10000      /* values of one in / not_in */

@@ -14,9 +14,9 @@
  * Dumping builds the jansson tree in the fixed key order of the format table and writes
  * every setting; it is the inverse of parsing, which the unit tests check field by field.
  */
-#include "schema_json.h"
+#include "engine/schema_json.h"
 
-#include "json_util.h"
+#include "engine/json_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "units.h"
+#include "engine/units.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define PATHCAP 192 /* longest field path: "rollups[3].metrics[31].column", property keys */
@@ -105,13 +105,13 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
             ok = strcmp(key, allowed[i]) == 0;
         if (ok)
             continue;
-        const char *near = json_closest(key, allowed, n);
+        const char *near = jutil_closest(key, allowed, n);
         if (near)
             return strata_err_set(err, STRATA_EINVAL,
                                   "%s%sunknown field '%.64s' (did you mean '%s'?)", path,
                                   path[0] ? ": " : "", key, near);
         char list[320];
-        json_join_names(allowed, n, list, sizeof list);
+        jutil_join_names(allowed, n, list, sizeof list);
         return strata_err_set(err, STRATA_EINVAL, "%s%sunknown field '%.64s' (expected one of %s)",
                               path, path[0] ? ": " : "", key, list);
     }
@@ -123,13 +123,13 @@ static int check_keys(strata_err *err, json_t *obj, const char *path, const char
 static int get_str(strata_err *err, json_t *obj, const char *parent, const char *key, char *out,
                    size_t cap)
 {
-    json_t *v = json_member(obj, key);
+    json_t *v = jutil_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    json_path_key(path, PATHCAP, parent, key);
+    jutil_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
-        return json_type_error(err, path, "a string", v);
+        return jutil_type_error(err, path, "a string", v);
     size_t n = json_string_length(v);
     if (n >= cap)
         return strata_err_set(err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %zu)", path, n,
@@ -143,13 +143,13 @@ static int get_str(strata_err *err, json_t *obj, const char *parent, const char 
 static int get_enum(strata_err *err, json_t *obj, const char *parent, const char *key,
                     const char *const *names, size_t n, int *out)
 {
-    json_t *v = json_member(obj, key);
+    json_t *v = jutil_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    json_path_key(path, PATHCAP, parent, key);
+    jutil_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
-        return json_type_error(err, path, "a string", v);
+        return jutil_type_error(err, path, "a string", v);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(json_string_value(v), names[i]) == 0) {
             *out = (int)i;
@@ -157,7 +157,7 @@ static int get_enum(strata_err *err, json_t *obj, const char *parent, const char
         }
     }
     char list[256];
-    json_join_names(names, n, list, sizeof list);
+    jutil_join_names(names, n, list, sizeof list);
     return strata_err_set(err, STRATA_EINVAL, "%s: unknown value '%.64s' (expected one of %s)",
                           path, json_string_value(v), list);
 }
@@ -166,13 +166,13 @@ static int get_enum(strata_err *err, json_t *obj, const char *parent, const char
 static int get_duration(strata_err *err, json_t *obj, const char *parent, const char *key,
                         int64_t *out)
 {
-    json_t *v = json_member(obj, key);
+    json_t *v = jutil_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    json_path_key(path, PATHCAP, parent, key);
+    jutil_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
-        return json_type_error(err, path, "a duration string such as \"2m\"", v);
+        return jutil_type_error(err, path, "a duration string such as \"2m\"", v);
     if (strata_parse_duration_ms(json_string_value(v), out) != 0)
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: '%.64s' is not a duration (a whole number and one unit of ms, "
@@ -186,11 +186,11 @@ static int get_duration(strata_err *err, json_t *obj, const char *parent, const 
 static int get_size(strata_err *err, json_t *obj, const char *parent, const char *key,
                     uint64_t *out)
 {
-    json_t *v = json_member(obj, key);
+    json_t *v = jutil_member(obj, key);
     if (!v)
         return 0;
     char path[PATHCAP];
-    json_path_key(path, PATHCAP, parent, key);
+    jutil_path_key(path, PATHCAP, parent, key);
     if (json_is_integer(v)) {
         if (json_integer_value(v) < 0)
             return strata_err_set(err, STRATA_EINVAL, "%s: must not be negative", path);
@@ -198,7 +198,7 @@ static int get_size(strata_err *err, json_t *obj, const char *parent, const char
         return 1;
     }
     if (!json_is_string(v))
-        return json_type_error(err, path, "a size (an integer or a string such as \"64MiB\")", v);
+        return jutil_type_error(err, path, "a size (an integer or a string such as \"64MiB\")", v);
     if (strata_parse_bytes(json_string_value(v), out) != 0)
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: '%.64s' is not a size (bytes, or a number with KiB, MiB, GiB, "
@@ -212,7 +212,7 @@ static int get_column(strata_err *err, const strata_schema *s, json_t *v, const 
                       int *idx)
 {
     if (!json_is_string(v))
-        return json_type_error(err, path, "a column name (string)", v);
+        return jutil_type_error(err, path, "a column name (string)", v);
     const char *name = json_string_value(v);
     int i = schema_column_index(s, name);
     if (i >= 0) {
@@ -222,7 +222,7 @@ static int get_column(strata_err *err, const strata_schema *s, json_t *v, const 
     const char *names[STRATA_MAX_COLUMNS];
     for (int c = 0; c < s->ncols; c++)
         names[c] = s->cols[c].name;
-    const char *near = json_closest(name, names, (size_t)s->ncols);
+    const char *near = jutil_closest(name, names, (size_t)s->ncols);
     if (near)
         return strata_err_set(err, STRATA_EINVAL, "%s: unknown column '%.64s' (did you mean '%s'?)",
                               path, name, near);
@@ -233,7 +233,7 @@ static int get_column(strata_err *err, const strata_schema *s, json_t *v, const 
 static int get_column_ref(strata_err *err, const strata_schema *s, json_t *obj, const char *key,
                           int *idx)
 {
-    json_t *v = json_member(obj, key);
+    json_t *v = jutil_member(obj, key);
     if (!v)
         return 0;
     return get_column(err, s, v, key, idx);
@@ -270,18 +270,18 @@ static int parse_integral_default(strata_err *err, json_t *d, const char *path, 
 {
     const char *tn = strata_type_name(c->type);
     char num[32];
-    json_real_text(json_real_value(d), num, sizeof num);
-    switch (json_real_integer(c->type, json_real_value(d), &c->def_i)) {
-    case JSON_REAL_INT: return 0;
-    case JSON_REAL_FRACTION:
+    jutil_real_text(json_real_value(d), num, sizeof num);
+    switch (jutil_real_integer(c->type, json_real_value(d), &c->def_i)) {
+    case JUTIL_REAL_INT: return 0;
+    case JUTIL_REAL_FRACTION:
         return strata_err_set(err, STRATA_EINVAL, "%s: %s is not an integer (the column is %s)",
                               path, num, tn);
-    case JSON_REAL_NEGATIVE:
+    case JUTIL_REAL_NEGATIVE:
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: %s is negative; a uint64 default must be at least 0", path, num);
-    case JSON_REAL_RANGE:
+    case JUTIL_REAL_RANGE:
         return strata_err_set(err, STRATA_EINVAL, "%s: %s is out of %s range", path, num, tn);
-    case JSON_REAL_INEXACT:
+    case JUTIL_REAL_INEXACT:
     default:
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: %s is too large to be read exactly from a number with a "
@@ -304,7 +304,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
     case STRATA_INT32:
         if (!json_is_integer(d)) {
             snprintf(expected, sizeof expected, "an integer (the column is %s)", tn);
-            return json_type_error(err, path, expected, d);
+            return jutil_type_error(err, path, expected, d);
         }
         c->def_i = json_integer_value(d);
         if (c->type == STRATA_INT32 && (c->def_i < INT32_MIN || c->def_i > INT32_MAX))
@@ -323,7 +323,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
         }
         if (json_is_string(d)) {
             uint64_t u;
-            if (!json_parse_u64_decimal(json_string_value(d), &u))
+            if (!jutil_parse_u64_decimal(json_string_value(d), &u))
                 return strata_err_set(err, STRATA_EINVAL,
                                       "%s: '%.64s' is not a uint64 (decimal digits, at most "
                                       "18446744073709551615)",
@@ -331,7 +331,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
             c->def_i = (int64_t)u;
             return 0;
         }
-        return json_type_error(err, path, "an integer or a decimal string (the column is uint64)", d);
+        return jutil_type_error(err, path, "an integer or a decimal string (the column is uint64)", d);
     case STRATA_FLOAT64:
         if (json_is_number(d)) {
             c->def_f = json_number_value(d);
@@ -352,15 +352,15 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
                                       path, v);
             return 0;
         }
-        return json_type_error(err, path, "a number (the column is float64)", d);
+        return jutil_type_error(err, path, "a number (the column is float64)", d);
     case STRATA_BOOL:
         if (!json_is_boolean(d))
-            return json_type_error(err, path, "true or false (the column is bool)", d);
+            return jutil_type_error(err, path, "true or false (the column is bool)", d);
         c->def_i = json_is_true(d) ? 1 : 0;
         return 0;
     case STRATA_STRING:
         if (!json_is_string(d))
-            return json_type_error(err, path, "a string (the column is string)", d);
+            return jutil_type_error(err, path, "a string (the column is string)", d);
         if (json_string_length(d) >= sizeof c->def_s)
             return strata_err_set(err, STRATA_EINVAL, "%s: too long (%zu bytes, at most %zu)", path,
                                   json_string_length(d), sizeof c->def_s - 1);
@@ -374,30 +374,30 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
 {
     char path[PATHCAP], sub[PATHCAP];
     int rc;
-    json_path_index(path, PATHCAP, "columns", i);
+    jutil_path_index(path, PATHCAP, "columns", i);
     if (!json_is_object(v))
-        return json_type_error(err, path, "an object", v);
+        return jutil_type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, column_keys, NELEM(column_keys))) < 0)
         return rc;
     if ((rc = get_str(err, v, path, "name", c->name, sizeof c->name)) < 0)
         return rc;
     if (rc == 0)
         return strata_err_set(err, STRATA_EINVAL, "%s.name: required", path);
-    json_path_key(sub, PATHCAP, path, "type");
-    json_t *t = json_member(v, "type");
+    jutil_path_key(sub, PATHCAP, path, "type");
+    json_t *t = jutil_member(v, "type");
     if (!t)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(t))
-        return json_type_error(err, sub, "a string", t);
+        return jutil_type_error(err, sub, "a string", t);
     c->type = strata_type_parse(json_string_value(t));
     if (!c->type)
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: unknown type '%.64s' (expected one of timestamp, int64, "
                               "uint64, int32, float64, bool, string)",
                               sub, json_string_value(t));
-    json_t *d = json_member(v, "default");
+    json_t *d = jutil_member(v, "default");
     if (d) {
-        json_path_key(sub, PATHCAP, path, "default");
+        jutil_path_key(sub, PATHCAP, path, "default");
         if ((rc = parse_default(err, d, sub, c)) < 0)
             return rc;
     }
@@ -406,11 +406,11 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
 
 static int parse_columns(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *cols = json_member(root, "columns");
+    json_t *cols = jutil_member(root, "columns");
     if (!cols)
         return strata_err_set(err, STRATA_EINVAL, "columns: required");
     if (!json_is_array(cols))
-        return json_type_error(err, "columns", "an array", cols);
+        return jutil_type_error(err, "columns", "an array", cols);
     size_t n = json_array_size(cols);
     if (n == 0)
         return strata_err_set(err, STRATA_EINVAL, "columns: a table needs at least one column");
@@ -431,14 +431,14 @@ static int parse_column_list(strata_err *err, const strata_schema *s, json_t *ar
                              int *idx, int *count)
 {
     if (!json_is_array(arr))
-        return json_type_error(err, path, "an array of column names", arr);
+        return jutil_type_error(err, path, "an array of column names", arr);
     size_t n = json_array_size(arr);
     if (n > (size_t)s->ncols)
         return strata_err_set(err, STRATA_EINVAL, "%s: %zu entries, but the table has %d columns",
                               path, n, s->ncols);
     for (size_t i = 0; i < n; i++) {
         char p[PATHCAP];
-        json_path_index(p, PATHCAP, path, i);
+        jutil_path_index(p, PATHCAP, path, i);
         int rc = get_column(err, s, json_array_get(arr, i), p, &idx[i]);
         if (rc < 0)
             return rc;
@@ -453,15 +453,15 @@ static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, cons
     char sub[PATHCAP];
     int rc;
     if (!json_is_object(v))
-        return json_type_error(err, path, "an object", v);
+        return jutil_type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, metric_keys, NELEM(metric_keys))) < 0)
         return rc;
-    json_path_key(sub, PATHCAP, path, "fn");
-    json_t *fn = json_member(v, "fn");
+    jutil_path_key(sub, PATHCAP, path, "fn");
+    json_t *fn = jutil_member(v, "fn");
     if (!fn)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_string(fn))
-        return json_type_error(err, sub, "a string", fn);
+        return jutil_type_error(err, sub, "a string", fn);
     m->fn = strata_agg_parse(json_string_value(fn));
     if (!m->fn)
         return strata_err_set(err, STRATA_EINVAL,
@@ -469,8 +469,8 @@ static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, cons
                               "max, uniq, quantile)",
                               sub, json_string_value(fn));
     m->column = -1;
-    json_path_key(sub, PATHCAP, path, "column");
-    json_t *col = json_member(v, "column");
+    jutil_path_key(sub, PATHCAP, path, "column");
+    json_t *col = jutil_member(v, "column");
     if (col) {
         if (m->fn == STRATA_AGG_COUNT)
             return strata_err_set(err, STRATA_EINVAL, "%s: count takes no column", sub);
@@ -487,34 +487,34 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
 {
     char path[PATHCAP], sub[PATHCAP];
     int rc;
-    json_path_index(path, PATHCAP, "rollups", r);
+    jutil_path_index(path, PATHCAP, "rollups", r);
     if (!json_is_object(v))
-        return json_type_error(err, path, "an object", v);
+        return jutil_type_error(err, path, "an object", v);
     if ((rc = check_keys(err, v, path, rollup_keys, NELEM(rollup_keys))) < 0)
         return rc;
     if ((rc = get_duration(err, v, path, "interval", &ru->interval_ms)) < 0)
         return rc;
     if (rc == 0)
         return strata_err_set(err, STRATA_EINVAL, "%s.interval: required (1m or 1h)", path);
-    json_t *dims = json_member(v, "dimensions");
+    json_t *dims = jutil_member(v, "dimensions");
     if (dims) {
-        json_path_key(sub, PATHCAP, path, "dimensions");
+        jutil_path_key(sub, PATHCAP, path, "dimensions");
         if ((rc = parse_column_list(err, s, dims, sub, ru->dims, &ru->ndims)) < 0)
             return rc;
     }
-    json_path_key(sub, PATHCAP, path, "metrics");
-    json_t *metrics = json_member(v, "metrics");
+    jutil_path_key(sub, PATHCAP, path, "metrics");
+    json_t *metrics = jutil_member(v, "metrics");
     if (!metrics)
         return strata_err_set(err, STRATA_EINVAL, "%s: required", sub);
     if (!json_is_array(metrics))
-        return json_type_error(err, sub, "an array", metrics);
+        return jutil_type_error(err, sub, "an array", metrics);
     size_t n = json_array_size(metrics);
     if (n < 1 || n > STRATA_MAX_ROLLUP_METRICS)
         return strata_err_set(err, STRATA_EINVAL, "%s: %zu metrics, between 1 and %d allowed", sub,
                               n, STRATA_MAX_ROLLUP_METRICS);
     for (size_t m = 0; m < n; m++) {
         char mp[PATHCAP];
-        json_path_index(mp, PATHCAP, sub, m);
+        jutil_path_index(mp, PATHCAP, sub, m);
         if ((rc = parse_metric(err, s, json_array_get(metrics, m), mp, &ru->metrics[m])) < 0)
             return rc;
     }
@@ -524,11 +524,11 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
 
 static int parse_rollups(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *arr = json_member(root, "rollups");
+    json_t *arr = jutil_member(root, "rollups");
     if (!arr)
         return 0;
     if (!json_is_array(arr))
-        return json_type_error(err, "rollups", "an array", arr);
+        return jutil_type_error(err, "rollups", "an array", arr);
     size_t n = json_array_size(arr);
     if (n > STRATA_MAX_ROLLUPS)
         return strata_err_set(err, STRATA_EINVAL, "rollups: %zu rollups, at most %d allowed", n,
@@ -544,11 +544,11 @@ static int parse_rollups(strata_err *err, json_t *root, strata_schema *s)
 
 static int parse_retention(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *ret = json_member(root, "retention");
+    json_t *ret = jutil_member(root, "retention");
     if (!ret)
         return 0;
     if (!json_is_object(ret))
-        return json_type_error(err, "retention", "an object", ret);
+        return jutil_type_error(err, "retention", "an object", ret);
     int rc = check_keys(err, ret, "retention", retention_keys, NELEM(retention_keys));
     if (rc < 0)
         return rc;
@@ -567,11 +567,11 @@ static int parse_retention(strata_err *err, json_t *root, strata_schema *s)
 
 static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *st = json_member(root, "storage");
+    json_t *st = jutil_member(root, "storage");
     if (!st)
         return 0;
     if (!json_is_object(st))
-        return json_type_error(err, "storage", "an object", st);
+        return jutil_type_error(err, "storage", "an object", st);
     int rc, e;
     if ((rc = check_keys(err, st, "storage", storage_keys, NELEM(storage_keys))) < 0)
         return rc;
@@ -579,10 +579,10 @@ static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
         return rc;
     if (rc == 1)
         s->codec = (strata_codec)e;
-    json_t *rows = json_member(st, "memtable_rows");
+    json_t *rows = jutil_member(st, "memtable_rows");
     if (rows) {
         if (!json_is_integer(rows))
-            return json_type_error(err, "storage.memtable_rows", "an integer", rows);
+            return jutil_type_error(err, "storage.memtable_rows", "an integer", rows);
         if (json_integer_value(rows) < 1)
             return strata_err_set(err, STRATA_EINVAL,
                                   "storage.memtable_rows: must be between 1 and 16777216");
@@ -619,7 +619,7 @@ static void format_double(double d, char *out, size_t cap)
 static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
 {
     if (!json_is_object(props))
-        return json_type_error(err, "kafka.properties", "an object", props);
+        return jutil_type_error(err, "kafka.properties", "an object", props);
     if (json_object_size(props) > STRATA_MAX_KAFKA_PROPS)
         return strata_err_set(err, STRATA_EINVAL, "kafka.properties: %zu properties, at most %d",
                               json_object_size(props), STRATA_MAX_KAFKA_PROPS);
@@ -659,7 +659,7 @@ static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
             val = json_is_true(v) ? "true" : "false";
             vl = strlen(val);
             break;
-        default: return json_type_error(err, path, "a string, number or boolean", v);
+        default: return jutil_type_error(err, path, "a string, number or boolean", v);
         }
         if (vl >= sizeof p->value)
             return strata_err_set(err, STRATA_EINVAL, "%s: value too long (%zu bytes, at most %zu)",
@@ -673,11 +673,11 @@ static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
 
 static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
 {
-    json_t *kj = json_member(root, "kafka");
+    json_t *kj = jutil_member(root, "kafka");
     if (!kj)
         return 0;
     if (!json_is_object(kj))
-        return json_type_error(err, "kafka", "an object", kj);
+        return jutil_type_error(err, "kafka", "an object", kj);
     strata_kafka *k = &s->kafka;
     int rc, e;
     if ((rc = check_keys(err, kj, "kafka", kafka_keys, NELEM(kafka_keys))) < 0)
@@ -710,7 +710,7 @@ static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
         return rc;
     if (rc == 1)
         k->reset_accept = e == 1;
-    json_t *props = json_member(kj, "properties");
+    json_t *props = jutil_member(kj, "properties");
     if (props && (rc = parse_kafka_props(err, props, k)) < 0)
         return rc;
     return 0;
@@ -719,10 +719,10 @@ static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
 static int parse_name(strata_err *err, json_t *root, const char *name, strata_schema *s)
 {
     const char *src = name;
-    json_t *jn = json_member(root, "name");
+    json_t *jn = jutil_member(root, "name");
     if (jn) {
         if (!json_is_string(jn))
-            return json_type_error(err, "name", "a string", jn);
+            return jutil_type_error(err, "name", "a string", jn);
         src = json_string_value(jn);
         if (name && strcmp(src, name) != 0)
             return strata_err_set(err, STRATA_EINVAL,
@@ -744,12 +744,12 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
     int rc, e;
     if (!json_is_object(root))
         return strata_err_set(err, STRATA_EINVAL, "schema: expected a JSON object, got %s",
-                              json_kind(root));
+                              jutil_kind(root));
     /* The version first: a newer file may well have keys this build does not know. */
-    json_t *ver = json_member(root, "format_version");
+    json_t *ver = jutil_member(root, "format_version");
     if (ver) {
         if (!json_is_integer(ver))
-            return json_type_error(err, "format_version", "an integer", ver);
+            return jutil_type_error(err, "format_version", "an integer", ver);
         if (json_integer_value(ver) != SCHEMA_JSON_FORMAT_VERSION)
             return strata_err_set(err, STRATA_EVERSION,
                                   "format_version: %" JSON_INTEGER_FORMAT
@@ -763,7 +763,7 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
     if ((rc = parse_columns(err, root, s)) < 0)
         return rc;
 
-    json_t *tc = json_member(root, "time_column");
+    json_t *tc = jutil_member(root, "time_column");
     if (!tc)
         return strata_err_set(err, STRATA_EINVAL, "time_column: required");
     if ((rc = get_column(err, s, tc, "time_column", &s->time_col)) < 0)
@@ -773,7 +773,7 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
         return rc;
     if (rc == 1)
         s->partition_by = (strata_partition_by)e;
-    json_t *ob = json_member(root, "order_by");
+    json_t *ob = jutil_member(root, "order_by");
     if (ob) {
         if ((rc = parse_column_list(err, s, ob, "order_by", s->order_by, &s->norder)) < 0)
             return rc;

@@ -118,8 +118,8 @@
 
 #include <stddef.h>
 
-#include "error.h"
-#include "schema.h"
+#include "engine/error.h"
+#include "engine/schema.h"
 
 #define SCHEMA_JSON_FORMAT_VERSION 1
 #define SCHEMA_JSON_FILE "schema.json"

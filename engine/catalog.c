@@ -15,7 +15,7 @@
  * drop_lock serializes drops. Tables that fail to open are kept in `broken` with the
  * reason: they hold their name (no table can be created over them) until dropped.
  */
-#include "catalog.h"
+#include "engine/catalog.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,9 +34,9 @@
 
 #include <jansson.h>
 
-#include "fault.h"
-#include "manifest.h"
-#include "schema_json.h"
+#include "engine/fault.h"
+#include "engine/manifest.h"
+#include "engine/schema_json.h"
 
 /* One table and who holds it. A dropped entry leaves the name list at once (a new table
  * of that name can be created) and lives in the dropped list until its last holder puts
