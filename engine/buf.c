@@ -38,6 +38,20 @@ void buf_put(bytebuf *b, const void *p, size_t n)
     b->len += n;
 }
 
+char *buf_take_cstr(bytebuf *b, size_t *len)
+{
+    if (!buf_reserve(b, 1)) {
+        buf_free(b);
+        return NULL;
+    }
+    b->data[b->len] = 0;
+    char *s = (char *)b->data;
+    if (len)
+        *len = b->len;
+    memset(b, 0, sizeof *b);
+    return s;
+}
+
 void buf_put_u8(bytebuf *b, uint8_t v)
 {
     buf_put(b, &v, 1);

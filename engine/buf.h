@@ -29,6 +29,10 @@ void buf_put_u8(bytebuf *b, uint8_t v);
 void buf_put_u16(bytebuf *b, uint16_t v);
 void buf_put_u32(bytebuf *b, uint32_t v);
 void buf_put_u64(bytebuf *b, uint64_t v);
+/* NUL-terminates the bytes and hands them over as a C string (the caller frees it with
+ * free()); *len, when given, gets their length without the NUL. The buffer is left empty.
+ * After any failed put (b->oom) the bytes are freed and NULL is returned. */
+char *buf_take_cstr(bytebuf *b, size_t *len /* OUT, may be NULL */);
 
 static inline void store_u32le(uint8_t *p, uint32_t v)
 {

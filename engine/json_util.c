@@ -99,21 +99,30 @@ void jutil_join_names(const char *const *names, size_t n, char *out, size_t cap)
     }
 }
 
-bool jutil_parse_u64_decimal(const char *p, uint64_t *out)
+int jutil_check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
+                     size_t n)
 {
-    if (!*p)
-        return false;
-    uint64_t v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (ok)
+            continue;
+        const char *sep = path[0] ? ": " : "";
+        const char *near = jutil_closest(key, allowed, n);
+        if (near)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "%s%sunknown key '%.64s' (did you mean '%s'?)", path, sep, key,
+                                  near);
+        char list[320];
+        jutil_join_names(allowed, n, list, sizeof list);
+        return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (expected one of %s)",
+                              path, sep, key, list);
     }
-    *out = v;
-    return true;
+    return 0;
 }
 
 jutil_real_verdict jutil_real_integer(strata_type type, double d, int64_t *out)

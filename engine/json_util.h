@@ -1,7 +1,7 @@
 /*
  * json_util.h — small helpers shared by the JSON parsers of ingest/ (table schemas and
  * queries): field paths for error messages, "did you mean" suggestions, null-as-absent
- * member lookup, exact decimal uint64 parsing, and integral reals for integer columns.
+ * member lookup, the unknown-key check, and integral reals for integer columns.
  */
 #ifndef STRATA_JSON_UTIL_H
 #define STRATA_JSON_UTIL_H
@@ -35,9 +35,12 @@ const char *jutil_closest(const char *word, const char *const *cands, size_t n);
 /* "a, b, c" into out[cap] (cut short when it does not fit). */
 void jutil_join_names(const char *const *names, size_t n, char *out, size_t cap);
 
-/* Parses a non-empty string of decimal digits into a uint64; false on anything else or
- * overflow (*out unchanged). */
-bool jutil_parse_u64_decimal(const char *p, uint64_t *out);
+/* Refuses any key of obj not in allowed[0..n): sets err to "<path>: unknown key 'k' (did
+ * you mean 'x'?)" or "... (expected one of a, b, c)" (no "<path>: " at the top level, path
+ * "") and returns STRATA_EINVAL; 0 when every key is allowed. Used by every JSON object a
+ * user writes (schemas, queries, configs), so they all word it the same. */
+int jutil_check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
+                     size_t n);
 
 /* What a JSON real (jansson keeps only its double) is worth to an integer column. Unlike
  * ingest (event_int_from_number reads the token's text), query and schema parsers have

@@ -17,6 +17,7 @@
 #include "engine/schema_json.h"
 
 #include "engine/json_util.h"
+#include "engine/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,88 +36,6 @@
 #define PATHCAP 192 /* longest field path: "rollups[3].metrics[31].column", property keys */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence starting at p (at most n bytes available), or 0. */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    else if (c >= 0xC2 && c <= 0xDF)
-        len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, min = 0x10000;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    unsigned cp = c & (0x3F >> (len - 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq_len(p + i, n - i);
-        if (l == 0)
-            return false;
-        i += l;
-    }
-    return true;
-}
-
-/* Replaces every byte that is not part of a valid UTF-8 sequence with '?'. */
-static void utf8_scrub(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq_len(p + i, n - i);
-        if (l == 0) {
-            p[i++] = '?';
-            continue;
-        }
-        i += l;
-    }
-}
-
-/* Refuses any key of obj (found at path; "" for the top level) not in allowed. */
-static int check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
-                      size_t n)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val)
-    {
-        bool ok = false;
-        for (size_t i = 0; i < n && !ok; i++)
-            ok = strcmp(key, allowed[i]) == 0;
-        if (ok)
-            continue;
-        const char *near = jutil_closest(key, allowed, n);
-        if (near)
-            return strata_err_set(err, STRATA_EINVAL,
-                                  "%s%sunknown field '%.64s' (did you mean '%s'?)", path,
-                                  path[0] ? ": " : "", key, near);
-        char list[320];
-        jutil_join_names(allowed, n, list, sizeof list);
-        return strata_err_set(err, STRATA_EINVAL, "%s%sunknown field '%.64s' (expected one of %s)",
-                              path, path[0] ? ": " : "", key, list);
-    }
-    return 0;
-}
 
 /* Copies the string obj[key] into out[cap]. Returns 1 when present, 0 when absent or
  * null, or a negative code (not a string, too long). */
@@ -323,7 +242,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
         }
         if (json_is_string(d)) {
             uint64_t u;
-            if (!jutil_parse_u64_decimal(json_string_value(d), &u))
+            if (!text_parse_u64(json_string_value(d), &u))
                 return strata_err_set(err, STRATA_EINVAL,
                                       "%s: '%.64s' is not a uint64 (decimal digits, at most "
                                       "18446744073709551615)",
@@ -377,7 +296,7 @@ static int parse_column(strata_err *err, json_t *v, size_t i, strata_column *c)
     jutil_path_index(path, PATHCAP, "columns", i);
     if (!json_is_object(v))
         return jutil_type_error(err, path, "an object", v);
-    if ((rc = check_keys(err, v, path, column_keys, NELEM(column_keys))) < 0)
+    if ((rc = jutil_check_keys(err, v, path, column_keys, NELEM(column_keys))) < 0)
         return rc;
     if ((rc = get_str(err, v, path, "name", c->name, sizeof c->name)) < 0)
         return rc;
@@ -454,7 +373,7 @@ static int parse_metric(strata_err *err, const strata_schema *s, json_t *v, cons
     int rc;
     if (!json_is_object(v))
         return jutil_type_error(err, path, "an object", v);
-    if ((rc = check_keys(err, v, path, metric_keys, NELEM(metric_keys))) < 0)
+    if ((rc = jutil_check_keys(err, v, path, metric_keys, NELEM(metric_keys))) < 0)
         return rc;
     jutil_path_key(sub, PATHCAP, path, "fn");
     json_t *fn = jutil_member(v, "fn");
@@ -490,7 +409,7 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
     jutil_path_index(path, PATHCAP, "rollups", r);
     if (!json_is_object(v))
         return jutil_type_error(err, path, "an object", v);
-    if ((rc = check_keys(err, v, path, rollup_keys, NELEM(rollup_keys))) < 0)
+    if ((rc = jutil_check_keys(err, v, path, rollup_keys, NELEM(rollup_keys))) < 0)
         return rc;
     if ((rc = get_duration(err, v, path, "interval", &ru->interval_ms)) < 0)
         return rc;
@@ -549,7 +468,7 @@ static int parse_retention(strata_err *err, json_t *root, strata_schema *s)
         return 0;
     if (!json_is_object(ret))
         return jutil_type_error(err, "retention", "an object", ret);
-    int rc = check_keys(err, ret, "retention", retention_keys, NELEM(retention_keys));
+    int rc = jutil_check_keys(err, ret, "retention", retention_keys, NELEM(retention_keys));
     if (rc < 0)
         return rc;
     int64_t *dst[] = {&s->retention_raw_ms, &s->retention_1m_ms, &s->retention_1h_ms};
@@ -573,7 +492,7 @@ static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
     if (!json_is_object(st))
         return jutil_type_error(err, "storage", "an object", st);
     int rc, e;
-    if ((rc = check_keys(err, st, "storage", storage_keys, NELEM(storage_keys))) < 0)
+    if ((rc = jutil_check_keys(err, st, "storage", storage_keys, NELEM(storage_keys))) < 0)
         return rc;
     if ((rc = get_enum(err, st, "storage", "compression", codec_names, NELEM(codec_names), &e)) < 0)
         return rc;
@@ -604,16 +523,6 @@ static bool kafka_topic_ok(const char *t)
               *t == '.' || *t == '_' || *t == '-'))
             return false;
     return true;
-}
-
-/* Shortest "%.*g" text that reads back as d. */
-static void format_double(double d, char *out, size_t cap)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, cap, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
-            return;
-    }
 }
 
 static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
@@ -650,7 +559,7 @@ static int parse_kafka_props(strata_err *err, json_t *props, strata_kafka *k)
             vl = strlen(text);
             break;
         case JSON_REAL:
-            format_double(json_real_value(v), text, sizeof text);
+            text_double_shortest(json_real_value(v), text, sizeof text);
             val = text;
             vl = strlen(text);
             break;
@@ -680,7 +589,7 @@ static int parse_kafka(strata_err *err, json_t *root, strata_schema *s)
         return jutil_type_error(err, "kafka", "an object", kj);
     strata_kafka *k = &s->kafka;
     int rc, e;
-    if ((rc = check_keys(err, kj, "kafka", kafka_keys, NELEM(kafka_keys))) < 0)
+    if ((rc = jutil_check_keys(err, kj, "kafka", kafka_keys, NELEM(kafka_keys))) < 0)
         return rc;
     k->enabled = true;
     if ((rc = get_str(err, kj, "kafka", "brokers", k->brokers, sizeof k->brokers)) < 0)
@@ -756,7 +665,7 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
                                   " is not supported (this build reads version %d)",
                                   json_integer_value(ver), SCHEMA_JSON_FORMAT_VERSION);
     }
-    if ((rc = check_keys(err, root, "", top_keys, NELEM(top_keys))) < 0)
+    if ((rc = jutil_check_keys(err, root, "", top_keys, NELEM(top_keys))) < 0)
         return rc;
     if ((rc = parse_name(err, root, name, s)) < 0)
         return rc;
@@ -845,7 +754,7 @@ int schema_json_parse_named(const char *text, size_t len, const char *name, stra
         memcpy(out, s, sizeof *s);
 done:
     if (rc < 0 && err)
-        utf8_scrub(err->msg);
+        text_utf8_scrub(err->msg);
     free(s);
     json_decref(root);
     return rc;
@@ -913,7 +822,7 @@ done:
 static bool str_ok(const char *s, size_t cap)
 {
     size_t n = strnlen(s, cap);
-    return n < cap && utf8_valid(s, n);
+    return n < cap && text_utf8_valid(s, n);
 }
 
 static bool col_ref_ok(const strata_schema *s, int c, bool optional)

@@ -19,6 +19,7 @@
 #include "http/api_query.h"
 
 #include "engine/json_util.h"
+#include "engine/text.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -36,33 +37,6 @@
 #define OUT_MAX (1 + QUERY_MAX_GROUP + QUERY_MAX_AGGS) /* output columns */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-
-/* Refuses any key of obj (found at path; "" for the top level) not in allowed. */
-static int check_keys(strata_err *err, json_t *obj, const char *path, const char *const *allowed,
-                      size_t n)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val)
-    {
-        bool ok = false;
-        for (size_t i = 0; i < n && !ok; i++)
-            ok = strcmp(key, allowed[i]) == 0;
-        if (ok)
-            continue;
-        const char *sep = path[0] ? ": " : "";
-        const char *near = jutil_closest(key, allowed, n);
-        if (near)
-            return strata_err_set(err, STRATA_EINVAL,
-                                  "%s%sunknown key '%.64s' (did you mean '%s'?)", path, sep, key,
-                                  near);
-        char list[256];
-        jutil_join_names(allowed, n, list, sizeof list);
-        return strata_err_set(err, STRATA_EINVAL, "%s%sunknown key '%.64s' (expected one of %s)",
-                              path, sep, key, list);
-    }
-    return 0;
-}
 
 /* A time for messages: RFC 3339 (without ".000" when whole seconds) inside the supported
  * range, else the epoch milliseconds. */
@@ -82,7 +56,6 @@ static void format_time(int64_t ms, char *buf, size_t cap)
         memcpy(buf + n - 5, "Z", 2);
 }
 
-static size_t utf8_len(const unsigned char *s, size_t n);
 
 /* Replaces every byte of err's message that is not part of valid UTF-8 with '?' (jansson's
  * messages quote input bytes, and %.64s may cut a character in two). */
@@ -93,7 +66,7 @@ static void scrub_message(strata_err *err)
     unsigned char *m = (unsigned char *)err->msg;
     size_t n = strnlen(err->msg, sizeof err->msg);
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_len(m + i, n - i);
+        size_t l = text_utf8_len(m + i, n - i);
         if (l == 0)
             m[i++] = '?';
         else
@@ -261,7 +234,7 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_valu
         if (json_is_string(v)) {
             uint64_t u;
             if (strlen(json_string_value(v)) != json_string_length(v) ||
-                !jutil_parse_u64_decimal(json_string_value(v), &u))
+                !text_parse_u64(json_string_value(v), &u))
                 return strata_err_set(
                     p->err, STRATA_EINVAL,
                     "%s: '%.64s' is not a uint64 for column '%s' (decimal digits, "
@@ -336,7 +309,7 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
 {
     char sub[PATHCAP];
     int rc, col;
-    if ((rc = check_keys(p->err, v, path, pred_keys, NELEM(pred_keys))) < 0)
+    if ((rc = jutil_check_keys(p->err, v, path, pred_keys, NELEM(pred_keys))) < 0)
         return rc;
     jutil_path_key(sub, PATHCAP, path, "column");
     if ((rc = get_column(p, jutil_member(v, "column"), sub, &col)) < 0)
@@ -511,7 +484,7 @@ static int parse_agg(qparse *p, json_t *v, const char *path, query_agg *a)
     int rc;
     if (!json_is_object(v))
         return jutil_type_error(p->err, path, "an aggregate (an object such as {\"fn\": \"count\"})", v);
-    if ((rc = check_keys(p->err, v, path, select_keys, NELEM(select_keys))) < 0)
+    if ((rc = jutil_check_keys(p->err, v, path, select_keys, NELEM(select_keys))) < 0)
         return rc;
     jutil_path_key(sub, PATHCAP, path, "fn");
     json_t *fn = jutil_member(v, "fn");
@@ -646,7 +619,7 @@ static int parse_order_by(qparse *p, json_t *root)
         if (!json_is_object(e))
             return jutil_type_error(p->err, path,
                               "an object such as {\"column\": \"count\", \"desc\": true}", e);
-        if ((rc = check_keys(p->err, e, path, order_keys, NELEM(order_keys))) < 0)
+        if ((rc = jutil_check_keys(p->err, e, path, order_keys, NELEM(order_keys))) < 0)
             return rc;
         jutil_path_key(sub, PATHCAP, path, "column");
         json_t *c = jutil_member(e, "column");
@@ -795,7 +768,7 @@ static int parse_root(qparse *p, json_t *root)
 {
     strata_query *q = p->q;
     int rc;
-    if ((rc = check_keys(p->err, root, "", top_keys, NELEM(top_keys))) < 0)
+    if ((rc = jutil_check_keys(p->err, root, "", top_keys, NELEM(top_keys))) < 0)
         return rc;
     const char *t = table_of(root, p->err);
     if (!t)
@@ -967,34 +940,6 @@ static void jb_double(jbuf *b, double d)
     jb_put(b, tmp, (size_t)n);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (n >= 1), or 0 when s[0] does not start
- * one (overlong forms, surrogates and values above U+10FFFF are invalid). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, min = 0x80, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, min = 0x800, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, min = 0x10000, cp = c & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* Writes s[0..n) as a JSON string: quotes, backslashes and control characters escaped,
  * U+2028/U+2029 escaped (JavaScript line terminators), every byte that does not belong to
  * a valid UTF-8 sequence replaced by U+FFFD. */
@@ -1033,7 +978,7 @@ static void jb_str(jbuf *b, const char *str, size_t n)
             i++;
             continue;
         }
-        size_t l = utf8_len(s + i, n - i);
+        size_t l = text_utf8_len(s + i, n - i);
         if (l == 0) {
             memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD: 3 bytes for 1 input byte */
             o += 3;

@@ -958,9 +958,9 @@ static const struct bad_case {
      "malformed JSON at line 3 column"},
     {HEAD "} trailing", "malformed JSON at line 1"},
     {HEAD ", 'name': 'u'}", "duplicate"},
-    {HEAD ", 'partiton_by': 'day'}", "unknown field 'partiton_by' (did you mean 'partition_by'?)"},
-    {HEAD ", 'timecolumn': 'ts'}", "unknown field 'timecolumn' (did you mean 'time_column'?)"},
-    {HEAD ", 'frobnicate': 1}", "unknown field 'frobnicate' (expected one of format_version, name"},
+    {HEAD ", 'partiton_by': 'day'}", "unknown key 'partiton_by' (did you mean 'partition_by'?)"},
+    {HEAD ", 'timecolumn': 'ts'}", "unknown key 'timecolumn' (did you mean 'time_column'?)"},
+    {HEAD ", 'frobnicate': 1}", "unknown key 'frobnicate' (expected one of format_version, name"},
     {HEAD ", 'format_version': '1'}", "format_version: expected an integer, got a string"},
     /* name */
     {"{'name': 5, " COLS ", 'time_column': 'ts'}", "name: expected a string, got an integer"},
@@ -981,10 +981,10 @@ static const struct bad_case {
      "columns[1]: expected an object, got a string"},
     {"{'name': 't', 'columns': [{'name': 'ts', 'type': 'timestamp'}, {'name': 'a', 'type': "
      "'int64', 'defualt': 1}], 'time_column': 'ts'}",
-     "columns[1]: unknown field 'defualt' (did you mean 'default'?)"},
+     "columns[1]: unknown key 'defualt' (did you mean 'default'?)"},
     {"{'name': 't', 'columns': [{'name': 'ts', 'type': 'timestamp'}, {'nom': 'a'}], "
      "'time_column': 'ts'}",
-     "columns[1]: unknown field 'nom' (did you mean 'name'?)"},
+     "columns[1]: unknown key 'nom' (did you mean 'name'?)"},
     {"{'name': 't', 'columns': [{'name': 'ts', 'type': 'timestamp'}, {'type': 'int64'}], "
      "'time_column': 'ts'}",
      "columns[1].name: required"},
@@ -1139,7 +1139,7 @@ static const struct bad_case {
     {HEAD ", 'rollups': [1]}", "rollups[0]: expected an object, got an integer"},
     {HEAD ", 'rollups': [{}, {}, {}, {}, {}]}", "rollups: 5 rollups, at most 4 allowed"},
     {HEAD ", 'rollups': [{'interval': '1m', 'dims': [], 'metrics': [{'fn': 'count'}]}]}",
-     "rollups[0]: unknown field 'dims'"},
+     "rollups[0]: unknown key 'dims'"},
     {HEAD ", 'rollups': [{'metrics': [{'fn': 'count'}]}]}", "rollups[0].interval: required"},
     {HEAD ", 'rollups': [{'interval': 60000, 'metrics': [{'fn': 'count'}]}]}",
      "rollups[0].interval: expected a duration string such as \"2m\", got an integer"},
@@ -1189,17 +1189,17 @@ static const struct bad_case {
     {HEAD ", 'rollups': [{'interval': '1m', 'metrics': [{'fn': 'sum', 'column': 'amout'}]}]}",
      "rollups[0].metrics[0].column: unknown column 'amout' (did you mean 'amount'?)"},
     {HEAD ", 'rollups': [{'interval': '1m', 'metrics': [{'fn': 'sum', 'col': 'amount'}]}]}",
-     "rollups[0].metrics[0]: unknown field 'col' (expected one of fn, column)"},
+     "rollups[0].metrics[0]: unknown key 'col' (expected one of fn, column)"},
     {HEAD ", 'rollups': [{'interval': '1m', 'metrics': [{'fn': 'sum', 'colum': 'amount'}]}]}",
-     "rollups[0].metrics[0]: unknown field 'colum' (did you mean 'column'?)"},
+     "rollups[0].metrics[0]: unknown key 'colum' (did you mean 'column'?)"},
     /* retention, lateness */
     {HEAD ", 'retention': '30d'}", "retention: expected an object, got a string"},
     {HEAD ", 'retention': {'raw': 30}}",
      "retention.raw: expected a duration string such as \"2m\", got an integer"},
     {HEAD ", 'retention': {'raw': '30 days'}}", "retention.raw: '30 days' is not a duration"},
     {HEAD ", 'retention': {'1m': '-1d'}}", "retention.1m: '-1d' is not a duration"},
-    {HEAD ", 'retention': {'5m': '1d'}}", "retention: unknown field '5m'"},
-    {HEAD ", 'retention': {'Raw': '1d'}}", "retention: unknown field 'Raw' (did you mean 'raw'?)"},
+    {HEAD ", 'retention': {'5m': '1d'}}", "retention: unknown key '5m'"},
+    {HEAD ", 'retention': {'Raw': '1d'}}", "retention: unknown key 'Raw' (did you mean 'raw'?)"},
     {HEAD ", 'retention': {'raw': '0d'}}", "retention.raw: must be longer than 0"},
     {HEAD ", 'retention': {'1h': '99999999999y'}}",
      "retention.1h: '99999999999y' is not a duration"},
@@ -1215,12 +1215,12 @@ static const struct bad_case {
      "unknown_fields: unknown value 'drop' (expected one of ignore, reject)"},
     {HEAD ", 'unknown_fields': 'Reject'}", "unknown_fields: unknown value 'Reject'"},
     {HEAD ", 'unknown_fields': true}", "unknown_fields: expected a string, got true"},
-    {HEAD ", 'unknown_field': 'reject'}", "unknown field 'unknown_field' (did you mean 'unknown_fields'?)"},
+    {HEAD ", 'unknown_field': 'reject'}", "unknown key 'unknown_field' (did you mean 'unknown_fields'?)"},
     /* storage */
     {HEAD ", 'storage': []}", "storage: expected an object, got an array"},
     {HEAD ", 'storage': {'compresion': 'lz4'}}",
-     "storage: unknown field 'compresion' (did you mean 'compression'?)"},
-    {HEAD ", 'storage': {'codec': 'lz4'}}", "storage: unknown field 'codec' (expected one of"},
+     "storage: unknown key 'compresion' (did you mean 'compression'?)"},
+    {HEAD ", 'storage': {'codec': 'lz4'}}", "storage: unknown key 'codec' (expected one of"},
     {HEAD ", 'storage': {'compression': 'gzip'}}",
      "storage.compression: unknown value 'gzip' (expected one of none, lz4, zstd)"},
     {HEAD ", 'storage': {'memtable_rows': '1M'}}",
@@ -1248,7 +1248,7 @@ static const struct bad_case {
     {HEAD ", 'kafka': {'topic': ''}}", "kafka.topic: must not be empty"},
     {HEAD ", 'kafka': {'topic': 'a b'}}", "kafka.topic: 'a b' is not a valid topic name"},
     {HEAD ", 'kafka': {'topic': 'a/b'}}", "kafka.topic: 'a/b' is not a valid topic name"},
-    {HEAD ", 'kafka': {'topics': 'x'}}", "kafka: unknown field 'topics' (did you mean 'topic'?)"},
+    {HEAD ", 'kafka': {'topics': 'x'}}", "kafka: unknown key 'topics' (did you mean 'topic'?)"},
     {HEAD ", 'kafka': {'topic': 'x', 'brokers': 9092}}",
      "kafka.brokers: expected a string, got an integer"},
     {HEAD ", 'kafka': {'topic': 'x', 'group': ''}}", "kafka.group: must not be empty"},
@@ -1275,7 +1275,7 @@ TEST(invalid_schemas)
 TEST(newer_format_version)
 {
     /* Refused with EVERSION before any other check, so a newer file's new keys do not
-     * produce a misleading "unknown field". */
+     * produce a misleading "unknown key". */
     const char *t = J(HEAD ", 'format_version': 2, 'shiny_new_thing': {}}");
     parse_fails_raw(t, strlen(t), NULL, STRATA_EVERSION,
                     "format_version: 2 is not supported (this build reads version 1)");
@@ -1350,7 +1350,7 @@ TEST(messages_are_utf8)
     for (int i = 0; i < 40; i++)
         strcat(key, "\xc3\xa9");
     snprintf(text, sizeof text, HEAD ", '%s': 1}", key);
-    parse_fails(text, "unknown field 'a");
+    parse_fails(text, "unknown key 'a");
     /* Bytes that are not UTF-8 in the input itself. */
     static const char *const raw[] = {
         "{\"name\": \"\xff\"}",
