@@ -68,6 +68,7 @@
 #include <string.h>
 
 #include "ingest/event_json.h"
+#include "engine/text.h"
 #include "engine/units.h"
 
 /* ---- column lookup ------------------------------------------------------------------- */
@@ -236,38 +237,6 @@ static int hex4(const char *p)
     return v;
 }
 
-/* Length of the valid UTF-8 sequence starting with the byte >= 0x80 at p, or 0. */
-static size_t utf8_sequence(const char *p, const char *end)
-{
-    uint8_t u = (uint8_t)p[0];
-    size_t n;
-    uint32_t v;
-    if (u >= 0xC2 && u <= 0xDF) {
-        n = 2;
-        v = u & 0x1F;
-    } else if (u >= 0xE0 && u <= 0xEF) {
-        n = 3;
-        v = u & 0x0F;
-    } else if (u >= 0xF0 && u <= 0xF4) {
-        n = 4;
-        v = u & 0x07;
-    } else {
-        return 0; /* continuation byte, C0/C1, F5-FF */
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t k = 1; k < n; k++) {
-        uint8_t c = (uint8_t)p[k];
-        if (c < 0x80 || c > 0xBF)
-            return 0;
-        v = (v << 6) | (c & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
-        (n == 4 && v < 0x10000))
-        return 0;
-    return n;
-}
-
 /* Scans a string body starting after its opening quote; returns the closing quote, or
  * NULL for anything jansson refuses. Sets *escaped when the body holds an escape. */
 static const char *scan_string(const char *p, const char *end, bool *escaped)
@@ -307,7 +276,7 @@ static const char *scan_string(const char *p, const char *end, bool *escaped)
                 return NULL;
             }
         } else if (c >= 0x80) {
-            size_t n = utf8_sequence(p, end);
+            size_t n = text_utf8_len((const unsigned char *)p, (size_t)(end - p));
             if (n == 0)
                 return NULL;
             p += n;
