@@ -183,7 +183,7 @@ TEST(ddsketch_add_n_same_as_add)
 }
 
 /* The accuracy sweep. Each seed adds distinct random keys one at a time, hashed the way
- * query_exec.c hashes an integer column (sketch_hash_u64), and reads the estimate at every
+ * query_agg.h hashes an integer column (sketch_hash_u64), and reads the estimate at every
  * checkpoint it passes, so one pass of 10M keys measures all cardinalities up to 10M.
  * Checkpoints: 10 per decade from 1 to 10M, plus every 10k from 100k to 250k (where the
  * switch used to be). Seeds: more for the small counts, 48 for the full 10M. Under the
