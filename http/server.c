@@ -35,7 +35,8 @@
 #include "ingest/event_json.h"
 #include "ingest/ndjson_answer.h"
 #include "engine/query.h"
-#include "http/api_query.h"
+#include "http/query_answer.h"
+#include "http/query_parse.h"
 #include "engine/schema_json.h"
 #include "ingest/table_counts.h"
 
@@ -171,7 +172,7 @@ static enum MHD_Result send_error_v(strata_server *s, struct MHD_Connection *c, 
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t len;
-    char *body = json_error_body(msg, &len);
+    char *body = query_answer_error(msg, &len);
     if (!body)
         return MHD_NO;
     return send_json_text(s, c, status, body, len, headers);
@@ -763,7 +764,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
     const char *text = (const char *)rq->body.data;
     size_t len = rq->body.len;
     atomic_fetch_add(&s->queries, 1);
-    if (query_json_table_name(text, len, name, sizeof name, &err) != 0) {
+    if (query_parse_table_name(text, len, name, sizeof name, &err) != 0) {
         atomic_fetch_add(&s->query_errors, 1);
         return send_error(s, c, 400, "%s", err.msg);
     }
@@ -773,7 +774,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
         return send_no_table(s, c, name, "table: ");
     }
     strata_query q;
-    int prc = query_json_parse(text, len, table_schema(t), wall_ms(), &q, &err);
+    int prc = query_parse_json(text, len, table_schema(t), wall_ms(), &q, &err);
     if (prc != 0) {
         catalog_put(s->cat, t);
         atomic_fetch_add(&s->query_errors, 1);
@@ -809,7 +810,7 @@ static enum MHD_Result handle_query(strata_server *s, struct MHD_Connection *c, 
         return send_error(s, c, status_of(rc), "%s", err.msg);
     }
     size_t out_len;
-    char *out = query_result_json(r, &q, &out_len);
+    char *out = query_answer_json(r, &q, &out_len);
     query_result_free(r);
     query_free(&q);
     double el = now_ms() - t0;
