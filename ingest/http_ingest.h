@@ -117,8 +117,9 @@ void http_ingest_abort(http_ingest *in);
 http_ingest_fault http_ingest_finish(http_ingest *in, uint64_t *rows /* OUT */);
 
 /* Lets go of everything the request holds (its batch to the pool, its decoder, its
- * memory count), keeping only answer counts, fault and fail to answer with. Afterwards
- * the caller may give the table back. Safe on a zeroed or already ended request. */
+ * memory count, the answer's error list: build the answer's JSON before), keeping the
+ * answer's counts, fault and fail to answer with. Afterwards the caller may give the
+ * table back. Safe on a zeroed or already ended request. */
 void http_ingest_end(http_ingest *in);
 
 #endif
