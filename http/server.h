@@ -15,7 +15,10 @@
  *                                   ingested, rejected and blank lines and reports unknown
  *                                   fields (format in ingest/ndjson_answer.h)
  *   POST /tables/{name}/flush       flush every memtable of the table now
- *   POST /query                     the JSON query (ingest/query_json.h)
+ *   POST /tables/{name}/kafka/accept-reset  read the partitions a Kafka offset reset
+ *                                   stopped again from their start, as new data
+ *   POST /query                     the JSON query (http/query_parse.h; the answer's
+ *                                   format in http/query_answer.h)
  *   GET  /metrics                   Prometheus text format
  *   GET /health answers "degraded" with the reasons when Kafka data was lost (retention) or
  *   a consumer cannot reach its brokers.
@@ -25,6 +28,13 @@
  *
  * Threads: MHD's pool threads run the handlers; tables serialize their own writers; the
  * server's counters are atomics. server_stop waits for in-flight requests.
+ *
+ * Memory: server_start allocates the server, server_stop frees it (and everything it
+ * holds). opts is copied; its host string, the catalog and the Kafka consumers are
+ * borrowed: they must outlive the server.
+ *
+ * Inside http/: server.c (daemon, routing, auth, limits), one api_*.c per resource and
+ * their internal header api.h, the query language in query_parse.c and query_answer.c.
  */
 #ifndef STRATA_SERVER_H
 #define STRATA_SERVER_H

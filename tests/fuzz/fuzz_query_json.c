@@ -1,11 +1,11 @@
 /*
- * fuzz_query_json.c — libFuzzer target for the JSON query parser and the JSON writers
- * (ingest/query_json.c), against a fixed table: orders(ts timestamp, country string,
+ * fuzz_query_json.c — libFuzzer target for the JSON query parser (http/query_parse.c) and
+ * the JSON writers (http/query_answer.c), against a fixed table: orders(ts timestamp, country string,
  * amount float64, user_id uint64, qty int32, ok bool), now = 2024-06-01T12:00:00Z.
  *
- * Any bytes must give either a query that keeps every promise of query_json.h (checked
+ * Any bytes must give either a query that keeps every promise of query_parse.h (checked
  * field by field, the where tree node by node, then freed) or an error with a message;
- * never a crash, a leak or undefined behaviour. query_json_table_name must agree with the
+ * never a crash, a leak or undefined behaviour. query_parse_table_name must agree with the
  * parser on "table". The error body for the message, and an answer holding the input
  * bytes as a string cell, must both be JSON that jansson reads back.
  */
@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/api_query.h"
+#include "http/query_answer.h"
+#include "http/query_parse.h"
 
 #define NOW INT64_C(1717243200000)
 
@@ -39,7 +40,7 @@ static void init_schema(void)
 /* Aborts unless e (at nesting depth) is a well-formed node. */
 static void check_expr(const query_expr *e, int depth)
 {
-    if (depth > QUERY_JSON_MAX_DEPTH)
+    if (depth > QUERY_PARSE_MAX_DEPTH)
         abort();
     if (e->kind == QX_AND || e->kind == QX_OR) {
         if (e->nkids < 1 || !e->kids || e->vals || e->strs || e->pred.nvals)
@@ -52,7 +53,7 @@ static void check_expr(const query_expr *e, int depth)
         abort();
     const seg_pred *p = &e->pred;
     if (p->col < 0 || p->col >= schema.ncols || p->op > PRED_NOT_IN || !e->vals ||
-        p->vals != e->vals || p->nvals > QUERY_JSON_MAX_IN_VALUES)
+        p->vals != e->vals || p->nvals > QUERY_PARSE_MAX_IN_VALUES)
         abort();
     if (p->op != PRED_IN && p->op != PRED_NOT_IN && p->nvals != 1)
         abort();
@@ -74,13 +75,13 @@ static void check_expr(const query_expr *e, int depth)
     }
 }
 
-/* Aborts unless q keeps every promise of query_json_parse. */
+/* Aborts unless q keeps every promise of query_parse_json. */
 static void check_query(const strata_query *q)
 {
     if (q->from_ms >= q->to_ms || q->timeout_ms != 0 || q->max_groups != 0 || q->limit < -1)
         abort();
-    if (q->interval_ms != 0 && (q->interval_ms < QUERY_JSON_MIN_INTERVAL_MS ||
-                                q->interval_ms > QUERY_JSON_MAX_INTERVAL_MS))
+    if (q->interval_ms != 0 && (q->interval_ms < QUERY_PARSE_MIN_INTERVAL_MS ||
+                                q->interval_ms > QUERY_PARSE_MAX_INTERVAL_MS))
         abort();
     if (q->fill != QUERY_FILL_NONE && q->fill != QUERY_FILL_ZERO && q->fill != QUERY_FILL_NULL)
         abort();
@@ -150,10 +151,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     strata_err err = {0};
     char name[STRATA_NAME_MAX + 1];
     strata_err name_err = {0};
-    int name_rc = query_json_table_name(text, size, name, sizeof name, &name_err);
+    int name_rc = query_parse_table_name(text, size, name, sizeof name, &name_err);
     if (name_rc != 0 && name_err.msg[0] == 0)
         abort();
-    if (query_json_parse(text, size, &schema, NOW, &q, &err) == 0) {
+    if (query_parse_json(text, size, &schema, NOW, &q, &err) == 0) {
         if (name_rc != 0 || strcmp(name, "orders") != 0)
             abort(); /* the parser accepted a table name the extractor refused */
         check_query(&q);
@@ -177,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(copy, data, n);
     copy[n] = 0;
     size_t len;
-    char *body = json_error_body(err.msg[0] ? err.msg : copy, &len);
+    char *body = query_answer_error(err.msg[0] ? err.msg : copy, &len);
     check_json(body, len);
     free(body);
 
@@ -201,7 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r->types[0] = "string";
     strcpy(r->names[1], "f");
     r->types[1] = "float64";
-    char *answer = query_result_json(r, NULL, &len);
+    char *answer = query_answer_json(r, NULL, &len);
     check_json(answer, len);
     free(answer);
     query_result_free(r);

@@ -1,5 +1,6 @@
 /*
- * test_query_json.c — the JSON query language (ingest/query_json.c).
+ * test_query_json.c — the JSON query language (http/query_parse.c) and the answer writer
+ * (http/query_answer.c).
  *
  * Valid queries: every form of from/to (RFC 3339 with fractions and offsets, dates,
  * epoch ms including negative ones, now-relative against a fixed now with every duration
@@ -25,10 +26,11 @@
 
 #include "engine/error.h"
 #include "engine/query.h"
-#include "http/api_query.h"
 #include "engine/row_batch.h"
 #include "engine/schema.h"
 #include "engine/table.h"
+#include "http/query_answer.h"
+#include "http/query_parse.h"
 #include "test.h"
 
 /* 2024-06-01T12:00:00Z */
@@ -100,7 +102,7 @@ static void setup(void)
 static int parse_raw(const char *text, strata_query *q, strata_err *err)
 {
     setup();
-    return query_json_parse(text, strlen(text), &SC, NOW, q, err);
+    return query_parse_json(text, strlen(text), &SC, NOW, q, err);
 }
 
 /* Parses json (with ' for ") and fails the test when it is refused. */
@@ -168,7 +170,7 @@ TEST(text_need_not_be_terminated)
     strata_query q;
     strata_err err = {0};
     setup();
-    ASSERT_EQ(query_json_parse(json, len, &SC, NOW, &q, &err), 0);
+    ASSERT_EQ(query_parse_json(json, len, &SC, NOW, &q, &err), 0);
     ASSERT_EQ(q.limit, 5);
     query_free(&q);
 }
@@ -533,7 +535,7 @@ static char *nested(int depth, const char *leaf_value)
 TEST(depth_limit)
 {
     strata_query q;
-    char *s = nested(QUERY_JSON_MAX_DEPTH, "7");
+    char *s = nested(QUERY_PARSE_MAX_DEPTH, "7");
     ok(s, &q);
     free(s);
     const query_expr *e = q.where;
@@ -543,19 +545,19 @@ TEST(depth_limit)
         e = &e->kids[0];
         depth++;
     }
-    ASSERT_EQ(depth, QUERY_JSON_MAX_DEPTH);
+    ASSERT_EQ(depth, QUERY_PARSE_MAX_DEPTH);
     ASSERT_EQ(e->vals[0].i, 7);
     query_free(&q);
 
     strata_err err = {0};
-    s = nested(QUERY_JSON_MAX_DEPTH + 1, "7");
+    s = nested(QUERY_PARSE_MAX_DEPTH + 1, "7");
     ASSERT_EQ(parse_raw(J(s), &q, &err), STRATA_EINVAL);
     free(s);
     ASSERT_CONTAINS(err.msg, "where[0].or[0].or[0]");
     ASSERT_CONTAINS(err.msg, "nested more than 16 deep");
 
     /* a deep failure frees the partial tree (ASan's leak check watches) */
-    s = nested(QUERY_JSON_MAX_DEPTH, "'x'");
+    s = nested(QUERY_PARSE_MAX_DEPTH, "'x'");
     ASSERT_EQ(parse_raw(J(s), &q, &err), STRATA_EINVAL);
     free(s);
     ASSERT_CONTAINS(err.msg, ".or[0].value: column 'qty' is int32, got a string");
@@ -582,16 +584,16 @@ static char *values_list(int n, const char *col)
 TEST(value_list_limit)
 {
     strata_query q;
-    char *s = values_list(QUERY_JSON_MAX_IN_VALUES, "country");
+    char *s = values_list(QUERY_PARSE_MAX_IN_VALUES, "country");
     ok(s, &q);
     free(s);
     const seg_pred *p = only_pred(&q);
-    ASSERT_EQ(p->nvals, QUERY_JSON_MAX_IN_VALUES);
+    ASSERT_EQ(p->nvals, QUERY_PARSE_MAX_IN_VALUES);
     ASSERT_EQ(p->vals[9999].s.len, 5);
     ASSERT(memcmp(p->vals[9999].s.ptr, "v9999", 5) == 0);
     query_free(&q);
     strata_err err = {0};
-    s = values_list(QUERY_JSON_MAX_IN_VALUES + 1, "country");
+    s = values_list(QUERY_PARSE_MAX_IN_VALUES + 1, "country");
     ASSERT_EQ(parse_raw(J(s), &q, &err), STRATA_EINVAL);
     free(s);
     ASSERT_CONTAINS(err.msg, "where[0].values: 10001 values, at most 10000 allowed");
@@ -673,7 +675,7 @@ TEST(table_name)
     char name[STRATA_NAME_MAX + 1];
     strata_err err = {0};
     const char *t = J("{'select':[],'table':'orders','whatever':1}");
-    ASSERT_EQ(query_json_table_name(t, strlen(t), name, sizeof name, &err), 0);
+    ASSERT_EQ(query_parse_table_name(t, strlen(t), name, sizeof name, &err), 0);
     ASSERT_STR_EQ(name, "orders");
 
     static const struct {
@@ -693,11 +695,11 @@ TEST(table_name)
         memcpy(name, "unchanged", 10);
         t = J(bad[i].json);
         err.msg[0] = 0;
-        ASSERT_EQ(query_json_table_name(t, strlen(t), name, sizeof name, &err), STRATA_EINVAL);
+        ASSERT_EQ(query_parse_table_name(t, strlen(t), name, sizeof name, &err), STRATA_EINVAL);
         ASSERT_CONTAINS(err.msg, bad[i].needle);
         ASSERT_STR_EQ(name, "unchanged");
     }
-    ASSERT_EQ(query_json_table_name(NULL, 0, name, sizeof name, &err), STRATA_EINVAL);
+    ASSERT_EQ(query_parse_table_name(NULL, 0, name, sizeof name, &err), STRATA_EINVAL);
 }
 
 /* ---- invalid queries ---------------------------------------------------------------------- */
@@ -1041,9 +1043,9 @@ TEST(invalid_utf8_and_nul_input)
     /* a NUL byte in the text ends nothing: the length rules */
     const char with_nul[] = "{\"table\":\"orders\"\0,\"select\":[]}";
     setup();
-    ASSERT_EQ(query_json_parse(with_nul, sizeof with_nul - 1, &SC, NOW, &q, &err), STRATA_EINVAL);
+    ASSERT_EQ(query_parse_json(with_nul, sizeof with_nul - 1, &SC, NOW, &q, &err), STRATA_EINVAL);
     ASSERT_CONTAINS(err.msg, "malformed JSON");
-    ASSERT_EQ(query_json_parse(NULL, 0, &SC, NOW, &q, &err), STRATA_EINVAL);
+    ASSERT_EQ(query_parse_json(NULL, 0, &SC, NOW, &q, &err), STRATA_EINVAL);
 
     /* messages are valid UTF-8: jansson quotes bad bytes, and %.64s may cut a character */
     const char quoted[] = "{\"table\":\"orders\",\"select\":[{\"fn\":\"count\"}],\"x\xff\xfe\":1}";
@@ -1159,7 +1161,7 @@ TEST(result_exact_text)
     r->elapsed_ms = 1.23456;
 
     size_t len = 0;
-    char *text = query_result_json(r, NULL, &len);
+    char *text = query_answer_json(r, NULL, &len);
     ASSERT(text);
     ASSERT_EQ(len, strlen(text));
     const char *want =
@@ -1190,7 +1192,7 @@ TEST(result_exact_text)
     free(text);
 
     /* len may be NULL */
-    text = query_result_json(r, NULL, NULL);
+    text = query_answer_json(r, NULL, NULL);
     ASSERT(text);
     ASSERT_STR_EQ(text, want);
     free(text);
@@ -1224,7 +1226,7 @@ TEST(result_floats_round_trip)
         r->cells[0].kind = QC_FLOAT;
         r->cells[0].v.f = f[i].v;
         size_t len;
-        char *text = query_result_json(r, NULL, &len);
+        char *text = query_answer_json(r, NULL, &len);
         ASSERT(text);
         char want[256];
         snprintf(
@@ -1251,7 +1253,7 @@ TEST(result_empty_and_stats)
     r->rows_read = UINT64_MAX;
     r->elapsed_ms = NAN;
     size_t len;
-    char *text = query_result_json(r, NULL, &len);
+    char *text = query_answer_json(r, NULL, &len);
     ASSERT(text);
     ASSERT_STR_EQ(text, "{\"columns\":[{\"name\":\"na\\\"me\",\"type\":null}],\"rows\":[],"
                         "\"stats\":{\"rows_read\":18446744073709551615,\"segments_read\":0,"
@@ -1287,7 +1289,7 @@ TEST(result_large_reads_back)
         cell(r, i, 2)->v.f = d;
     }
     size_t len;
-    char *text = query_result_json(r, NULL, &len);
+    char *text = query_answer_json(r, NULL, &len);
     ASSERT(text);
     json_t *j = reads_back(text, len, 0);
     json_t *jr = json_object_get(j, "rows");
@@ -1320,19 +1322,19 @@ TEST(result_large_reads_back)
 TEST(error_body)
 {
     size_t len;
-    char *b = json_error_body("where[0].value: column 'amount' is float64, got a string", &len);
+    char *b = query_answer_error("where[0].value: column 'amount' is float64, got a string", &len);
     ASSERT(b);
     ASSERT_STR_EQ(b, "{\"error\":\"where[0].value: column 'amount' is float64, got a string\"}");
     ASSERT_EQ(len, strlen(b));
     free(b);
-    b = json_error_body("say \"hi\"\n\\ \x01 \xff end", &len);
+    b = query_answer_error("say \"hi\"\n\\ \x01 \xff end", &len);
     ASSERT_STR_EQ(b, "{\"error\":\"say \\\"hi\\\"\\n\\\\ \\u0001 \xef\xbf\xbd end\"}");
     json_t *j = reads_back(b, len, 0);
     ASSERT_STR_EQ(json_string_value(json_object_get(j, "error")),
                   "say \"hi\"\n\\ \x01 \xef\xbf\xbd end");
     json_decref(j);
     free(b);
-    b = json_error_body(NULL, NULL);
+    b = query_answer_error(NULL, NULL);
     ASSERT_STR_EQ(b, "{\"error\":\"unknown error\"}");
     free(b);
     /* every message of the invalid table becomes a valid body */
@@ -1340,7 +1342,7 @@ TEST(error_body)
         strata_query q;
         strata_err err = {0};
         ASSERT_NE(parse_raw(J(invalid[i].json), &q, &err), 0);
-        b = json_error_body(err.msg, &len);
+        b = query_answer_error(err.msg, &len);
         ASSERT(b);
         j = reads_back(b, len, 0);
         ASSERT_STR_EQ(json_string_value(json_object_get(j, "error")), err.msg);
@@ -1447,7 +1449,7 @@ static char *run_json(strata_table *t, const char *json)
 {
     strata_query q;
     strata_err err = {0};
-    if (query_json_parse(json, strlen(json), table_schema(t), NOW, &q, &err) != 0)
+    if (query_parse_json(json, strlen(json), table_schema(t), NOW, &q, &err) != 0)
         TEST_FAIL_("refused: %s\n  query: %s", err.msg, json);
     query_result *r = NULL;
     int rc = query_run(t, &q, &r, &err);
@@ -1456,7 +1458,7 @@ static char *run_json(strata_table *t, const char *json)
         TEST_FAIL_("query_run: %s\n  query: %s", err.msg, json);
     }
     size_t len;
-    char *text = query_result_json(r, &q, &len);
+    char *text = query_answer_json(r, &q, &len);
     query_result_free(r);
     query_free(&q);
     ASSERT(text);
@@ -1741,7 +1743,7 @@ TEST(corpus_replay)
             TEST_FAIL_("%s: %s", path, strerror(errno));
         strata_query q;
         strata_err err = {0};
-        int rc = query_json_parse(text, len, &FUZZ_SC, NOW, &q, &err);
+        int rc = query_parse_json(text, len, &FUZZ_SC, NOW, &q, &err);
         free(text);
         if (strncmp(name, "valid_", 6) == 0) {
             if (rc != 0)

@@ -1,7 +1,7 @@
 /*
- * query_json.h — the JSON query language of POST /query: parsing a request body into a
- * strata_query (engine/query.h) with messages that name the field at fault, and writing
- * a query_result (and any error) back as JSON.
+ * query_parse.h — the JSON query language of POST /query: a request body parsed into a
+ * strata_query (engine/query.h), with messages that name the field at fault. The answer
+ * written back is query_answer.h's job.
  *
  * Request format. Every key is optional unless marked required; a key whose value is null
  * is treated as if it were left out (except "value", where null is a type error). Unknown
@@ -108,17 +108,9 @@
  *   malformed JSON at line 1 column 7: ...
  * Messages are valid UTF-8 (bytes of the input that are not become '?').
  *
- * Answer format (query_result_json), compact, one object:
- *   {"columns":[{"name":"time","type":"timestamp"},{"name":"country","type":"string"},...],
- *    "rows":[[1704067200000,"US",1234.5],...],
- *    "stats":{"rows_read":N,"segments_read":N,"elapsed_ms":X,"source":"raw"}}
- * Integers are exact (uint64 up to 18446744073709551615, int64 down to
- * -9223372036854775808); floats use the shortest of %.15g/%.16g/%.17g that reads back to
- * the same double; NaN, infinities and null cells are null; strings are escaped so the
- * text is valid JSON whatever bytes they hold (invalid UTF-8 becomes U+FFFD).
  */
-#ifndef STRATA_QUERY_JSON_H
-#define STRATA_QUERY_JSON_H
+#ifndef STRATA_QUERY_PARSE_H
+#define STRATA_QUERY_PARSE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -127,18 +119,18 @@
 #include "engine/query.h"
 #include "engine/schema.h"
 
-#define QUERY_JSON_MAX_DEPTH 16             /* nesting of where conditions */
-#define QUERY_JSON_MAX_IN_VALUES 10000      /* values of one in / not_in */
-#define QUERY_JSON_MIN_INTERVAL_MS 1000     /* "1s" */
-#define QUERY_JSON_MAX_INTERVAL_MS 86400000 /* "1d" */
+#define QUERY_PARSE_MAX_DEPTH 16             /* nesting of where conditions */
+#define QUERY_PARSE_MAX_IN_VALUES 10000      /* values of one in / not_in */
+#define QUERY_PARSE_MIN_INTERVAL_MS 1000     /* "1s" */
+#define QUERY_PARSE_MAX_INTERVAL_MS 86400000 /* "1d" */
 
 /* Reads the "table" of the query text[0..len) (need not be NUL-terminated) into
  * name[0..cap), NUL-terminated, so the caller can look the table up before
- * query_json_parse. Returns 0; or STRATA_EINVAL with the message in err (malformed JSON,
+ * query_parse_json. Returns 0; or STRATA_EINVAL with the message in err (malformed JSON,
  * not an object, "table" missing, not a string, empty, or cap bytes or longer), with name
  * unchanged. Nothing else of the query is checked. */
-int query_json_table_name(const char *text, size_t len, char *name /* OUT */, size_t cap,
-                          strata_err *err);
+int query_parse_table_name(const char *text, size_t len, char *name /* OUT */, size_t cap,
+                           strata_err *err);
 
 /* Parses the query text[0..len) (need not be NUL-terminated) against schema, the schema of
  * the table it names; "now" in times means now_ms. On success returns 0 and fills *out
@@ -146,18 +138,7 @@ int query_json_table_name(const char *text, size_t len, char *name /* OUT */, si
  * the caller frees it with query_free. On failure returns STRATA_EINVAL (or STRATA_ENOMEM)
  * with the message in err, frees everything it allocated, and leaves *out unchanged
  * (do not call query_free then). */
-int query_json_parse(const char *text, size_t len, const strata_schema *schema, int64_t now_ms,
+int query_parse_json(const char *text, size_t len, const strata_schema *schema, int64_t now_ms,
                      strata_query *out /* OUT */, strata_err *err);
-
-/* The JSON answer for r, the result of running q (format above). q may be NULL; it is
- * only consulted for the "source" statistic, which is "raw" for now. Returns a
- * NUL-terminated string the caller frees with free(), its length (without the NUL) in
- * *len when len is non-NULL; NULL when memory runs out. */
-char *query_result_json(const query_result *r, const strata_query *q, size_t *len /* OUT */);
-
-/* {"error":"<message>"} with message escaped like result strings (NULL reads as
- * "unknown error"). Returns a NUL-terminated string the caller frees with free(), its
- * length in *len when len is non-NULL; NULL when memory runs out. */
-char *json_error_body(const char *message, size_t *len /* OUT */);
 
 #endif

@@ -1,0 +1,128 @@
+/*
+ * api.h — INTERNAL to http/: what server.c and the endpoint files share. Nothing outside
+ * http/ includes it; the public face of the HTTP layer is server.h.
+ *
+ * server.c receives every request (routing, auth, limits, the body) and, once the body
+ * is complete and the request passed its checks, calls the route's handler: one file per
+ * resource holds its handlers (api_tables.c: /tables and /health, api_ingest.c: POST
+ * /ingest, api_query.c: POST /query, api_metrics.c: GET /metrics). Every answer goes out
+ * through the server_send_* helpers, which count statuses for /metrics and end JSON
+ * answers with a newline.
+ *
+ * Memory: a request is calloc'd by server.c on its first call and freed when MHD reports
+ * it completed; what a handler allocates for its answer is handed to MHD by the helpers.
+ */
+#ifndef STRATA_HTTP_API_H
+#define STRATA_HTTP_API_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/buf.h"
+#include "engine/catalog.h"
+#include "engine/schema.h"
+#include "http/server.h"
+#include "ingest/http_ingest.h"
+#include "ingest/table_counts.h"
+
+/* Query latency histogram of /metrics: upper bounds in ms, then one bucket for the rest. */
+#define API_QUERY_LATENCY_BUCKETS 12
+extern const double api_query_latency_bounds_ms[API_QUERY_LATENCY_BUCKETS];
+
+/* Threads: the fields up to started are set by server_start before the daemon runs and
+ * only read afterwards; the counters are atomics (or table_counts, with their own lock),
+ * added to by any of MHD's pool threads; ingest has its own lock and atomic. */
+struct strata_server {
+    struct MHD_Daemon *daemon;
+    strata_catalog *cat; /* borrowed */
+    server_opts opts;    /* with defaults filled in */
+    char auth_header[512]; /* "Bearer <token>", or "" when no token is required */
+    uint16_t port;
+    double started; /* clock_mono_ms_frac at start, for uptime */
+    _Atomic uint64_t rows_ingested, rows_rejected, ingest_requests;
+    table_counts unknown_field_events; /* per table: ingested events with unknown fields */
+    table_counts ingested_by_table, rejected_by_table; /* rows_ingested, rows_rejected per table */
+    _Atomic uint64_t queries, query_errors;
+    _Atomic uint64_t query_latency[API_QUERY_LATENCY_BUCKETS + 1];
+    _Atomic uint64_t query_latency_sum_us;
+    _Atomic uint64_t status_count[6]; /* 1xx..5xx by first digit */
+    http_ingest_pool ingest; /* the memory budget and warm row batches of ingest requests */
+};
+
+struct route; /* server.c's routing table */
+
+/* One request, from its headers to its completion. Threads: used by the MHD thread that
+ * serves its connection, one call at a time. */
+typedef struct request {
+    strata_server *s;
+    const struct route *route; /* NULL: no such path */
+    char table[STRATA_NAME_MAX + 1]; /* the {name} of the path, when it has one */
+    bool method_ok, too_large, bad_name, auth_ok;
+    char encoding[32]; /* a Content-Encoding strata does not read ("" when none) */
+    bytebuf body;      /* the body; of POST /ingest into a table, only .len (bytes so far) */
+    uint64_t limit;    /* bytes the body may have */
+    /* POST /ingest (api_ingest.c): the table, held from the headers until the answer
+     * (NULL when there is none such: the body is then kept like any other, and the answer
+     * is 404), and its rows as they are read. */
+    strata_table *t;
+    http_ingest ingest;
+} request;
+
+/* A route's handler: answers rq (its body complete, its checks passed) on c. */
+typedef enum MHD_Result api_handler(strata_server *s, struct MHD_Connection *c, request *rq,
+                                    const char *method);
+
+/* ---- answers (server.c) ---- */
+
+/* Sends text[0..len) (malloc'd; taken over, freed even on failure) with its content type. */
+enum MHD_Result server_send_text(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                 char *text, size_t len, const char *ctype);
+/* Sends a JSON text (malloc'd; taken over) with the final newline every answer ends with,
+ * as curl users expect (without it when memory for one byte more runs out). */
+enum MHD_Result server_send_json_text(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                      char *text, size_t len);
+/* Sends j compactly (a reference taken over; NULL gives MHD_NO, closing the connection). */
+enum MHD_Result server_send_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j);
+/* Sends {"error": "<printf of fmt>"} (the message cut at 1023 bytes). */
+enum MHD_Result server_send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The status for an engine error code: 400 EINVAL, 404 ENOTFOUND, 409 EEXIST, 422 EFULL,
+ * 503 ENOMEM, else 500. */
+unsigned server_status_of(int code);
+
+/* ---- /tables and /health (api_tables.c) ---- */
+
+api_handler api_tables_health, api_tables_list, api_tables_one, api_tables_flush,
+    api_tables_accept_reset;
+/* Everything that makes the service degraded, one sentence each (a new JSON array; NULL
+ * when memory runs out): tables that cannot be opened, refuse writes, fail flushes or met
+ * damaged segments, and Kafka's problems. */
+json_t *api_tables_problems(strata_server *s);
+/* Answers for a table name that names no open table: 503 when it exists but cannot be
+ * opened (saying why), else 404. prefix starts the message ("" or "table: "). */
+enum MHD_Result api_tables_send_missing(strata_server *s, struct MHD_Connection *c,
+                                        const char *name, const char *prefix);
+
+/* ---- POST /ingest (api_ingest.c) ---- */
+
+api_handler api_ingest_post;
+/* After the headers of an accepted POST /ingest: holds the table (rq->t, NULL when none)
+ * and starts reading rows. false when memory runs out (the connection is then closed). */
+bool api_ingest_begin(request *rq);
+/* The next piece of the body of an ingest into a table (rq->t set). */
+void api_ingest_piece(request *rq, const char *data, size_t len);
+/* The body went over its limit: its rows are let go now (the answer is 413). */
+void api_ingest_refuse(request *rq);
+/* Lets go of the request's rows, decoder and table; safe on any request, any number of
+ * times. */
+void api_ingest_release(request *rq);
+
+/* ---- POST /query (api_query.c), GET /metrics (api_metrics.c) ---- */
+
+api_handler api_query_post;
+api_handler api_metrics_get;
+
+#endif

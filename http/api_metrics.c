@@ -1,0 +1,136 @@
+/*
+ * api_metrics.c — GET /metrics: the Prometheus text format (version 0.0.4), rendered on
+ * every scrape from the server's counters (ingest rows and requests, queries and their
+ * latency histogram, answers by status class), per-table figures read from the tables
+ * (table_get_stats, flush trouble, watermarks), the health problem count, and the Kafka
+ * consumers' own metrics (kafka_ingest_metrics).
+ *
+ * Lines are written with snprintf into a bytebuf; a failed allocation is checked once at
+ * the end (503). A table created or dropped during a scrape may be in some families and
+ * not others: each family walks the catalog on its own.
+ */
+#include "http/api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "engine/table.h"
+#include "ingest/kafka_ingest.h"
+
+enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, request *rq,
+                                const char *method)
+{
+    (void)rq;
+    (void)method;
+    bytebuf b = {0};
+    char line[512];
+#define EMIT(...)                                                                                  \
+    do {                                                                                           \
+        int n_ = snprintf(line, sizeof line, __VA_ARGS__);                                         \
+        buf_put(&b, line, n_ > 0 ? (size_t)n_ : 0);                                                \
+    } while (0)
+    EMIT("# HELP strata_ingested_rows_total Rows acknowledged by POST /ingest.\n"
+         "# TYPE strata_ingested_rows_total counter\nstrata_ingested_rows_total %" PRIu64 "\n",
+         atomic_load(&s->rows_ingested));
+    EMIT("# HELP strata_rejected_rows_total Events refused by POST /ingest (bad JSON, types, time).\n"
+         "# TYPE strata_rejected_rows_total counter\nstrata_rejected_rows_total %" PRIu64 "\n",
+         atomic_load(&s->rows_rejected));
+    EMIT("# TYPE strata_ingest_requests_total counter\nstrata_ingest_requests_total %" PRIu64 "\n",
+         atomic_load(&s->ingest_requests));
+    static const char *const per_table[][2] = {
+        {"strata_ingest_events_with_unknown_fields_total",
+         "Events of POST /ingest that landed with fields naming no column (those fields were dropped)."},
+        {"strata_table_ingested_rows_total", "Rows of the table acknowledged by POST /ingest."},
+        {"strata_table_rejected_rows_total", "Events for the table refused by POST /ingest."}};
+    table_counts *const per_table_counts[] = {&s->unknown_field_events, &s->ingested_by_table,
+                                              &s->rejected_by_table};
+    for (int m = 0; m < 3; m++) {
+        EMIT("# HELP %s %s\n# TYPE %s counter\n", per_table[m][0], per_table[m][1], per_table[m][0]);
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            const char *name = table_schema(t)->name;
+            EMIT("%s{table=\"%s\"} %" PRIu64 "\n", per_table[m][0], name,
+                 table_counts_get(per_table_counts[m], name));
+            catalog_put(s->cat, t);
+        }
+    }
+    EMIT("# TYPE strata_queries_total counter\nstrata_queries_total %" PRIu64 "\n",
+         atomic_load(&s->queries));
+    EMIT("# TYPE strata_query_errors_total counter\nstrata_query_errors_total %" PRIu64 "\n",
+         atomic_load(&s->query_errors));
+    EMIT("# HELP strata_query_duration_seconds Query latency.\n"
+         "# TYPE strata_query_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i <= API_QUERY_LATENCY_BUCKETS; i++) {
+        cum += atomic_load(&s->query_latency[i]);
+        if (i < API_QUERY_LATENCY_BUCKETS)
+            EMIT("strata_query_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                 api_query_latency_bounds_ms[i] / 1000, cum);
+        else
+            EMIT("strata_query_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    }
+    EMIT("strata_query_duration_seconds_sum %.6f\nstrata_query_duration_seconds_count %" PRIu64 "\n",
+         (double)atomic_load(&s->query_latency_sum_us) / 1e6, cum);
+    EMIT("# TYPE strata_http_responses_total counter\n");
+    for (int k = 1; k < 6; k++)
+        EMIT("strata_http_responses_total{code=\"%dxx\"} %" PRIu64 "\n", k, atomic_load(&s->status_count[k]));
+    static const char *const names[] = {"strata_table_rows", "strata_table_segments",
+                                        "strata_table_segment_bytes", "strata_table_partitions",
+                                        "strata_memtable_rows", "strata_memtable_bytes",
+                                        "strata_flushes_total", "strata_flush_seconds_total",
+                                        "strata_flush_failures_total"};
+    enum { NTABLE_METRICS = sizeof names / sizeof names[0] };
+    for (int m = 0; m < NTABLE_METRICS; m++) {
+        EMIT("# TYPE %s %s\n", names[m], m >= 6 ? "counter" : "gauge");
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            table_stats st;
+            table_get_stats(t, &st);
+            table_flush_record fr; /* failures: flushes that failed, their rows kept and retried */
+            table_flush_trouble(t, &fr);
+            double v[NTABLE_METRICS] = {
+                (double)(st.segment_rows + st.memtable_rows), (double)st.segments,
+                (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
+                (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9,
+                (double)fr.failures};
+            if (m == 7) /* seconds: nanosecond digits, not double noise */
+                EMIT("%s{table=\"%s\"} %.9f\n", names[m], table_schema(t)->name, v[m]);
+            else
+                EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
+            catalog_put(s->cat, t);
+        }
+    }
+    EMIT("# HELP strata_table_watermark_ms Latest event time minus the table's allowed lateness.\n"
+         "# TYPE strata_table_watermark_ms gauge\n");
+    {
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            table_stats st;
+            table_get_stats(t, &st);
+            if (st.max_time != INT64_MIN)
+                EMIT("strata_table_watermark_ms{table=\"%s\"} %" PRId64 "\n", table_schema(t)->name,
+                     st.max_time - table_schema(t)->lateness_ms);
+            catalog_put(s->cat, t);
+        }
+    }
+    {
+        EMIT("# HELP strata_table_unavailable A table that cannot be opened (1); /health says why.\n"
+             "# TYPE strata_table_unavailable gauge\n");
+        char name[STRATA_NAME_MAX + 1];
+        for (size_t i = 0; catalog_broken_at(s->cat, i, name, sizeof name, NULL, 0); i++)
+            EMIT("strata_table_unavailable{table=\"%s\"} 1\n", name);
+        json_t *problems = api_tables_problems(s);
+        EMIT("# HELP strata_health_problems Problems /health lists (0: ok, else degraded).\n"
+             "# TYPE strata_health_problems gauge\nstrata_health_problems %zu\n",
+             json_array_size(problems));
+        json_decref(problems);
+    }
+    if (s->opts.kafka)
+        kafka_ingest_metrics(s->opts.kafka, &b);
+#undef EMIT
+    if (b.oom) {
+        buf_free(&b);
+        return server_send_error(s, c, 503, "out of memory");
+    }
+    return server_send_text(s, c, 200, (char *)b.data, b.len, "text/plain; version=0.0.4");
+}

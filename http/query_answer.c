@@ -1,0 +1,83 @@
+/*
+ * query_answer.c — a query_result as JSON answer text, and the {"error": ...} body (formats
+ * in query_answer.h).
+ *
+ * Written into a bytebuf (engine/buf.h) with engine/text.h, not jansson, since answers can
+ * hold 100k rows: integers digit by digit (all of uint64 and int64 exactly), floats in
+ * their shortest round-trip form, strings escaped with invalid UTF-8 replaced by U+FFFD.
+ * A failed allocation is noted in the buffer and checked once, when the text is taken.
+ */
+#include "http/query_answer.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/buf.h"
+#include "engine/text.h"
+
+/* Appends the NUL-terminated s (for the literals below, strlen is a constant). */
+static inline void put(bytebuf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void put_cell(bytebuf *b, const query_cell *c)
+{
+    switch (c->kind) {
+    case QC_INT: text_put_i64(b, c->v.i); break;
+    case QC_UINT: text_put_u64(b, c->v.u); break;
+    case QC_FLOAT: text_put_json_double(b, c->v.f); break;
+    case QC_STR: text_json_string(b, c->v.s.ptr ? c->v.s.ptr : "", c->v.s.ptr ? c->v.s.len : 0); break;
+    case QC_BOOL: put(b, c->v.b ? "true" : "false"); break;
+    case QC_NULL:
+    default: put(b, "null"); break;
+    }
+}
+
+char *query_answer_json(const query_result *r, const strata_query *q, size_t *len)
+{
+    bytebuf b = {0};
+    (void)q;
+    int ncols = r->ncols < 0 ? 0 : r->ncols;
+    put(&b, "{\"columns\":[");
+    for (int c = 0; c < ncols; c++) {
+        put(&b, c ? ",{\"name\":" : "{\"name\":");
+        text_json_string(&b, r->names[c], strnlen(r->names[c], QUERY_NAME_MAX));
+        put(&b, ",\"type\":");
+        if (r->types[c])
+            text_json_string(&b, r->types[c], strlen(r->types[c]));
+        else
+            put(&b, "null");
+        put(&b, "}");
+    }
+    put(&b, "],\"rows\":[");
+    for (uint64_t row = 0; row < r->nrows && !b.oom; row++) {
+        put(&b, row ? ",[" : "[");
+        for (int c = 0; c < ncols; c++) {
+            if (c)
+                put(&b, ",");
+            put_cell(&b, query_result_cell(r, row, c));
+        }
+        put(&b, "]");
+    }
+    put(&b, "],\"stats\":{\"rows_read\":");
+    text_put_u64(&b, r->rows_read);
+    put(&b, ",\"segments_read\":");
+    text_put_u64(&b, r->segments_read);
+    put(&b, ",\"elapsed_ms\":");
+    text_put_json_double(&b, round(r->elapsed_ms * 1000) / 1000); /* microseconds are plenty */
+    put(&b, ",\"source\":\"raw\"}}");
+    return buf_take_cstr(&b, len);
+}
+
+char *query_answer_error(const char *message, size_t *len)
+{
+    bytebuf b = {0};
+    if (!message)
+        message = "unknown error";
+    put(&b, "{\"error\":");
+    text_json_string(&b, message, strlen(message));
+    put(&b, "}");
+    return buf_take_cstr(&b, len);
+}
