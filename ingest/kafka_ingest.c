@@ -8,7 +8,7 @@
  * batch with its offsets (table_append_sourced), and once a second commit the durable
  * resume points to Kafka and refresh the lag. The rebalance callback seeks every assigned
  * partition to max(table resume point, group committed offset), and on revocation flushes
- * the table and commits before letting the partitions go.
+ * the table and commits before letting the partitions go. Dead letters are dead_letter.c's.
  */
 #include "ingest/kafka_ingest.h"
 
@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ingest/event_json.h"
-#include "engine/fault.h"
 #include "engine/manifest.h"
 #include "engine/table.h"
+#include "ingest/dead_letter.h"
+#include "ingest/event_json.h"
 
 #define BATCH_MSGS 8192
 #define POLL_MS 5 /* a batch waits at most this long for more messages */
@@ -53,7 +53,6 @@ typedef struct consumer {
     event_decoder *decoder; /* for the table's schema */
     char name[STRATA_NAME_MAX];
     char topic[STRATA_NAME_MAX * 2];
-    char dlq_topic[STRATA_NAME_MAX * 2 + 8];
     char group[STRATA_NAME_MAX * 2];
     char source[STRATA_NAME_MAX * 2 + 8]; /* "kafka:<topic>" */
     char brokers[256];
@@ -64,9 +63,7 @@ typedef struct consumer {
     bool assigned_once;      /* the group has assigned us partitions at least once (mu) */
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
-    rd_kafka_t *dlq;   /* producer, made at the first dead letter */
-    FILE *dlq_file;    /* <table dir>/deadletters.ndjson, opened at the first need */
-    bool dlq_pending;  /* dead letters produced since the last flush of the sinks */
+    dead_letter_sink *dead; /* the consumer thread's (after it ended: the stopping thread's) */
     pthread_t th;
     _Atomic bool stop;
     pthread_mutex_t mu; /* parts (sizes and assigned/pos), degraded, lag */
@@ -75,8 +72,8 @@ typedef struct consumer {
     char degraded[512];      /* lasting: data lost to retention, a fatal consumer error */
     _Atomic bool unreachable; /* every broker down; cleared once one answers again */
     int64_t lag; /* -1: not known yet */
-    _Atomic uint64_t messages, rows, dead_kafka, dead_file, lost, lost_events, replayed,
-        pauses, errors, resets, unknown_events;
+    _Atomic uint64_t messages, rows, lost, lost_events, replayed, pauses, errors, resets,
+        unknown_events; /* errors: the consumer's; the dead-letter sink counts its own */
     struct consumer *next;
 } consumer;
 
@@ -101,17 +98,25 @@ struct kafka_ingest {
 #define COMMIT_META_PREFIX "strata:e"
 #define COMMIT_META_DROPPED "strata:dropped"
 
-static void logf_(kafka_ingest *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(kafka_ingest *k, const char *fmt, ...)
+/* One line to the registry's log callback (ctx: the registry); dead-letter sinks log
+ * through it too. */
+static void __attribute__((format(printf, 2, 0))) vlog(void *ctx, const char *fmt, va_list ap)
 {
+    kafka_ingest *k = ctx;
     if (!k->o.log)
         return;
     char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    k->o.log(line);
+}
+
+static void logf_(kafka_ingest *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(kafka_ingest *k, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vlog(k, fmt, ap);
     va_end(ap);
-    k->o.log(line);
 }
 
 static int64_t mono_ms(void)
@@ -152,199 +157,6 @@ static void set_degraded(consumer *c, const char *fmt, ...)
     vsnprintf(c->degraded, sizeof c->degraded, fmt, ap);
     va_end(ap);
     pthread_mutex_unlock(&c->mu);
-}
-
-/* ---- dead letters -------------------------------------------------------------------- */
-
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n || b == 0xc0 || b == 0xc1 || b > 0xf4)
-            return false;
-        for (size_t j = 1; j < len; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-        if (len == 3 && ((b == 0xe0 && s[i + 1] < 0xa0) || (b == 0xed && s[i + 1] >= 0xa0)))
-            return false;
-        if (len == 4 && ((b == 0xf0 && s[i + 1] < 0x90) || (b == 0xf4 && s[i + 1] >= 0x90)))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-static char *base64(const unsigned char *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? tab[v & 63] : '=';
-    }
-    *o = 0;
-    return out;
-}
-
-/* Appends one dead letter to the table's NDJSON file. */
-static void dead_letter_file(consumer *c, const char *reason, int32_t kp, int64_t off,
-                             const void *payload, size_t len)
-{
-    if (!c->dlq_file) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/deadletters.ndjson", table_dir(c->t));
-        c->dlq_file = fopen(path, "a");
-        if (!c->dlq_file) {
-            atomic_fetch_add(&c->errors, 1);
-            logf_(c->k, "table %s: cannot open %s: %s; a dead letter (partition %d offset %" PRId64
-                        ") is only logged: %s",
-                  c->name, path, strerror(errno), kp, off, reason);
-            return;
-        }
-    }
-    json_t *j = json_pack("{s:s, s:s, s:i, s:I}", "error", reason, "topic", c->topic, "partition",
-                          (int)kp, "offset", (json_int_t)off);
-    if (!j)
-        return;
-    const unsigned char *p = payload ? payload : (const unsigned char *)"";
-    if (utf8_valid(p, len)) {
-        json_object_set_new(j, "event", json_stringn((const char *)p, len));
-    } else {
-        char *b = base64(p, len);
-        json_object_set_new(j, "event_base64", json_string(b ? b : ""));
-        free(b);
-    }
-    char *line = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (line) {
-        fprintf(c->dlq_file, "%s\n", line);
-        free(line);
-    }
-    atomic_fetch_add(&c->dead_file, 1);
-    c->dlq_pending = true;
-}
-
-static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    consumer *c = opaque;
-    if (!m->err) {
-        atomic_fetch_add(&c->dead_kafka, 1);
-        return;
-    }
-    /* The broker refused it: the file keeps it, with what the headers said. */
-    const char *reason = "?";
-    char rbuf_out[512];
-    int32_t kp = -1;
-    int64_t off = -1;
-    rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const void *v;
-        size_t n;
-        char rbuf[512];
-        if (rd_kafka_header_get_last(h, "strata.error", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(rbuf, sizeof rbuf, "%.*s", (int)n, (const char *)v);
-            snprintf(rbuf_out, sizeof rbuf_out, "%s", rbuf);
-            reason = rbuf_out;
-        }
-        char num[32];
-        if (rd_kafka_header_get_last(h, "strata.partition", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(num, sizeof num, "%.*s", (int)n, (const char *)v);
-            kp = (int32_t)atoi(num);
-        }
-        if (rd_kafka_header_get_last(h, "strata.offset", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(num, sizeof num, "%.*s", (int)n, (const char *)v);
-            off = strtoll(num, NULL, 10);
-        }
-    }
-    static _Atomic int warned;
-    if (!atomic_exchange(&warned, 1))
-        logf_(c->k, "table %s: dead-letter topic %s refused a message (%s); dead letters go to "
-                    "deadletters.ndjson in the table's directory",
-              c->name, c->dlq_topic, rd_kafka_err2str(m->err));
-    dead_letter_file(c, reason, kp, off, m->payload, m->len);
-}
-
-static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-
-static void dead_letter(consumer *c, const char *reason, const rd_kafka_message_t *m)
-{
-    if (!c->dlq) {
-        char errstr[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        const char *brokers = c->k->brokers[0] ? c->k->brokers : table_schema(c->t)->kafka.brokers;
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) ||
-            rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr) ||
-            rd_kafka_conf_set(conf, "message.timeout.ms", "10000", errstr, sizeof errstr)) {
-            rd_kafka_conf_destroy(conf);
-            dead_letter_file(c, reason, m->partition, m->offset, m->payload, m->len);
-            return;
-        }
-        rd_kafka_conf_set_opaque(conf, c);
-        rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
-        rd_kafka_conf_set_log_cb(conf, on_kafka_log);
-        c->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-        if (!c->dlq) {
-            logf_(c->k, "table %s: cannot make the dead-letter producer: %s", c->name, errstr);
-            dead_letter_file(c, reason, m->partition, m->offset, m->payload, m->len);
-            return;
-        }
-    }
-    char kp[16], off[24];
-    snprintf(kp, sizeof kp, "%d", (int)m->partition);
-    snprintf(off, sizeof off, "%" PRId64, m->offset);
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        c->dlq, RD_KAFKA_V_TOPIC(c->dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_HEADER("strata.error", reason, (ssize_t)strlen(reason)),
-        RD_KAFKA_V_HEADER("strata.topic", c->topic, (ssize_t)strlen(c->topic)),
-        RD_KAFKA_V_HEADER("strata.partition", kp, (ssize_t)strlen(kp)),
-        RD_KAFKA_V_HEADER("strata.offset", off, (ssize_t)strlen(off)), RD_KAFKA_V_OPAQUE(c),
-        RD_KAFKA_V_END);
-    if (e)
-        dead_letter_file(c, reason, m->partition, m->offset, m->payload, m->len);
-    c->dlq_pending = true;
-}
-
-/* Makes this poll's dead letters durable before their offsets can be committed: the
- * producer's queue delivered (or handed to the file) and the file fsynced. Returns 0, or
- * -1 when that cannot be known: the poll's rows are then not landed, and the messages are
- * read again (their dead letters may then be written twice, never lost). */
-static int dead_letters_sync(consumer *c)
-{
-    if (!c->dlq_pending)
-        return 0;
-    int rc = 0;
-    if (c->dlq && rd_kafka_flush(c->dlq, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        logf_(c->k, "table %s: dead letters still undelivered to %s after 10 s; reading those "
-                    "messages again", c->name, c->dlq_topic);
-        rc = -1;
-    }
-    errno = 0;
-    if (c->dlq_file && (fflush(c->dlq_file) != 0 || fsync(fileno(c->dlq_file)) != 0)) {
-        logf_(c->k, "table %s: deadletters.ndjson cannot be made durable (%s); reading those "
-                    "messages again", c->name, strerror(errno));
-        rc = -1;
-    }
-    if (rc == 0 && fault_hit(FAULT_DEAD_LETTER_SYNC)) {
-        logf_(c->k, "table %s: dead letters cannot be made durable (injected fault); reading those "
-                    "messages again", c->name);
-        rc = -1;
-    }
-    if (rc) {
-        atomic_fetch_add(&c->errors, 1);
-        return rc;
-    }
-    c->dlq_pending = false;
-    return 0;
 }
 
 /* ---- offsets and epochs ------------------------------------------------------------- *
@@ -585,14 +397,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
     }
 }
 
-/* librdkafka's own lines (warnings and worse) in strata's log, for the consumer and the
- * dead-letter producer alike (both have the consumer as opaque). */
+/* librdkafka's own lines (warnings and worse) in strata's log (the dead-letter producer
+ * logs its own, dead_letter.c). */
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     consumer *c = rd_kafka_opaque(rk);
     if (level <= 4)
-        logf_(c->k, "table %s: %slibrdkafka %s: %s", c->name,
-              rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "dead-letter producer: " : "", fac, buf);
+        logf_(c->k, "table %s: librdkafka %s: %s", c->name, fac, buf);
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
@@ -870,12 +681,12 @@ static void *consumer_run(void *arg)
                 ps->offs[ps->batch.nrows - 1] = m->offset;
                 ps->unknown_events += unknown_keys != 0;
             } else {
-                dead_letter(c, err.msg, m);
+                dead_letter_put(c->dead, err.msg, m);
             }
             ps->next = m->offset + 1;
         }
         /* Offsets may advance past dead letters only once those are durable. */
-        bool failed = dead_letters_sync(c) != 0;
+        bool failed = dead_letter_sync(c->dead) != 0;
         bool reassign = failed;
         for (int32_t kp = 0; kp < c->nparts; kp++) {
             part_state *ps = &c->parts[kp];
@@ -930,12 +741,7 @@ static void consumer_free(consumer *c)
         rd_kafka_queue_destroy(c->q);
     if (c->rk)
         rd_kafka_destroy(c->rk);
-    if (c->dlq) {
-        rd_kafka_flush(c->dlq, 10000);
-        rd_kafka_destroy(c->dlq);
-    }
-    if (c->dlq_file)
-        fclose(c->dlq_file);
+    dead_letter_sink_free(c->dead); /* after rk: what the broker refuses still lands in the file */
     for (int32_t i = 0; i < c->nparts; i++) {
         if (c->parts[i].batch_ready)
             row_batch_free(&c->parts[i].batch);
@@ -1078,14 +884,17 @@ static int consumer_start(kafka_ingest *k, strata_table *t, consumer **out, stra
     }
     snprintf(c->name, sizeof c->name, "%s", sc->name);
     snprintf(c->topic, sizeof c->topic, "%s", sc->kafka.topic);
-    snprintf(c->dlq_topic, sizeof c->dlq_topic, "%s.dlq", sc->kafka.topic);
     snprintf(c->group, sizeof c->group, "%s", sc->kafka.group);
     snprintf(c->source, sizeof c->source, "kafka:%s", sc->kafka.topic);
     snprintf(c->brokers, sizeof c->brokers, "%s", k->brokers[0] ? k->brokers : sc->kafka.brokers);
     c->start_latest = sc->kafka.start_latest;
     c->reset_accept = sc->kafka.reset_accept;
+    dead_letter_opts dopts = {
+        .table = c->name, .topic = c->topic, .brokers = c->brokers, .dir = table_dir(t), .vlog = vlog, .log_ctx = k};
     rd_kafka_conf_t *conf;
-    int rc = consumer_conf(k, sc, &conf, err);
+    int rc = dead_letter_sink_create(&dopts, &c->dead, err);
+    if (!rc)
+        rc = consumer_conf(k, sc, &conf, err);
     if (rc) {
         consumer_free(c);
         return rc;
@@ -1164,7 +973,7 @@ static void consumer_stop(consumer *c)
 {
     atomic_store(&c->stop, true);
     pthread_join(c->th, NULL);
-    dead_letters_sync(c);
+    dead_letter_sync(c->dead);
     consumer_free(c);
 }
 
@@ -1284,6 +1093,7 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
             }
             v[6] = c->lag;
             pthread_mutex_unlock(&c->mu);
+            dead_letter_counts d = dead_letter_sink_counts(c->dead);
             v[0] = (int64_t)atomic_load(&c->messages);
             v[1] = (int64_t)atomic_load(&c->rows);
             v[3] = (int64_t)atomic_load(&c->lost);
@@ -1291,15 +1101,14 @@ void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
             v[5] = (int64_t)atomic_load(&c->replayed);
             v[7] = (int64_t)atomic_load(&c->pauses);
             v[8] = assigned;
-            v[9] = (int64_t)atomic_load(&c->errors);
+            v[9] = (int64_t)(atomic_load(&c->errors) + d.errors);
             v[10] = stopped;
             v[11] = (int64_t)atomic_load(&c->resets);
             v[12] = (int64_t)atomic_load(&c->unknown_events);
             if (i == 2) {
                 n = snprintf(line, sizeof line,
                              "%s{table=\"%s\",sink=\"kafka\"} %" PRIu64 "\n%s{table=\"%s\",sink=\"file\"} %" PRIu64 "\n",
-                             m[i].name, c->name, atomic_load(&c->dead_kafka), m[i].name, c->name,
-                             atomic_load(&c->dead_file));
+                             m[i].name, c->name, d.kafka, m[i].name, c->name, d.file);
             } else {
                 n = snprintf(line, sizeof line, "%s{table=\"%s\",topic=\"%s\"} %" PRId64 "\n", m[i].name,
                              c->name, c->topic, v[i]);
@@ -1370,6 +1179,7 @@ void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)
             }
             json_array_append_new(parts, e);
         }
+        dead_letter_counts dead = dead_letter_sink_counts(c->dead);
         const char *state = atomic_load(&c->unreachable) ? "brokers unreachable"
                             : !c->assigned_once          ? "assigning"
                             : json_array_size(stopped)   ? "partly stopped"
@@ -1378,7 +1188,7 @@ void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)
                               c->group, "state", state, "partitions", parts, "lag",
                               c->lag >= 0 ? json_integer(c->lag) : json_null(), "rows",
                               (json_int_t)atomic_load(&c->rows), "dead_letters",
-                              (json_int_t)(atomic_load(&c->dead_kafka) + atomic_load(&c->dead_file)),
+                              (json_int_t)(dead.kafka + dead.file),
                               "lost_messages", (json_int_t)atomic_load(&c->lost), "replayed_rows_skipped",
                               (json_int_t)atomic_load(&c->replayed));
         if (json_array_size(stopped))
