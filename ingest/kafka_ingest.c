@@ -4,7 +4,7 @@
  * decoded rows to the table, and what it reports (/metrics figures, /health problems, the
  * table's "kafka" object). Contract and design in kafka_ingest.h; the consumer's state and
  * its thread and lock contract in kafka_consumer.h. Partitions and offsets are
- * kafka_offsets.c's job, dead letters dead_letter.c's.
+ * kafka_offsets.c's job, dead letters dead_letter.c's, the metrics text kafka_metrics.c's.
  *
  * Each consumer thread loops: take up to KAFKA_BATCH_MSGS messages
  * (rd_kafka_consume_batch_queue on the consumer queue, which also runs the rebalance
@@ -27,13 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "engine/clock.h"
 #include "engine/table.h"
 #include "ingest/dead_letter.h"
 #include "ingest/event_json.h"
 #include "ingest/kafka_consumer.h"
+#include "ingest/kafka_metrics.h"
 #include "ingest/kafka_offsets.h"
 
 #define POLL_MS 5 /* a batch waits at most this long for more messages */
@@ -73,13 +74,6 @@ void kafka_log(kafka_ingest *k, const char *fmt, ...)
     va_start(ap, fmt);
     vlog(k, fmt, ap);
     va_end(ap);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 kafka_part *kafka_consumer_part(kafka_consumer *c, int32_t kp)
@@ -201,7 +195,7 @@ static void *consumer_run(void *arg)
 {
     kafka_consumer *c = arg;
     rd_kafka_message_t **msgs = malloc(sizeof *msgs * KAFKA_BATCH_MSGS);
-    int64_t last_commit = mono_ms();
+    int64_t last_commit = clock_mono_ms();
     strata_err err = {0};
     while (msgs && !atomic_load(&c->stop)) {
         if (atomic_load(&c->accept_req)) {
@@ -278,7 +272,7 @@ static void *consumer_run(void *arg)
             sleep(1);
         if (n > 0)
             atomic_store(&c->unreachable, false);
-        if (mono_ms() - last_commit >= 1000) {
+        if (clock_mono_ms() - last_commit >= 1000) {
             kafka_offsets_commit(c, false);
             refresh_lag(c);
             if (atomic_load(&c->unreachable)) {
@@ -289,7 +283,7 @@ static void *consumer_run(void *arg)
                     atomic_store(&c->unreachable, false);
                 }
             }
-            last_commit = mono_ms();
+            last_commit = clock_mono_ms();
         }
     }
     free(msgs);
@@ -620,71 +614,51 @@ int kafka_ingest_accept_reset(kafka_ingest *k, const char *name, json_t *out, st
     return 0;
 }
 
+/* c's figures now, for /metrics (takes c->mu). */
+static void consumer_stats(kafka_consumer *c, kafka_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->table, sizeof s->table, "%s", c->name);
+    snprintf(s->topic, sizeof s->topic, "%s", c->topic);
+    pthread_mutex_lock(&c->mu);
+    for (int32_t p = 0; p < c->nparts; p++) {
+        s->assigned += c->parts[p].assigned && !c->parts[p].stopped;
+        s->stopped += c->parts[p].assigned && c->parts[p].stopped;
+    }
+    s->lag = c->lag;
+    pthread_mutex_unlock(&c->mu);
+    dead_letter_counts d = dead_letter_sink_counts(c->dead);
+    s->messages = atomic_load(&c->messages);
+    s->rows = atomic_load(&c->rows);
+    s->dead_kafka = d.kafka;
+    s->dead_file = d.file;
+    s->lost = atomic_load(&c->lost);
+    s->lost_events = atomic_load(&c->lost_events);
+    s->replayed = atomic_load(&c->replayed);
+    s->pauses = atomic_load(&c->pauses);
+    s->errors = atomic_load(&c->errors) + d.errors;
+    s->resets = atomic_load(&c->resets);
+    s->unknown_events = atomic_load(&c->unknown_events);
+}
+
 void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
 {
-    static const struct {
-        const char *name, *type, *help;
-    } m[] = {
-        {"strata_kafka_messages_total", "counter", "Kafka messages consumed."},
-        {"strata_kafka_rows_total", "counter", "Rows landed from Kafka."},
-        {"strata_kafka_dead_letters_total", "counter", "Events that failed to decode, by sink."},
-        {"strata_kafka_lost_messages_total", "counter",
-         "Messages the broker deleted (retention) before strata read them."},
-        {"strata_kafka_loss_events_total", "counter", "Times a partition's next offset was gone."},
-        {"strata_kafka_replayed_rows_skipped_total", "counter",
-         "Rows read again after a restart that the table already held (dropped)."},
-        {"strata_kafka_lag_messages", "gauge", "Messages in the broker not yet landed (-1: not known yet)."},
-        {"strata_kafka_backpressure_pauses_total", "counter",
-         "Times partitions were paused to flush over the memory budget."},
-        {"strata_kafka_assigned_partitions", "gauge", "Partitions this node consumes."},
-        {"strata_kafka_errors_total", "counter", "Consumer errors (logged)."},
-        {"strata_kafka_stopped_partitions", "gauge",
-         "Partitions stopped because their offsets went backwards (kafka.offset_reset stop)."},
-        {"strata_kafka_offset_resets_total", "counter",
-         "Partitions whose offsets went backwards and were read again as new data."},
-        {"strata_kafka_events_with_unknown_fields_total", "counter",
-         "Events landed from Kafka with fields naming no column (those fields were dropped)."},
-    };
-    char line[512];
     pthread_mutex_lock(&k->mu);
-    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
-        int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help,
-                         m[i].name, m[i].type);
-        buf_put(out, line, (size_t)n);
-        for (kafka_consumer *c = k->list; c; c = c->next) {
-            int64_t v[13];
-            pthread_mutex_lock(&c->mu);
-            int64_t assigned = 0, stopped = 0;
-            for (int32_t p = 0; p < c->nparts; p++) {
-                assigned += c->parts[p].assigned && !c->parts[p].stopped;
-                stopped += c->parts[p].assigned && c->parts[p].stopped;
-            }
-            v[6] = c->lag;
-            pthread_mutex_unlock(&c->mu);
-            dead_letter_counts d = dead_letter_sink_counts(c->dead);
-            v[0] = (int64_t)atomic_load(&c->messages);
-            v[1] = (int64_t)atomic_load(&c->rows);
-            v[3] = (int64_t)atomic_load(&c->lost);
-            v[4] = (int64_t)atomic_load(&c->lost_events);
-            v[5] = (int64_t)atomic_load(&c->replayed);
-            v[7] = (int64_t)atomic_load(&c->pauses);
-            v[8] = assigned;
-            v[9] = (int64_t)(atomic_load(&c->errors) + d.errors);
-            v[10] = stopped;
-            v[11] = (int64_t)atomic_load(&c->resets);
-            v[12] = (int64_t)atomic_load(&c->unknown_events);
-            if (i == 2) {
-                n = snprintf(line, sizeof line,
-                             "%s{table=\"%s\",sink=\"kafka\"} %" PRIu64 "\n%s{table=\"%s\",sink=\"file\"} %" PRIu64 "\n",
-                             m[i].name, c->name, d.kafka, m[i].name, c->name, d.file);
-            } else {
-                n = snprintf(line, sizeof line, "%s{table=\"%s\",topic=\"%s\"} %" PRId64 "\n", m[i].name,
-                             c->name, c->topic, v[i]);
-            }
-            buf_put(out, line, (size_t)n);
-        }
+    size_t n = 0;
+    for (kafka_consumer *c = k->list; c; c = c->next)
+        n++;
+    kafka_stats *stats = n ? malloc(sizeof *stats * n) : NULL;
+    if (n && !stats) {
+        pthread_mutex_unlock(&k->mu);
+        out->oom = true;
+        return;
     }
+    size_t i = 0;
+    for (kafka_consumer *c = k->list; c; c = c->next)
+        consumer_stats(c, &stats[i++]);
     pthread_mutex_unlock(&k->mu);
+    kafka_metrics_render(stats, n, out);
+    free(stats);
 }
 
 /* Appends one sentence to arr. */
