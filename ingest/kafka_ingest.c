@@ -1,14 +1,20 @@
 /*
- * kafka_ingest.c — Kafka consumers landing topics in tables exactly once. Contract and
- * design in kafka_ingest.h.
+ * kafka_ingest.c — Kafka consumers landing topics in tables exactly once: the registry of
+ * consumers (one per Kafka table), starting and stopping each, its poll loop handing
+ * decoded rows to the table, and what it reports (/metrics figures, /health problems, the
+ * table's "kafka" object). Contract and design in kafka_ingest.h; the consumer's state and
+ * its thread and lock contract in kafka_consumer.h. Partitions and offsets are
+ * kafka_offsets.c's job, dead letters dead_letter.c's, the metrics text kafka_metrics.c's.
  *
- * Each consumer thread loops: take up to BATCH_MSGS messages (rd_kafka_consume_batch_queue
- * on the consumer queue, which also runs the rebalance callback), decode each into the
- * row batch of its Kafka partition (bad ones to the dead letters), append each partition's
- * batch with its offsets (table_append_sourced), and once a second commit the durable
- * resume points to Kafka and refresh the lag. The rebalance callback seeks every assigned
- * partition to max(table resume point, group committed offset), and on revocation flushes
- * the table and commits before letting the partitions go.
+ * Each consumer thread loops: take up to KAFKA_BATCH_MSGS messages
+ * (rd_kafka_consume_batch_queue on the consumer queue, which also runs the rebalance
+ * callback), decode each into the row batch of its Kafka partition (bad ones to the dead
+ * letters), make the dead letters durable, append each partition's batch with its offsets
+ * (table_append_sourced), and once a second commit the durable resume points to Kafka and
+ * refresh the lag.
+ *
+ * Registry: k->attach_lock serializes attach, detach and accept-reset (it keeps a consumer
+ * alive while one waits on it); k->mu guards the list of consumers and of attach failures.
  */
 #include "ingest/kafka_ingest.h"
 
@@ -21,64 +27,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ingest/event_json.h"
-#include "engine/fault.h"
-#include "engine/manifest.h"
+#include "engine/clock.h"
 #include "engine/table.h"
+#include "ingest/dead_letter.h"
+#include "ingest/event_json.h"
+#include "ingest/kafka_consumer.h"
+#include "ingest/kafka_metrics.h"
+#include "ingest/kafka_offsets.h"
 
-#define BATCH_MSGS 8192
 #define POLL_MS 5 /* a batch waits at most this long for more messages */
-
-typedef struct part_state {
-    bool assigned;     /* the group gave us this partition */
-    bool stopped;      /* its offsets went backwards and kafka.offset_reset is "stop" */
-    int64_t stop_at, stop_hi; /* where the table stood and where the broker ends, then */
-    uint32_t epoch;    /* offset epoch: +1 each time a reset is accepted */
-    char source[MANIFEST_SOURCE_MAX]; /* the table's source name for this epoch */
-    int64_t committed; /* the group's committed offset at assignment (ours); -1 none */
-    int64_t pos;       /* next offset to land; -1 unknown */
-    row_batch batch;   /* this poll's rows */
-    bool batch_ready;
-    int64_t *offs;     /* offsets of batch rows */
-    int64_t next;      /* position after this poll's messages; -1 none */
-    uint64_t unknown_events; /* batch rows whose events had fields naming no column */
-} part_state;
-
-typedef struct consumer {
-    kafka_ingest *k;
-    strata_table *t;
-    event_decoder *decoder; /* for the table's schema */
-    char name[STRATA_NAME_MAX];
-    char topic[STRATA_NAME_MAX * 2];
-    char dlq_topic[STRATA_NAME_MAX * 2 + 8];
-    char group[STRATA_NAME_MAX * 2];
-    char source[STRATA_NAME_MAX * 2 + 8]; /* "kafka:<topic>" */
-    char brokers[256];
-    bool start_latest;
-    bool reset_accept; /* kafka.offset_reset "accept" */
-    bool dropping;     /* stopping because the table is being dropped */
-    _Atomic bool accept_req; /* POST .../kafka/accept-reset asked; the loop clears it */
-    bool assigned_once;      /* the group has assigned us partitions at least once (mu) */
-    rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
-    rd_kafka_t *dlq;   /* producer, made at the first dead letter */
-    FILE *dlq_file;    /* <table dir>/deadletters.ndjson, opened at the first need */
-    bool dlq_pending;  /* dead letters produced since the last flush of the sinks */
-    pthread_t th;
-    _Atomic bool stop;
-    pthread_mutex_t mu; /* parts (sizes and assigned/pos), degraded, lag */
-    part_state *parts;
-    int32_t nparts;
-    char degraded[512];      /* lasting: data lost to retention, a fatal consumer error */
-    _Atomic bool unreachable; /* every broker down; cleared once one answers again */
-    int64_t lag; /* -1: not known yet */
-    _Atomic uint64_t messages, rows, dead_kafka, dead_file, lost, lost_events, replayed,
-        pauses, errors, resets, unknown_events;
-    struct consumer *next;
-} consumer;
 
 /* A Kafka table whose consumer could not start, and why (shown as degraded). */
 typedef struct attach_failure {
@@ -92,44 +51,38 @@ struct kafka_ingest {
     char brokers[256];
     pthread_mutex_t attach_lock; /* one attach or detach at a time; taken before mu */
     pthread_mutex_t mu;          /* list, fails */
-    consumer *list;
+    kafka_consumer *list;
     attach_failure *fails;
     size_t nfails, fails_cap;
 };
 
-/* Commit metadata: the offset epoch the offset belongs to, or that the table is gone. */
-#define COMMIT_META_PREFIX "strata:e"
-#define COMMIT_META_DROPPED "strata:dropped"
-
-static void logf_(kafka_ingest *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(kafka_ingest *k, const char *fmt, ...)
+/* One line to the registry's log callback (ctx: the registry); dead-letter sinks log
+ * through it too. */
+static void __attribute__((format(printf, 2, 0))) vlog(void *ctx, const char *fmt, va_list ap)
 {
+    kafka_ingest *k = ctx;
     if (!k->o.log)
         return;
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     k->o.log(line);
 }
 
-static int64_t mono_ms(void)
+void kafka_log(kafka_ingest *k, const char *fmt, ...)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(k, fmt, ap);
+    va_end(ap);
 }
 
-/* The state of Kafka partition kp, growing the array; NULL when out of memory. Caller
- * holds c->mu. */
-static part_state *part_get(consumer *c, int32_t kp)
+kafka_part *kafka_consumer_part(kafka_consumer *c, int32_t kp)
 {
     if (kp < 0 || kp > 1 << 20)
         return NULL;
     if (kp >= c->nparts) {
         int32_t n = kp + 1 > c->nparts * 2 ? kp + 1 : c->nparts * 2;
-        part_state *np = realloc(c->parts, sizeof *np * (size_t)n);
+        kafka_part *np = realloc(c->parts, sizeof *np * (size_t)n);
         if (!np)
             return NULL;
         memset(np + c->nparts, 0, sizeof *np * (size_t)(n - c->nparts));
@@ -143,8 +96,7 @@ static part_state *part_get(consumer *c, int32_t kp)
     return &c->parts[kp];
 }
 
-static void set_degraded(consumer *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_degraded(consumer *c, const char *fmt, ...)
+void kafka_consumer_degrade(kafka_consumer *c, const char *fmt, ...)
 {
     pthread_mutex_lock(&c->mu);
     va_list ap;
@@ -154,611 +106,32 @@ static void set_degraded(consumer *c, const char *fmt, ...)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* ---- dead letters -------------------------------------------------------------------- */
-
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n || b == 0xc0 || b == 0xc1 || b > 0xf4)
-            return false;
-        for (size_t j = 1; j < len; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-        if (len == 3 && ((b == 0xe0 && s[i + 1] < 0xa0) || (b == 0xed && s[i + 1] >= 0xa0)))
-            return false;
-        if (len == 4 && ((b == 0xf0 && s[i + 1] < 0x90) || (b == 0xf4 && s[i + 1] >= 0x90)))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-static char *base64(const unsigned char *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? tab[v & 63] : '=';
-    }
-    *o = 0;
-    return out;
-}
-
-/* Appends one dead letter to the table's NDJSON file. */
-static void dead_letter_file(consumer *c, const char *reason, int32_t kp, int64_t off,
-                             const void *payload, size_t len)
-{
-    if (!c->dlq_file) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/deadletters.ndjson", table_dir(c->t));
-        c->dlq_file = fopen(path, "a");
-        if (!c->dlq_file) {
-            atomic_fetch_add(&c->errors, 1);
-            logf_(c->k, "table %s: cannot open %s: %s; a dead letter (partition %d offset %" PRId64
-                        ") is only logged: %s",
-                  c->name, path, strerror(errno), kp, off, reason);
-            return;
-        }
-    }
-    json_t *j = json_pack("{s:s, s:s, s:i, s:I}", "error", reason, "topic", c->topic, "partition",
-                          (int)kp, "offset", (json_int_t)off);
-    if (!j)
-        return;
-    const unsigned char *p = payload ? payload : (const unsigned char *)"";
-    if (utf8_valid(p, len)) {
-        json_object_set_new(j, "event", json_stringn((const char *)p, len));
-    } else {
-        char *b = base64(p, len);
-        json_object_set_new(j, "event_base64", json_string(b ? b : ""));
-        free(b);
-    }
-    char *line = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (line) {
-        fprintf(c->dlq_file, "%s\n", line);
-        free(line);
-    }
-    atomic_fetch_add(&c->dead_file, 1);
-    c->dlq_pending = true;
-}
-
-static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    consumer *c = opaque;
-    if (!m->err) {
-        atomic_fetch_add(&c->dead_kafka, 1);
-        return;
-    }
-    /* The broker refused it: the file keeps it, with what the headers said. */
-    const char *reason = "?";
-    char rbuf_out[512];
-    int32_t kp = -1;
-    int64_t off = -1;
-    rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const void *v;
-        size_t n;
-        char rbuf[512];
-        if (rd_kafka_header_get_last(h, "strata.error", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(rbuf, sizeof rbuf, "%.*s", (int)n, (const char *)v);
-            snprintf(rbuf_out, sizeof rbuf_out, "%s", rbuf);
-            reason = rbuf_out;
-        }
-        char num[32];
-        if (rd_kafka_header_get_last(h, "strata.partition", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(num, sizeof num, "%.*s", (int)n, (const char *)v);
-            kp = (int32_t)atoi(num);
-        }
-        if (rd_kafka_header_get_last(h, "strata.offset", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(num, sizeof num, "%.*s", (int)n, (const char *)v);
-            off = strtoll(num, NULL, 10);
-        }
-    }
-    static _Atomic int warned;
-    if (!atomic_exchange(&warned, 1))
-        logf_(c->k, "table %s: dead-letter topic %s refused a message (%s); dead letters go to "
-                    "deadletters.ndjson in the table's directory",
-              c->name, c->dlq_topic, rd_kafka_err2str(m->err));
-    dead_letter_file(c, reason, kp, off, m->payload, m->len);
-}
-
-static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-
-static void dead_letter(consumer *c, const char *reason, const rd_kafka_message_t *m)
-{
-    if (!c->dlq) {
-        char errstr[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        const char *brokers = c->k->brokers[0] ? c->k->brokers : table_schema(c->t)->kafka.brokers;
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) ||
-            rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr) ||
-            rd_kafka_conf_set(conf, "message.timeout.ms", "10000", errstr, sizeof errstr)) {
-            rd_kafka_conf_destroy(conf);
-            dead_letter_file(c, reason, m->partition, m->offset, m->payload, m->len);
-            return;
-        }
-        rd_kafka_conf_set_opaque(conf, c);
-        rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
-        rd_kafka_conf_set_log_cb(conf, on_kafka_log);
-        c->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-        if (!c->dlq) {
-            logf_(c->k, "table %s: cannot make the dead-letter producer: %s", c->name, errstr);
-            dead_letter_file(c, reason, m->partition, m->offset, m->payload, m->len);
-            return;
-        }
-    }
-    char kp[16], off[24];
-    snprintf(kp, sizeof kp, "%d", (int)m->partition);
-    snprintf(off, sizeof off, "%" PRId64, m->offset);
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        c->dlq, RD_KAFKA_V_TOPIC(c->dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_HEADER("strata.error", reason, (ssize_t)strlen(reason)),
-        RD_KAFKA_V_HEADER("strata.topic", c->topic, (ssize_t)strlen(c->topic)),
-        RD_KAFKA_V_HEADER("strata.partition", kp, (ssize_t)strlen(kp)),
-        RD_KAFKA_V_HEADER("strata.offset", off, (ssize_t)strlen(off)), RD_KAFKA_V_OPAQUE(c),
-        RD_KAFKA_V_END);
-    if (e)
-        dead_letter_file(c, reason, m->partition, m->offset, m->payload, m->len);
-    c->dlq_pending = true;
-}
-
-/* Makes this poll's dead letters durable before their offsets can be committed: the
- * producer's queue delivered (or handed to the file) and the file fsynced. Returns 0, or
- * -1 when that cannot be known: the poll's rows are then not landed, and the messages are
- * read again (their dead letters may then be written twice, never lost). */
-static int dead_letters_sync(consumer *c)
-{
-    if (!c->dlq_pending)
-        return 0;
-    int rc = 0;
-    if (c->dlq && rd_kafka_flush(c->dlq, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        logf_(c->k, "table %s: dead letters still undelivered to %s after 10 s; reading those "
-                    "messages again", c->name, c->dlq_topic);
-        rc = -1;
-    }
-    errno = 0;
-    if (c->dlq_file && (fflush(c->dlq_file) != 0 || fsync(fileno(c->dlq_file)) != 0)) {
-        logf_(c->k, "table %s: deadletters.ndjson cannot be made durable (%s); reading those "
-                    "messages again", c->name, strerror(errno));
-        rc = -1;
-    }
-    if (rc == 0 && fault_hit(FAULT_DEAD_LETTER_SYNC)) {
-        logf_(c->k, "table %s: dead letters cannot be made durable (injected fault); reading those "
-                    "messages again", c->name);
-        rc = -1;
-    }
-    if (rc) {
-        atomic_fetch_add(&c->errors, 1);
-        return rc;
-    }
-    c->dlq_pending = false;
-    return 0;
-}
-
-/* ---- offsets and epochs ------------------------------------------------------------- *
- * A Kafka partition's offsets can go backwards: the topic was deleted and made again, or
- * an embedded broker restarted empty. The table's checkpoints then lie ahead of every new
- * offset, and the new events would be taken for replays. Such a partition is stopped
- * (kafka.offset_reset "stop", the default) or read again from its start as new data
- * ("accept"): its offset epoch goes up by one, and from then on its rows are appended
- * under the source name "kafka:<topic>#e<epoch>", whose checkpoints start empty. The
- * epoch is noted as checkpoint "ep/kafka:<topic>" and becomes durable with the first
- * segment holding rows read under it (a crash before that finds the reset again).
- * Offsets committed to the group carry the epoch as metadata ("strata:e<N>"), and a table
- * being dropped commits "strata:dropped", so a table made later under the same group
- * does not resume where the dropped one stood. */
-
-static void source_name(const consumer *c, uint32_t epoch, char *out, size_t cap)
-{
-    if (epoch == 0)
-        snprintf(out, cap, "%s", c->source);
-    else
-        snprintf(out, cap, "%s#e%u", c->source, epoch);
-}
-
-static uint32_t durable_epoch(consumer *c, int32_t kp)
-{
-    char key[MANIFEST_SOURCE_MAX];
-    snprintf(key, sizeof key, "ep/%s", c->source);
-    int64_t e = table_checkpoint_max(c->t, key, kp);
-    return e > 0 && e < UINT32_MAX ? (uint32_t)e : 0;
-}
-
-/* Sets an entry's commit metadata to text (the list frees it). */
-static void set_commit_meta(rd_kafka_topic_partition_t *e, const char *text)
-{
-    size_t n = strlen(text);
-    e->metadata = malloc(n);
-    if (e->metadata) {
-        memcpy(e->metadata, text, n);
-        e->metadata_size = n;
-    }
-}
-
-/* The epoch a committed offset's metadata names ("strata:e<N>"); false when it names
- * none (no metadata, a dropped table's, something else). */
-static bool committed_epoch(const rd_kafka_topic_partition_t *e, uint32_t *epoch)
-{
-    char meta[32];
-    size_t n = e->metadata_size < sizeof meta - 1 ? e->metadata_size : sizeof meta - 1;
-    if (!e->metadata || n <= strlen(COMMIT_META_PREFIX))
-        return false;
-    memcpy(meta, e->metadata, n);
-    meta[n] = 0;
-    char *end;
-    unsigned long v = strtoul(meta + strlen(COMMIT_META_PREFIX), &end, 10);
-    if (strncmp(meta, COMMIT_META_PREFIX, strlen(COMMIT_META_PREFIX)) != 0 || *end || v > UINT32_MAX)
-        return false;
-    *epoch = (uint32_t)v;
-    return true;
-}
-
-/* The committed offset of a partition if it belongs to epoch, else -1. */
-static int64_t committed_for_epoch(const rd_kafka_topic_partition_t *e, uint32_t epoch)
-{
-    if (e->offset < 0)
-        return -1;
-    char want[32];
-    snprintf(want, sizeof want, COMMIT_META_PREFIX "%u", epoch);
-    if (!e->metadata || e->metadata_size == 0)
-        return epoch == 0 ? e->offset : -1; /* written before strata added metadata */
-    if (e->metadata_size == strlen(want) && memcmp(e->metadata, want, e->metadata_size) == 0)
-        return e->offset;
-    return -1; /* another epoch, or a dropped table's */
-}
-
-/* Commits, for every assigned partition, the offset up to which its rows are durable
- * (for lag monitoring and for the next owner after a rebalance). final: the table was
- * just flushed, so the positions themselves are durable. With c->dropping, marks the
- * partitions' offsets as a dropped table's instead. */
-static void commit_durable(consumer *c, bool final)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-    pthread_mutex_lock(&c->mu);
-    for (int32_t kp = 0; kp < c->nparts; kp++) {
-        part_state *ps = &c->parts[kp];
-        if (!ps->assigned)
-            continue;
-        int64_t off;
-        if (c->dropping)
-            off = ps->pos >= 0 ? ps->pos : ps->committed;
-        else
-            off = final && !ps->stopped ? ps->pos : table_source_resume(c->t, ps->source, kp);
-        if (off < 0)
-            continue;
-        rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(l, c->topic, kp);
-        e->offset = off;
-        char meta[32];
-        snprintf(meta, sizeof meta, COMMIT_META_PREFIX "%u", ps->epoch);
-        set_commit_meta(e, c->dropping ? COMMIT_META_DROPPED : meta);
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (l->cnt > 0) {
-        /* Synchronous when it is the last word: before a rebalance or a drop lets go. */
-        rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, final || c->dropping ? 0 : 1);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            logf_(c->k, "table %s: committing offsets to Kafka: %s (lag figures may lag)", c->name,
-                  rd_kafka_err2str(e));
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* The partitions the group gave us, those stopped by an offset reset or not (mu held by
- * the caller). */
-static rd_kafka_topic_partition_list_t *parts_list(consumer *c, bool stopped)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-    for (int32_t kp = 0; kp < c->nparts; kp++)
-        if (c->parts[kp].assigned && c->parts[kp].stopped == stopped)
-            rd_kafka_topic_partition_list_add(l, c->topic, kp);
-    return l;
-}
-
-/* Assigns every partition the group gave us again, each at the position the table stands
- * at (what was fetched beyond it is fetched again); stopped partitions stay in the
- * assignment, paused. (Taking partitions out of the assignment and back in quick
- * succession trips an assertion in librdkafka 2.0.2, rd_kafka_assignment_partition_stopped;
- * pausing keeps the set the same.) */
-static void reassign_at_positions(consumer *c)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-    pthread_mutex_lock(&c->mu);
-    for (int32_t kp = 0; kp < c->nparts; kp++) {
-        part_state *ps = &c->parts[kp];
-        if (!ps->assigned)
-            continue;
-        rd_kafka_topic_partition_list_add(l, c->topic, kp)->offset =
-            ps->pos >= 0 ? ps->pos
-            : ps->epoch > 0 || !c->start_latest ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-    }
-    rd_kafka_topic_partition_list_t *stopped = parts_list(c, true), *running = parts_list(c, false);
-    pthread_mutex_unlock(&c->mu);
-    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
-    if (e)
-        logf_(c->k, "table %s: re-assigning partitions: %s", c->name, rd_kafka_err2str(e));
-    if (stopped->cnt)
-        rd_kafka_pause_partitions(c->rk, stopped);
-    if (running->cnt)
-        rd_kafka_resume_partitions(c->rk, running);
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_topic_partition_list_destroy(stopped);
-    rd_kafka_topic_partition_list_destroy(running);
-}
-
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-    consumer *c = opaque;
-    strata_err err = {0};
-    if (why == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        /* The group's committed offsets: where another node left a partition. */
-        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
-        rd_kafka_resp_err_t ce = rd_kafka_committed(rk, committed, 10000);
-        if (ce)
-            logf_(c->k, "table %s: reading the group's committed offsets: %s", c->name,
-                  rd_kafka_err2str(ce));
-        pthread_mutex_lock(&c->mu);
-        for (int i = 0; i < parts->cnt; i++) {
-            rd_kafka_topic_partition_t *p = &parts->elems[i];
-            part_state *ps = part_get(c, p->partition);
-            uint32_t epoch = durable_epoch(c, p->partition);
-            if (ps && ps->epoch > epoch)
-                epoch = ps->epoch; /* accepted in this run, not yet durable */
-            char source[MANIFEST_SOURCE_MAX];
-            source_name(c, epoch, source, sizeof source);
-            int64_t resume = table_source_resume(c->t, source, p->partition);
-            int64_t com = ce ? -1 : committed_for_epoch(&committed->elems[i], epoch);
-            uint32_t theirs;
-            if (!ce && epoch == 0 && resume < 0 && com < 0 && committed->elems[i].offset >= 0 &&
-                committed_epoch(&committed->elems[i], &theirs) && theirs > 0) {
-                /* This table never landed the partition; another node of the group left
-                 * it in a later offset epoch (it accepted a reset): take it over there. */
-                char key[MANIFEST_SOURCE_MAX];
-                snprintf(key, sizeof key, "ep/%s", c->source);
-                if (table_note_checkpoint(c->t, key, p->partition, theirs) == 0) {
-                    epoch = theirs;
-                    source_name(c, epoch, source, sizeof source);
-                    com = committed->elems[i].offset;
-                }
-            }
-            int64_t start = resume > com ? resume : com;
-            p->offset = start >= 0 ? start
-                        : epoch > 0 || !c->start_latest ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-            if (ps) {
-                ps->assigned = true;
-                ps->stopped = false; /* found again if its offsets are still behind */
-                ps->pos = start;
-                ps->committed = ce ? -1 : committed->elems[i].offset;
-                ps->epoch = epoch;
-                snprintf(ps->source, sizeof ps->source, "%s", source);
-            }
-        }
-        c->assigned_once = true;
-        pthread_mutex_unlock(&c->mu);
-        rd_kafka_topic_partition_list_destroy(committed);
-        char list[256] = "";
-        size_t used = 0;
-        for (int i = 0; i < parts->cnt && used < sizeof list - 32; i++)
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%d@%" PRId64, i ? " " : "",
-                                     (int)parts->elems[i].partition, parts->elems[i].offset);
-        logf_(c->k, "table %s: assigned %d partition(s) of %s (partition@offset, -2 earliest, -1 latest): %s",
-              c->name, parts->cnt, c->topic, list);
-        rd_kafka_assign(rk, parts);
-        rd_kafka_resume_partitions(rk, parts); /* a pause from before (a stop) does not carry over */
-    } else if (why == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        /* Land everything read so far before the partitions may go to another node (not
-         * when the table is being dropped: then its offsets are marked as a dropped
-         * table's, so a new table in the same group starts afresh). */
-        if (c->dropping)
-            commit_durable(c, false);
-        else if (table_flush(c->t, true, &err) != 0)
-            logf_(c->k, "table %s: flush before giving up partitions failed: %s", c->name, err.msg);
-        else
-            commit_durable(c, true);
-        pthread_mutex_lock(&c->mu);
-        for (int i = 0; i < parts->cnt; i++) {
-            part_state *ps = part_get(c, parts->elems[i].partition);
-            if (ps) {
-                ps->assigned = false;
-                ps->stopped = false;
-                table_source_forget(c->t, ps->source, parts->elems[i].partition);
-            }
-        }
-        pthread_mutex_unlock(&c->mu);
-        logf_(c->k, "table %s: %d partition(s) of %s revoked", c->name, parts->cnt, c->topic);
-        rd_kafka_assign(rk, NULL);
-    } else {
-        logf_(c->k, "table %s: rebalance error: %s", c->name, rd_kafka_err2str(why));
-        rd_kafka_assign(rk, NULL);
-    }
-}
-
-/* librdkafka's own lines (warnings and worse) in strata's log, for the consumer and the
- * dead-letter producer alike (both have the consumer as opaque). */
+/* librdkafka's own lines (warnings and worse) in strata's log (the dead-letter producer
+ * logs its own, dead_letter.c). */
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    consumer *c = rd_kafka_opaque(rk);
+    kafka_consumer *c = rd_kafka_opaque(rk);
     if (level <= 4)
-        logf_(c->k, "table %s: %slibrdkafka %s: %s", c->name,
-              rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "dead-letter producer: " : "", fac, buf);
+        kafka_log(c->k, "table %s: librdkafka %s: %s", c->name, fac, buf);
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
 {
     (void)rk;
-    consumer *c = opaque;
+    kafka_consumer *c = opaque;
     atomic_fetch_add(&c->errors, 1);
-    logf_(c->k, "table %s: Kafka: %s: %s", c->name, rd_kafka_err2name((rd_kafka_resp_err_t)e), reason);
+    kafka_log(c->k, "table %s: Kafka: %s: %s", c->name, rd_kafka_err2name((rd_kafka_resp_err_t)e), reason);
     if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         atomic_store(&c->unreachable, true); /* librdkafka counts its bootstrap entry as a broker */
     else if (e == RD_KAFKA_RESP_ERR__FATAL)
-        set_degraded(c, "table %s: Kafka: %s", c->name, reason);
-}
-
-/* Partition kp's offsets went backwards (the broker's partition ends at hi, below where
- * the table stands): read it as new data under the next epoch. Consumer thread. */
-static void accept_reset(consumer *c, int32_t kp, int64_t lo, int64_t hi)
-{
-    pthread_mutex_lock(&c->mu);
-    part_state *ps = part_get(c, kp);
-    if (!ps) {
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
-    int64_t was = ps->stopped ? ps->stop_at : ps->pos;
-    uint32_t epoch = ps->epoch + 1, d = durable_epoch(c, kp);
-    if (epoch <= d)
-        epoch = d + 1;
-    char key[MANIFEST_SOURCE_MAX], old[MANIFEST_SOURCE_MAX];
-    snprintf(key, sizeof key, "ep/%s", c->source);
-    snprintf(old, sizeof old, "%s", ps->source);
-    pthread_mutex_unlock(&c->mu);
-    if (table_note_checkpoint(c->t, key, kp, epoch) != 0) {
-        logf_(c->k, "table %s: partition %d: out of memory accepting an offset reset; retrying", c->name, kp);
-        return;
-    }
-    table_source_forget(c->t, old, kp);
-    pthread_mutex_lock(&c->mu);
-    ps = part_get(c, kp);
-    ps->epoch = epoch;
-    source_name(c, epoch, ps->source, sizeof ps->source);
-    ps->pos = lo;
-    ps->stopped = false;
-    pthread_mutex_unlock(&c->mu);
-    atomic_fetch_add(&c->resets, 1);
-    logf_(c->k, "table %s: partition %d of %s: offsets went backwards (the table had read up to %" PRId64
-                ", the broker's partition now ends at %" PRId64 "): reading it from offset %" PRId64
-                " as new data (offset epoch %u)",
-          c->name, kp, c->topic, was, hi, lo, epoch);
-}
-
-/* The broker answered "offset out of range" for partition kp: either it deleted messages
- * strata had not read (retention: report the gap, go on from the earliest offset it has),
- * or the partition's offsets went backwards (see above). */
-static void handle_offset_reset(consumer *c, int32_t kp)
-{
-    int64_t lo = -1, hi = -1;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->topic, kp, &lo, &hi, 10000);
-    pthread_mutex_lock(&c->mu);
-    part_state *ps = part_get(c, kp);
-    int64_t pos = ps ? ps->pos : -1;
-    pthread_mutex_unlock(&c->mu);
-    if (e) {
-        logf_(c->k, "table %s: partition %d: offset out of range and watermarks unknown (%s); retrying",
-              c->name, kp, rd_kafka_err2str(e));
-        reassign_at_positions(c);
-        return;
-    }
-    if (pos >= 0 && pos > hi) {
-        if (c->reset_accept) {
-            accept_reset(c, kp, lo, hi);
-        } else {
-            pthread_mutex_lock(&c->mu);
-            if ((ps = part_get(c, kp)) != NULL) {
-                ps->stopped = true;
-                ps->stop_at = pos;
-                ps->stop_hi = hi;
-            }
-            pthread_mutex_unlock(&c->mu);
-            atomic_fetch_add(&c->errors, 1);
-            logf_(c->k, "table %s: partition %d of %s STOPPED: its offsets went backwards (the table has "
-                        "read up to %" PRId64 ", the broker's partition now ends at %" PRId64
-                        "): the topic was re-created or the broker lost its data. kafka.offset_reset is "
-                        "\"stop\"; POST /tables/%s/kafka/accept-reset reads it again as new data",
-                  c->name, kp, c->topic, pos, hi, c->name);
-            /* It stays assigned, paused: the reset error already stopped its fetcher. */
-            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(one, c->topic, kp);
-            rd_kafka_pause_partitions(c->rk, one);
-            rd_kafka_topic_partition_list_destroy(one);
-            return;
-        }
-        reassign_at_positions(c);
-        return;
-    }
-    int64_t gap = pos >= 0 && pos < lo ? lo - pos : -1;
-    atomic_fetch_add(&c->lost_events, 1);
-    if (gap > 0)
-        atomic_fetch_add(&c->lost, (uint64_t)gap);
-    char what[160];
-    if (gap > 0)
-        snprintf(what, sizeof what, "%" PRId64 " messages (offsets %" PRId64 "..%" PRId64 ")", gap,
-                 pos, lo - 1);
-    else
-        snprintf(what, sizeof what, "an unknown number of messages (position %" PRId64
-                                    ", broker has %" PRId64 "..%" PRId64 ")",
-                 pos, lo, hi);
-    logf_(c->k, "table %s: LOST DATA: partition %d of %s: %s were deleted by the broker before "
-                "strata read them; continuing from offset %" PRId64,
-          c->name, kp, c->topic, what, lo);
-    set_degraded(c, "table %s lost %s of %s partition %d to broker retention", c->name, what,
-                 c->topic, kp);
-    pthread_mutex_lock(&c->mu);
-    if ((ps = part_get(c, kp)) != NULL)
-        ps->pos = lo;
-    pthread_mutex_unlock(&c->mu);
-    /* A partition stopped by the reset error only fetches again once assigned anew. */
-    reassign_at_positions(c);
-}
-
-/* POST .../kafka/accept-reset, run by the consumer thread: every stopped partition is
- * read again as new data. */
-static void accept_stopped(consumer *c)
-{
-    for (int32_t kp = 0;; kp++) {
-        pthread_mutex_lock(&c->mu);
-        bool more = kp < c->nparts, stopped = more && c->parts[kp].stopped && c->parts[kp].assigned;
-        pthread_mutex_unlock(&c->mu);
-        if (!more)
-            break;
-        if (!stopped)
-            continue;
-        int64_t lo = -1, hi = -1;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->topic, kp, &lo, &hi, 10000);
-        if (e) {
-            logf_(c->k, "table %s: partition %d: accepting its reset: watermarks unknown (%s)", c->name,
-                  kp, rd_kafka_err2str(e));
-            continue;
-        }
-        accept_reset(c, kp, lo, hi);
-    }
-    reassign_at_positions(c);
+        kafka_consumer_degrade(c, "table %s: Kafka: %s", c->name, reason);
 }
 
 /* ---- the consumer loop -------------------------------------------------------------- */
 
-/* Pauses every partition, or resumes those not stopped by an offset reset. */
-static void pause_all(consumer *c, bool pause)
-{
-    pthread_mutex_lock(&c->mu);
-    rd_kafka_topic_partition_list_t *l = parts_list(c, false);
-    if (pause) {
-        rd_kafka_topic_partition_list_t *st = parts_list(c, true);
-        for (int i = 0; i < st->cnt; i++)
-            rd_kafka_topic_partition_list_add(l, c->topic, st->elems[i].partition);
-        rd_kafka_topic_partition_list_destroy(st);
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (l->cnt)
-        (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(c->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
 /* Appends partition kp's rows of this poll; flushes (partitions paused) when the table is
  * over its memory budget. */
-static int land_partition(consumer *c, int32_t kp, part_state *ps)
+static int land_partition(kafka_consumer *c, int32_t kp, kafka_part *ps)
 {
     strata_err err = {0};
     uint64_t skipped = 0;
@@ -768,16 +141,16 @@ static int land_partition(consumer *c, int32_t kp, part_state *ps)
             break;
         if (rc != STRATA_EFULL || attempt > 0) {
             atomic_fetch_add(&c->errors, 1);
-            logf_(c->k, "table %s: partition %d: appending %u rows failed: %s; retrying in 1 s",
-                  c->name, kp, ps->batch.nrows, err.msg);
+            kafka_log(c->k, "table %s: partition %d: appending %u rows failed: %s; retrying in 1 s",
+                      c->name, kp, ps->batch.nrows, err.msg);
             return rc;
         }
         atomic_fetch_add(&c->pauses, 1);
-        pause_all(c, true);
+        kafka_offsets_pause_all(c, true);
         int frc = table_flush(c->t, true, &err);
-        pause_all(c, false);
+        kafka_offsets_pause_all(c, false);
         if (frc != 0) {
-            logf_(c->k, "table %s: flush under memory pressure failed: %s", c->name, err.msg);
+            kafka_log(c->k, "table %s: flush under memory pressure failed: %s", c->name, err.msg);
             return frc;
         }
     }
@@ -790,13 +163,13 @@ static int land_partition(consumer *c, int32_t kp, part_state *ps)
     return 0;
 }
 
-static void refresh_lag(consumer *c)
+static void refresh_lag(kafka_consumer *c)
 {
     int64_t lag = 0;
     bool known = false;
     pthread_mutex_lock(&c->mu);
     for (int32_t kp = 0; kp < c->nparts; kp++) {
-        part_state *ps = &c->parts[kp];
+        kafka_part *ps = &c->parts[kp];
         int64_t lo, hi;
         if (!ps->assigned || ps->stopped)
             continue;
@@ -820,39 +193,39 @@ static void count_unknown_key(void *ctx, const char *name, size_t len)
 
 static void *consumer_run(void *arg)
 {
-    consumer *c = arg;
-    rd_kafka_message_t **msgs = malloc(sizeof *msgs * BATCH_MSGS);
-    int64_t last_commit = mono_ms();
+    kafka_consumer *c = arg;
+    rd_kafka_message_t **msgs = malloc(sizeof *msgs * KAFKA_BATCH_MSGS);
+    int64_t last_commit = clock_mono_ms();
     strata_err err = {0};
     while (msgs && !atomic_load(&c->stop)) {
         if (atomic_load(&c->accept_req)) {
-            accept_stopped(c);
+            kafka_offsets_accept_stopped(c);
             atomic_store(&c->accept_req, false);
         }
-        ssize_t n = rd_kafka_consume_batch_queue(c->q, POLL_MS, msgs, BATCH_MSGS);
+        ssize_t n = rd_kafka_consume_batch_queue(c->q, POLL_MS, msgs, KAFKA_BATCH_MSGS);
         if (n < 0)
             n = 0;
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
             if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
-                    handle_offset_reset(c, m->partition);
+                    kafka_offsets_out_of_range(c, m->partition);
                 else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     atomic_fetch_add(&c->errors, 1);
-                    logf_(c->k, "table %s: consume: %s", c->name, rd_kafka_message_errstr(m));
+                    kafka_log(c->k, "table %s: consume: %s", c->name, rd_kafka_message_errstr(m));
                 }
                 continue;
             }
             atomic_fetch_add(&c->messages, 1);
             pthread_mutex_lock(&c->mu);
-            part_state *ps = part_get(c, m->partition);
+            kafka_part *ps = kafka_consumer_part(c, m->partition);
             pthread_mutex_unlock(&c->mu);
             /* Only assigned partitions, and never below where the partition stands: a
              * message fetched before a revocation or a seek is not landed twice. */
             if (!ps || !ps->assigned || ps->stopped || m->offset < (ps->next >= 0 ? ps->next : ps->pos))
                 continue;
             if (!ps->batch_ready) {
-                ps->offs = malloc(sizeof *ps->offs * BATCH_MSGS);
+                ps->offs = malloc(sizeof *ps->offs * KAFKA_BATCH_MSGS);
                 if (!ps->offs || row_batch_init(&ps->batch, table_schema(c->t), 1024) != 0) {
                     free(ps->offs);
                     ps->offs = NULL;
@@ -870,15 +243,15 @@ static void *consumer_run(void *arg)
                 ps->offs[ps->batch.nrows - 1] = m->offset;
                 ps->unknown_events += unknown_keys != 0;
             } else {
-                dead_letter(c, err.msg, m);
+                dead_letter_put(c->dead, err.msg, m);
             }
             ps->next = m->offset + 1;
         }
         /* Offsets may advance past dead letters only once those are durable. */
-        bool failed = dead_letters_sync(c) != 0;
+        bool failed = dead_letter_sync(c->dead) != 0;
         bool reassign = failed;
         for (int32_t kp = 0; kp < c->nparts; kp++) {
-            part_state *ps = &c->parts[kp];
+            kafka_part *ps = &c->parts[kp];
             if (ps->next < 0)
                 continue;
             if (!failed && land_partition(c, kp, ps) != 0) {
@@ -892,15 +265,15 @@ static void *consumer_run(void *arg)
         }
         /* Not landed: read these messages again from where the table stands. */
         if (reassign)
-            reassign_at_positions(c);
+            kafka_offsets_reassign(c);
         for (ssize_t i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);
         if (failed)
             sleep(1);
         if (n > 0)
             atomic_store(&c->unreachable, false);
-        if (mono_ms() - last_commit >= 1000) {
-            commit_durable(c, false);
+        if (clock_mono_ms() - last_commit >= 1000) {
+            kafka_offsets_commit(c, false);
             refresh_lag(c);
             if (atomic_load(&c->unreachable)) {
                 /* Only while the brokers look down: ask one, briefly. */
@@ -910,7 +283,7 @@ static void *consumer_run(void *arg)
                     atomic_store(&c->unreachable, false);
                 }
             }
-            last_commit = mono_ms();
+            last_commit = clock_mono_ms();
         }
     }
     free(msgs);
@@ -922,7 +295,7 @@ static void *consumer_run(void *arg)
 
 /* ---- registry -------------------------------------------------------------------------- */
 
-static void consumer_free(consumer *c)
+static void consumer_free(kafka_consumer *c)
 {
     if (!c)
         return;
@@ -930,12 +303,7 @@ static void consumer_free(consumer *c)
         rd_kafka_queue_destroy(c->q);
     if (c->rk)
         rd_kafka_destroy(c->rk);
-    if (c->dlq) {
-        rd_kafka_flush(c->dlq, 10000);
-        rd_kafka_destroy(c->dlq);
-    }
-    if (c->dlq_file)
-        fclose(c->dlq_file);
+    dead_letter_sink_free(c->dead); /* after rk: what the broker refuses still lands in the file */
     for (int32_t i = 0; i < c->nparts; i++) {
         if (c->parts[i].batch_ready)
             row_batch_free(&c->parts[i].batch);
@@ -1051,19 +419,19 @@ static void note_failure(kafka_ingest *k, const char *name, const char *why)
     k->nfails++;
 }
 
-static consumer *find_consumer(kafka_ingest *k, const char *name)
+static kafka_consumer *find_consumer(kafka_ingest *k, const char *name)
 {
-    for (consumer *x = k->list; x; x = x->next)
+    for (kafka_consumer *x = k->list; x; x = x->next)
         if (strcmp(x->name, name) == 0)
             return x;
     return NULL;
 }
 
 /* Makes and starts table t's consumer (t: a reference it takes over). */
-static int consumer_start(kafka_ingest *k, strata_table *t, consumer **out, strata_err *err)
+static int consumer_start(kafka_ingest *k, strata_table *t, kafka_consumer **out, strata_err *err)
 {
     const strata_schema *sc = table_schema(t);
-    consumer *c = calloc(1, sizeof *c);
+    kafka_consumer *c = calloc(1, sizeof *c);
     if (!c) {
         catalog_put(k->cat, t);
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -1078,20 +446,23 @@ static int consumer_start(kafka_ingest *k, strata_table *t, consumer **out, stra
     }
     snprintf(c->name, sizeof c->name, "%s", sc->name);
     snprintf(c->topic, sizeof c->topic, "%s", sc->kafka.topic);
-    snprintf(c->dlq_topic, sizeof c->dlq_topic, "%s.dlq", sc->kafka.topic);
     snprintf(c->group, sizeof c->group, "%s", sc->kafka.group);
     snprintf(c->source, sizeof c->source, "kafka:%s", sc->kafka.topic);
     snprintf(c->brokers, sizeof c->brokers, "%s", k->brokers[0] ? k->brokers : sc->kafka.brokers);
     c->start_latest = sc->kafka.start_latest;
     c->reset_accept = sc->kafka.reset_accept;
+    dead_letter_opts dopts = {
+        .table = c->name, .topic = c->topic, .brokers = c->brokers, .dir = table_dir(t), .vlog = vlog, .log_ctx = k};
     rd_kafka_conf_t *conf;
-    int rc = consumer_conf(k, sc, &conf, err);
+    int rc = dead_letter_sink_create(&dopts, &c->dead, err);
+    if (!rc)
+        rc = consumer_conf(k, sc, &conf, err);
     if (rc) {
         consumer_free(c);
         return rc;
     }
     rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_rebalance_cb(conf, kafka_offsets_on_rebalance);
     rd_kafka_conf_set_log_cb(conf, on_kafka_log);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     char errstr[512];
@@ -1145,7 +516,7 @@ int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
     }
     char brokers[256];
     snprintf(brokers, sizeof brokers, "%s", k->brokers[0] ? k->brokers : table_schema(t)->kafka.brokers);
-    consumer *c = NULL;
+    kafka_consumer *c = NULL;
     int rc = consumer_start(k, t, &c, err);
     pthread_mutex_lock(&k->mu);
     if (rc == 0) {
@@ -1156,15 +527,15 @@ int kafka_ingest_attach(kafka_ingest *k, const char *name, strata_err *err)
     pthread_mutex_unlock(&k->mu);
     pthread_mutex_unlock(&k->attach_lock);
     if (rc == 0)
-        logf_(k, "table %s: consuming %s from %s as group %s", name, c->topic, brokers, c->group);
+        kafka_log(k, "table %s: consuming %s from %s as group %s", name, c->topic, brokers, c->group);
     return rc;
 }
 
-static void consumer_stop(consumer *c)
+static void consumer_stop(kafka_consumer *c)
 {
     atomic_store(&c->stop, true);
     pthread_join(c->th, NULL);
-    dead_letters_sync(c);
+    dead_letter_sync(c->dead);
     consumer_free(c);
 }
 
@@ -1172,7 +543,7 @@ bool kafka_ingest_detach(kafka_ingest *k, const char *name, bool dropping)
 {
     pthread_mutex_lock(&k->attach_lock);
     pthread_mutex_lock(&k->mu);
-    consumer **pp = &k->list, *c = NULL;
+    kafka_consumer **pp = &k->list, *c = NULL;
     for (; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->name, name) == 0) {
             c = *pp;
@@ -1184,7 +555,7 @@ bool kafka_ingest_detach(kafka_ingest *k, const char *name, bool dropping)
     if (c) {
         c->dropping = dropping;
         consumer_stop(c);
-        logf_(k, "table %s: consumer stopped", name);
+        kafka_log(k, "table %s: consumer stopped", name);
     }
     pthread_mutex_unlock(&k->attach_lock);
     return c != NULL;
@@ -1196,7 +567,7 @@ void kafka_ingest_free(kafka_ingest *k)
         return;
     for (;;) {
         pthread_mutex_lock(&k->mu);
-        consumer *c = k->list;
+        kafka_consumer *c = k->list;
         if (c)
             k->list = c->next;
         pthread_mutex_unlock(&k->mu);
@@ -1214,7 +585,7 @@ int kafka_ingest_accept_reset(kafka_ingest *k, const char *name, json_t *out, st
 {
     pthread_mutex_lock(&k->attach_lock);
     pthread_mutex_lock(&k->mu);
-    consumer *c = find_consumer(k, name);
+    kafka_consumer *c = find_consumer(k, name);
     json_t *parts = json_array();
     if (c) {
         pthread_mutex_lock(&c->mu);
@@ -1243,71 +614,51 @@ int kafka_ingest_accept_reset(kafka_ingest *k, const char *name, json_t *out, st
     return 0;
 }
 
+/* c's figures now, for /metrics (takes c->mu). */
+static void consumer_stats(kafka_consumer *c, kafka_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->table, sizeof s->table, "%s", c->name);
+    snprintf(s->topic, sizeof s->topic, "%s", c->topic);
+    pthread_mutex_lock(&c->mu);
+    for (int32_t p = 0; p < c->nparts; p++) {
+        s->assigned += c->parts[p].assigned && !c->parts[p].stopped;
+        s->stopped += c->parts[p].assigned && c->parts[p].stopped;
+    }
+    s->lag = c->lag;
+    pthread_mutex_unlock(&c->mu);
+    dead_letter_counts d = dead_letter_sink_counts(c->dead);
+    s->messages = atomic_load(&c->messages);
+    s->rows = atomic_load(&c->rows);
+    s->dead_kafka = d.kafka;
+    s->dead_file = d.file;
+    s->lost = atomic_load(&c->lost);
+    s->lost_events = atomic_load(&c->lost_events);
+    s->replayed = atomic_load(&c->replayed);
+    s->pauses = atomic_load(&c->pauses);
+    s->errors = atomic_load(&c->errors) + d.errors;
+    s->resets = atomic_load(&c->resets);
+    s->unknown_events = atomic_load(&c->unknown_events);
+}
+
 void kafka_ingest_metrics(kafka_ingest *k, bytebuf *out)
 {
-    static const struct {
-        const char *name, *type, *help;
-    } m[] = {
-        {"strata_kafka_messages_total", "counter", "Kafka messages consumed."},
-        {"strata_kafka_rows_total", "counter", "Rows landed from Kafka."},
-        {"strata_kafka_dead_letters_total", "counter", "Events that failed to decode, by sink."},
-        {"strata_kafka_lost_messages_total", "counter",
-         "Messages the broker deleted (retention) before strata read them."},
-        {"strata_kafka_loss_events_total", "counter", "Times a partition's next offset was gone."},
-        {"strata_kafka_replayed_rows_skipped_total", "counter",
-         "Rows read again after a restart that the table already held (dropped)."},
-        {"strata_kafka_lag_messages", "gauge", "Messages in the broker not yet landed (-1: not known yet)."},
-        {"strata_kafka_backpressure_pauses_total", "counter",
-         "Times partitions were paused to flush over the memory budget."},
-        {"strata_kafka_assigned_partitions", "gauge", "Partitions this node consumes."},
-        {"strata_kafka_errors_total", "counter", "Consumer errors (logged)."},
-        {"strata_kafka_stopped_partitions", "gauge",
-         "Partitions stopped because their offsets went backwards (kafka.offset_reset stop)."},
-        {"strata_kafka_offset_resets_total", "counter",
-         "Partitions whose offsets went backwards and were read again as new data."},
-        {"strata_kafka_events_with_unknown_fields_total", "counter",
-         "Events landed from Kafka with fields naming no column (those fields were dropped)."},
-    };
-    char line[512];
     pthread_mutex_lock(&k->mu);
-    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
-        int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help,
-                         m[i].name, m[i].type);
-        buf_put(out, line, (size_t)n);
-        for (consumer *c = k->list; c; c = c->next) {
-            int64_t v[13];
-            pthread_mutex_lock(&c->mu);
-            int64_t assigned = 0, stopped = 0;
-            for (int32_t p = 0; p < c->nparts; p++) {
-                assigned += c->parts[p].assigned && !c->parts[p].stopped;
-                stopped += c->parts[p].assigned && c->parts[p].stopped;
-            }
-            v[6] = c->lag;
-            pthread_mutex_unlock(&c->mu);
-            v[0] = (int64_t)atomic_load(&c->messages);
-            v[1] = (int64_t)atomic_load(&c->rows);
-            v[3] = (int64_t)atomic_load(&c->lost);
-            v[4] = (int64_t)atomic_load(&c->lost_events);
-            v[5] = (int64_t)atomic_load(&c->replayed);
-            v[7] = (int64_t)atomic_load(&c->pauses);
-            v[8] = assigned;
-            v[9] = (int64_t)atomic_load(&c->errors);
-            v[10] = stopped;
-            v[11] = (int64_t)atomic_load(&c->resets);
-            v[12] = (int64_t)atomic_load(&c->unknown_events);
-            if (i == 2) {
-                n = snprintf(line, sizeof line,
-                             "%s{table=\"%s\",sink=\"kafka\"} %" PRIu64 "\n%s{table=\"%s\",sink=\"file\"} %" PRIu64 "\n",
-                             m[i].name, c->name, atomic_load(&c->dead_kafka), m[i].name, c->name,
-                             atomic_load(&c->dead_file));
-            } else {
-                n = snprintf(line, sizeof line, "%s{table=\"%s\",topic=\"%s\"} %" PRId64 "\n", m[i].name,
-                             c->name, c->topic, v[i]);
-            }
-            buf_put(out, line, (size_t)n);
-        }
+    size_t n = 0;
+    for (kafka_consumer *c = k->list; c; c = c->next)
+        n++;
+    kafka_stats *stats = n ? malloc(sizeof *stats * n) : NULL;
+    if (n && !stats) {
+        pthread_mutex_unlock(&k->mu);
+        out->oom = true;
+        return;
     }
+    size_t i = 0;
+    for (kafka_consumer *c = k->list; c; c = c->next)
+        consumer_stats(c, &stats[i++]);
     pthread_mutex_unlock(&k->mu);
+    kafka_metrics_render(stats, n, out);
+    free(stats);
 }
 
 /* Appends one sentence to arr. */
@@ -1327,7 +678,7 @@ void kafka_ingest_problems(kafka_ingest *k, json_t *out)
     pthread_mutex_lock(&k->mu);
     for (size_t i = 0; i < k->nfails; i++)
         add_problem(out, "table %s does not consume Kafka: %s", k->fails[i].name, k->fails[i].why);
-    for (consumer *c = k->list; c; c = c->next) {
+    for (kafka_consumer *c = k->list; c; c = c->next) {
         pthread_mutex_lock(&c->mu);
         if (c->degraded[0])
             add_problem(out, "%s", c->degraded);
@@ -1352,12 +703,12 @@ void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)
         if (strcmp(k->fails[i].name, name) == 0)
             json_object_set_new(obj, "kafka", json_pack("{s:s, s:s}", "state", "not consuming", "error",
                                                         k->fails[i].why));
-    consumer *c = find_consumer(k, name);
+    kafka_consumer *c = find_consumer(k, name);
     if (c) {
         json_t *parts = json_array(), *stopped = json_array();
         pthread_mutex_lock(&c->mu);
         for (int32_t p = 0; p < c->nparts; p++) {
-            part_state *ps = &c->parts[p];
+            kafka_part *ps = &c->parts[p];
             if (!ps->assigned)
                 continue;
             json_t *e = json_pack("{s:i, s:o}", "partition", (int)p, "position",
@@ -1370,6 +721,7 @@ void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)
             }
             json_array_append_new(parts, e);
         }
+        dead_letter_counts dead = dead_letter_sink_counts(c->dead);
         const char *state = atomic_load(&c->unreachable) ? "brokers unreachable"
                             : !c->assigned_once          ? "assigning"
                             : json_array_size(stopped)   ? "partly stopped"
@@ -1378,7 +730,7 @@ void kafka_ingest_table_json(kafka_ingest *k, const char *name, json_t *obj)
                               c->group, "state", state, "partitions", parts, "lag",
                               c->lag >= 0 ? json_integer(c->lag) : json_null(), "rows",
                               (json_int_t)atomic_load(&c->rows), "dead_letters",
-                              (json_int_t)(atomic_load(&c->dead_kafka) + atomic_load(&c->dead_file)),
+                              (json_int_t)(dead.kafka + dead.file),
                               "lost_messages", (json_int_t)atomic_load(&c->lost), "replayed_rows_skipped",
                               (json_int_t)atomic_load(&c->replayed));
         if (json_array_size(stopped))
