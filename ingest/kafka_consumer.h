@@ -14,8 +14,9 @@
  *    mu, every other thread reads them under mu.
  *  - the consumer thread alone: each partition's batch, batch_ready, offs, next and
  *    unknown_events; the dead-letter sink (after the thread ended: the stopping thread).
- *  - dropping: written by the thread stopping the consumer, before it sets stop.
- *  - atomics, any thread: stop, accept_req, unreachable and the counters.
+ *  - dropping (atomic): written by the thread stopping the consumer before it sets stop;
+ *    the consumer thread may read it in a periodic commit that runs before it sees stop.
+ *  - atomics, any thread: stop, dropping, accept_req, unreachable and the counters.
  *  - next: the registry's lock (kafka_ingest.c).
  * Lock order: the registry's attach_lock, then its mu, then c->mu, then the table's own
  * locks (table_source_resume and table_checkpoint_max run under c->mu); c->mu is never
@@ -67,7 +68,7 @@ typedef struct kafka_consumer {
     char brokers[256];
     bool start_latest;
     bool reset_accept; /* kafka.offset_reset "accept" */
-    bool dropping;     /* stopping because the table is being dropped */
+    _Atomic bool dropping; /* stopping because the table is being dropped */
     _Atomic bool accept_req; /* POST .../kafka/accept-reset asked; the loop clears it */
     bool assigned_once;      /* the group has assigned us partitions at least once (mu) */
     rd_kafka_t *rk;
