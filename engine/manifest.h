@@ -92,7 +92,5 @@ int manifest_set_checkpoint(manifest *m, const char *source, int32_t partition, 
 int64_t manifest_get_checkpoint(const manifest *m, const char *source, int32_t partition);
 /* Writes "<id as 16 hex digits>.seg" into out (at least 24 bytes). */
 void manifest_segment_name(uint64_t id, char *out, size_t cap);
-/* fsyncs a directory; 0 or -errno. */
-int fsync_dir(const char *dir);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "engine/buf.h"
 #include "engine/encode.h"
+#include "engine/fs.h"
 #include "engine/segment.h"
 #include "engine/segment_format.h"
 
@@ -56,16 +57,9 @@ struct segment_writer {
 
 static int flush_out(segment_writer *w, strata_err *err)
 {
-    size_t done = 0;
-    while (done < w->out.len) {
-        ssize_t n = write(w->fd, w->out.data + done, w->out.len - done);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return strata_err_set(err, STRATA_EIO, "%s: write: %s", w->path, strerror(errno));
-        }
-        done += (size_t)n;
-    }
+    int rc = fs_write_all(w->fd, w->out.data, w->out.len);
+    if (rc)
+        return strata_err_set(err, STRATA_EIO, "%s: write: %s", w->path, strerror(-rc));
     w->out.len = 0;
     return 0;
 }

@@ -9,8 +9,6 @@
  */
 #include "engine/table.h"
 
-#include "engine/fault.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +21,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "engine/fs.h"
 
 typedef struct seg_handle {
     segment *seg;
@@ -101,23 +101,6 @@ static void handle_unref(seg_handle *h)
     }
 }
 
-static int mkdir_p(const char *path, strata_err *err)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", tmp, strerror(errno));
-    return 0;
-}
-
 static bool has_suffix(const char *s, const char *suf)
 {
     size_t n = strlen(s), m = strlen(suf);
@@ -163,15 +146,25 @@ static int partition_add_segment(partition *p, seg_handle *h)
     return 0;
 }
 
+/* The path of segment id in directory dir, into out. 0, or STRATA_EINVAL when it does
+ * not fit. */
+static int segment_file_path(const char *dir, uint64_t id, char *out, size_t cap, strata_err *err)
+{
+    char name[32];
+    manifest_segment_name(id, name, sizeof name);
+    return fs_path(out, cap, err, "%s/%s", dir, name);
+}
+
 static int open_segment_handle(const char *dir, uint64_t id, seg_handle **out, strata_err *err)
 {
-    char name[32], path[PATH_MAX + 32];
-    manifest_segment_name(id, name, sizeof name);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char path[PATH_MAX + 32];
+    int rc = segment_file_path(dir, id, path, sizeof path, err);
+    if (rc)
+        return rc;
     seg_handle *h = calloc(1, sizeof *h);
     if (!h)
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
-    int rc = segment_open(path, &h->seg, err);
+    rc = segment_open(path, &h->seg, err);
     if (rc) {
         free(h);
         return rc;
@@ -190,8 +183,9 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
     if (!p)
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     p->key = key;
-    snprintf(p->dir, sizeof p->dir, "%s/%s", t->raw_dir, name);
-    int rc = manifest_read(p->dir, &p->man, err);
+    int rc = fs_path(p->dir, sizeof p->dir, err, "%s/%s", t->raw_dir, name);
+    if (rc == 0)
+        rc = manifest_read(p->dir, &p->man, err);
     bool no_manifest = rc == STRATA_ENOTFOUND;
     if (no_manifest)
         rc = 0;
@@ -236,13 +230,12 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
         }
         if (stray) {
             char path[PATH_MAX + 300];
-            snprintf(path, sizeof path, "%s/%s", p->dir, fn);
-            if (unlink(path) == 0)
+            if (fs_path(path, sizeof path, NULL, "%s/%s", p->dir, fn) == 0 && unlink(path) == 0)
                 removed = true;
         }
     }
     closedir(d);
-    int drc = removed ? fsync_dir(p->dir) : 0;
+    int drc = removed ? fs_fsync_dir(p->dir) : 0;
     if (drc) {
         rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory after removing uncommitted files: %s",
                             p->dir, strerror(-drc));
@@ -315,17 +308,18 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     t->schema = *schema;
     schema_apply_default_order(&t->schema);
-    snprintf(t->dir, sizeof t->dir, "%s/%s", data_dir, schema->name);
-    snprintf(t->raw_dir, sizeof t->raw_dir, "%s/raw", t->dir);
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->write_lock, NULL);
     pthread_mutex_init(&t->flush_lock, NULL);
     atomic_init(&t->next_seg_id, 1);
+    if ((rc = fs_path(t->dir, sizeof t->dir, err, "%s/%s", data_dir, schema->name)) != 0 ||
+        (rc = fs_path(t->raw_dir, sizeof t->raw_dir, err, "%s/raw", t->dir)) != 0)
+        goto fail;
     struct stat st;
     bool made = stat(t->raw_dir, &st) != 0;
-    if ((rc = mkdir_p(t->raw_dir, err)) != 0)
+    if ((rc = fs_mkdir_p(t->raw_dir, err)) != 0)
         goto fail;
-    int drc = made ? fsync_dir(t->dir) : 0;
+    int drc = made ? fs_fsync_dir(t->dir) : 0;
     if (drc) {
         rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", t->dir, strerror(-drc));
         goto fail;
@@ -405,9 +399,8 @@ static partition *partition_get(strata_table *t, int64_t key, strata_err *err)
     p->key = key;
     char name[32];
     schema_partition_name(t->schema.partition_by, key, name, sizeof name);
-    snprintf(p->dir, sizeof p->dir, "%s/%s", t->raw_dir, name);
-    if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
-        strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", p->dir, strerror(errno));
+    if (fs_path(p->dir, sizeof p->dir, err, "%s/%s", t->raw_dir, name) != 0 ||
+        fs_mkdir(p->dir, NULL, err) != 0) {
         free(p);
         return NULL;
     }
@@ -417,7 +410,7 @@ static partition *partition_get(strata_table *t, int64_t key, strata_err *err)
         free(p);
         return NULL;
     }
-    int drc = fsync_dir(t->raw_dir);
+    int drc = fs_fsync_dir(t->raw_dir);
     if (drc) {
         strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", t->raw_dir, strerror(-drc));
         free(p);
@@ -990,15 +983,15 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
 
     uint64_t t0 = now_ns();
     uint64_t id = atomic_fetch_add(&t->next_seg_id, 1);
-    char name[32], path[PATH_MAX + 32];
-    manifest_segment_name(id, name, sizeof name);
-    snprintf(path, sizeof path, "%s/%s", p->dir, name);
+    char path[PATH_MAX + 32];
     segment_write_opts opts = {.codec = t->schema.codec};
     segment_info info;
     uint64_t nrows = memtable_nrows(s.mt);
     seg_handle *h = NULL;
     manifest next = {0};
-    int rc = memtable_write_segment(s.mt, nrows, path, &opts, &t->flush_scratch, &info, err);
+    int rc = segment_file_path(p->dir, id, path, sizeof path, err);
+    if (rc == 0)
+        rc = memtable_write_segment(s.mt, nrows, path, &opts, &t->flush_scratch, &info, err);
     if (rc)
         goto done;
     if ((rc = open_segment_handle(p->dir, id, &h, err)) != 0) {
