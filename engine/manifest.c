@@ -23,6 +23,11 @@ void manifest_segment_name(uint64_t id, char *out, size_t cap)
     snprintf(out, cap, "%016" PRIx64 ".seg", id);
 }
 
+bool manifest_source_key(const char *prefix, const char *source, char *out)
+{
+    return (size_t)snprintf(out, MANIFEST_SOURCE_MAX, "%s%s", prefix, source) < MANIFEST_SOURCE_MAX;
+}
+
 void manifest_free(manifest *m)
 {
     free(m->segs);

@@ -8,6 +8,7 @@
  * after the manifest that lists the segment is durable.
  */
 #include "engine/table.h"
+#include "engine/offset_map.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,16 +31,10 @@ typedef struct seg_handle {
     _Atomic int refs;
 } seg_handle;
 
-/* Offsets of sourced rows (table_append_sourced) a memtable holds: for each (source,
- * partition), the lowest offset and one past the highest. Kept as checkpoint lists. */
-typedef struct src_range {
-    manifest lo, hi;
-} src_range;
-
 typedef struct sealed_mt {
     memtable *mt;
-    manifest cps; /* checkpoints noted before sealing (only cps used) */
-    src_range src; /* lock */
+    offset_map cps; /* the checkpoints noted before it was sealed (a copy of pending_cps) */
+    offset_map src; /* ranges: the offsets of the sourced rows it holds; lock */
 } sealed_mt;
 
 typedef struct partition {
@@ -50,7 +45,7 @@ typedef struct partition {
     uint32_t nsegs, segs_cap;
     memtable *active;   /* appended under write_lock; pointer swapped under lock too */
     int64_t active_since_ms;
-    src_range active_src; /* lock */
+    offset_map active_src; /* ranges: the offsets of the sourced rows active holds; lock */
     sealed_mt *sealed;  /* lock */
     uint32_t nsealed, sealed_cap;
 } partition;
@@ -63,8 +58,8 @@ struct strata_table {
     partition **parts; /* sorted by key; lock */
     uint32_t nparts, parts_cap;
     _Atomic uint64_t next_seg_id;
-    manifest pending_cps; /* write_lock */
-    manifest positions;   /* sourced appends: (source, partition) -> next offset; lock */
+    offset_map pending_cps; /* checkpoints noted (table_note_checkpoint); write_lock */
+    offset_map positions;   /* sourced appends: where each source partition stands; lock */
     memtable_flush_scratch flush_scratch; /* flush_lock */
     _Atomic uint64_t flushes, flush_ns, rows_flushed;
     _Atomic int64_t max_time; /* the latest event time appended or committed; INT64_MIN */
@@ -107,12 +102,6 @@ static bool has_suffix(const char *s, const char *suf)
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
-static void src_range_free(src_range *r)
-{
-    manifest_free(&r->lo);
-    manifest_free(&r->hi);
-}
-
 static void partition_free(partition *p)
 {
     if (!p)
@@ -123,10 +112,10 @@ static void partition_free(partition *p)
     memtable_unref(p->active);
     for (uint32_t i = 0; i < p->nsealed; i++) {
         memtable_unref(p->sealed[i].mt);
-        manifest_free(&p->sealed[i].cps);
-        src_range_free(&p->sealed[i].src);
+        offset_map_free(&p->sealed[i].cps);
+        offset_map_free(&p->sealed[i].src);
     }
-    src_range_free(&p->active_src);
+    offset_map_free(&p->active_src);
     free(p->sealed);
     manifest_free(&p->man);
     free(p);
@@ -361,8 +350,8 @@ void table_close(strata_table *t)
     for (uint32_t i = 0; i < t->nparts; i++)
         partition_free(t->parts[i]);
     free(t->parts);
-    manifest_free(&t->pending_cps);
-    manifest_free(&t->positions);
+    offset_map_free(&t->pending_cps);
+    offset_map_free(&t->positions);
     memtable_flush_scratch_free(&t->flush_scratch);
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
@@ -446,7 +435,7 @@ static int sealed_reserve(partition *p, uint32_t more)
 /* Moves p's non-empty active memtable, with its offset ranges and the checkpoints *cps
  * (taken over), to the sealed list, which has room. Never fails. Caller holds
  * write_lock and lock. */
-static void seal_reserved(partition *p, manifest *cps)
+static void seal_reserved(partition *p, offset_map *cps)
 {
     sealed_mt s = {p->active, *cps, p->active_src};
     memset(cps, 0, sizeof *cps);
@@ -461,15 +450,15 @@ static int partition_seal(strata_table *t, partition *p)
 {
     if (!p->active || memtable_nrows(p->active) == 0)
         return 0;
-    manifest cps;
-    if (manifest_copy(&cps, &t->pending_cps) != 0)
+    offset_map cps;
+    if (offset_map_copy(&cps, &t->pending_cps) != 0)
         return STRATA_ENOMEM;
     pthread_mutex_lock(&t->lock);
     int rc = sealed_reserve(p, 1);
     if (rc == 0)
         seal_reserved(p, &cps);
     pthread_mutex_unlock(&t->lock);
-    manifest_free(&cps);
+    offset_map_free(&cps);
     return rc;
 }
 
@@ -523,8 +512,8 @@ typedef struct part_plan {
     uint32_t in_active;  /* rows staged in p->active */
     uint32_t nfresh;     /* memtables for rows past the active one's room */
     memtable **fresh;
-    src_range *fresh_src;
-    manifest *seal_cps;  /* nfresh copies of pending_cps: the active memtable and
+    offset_map *fresh_src; /* ranges: the offsets of fresh[i]'s rows */
+    offset_map *seal_cps;  /* nfresh copies of pending_cps: the active memtable and
                           * fresh[0..nfresh-2] are sealed at publish */
 } part_plan;
 
@@ -534,9 +523,9 @@ static void plan_free(part_plan *pl)
         if (pl->fresh)
             memtable_unref(pl->fresh[i]);
         if (pl->fresh_src)
-            src_range_free(&pl->fresh_src[i]);
+            offset_map_free(&pl->fresh_src[i]);
         if (pl->seal_cps)
-            manifest_free(&pl->seal_cps[i]);
+            offset_map_free(&pl->seal_cps[i]);
     }
     free(pl->fresh);
     free(pl->fresh_src);
@@ -553,15 +542,6 @@ static void plan_abort(part_plan *pl)
         memtable_unstage(pl->p->active);
     pl->in_active = 0;
     plan_free(pl);
-}
-
-/* Sets (source, kpart) of r to [lo, hi). */
-static int src_range_set(src_range *r, const row_source *src, int64_t lo, int64_t hi)
-{
-    if (manifest_set_checkpoint(&r->lo, src->source, src->kpart, lo) != 0 ||
-        manifest_set_checkpoint(&r->hi, src->source, src->kpart, hi) != 0)
-        return STRATA_ENOMEM;
-    return 0;
 }
 
 /* The fallible half of an append to one partition (see above). Caller holds write_lock;
@@ -588,14 +568,10 @@ static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, cons
         return rc;
     pl->in_active = k;
     if (src && k) {
-        /* Entries publishing will set must exist now (setting an existing one cannot
-         * fail); until then their values are ones resume points ignore. */
+        /* The entry publishing will widen must exist now (widening cannot fail); until
+         * then it holds the empty range, which resume points ignore. */
         pthread_mutex_lock(&t->lock);
-        rc = 0;
-        if (manifest_get_checkpoint(&p->active_src.lo, src->source, src->kpart) < 0)
-            rc = manifest_set_checkpoint(&p->active_src.lo, src->source, src->kpart, INT64_MAX);
-        if (rc == 0 && manifest_get_checkpoint(&p->active_src.hi, src->source, src->kpart) < 0)
-            rc = manifest_set_checkpoint(&p->active_src.hi, src->source, src->kpart, -1);
+        rc = offset_map_reserve(&p->active_src, src->source, src->kpart);
         pthread_mutex_unlock(&t->lock);
         if (rc)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -617,10 +593,11 @@ static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, cons
         uint32_t take = left < per ? left : (uint32_t)per;
         if ((rc = memtable_append(pl->fresh[i], b, pl->rows + done, take, err)) != 0)
             return rc;
-        if (src && src_range_set(&pl->fresh_src[i], src, src->offsets[pl->rows[done]],
-                                 src->offsets[pl->rows[done + take - 1]] + 1) != 0)
+        if (src && offset_map_set_range(&pl->fresh_src[i], src->source, src->kpart,
+                                        src->offsets[pl->rows[done]],
+                                        src->offsets[pl->rows[done + take - 1]] + 1) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
-        if (manifest_copy(&pl->seal_cps[i], &t->pending_cps) != 0)
+        if (offset_map_copy(&pl->seal_cps[i], &t->pending_cps) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
         done += take;
         left -= take;
@@ -638,10 +615,7 @@ static void plan_publish(partition *p, part_plan *pl, const row_source *src, int
         memtable_publish(p->active);
         if (src) {
             int64_t lo = src->offsets[pl->rows[0]], hi = src->offsets[pl->rows[pl->in_active - 1]] + 1;
-            int64_t l = manifest_get_checkpoint(&p->active_src.lo, src->source, src->kpart);
-            int64_t h = manifest_get_checkpoint(&p->active_src.hi, src->source, src->kpart);
-            manifest_set_checkpoint(&p->active_src.lo, src->source, src->kpart, lo < l ? lo : l);
-            manifest_set_checkpoint(&p->active_src.hi, src->source, src->kpart, hi > h ? hi : h);
+            offset_map_widen(&p->active_src, src->source, src->kpart, lo, hi);
         }
     }
     if (pl->nfresh) {
@@ -649,7 +623,7 @@ static void plan_publish(partition *p, part_plan *pl, const row_source *src, int
             seal_reserved(p, &pl->seal_cps[0]);
         } else {
             memtable_unref(p->active);
-            src_range_free(&p->active_src);
+            offset_map_free(&p->active_src);
             p->active = NULL;
         }
         for (uint32_t i = 0; i < pl->nfresh; i++) {
@@ -664,14 +638,6 @@ static void plan_publish(partition *p, part_plan *pl, const row_source *src, int
     }
     pl->in_active = 0;
     plan_free(pl);
-}
-
-static const char CP_PREFIX[] = "cp/", RESUME_PREFIX[] = "rs/";
-
-/* "<prefix><source>" into out; false when too long for a manifest. */
-static bool prefixed(const char *prefix, const char *source, char *out)
-{
-    return (size_t)snprintf(out, MANIFEST_SOURCE_MAX, "%s%s", prefix, source) < MANIFEST_SOURCE_MAX;
 }
 
 /* Why writes are refused (dropped table, failed disk), as an error; 0 when they are not.
@@ -696,7 +662,7 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
                        int64_t next_offset, uint64_t *skipped, strata_err *err)
 {
     char cpname[MANIFEST_SOURCE_MAX];
-    if (src && !prefixed(CP_PREFIX, src->source, cpname))
+    if (src && !manifest_source_key(MANIFEST_CP_PREFIX, src->source, cpname))
         return strata_err_set(err, STRATA_EINVAL, "source name '%.40s...' is too long", src->source);
     if (b->nrows == 0 && !src)
         return 0;
@@ -789,9 +755,9 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
         /* The position entry must exist too; until published it says where the batch
          * starts, which is where a reader of this source would resume anyway. */
         pthread_mutex_lock(&t->lock);
-        if (manifest_get_checkpoint(&t->positions, src->source, src->kpart) < 0 &&
-            manifest_set_checkpoint(&t->positions, src->source, src->kpart,
-                                    b->nrows ? src->offsets[0] : next_offset) != 0)
+        if (offset_map_next(&t->positions, src->source, src->kpart) < 0 &&
+            offset_map_set(&t->positions, src->source, src->kpart,
+                           b->nrows ? src->offsets[0] : next_offset) != 0)
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         pthread_mutex_unlock(&t->lock);
     }
@@ -803,7 +769,7 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
     for (uint32_t i = 0; i < nplans; i++)
         plan_publish(plans[i].p, &plans[i], src, now);
     if (src)
-        manifest_set_checkpoint(&t->positions, src->source, src->kpart, next_offset);
+        offset_map_set(&t->positions, src->source, src->kpart, next_offset);
     pthread_mutex_unlock(&t->lock);
     nplans = 0;
     if (skipped)
@@ -839,7 +805,7 @@ int table_append_sourced(strata_table *t, const row_batch *b, const char *source
 int64_t table_source_resume(strata_table *t, const char *source, int32_t kpart)
 {
     char name[MANIFEST_SOURCE_MAX];
-    if (!prefixed(RESUME_PREFIX, source, name))
+    if (!manifest_source_key(MANIFEST_RS_PREFIX, source, name))
         return -1;
     return table_checkpoint_max(t, name, kpart);
 }
@@ -860,47 +826,42 @@ int64_t table_checkpoint_max(strata_table *t, const char *name, int32_t kpart)
 void table_source_forget(strata_table *t, const char *source, int32_t kpart)
 {
     pthread_mutex_lock(&t->lock);
-    manifest *m = &t->positions;
-    for (uint32_t i = 0; i < m->ncps; i++)
-        if (m->cps[i].partition == kpart && strcmp(m->cps[i].source, source) == 0) {
-            m->cps[i] = m->cps[--m->ncps];
-            break;
-        }
+    offset_map_remove(&t->positions, source, kpart);
     pthread_mutex_unlock(&t->lock);
 }
 
 /* Into next (the manifest being committed for p's sealed[0]): each source partition's
  * committed offset in p ("cp/", from sealed[0]'s rows) and the table-wide resume point
- * ("rs/": the lowest offset still only in memtables, else the position). Caller holds
- * flush_lock; takes lock. */
+ * ("rs/": the lowest offset still only in memtables, else the position); manifest.h
+ * has the rules. Caller holds flush_lock; takes lock. */
 static int set_source_checkpoints(strata_table *t, partition *p, manifest *next)
 {
     char name[MANIFEST_SOURCE_MAX];
     int rc = 0;
     pthread_mutex_lock(&t->lock);
-    const src_range *mine = &p->sealed[0].src;
-    for (uint32_t i = 0; i < mine->hi.ncps && !rc; i++) {
-        const manifest_checkpoint *c = &mine->hi.cps[i];
-        if (!prefixed(CP_PREFIX, c->source, name))
+    const offset_map *mine = &p->sealed[0].src;
+    for (uint32_t i = 0; i < mine->n && !rc; i++) {
+        const offset_entry *c = &mine->e[i];
+        if (!manifest_source_key(MANIFEST_CP_PREFIX, c->name, name))
             continue;
         int64_t old = manifest_get_checkpoint(next, name, c->partition);
-        rc = manifest_set_checkpoint(next, name, c->partition, c->next_offset > old ? c->next_offset : old);
+        rc = manifest_set_checkpoint(next, name, c->partition, c->next > old ? c->next : old);
     }
-    for (uint32_t i = 0; i < t->positions.ncps && !rc; i++) {
-        const manifest_checkpoint *pos = &t->positions.cps[i];
-        int64_t resume = pos->next_offset;
+    for (uint32_t i = 0; i < t->positions.n && !rc; i++) {
+        const offset_entry *pos = &t->positions.e[i];
+        int64_t resume = pos->next;
         for (uint32_t q = 0; q < t->nparts; q++) {
             partition *o = t->parts[q];
-            int64_t v = manifest_get_checkpoint(&o->active_src.lo, pos->source, pos->partition);
+            int64_t v = offset_map_lo(&o->active_src, pos->name, pos->partition);
             if (v >= 0 && v < resume)
                 resume = v;
             for (uint32_t j = (o == p); j < o->nsealed; j++) {
-                v = manifest_get_checkpoint(&o->sealed[j].src.lo, pos->source, pos->partition);
+                v = offset_map_lo(&o->sealed[j].src, pos->name, pos->partition);
                 if (v >= 0 && v < resume)
                     resume = v;
             }
         }
-        if (prefixed(RESUME_PREFIX, pos->source, name))
+        if (manifest_source_key(MANIFEST_RS_PREFIX, pos->name, name))
             rc = manifest_set_checkpoint(next, name, pos->partition, resume);
     }
     pthread_mutex_unlock(&t->lock);
@@ -911,7 +872,7 @@ int table_note_checkpoint(strata_table *t, const char *source, int32_t kpart,
                           int64_t next_offset)
 {
     pthread_mutex_lock(&t->write_lock);
-    int rc = manifest_set_checkpoint(&t->pending_cps, source, kpart, next_offset);
+    int rc = offset_map_set(&t->pending_cps, source, kpart, next_offset);
     pthread_mutex_unlock(&t->write_lock);
     return rc;
 }
@@ -1008,9 +969,8 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         goto undo;
     }
-    for (uint32_t i = 0; i < s.cps.ncps; i++)
-        if (manifest_set_checkpoint(&next, s.cps.cps[i].source, s.cps.cps[i].partition,
-                                    s.cps.cps[i].next_offset) != 0) {
+    for (uint32_t i = 0; i < s.cps.n; i++)
+        if (manifest_set_checkpoint(&next, s.cps.e[i].name, s.cps.e[i].partition, s.cps.e[i].next) != 0) {
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
             goto undo;
         }
@@ -1038,8 +998,8 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
         rc = prc;
     if (prc == 0) {
         h = NULL;
-        manifest_free(&p->sealed[0].cps);
-        src_range_free(&p->sealed[0].src);
+        offset_map_free(&p->sealed[0].cps);
+        offset_map_free(&p->sealed[0].src);
         memtable_unref(p->sealed[0].mt);
         memmove(&p->sealed[0], &p->sealed[1], sizeof *p->sealed * (p->nsealed - 1));
         p->nsealed--;
