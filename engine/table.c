@@ -8,6 +8,7 @@
  * after the manifest that lists the segment is durable.
  */
 #include "engine/table.h"
+#include "engine/memtable_flush.h"
 #include "engine/offset_map.h"
 
 #include <dirent.h>

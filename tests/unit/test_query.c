@@ -22,6 +22,7 @@
 
 #include "engine/manifest.h"
 #include "engine/memtable.h"
+#include "engine/memtable_flush.h"
 #include "engine/query.h"
 #include "engine/segment_format.h"
 #include "engine/table.h"
