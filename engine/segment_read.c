@@ -24,7 +24,7 @@
 #include "engine/segment.h"
 #include "engine/segment_format.h"
 
-typedef struct seg_col {
+typedef struct col_state {
     seg_granule *granules;
     /* strings */
     seg_block dict_ref, bm_ref;
@@ -33,7 +33,7 @@ typedef struct seg_col {
     const uint32_t *ends;
     const char *bytes;
     roaring_bitmap_t **bitmaps;
-} seg_col;
+} col_state;
 
 struct segment {
     char *path;
@@ -45,7 +45,7 @@ struct segment {
     uint32_t granule_rows, ngranules;
     int64_t min_time, max_time;
     seg_granule *granule_mem;
-    seg_col cols[STRATA_MAX_COLUMNS];
+    col_state cols[STRATA_MAX_COLUMNS];
 };
 
 static int pread_full(int fd, void *p, size_t n, uint64_t off)
@@ -77,7 +77,7 @@ static void read_ref(cursor *c, seg_block *r)
 
 static bool ref_ok(const segment *s, const seg_block *r, uint64_t max_raw)
 {
-    return r->offset >= SEG_HEADER_SIZE && r->offset <= s->footer_off &&
+    return r->offset >= SEGMENT_HEADER_SIZE && r->offset <= s->footer_off &&
            r->stored_len <= s->footer_off - r->offset && r->raw_len <= max_raw &&
            r->codec <= STRATA_CODEC_ZSTD && (r->codec != STRATA_CODEC_NONE || r->stored_len == r->raw_len);
 }
@@ -159,7 +159,7 @@ static int load_block(const segment *s, int col, const char *what, const seg_blo
 
 static int load_dict(segment *s, int c, seg_scratch *sc, strata_err *err)
 {
-    seg_col *col = &s->cols[c];
+    col_state *col = &s->cols[c];
     int rc = load_block(s, c, "dictionary", &col->dict_ref, sc, err);
     if (rc)
         return rc;
@@ -261,7 +261,7 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
     if (c.bad)
         goto short_footer;
     if (s->nrows >= SEGMENT_MAX_ROWS || s->granule_rows < 1 ||
-        s->granule_rows > SEG_MAX_GRANULE_ROWS ||
+        s->granule_rows > SEGMENT_MAX_GRANULE_ROWS ||
         s->ngranules != (s->nrows + s->granule_rows - 1) / s->granule_rows)
         return strata_err_set(err, STRATA_ECORRUPT,
                               "%s: footer: %" PRIu64 " rows in %u granules of %u rows do not agree",
@@ -306,11 +306,11 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
         return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", s->path);
     uint64_t max_data_raw = 32 + (uint64_t)s->granule_rows * 8;
     for (int i = 0; i < sc->ncols; i++) {
-        seg_col *col = &s->cols[i];
+        col_state *col = &s->cols[i];
         strata_type t = sc->cols[i].type;
         col->granules = s->granule_mem + (size_t)i * s->ngranules;
         uint8_t flags = cursor_u8(&c);
-        if (flags != (t == STRATA_STRING ? SEG_COL_HAS_DICT : 0))
+        if (flags != (t == STRATA_STRING ? SEGMENT_COL_HAS_DICT : 0))
             return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: column '%s' flags %u",
                                   s->path, col_name(s, i), flags);
         if (t == STRATA_STRING) {
@@ -320,7 +320,7 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
                 goto short_footer;
             if (!ref_ok(s, &col->dict_ref, UINT32_MAX - ENCODE_PAD) ||
                 !ref_ok(s, &col->bm_ref, UINT32_MAX - ENCODE_PAD) || col->dict_ref.raw_len < 4 ||
-                col->dict_ref.encoding != SEG_ENC_DICT || col->bm_ref.encoding != SEG_ENC_BITMAP)
+                col->dict_ref.encoding != SEGMENT_ENC_DICT || col->bm_ref.encoding != SEGMENT_ENC_BITMAP)
                 return strata_err_set(err, STRATA_ECORRUPT,
                                       "%s: footer: column '%s' dictionary or bitmap reference is "
                                       "out of bounds",
@@ -373,29 +373,29 @@ int segment_open(const char *path, segment **out, strata_err *err)
         goto fail;
     }
     s->file_bytes = (uint64_t)st.st_size;
-    if (s->file_bytes < SEG_HEADER_SIZE + SEG_TRAILER_SIZE) {
+    if (s->file_bytes < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
         rc = strata_err_set(err, STRATA_ECORRUPT,
                             "%s: %" PRIu64 " bytes is too short for a segment (at least %d)", path,
-                            s->file_bytes, SEG_HEADER_SIZE + SEG_TRAILER_SIZE);
+                            s->file_bytes, SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE);
         goto fail;
     }
-    uint8_t head[SEG_HEADER_SIZE], tail[SEG_TRAILER_SIZE];
+    uint8_t head[SEGMENT_HEADER_SIZE], tail[SEGMENT_TRAILER_SIZE];
     if ((rc = pread_full(s->fd, head, sizeof head, 0)) != 0 ||
-        (rc = pread_full(s->fd, tail, sizeof tail, s->file_bytes - SEG_TRAILER_SIZE)) != 0) {
+        (rc = pread_full(s->fd, tail, sizeof tail, s->file_bytes - SEGMENT_TRAILER_SIZE)) != 0) {
         rc = strata_err_set(err, STRATA_EIO, "%s: read: %s", path,
                             rc == STRATA_ECORRUPT ? "file changed while reading" : strerror(-rc));
         goto fail;
     }
-    if (memcmp(head, SEG_MAGIC, 8) != 0) {
+    if (memcmp(head, SEGMENT_MAGIC, 8) != 0) {
         rc = strata_err_set(err, STRATA_ECORRUPT, "%s: header: not a strata segment (bad magic)",
                             path);
         goto fail;
     }
     uint32_t version = load_u32le(head + 8);
-    if (version != SEG_VERSION) {
+    if (version != SEGMENT_VERSION) {
         rc = strata_err_set(err, STRATA_EVERSION,
                             "%s: header: format version %u, this build reads version %u", path,
-                            version, SEG_VERSION);
+                            version, SEGMENT_VERSION);
         goto fail;
     }
     if (load_u32le(head + 12) != 0) {
@@ -403,7 +403,7 @@ int segment_open(const char *path, segment **out, strata_err *err)
                             load_u32le(head + 12));
         goto fail;
     }
-    if (memcmp(tail + 28, SEG_TRAILER_MAGIC, 4) != 0) {
+    if (memcmp(tail + 28, SEGMENT_TRAILER_MAGIC, 4) != 0) {
         rc = strata_err_set(err, STRATA_ECORRUPT,
                             "%s: trailer: bad magic (file truncated or not finished)", path);
         goto fail;
@@ -419,9 +419,9 @@ int segment_open(const char *path, segment **out, strata_err *err)
     uint64_t fsum = load_u64le(tail + 16);
     /* flen bounded by the room between header and trailer first, so that the sum below
      * cannot wrap around 2^64 to the right value. */
-    if (s->footer_off < SEG_HEADER_SIZE ||
-        flen > s->file_bytes - SEG_HEADER_SIZE - SEG_TRAILER_SIZE ||
-        s->footer_off + flen != s->file_bytes - SEG_TRAILER_SIZE || flen > (1u << 30)) {
+    if (s->footer_off < SEGMENT_HEADER_SIZE ||
+        flen > s->file_bytes - SEGMENT_HEADER_SIZE - SEGMENT_TRAILER_SIZE ||
+        s->footer_off + flen != s->file_bytes - SEGMENT_TRAILER_SIZE || flen > (1u << 30)) {
         rc = strata_err_set(err, STRATA_ECORRUPT,
                             "%s: trailer: footer at %" PRIu64 " of %" PRIu64
                             " bytes does not fit a %" PRIu64 "-byte file",
@@ -467,7 +467,7 @@ void segment_close(segment *s)
     if (!s)
         return;
     for (int c = 0; c < STRATA_MAX_COLUMNS; c++) {
-        seg_col *col = &s->cols[c];
+        col_state *col = &s->cols[c];
         if (col->bitmaps)
             for (uint32_t i = 0; i < col->dict_n; i++)
                 if (col->bitmaps[i])
@@ -483,7 +483,7 @@ void segment_close(segment *s)
 }
 
 const char *segment_path(const segment *s) { return s->path; }
-uint32_t segment_format_version(const segment *s) { (void)s; return SEG_VERSION; }
+uint32_t segment_format_version(const segment *s) { (void)s; return SEGMENT_VERSION; }
 const strata_schema *segment_schema(const segment *s) { return &s->schema; }
 uint64_t segment_nrows(const segment *s) { return s->nrows; }
 uint64_t segment_file_bytes(const segment *s) { return s->file_bytes; }
@@ -508,7 +508,7 @@ uint32_t segment_dict_size(const segment *s, int col) { return s->cols[col].dict
 
 strata_str segment_dict_value(const segment *s, int col, uint32_t code)
 {
-    const seg_col *c = &s->cols[col];
+    const col_state *c = &s->cols[col];
     uint32_t start = code ? c->ends[code - 1] : 0;
     strata_str v = {c->bytes + start, c->ends[code] - start};
     return v;
@@ -919,7 +919,7 @@ roaring_bitmap_t *segment_pred_rows(const segment *s, const seg_pred *p)
 {
     if (p->col < 0 || p->col >= s->schema.ncols || s->schema.cols[p->col].type != STRATA_STRING)
         return NULL;
-    const seg_col *c = &s->cols[p->col];
+    const col_state *c = &s->cols[p->col];
     const roaring_bitmap_t **pick = malloc(sizeof *pick * (c->dict_n ? c->dict_n : 1));
     if (!pick)
         return NULL;
