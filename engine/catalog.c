@@ -35,7 +35,7 @@
 #include <jansson.h>
 
 #include "engine/fault.h"
-#include "engine/manifest.h"
+#include "engine/fs.h"
 #include "engine/schema_json.h"
 
 /* One table and who holds it. A dropped entry leaves the name list at once (a new table
@@ -116,36 +116,6 @@ static ptrdiff_t find(strata_catalog *c, const char *name)
     return -1;
 }
 
-/* Removes the directory tree at path (files and directories only; no symlink is
- * followed). Returns 0 or -1 with errno. */
-static int remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char sub[PATH_MAX];
-        if (snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) >= (int)sizeof sub) {
-            errno = ENAMETOOLONG;
-            rc = -1;
-            continue;
-        }
-        struct stat st;
-        if (lstat(sub, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode) ? remove_tree(sub) != 0 : unlink(sub) != 0)
-            rc = -1;
-    }
-    closedir(d);
-    if (rmdir(path) != 0)
-        rc = -1;
-    return rc;
-}
-
 #define TOMB_PREFIX ".dropped-"
 #define LOCK_FILE "LOCK"
 
@@ -162,7 +132,8 @@ static void lock_holder_pid(int fd, char *buf, size_t cap)
 bool catalog_dir_in_use(const char *data_dir, char *pid, size_t cap)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/" LOCK_FILE, data_dir);
+    if (fs_path(path, sizeof path, NULL, "%s/" LOCK_FILE, data_dir) != 0)
+        return false; /* no such lock file */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false; /* no lock file: nobody has served it */
@@ -179,7 +150,9 @@ bool catalog_dir_in_use(const char *data_dir, char *pid, size_t cap)
 static int lock_data_dir(strata_catalog *c, strata_err *err)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/" LOCK_FILE, c->dir);
+    int rc = fs_path(path, sizeof path, err, "%s/" LOCK_FILE, c->dir);
+    if (rc)
+        return rc;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return strata_err_set(err, STRATA_EIO, "%s: %s", path, strerror(errno));
@@ -269,8 +242,9 @@ int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
     *out = NULL;
     if (strlen(data_dir) >= 2900)
         return strata_err_set(err, STRATA_EINVAL, "data directory path is too long");
-    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST)
-        return strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", data_dir, strerror(errno));
+    int mrc = fs_mkdir(data_dir, NULL, err);
+    if (mrc)
+        return mrc;
     strata_catalog *c = calloc(1, sizeof *c);
     if (!c)
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -296,16 +270,16 @@ int catalog_open(const char *data_dir, strata_catalog **out, strata_err *err)
         if (strncmp(de->d_name, TOMB_PREFIX, strlen(TOMB_PREFIX)) == 0) {
             /* A drop that crashed before its directory was removed: finish it. */
             char tomb[PATH_MAX];
-            snprintf(tomb, sizeof tomb, "%s/%.255s", data_dir, de->d_name);
-            remove_tree(tomb);
+            if (fs_path(tomb, sizeof tomb, NULL, "%s/%.255s", data_dir, de->d_name) == 0)
+                fs_remove_tree(tomb);
             continue;
         }
         if (de->d_name[0] == '.')
             continue;
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%.255s/%s", data_dir, de->d_name, SCHEMA_JSON_FILE);
         struct stat st;
-        if (stat(path, &st) != 0)
+        if (fs_path(path, sizeof path, NULL, "%s/%.255s/%s", data_dir, de->d_name, SCHEMA_JSON_FILE) != 0 ||
+            stat(path, &st) != 0)
             continue; /* not a table */
         strata_schema *s = malloc(sizeof *s);
         if (!s) {
@@ -349,7 +323,7 @@ void catalog_close(strata_catalog *c)
     }
     for (size_t i = 0; i < c->ndropped; i++) {
         table_close(c->dropped[i]->t);
-        remove_tree(c->dropped[i]->tomb);
+        fs_remove_tree(c->dropped[i]->tomb);
         free(c->dropped[i]);
     }
     free(c->tables);
@@ -398,7 +372,7 @@ done:
     pthread_mutex_unlock(&c->lock);
     if (gone) {
         table_close(gone->t);
-        remove_tree(gone->tomb);
+        fs_remove_tree(gone->tomb);
         free(gone);
     }
 }
@@ -525,18 +499,16 @@ int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out
         goto done;
     }
     char tdir[PATH_MAX];
-    snprintf(tdir, sizeof tdir, "%s/%s", c->dir, s->name);
-    bool made = mkdir(tdir, 0755) == 0;
-    if (!made && errno != EEXIST) {
-        rc = strata_err_set(err, STRATA_EIO, "%s: mkdir: %s", tdir, strerror(errno));
+    bool made = false;
+    if ((rc = fs_path(tdir, sizeof tdir, err, "%s/%s", c->dir, s->name)) != 0 ||
+        (rc = fs_mkdir(tdir, &made, err)) != 0)
         goto done;
-    }
     if ((rc = schema_json_save(tdir, norm, err)) != 0)
         goto undo;
     if ((rc = table_open(c->dir, norm, &t, err)) != 0)
         goto undo;
     /* The table's directory entry in <data> must be durable before the table is. */
-    int drc = fsync_dir(c->dir);
+    int drc = fs_fsync_dir(c->dir);
     if (drc) {
         rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", c->dir, strerror(-drc));
         table_close(t);
@@ -555,11 +527,11 @@ int catalog_create(strata_catalog *c, const strata_schema *s, strata_table **out
 undo:
     /* Nothing of a failed creation may come back as a table at the next start. */
     if (made)
-        remove_tree(tdir);
+        fs_remove_tree(tdir);
     else {
         char sj[PATH_MAX + 32];
-        snprintf(sj, sizeof sj, "%s/%s", tdir, SCHEMA_JSON_FILE);
-        unlink(sj);
+        if (fs_path(sj, sizeof sj, NULL, "%s/%s", tdir, SCHEMA_JSON_FILE) == 0)
+            unlink(sj);
     }
 done:
     if (rc == 0 && out) {
@@ -577,12 +549,14 @@ int catalog_drop(strata_catalog *c, const char *name, strata_err *err)
     pthread_mutex_lock(&c->lock);
     int rc = 0;
     char dir[PATH_MAX], tomb[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%s", c->dir, name);
-    snprintf(tomb, sizeof tomb, "%s/" TOMB_PREFIX "%s-%" PRIu64 "-%ld", c->dir, name,
-             ++c->drop_seq, (long)getpid());
-    ptrdiff_t at = find(c, name);
+    /* Table names are short and c->dir is bounded: only a name that is no table's can
+     * overflow these paths, and it is answered as one. */
+    bool fits = fs_path(dir, sizeof dir, NULL, "%s/%s", c->dir, name) == 0 &&
+                fs_path(tomb, sizeof tomb, NULL, "%s/" TOMB_PREFIX "%s-%" PRIu64 "-%ld", c->dir,
+                        name, ++c->drop_seq, (long)getpid()) == 0;
+    ptrdiff_t at = fits ? find(c, name) : -1;
     if (at < 0) {
-        ptrdiff_t b = broken_find(c, name);
+        ptrdiff_t b = fits ? broken_find(c, name) : -1;
         if (b < 0) {
             rc = strata_err_set(err, STRATA_ENOTFOUND, "no table '%s'", name);
         } else if (fault_hit(FAULT_RENAME_DROP) || rename(dir, tomb) != 0) {
@@ -590,8 +564,8 @@ int catalog_drop(strata_catalog *c, const char *name, strata_err *err)
         } else {
             memmove(&c->broken[b], &c->broken[b + 1], sizeof *c->broken * (c->nbroken - (size_t)b - 1));
             c->nbroken--;
-            int drc = fsync_dir(c->dir);
-            remove_tree(tomb);
+            int drc = fs_fsync_dir(c->dir);
+            fs_remove_tree(tomb);
             if (drc)
                 rc = strata_err_set(err, STRATA_EIO, "table '%s' was dropped, but %s could not be "
                                     "fsynced (%s): after a crash it may come back",
@@ -632,7 +606,7 @@ int catalog_drop(strata_catalog *c, const char *name, strata_err *err)
         return rc;
     }
     /* The rename is the drop: once it is durable the table is gone, even after a crash. */
-    int drc = fsync_dir(c->dir);
+    int drc = fs_fsync_dir(c->dir);
     if (drc)
         rc = strata_err_set(err, STRATA_EIO, "table '%s' was dropped, but %s could not be fsynced "
                             "(%s): after a crash it may come back", name, c->dir, strerror(-drc));

@@ -4,18 +4,15 @@
  */
 #include "engine/manifest.h"
 
-#include "engine/fault.h"
-
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "engine/buf.h"
+#include "engine/fs.h"
 
 #define MAN_MAGIC "STRATMAN"
 #define MAN_VERSION 1u
@@ -24,6 +21,11 @@
 void manifest_segment_name(uint64_t id, char *out, size_t cap)
 {
     snprintf(out, cap, "%016" PRIx64 ".seg", id);
+}
+
+bool manifest_source_key(const char *prefix, const char *source, char *out)
+{
+    return (size_t)snprintf(out, MANIFEST_SOURCE_MAX, "%s%s", prefix, source) < MANIFEST_SOURCE_MAX;
 }
 
 void manifest_free(manifest *m)
@@ -108,23 +110,13 @@ oom:
     return STRATA_ENOMEM;
 }
 
-int fsync_dir(const char *dir)
-{
-    if (fault_hit(FAULT_FSYNC_DIR))
-        return -EIO;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
 int manifest_read(const char *dir, manifest *m, strata_err *err)
 {
     memset(m, 0, sizeof *m);
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_NAME);
+    int prc = fs_path(path, sizeof path, err, "%s/%s", dir, MANIFEST_NAME);
+    if (prc)
+        return prc;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT)
@@ -244,41 +236,23 @@ int manifest_write(const char *dir, const manifest *m, bool *renamed, strata_err
     }
     buf_put_u64(&b, XXH3_64bits(b.data, b.len));
     char tmp[4096], path[4096];
-    snprintf(tmp, sizeof tmp, "%s/%s", dir, MANIFEST_TMP_NAME);
-    snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_NAME);
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = strata_err_set(err, STRATA_EIO, "%s: create: %s", tmp, strerror(errno));
+    int rc = fs_path(tmp, sizeof tmp, err, "%s/%s", dir, MANIFEST_TMP_NAME);
+    if (rc == 0)
+        rc = fs_path(path, sizeof path, err, "%s/%s", dir, MANIFEST_NAME);
+    if (rc)
         goto done;
-    }
-    size_t off = 0;
-    while (off < b.len) {
-        ssize_t w = write(fd, b.data + off, b.len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = strata_err_set(err, STRATA_EIO, "%s: write: %s", tmp, strerror(errno));
-            break;
+    fs_failure fail;
+    if (fs_write_atomic(dir, path, tmp, b.data, b.len, 0, &fail) != 0) {
+        if (fail.step < FS_STEP_DIR_OPEN) {
+            rc = strata_err_set(err, STRATA_EIO, "%s: %s: %s", tmp, fs_step_name(fail.step),
+                                strerror(fail.errnum));
+            goto done;
         }
-        off += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = strata_err_set(err, STRATA_EIO, "%s: fsync: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && rc == 0)
-        rc = strata_err_set(err, STRATA_EIO, "%s: close: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = strata_err_set(err, STRATA_EIO, "%s: rename: %s", tmp, strerror(errno));
-    if (rc) {
-        unlink(tmp);
-        goto done;
+        rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory after the commit: %s", dir,
+                            strerror(fail.errnum));
     }
     if (renamed)
         *renamed = true;
-    int drc = fsync_dir(dir);
-    if (drc)
-        rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory after the commit: %s", dir,
-                            strerror(-drc));
 done:
     buf_free(&b);
     return rc;

@@ -12,27 +12,68 @@
  *   28  4    u32 ncheckpoints
  *   32  ...  nsegments x 44 bytes: u64 segment id, u64 rows, u64 file bytes,
  *            i64 min_time, i64 max_time, u32 level (0 = flushed, >0 = merged)
- *   ...      ncheckpoints x: u16 source length (1..255), source bytes (e.g. a Kafka
- *            topic), i32 partition, i64 next offset
+ *   ...      ncheckpoints x CHECKPOINT (below)
  *   end-8 8  u64 XXH3 of every byte before it
  * Segment id N lives in file "<N as 16 hex digits>.seg" beside the manifest.
  *
- * Checkpoint names in use (the table and the Kafka consumer write them; values are offsets
- * unless said otherwise):
- *   cp/<source>  the partition's committed offset of (source, partition): rows with a lower
- *                offset are in this time partition's segments already (a replay drops them)
- *   rs/<source>  the table-wide resume point: where to read (source, partition) from after
- *                a restart (the highest over all time partitions counts)
- *   ep/<source>  the offset epoch of a Kafka partition whose offsets went backwards and were
- *                accepted as new data (value: the epoch); epoch N > 0 appends under the
- *                source "<source>#e<N>", with its own cp/ and rs/ entries
- *   other names  what table_note_checkpoint was given
- * <source> is "kafka:<topic>" for Kafka tables; partition is the Kafka partition.
+ * CHECKPOINT (6 + L + 8 bytes; back to back, no padding)
+ *   off  size field
+ *   0    2    u16 L, the name's length (1..255)
+ *   2    L    name bytes, no NUL (e.g. "cp/kafka:orders")
+ *   2+L  4    i32 partition of the source (a Kafka partition)
+ *   6+L  8    i64 value (an offset, unless said otherwise)
+ * A (name, partition) pair appears at most once. Entries keep the order in which they
+ * first entered the partition's manifest (a commit starts from the previous manifest,
+ * changes values in place and appends new pairs); none is ever removed.
+ *
+ * CHECKPOINT NAMES. <source> is what the table's appends name the source:
+ * "kafka:<topic>" for Kafka tables, "kafka:<topic>#e<N>" for epoch N > 0 (below).
+ * Example, cp/ of kafka:orders, partition 3, value 1500 (29 bytes):
+ *   0f 00 | 63 70 2f 6b 61 66 6b 61 3a 6f 72 64 65 72 73 | 03 00 00 00 | dc 05 00 00 00 00 00 00
+ *
+ *   cp/<source>  this time partition's committed offset of (source, partition): every
+ *                row of it with a lower offset that falls in this time partition is in
+ *                this manifest's segments.
+ *     written:   by each flush commit of this partition (table_flush), for each (source,
+ *                partition) whose rows the flushed memtable holds: the higher of the old
+ *                value and one past the highest offset among those rows. -1 (as good as
+ *                no entry) can be written for a source whose append into the memtable
+ *                failed before its rows became visible.
+ *     read back: from the committed manifest in memory (loaded by table_open, replaced
+ *                by each commit): table_append_sourced drops the rows of (source,
+ *                partition) in this time partition with an offset below it (a replay
+ *                after a restart) and counts them as skipped.
+ *   rs/<source>  the table-wide resume point of (source, partition) at the commit: where
+ *                reading it again puts every row not yet in a segment into the table.
+ *     written:   by each flush commit of any partition, for each (source, partition)
+ *                the table has a position for (appended with table_append_sourced since
+ *                table_open, not dropped with table_source_forget): the lowest offset of
+ *                its rows still only in memtables (of any partition, except the one this
+ *                commit makes durable), else its position (the next_offset of the latest
+ *                append).
+ *     read back: table_source_resume: the highest value over every partition's
+ *                committed manifest (older partitions hold older, lower values), -1 when
+ *                none. The Kafka consumer starts the partition there (or at the group's
+ *                committed offset, when that is later).
+ *   ep/<source>  written by the Kafka consumer (table_note_checkpoint), source without
+ *                "#e<N>": the offset epoch of a Kafka partition whose offsets went
+ *                backwards and were accepted as new data (value: the epoch N). Epoch
+ *                N > 0 appends under the source "<source>#e<N>", with its own cp/ and
+ *                rs/ entries. Read back with table_checkpoint_max (highest value).
+ *   other names  what table_note_checkpoint was given: every memtable sealed after the
+ *                note carries the (name, partition, value) to its commit, which sets it
+ *                as is. Read back with table_checkpoint_max.
+ * Names are at most 255 bytes: table_append_sourced refuses a source whose "cp/<source>"
+ * would be longer. These names and rules are part of version 1: a reader that knows
+ * only the layout sees named checkpoints; a change of meaning needs a new version.
  *
  * Commit: write MANIFEST.tmp, fsync it, rename over MANIFEST, fsync the directory. A
  * crash leaves either the old or the new manifest, never a mix; a stray MANIFEST.tmp is
  * deleted by recovery. Checkpoints ride in the same file, so rows and the offsets that
  * produced them become durable in one step.
+ *
+ * Memory: a manifest struct owns its arrays (manifest_free); functions that fail with
+ * STRATA_ENOMEM leave it as it was.
  */
 #ifndef STRATA_MANIFEST_H
 #define STRATA_MANIFEST_H
@@ -44,7 +85,12 @@
 
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_TMP_NAME "MANIFEST.tmp"
-#define MANIFEST_SOURCE_MAX 256
+#define MANIFEST_SOURCE_MAX 256 /* a checkpoint name and its NUL */
+
+/* Prefixes of the checkpoint names above. */
+#define MANIFEST_CP_PREFIX "cp/"
+#define MANIFEST_RS_PREFIX "rs/"
+#define MANIFEST_EP_PREFIX "ep/"
 
 typedef struct manifest_segment {
     uint64_t id;
@@ -92,7 +138,9 @@ int manifest_set_checkpoint(manifest *m, const char *source, int32_t partition, 
 int64_t manifest_get_checkpoint(const manifest *m, const char *source, int32_t partition);
 /* Writes "<id as 16 hex digits>.seg" into out (at least 24 bytes). */
 void manifest_segment_name(uint64_t id, char *out, size_t cap);
-/* fsyncs a directory; 0 or -errno. */
-int fsync_dir(const char *dir);
+/* Writes the checkpoint name "<prefix><source>" (prefix: MANIFEST_CP_PREFIX, ...) into
+ * out, MANIFEST_SOURCE_MAX bytes. False when it is too long for a manifest (out then
+ * holds a cut name). */
+bool manifest_source_key(const char *prefix, const char *source, char *out);
 
 #endif

@@ -13,8 +13,8 @@
  * (memtable_dict_value gives it back); bytes live in an arena freed with the memtable.
  *
  * Lifetime: memtable_create returns one reference; memtable_ref/unref count them; the last
- * unref frees everything. memtable_write_segment sorts rows by the schema's order_by and
- * writes them as one segment file.
+ * unref frees everything. Writing a memtable out as a segment (sorted by the schema's
+ * order_by) is memtable_flush.h's.
  */
 #ifndef STRATA_MEMTABLE_H
 #define STRATA_MEMTABLE_H
@@ -25,7 +25,6 @@
 #include "engine/error.h"
 #include "engine/row_batch.h"
 #include "engine/schema.h"
-#include "engine/segment.h"
 
 #define MEMTABLE_CHUNK_ROWS STRATA_BLOCK_ROWS
 
@@ -76,24 +75,6 @@ const double *memtable_chunk_floats(const memtable *mt, int col, uint64_t chunk)
 const uint32_t *memtable_chunk_codes(const memtable *mt, int col, uint64_t chunk);
 /* The string of a memtable code seen in a readable row. */
 strata_str memtable_dict_value(const memtable *mt, int col, uint32_t code);
-
-/* Sort buffers a flusher keeps from one flush to the next (big arrays would otherwise be
- * mapped and faulted in anew each time). Zero-initialize; free with
- * memtable_flush_scratch_free. One flusher at a time per scratch. */
-typedef struct memtable_flush_scratch {
-    uint32_t *perm, *perm2;
-    uint64_t *key, *key2;
-    uint64_t cap;
-} memtable_flush_scratch;
-void memtable_flush_scratch_free(memtable_flush_scratch *fs);
-
-/* Sorts the first nrows rows by order_by and writes them to a new segment at path (see
- * segment_writer_open). fs may be NULL (buffers are then allocated for this call). Safe
- * to run on another thread while the writer appends more rows. Returns 0 or an error; on
- * error no file is left behind. */
-int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
-                           const segment_write_opts *opts, memtable_flush_scratch *fs,
-                           segment_info *info, strata_err *err);
 
 /* Frees the chunks cached for reuse by later memtables (tests and shutdown). */
 void memtable_pool_trim(void);

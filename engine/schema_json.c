@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/fs.h"
 #include "engine/units.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -1078,20 +1079,6 @@ char *schema_json_dump(const strata_schema *s)
 
 /* ---- saving ------------------------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int schema_json_save(const char *table_dir, const strata_schema *s, strata_err *err)
 {
     int rc = schema_validate(s, err);
@@ -1101,49 +1088,30 @@ int schema_json_save(const char *table_dir, const strata_schema *s, strata_err *
     if (problem)
         return strata_err_set(err, STRATA_EINVAL, "%s", problem);
     char path[4096], tmp[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/" SCHEMA_JSON_FILE, table_dir) >= sizeof path ||
-        (size_t)snprintf(tmp, sizeof tmp, "%s/" SCHEMA_JSON_FILE ".tmp", table_dir) >= sizeof tmp)
+    if (fs_path(path, sizeof path, NULL, "%s/" SCHEMA_JSON_FILE, table_dir) != 0 ||
+        fs_path(tmp, sizeof tmp, NULL, "%s/" SCHEMA_JSON_FILE ".tmp", table_dir) != 0)
         return strata_err_set(err, STRATA_EINVAL, "%.200s: directory path too long", table_dir);
     char *text = schema_json_dump(s);
     if (!text)
         return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
-
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = strata_err_set(err, STRATA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(text);
-        return rc;
-    }
-    const char *step = NULL;
-    if (write_all(fd, text, strlen(text)) != 0)
-        step = "write";
-    else if (fsync(fd) != 0)
-        step = "fsync";
-    int e = errno;
-    if (close(fd) != 0 && !step) {
-        step = "close";
-        e = errno;
-    }
+    fs_failure fail;
+    rc = fs_write_atomic(table_dir, path, tmp, text, strlen(text), FS_DIR_SYNC_UNCOUNTED, &fail);
     free(text);
-    if (step) {
-        rc = strata_err_set(err, STRATA_EIO, "%s: %s failed: %s", tmp, step, strerror(e));
-        unlink(tmp);
-        return rc;
+    if (rc == 0)
+        return 0;
+    const char *why = strerror(fail.errnum);
+    switch (fail.step) {
+    case FS_STEP_CREATE:
+        return strata_err_set(err, STRATA_EIO, "%s: cannot create: %s", tmp, why);
+    case FS_STEP_RENAME:
+        return strata_err_set(err, STRATA_EIO, "%s: rename to %s failed: %s", tmp, path, why);
+    case FS_STEP_DIR_OPEN:
+        return strata_err_set(err, STRATA_EIO, "%s: cannot open directory: %s", table_dir, why);
+    case FS_STEP_DIR_FSYNC:
+        return strata_err_set(err, STRATA_EIO, "%s: fsync of the directory failed: %s", table_dir,
+                              why);
+    default: /* write, fsync, close */
+        return strata_err_set(err, STRATA_EIO, "%s: %s failed: %s", tmp, fs_step_name(fail.step),
+                              why);
     }
-    if (rename(tmp, path) != 0) {
-        rc = strata_err_set(err, STRATA_EIO, "%s: rename to %s failed: %s", tmp, path,
-                            strerror(errno));
-        unlink(tmp);
-        return rc;
-    }
-    int dfd = open(table_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return strata_err_set(err, STRATA_EIO, "%s: cannot open directory: %s", table_dir,
-                              strerror(errno));
-    rc = 0;
-    if (fsync(dfd) != 0)
-        rc = strata_err_set(err, STRATA_EIO, "%s: fsync of the directory failed: %s", table_dir,
-                            strerror(errno));
-    close(dfd);
-    return rc;
 }

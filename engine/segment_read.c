@@ -1,6 +1,6 @@
 /*
- * segment_read.c — opens, checks and decodes segment files (format: segment_format.h),
- * and prunes granules by min/max and dictionary predicates.
+ * segment_read.c — opens, checks and decodes segment files (format: segment_format.h).
+ * Predicates and pruning over an open segment are segment_prune.c's.
  *
  * Open reads the header, trailer and footer (checksummed), validates every field and
  * block reference against the file size before allocating anything sized by them, then
@@ -24,7 +24,7 @@
 #include "engine/segment.h"
 #include "engine/segment_format.h"
 
-typedef struct seg_col {
+typedef struct col_state {
     seg_granule *granules;
     /* strings */
     seg_block dict_ref, bm_ref;
@@ -33,7 +33,7 @@ typedef struct seg_col {
     const uint32_t *ends;
     const char *bytes;
     roaring_bitmap_t **bitmaps;
-} seg_col;
+} col_state;
 
 struct segment {
     char *path;
@@ -45,7 +45,7 @@ struct segment {
     uint32_t granule_rows, ngranules;
     int64_t min_time, max_time;
     seg_granule *granule_mem;
-    seg_col cols[STRATA_MAX_COLUMNS];
+    col_state cols[STRATA_MAX_COLUMNS];
 };
 
 static int pread_full(int fd, void *p, size_t n, uint64_t off)
@@ -77,7 +77,7 @@ static void read_ref(cursor *c, seg_block *r)
 
 static bool ref_ok(const segment *s, const seg_block *r, uint64_t max_raw)
 {
-    return r->offset >= SEG_HEADER_SIZE && r->offset <= s->footer_off &&
+    return r->offset >= SEGMENT_HEADER_SIZE && r->offset <= s->footer_off &&
            r->stored_len <= s->footer_off - r->offset && r->raw_len <= max_raw &&
            r->codec <= STRATA_CODEC_ZSTD && (r->codec != STRATA_CODEC_NONE || r->stored_len == r->raw_len);
 }
@@ -159,7 +159,7 @@ static int load_block(const segment *s, int col, const char *what, const seg_blo
 
 static int load_dict(segment *s, int c, seg_scratch *sc, strata_err *err)
 {
-    seg_col *col = &s->cols[c];
+    col_state *col = &s->cols[c];
     int rc = load_block(s, c, "dictionary", &col->dict_ref, sc, err);
     if (rc)
         return rc;
@@ -261,7 +261,7 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
     if (c.bad)
         goto short_footer;
     if (s->nrows >= SEGMENT_MAX_ROWS || s->granule_rows < 1 ||
-        s->granule_rows > SEG_MAX_GRANULE_ROWS ||
+        s->granule_rows > SEGMENT_MAX_GRANULE_ROWS ||
         s->ngranules != (s->nrows + s->granule_rows - 1) / s->granule_rows)
         return strata_err_set(err, STRATA_ECORRUPT,
                               "%s: footer: %" PRIu64 " rows in %u granules of %u rows do not agree",
@@ -306,11 +306,11 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
         return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", s->path);
     uint64_t max_data_raw = 32 + (uint64_t)s->granule_rows * 8;
     for (int i = 0; i < sc->ncols; i++) {
-        seg_col *col = &s->cols[i];
+        col_state *col = &s->cols[i];
         strata_type t = sc->cols[i].type;
         col->granules = s->granule_mem + (size_t)i * s->ngranules;
         uint8_t flags = cursor_u8(&c);
-        if (flags != (t == STRATA_STRING ? SEG_COL_HAS_DICT : 0))
+        if (flags != (t == STRATA_STRING ? SEGMENT_COL_HAS_DICT : 0))
             return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: column '%s' flags %u",
                                   s->path, col_name(s, i), flags);
         if (t == STRATA_STRING) {
@@ -320,7 +320,7 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
                 goto short_footer;
             if (!ref_ok(s, &col->dict_ref, UINT32_MAX - ENCODE_PAD) ||
                 !ref_ok(s, &col->bm_ref, UINT32_MAX - ENCODE_PAD) || col->dict_ref.raw_len < 4 ||
-                col->dict_ref.encoding != SEG_ENC_DICT || col->bm_ref.encoding != SEG_ENC_BITMAP)
+                col->dict_ref.encoding != SEGMENT_ENC_DICT || col->bm_ref.encoding != SEGMENT_ENC_BITMAP)
                 return strata_err_set(err, STRATA_ECORRUPT,
                                       "%s: footer: column '%s' dictionary or bitmap reference is "
                                       "out of bounds",
@@ -373,29 +373,29 @@ int segment_open(const char *path, segment **out, strata_err *err)
         goto fail;
     }
     s->file_bytes = (uint64_t)st.st_size;
-    if (s->file_bytes < SEG_HEADER_SIZE + SEG_TRAILER_SIZE) {
+    if (s->file_bytes < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
         rc = strata_err_set(err, STRATA_ECORRUPT,
                             "%s: %" PRIu64 " bytes is too short for a segment (at least %d)", path,
-                            s->file_bytes, SEG_HEADER_SIZE + SEG_TRAILER_SIZE);
+                            s->file_bytes, SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE);
         goto fail;
     }
-    uint8_t head[SEG_HEADER_SIZE], tail[SEG_TRAILER_SIZE];
+    uint8_t head[SEGMENT_HEADER_SIZE], tail[SEGMENT_TRAILER_SIZE];
     if ((rc = pread_full(s->fd, head, sizeof head, 0)) != 0 ||
-        (rc = pread_full(s->fd, tail, sizeof tail, s->file_bytes - SEG_TRAILER_SIZE)) != 0) {
+        (rc = pread_full(s->fd, tail, sizeof tail, s->file_bytes - SEGMENT_TRAILER_SIZE)) != 0) {
         rc = strata_err_set(err, STRATA_EIO, "%s: read: %s", path,
                             rc == STRATA_ECORRUPT ? "file changed while reading" : strerror(-rc));
         goto fail;
     }
-    if (memcmp(head, SEG_MAGIC, 8) != 0) {
+    if (memcmp(head, SEGMENT_MAGIC, 8) != 0) {
         rc = strata_err_set(err, STRATA_ECORRUPT, "%s: header: not a strata segment (bad magic)",
                             path);
         goto fail;
     }
     uint32_t version = load_u32le(head + 8);
-    if (version != SEG_VERSION) {
+    if (version != SEGMENT_VERSION) {
         rc = strata_err_set(err, STRATA_EVERSION,
                             "%s: header: format version %u, this build reads version %u", path,
-                            version, SEG_VERSION);
+                            version, SEGMENT_VERSION);
         goto fail;
     }
     if (load_u32le(head + 12) != 0) {
@@ -403,7 +403,7 @@ int segment_open(const char *path, segment **out, strata_err *err)
                             load_u32le(head + 12));
         goto fail;
     }
-    if (memcmp(tail + 28, SEG_TRAILER_MAGIC, 4) != 0) {
+    if (memcmp(tail + 28, SEGMENT_TRAILER_MAGIC, 4) != 0) {
         rc = strata_err_set(err, STRATA_ECORRUPT,
                             "%s: trailer: bad magic (file truncated or not finished)", path);
         goto fail;
@@ -419,9 +419,9 @@ int segment_open(const char *path, segment **out, strata_err *err)
     uint64_t fsum = load_u64le(tail + 16);
     /* flen bounded by the room between header and trailer first, so that the sum below
      * cannot wrap around 2^64 to the right value. */
-    if (s->footer_off < SEG_HEADER_SIZE ||
-        flen > s->file_bytes - SEG_HEADER_SIZE - SEG_TRAILER_SIZE ||
-        s->footer_off + flen != s->file_bytes - SEG_TRAILER_SIZE || flen > (1u << 30)) {
+    if (s->footer_off < SEGMENT_HEADER_SIZE ||
+        flen > s->file_bytes - SEGMENT_HEADER_SIZE - SEGMENT_TRAILER_SIZE ||
+        s->footer_off + flen != s->file_bytes - SEGMENT_TRAILER_SIZE || flen > (1u << 30)) {
         rc = strata_err_set(err, STRATA_ECORRUPT,
                             "%s: trailer: footer at %" PRIu64 " of %" PRIu64
                             " bytes does not fit a %" PRIu64 "-byte file",
@@ -467,7 +467,7 @@ void segment_close(segment *s)
     if (!s)
         return;
     for (int c = 0; c < STRATA_MAX_COLUMNS; c++) {
-        seg_col *col = &s->cols[c];
+        col_state *col = &s->cols[c];
         if (col->bitmaps)
             for (uint32_t i = 0; i < col->dict_n; i++)
                 if (col->bitmaps[i])
@@ -483,7 +483,7 @@ void segment_close(segment *s)
 }
 
 const char *segment_path(const segment *s) { return s->path; }
-uint32_t segment_format_version(const segment *s) { (void)s; return SEG_VERSION; }
+uint32_t segment_format_version(const segment *s) { (void)s; return SEGMENT_VERSION; }
 const strata_schema *segment_schema(const segment *s) { return &s->schema; }
 uint64_t segment_nrows(const segment *s) { return s->nrows; }
 uint64_t segment_file_bytes(const segment *s) { return s->file_bytes; }
@@ -508,7 +508,7 @@ uint32_t segment_dict_size(const segment *s, int col) { return s->cols[col].dict
 
 strata_str segment_dict_value(const segment *s, int col, uint32_t code)
 {
-    const seg_col *c = &s->cols[col];
+    const col_state *c = &s->cols[col];
     uint32_t start = code ? c->ends[code - 1] : 0;
     strata_str v = {c->bytes + start, c->ends[code] - start};
     return v;
@@ -731,203 +731,4 @@ done:
     free(cv);
     seg_scratch_free(&sc);
     return rc;
-}
-
-/* ---- predicates ------------------------------------------------------------------ */
-
-static int cmp_int(strata_type t, int64_t a, int64_t b)
-{
-    if (t == STRATA_UINT64)
-        return (uint64_t)a < (uint64_t)b ? -1 : (uint64_t)a > (uint64_t)b;
-    return a < b ? -1 : a > b;
-}
-
-static bool op_holds(seg_pred_op op, int c)
-{
-    switch (op) {
-    case PRED_EQ: return c == 0;
-    case PRED_NE: return c != 0;
-    case PRED_LT: return c < 0;
-    case PRED_LE: return c <= 0;
-    case PRED_GT: return c > 0;
-    case PRED_GE: return c >= 0;
-    default: return false;
-    }
-}
-
-bool seg_pred_match_int(strata_type t, const seg_pred *p, int64_t v)
-{
-    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
-        bool found = false;
-        for (uint32_t i = 0; i < p->nvals && !found; i++)
-            found = p->vals[i].i == v;
-        return found == (p->op == PRED_IN);
-    }
-    return p->nvals >= 1 && op_holds(p->op, cmp_int(t, v, p->vals[0].i));
-}
-
-bool seg_pred_match_float(const seg_pred *p, double v)
-{
-    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
-        bool found = false;
-        for (uint32_t i = 0; i < p->nvals && !found; i++)
-            found = p->vals[i].f == v;
-        return found == (p->op == PRED_IN);
-    }
-    if (p->nvals < 1)
-        return false;
-    double x = p->vals[0].f;
-    switch (p->op) {
-    case PRED_EQ: return v == x;
-    case PRED_NE: return v != x;
-    case PRED_LT: return v < x;
-    case PRED_LE: return v <= x;
-    case PRED_GT: return v > x;
-    case PRED_GE: return v >= x;
-    default: return false;
-    }
-}
-
-bool seg_pred_match_str(const seg_pred *p, strata_str v)
-{
-    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
-        bool found = false;
-        for (uint32_t i = 0; i < p->nvals && !found; i++)
-            found = strata_str_cmp(p->vals[i].s, v) == 0;
-        return found == (p->op == PRED_IN);
-    }
-    return p->nvals >= 1 && op_holds(p->op, strata_str_cmp(v, p->vals[0].s));
-}
-
-/* May granule [lo, hi] (int order of t) hold a row matching p? */
-static bool range_may_match_int(strata_type t, const seg_pred *p, int64_t lo, int64_t hi)
-{
-    switch (p->op) {
-    case PRED_EQ: return cmp_int(t, lo, p->vals[0].i) <= 0 && cmp_int(t, p->vals[0].i, hi) <= 0;
-    case PRED_NE: return !(lo == hi && lo == p->vals[0].i);
-    case PRED_LT: return cmp_int(t, lo, p->vals[0].i) < 0;
-    case PRED_LE: return cmp_int(t, lo, p->vals[0].i) <= 0;
-    case PRED_GT: return cmp_int(t, hi, p->vals[0].i) > 0;
-    case PRED_GE: return cmp_int(t, hi, p->vals[0].i) >= 0;
-    case PRED_IN:
-        for (uint32_t i = 0; i < p->nvals; i++)
-            if (cmp_int(t, lo, p->vals[i].i) <= 0 && cmp_int(t, p->vals[i].i, hi) <= 0)
-                return true;
-        return false;
-    case PRED_NOT_IN:
-        if (lo != hi)
-            return true;
-        for (uint32_t i = 0; i < p->nvals; i++)
-            if (p->vals[i].i == lo)
-                return false;
-        return true;
-    }
-    return true;
-}
-
-static bool range_may_match_float(const seg_pred *p, double lo, double hi, bool has_nan)
-{
-    /* NaN rows satisfy only != and not in. */
-    switch (p->op) {
-    case PRED_EQ: return lo <= p->vals[0].f && p->vals[0].f <= hi;
-    case PRED_NE: return has_nan || !(lo == hi && lo == p->vals[0].f);
-    case PRED_LT: return lo < p->vals[0].f;
-    case PRED_LE: return lo <= p->vals[0].f;
-    case PRED_GT: return hi > p->vals[0].f;
-    case PRED_GE: return hi >= p->vals[0].f;
-    case PRED_IN:
-        for (uint32_t i = 0; i < p->nvals; i++)
-            if (lo <= p->vals[i].f && p->vals[i].f <= hi)
-                return true;
-        return false;
-    case PRED_NOT_IN:
-        if (has_nan || lo != hi)
-            return true;
-        for (uint32_t i = 0; i < p->nvals; i++)
-            if (p->vals[i].f == lo)
-                return false;
-        return true;
-    }
-    return true;
-}
-
-/* Codes c with match(c) form, for comparisons, a contiguous range [from, to). */
-static void str_code_range(const segment *s, const seg_pred *p, uint32_t *from, uint32_t *to)
-{
-    uint32_t n = s->cols[p->col].dict_n;
-    strata_str v = p->vals[0].s;
-    uint32_t lb = segment_dict_lower_bound(s, p->col, v.ptr, v.len);
-    bool found = lb < n && strata_str_cmp(segment_dict_value(s, p->col, lb), v) == 0;
-    uint32_t ub = lb + (found ? 1 : 0); /* first code > v */
-    switch (p->op) {
-    case PRED_EQ: *from = lb; *to = ub; break;
-    case PRED_LT: *from = 0; *to = lb; break;
-    case PRED_LE: *from = 0; *to = ub; break;
-    case PRED_GT: *from = ub; *to = n; break;
-    case PRED_GE: *from = lb; *to = n; break;
-    default: *from = 0; *to = n; break;
-    }
-}
-
-static bool granule_may_match(const segment *s, const seg_pred *p, uint32_t g)
-{
-    if (p->col < 0 || p->col >= s->schema.ncols)
-        return true;
-    if (p->nvals < 1)
-        return p->op == PRED_NOT_IN; /* IN () matches nothing, NOT IN () everything */
-    const seg_granule *gr = &s->cols[p->col].granules[g];
-    strata_type t = s->schema.cols[p->col].type;
-    if (strata_type_is_int(t))
-        return range_may_match_int(t, p, (int64_t)gr->min, (int64_t)gr->max);
-    if (t == STRATA_FLOAT64) {
-        double lo, hi;
-        memcpy(&lo, &gr->min, 8);
-        memcpy(&hi, &gr->max, 8);
-        return range_may_match_float(p, lo, hi, gr->flags & SEG_GRANULE_HAS_NAN);
-    }
-    uint32_t lo = (uint32_t)gr->min, hi = (uint32_t)gr->max;
-    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
-        bool any_in = false, single_excluded = false;
-        for (uint32_t i = 0; i < p->nvals; i++) {
-            int64_t code = segment_dict_find(s, p->col, p->vals[i].s.ptr, p->vals[i].s.len);
-            if (code >= lo && code <= hi)
-                any_in = true;
-            if (lo == hi && code == lo)
-                single_excluded = true;
-        }
-        return p->op == PRED_IN ? any_in : !single_excluded;
-    }
-    if (p->op == PRED_NE) {
-        int64_t code = segment_dict_find(s, p->col, p->vals[0].s.ptr, p->vals[0].s.len);
-        return !(lo == hi && code == lo);
-    }
-    uint32_t from, to;
-    str_code_range(s, p, &from, &to);
-    return from < to && from <= hi && lo < to;
-}
-
-void segment_prune_granules(const segment *s, const seg_pred *preds, int npreds, uint8_t *keep)
-{
-    for (uint32_t g = 0; g < s->ngranules; g++) {
-        keep[g] = 1;
-        for (int i = 0; i < npreds && keep[g]; i++)
-            keep[g] = granule_may_match(s, &preds[i], g);
-    }
-}
-
-roaring_bitmap_t *segment_pred_rows(const segment *s, const seg_pred *p)
-{
-    if (p->col < 0 || p->col >= s->schema.ncols || s->schema.cols[p->col].type != STRATA_STRING)
-        return NULL;
-    const seg_col *c = &s->cols[p->col];
-    const roaring_bitmap_t **pick = malloc(sizeof *pick * (c->dict_n ? c->dict_n : 1));
-    if (!pick)
-        return NULL;
-    size_t n = 0;
-    for (uint32_t code = 0; code < c->dict_n; code++)
-        if (seg_pred_match_str(p, segment_dict_value(s, p->col, code)))
-            pick[n++] = c->bitmaps[code];
-    roaring_bitmap_t *r = n ? roaring_bitmap_or_many(n, pick) : roaring_bitmap_create();
-    free(pick);
-    return r;
 }

@@ -18,10 +18,11 @@
 
 #include "engine/buf.h"
 #include "engine/encode.h"
+#include "engine/fs.h"
 #include "engine/segment.h"
 #include "engine/segment_format.h"
 
-_Static_assert(SEGMENT_GRANULE_ROWS >= 1 && SEGMENT_GRANULE_ROWS <= SEG_MAX_GRANULE_ROWS,
+_Static_assert(SEGMENT_GRANULE_ROWS >= 1 && SEGMENT_GRANULE_ROWS <= SEGMENT_MAX_GRANULE_ROWS,
                "the granule size strata writes by default must be one the format allows");
 
 typedef struct col_state {
@@ -56,16 +57,9 @@ struct segment_writer {
 
 static int flush_out(segment_writer *w, strata_err *err)
 {
-    size_t done = 0;
-    while (done < w->out.len) {
-        ssize_t n = write(w->fd, w->out.data + done, w->out.len - done);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return strata_err_set(err, STRATA_EIO, "%s: write: %s", w->path, strerror(errno));
-        }
-        done += (size_t)n;
-    }
+    int rc = fs_write_all(w->fd, w->out.data, w->out.len);
+    if (rc)
+        return strata_err_set(err, STRATA_EIO, "%s: write: %s", w->path, strerror(-rc));
     w->out.len = 0;
     return 0;
 }
@@ -131,9 +125,9 @@ segment_writer *segment_writer_open(const char *path, const strata_schema *schem
         w->opts.zstd_level = 3;
     if (w->opts.granule_rows == 0)
         w->opts.granule_rows = SEGMENT_GRANULE_ROWS;
-    if (w->opts.granule_rows > SEG_MAX_GRANULE_ROWS) {
+    if (w->opts.granule_rows > SEGMENT_MAX_GRANULE_ROWS) {
         strata_err_set(err, STRATA_EINVAL, "%s: granule_rows %u is over %u", path,
-                       w->opts.granule_rows, SEG_MAX_GRANULE_ROWS);
+                       w->opts.granule_rows, SEGMENT_MAX_GRANULE_ROWS);
         free(w);
         return NULL;
     }
@@ -155,9 +149,9 @@ segment_writer *segment_writer_open(const char *path, const strata_schema *schem
         goto fail;
     }
     w->created = true;
-    uint8_t header[SEG_HEADER_SIZE];
-    memcpy(header, SEG_MAGIC, 8);
-    store_u32le(header + 8, SEG_VERSION);
+    uint8_t header[SEGMENT_HEADER_SIZE];
+    memcpy(header, SEGMENT_MAGIC, 8);
+    store_u32le(header + 8, SEGMENT_VERSION);
     store_u32le(header + 12, 0);
     if (emit(w, header, sizeof header, err) != 0)
         goto fail;
@@ -408,7 +402,7 @@ int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err
             if ((rc = segment_writer_set_dict(w, c, NULL, 0, err)) != 0)
                 goto fail;
         }
-        if ((rc = write_block(w, cs->dict_raw.data, cs->dict_raw.len, SEG_ENC_DICT, &dict_ref[c],
+        if ((rc = write_block(w, cs->dict_raw.data, cs->dict_raw.len, SEGMENT_ENC_DICT, &dict_ref[c],
                               err)) != 0)
             goto fail;
         bm.len = 0;
@@ -427,7 +421,7 @@ int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err
             rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", w->path);
             goto fail;
         }
-        if ((rc = write_block(w, bm.data, bm.len, SEG_ENC_BITMAP, &bm_ref[c], err)) != 0)
+        if ((rc = write_block(w, bm.data, bm.len, SEGMENT_ENC_BITMAP, &bm_ref[c], err)) != 0)
             goto fail;
     }
 
@@ -450,7 +444,7 @@ int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err
     for (int c = 0; c < sc->ncols; c++) {
         col_state *cs = &w->cols[c];
         bool has_dict = cs->type == STRATA_STRING;
-        buf_put_u8(&f, has_dict ? SEG_COL_HAS_DICT : 0);
+        buf_put_u8(&f, has_dict ? SEGMENT_COL_HAS_DICT : 0);
         if (has_dict) {
             put_ref(&f, &dict_ref[c]);
             put_ref(&f, &bm_ref[c]);
@@ -466,12 +460,12 @@ int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err
         rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", w->path);
         goto fail;
     }
-    uint8_t trailer[SEG_TRAILER_SIZE];
+    uint8_t trailer[SEGMENT_TRAILER_SIZE];
     store_u64le(trailer, w->offset);
     store_u64le(trailer + 8, f.len);
     store_u64le(trailer + 16, XXH3_64bits(f.data, f.len));
-    store_u32le(trailer + 24, SEG_VERSION);
-    memcpy(trailer + 28, SEG_TRAILER_MAGIC, 4);
+    store_u32le(trailer + 24, SEGMENT_VERSION);
+    memcpy(trailer + 28, SEGMENT_TRAILER_MAGIC, 4);
     if ((rc = emit(w, f.data, f.len, err)) != 0 || (rc = emit(w, trailer, sizeof trailer, err)) != 0 ||
         (rc = flush_out(w, err)) != 0)
         goto fail;

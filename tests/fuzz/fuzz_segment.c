@@ -83,15 +83,15 @@ static void resum_ref(uint8_t *b, size_t size, size_t pos)
  * of the footer. The walk follows segment_format.h and stops where the bytes run out. */
 static void resum(uint8_t *b, size_t size)
 {
-    if (size < SEG_HEADER_SIZE + SEG_TRAILER_SIZE)
+    if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE)
         return;
-    memcpy(b, SEG_MAGIC, 8);
-    store_u32le(b + 8, SEG_VERSION);
-    uint8_t *tr = b + size - SEG_TRAILER_SIZE;
-    store_u32le(tr + 24, SEG_VERSION);
-    memcpy(tr + 28, SEG_TRAILER_MAGIC, 4);
+    memcpy(b, SEGMENT_MAGIC, 8);
+    store_u32le(b + 8, SEGMENT_VERSION);
+    uint8_t *tr = b + size - SEGMENT_TRAILER_SIZE;
+    store_u32le(tr + 24, SEGMENT_VERSION);
+    memcpy(tr + 28, SEGMENT_TRAILER_MAGIC, 4);
     uint64_t foff = load_u64le(tr), flen = load_u64le(tr + 8);
-    if (foff > size - SEG_TRAILER_SIZE || flen > size - SEG_TRAILER_SIZE - foff)
+    if (foff > size - SEGMENT_TRAILER_SIZE || flen > size - SEGMENT_TRAILER_SIZE - foff)
         return;
     size_t p = (size_t)foff, end = (size_t)(foff + flen);
 #define NEED(n)                                                                                    \
@@ -121,17 +121,17 @@ static void resum(uint8_t *b, size_t size)
     for (unsigned c = 0; c < ncols; c++) {
         NEED(1);
         uint8_t flags = b[p++];
-        if ((flags & SEG_COL_HAS_DICT) || types[c] == STRATA_STRING) {
+        if ((flags & SEGMENT_COL_HAS_DICT) || types[c] == STRATA_STRING) {
             for (int k = 0; k < 2; k++) {
-                NEED(SEG_BLOCK_REF_SIZE);
+                NEED(SEGMENT_BLOCK_REF_SIZE);
                 resum_ref(b, size, p);
-                p += SEG_BLOCK_REF_SIZE;
+                p += SEGMENT_BLOCK_REF_SIZE;
             }
         }
         for (uint32_t g = 0; g < ngranules; g++) {
-            NEED(SEG_BLOCK_REF_SIZE + 17);
+            NEED(SEGMENT_BLOCK_REF_SIZE + 17);
             resum_ref(b, size, p);
-            p += SEG_BLOCK_REF_SIZE + 17;
+            p += SEGMENT_BLOCK_REF_SIZE + 17;
         }
     }
 done:
@@ -277,7 +277,7 @@ static void exercise(const segment *s, uint64_t seed)
     uint64_t n = segment_nrows(s);
     uint32_t ng = segment_ngranules(s), gr = segment_granule_rows(s);
     CHECK(sc->ncols >= 1 && sc->ncols <= STRATA_MAX_COLUMNS);
-    CHECK(gr >= 1 && gr <= SEG_MAX_GRANULE_ROWS);
+    CHECK(gr >= 1 && gr <= SEGMENT_MAX_GRANULE_ROWS);
     CHECK((uint64_t)ng == (n + gr - 1) / gr);
     bool have_rows = vrc == 0 && n <= MAX_CHECKED_ROWS;
     column_data cd[STRATA_MAX_COLUMNS];
@@ -352,7 +352,7 @@ static void run_one(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     run_one(data, size);
-    if (size >= SEG_HEADER_SIZE + SEG_TRAILER_SIZE) {
+    if (size >= SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE) {
         uint8_t *copy = malloc(size);
         if (!copy)
             return 0;

@@ -2,7 +2,7 @@
  * test_query.c — differential test of the query engine. Random rows go into every kind of
  * source a table serves: segments the table flushes (granules of SEGMENT_GRANULE_ROWS),
  * segments written directly with other granule sizes (small, odd, and the format's
- * largest, SEG_MAX_GRANULE_ROWS) and committed in their partition's MANIFEST, and sealed
+ * largest, SEGMENT_MAX_GRANULE_ROWS) and committed in their partition's MANIFEST, and sealed
  * and active memtables of several chunks. Random queries (time ranges, buckets, AND/OR
  * filters with every operator, group-bys, every aggregate, fill, order_by and limit) are
  * answered by query_run and by a deliberately naive reference written here (a loop over
@@ -22,6 +22,7 @@
 
 #include "engine/manifest.h"
 #include "engine/memtable.h"
+#include "engine/memtable_flush.h"
 #include "engine/query.h"
 #include "engine/segment_format.h"
 #include "engine/table.h"
@@ -1097,12 +1098,12 @@ static int run_random_queries(int n)
 /* ---- tests ------------------------------------------------------------------------ */
 
 /* B1: a segment with granules larger than the executor's block (the format allows up to
- * SEG_MAX_GRANULE_ROWS rows; `strata inspect --verify` accepts them) was decoded whole
+ * SEGMENT_MAX_GRANULE_ROWS rows; `strata inspect --verify` accepts them) was decoded whole
  * into block-sized buffers: a heap overflow on the first query that read it. */
 TEST(query_over_65536_row_granules)
 {
     static const seg_spec segs[] = {
-        {0, 2 * SEG_MAX_GRANULE_ROWS + 4321, SEG_MAX_GRANULE_ROWS, STRATA_CODEC_LZ4, false},
+        {0, 2 * SEGMENT_MAX_GRANULE_ROWS + 4321, SEGMENT_MAX_GRANULE_ROWS, STRATA_CODEC_LZ4, false},
         {1, 2 * 20000 + 7777, 20000, STRATA_CODEC_ZSTD, false},
         {2, 6000, 700, STRATA_CODEC_LZ4, false},
     };
@@ -1110,7 +1111,7 @@ TEST(query_over_65536_row_granules)
     build_table(&L, 7);
     sources src;
     get_sources(&src);
-    ASSERT_EQ(src.max_granule_rows, SEG_MAX_GRANULE_ROWS);
+    ASSERT_EQ(src.max_granule_rows, SEGMENT_MAX_GRANULE_ROWS);
     ASSERT_GE(src.granules_over_block, 4); /* two of 65536 rows, two of 20000 */
     ASSERT_GT(src.memtables, 0);
     /* The segments are sound: segment_verify is what `strata inspect --verify` runs. */

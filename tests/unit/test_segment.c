@@ -1048,7 +1048,7 @@ TEST(writer_rejects_huge_granules)
     char path[1200];
     snprintf(path, sizeof path, "%s", p);
     strata_err err = {0};
-    segment_writer *w = open_writer(path, SEG_MAX_GRANULE_ROWS + 1, &err);
+    segment_writer *w = open_writer(path, SEGMENT_MAX_GRANULE_ROWS + 1, &err);
     ASSERT(w == NULL);
     ASSERT_EQ(err.code, STRATA_EINVAL);
     ASSERT(!file_exists(path));

@@ -200,12 +200,12 @@ static bool map_segment(const uint8_t *b, size_t size, seg_map *m)
 {
     memset(m, 0, sizeof *m);
     m->size = size;
-    if (size < SEG_HEADER_SIZE + SEG_TRAILER_SIZE)
+    if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE)
         return false;
-    const uint8_t *tr = b + size - SEG_TRAILER_SIZE;
+    const uint8_t *tr = b + size - SEGMENT_TRAILER_SIZE;
     m->footer_off = load_u64le(tr);
     m->footer_len = load_u64le(tr + 8);
-    if (m->footer_off + m->footer_len != size - SEG_TRAILER_SIZE)
+    if (m->footer_off + m->footer_len != size - SEGMENT_TRAILER_SIZE)
         return false;
     size_t p = (size_t)m->footer_off;
     p += 8;                          /* nrows */
@@ -225,21 +225,21 @@ static bool map_segment(const uint8_t *b, size_t size, seg_map *m)
     }
     for (int c = 0; c < NCOLS; c++) {
         uint8_t flags = b[p++];
-        int nextra = flags & SEG_COL_HAS_DICT ? 2 : 0;
+        int nextra = flags & SEGMENT_COL_HAS_DICT ? 2 : 0;
         for (int k = 0; k < nextra; k++) {
             ref_loc *r = &m->refs[m->nrefs++];
             *r = (ref_loc){p, c, k == 0 ? BLK_DICT : BLK_BITMAP, 0, load_u64le(b + p),
                            load_u32le(b + p + 8)};
-            p += SEG_BLOCK_REF_SIZE;
+            p += SEGMENT_BLOCK_REF_SIZE;
         }
         for (uint32_t g = 0; g < m->ngranules; g++) {
             ref_loc *r = &m->refs[m->nrefs++];
             *r = (ref_loc){p, c, BLK_DATA, g, load_u64le(b + p), load_u32le(b + p + 8)};
-            m->gran_min_pos[c][g] = p + SEG_BLOCK_REF_SIZE;
-            p += SEG_BLOCK_REF_SIZE + 17;
+            m->gran_min_pos[c][g] = p + SEGMENT_BLOCK_REF_SIZE;
+            p += SEGMENT_BLOCK_REF_SIZE + 17;
         }
     }
-    return p == size - SEG_TRAILER_SIZE;
+    return p == size - SEGMENT_TRAILER_SIZE;
 }
 
 static const ref_loc *find_ref(const seg_map *m, int col, int kind, uint32_t g)
@@ -259,18 +259,18 @@ static void resum_block(uint8_t *b, const ref_loc *r)
 
 static void resum_footer(uint8_t *b, const seg_map *m)
 {
-    store_u64le(b + m->size - SEG_TRAILER_SIZE + 16,
+    store_u64le(b + m->size - SEGMENT_TRAILER_SIZE + 16,
                 XXH3_64bits(b + m->footer_off, m->footer_len));
 }
 
 /* What an error about damage at file offset x must mention. */
 static void region_of(const seg_map *m, size_t x, char *out, size_t cap)
 {
-    if (x < SEG_HEADER_SIZE) {
+    if (x < SEGMENT_HEADER_SIZE) {
         snprintf(out, cap, "header");
         return;
     }
-    if (x >= m->size - SEG_TRAILER_SIZE) {
+    if (x >= m->size - SEGMENT_TRAILER_SIZE) {
         snprintf(out, cap, "<trailer>"); /* "trailer" or "footer" (its checksum) */
         return;
     }
@@ -572,9 +572,9 @@ TEST(trailer_footer_offset_wraps_is_corrupt)
 {
     size_t len;
     uint8_t *b = make_small(STRATA_CODEC_LZ4, 50, &len);
-    uint8_t *tr = b + len - SEG_TRAILER_SIZE;
+    uint8_t *tr = b + len - SEGMENT_TRAILER_SIZE;
     for (uint64_t flen = len - 31; flen <= len + 40; flen++) {
-        store_u64le(tr, (uint64_t)(len - SEG_TRAILER_SIZE) - flen); /* wraps */
+        store_u64le(tr, (uint64_t)(len - SEGMENT_TRAILER_SIZE) - flen); /* wraps */
         store_u64le(tr + 8, flen);
         memseg m;
         memseg_open(&m, b, len);
@@ -705,14 +705,14 @@ TEST(corpus_generate)
     /* truncations */
     emit_truncated(&g, "empty_file.seg", 0);
     emit_truncated(&g, "truncated_in_header.seg", 10);
-    emit_truncated(&g, "truncated_after_header.seg", SEG_HEADER_SIZE);
+    emit_truncated(&g, "truncated_after_header.seg", SEGMENT_HEADER_SIZE);
     emit_truncated(&g, "truncated_in_first_block.seg", mid_of(find_ref(m, C_TS, BLK_DATA, 0)));
     emit_truncated(&g, "truncated_in_data_block.seg", mid_of(find_ref(m, C_V, BLK_DATA, 3)));
     emit_truncated(&g, "truncated_in_dictionary_block.seg", mid_of(find_ref(m, C_S, BLK_DICT, 0)));
     emit_truncated(&g, "truncated_in_bitmap_block.seg", mid_of(find_ref(m, C_S, BLK_BITMAP, 0)));
     emit_truncated(&g, "truncated_at_footer_start.seg", (size_t)m->footer_off);
     emit_truncated(&g, "truncated_in_footer.seg", (size_t)(m->footer_off + m->footer_len / 2));
-    emit_truncated(&g, "truncated_before_trailer.seg", len - SEG_TRAILER_SIZE);
+    emit_truncated(&g, "truncated_before_trailer.seg", len - SEGMENT_TRAILER_SIZE);
     emit_truncated(&g, "truncated_in_trailer.seg", len - 16);
     emit_truncated(&g, "truncated_last_byte.seg", len - 1);
 
@@ -759,10 +759,10 @@ TEST(corpus_generate)
     emit_flipped(&g, "flipped_bit_footer_column_name.seg", m->name_pos[C_F], 6);
     emit_flipped(&g, "flipped_bit_footer_block_ref.seg", find_ref(m, C_F, BLK_DATA, 2)->pos + 1, 2);
     emit_flipped(&g, "flipped_bit_footer_granule_min.seg", m->gran_min_pos[C_V][3], 0);
-    emit_flipped(&g, "flipped_bit_footer_last_byte.seg", len - SEG_TRAILER_SIZE - 1, 0);
+    emit_flipped(&g, "flipped_bit_footer_last_byte.seg", len - SEGMENT_TRAILER_SIZE - 1, 0);
 
     /* trailer */
-    size_t tr = len - SEG_TRAILER_SIZE;
+    size_t tr = len - SEGMENT_TRAILER_SIZE;
     emit_flipped(&g, "flipped_bit_trailer_footer_offset.seg", tr + 0, 3);
     emit_flipped(&g, "flipped_bit_trailer_footer_len.seg", tr + 8, 1);
     emit_flipped(&g, "flipped_bit_trailer_checksum.seg", tr + 16, 0);
@@ -792,14 +792,14 @@ TEST(corpus_generate)
     for (size_t i = 0; i < sizeof garbage; i++)
         garbage[i] = (uint8_t)test_rand_next(&seed);
     emit(&g, "garbage.seg", garbage, sizeof garbage);
-    memcpy(garbage, SEG_MAGIC, 8);
+    memcpy(garbage, SEGMENT_MAGIC, 8);
     store_u32le(garbage + 8, 1);
     store_u32le(garbage + 12, 0);
-    uint8_t *gt = garbage + sizeof garbage - SEG_TRAILER_SIZE;
+    uint8_t *gt = garbage + sizeof garbage - SEGMENT_TRAILER_SIZE;
     store_u64le(gt, 1024);
-    store_u64le(gt + 8, sizeof garbage - SEG_TRAILER_SIZE - 1024);
+    store_u64le(gt + 8, sizeof garbage - SEGMENT_TRAILER_SIZE - 1024);
     store_u32le(gt + 24, 1);
-    memcpy(gt + 28, SEG_TRAILER_MAGIC, 4);
+    memcpy(gt + 28, SEGMENT_TRAILER_MAGIC, 4);
     emit(&g, "garbage_with_magics.seg", garbage, sizeof garbage);
     const char *text = "timestamp,value,name\n1700000000000,1.5,apple\n1700000001000,2.5,banana\n"
                        "1700000002000,3.5,cherry\n1700000003000,4.5,date\n";

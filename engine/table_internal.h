@@ -1,0 +1,116 @@
+/*
+ * table_internal.h — the inside of a strata_table, shared by the three files that
+ * implement table.h, and by nothing else:
+ *   table.c         open and recovery, partitions, segment handles, state, snapshots
+ *   table_append.c  appends (all of a batch or none) and the offsets of sourced rows
+ *   table_flush.c   when memtables are due, sealing, flushing and the commit
+ *
+ * Locks (the contract is in table.h): write_lock serializes appends, flush_lock
+ * serializes flushes, lock guards what readers and snapshots walk; each field says which
+ * guards it. When both are needed, write_lock or flush_lock is taken before lock.
+ * Functions named table__* are internal to the three files; each says what its caller
+ * must hold.
+ */
+#ifndef STRATA_TABLE_INTERNAL_H
+#define STRATA_TABLE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/manifest.h"
+#include "engine/memtable.h"
+#include "engine/memtable_flush.h"
+#include "engine/offset_map.h"
+#include "engine/table.h"
+
+/* A committed segment as the table holds it: shared by its partition and by live
+ * snapshots, each holding a reference; the last table__seg_unref closes and frees it. */
+typedef struct table_seg {
+    segment *seg;
+    uint64_t id;
+    _Atomic int refs;
+} table_seg;
+
+/* A sealed memtable waiting for its flush. */
+typedef struct sealed_mt {
+    memtable *mt;
+    offset_map cps; /* the checkpoints noted before it was sealed (a copy of pending_cps) */
+    offset_map src; /* ranges: the offsets of the sourced rows it holds; lock */
+} sealed_mt;
+
+typedef struct partition {
+    int64_t key;
+    char dir[3584];
+    manifest man;       /* as committed; changed under flush_lock, read under lock */
+    table_seg **segs;   /* lock */
+    uint32_t nsegs, segs_cap;
+    memtable *active;   /* appended under write_lock; pointer swapped under lock too */
+    int64_t active_since_ms;
+    offset_map active_src; /* ranges: the offsets of the sourced rows active holds; lock */
+    sealed_mt *sealed;  /* lock */
+    uint32_t nsealed, sealed_cap;
+} partition;
+
+struct strata_table {
+    strata_schema schema;
+    char dir[3072];
+    char raw_dir[3200];
+    pthread_mutex_t lock, write_lock, flush_lock;
+    partition **parts; /* sorted by key; lock */
+    uint32_t nparts, parts_cap;
+    _Atomic uint64_t next_seg_id;
+    offset_map pending_cps; /* checkpoints noted (table_note_checkpoint); write_lock */
+    offset_map positions;   /* sourced appends: where each source partition stands; lock */
+    memtable_flush_scratch flush_scratch; /* flush_lock */
+    _Atomic uint64_t flushes, flush_ns, rows_flushed;
+    _Atomic int64_t max_time; /* the latest event time appended or committed; INT64_MIN */
+    _Atomic bool dropped;     /* set under write_lock + flush_lock: writes refused */
+    _Atomic bool failed;      /* a commit's durability is unknown: writes refused */
+    char fail_msg[512];       /* why failed; lock */
+    uint64_t damage_count;    /* damaged segments met by readers; lock */
+    char damage_msg[512];     /* the latest; lock */
+    uint64_t flush_failures;  /* failed flushes since open; lock */
+    uint64_t flush_failing;   /* failed flushes since the last one that worked; lock */
+    int64_t flush_failing_since; /* monotonic ms of the first of those; lock */
+    char flush_msg[512];      /* the latest failure's message; lock */
+};
+
+/* ---- table.c ---------------------------------------------------------------------- */
+
+/* The path of segment id in directory dir, into out. 0, or STRATA_EINVAL (err) when it
+ * does not fit. */
+int table__seg_path(const char *dir, uint64_t id, char *out, size_t cap, strata_err *err);
+/* Opens segment id of directory dir as a handle holding one reference (*out). 0, or the
+ * error of segment_open, or STRATA_ENOMEM. */
+int table__seg_open(const char *dir, uint64_t id, table_seg **out /* OUT */, strata_err *err);
+/* Drops a reference (h may be NULL); the last one closes the segment. */
+void table__seg_unref(table_seg *h);
+/* Appends h to p's segment list (the list takes the reference). 0 or STRATA_ENOMEM.
+ * Caller holds lock, or owns p alone. */
+int table__add_segment(partition *p, table_seg *h);
+/* The partition of key, made (directory, empty MANIFEST, directory fsync) when new.
+ * NULL with err on failure. Caller holds write_lock, not lock. */
+partition *table__partition_get(strata_table *t, int64_t key, strata_err *err);
+/* Why writes are refused (dropped, failed), as an error; 0 when they are not. Caller
+ * holds write_lock or flush_lock. */
+int table__writes_refused(strata_table *t, strata_err *err);
+/* Fails the table (the first reason stays). Takes lock. */
+void table__fail(strata_table *t, const char *why);
+
+/* ---- table_flush.c ---------------------------------------------------------------- */
+
+/* True when p's active memtable is non-empty and full (rows or bytes) or old. */
+bool table__due(const strata_table *t, const partition *p, int64_t now);
+/* Room for `more` entries in p's sealed list. 0 or STRATA_ENOMEM. Caller holds lock. */
+int table__sealed_reserve(partition *p, uint32_t more);
+/* Moves p's non-empty active memtable, with its offset ranges and the checkpoints *cps
+ * (taken over: *cps is left empty), to the sealed list, which has room. Never fails.
+ * Caller holds write_lock and lock. */
+void table__seal_reserved(partition *p, offset_map *cps);
+/* Seals p's active memtable (nothing when it is empty). 0 or STRATA_ENOMEM (nothing
+ * changed). Caller holds write_lock; takes lock. */
+int table__seal(strata_table *t, partition *p);
+
+#endif
