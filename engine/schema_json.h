@@ -121,6 +121,15 @@
 #include "engine/error.h"
 #include "engine/schema.h"
 
+/* The words of the format for each enum setting, indexed by its value (shared by the
+ * parser and the dump). */
+extern const char *const schema_json_partition_names[3];
+extern const char *const schema_json_codec_names[3];
+extern const char *const schema_json_late_policy_names[2];
+extern const char *const schema_json_unknown_fields_names[2];
+extern const char *const schema_json_start_names[2];
+extern const char *const schema_json_reset_names[2];
+
 #define SCHEMA_JSON_FORMAT_VERSION 1
 #define SCHEMA_JSON_FILE "schema.json"
 #define SCHEMA_JSON_MAX_FILE (4u << 20) /* schema files larger than this are refused */
