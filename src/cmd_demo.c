@@ -1,5 +1,5 @@
 /*
- * demo.c — `strata demo`: the whole pipeline on one machine with nothing installed
+ * cmd_demo.c — `strata demo`: the whole pipeline on one machine with nothing installed
  * beyond strata. README's main command.
  *
  * In one process: the embedded Kafka broker (tools/broker.h) with topics orders and

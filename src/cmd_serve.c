@@ -1,5 +1,5 @@
 /*
- * serve.c — `strata serve`: opens the data directory (recovering every table), creates the
+ * cmd_serve.c — `strata serve`: opens the data directory (recovering every table), creates the
  * tables named with --table, starts the HTTP server, and runs the maintenance loop: every
  * 100 ms, each table whose memtables are full or older than their age limit is flushed.
  *

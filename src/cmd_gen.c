@@ -1,5 +1,5 @@
 /*
- * gen.c — `strata gen`: the deterministic order-event generator as a command. It writes
+ * cmd_gen.c — `strata gen`: the deterministic order-event generator as a command. It writes
  * the events of tools/order_gen.h as NDJSON to stdout, or produces them to Kafka through
  * tools/gen_producer.h (one message per event, keyed by event_id), paced or as fast as
  * possible, and can write the generator's exact totals as JSON for tests to compare a

@@ -1,5 +1,5 @@
 /*
- * broker_cmd.c — `strata broker`: runs the embedded Kafka-protocol broker (tools/broker.h)
+ * cmd_broker.c — `strata broker`: runs the embedded Kafka-protocol broker (tools/broker.h)
  * until SIGINT or SIGTERM.
  *
  * The bootstrap address is the first line on stdout, flushed at once, so a script can read
