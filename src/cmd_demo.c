@@ -26,9 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tools/broker.h"
 #include "engine/catalog.h"
 #include "src/commands.h"
+#include "src/signals.h"
+#include "tools/broker.h"
 #include "tools/gen_producer.h"
 #include "tools/order_gen.h"
 
@@ -194,10 +195,7 @@ int cmd_demo(int argc, char **argv)
 
     /* Signals go to the server's loop only: block them before any thread starts. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signals_block_stop(&sigs);
 
     strata_err err = {0};
     embedded_broker_opts bo;

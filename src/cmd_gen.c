@@ -19,17 +19,18 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "engine/units.h"
+#include "src/cli.h"
+#include "src/commands.h"
 #include "tools/gen_producer.h"
 #include "tools/order_gen.h"
 #include "tools/progress.h"
-#include "engine/units.h"
 
 #define DEFAULT_COUNT 1000000
 #define UNBOUNDED_SECONDS (100.0 * 365 * 86400) /* "forever" for a paced run without --count */
@@ -92,17 +93,7 @@ static void usage(FILE *f)
         DEFAULT_COUNT);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "strata gen: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(see strata gen --help)\n");
-    va_end(ap);
-    return 2;
-}
+#define bad_usage(...) cli_bad_usage("gen", __VA_ARGS__)
 
 static int parse_u64(const char *s, uint64_t *out)
 {
