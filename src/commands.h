@@ -8,7 +8,7 @@
 int cmd_broker(int argc, char **argv);  /* src/cmd_broker.c */
 int cmd_demo(int argc, char **argv);    /* src/cmd_demo.c */
 int cmd_gen(int argc, char **argv);     /* src/cmd_gen.c */
-int cmd_inspect(int argc, char **argv); /* tools/inspect.c */
+int cmd_inspect(int argc, char **argv); /* src/cmd_inspect.c */
 int cmd_serve(int argc, char **argv);   /* src/cmd_serve.c */
 
 /* cmd_serve that calls ready(base_url, arg) once the server listens and every table is
