@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine/catalog.h"
+#include "engine/clock.h"
 #include "src/commands.h"
 #include "src/signals.h"
 #include "tools/broker.h"
@@ -219,10 +219,8 @@ int cmd_demo(int argc, char **argv)
     gen_thread gt = {.rate = rate};
     order_gen_opts go;
     order_gen_opts_default(&go);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    go.seed = (uint64_t)now.tv_nsec ^ (uint64_t)now.tv_sec;
-    go.start_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    go.start_ms = clock_wall_ms();
+    go.seed = (uint64_t)clock_mono_ns() ^ (uint64_t)go.start_ms; /* a new stream each run */
     go.count = (uint64_t)(rate * 86400.0 * 365); /* a year of events at the rate */
     go.span_ms = (int64_t)((double)go.count * 1000.0 / rate); /* event time = send time */
     go.duplicates = 0.02;

@@ -18,18 +18,9 @@
 #include "engine/schema.h"
 #include "engine/segment.h"
 #include "engine/segment_format.h"
+#include "engine/text.h"
 #include "engine/units.h"
 #include "tools/inspect.h"
-
-/* The shortest %.Ng text that reads back as exactly d (9.66, not 9.6600000000000001). */
-static void format_double(double d, char *out, size_t cap)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, cap, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
-            return;
-    }
-}
 
 void inspect_json_string(FILE *f, const char *p, size_t n)
 {
@@ -62,7 +53,7 @@ static void json_value(FILE *f, strata_type t, uint64_t v)
         double d;
         memcpy(&d, &v, 8);
         char txt[40];
-        format_double(d, txt, sizeof txt);
+        text_double_shortest(d, txt, sizeof txt);
         fputs(d != d || d - d != 0 ? "null" : txt, f); /* JSON has no NaN or infinities */
         break;
     }
@@ -156,7 +147,7 @@ static void value_text(const segment *s, int c, uint64_t v, char *out, size_t ca
     case STRATA_FLOAT64: {
         double d;
         memcpy(&d, &v, 8);
-        format_double(d, out, cap);
+        text_double_shortest(d, out, cap); /* 9.66, not 9.6600000000000001 */
         break;
     }
     case STRATA_STRING: {
