@@ -1,6 +1,6 @@
 /*
  * inspect.c — `strata inspect` of one segment file, and the JSON string writer the
- * directory listing (inspect_dir.c) shares. See inspect.h.
+ * directory listing (inspect_dir.c) shares (engine/text.h's escaper). See inspect.h.
  *
  * The summary: format version, schema, rows, time range, and per column the encodings
  * used, compressed and raw bytes, ratio, min/max, dictionary size and bitmap index bytes,
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/buf.h"
 #include "engine/compress.h"
 #include "engine/encode.h"
 #include "engine/schema.h"
@@ -22,25 +23,17 @@
 #include "engine/units.h"
 #include "tools/inspect.h"
 
+/* text_json_string's escaping: bytes that are not UTF-8 (a segment's strings and a
+ * directory's names may hold any) become U+FFFD, so the output is JSON whatever they are. */
 void inspect_json_string(FILE *f, const char *p, size_t n)
 {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c == '\r')
-            fputs("\\r", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+    bytebuf b = {0};
+    text_json_string(&b, p, n);
+    if (b.oom)
+        fputs("null", f); /* out of memory for one string: the rest is still JSON */
+    else
+        fwrite(b.data, 1, b.len, f);
+    buf_free(&b);
 }
 
 /* Writes a value of column type t with 64 bits v as JSON. */
