@@ -126,6 +126,16 @@ extern int test_failed_current;
     }
 #define T(fn) {#fn, fn}
 
+/* A fresh empty directory $STRATA_TEST_TMP/NAME-PID (/tmp without the variable) into out. */
+static inline void test_tmpdir(char *out, size_t cap, const char *name)
+{
+    const char *base = getenv("STRATA_TEST_TMP");
+    snprintf(out, cap, "%s/%s-%d", base ? base : "/tmp", name, (int)getpid());
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%.2000s' && mkdir -p '%.2000s'", out, out);
+    ASSERT_EQ(system(cmd), 0);
+}
+
 /* Removes every file directly in dir, then dir (test temp directories hold no subdirs). */
 static inline void test_rmdir_flat(const char *dir)
 {

@@ -14,15 +14,6 @@
 #include "test.h"
 #include "tools/inspect.h"
 
-static void tmpdir(char *out, size_t cap, const char *name)
-{
-    const char *base = getenv("STRATA_TEST_TMP");
-    snprintf(out, cap, "%s/%s-%d", base ? base : "/tmp", name, (int)getpid());
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", out, out);
-    ASSERT_EQ(system(cmd), 0);
-}
-
 /* The string values, sorted as the segment writer wants (bytes, then length), each with
  * what a JSON reader must get back: invalid bytes as U+FFFD, everything else as it was. */
 static const struct {
@@ -99,7 +90,7 @@ static json_t *parse(const char *text)
 TEST(json_of_a_segment_with_non_utf8_strings_is_valid_json)
 {
     char dir[4096], path[4200];
-    tmpdir(dir, sizeof dir, "inspect-utf8");
+    test_tmpdir(dir, sizeof dir, "inspect-utf8");
     snprintf(path, sizeof path, "%s/1.seg", dir);
     write_segment(path);
 
@@ -138,7 +129,7 @@ TEST(json_of_a_segment_with_non_utf8_strings_is_valid_json)
 TEST(json_of_a_directory_with_a_non_utf8_table_name_is_valid_json)
 {
     char dir[4096], raw[4300];
-    tmpdir(dir, sizeof dir, "inspect-utf8-dir");
+    test_tmpdir(dir, sizeof dir, "inspect-utf8-dir");
     snprintf(raw, sizeof raw, "%s/t\xff/raw", dir); /* a table directory without schema.json */
     char cmd[8800];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", raw);
