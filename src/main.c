@@ -1,8 +1,9 @@
 /*
  * main.c — the strata command line: dispatches `strata <command>` to its implementation.
  *
- * Each command lives in its own file (tools/inspect.c, ...) and takes argc/argv from
- * the command name on; this file owns only the top-level help and the dispatch table.
+ * Each command lives in its own file, src/cmd_<name>.c (the libraries it calls are in
+ * tools/, http/, ingest/ and engine/), and takes argc/argv from the command name on; this
+ * file owns only the top-level help and the dispatch table.
  */
 #include <stdio.h>
 #include <string.h>

@@ -126,7 +126,7 @@ extern int test_failed_current;
     }
 #define T(fn) {#fn, fn}
 
-/* Makes out a fresh, empty directory <STRATA_TEST_TMP or /tmp>/<name>-<pid>. */
+/* A fresh empty directory $STRATA_TEST_TMP/NAME-PID (/tmp without the variable) into out. */
 static inline void test_tmpdir(char *out, size_t cap, const char *name)
 {
     const char *base = getenv("STRATA_TEST_TMP");

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/clock.h"
+
 #define BATCH_SLOTS 1024     /* slots sent between looks at the clock, stop flag and reports */
 #define MAX_SLEEP_NS 100000000L /* the stop flag is looked at least every 100 ms */
 
@@ -220,13 +222,6 @@ size_t gen_event_key(const order_gen_msg *m, uint64_t slot, char *buf, size_t ca
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void sleep_until_ns(int64_t t)
 {
     struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
@@ -278,7 +273,7 @@ int gen_stream_run(order_gen *g, const gen_stream_opts *o, uint64_t *slots_out, 
     const double rate = o->rate > 0 ? o->rate : 0;
     /* At high rates wake once per ~1 ms worth of slots; at low rates for every slot. */
     const uint64_t wake_slots = rate > 1000 ? (uint64_t)(rate / 1000) : 1;
-    const int64_t t0 = mono_ns();
+    const int64_t t0 = clock_mono_ns();
     drawn_slot d = {.have = false};
     uint64_t sent = 0;
     int rc = 0;
@@ -296,10 +291,10 @@ int gen_stream_run(order_gen *g, const gen_stream_opts *o, uint64_t *slots_out, 
         uint64_t n = BATCH_SLOTS;
         if (rate > 0) {
             /* Slots due by now: k with t0 + k / rate <= now, i.e. k <= elapsed * rate. */
-            double due = floor((double)(mono_ns() - t0) * 1e-9 * rate) + 1;
+            double due = floor((double)(clock_mono_ns() - t0) * 1e-9 * rate) + 1;
             if (due <= (double)sent) {
                 int64_t wake = t0 + (int64_t)ceil((double)(sent + wake_slots - 1) / rate * 1e9);
-                int64_t cap = mono_ns() + MAX_SLEEP_NS;
+                int64_t cap = clock_mono_ns() + MAX_SLEEP_NS;
                 sleep_until_ns(wake < cap ? wake : cap);
                 if (o->producer)
                     gen_producer_poll(o->producer);

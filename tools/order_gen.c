@@ -25,6 +25,7 @@
  *   - Whether a text slot is bad is a hash of (seed, slot), independent of the stream.
  */
 #include "tools/order_gen.h"
+#include "tools/order_gen_json.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -558,137 +559,13 @@ uint32_t order_gen_fill(order_gen *g, row_batch *b, uint32_t max_rows)
     return done;
 }
 
-/* ---- JSON text ------------------------------------------------------------------------------ */
-
-/* A bounded writer: appends fail softly and set ovf. */
-typedef struct jw {
-    char *p, *end; /* end leaves room for the NUL */
-    bool ovf;
-} jw;
-
-static void jw_raw(jw *w, const char *s, size_t n)
-{
-    if (w->ovf || (size_t)(w->end - w->p) < n) {
-        w->ovf = true;
-        return;
-    }
-    memcpy(w->p, s, n);
-    w->p += n;
-}
-
-static void jw_u64(jw *w, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    jw_raw(w, tmp + sizeof tmp - n, n);
-}
-
-static void jw_i64(jw *w, int64_t v)
-{
-    if (v < 0) {
-        jw_raw(w, "-", 1);
-        jw_u64(w, (uint64_t)0 - (uint64_t)v);
-    } else {
-        jw_u64(w, (uint64_t)v);
-    }
-}
-
-static void jw_str(jw *w, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    jw_raw(w, "\"", 1);
-    size_t run = 0; /* bytes not needing escapes, written in one go */
-    for (size_t k = 0; k < n; k++) {
-        unsigned char ch = (unsigned char)s[k];
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        jw_raw(w, s + run, k - run);
-        run = k + 1;
-        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-        if (ch == '"' || ch == '\\') {
-            esc[1] = (char)ch;
-            jw_raw(w, esc, 2);
-        } else {
-            jw_raw(w, esc, 6);
-        }
-    }
-    jw_raw(w, s + run, n - run);
-    jw_raw(w, "\"", 1);
-}
-
-/* Amount with exactly two decimals: the value is cents / 100 for every generated row;
- * others are rounded to the nearest cent. */
-static void jw_amount(jw *w, double amount)
-{
-    if (!isfinite(amount)) {
-        jw_raw(w, "null", 4);
-        return;
-    }
-    if (fabs(amount) >= 9e15) {
-        char tmp[400];
-        int n = snprintf(tmp, sizeof tmp, "%.2f", amount);
-        jw_raw(w, tmp, (size_t)n);
-        return;
-    }
-    int64_t cents = (int64_t)llround(amount * 100.0);
-    uint64_t mag = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
-    if (cents < 0)
-        jw_raw(w, "-", 1);
-    jw_u64(w, mag / 100);
-    char frac[3] = {'.', (char)('0' + mag % 100 / 10), (char)('0' + mag % 10)};
-    jw_raw(w, frac, 3);
-}
-
-/* The fields of one event as text sees them. */
-typedef struct json_view {
-    int64_t ts;
-    uint64_t event_id, user_id, version;
-    strata_str country, category, status, device;
-    double amount;
-    int64_t quantity;
-} json_view;
-
-static int format_view(const json_view *v, char *buf, size_t cap)
-{
-    if (cap == 0)
-        return -1;
-    jw w = {buf, buf + cap - 1, false};
-    jw_raw(&w, "{\"ts\":", 6);
-    jw_i64(&w, v->ts);
-    jw_raw(&w, ",\"event_id\":", 12);
-    jw_u64(&w, v->event_id);
-    jw_raw(&w, ",\"user_id\":", 11);
-    jw_u64(&w, v->user_id);
-    jw_raw(&w, ",\"country\":", 11);
-    jw_str(&w, v->country.ptr, v->country.len);
-    jw_raw(&w, ",\"category\":", 12);
-    jw_str(&w, v->category.ptr, v->category.len);
-    jw_raw(&w, ",\"status\":", 10);
-    jw_str(&w, v->status.ptr, v->status.len);
-    jw_raw(&w, ",\"device\":", 10);
-    jw_str(&w, v->device.ptr, v->device.len);
-    jw_raw(&w, ",\"amount\":", 10);
-    jw_amount(&w, v->amount);
-    jw_raw(&w, ",\"quantity\":", 12);
-    jw_i64(&w, v->quantity);
-    jw_raw(&w, ",\"version\":", 11);
-    jw_u64(&w, v->version);
-    jw_raw(&w, "}", 1);
-    if (w.ovf)
-        return -1;
-    *w.p = '\0';
-    return (int)(w.p - buf);
-}
+/* ---- JSON text (the writer is order_gen_json.c) ---------------------------------------------- */
 
 int order_gen_format_json(const row_batch *b, uint32_t row, char *buf, size_t cap)
 {
     if (!batch_fits(b) || row >= b->nrows)
         return -1;
-    json_view v = {
+    order_gen_fields v = {
         .ts = b->i[ORDER_COL_TS][row],
         .event_id = (uint64_t)b->i[ORDER_COL_EVENT_ID][row],
         .user_id = (uint64_t)b->i[ORDER_COL_USER_ID][row],
@@ -700,7 +577,7 @@ int order_gen_format_json(const row_batch *b, uint32_t row, char *buf, size_t ca
         .amount = b->f[ORDER_COL_AMOUNT][row],
         .quantity = b->i[ORDER_COL_QUANTITY][row],
     };
-    return format_view(&v, buf, cap);
+    return order_gen_fields_json(&v, buf, cap);
 }
 
 static strata_str sstr(const char *s, uint8_t len)
@@ -711,7 +588,7 @@ static strata_str sstr(const char *s, uint8_t len)
 
 static int format_event(const event *e, char *buf, size_t cap)
 {
-    json_view v = {
+    order_gen_fields v = {
         .ts = e->ts,
         .event_id = e->event_id,
         .user_id = e->user_id,
@@ -723,7 +600,7 @@ static int format_event(const event *e, char *buf, size_t cap)
         .amount = (double)e->cents / 100.0,
         .quantity = e->quantity,
     };
-    return format_view(&v, buf, cap);
+    return order_gen_fields_json(&v, buf, cap);
 }
 
 const char *order_gen_bad_kind_name(order_gen_bad_kind k)

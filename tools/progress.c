@@ -4,14 +4,14 @@
 #include "tools/progress.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "engine/clock.h"
+
+/* Monotonic seconds. */
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)clock_mono_ns() / 1e9;
 }
 
 void progress_start(progress *p, const char *what, uint64_t total, const char *unit, bool quiet)

@@ -1,15 +1,26 @@
-"""harness.py — what the Python integration tests share: check() and its tally, the real
-`strata serve` and `strata broker` processes driven as a user would (HTTP on loopback,
-stderr kept in a log), `strata gen` into Kafka, and waiting for a table to hold N rows.
+"""harness.py — the scaffolding every Python integration test shares, so a test file holds
+only what it checks.
 
-Usage: `from harness import *` after setting harness.init(strata_bin, work_dir). Every
-helper raises nothing on a failed expectation: check() counts it and prints it, and
-finish() prints "N passed, M failed" and returns the exit status.
+- setup(name): the test's arguments (STRATA_BIN BUILD_DIR SOURCE_DIR [test names...]) and
+  a fresh work directory BUILD_DIR/test-tmp/NAME-PID; finish() prints "N passed, M
+  failed", removes the work directory when nothing failed (kept for a look otherwise) and
+  returns the exit status.
+- check(cond, what): counts an expectation and prints it when it fails; nothing here raises
+  on a failed expectation. run_parts(parts) runs a test's functions one by one: one that
+  raises is one failed check and the rest still run; names after SOURCE_DIR pick some.
+- The real processes, driven as a user would: `strata serve` (Server) and `strata demo`
+  (Serving) on a free loopback port with their stderr kept in a log, `strata broker`
+  (Broker), `strata gen` into Kafka (gen, gen_start), any other command run to its end
+  (strata), the dead-letter topics read back (kafka_tail). Every process started here is
+  killed when the test program exits, whatever happened (a test that raised once left a
+  demo at 66% CPU for two hours).
+- HTTP on loopback (http, Server.req/json/count/metric) and waiting (wait_for, wait_count).
 """
 import atexit
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +31,7 @@ import urllib.error
 import urllib.request
 
 STRATA = None
+BUILD = None
 WORK = None
 passed = failed = 0
 _children = []  # every process a test started: a test that raises must not leave them running
@@ -47,6 +59,18 @@ def init(strata, work):
     STRATA, WORK = strata, work
 
 
+def setup(name):
+    """Reads STRATA_BIN and BUILD_DIR from the command line, makes WORK =
+    BUILD_DIR/test-tmp/NAME-PID afresh and returns (STRATA, BUILD, WORK)."""
+    global BUILD
+    BUILD = sys.argv[2]
+    work = os.path.join(BUILD, "test-tmp", "%s-%d" % (name, os.getpid()))
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    init(sys.argv[1], work)
+    return STRATA, BUILD, WORK
+
+
 def check(cond, what):
     global passed, failed
     if cond:
@@ -58,50 +82,84 @@ def check(cond, what):
 
 
 def finish():
+    """Prints the tally; removes WORK when nothing failed. Returns the exit status."""
     print("%d passed, %d failed" % (passed, failed))
+    if failed == 0 and WORK:
+        shutil.rmtree(WORK, ignore_errors=True)
     return 1 if failed else 0
 
 
-class Broker:
-    """`strata broker`: an embedded Kafka-protocol broker; addr is its bootstrap address."""
+def run_parts(parts):
+    """Runs each function of parts (only those named on the command line after SOURCE_DIR,
+    when some are), printing "ok"/"FAIL" and its time on stderr. A function that raises is
+    one failed check, and the next one still runs."""
+    only = set(sys.argv[4:])
+    for part in parts:
+        if only and part.__name__ not in only:
+            continue
+        before = failed
+        t0 = time.time()
+        try:
+            part()
+        except Exception as e:  # a test that cannot go on is one failure, the rest still run
+            check(False, "%s raised %r" % (part.__name__, e))
+        print("%s %s (%.1f s)" % ("ok  " if failed == before else "FAIL", part.__name__, time.time() - t0),
+              file=sys.stderr)
+    if only and not any(part.__name__ in only for part in parts):
+        check(False, "no test matches %s" % sorted(only))
 
-    def __init__(self, *args):
-        self.err = open(os.path.join(WORK, "broker.log"), "ab")
-        self.proc = track(subprocess.Popen([STRATA, "broker", "--quiet", *args], stdout=subprocess.PIPE,
-                                           stderr=self.err))
-        self.addr = self.proc.stdout.readline().decode().strip()
-        if not re.match(r"^127\.0\.0\.1:\d+$", self.addr):
-            raise RuntimeError("broker did not print its address: %r" % self.addr)
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+def strata(*args, timeout=30, **kw):
+    """`strata ARGS...` run to its end, output captured: a subprocess.CompletedProcess."""
+    return subprocess.run([STRATA, *args], capture_output=True, timeout=timeout, **kw)
 
 
-class Server:
-    """`strata serve --data DATA` on a free loopback port; its stderr goes to
-    WORK/server-TAG.log (read it with log())."""
+def http(method, url, body=None, headers=None, timeout=120):
+    """One HTTP request; returns (status, headers, text), also for 4xx and 5xx answers."""
+    data = body.encode() if isinstance(body, str) else body
+    r = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(r, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
 
-    def __init__(self, data, tag, extra=(), env=None):
-        self.logpath = os.path.join(WORK, "server-%s.log" % tag)
+
+SERVING = re.compile(r" on (http://\S+:\d+)/")
+
+
+def read_until_serving(proc, log=None, limit=30):
+    """Reads proc's stderr line by line (each copied to the file log, when given) until the
+    line saying where it serves ("... on http://HOST:PORT/"); returns that line as text, or
+    "" when proc ended or limit seconds passed first."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if log:
+            log.write(line)
+            log.flush()
+        text = line.decode(errors="replace")
+        if SERVING.search(text):
+            return text
+        if not line and proc.poll() is not None:
+            break
+    return ""
+
+
+class Serving:
+    """A strata process that serves HTTP on loopback (`strata serve`, `strata demo`): its
+    stdout and stderr go to WORK/LOGNAME (read it with log()); port is where it listens,
+    None when it never said (with must_serve, that raises RuntimeError instead)."""
+
+    def __init__(self, argv, logname, env=None, must_serve=True):
+        self.logpath = os.path.join(WORK, logname)
         self.logf = open(self.logpath, "ab")
         full_env = dict(os.environ, **(env or {}))
-        self.proc = track(subprocess.Popen([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", *extra],
-                                           stderr=subprocess.PIPE, stdout=self.logf, env=full_env))
-        self.port = None
+        self.proc = track(subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=self.logf, env=full_env))
         self.token = None
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = self.proc.stderr.readline()
-            self.logf.write(line)
-            self.logf.flush()
-            m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line.decode(errors="replace"))
-            if m:
-                self.port = int(m.group(1))
-                break
-            if not line and self.proc.poll() is not None:
-                break
-        if not self.port:
+        m = re.search(r"on http://127\.0\.0\.1:(\d+)/", read_until_serving(self.proc, self.logf))
+        self.port = int(m.group(1)) if m else None
+        if not self.port and must_serve:
             raise RuntimeError("server did not start; see " + self.logpath)
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -117,17 +175,15 @@ class Server:
         with open(self.logpath, errors="replace") as f:
             return f.read()
 
+    def url(self, path=""):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
     def req(self, method, path, body=None, headers=None, timeout=120):
-        data = body.encode() if isinstance(body, str) else body
         h = dict(headers or {})
         if self.token:
             h["Authorization"] = "Bearer " + self.token
-        r = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=data, method=method, headers=h)
-        try:
-            with urllib.request.urlopen(r, timeout=timeout) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+        st, _, text = http(method, self.url(path), body, h, timeout)
+        return st, text
 
     def json(self, method, path, body=None, timeout=120):
         if body is not None and not isinstance(body, (str, bytes)):
@@ -145,8 +201,20 @@ class Server:
         st, r = self.json("POST", "/query", {"table": table, "from": 0, "select": [{"fn": "count"}]})
         return r["rows"][0][0] if st == 200 else -1
 
+    def metric(self, name, labels):
+        """The value of the /metrics line `name{labels} N`, or None when there is none."""
+        m = re.search(r"^%s\{%s\} (\d+)$" % (re.escape(name), re.escape(labels)), self.text("/metrics"), re.M)
+        return int(m.group(1)) if m else None
+
     def open_socket(self):
         return socket.create_connection(("127.0.0.1", self.port), timeout=60)
+
+    def wait_exit(self, timeout):
+        """The exit status, or None when the process still runs after timeout seconds."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
@@ -155,11 +223,41 @@ class Server:
         return rc
 
 
-def wait_for(fn, limit=30, step=0.2):
-    """Calls fn until it returns something true or limit seconds pass; returns the last value."""
+class Server(Serving):
+    """`strata serve --data DATA` on a free loopback port; its output goes to
+    WORK/server-TAG.log."""
+
+    def __init__(self, data, tag, extra=(), env=None):
+        super().__init__([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", *extra],
+                         "server-%s.log" % tag, env)
+
+
+class Broker:
+    """`strata broker` (--quiet unless quiet=False): an embedded Kafka-protocol broker; addr
+    is its bootstrap address, the first line it prints; its stderr goes to WORK/broker.log."""
+
+    def __init__(self, *args, quiet=True):
+        self.err = open(os.path.join(WORK, "broker.log"), "ab")
+        self.proc = track(subprocess.Popen([STRATA, "broker", *(["--quiet"] if quiet else []), *args],
+                                           stdout=subprocess.PIPE, stderr=self.err))
+        self.addr = self.proc.stdout.readline().decode().strip()
+        if not re.match(r"^127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+)*$", self.addr):
+            raise RuntimeError("broker did not print its address: %r" % self.addr)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops it; returns the exit status. What it printed after its address is in rest."""
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=30)
+        self.rest = self.proc.stdout.read().decode()
+        self.err.close()
+        return rc
+
+
+def wait_for(fn, limit=30, step=0.2, until=bool):
+    """Calls fn until until(its value) is true or limit seconds pass; returns the last value."""
     deadline = time.time() + limit
     v = fn()
-    while not v and time.time() < deadline:
+    while not until(v) and time.time() < deadline:
         time.sleep(step)
         v = fn()
     return v
@@ -179,12 +277,31 @@ def wait_count(servers, table, want, limit=60):
     return got
 
 
+def gen_start(brokers, topic, totals, *args):
+    """`strata gen` producing into topic, started (its stderr to WORK/gen.log); with totals
+    (a path) it writes its totals there at the end. Returns the process."""
+    cmd = [STRATA, "gen", "--brokers", brokers, "--topic", topic, "--quiet",
+           *(["--totals", totals] if totals else []), *args]
+    return track(subprocess.Popen(cmd, stderr=open(os.path.join(WORK, "gen.log"), "ab")))
+
+
 def gen(brokers, topic, totals, *args):
-    """`strata gen` into a topic, waited for; returns the totals it wrote."""
-    cmd = [STRATA, "gen", "--brokers", brokers, "--topic", topic, "--quiet", "--totals", totals, *args]
-    subprocess.run(cmd, stderr=open(os.path.join(WORK, "gen.log"), "ab"), timeout=120, check=True)
+    """gen_start, waited for; raises when gen fails. Returns the totals it wrote (None
+    without a totals path)."""
+    p = gen_start(brokers, topic, totals, *args)
+    if p.wait(timeout=120) != 0:
+        raise subprocess.CalledProcessError(p.returncode, "strata gen")
+    if not totals:
+        return None
     with open(totals) as f:
         return json.load(f)
+
+
+def kafka_tail(brokers, topic, idle_ms="3000"):
+    """The messages of topic as BUILD/tests/kafka_tail prints them (one JSON object a line:
+    value, headers...), read until idle_ms pass without one: a CompletedProcess."""
+    return subprocess.run([os.path.join(BUILD, "tests", "kafka_tail"), brokers, topic, idle_ms],
+                          capture_output=True, timeout=120)
 
 
 def order_schema(name, brokers=None, topic=None, **kafka):

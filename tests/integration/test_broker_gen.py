@@ -13,38 +13,20 @@ Args: STRATA_BIN BUILD_DIR SOURCE_DIR. Prints "N passed, M failed".
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
-STRATA, BUILD = sys.argv[1], sys.argv[2]
-WORK = os.path.join(BUILD, "test-tmp", "broker-gen-%d" % os.getpid())
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check  # noqa: E402
+from harness import Broker, check  # noqa: E402
 
-
-class Broker:
-    """A `strata broker` child; .address is its first stdout line."""
-
-    def __init__(self, *args):
-        self.err = open(os.path.join(WORK, "broker.log"), "ab")
-        self.proc = harness.track(subprocess.Popen([STRATA, "broker", *args], stdout=subprocess.PIPE,
-                                                   stderr=self.err))
-        self.address = self.proc.stdout.readline().decode().strip()
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=30)
-        rest = self.proc.stdout.read().decode()
-        self.err.close()
-        return rc, rest
+STRATA, BUILD, WORK = harness.setup("broker-gen")
 
 
 def gen(*args, timeout=120):
-    return subprocess.run([STRATA, "gen", *args], capture_output=True, timeout=timeout)
+    return harness.strata("gen", *args, timeout=timeout)
 
 
 def totals_of_ndjson(data):
@@ -82,21 +64,17 @@ def totals_of_ndjson(data):
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    harness.init(STRATA, WORK)
-
     # --- broker: address first, up until SIGTERM, exit 0 ---------------------------------
-    b = Broker("--partitions", "16", "--quiet")
-    check(re.fullmatch(r"127\.0\.0\.1:\d+", b.address) is not None, "broker address line: %r" % b.address)
+    b = Broker("--partitions", "16")
+    check(re.fullmatch(r"127\.0\.0\.1:\d+", b.addr) is not None, "broker address line: %r" % b.addr)
     time.sleep(0.5)
     check(b.proc.poll() is None, "broker stays up")
-    rc, rest = b.stop(signal.SIGINT)
-    check(rc == 0 and rest == "", "broker SIGINT: rc %s, more stdout %r" % (rc, rest))
-    b3 = Broker("--brokers", "3", "--topic", "a", "--topic", "b", "--partitions", "2")
-    check(re.fullmatch(r"127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){2}", b3.address) is not None,
-          "3 brokers, 3 addresses: %r" % b3.address)
-    check(b3.stop()[0] == 0, "3-broker cluster SIGTERM exit 0")
+    rc = b.stop(signal.SIGINT)
+    check(rc == 0 and b.rest == "", "broker SIGINT: rc %s, more stdout %r" % (rc, b.rest))
+    b3 = Broker("--brokers", "3", "--topic", "a", "--topic", "b", "--partitions", "2", quiet=False)
+    check(re.fullmatch(r"127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){2}", b3.addr) is not None,
+          "3 brokers, 3 addresses: %r" % b3.addr)
+    check(b3.stop() == 0, "3-broker cluster SIGTERM exit 0")
     with open(os.path.join(WORK, "broker.log"), "rb") as f:
         log = f.read().decode()
     check("3 brokers at" in log and "a, b (2 partitions each)" in log, "broker summary on stderr: %r" % log)
@@ -151,13 +129,13 @@ def main():
           "unbounded paced run stopped by SIGTERM: rc %s, %d lines, totals %s" % (p.returncode, n, st.get("slots")))
 
     # --- gen to the broker: exit 0, same totals as the NDJSON run ---------------------------
-    b = Broker("--partitions", "16")
+    b = Broker("--partitions", "16", quiet=False)
     kargs = ["--seed", "3", "--count", "200000", "--duplicates", "0.1", "--bad", "0.01"]
     nd_file = os.path.join(WORK, "nd.json")
     k_file = os.path.join(WORK, "kafka.json")
     r_nd = gen(*kargs, "--quiet", "--totals", nd_file)
     t0 = time.monotonic()
-    r_k = gen(*kargs, "--brokers", b.address, "--totals", k_file)
+    r_k = gen(*kargs, "--brokers", b.addr, "--totals", k_file)
     el = time.monotonic() - t0
     check(r_k.returncode == 0 and r_k.stdout == b"", "gen to broker: rc %s %r" % (r_k.returncode, r_k.stderr[-500:]))
     check(b"200000 events delivered to orders" in r_k.stderr, "delivery summary: %r" % r_k.stderr[-300:])
@@ -165,17 +143,17 @@ def main():
         check(json.load(f1) == json.load(f2), "Kafka run totals == NDJSON run totals")
     print("gen -> broker: 200000 events in %.2f s" % el, file=sys.stderr)
     # Another topic: auto-created by the broker on first produce.
-    r = gen("--count", "1000", "--brokers", b.address, "--topic", "scratch", "--quiet")
+    r = gen("--count", "1000", "--brokers", b.addr, "--topic", "scratch", "--quiet")
     check(r.returncode == 0, "gen to an auto-created topic: %r" % r.stderr[-300:])
-    rc, _ = b.stop()
+    rc = b.stop()
     check(rc == 0, "broker exit 0 after the load: %s" % rc)
 
     # A broker that is gone: gen fails within about 10 s, with one clear line, exit 1.
     t0 = time.time()
-    r = gen("--count", "10", "--brokers", b.address)
+    r = gen("--count", "10", "--brokers", b.addr)
     took = time.time() - t0
     err = r.stderr.decode()
-    check(r.returncode == 1 and "cannot reach Kafka at " + b.address in err and err.count("\n") == 1 and took < 15,
+    check(r.returncode == 1 and "cannot reach Kafka at " + b.addr in err and err.count("\n") == 1 and took < 15,
           "unreachable broker: rc %s after %.1f s: %r" % (r.returncode, took, err[-300:]))
 
     # --- bad flags: exit 2 with a message ---------------------------------------------------
@@ -197,19 +175,18 @@ def main():
         (["broker", "--topic", "a/b"], "a/b"),
         (["broker", "--wat"], "--wat"),
     ]:
-        r = subprocess.run([STRATA, *argv], capture_output=True, timeout=30)
+        r = harness.strata(*argv)
         msg = r.stderr.decode()
         check(r.returncode == 2 and words in msg and r.stdout == b"", "%s: rc %s, %r" % (argv, r.returncode, msg))
     for cmd, flags in [("gen", ["--seed", "--count", "--rate", "--duplicates", "--late", "--late-max", "--bad",
                                 "--start", "--span", "--brokers", "--topic", "--compression", "--linger-ms",
                                 "--property", "--totals", "--quiet"]),
                        ("broker", ["--partitions", "--topic", "--brokers", "--quiet"])]:
-        r = subprocess.run([STRATA, cmd, "--help"], capture_output=True, timeout=30)
+        r = harness.strata(cmd, "--help")
         text = r.stdout.decode()
         missing = [f for f in flags if f not in text]
         check(r.returncode == 0 and not missing, "%s --help documents every flag; missing %s" % (cmd, missing))
 
-    shutil.rmtree(WORK, ignore_errors=True)
     return harness.finish()
 
 

@@ -29,9 +29,7 @@ Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names...]. Prints "N passed, M faile
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,8 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Broker, Server, check, gen, order_schema, wait_count, wait_for, write_json  # noqa: E402
 
-STRATA, BUILD = sys.argv[1], sys.argv[2]
-WORK = os.path.join(BUILD, "test-tmp", "hardening-%d" % os.getpid())
+STRATA, BUILD, WORK = harness.setup("hardening")
 T0 = 1704067200000  # 2024-01-01
 EVENT_LIMIT = 1 << 20
 
@@ -57,6 +54,17 @@ def lines(n, first=0):
 
 def data_dir(name):
     return os.path.join(WORK, name)
+
+
+def data_with_rows(tag, n, tables=("t",)):
+    """A data directory WORK/TAG whose tables (SMALL) got n rows each; its server stopped."""
+    data = data_dir(tag)
+    s = Server(data, tag)
+    for name in tables:
+        check(s.json("PUT", "/tables/" + name, SMALL)[0] == 201, "create " + name)
+        check(s.json("POST", "/ingest/" + name, lines(n))[0] == 200, "ingest " + name)
+    s.stop()
+    return data
 
 
 def overlong_line_answer_is_true_and_later_lines_land():
@@ -127,7 +135,7 @@ def ingest_after_a_dropped_tables_batch_was_kept():
 def second_server_on_a_data_directory_is_refused():
     data = data_dir("twice")
     s = Server(data, "twice")
-    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0"], capture_output=True, timeout=30)
+    p = harness.strata("serve", "--data", data, "--listen", "127.0.0.1:0")
     err = p.stderr.decode()
     check(p.returncode != 0 and ("in use by pid %d" % s.proc.pid) in err,
           "the second server exits naming the first: %d %s" % (p.returncode, err[-300:]))
@@ -196,8 +204,8 @@ def failing_flushes_degrade_health():
     fe = info.get("flush_error") or {}
     check(fe.get("failures", 0) >= 2 and "No such file" in fe.get("message", ""),
           "GET /tables/t says why flushes fail: %s" % info.get("flush_error"))
-    m = re.search(r'strata_flush_failures_total\{table="t"\} (\d+)', s.text("/metrics"))
-    check(m and int(m.group(1)) >= 2, "metric strata_flush_failures_total: %s" % (m and m.group(0)))
+    n = s.metric("strata_flush_failures_total", 'table="t"')
+    check(n is not None and n >= 2, "metric strata_flush_failures_total: %s" % n)
     logged = s.log().count("flush failed")
     check(1 <= logged <= 8, "the retries do not flood the log: %d lines in 2 s" % logged)
     os.rename(raw + ".away", raw)
@@ -226,10 +234,7 @@ def stop_waits_for_rows_that_cannot_be_written():
     check(s.proc.poll() is None and "the stop waits" in s.log(),
           "SIGTERM with rows that cannot be written waits: %s" % s.proc.poll())
     os.rename(raw + ".away", raw)
-    try:
-        rc = s.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        rc = None
+    rc = s.wait_exit(10)
     check(rc == 0 and "final flush done" in s.log(), "once the disk allows, the stop writes them and exits 0: %s" % rc)
     s = Server(data, "stopwait2")
     check(s.count("t") == 110, "after restart the rows told not to resend are there: %d" % s.count("t"))
@@ -239,10 +244,7 @@ def stop_waits_for_rows_that_cannot_be_written():
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(1.5)
     s.proc.send_signal(signal.SIGTERM)
-    try:
-        rc = s.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        rc = None
+    rc = s.wait_exit(10)
     time.sleep(0.1)
     check(rc == 1 and "table t: 10 rows LOST" in s.log(), "a second SIGTERM stops and names the rows lost: %s" % rc)
     os.rename(raw + ".away", raw)
@@ -252,11 +254,7 @@ def stop_waits_for_rows_that_cannot_be_written():
 
 
 def damaged_segment_found_by_a_query_degrades_health():
-    data = data_dir("damage")
-    s = Server(data, "damage")
-    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
-    check(s.json("POST", "/ingest/t", lines(20000))[0] == 200, "ingest")
-    s.stop()
+    data = data_with_rows("damage", 20000)
     seg = None
     for root, _, files in os.walk(os.path.join(data, "t")):
         for f in files:
@@ -281,12 +279,7 @@ def damaged_segment_found_by_a_query_degrades_health():
 
 
 def broken_table_does_not_stop_the_server():
-    data = data_dir("broken")
-    s = Server(data, "broken")
-    for name in ("good", "bad"):
-        check(s.json("PUT", "/tables/" + name, SMALL)[0] == 201, "create " + name)
-        check(s.json("POST", "/ingest/" + name, lines(100))[0] == 200, "ingest " + name)
-    s.stop()
+    data = data_with_rows("broken", 100, ("good", "bad"))
     for root, _, files in os.walk(os.path.join(data, "bad")):
         for f in files:
             if f.endswith(".seg"):
@@ -316,11 +309,7 @@ def broken_table_does_not_stop_the_server():
 
 
 def lost_manifest_keeps_the_table_aside():
-    data = data_dir("lostman")
-    s = Server(data, "lostman")
-    check(s.json("PUT", "/tables/t", SMALL)[0] == 201, "create t")
-    check(s.json("POST", "/ingest/t", lines(100))[0] == 200, "ingest")
-    s.stop()
+    data = data_with_rows("lostman", 100)
     man = os.path.join(data, "t", "raw", "2024-01-01", "MANIFEST")
     os.unlink(man)
     s = Server(data, "lostman2")
@@ -533,9 +522,8 @@ def dead_letters_not_durable_are_read_again():
           % (got, t["events"]))
     check(s.log().count("cannot be made durable") == 2 and "reading those messages again" in s.log(),
           "the log says the poll was read again")
-    text = s.req("GET", "/metrics")[1]
-    m = [l for l in text.splitlines() if l.startswith('strata_kafka_dead_letters_total{table="dl",sink="kafka"}')]
-    n = int(m[0].split()[-1]) if m else -1
+    n = s.metric("strata_kafka_dead_letters_total", 'table="dl",sink="kafka"')
+    n = -1 if n is None else n
     check(n >= t["bad"], "every bad event reached the dead-letter topic (at least once): %d of %d" % (n, t["bad"]))
     b.stop()  # the consumer and the dead-letter producer both lose their broker
     time.sleep(4)
@@ -560,27 +548,8 @@ TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_t
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    harness.init(STRATA, WORK)
-    only = set(sys.argv[4:])
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        before = harness.failed
-        t0 = time.time()
-        try:
-            t()
-        except Exception as e:  # a test that cannot go on is one failure, the rest still run
-            check(False, "%s raised %r" % (t.__name__, e))
-        print("%s %s (%.1f s)" % ("ok  " if harness.failed == before else "FAIL", t.__name__, time.time() - t0),
-              file=sys.stderr)
-    if only and not any(t.__name__ in only for t in TESTS):
-        check(False, "no test matches %s" % sorted(only))
-    rc = harness.finish()
-    if rc == 0:
-        shutil.rmtree(WORK, ignore_errors=True)
-    return rc
+    harness.run_parts(TESTS)
+    return harness.finish()
 
 
 if __name__ == "__main__":

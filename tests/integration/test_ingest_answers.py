@@ -19,18 +19,13 @@ Args: STRATA_BIN BUILD_DIR SOURCE_DIR. Prints "N passed, M failed".
 import gzip
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
-import time
 
-STRATA, BUILD = sys.argv[1], sys.argv[2]
-TAIL = os.path.join(BUILD, "tests", "kafka_tail")
-WORK = os.path.join(BUILD, "test-tmp", "ingest-answers-%d" % os.getpid())
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Broker, Server, check, wait_count, wait_for  # noqa: E402
+from harness import Broker, Server, check, gen, wait_count, wait_for  # noqa: E402
+
+STRATA, BUILD, WORK = harness.setup("ingest-answers")
 
 T0 = 1704067200000  # 2024-01-01
 REJECTS = "; this table rejects events with unknown fields (unknown_fields: reject)"
@@ -40,11 +35,6 @@ def schema(**extra):
     return dict({"columns": [{"name": "ts", "type": "timestamp"}, {"name": "amount", "type": "float64"},
                              {"name": "country", "type": "string"}],
                  "time_column": "ts", "storage": {"memtable_age": "300ms"}}, **extra)
-
-
-def metric(s, name, labels):
-    m = re.search(r"^%s\{%s\} (\d+)$" % (re.escape(name), re.escape(labels)), s.text("/metrics"), re.M)
-    return int(m.group(1)) if m else None
 
 
 def ingest(s, table, lines):
@@ -83,12 +73,12 @@ def http_answers():
                                       "select": [{"fn": "count"}, {"fn": "sum", "column": "amount"}]})
     check(st == 200 and sorted(q.get("rows", [])) == [["", 1, 0.0], ["DE", 1, 1.5]],
           "the rows landed without their unknown fields: %s %s" % (st, q))
-    check(metric(s, "strata_ingest_events_with_unknown_fields_total", 'table="orders"') == 2
-          and metric(s, "strata_ingest_events_with_unknown_fields_total", 'table="strict"') == 0,
+    check(s.metric("strata_ingest_events_with_unknown_fields_total", 'table="orders"') == 2
+          and s.metric("strata_ingest_events_with_unknown_fields_total", 'table="strict"') == 0,
           "/metrics counts events with unknown fields per table")
-    check(metric(s, "strata_table_ingested_rows_total", 'table="orders"') == 2
-          and metric(s, "strata_table_rejected_rows_total", 'table="orders"') == 2
-          and metric(s, "strata_table_ingested_rows_total", 'table="strict"') == 0,
+    check(s.metric("strata_table_ingested_rows_total", 'table="orders"') == 2
+          and s.metric("strata_table_rejected_rows_total", 'table="orders"') == 2
+          and s.metric("strata_table_ingested_rows_total", 'table="strict"') == 0,
           "/metrics counts ingested and rejected rows per table")
 
     # 5000 bad lines: all counted, 100 shown, and the answer says the list was cut.
@@ -144,20 +134,19 @@ def kafka_unknown_fields():
             "columns": cols, "time_column": "ts", "unknown_fields": mode, "storage": {"memtable_age": "300ms"},
             "kafka": {"brokers": b.addr, "topic": "uf", "properties": props}})
         check(st == 201, "create %s: %s %s" % (name, st, r))
-    subprocess.run([STRATA, "gen", "--brokers", b.addr, "--topic", "uf", "--count", "300", "--quiet"],
-                   stderr=open(os.path.join(WORK, "gen.log"), "ab"), timeout=120, check=True)
+    gen(b.addr, "uf", None, "--count", "300")
     got = wait_count([s], "keep", 300)
     check(got == 300, "keep landed %s of 300 events" % got)
-    unknown = wait_for(lambda: metric(s, "strata_kafka_events_with_unknown_fields_total",
+    unknown = wait_for(lambda: s.metric("strata_kafka_events_with_unknown_fields_total",
                                       'table="keep",topic="uf"') == 300)
     check(unknown, "/metrics counts 300 Kafka events with unknown fields: %s" %
-          metric(s, "strata_kafka_events_with_unknown_fields_total", 'table="keep",topic="uf"'))
-    dead = wait_for(lambda: metric(s, "strata_kafka_dead_letters_total", 'table="strict",sink="kafka"') == 300)
+          s.metric("strata_kafka_events_with_unknown_fields_total", 'table="keep",topic="uf"'))
+    dead = wait_for(lambda: s.metric("strata_kafka_dead_letters_total", 'table="strict",sink="kafka"') == 300)
     check(dead and s.count("strict") == 0, "strict dead-lettered every event: %s, %s rows" %
-          (metric(s, "strata_kafka_dead_letters_total", 'table="strict",sink="kafka"'), s.count("strict")))
-    check(metric(s, "strata_kafka_events_with_unknown_fields_total", 'table="strict",topic="uf"') == 0,
+          (s.metric("strata_kafka_dead_letters_total", 'table="strict",sink="kafka"'), s.count("strict")))
+    check(s.metric("strata_kafka_events_with_unknown_fields_total", 'table="strict",topic="uf"') == 0,
           "strict counts no landed event with unknown fields")
-    out = subprocess.run([TAIL, b.addr, "uf.dlq", "3000"], capture_output=True, timeout=120)
+    out = harness.kafka_tail(b.addr, "uf.dlq")
     letters = [json.loads(line) for line in out.stdout.decode().splitlines() if line.strip()]
     reasons = {d["headers"].get("strata.error") for d in letters}
     check(len(letters) == 300 and reasons == {"user_id: unknown field" + REJECTS},
@@ -206,18 +195,7 @@ def integral_numbers():
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    harness.init(STRATA, WORK)
-    for part in (http_answers, kafka_unknown_fields, integral_numbers):
-        t0 = time.time()
-        try:
-            part()
-        except Exception as e:  # a crash of the test is a failure, with what it was doing
-            check(False, "%s raised %r" % (part.__name__, e))
-        print("%s: %.1f s" % (part.__name__, time.time() - t0))
-    if harness.failed == 0:
-        shutil.rmtree(WORK, ignore_errors=True)
+    harness.run_parts((http_answers, kafka_unknown_fields, integral_numbers))
     return harness.finish()
 
 

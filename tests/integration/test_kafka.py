@@ -21,37 +21,20 @@ Args: STRATA_BIN BUILD_DIR SOURCE_DIR. Prints "N passed, M failed".
 import json
 import os
 import random
-import re
-import shutil
 import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
-STRATA, BUILD = sys.argv[1], sys.argv[2]
-TAIL = os.path.join(BUILD, "tests", "kafka_tail")
-WORK = os.path.join(BUILD, "test-tmp", "kafka-%d" % os.getpid())
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Broker, Server, check, order_schema, wait_count, write_json  # noqa: E402
+from harness import Broker, Serving, Server, check, gen, order_schema, wait_count, wait_for, write_json  # noqa: E402
+
+STRATA, BUILD, WORK = harness.setup("kafka")
 
 
 def schema(name, brokers, topic):
     return order_schema(name, brokers, topic,
                         properties={"session.timeout.ms": "3000", "heartbeat.interval.ms": "500"})
-
-
-write_schema = write_json
-
-
-def gen(brokers, topic, totals, *args, wait=True):
-    cmd = [STRATA, "gen", "--brokers", brokers, "--topic", topic, "--quiet", "--totals", totals, *args]
-    p = harness.track(subprocess.Popen(cmd, stderr=open(os.path.join(WORK, "gen.log"), "ab")))
-    if wait:
-        p.wait(timeout=120)
-    return p
 
 
 def country_answer(s, table):
@@ -63,11 +46,11 @@ def country_answer(s, table):
 def exactly_once_through_kills():
     b = Broker("--partitions", "8")
     data = os.path.join(WORK, "eo")
-    sch = write_schema(os.path.join(WORK, "orders.json"), schema("orders", b.addr, "orders"))
+    sch = write_json(os.path.join(WORK, "orders.json"), schema("orders", b.addr, "orders"))
     s = Server(data, "eo", ["--table", sch])
     totals = os.path.join(WORK, "totals-eo.json")
-    g = gen(b.addr, "orders", totals, "--count", "200000", "--rate", "50000", "--duplicates", "0.05",
-            "--bad", "0.01", "--seed", "7", wait=False)
+    g = harness.gen_start(b.addr, "orders", totals, "--count", "200000", "--rate", "50000", "--duplicates", "0.05",
+                          "--bad", "0.01", "--seed", "7")
     rng = random.Random(11)
     kills = 0
     for _ in range(3):
@@ -93,7 +76,7 @@ def exactly_once_through_kills():
             print("country %s: have %s want %d %.2f" % (name, have, n, cents / 100), file=sys.stderr)
     check(countries is not None and ok, "count and sum(amount) per country equal the generator's totals")
     # Dead letters: every malformed event, with its reason and where it came from.
-    out = subprocess.run([TAIL, b.addr, "orders.dlq", "3000"], capture_output=True, timeout=120)
+    out = harness.kafka_tail(b.addr, "orders.dlq")
     check(out.returncode == 0, "kafka_tail read the dead-letter topic: exit %d, %s" % (out.returncode, out.stderr[-2000:]))
     dead = []
     for l in filter(None, out.stdout.decode().split("\n")):
@@ -105,9 +88,8 @@ def exactly_once_through_kills():
     check(len(origins) == t["bad"], "dead-letter topic holds %d distinct bad events, generator sent %d" % (len(origins), t["bad"]))
     check(all(d["headers"].get("strata.error") and d["headers"].get("strata.topic") == "orders" for d in dead),
           "every dead letter has a reason and its origin")
-    metrics = s.text("/metrics")
-    m = re.search(r'strata_kafka_dead_letters_total\{table="orders",sink="kafka"\} (\d+)', metrics)
-    check(m is not None, "dead letters counted in /metrics")
+    check(s.metric("strata_kafka_dead_letters_total", 'table="orders",sink="kafka"') is not None,
+          "dead letters counted in /metrics")
     st, info = s.json("GET", "/tables/orders")
     check(st == 200 and "watermark" in info and info.get("kafka", {}).get("lag") == 0,
           "table info has the watermark and the consumer: %s" % {k: info.get(k) for k in ("watermark", "kafka")})
@@ -118,7 +100,7 @@ def exactly_once_through_kills():
 def loss_is_reported():
     b = Broker("--partitions", "1", "--topic", "gap")
     data = os.path.join(WORK, "gap")
-    sch = write_schema(os.path.join(WORK, "gap.json"), schema("gap", b.addr, "gap"))
+    sch = write_json(os.path.join(WORK, "gap.json"), schema("gap", b.addr, "gap"))
     gen(b.addr, "gap", os.path.join(WORK, "t-gap1.json"), "--count", "1000", "--seed", "3")
     s = Server(data, "gap", ["--table", sch])
     check(wait_count([s], "gap", 1000) == 1000, "first 1000 events landed")
@@ -127,45 +109,31 @@ def loss_is_reported():
     gen(b.addr, "gap", os.path.join(WORK, "t-gap2.json"), "--count", "60000", "--seed", "4",
         "--compression", "none")
     s = Server(data, "gap2", ["--table", sch])
-    deadline = time.time() + 30
-    health = {}
-    while time.time() < deadline:
-        st, health = s.json("GET", "/health")
-        if health.get("status") == "degraded":
-            break
-        time.sleep(0.3)
+    health = wait_for(lambda: s.json("GET", "/health")[1], 30, 0.3, until=lambda h: h.get("status") == "degraded")
     check(health.get("status") == "degraded" and "lost" in health.get("reason", ""),
           "/health reports the loss: %s" % health)
-    m = re.search(r'strata_kafka_lost_messages_total\{table="gap",topic="gap"\} (\d+)', s.text("/metrics"))
-    lost = int(m.group(1)) if m else 0
+    lost = s.metric("strata_kafka_lost_messages_total", 'table="gap",topic="gap"') or 0
     check(lost > 0, "lost messages counted: %d" % lost)
     rows = wait_count([s], "gap", 61000 - lost, 30)
     check(rows == 61000 - lost, "the rest landed: %d rows, want %d (61000 - %d lost)" % (rows, 61000 - lost, lost))
-    log = open(os.path.join(WORK, "server-gap2.log")).read()
-    check("LOST DATA" in log, "the log says so")
+    check("LOST DATA" in s.log(), "the log says so")
     s.stop()
     b.stop()
 
 
 def two_nodes_split():
     b = Broker("--partitions", "8", "--topic", "split")
-    sch = write_schema(os.path.join(WORK, "split.json"), schema("split", b.addr, "split"))
+    sch = write_json(os.path.join(WORK, "split.json"), schema("split", b.addr, "split"))
     s1 = Server(os.path.join(WORK, "n1"), "n1", ["--table", sch])
     s2 = Server(os.path.join(WORK, "n2"), "n2", ["--table", sch])
     # Both must be in the group before the events come (the rebalance takes a few seconds).
-    deadline = time.time() + 30
-    parts = ([], [])
-    while time.time() < deadline:
-        parts = tuple([p["partition"] for p in s.json("GET", "/tables/split")[1].get("kafka", {}).get("partitions", [])]
-                      for s in (s1, s2))
-        if parts[0] and parts[1] and len(parts[0]) + len(parts[1]) == 8:
-            break
-        time.sleep(0.3)
+    parts = wait_for(lambda: tuple([p["partition"] for p in s.json("GET", "/tables/split")[1].get("kafka", {})
+                                    .get("partitions", [])] for s in (s1, s2)), 30, 0.3,
+                     until=lambda ps: ps[0] and ps[1] and len(ps[0]) + len(ps[1]) == 8)
     check(parts[0] and parts[1] and sorted(parts[0] + parts[1]) == list(range(8)),
           "two nodes split the 8 partitions: %s" % (parts,))
     totals = os.path.join(WORK, "t-split.json")
-    gen(b.addr, "split", totals, "--count", "100000", "--seed", "5")
-    t = json.load(open(totals))
+    t = gen(b.addr, "split", totals, "--count", "100000", "--seed", "5")
     got = wait_count([s1, s2], "split", t["events"])
     c1, c2 = s1.count("split"), s2.count("split")
     check(got == t["events"] and c1 > 0 and c2 > 0, "together exactly once: %d + %d = %d of %d" % (c1, c2, got, t["events"]))
@@ -179,14 +147,12 @@ def backpressure():
     sc = schema("bp", b.addr, "bp")
     # A budget far below the stream: the consumer must pause, flush and resume, losing nothing.
     sc["storage"] = {"memtable_age": "1h", "memtable_bytes": "1MiB", "memory_budget": "2MiB"}
-    sch = write_schema(os.path.join(WORK, "bp.json"), sc)
+    sch = write_json(os.path.join(WORK, "bp.json"), sc)
     totals = os.path.join(WORK, "t-bp.json")
-    gen(b.addr, "bp", totals, "--count", "60000", "--seed", "6")
-    t = json.load(open(totals))
+    t = gen(b.addr, "bp", totals, "--count", "60000", "--seed", "6")
     s = Server(os.path.join(WORK, "bp"), "bp", ["--table", sch])
     got = wait_count([s], "bp", t["events"])
-    m = re.search(r'strata_kafka_backpressure_pauses_total\{table="bp",topic="bp"\} (\d+)', s.text("/metrics"))
-    pauses = int(m.group(1)) if m else 0
+    pauses = s.metric("strata_kafka_backpressure_pauses_total", 'table="bp",topic="bp"') or 0
     st, info = s.json("GET", "/tables/bp")
     check(got == t["events"] and pauses > 0, "over a 2 MiB budget: %d of %d rows, %d pauses" % (got, t["events"], pauses))
     check(info.get("memtable_bytes", 1 << 30) <= 8 << 20, "memtables stay bounded: %s bytes" % info.get("memtable_bytes"))
@@ -196,42 +162,25 @@ def backpressure():
 
 def demo_runs():
     data = os.path.join(WORK, "demo")
-    log = open(os.path.join(WORK, "demo.log"), "ab")
-    p = harness.track(subprocess.Popen([STRATA, "demo", "--listen", "127.0.0.1:0", "--data", data,
-                                        "--rate", "5000"], stdout=log, stderr=subprocess.PIPE))
-    port = None
-    deadline = time.time() + 30
-    while time.time() < deadline and port is None:
-        line = p.stderr.readline().decode()
-        log.write(line.encode())
-        m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
-        if m:
-            port = int(m.group(1))
-        if not line and p.poll() is not None:
-            break
+    d = Serving([STRATA, "demo", "--listen", "127.0.0.1:0", "--data", data, "--rate", "5000"], "demo.log",
+                must_serve=False)
+    p, port = d.proc, d.port
     check(port is not None, "strata demo serves")
     if port is None:
         p.kill()
         return
-    import threading
-    threading.Thread(target=lambda: [log.write(l) for l in p.stderr], daemon=True).start()
 
     def count():
-        r = urllib.request.Request("http://127.0.0.1:%d/query" % port, method="POST",
-                                   data=json.dumps({"table": "orders", "from": "now-1h", "select": [{"fn": "count"}]}).encode())
-        with urllib.request.urlopen(r, timeout=30) as resp:
-            return json.loads(resp.read())["rows"][0][0]
-    first = 0
-    deadline = time.time() + 20
-    while time.time() < deadline and first == 0:
-        time.sleep(0.5)
-        first = count()
+        st, r = d.json("POST", "/query", {"table": "orders", "from": "now-1h", "select": [{"fn": "count"}]}, timeout=30)
+        if st != 200:
+            raise RuntimeError("query: %s %s" % (st, r))
+        return r["rows"][0][0]
+    first = wait_for(count, 20, 0.5)
     time.sleep(2)
     second = count()
     check(0 < first < second, "live events keep landing: %d then %d" % (first, second))
     # A second demo on the same --data must not wipe the running one's directory.
-    other = subprocess.run([STRATA, "demo", "--listen", "127.0.0.1:0", "--data", data], capture_output=True,
-                           timeout=30)
+    other = harness.strata("demo", "--listen", "127.0.0.1:0", "--data", data)
     err = other.stderr.decode()
     check(other.returncode == 1 and "in use by pid %d" % p.pid in err,
           "a second demo on a running demo's --data is refused: %d %s" % (other.returncode, err.strip()))
@@ -240,7 +189,7 @@ def demo_runs():
           "the running demo keeps its data: %d then %d" % (second, third))
     p.send_signal(signal.SIGINT)
     check(p.wait(timeout=60) == 0, "Ctrl-C stops the demo with status 0")
-    banner = open(os.path.join(WORK, "demo.log")).read()
+    banner = d.log()
     check("curl -s 127.0.0.1:0" not in banner and "curl -s" in banner, "the banner shows example queries")
     check("The HTTP API (JSON, for curl and dashboards) is on 127.0.0.1:%d, for example" % port in banner
           and "Open " not in banner,
@@ -248,18 +197,7 @@ def demo_runs():
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    harness.init(STRATA, WORK)
-    for part in (exactly_once_through_kills, loss_is_reported, two_nodes_split, backpressure, demo_runs):
-        t0 = time.time()
-        try:
-            part()
-        except Exception as e:  # a crash of the test is a failure, with what it was doing
-            check(False, "%s raised %r" % (part.__name__, e))
-        print("%s: %.1f s" % (part.__name__, time.time() - t0))
-    if harness.failed == 0:
-        shutil.rmtree(WORK, ignore_errors=True)
+    harness.run_parts((exactly_once_through_kills, loss_is_reported, two_nodes_split, backpressure, demo_runs))
     return harness.finish()
 
 

@@ -13,19 +13,17 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
-STRATA, BUILD = sys.argv[1], sys.argv[2]
-WORK = os.path.join(BUILD, "test-tmp", "serve-%d" % os.getpid())
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Server, check  # noqa: E402
+from harness import Server, check, write_json  # noqa: E402
+
+STRATA, BUILD, WORK = harness.setup("serve")
 
 
 SCHEMA = {
@@ -164,8 +162,8 @@ def check_readme_example():
     s = Server(data, "readme")
     st, r = s.json("PUT", "/tables/orders", harness.order_schema("orders"))
     check(st == 201, "readme: create: %s %s" % (st, r))
-    p = subprocess.run([STRATA, "gen", "--count", "4000", "--start", "now-23h", "--span", "23h", "--seed", "5", "--quiet"],
-                       capture_output=True, timeout=60, check=True)
+    p = harness.strata("gen", "--count", "4000", "--start", "now-23h", "--span", "23h", "--seed", "5", "--quiet",
+                       timeout=60, check=True)
     evs = [json.loads(line) for line in p.stdout.decode().splitlines()]
     st, r = s.json("POST", "/ingest/orders", p.stdout.decode())
     check(st == 200 and r.get("ingested") == 4000, "readme: ingest: %s %s" % (st, r))
@@ -197,9 +195,6 @@ def check_readme_example():
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    harness.init(STRATA, WORK)
     data = os.path.join(WORK, "data")
     rng = random.Random(7)
     s = Server(data, "serve")
@@ -285,8 +280,7 @@ def main():
     bad_tok = os.path.join(WORK, "token-bad")
     with open(bad_tok, "w") as f:
         f.write("s3cret token 0123456789\n")
-    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "127.0.0.1:0", "--auth-token-file", bad_tok],
-                       capture_output=True, timeout=30)
+    p = harness.strata("serve", "--data", data, "--listen", "127.0.0.1:0", "--auth-token-file", bad_tok)
     check(p.returncode != 0 and b"whitespace inside it" in p.stderr, "a token with a space inside: %s" % p.stderr)
     s = Server(data, "serve", ["--auth-token-file", tok])
     check("can be read by other users" in s.log(), "a world-readable token file is warned about")
@@ -295,11 +289,8 @@ def main():
     check(st == 200 and r == {"status": "ok"}, "liveness without a token: %s %s" % (st, r))
     st, r = s.json("GET", "/tables")
     check(st == 401, "no token: %s" % st)
-    try:
-        urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%d/tables" % s.port), timeout=30)
-        www = None
-    except urllib.error.HTTPError as e:
-        www = e.headers.get("WWW-Authenticate")
+    st, headers, _ = harness.http("GET", s.url("/tables"), timeout=30)
+    www = headers.get("WWW-Authenticate") if st >= 400 else None
     check(www == 'Bearer realm="strata"', "401 says how to authenticate: %r" % www)
     st, text = s.req("GET", "/tables", headers={"Authorization": "bearer s3cret-token-0123456789"})
     check(st == 200, "the scheme in lower case (RFC 7235): %s %s" % (st, text[:100]))
@@ -346,42 +337,30 @@ def main():
     st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "count"}]})
     check(st == 200 and r["rows"] == [[23000]], "small query under the limit: %s %s" % (st, r))
     s.stop()
-    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "0.0.0.0:0"], capture_output=True, timeout=30)
+    p = harness.strata("serve", "--data", data, "--listen", "0.0.0.0:0")
     check(p.returncode == 2 and b"auth-token-file" in p.stderr, "0.0.0.0 without a token is refused: %d %s" % (p.returncode, p.stderr))
-    p = subprocess.run([STRATA, "serve", "--data", data, "--listen", "18820"], capture_output=True, timeout=30)
+    p = harness.strata("serve", "--data", data, "--listen", "18820")
     check(p.returncode == 2 and b"is not HOST:PORT (for example 127.0.0.1:8686" in p.stderr,
           "a bare port: %d %s" % (p.returncode, p.stderr))
     for listen, want in (("127.0.0.1:70000", b"a port is a number from 0 to 65535"),
                          ("example.com:8686", b"the host must be an IP address of this machine or localhost")):
-        p = subprocess.run([STRATA, "serve", "--data", data, "--listen", listen], capture_output=True, timeout=30)
+        p = harness.strata("serve", "--data", data, "--listen", listen)
         check(p.returncode == 2 and want in p.stderr, "--listen %s: %d %s" % (listen, p.returncode, p.stderr))
     # Loopback is loopback: localhost and [::1] need no token.
     for listen, url_host in (("localhost:0", "127.0.0.1"), ("[::1]:0", "[::1]")):
         proc = harness.track(subprocess.Popen([STRATA, "serve", "--data", data, "--listen", listen], stderr=subprocess.PIPE))
-        line = b""
-        deadline = time.time() + 20
-        while time.time() < deadline and b"serving" not in line:
-            line = proc.stderr.readline()
-            if not line:
-                break
-        m = re.search(r"on (http://\S+:\d+)/", line.decode())
+        line = harness.read_until_serving(proc, limit=20)
+        m = re.search(r"on (http://\S+:\d+)/", line)
         ok = False
         if m:
-            with urllib.request.urlopen(m.group(1) + "/health", timeout=30) as resp:
-                ok = resp.status == 200 and url_host in m.group(1)
+            ok = harness.http("GET", m.group(1) + "/health", timeout=30)[0] == 200 and url_host in m.group(1)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         check(ok, "--listen %s serves without a token: %r" % (listen, line))
     # Flags and config files: messages that say what is expected.
-    typo = os.path.join(WORK, "typo.json")
-    with open(typo, "w") as f:
-        json.dump({"query_timout": "5s"}, f)
-    empty = os.path.join(WORK, "empty.json")
-    with open(empty, "w") as f:
-        json.dump({}, f)
-    zero = os.path.join(WORK, "zero-timeout.json")
-    with open(zero, "w") as f:
-        json.dump({"query_timeout": "0s"}, f)
+    typo = write_json(os.path.join(WORK, "typo.json"), {"query_timout": "5s"})
+    empty = write_json(os.path.join(WORK, "empty.json"), {})
+    zero = write_json(os.path.join(WORK, "zero-timeout.json"), {"query_timeout": "0s"})
     for args, want in ((["--query-timeout", "5"], b"(a number with a unit: 500ms, 30s, 2m)"),
                        (["--query-timeout", "0s"], b"--query-timeout (query_timeout in a config): give a duration above 0"),
                        (["--config", zero], b"give a duration above 0, e.g. 30s"),
@@ -390,39 +369,31 @@ def main():
                        (["--config", typo], b"unknown setting 'query_timout' (did you mean 'query_timeout'?)"),
                        (["--ingest-memory", "1KiB"], b"give at least 64KiB"),
                        (["--config", os.path.join(WORK, "nope.json")], b"nope.json: No such file or directory")):
-        p = subprocess.run([STRATA, "serve", "--data", data, *args], capture_output=True, timeout=30)
+        p = harness.strata("serve", "--data", data, *args)
         check(p.returncode != 0 and want in p.stderr, "%s: %d %s" % (args, p.returncode, p.stderr))
-    p = subprocess.run([STRATA, "serve", "--listen", "127.0.0.1:0", "--config", empty], capture_output=True, timeout=30)
+    p = harness.strata("serve", "--listen", "127.0.0.1:0", "--config", empty)
     check(p.returncode == 2 and b'--data DIR (or "data" in a --config file) is required' in p.stderr,
           "a config without data: %s" % p.stderr)
-    p = subprocess.run([STRATA, "demo", "--rate", "0"], capture_output=True, timeout=30)
+    p = harness.strata("demo", "--rate", "0")
     check(p.returncode == 2 and b"above 0 and at most 10000000, e.g. --rate 5000" in p.stderr, "demo --rate 0: %s" % p.stderr)
     # Paths in a config file are relative to the file, wherever strata is started from.
     cdir = os.path.join(WORK, "cfgdir")
     os.makedirs(cdir)
-    with open(os.path.join(cdir, "t.json"), "w") as f:
-        json.dump(dict(SCHEMA, name="cfgtable"), f)
-    with open(os.path.join(cdir, "strata.json"), "w") as f:
-        json.dump({"data": "cfgdata", "tables": ["t.json"], "listen": "127.0.0.1:0"}, f)
+    write_json(os.path.join(cdir, "t.json"), dict(SCHEMA, name="cfgtable"))
+    write_json(os.path.join(cdir, "strata.json"), {"data": "cfgdata", "tables": ["t.json"], "listen": "127.0.0.1:0"})
     proc = harness.track(subprocess.Popen([STRATA, "serve", "--config", "cfgdir/strata.json"], cwd=WORK,
                                           stderr=subprocess.PIPE))
-    line = b""
-    deadline = time.time() + 20
-    while time.time() < deadline and b"serving" not in line:
-        line = proc.stderr.readline()
-        if not line:
-            break
+    line = harness.read_until_serving(proc, limit=20)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-    check(b"serving 1 table(s)" in line and os.path.isfile(os.path.join(cdir, "cfgdata", "cfgtable", "schema.json")),
+    check("serving 1 table(s)" in line and os.path.isfile(os.path.join(cdir, "cfgdata", "cfgtable", "schema.json")),
           "config paths are relative to the config file: %r" % line)
     # strata demo on a port that is taken: no banner of URLs that do not work, one error.
-    import socket
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    p = subprocess.run([STRATA, "demo", "--listen", "127.0.0.1:%d" % taken.getsockname()[1], "--data",
-                        os.path.join(WORK, "demo-taken")], capture_output=True, timeout=60)
+    p = harness.strata("demo", "--listen", "127.0.0.1:%d" % taken.getsockname()[1], "--data",
+                       os.path.join(WORK, "demo-taken"), timeout=60)
     taken.close()
     check(p.returncode == 1 and b"curl" not in p.stdout and b"cannot listen on" in p.stderr and b"--listen HOST:PORT" in p.stderr,
           "demo on a taken port: %d %r %r" % (p.returncode, p.stdout[:200], p.stderr[-300:]))
@@ -430,10 +401,9 @@ def main():
     s = Server(data, "serve")
     st, _ = s.req("HEAD", "/health")
     check(st == 200, "HEAD /health: %s" % st)
-    r = urllib.request.Request("http://127.0.0.1:%d/tables/orders" % s.port, method="OPTIONS")
-    with urllib.request.urlopen(r, timeout=30) as resp:
-        allow = resp.headers.get("Allow")
-        check(resp.status == 204 and allow == "GET, HEAD, PUT, DELETE, OPTIONS", "OPTIONS: %s %s" % (resp.status, allow))
+    st, headers, _ = harness.http("OPTIONS", s.url("/tables/orders"), timeout=30)
+    allow = headers.get("Allow")
+    check(st == 204 and allow == "GET, HEAD, PUT, DELETE, OPTIONS", "OPTIONS: %s %s" % (st, allow))
     st, r = s.json("PATCH", "/health")
     check(st == 405 and "allowed: GET, HEAD, OPTIONS" in r.get("error", ""), "405 says what is allowed: %s %s" % (st, r))
     st, r = s.json("PUT", "/tables/orders", dict(SCHEMA, partition_by="hour"))
@@ -443,8 +413,6 @@ def main():
     check("strata: http: " not in s.log(), "the log has no libmicrohttpd complaint: %s" %
           [l for l in s.log().splitlines() if "strata: http: " in l][:3])
     check_readme_example()
-
-    shutil.rmtree(WORK, ignore_errors=True)
     return harness.finish()
 
 

@@ -669,6 +669,33 @@ TEST(json_escapes_strings)
     row_batch_free(&b);
 }
 
+/* A batch's strings may hold any bytes; the text stays JSON (U+FFFD for the bad ones), also
+ * when a string is longer than its worst-case escape leaves room for in the buffer. */
+TEST(json_of_non_utf8_strings_is_valid)
+{
+    strata_schema s;
+    order_gen_schema(&s);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    ASSERT_EQ(row_batch_add_row(&b), 0);
+    const char bad[] = "D\xff\xc3";
+    char longer[200];
+    memset(longer, 'x', sizeof longer);
+    longer[100] = '\xfe';
+    ASSERT_EQ(row_batch_set_str(&b, ORDER_COL_COUNTRY, 0, bad, sizeof bad - 1), 0);
+    ASSERT_EQ(row_batch_set_str(&b, ORDER_COL_CATEGORY, 0, longer, sizeof longer), 0);
+    char buf[ORDER_GEN_JSON_MAX];
+    int len = order_gen_format_json(&b, 0, buf, sizeof buf);
+    ASSERT_GT(len, 0);
+    json_error_t jerr;
+    json_t *j = json_loads(buf, 0, &jerr);
+    ASSERT(j);
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "country")), "D\xef\xbf\xbd\xef\xbf\xbd");
+    ASSERT_EQ(strlen(json_string_value(json_object_get(j, "category"))), sizeof longer + 2);
+    json_decref(j);
+    row_batch_free(&b);
+}
+
 TEST(text_path_matches_fill_and_totals)
 {
     strata_schema s;
@@ -883,6 +910,6 @@ TEST(huge_count_and_span_do_not_overflow)
 TEST_LIST(T(schema_is_valid), T(options_are_checked), T(same_seed_same_rows_any_batching),
           T(fill_stops_at_count), T(distributions_look_right), T(duplicates_resend_recent_events),
           T(late_events_move_back), T(totals_are_exact), T(json_parses_back_to_the_same_values),
-          T(json_escapes_strings), T(text_path_matches_fill_and_totals),
+          T(json_escapes_strings), T(json_of_non_utf8_strings_is_valid), T(text_path_matches_fill_and_totals),
           T(mixing_fill_and_text_keeps_the_events),
           T(bad_events_are_not_valid_events), T(huge_count_and_span_do_not_overflow))

@@ -16,15 +16,6 @@
 #include "engine/table.h"
 #include "test.h"
 
-static void tmpdir(char *out, size_t cap, const char *name)
-{
-    const char *base = getenv("STRATA_TEST_TMP");
-    snprintf(out, cap, "%s/%s-%d", base ? base : "/tmp", name, (int)getpid());
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", out, out);
-    ASSERT_EQ(system(cmd), 0);
-}
-
 static void make_schema(strata_schema *s)
 {
     schema_init(s);
@@ -149,7 +140,7 @@ static void assert_sums_eq(const sums *a, const sums *b)
 TEST(manifest_round_trip_and_damage)
 {
     char dir[4096];
-    tmpdir(dir, sizeof dir, "manifest");
+    test_tmpdir(dir, sizeof dir, "manifest");
     manifest m = {0};
     strata_err err = {0};
     ASSERT_EQ(manifest_read(dir, &m, &err), STRATA_ENOTFOUND);
@@ -287,7 +278,7 @@ TEST(memtable_readers_see_consistent_prefix_while_writer_appends)
 TEST(table_flush_reopen_same_rows)
 {
     char dir[4096];
-    tmpdir(dir, sizeof dir, "table");
+    test_tmpdir(dir, sizeof dir, "table");
     strata_schema s;
     make_schema(&s);
     strata_err err = {0};
@@ -359,7 +350,7 @@ TEST(table_flush_reopen_same_rows)
 TEST(recovery_removes_uncommitted_files_and_refuses_missing_segments)
 {
     char dir[4096];
-    tmpdir(dir, sizeof dir, "recover");
+    test_tmpdir(dir, sizeof dir, "recover");
     strata_schema s;
     make_schema(&s);
     strata_err err = {0};
@@ -414,7 +405,7 @@ TEST(recovery_removes_uncommitted_files_and_refuses_missing_segments)
 TEST(memory_budget_refuses_then_flush_frees)
 {
     char dir[4096];
-    tmpdir(dir, sizeof dir, "budget");
+    test_tmpdir(dir, sizeof dir, "budget");
     strata_schema s;
     make_schema(&s);
     s.memtable_max_rows = 1u << 20;
@@ -444,7 +435,7 @@ TEST(memory_budget_refuses_then_flush_frees)
 TEST(append_refuses_times_outside_supported_range)
 {
     char dir[4096];
-    tmpdir(dir, sizeof dir, "range");
+    test_tmpdir(dir, sizeof dir, "range");
     strata_schema s;
     make_schema(&s);
     strata_err err = {0};
@@ -483,7 +474,7 @@ typedef struct fixture {
 static void fixture_open(fixture *f, const char *name, uint64_t memtable_rows)
 {
     memset(f, 0, sizeof *f);
-    tmpdir(f->dir, sizeof f->dir, name);
+    test_tmpdir(f->dir, sizeof f->dir, name);
     make_schema(&f->s);
     if (memtable_rows)
         f->s.memtable_max_rows = memtable_rows;

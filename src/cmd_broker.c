@@ -1,5 +1,5 @@
 /*
- * broker_cmd.c — `strata broker`: runs the embedded Kafka-protocol broker (tools/broker.h)
+ * cmd_broker.c — `strata broker`: runs the embedded Kafka-protocol broker (tools/broker.h)
  * until SIGINT or SIGTERM.
  *
  * The bootstrap address is the first line on stdout, flushed at once, so a script can read
@@ -8,15 +8,15 @@
  * inherits the block and the main thread alone takes them, with sigwait.
  * Exit status: 0 stopped by a signal, 1 the broker could not start, 2 bad usage.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "engine/text.h"
+#include "src/cli.h"
+#include "src/commands.h"
+#include "src/signals.h"
 #include "tools/broker.h"
 
 #define MAX_TOPICS 64
@@ -52,26 +52,13 @@ static void usage(FILE *f)
         STRATA_BROKER_DEFAULT_PARTITIONS, STRATA_BROKER_PARTITION_MAX_BYTES >> 20);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "strata broker: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(see strata broker --help)\n");
-    va_end(ap);
-    return 2;
-}
+#define bad_usage(...) cli_bad_usage("broker", __VA_ARGS__)
 
+/* Decimal digits only (no sign, no space), within [lo, hi]. */
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
+    uint64_t v;
+    if (!text_parse_u64(s, &v) || v < (uint64_t)lo || v > (uint64_t)hi)
         return -1;
     *out = (int)v;
     return 0;
@@ -129,10 +116,7 @@ int cmd_broker(int argc, char **argv)
     bo.topics = topics;
 
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signals_block_stop(&stop);
     signal(SIGPIPE, SIG_IGN);
 
     embedded_broker *b = embedded_broker_start(&bo, &err);

@@ -1,5 +1,5 @@
 /*
- * serve.c — `strata serve`: opens the data directory (recovering every table), creates the
+ * cmd_serve.c — `strata serve`: opens the data directory (recovering every table), creates the
  * tables named with --table, starts the HTTP server, and runs the maintenance loop: every
  * 100 ms, each table whose memtables are full or older than their age limit is flushed.
  *
@@ -8,59 +8,34 @@
  * flushes every table and exits 0. Binding an address other than 127.0.0.1 requires a
  * bearer token (--auth-token-file), so a data directory is never exposed by accident.
  *
- * Config file (--config FILE, JSON; flags given on the command line win; relative paths in it
- * are relative to the file's own directory):
- *   {"data": "DIR", "listen": "127.0.0.1:8686", "auth_token_file": "FILE",
- *    "max_body": "1MiB", "max_ingest_body": "256MiB", "ingest_memory": "1GiB",
- *    "query_timeout": "30s", "query_memory": "1GiB", "query_max_groups": 1000000,
- *    "kafka_brokers": "host:port,...", "tables": ["orders.json", ...]}
+ * Settings come from flags and a --config file (src/config.h: the file's keys, the token
+ * file, the --listen forms); flags win. The log is src/log.h's: stamped lines on stderr.
  *
  * A table that cannot be opened does not stop the server: it is logged, reported by
  * /health and /tables, and can be dropped over the API. STRATA_FAULTS (see
  * engine/fault.h) arms failure injection for tests.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "engine/catalog.h"
-#include "ingest/kafka_ingest.h"
-#include "src/commands.h"
+#include "engine/clock.h"
 #include "engine/fault.h"
-#include "engine/json_util.h"
 #include "engine/memtable.h"
 #include "engine/schema_json.h"
-#include "http/server.h"
 #include "engine/units.h"
-
-#define MAX_TABLE_FILES 64
-
-static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void log_line(const char *fmt, ...)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    char when[40];
-    strata_format_rfc3339_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, when, sizeof when);
-    fprintf(stderr, "%s strata: ", when);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+#include "http/server.h"
+#include "ingest/kafka_ingest.h"
+#include "src/commands.h"
+#include "src/config.h"
+#include "src/log.h"
+#include "src/signals.h"
 
 /* One flush of the serve loop's retries. A failure that goes on (a full disk, a removed
  * directory) is retried every tick, so it is logged at the 1st, 2nd, 4th, 8th... failure
@@ -150,11 +125,6 @@ static int final_flush(strata_catalog *cat, const sigset_t *sigs)
     }
 }
 
-static void log_message(const char *msg)
-{
-    log_line("%s", msg);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -179,267 +149,6 @@ static void usage(FILE *f)
             "                         at least 64KiB)\n"
             "  --kafka-brokers LIST   bootstrap servers for every Kafka table (overrides each\n"
             "                         table's kafka.brokers)\n");
-}
-
-typedef struct serve_cfg {
-    char data[2048];
-    char listen[256];
-    char token_file[2048];
-    uint64_t max_body, max_ingest_body, query_max_groups, query_memory, ingest_memory;
-    char kafka_brokers[256];
-    int64_t query_timeout_ms;
-    int ntables;
-    char tables[MAX_TABLE_FILES][1024];
-} serve_cfg;
-
-static int cfg_string(json_t *o, const char *key, char *dst, size_t cap, const char *path)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || dst[0])
-        return 0; /* absent, or set on the command line */
-    if (!json_is_string(v)) {
-        fprintf(stderr, "strata serve: %s: %s: expected a string\n", path, key);
-        return -1;
-    }
-    snprintf(dst, cap, "%s", json_string_value(v));
-    return 0;
-}
-
-static int cfg_size(json_t *o, const char *key, uint64_t *dst, const char *path)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || *dst)
-        return 0;
-    if (json_is_integer(v) && json_integer_value(v) > 0) {
-        *dst = (uint64_t)json_integer_value(v);
-        return 0;
-    }
-    uint64_t n;
-    if (json_is_string(v) && strata_parse_bytes(json_string_value(v), &n) == 0 && n > 0) {
-        *dst = n;
-        return 0;
-    }
-    fprintf(stderr, "strata serve: %s: %s: expected a size above 0 like \"64MiB\"\n", path, key);
-    return -1;
-}
-
-/* Limits too small to serve anything are refused at start (flag or config alike) rather
- * than by every request later. 0 means "not set": the server's default. */
-#define MIN_QUERY_MEMORY (64u << 10)
-#define MIN_INGEST_MEMORY (64u << 10)
-static int check_limits(const serve_cfg *cfg)
-{
-    if (cfg->query_memory && cfg->query_memory < MIN_QUERY_MEMORY) {
-        fprintf(stderr, "strata serve: --query-memory (query_memory in a config): under 64KiB is too "
-                        "little to answer queries; give at least 64KiB (the default is 1GiB)\n");
-        return -1;
-    }
-    if (cfg->ingest_memory && cfg->ingest_memory < MIN_INGEST_MEMORY) {
-        fprintf(stderr, "strata serve: --ingest-memory (ingest_memory in a config): under 64KiB is too "
-                        "little to take an ingest request; give at least 64KiB (the default is 1GiB)\n");
-        return -1;
-    }
-    if (cfg->query_timeout_ms < 0) {
-        fprintf(stderr, "strata serve: --query-timeout (query_timeout in a config): give a duration "
-                        "above 0, e.g. 30s (the default)\n");
-        return -1;
-    }
-    return 0;
-}
-
-/* A path from the config file: relative ones are relative to the file's directory (so a
- * config works from wherever strata is started). */
-static void config_relative(const char *config, const char *value, char *dst, size_t cap)
-{
-    const char *slash = strrchr(config, '/');
-    if (value[0] == '/' || !slash)
-        snprintf(dst, cap, "%s", value);
-    else
-        snprintf(dst, cap, "%.*s/%s", (int)(slash - config), config, value);
-}
-
-static int cfg_path(json_t *o, const char *key, char *dst, size_t cap, const char *path)
-{
-    char raw[2048] = "";
-    if (dst[0] || cfg_string(o, key, raw, sizeof raw, path) != 0)
-        return dst[0] ? 0 : -1;
-    if (raw[0])
-        config_relative(path, raw, dst, cap);
-    return 0;
-}
-
-static int load_config(const char *path, serve_cfg *cfg)
-{
-    json_error_t je;
-    errno = 0;
-    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!o) {
-        if (je.line < 1) /* not opened or not read: jansson's text says why */
-            fprintf(stderr, "strata serve: --config %s: %s\n", path, errno ? strerror(errno) : je.text);
-        else
-            fprintf(stderr, "strata serve: %s: line %d column %d: %s\n", path, je.line, je.column, je.text);
-        return -1;
-    }
-    int rc = 0;
-    const char *key;
-    json_t *v;
-    static const char *const known[] = {"data", "listen", "auth_token_file", "max_body",
-                                        "max_ingest_body", "ingest_memory", "query_timeout", "query_max_groups", "query_memory",
-                                        "kafka_brokers", "tables"};
-    json_object_foreach(o, key, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            ok |= strcmp(key, known[i]) == 0;
-        if (!ok) {
-            const char *near = jutil_closest(key, known, sizeof known / sizeof known[0]);
-            char names[400];
-            jutil_join_names(known, sizeof known / sizeof known[0], names, sizeof names);
-            if (near)
-                fprintf(stderr, "strata serve: %s: unknown setting '%s' (did you mean '%s'?)\n", path,
-                        key, near);
-            else
-                fprintf(stderr, "strata serve: %s: unknown setting '%s' (the settings are %s)\n", path,
-                        key, names);
-            rc = -1;
-        }
-    }
-    if (!rc)
-        rc = cfg_path(o, "data", cfg->data, sizeof cfg->data, path) |
-             cfg_string(o, "listen", cfg->listen, sizeof cfg->listen, path) |
-             cfg_path(o, "auth_token_file", cfg->token_file, sizeof cfg->token_file, path) |
-             cfg_string(o, "kafka_brokers", cfg->kafka_brokers, sizeof cfg->kafka_brokers, path) |
-             cfg_size(o, "max_body", &cfg->max_body, path) |
-             cfg_size(o, "max_ingest_body", &cfg->max_ingest_body, path) |
-             cfg_size(o, "query_memory", &cfg->query_memory, path) |
-             cfg_size(o, "ingest_memory", &cfg->ingest_memory, path);
-    json_t *qt = json_object_get(o, "query_timeout");
-    if (!rc && qt && !cfg->query_timeout_ms &&
-        (!json_is_string(qt) || strata_parse_duration_ms(json_string_value(qt), &cfg->query_timeout_ms) != 0)) {
-        fprintf(stderr, "strata serve: %s: query_timeout: expected a duration like \"30s\"\n", path);
-        rc = -1;
-    } else if (!rc && qt && cfg->query_timeout_ms == 0) {
-        cfg->query_timeout_ms = -1; /* refused by check_limits */
-    }
-    json_t *mg = json_object_get(o, "query_max_groups");
-    if (!rc && mg && !cfg->query_max_groups) {
-        if (!json_is_integer(mg) || json_integer_value(mg) < 1) {
-            fprintf(stderr, "strata serve: %s: query_max_groups: expected a positive integer\n", path);
-            rc = -1;
-        } else {
-            cfg->query_max_groups = (uint64_t)json_integer_value(mg);
-        }
-    }
-    json_t *tabs = json_object_get(o, "tables");
-    if (!rc && tabs) {
-        size_t i;
-        json_t *t;
-        if (!json_is_array(tabs))
-            rc = -1;
-        json_array_foreach(tabs, i, t) {
-            if (!json_is_string(t) || cfg->ntables >= MAX_TABLE_FILES) {
-                rc = -1;
-                break;
-            }
-            config_relative(path, json_string_value(t), cfg->tables[cfg->ntables++], sizeof cfg->tables[0]);
-        }
-        if (rc)
-            fprintf(stderr, "strata serve: %s: tables: expected a list of schema file names\n", path);
-    }
-    json_decref(o);
-    return rc;
-}
-
-static int read_token(const char *path, char *out, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "strata serve: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    /* The file's text without leading and trailing whitespace (editors add a newline,
-     * people add blank lines) is the token: visible ASCII, nothing between. */
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    bool longer = n == sizeof buf - 1 && fgetc(f) != EOF;
-    fclose(f);
-    buf[n] = 0;
-    char *b = buf, *e = buf + n;
-    while (b < e && strchr(" \t\r\n", *b))
-        b++;
-    while (e > b && strchr(" \t\r\n", e[-1]))
-        e--;
-    *e = 0;
-    for (const char *p = b; *p; p++)
-        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e) {
-            fprintf(stderr, "strata serve: %s: the token is one word of visible ASCII characters; "
-                            "this file has %s at byte %zu\n", path,
-                    strchr(" \t\r\n", *p) ? "whitespace inside it" : "another character",
-                    (size_t)(p - buf));
-            return -1;
-        }
-    if (longer || (size_t)(e - b) >= cap) {
-        fprintf(stderr, "strata serve: %s: the token must be at most %zu characters\n", path, cap - 1);
-        return -1;
-    }
-    if (e - b < 16) {
-        fprintf(stderr, "strata serve: %s: the token must be at least 16 characters (this one has "
-                        "%zu)\n", path, (size_t)(e - b));
-        return -1;
-    }
-    memcpy(out, b, (size_t)(e - b) + 1);
-    struct stat st;
-    if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
-        log_line("warning: token file %s can be read by other users (mode %03o): chmod 600 %s", path,
-                 (unsigned)(st.st_mode & 0777), path);
-    return 0;
-}
-
-/* "HOST:PORT", "[IPV6]:PORT" or "localhost:PORT" into host (a numeric address) and port;
- * -1 when it is none of these, -2 for a port past 65535, -3 for a host that is not an address. */
-static int parse_listen(const char *listen, char *host, size_t cap, unsigned *port)
-{
-    const char *colon;
-    size_t hlen;
-    const char *h = listen;
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        if (!close || close[1] != ':')
-            return -1;
-        h = listen + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon || strchr(listen, ':') != colon)
-            return -1;
-        hlen = (size_t)(colon - listen);
-    }
-    char *end;
-    errno = 0;
-    unsigned long p = strtoul(colon + 1, &end, 10);
-    if (hlen == 0 || hlen >= cap || !colon[1] || *end || colon[1] == '-' || colon[1] == '+')
-        return -1;
-    if (errno || p > 65535)
-        return -2;
-    memcpy(host, h, hlen);
-    host[hlen] = 0;
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, cap, "127.0.0.1");
-    unsigned char buf[16];
-    if (inet_pton(strchr(host, ':') ? AF_INET6 : AF_INET, host, buf) != 1)
-        return -3;
-    *port = (unsigned)p;
-    return 0;
-}
-
-/* 127.0.0.0/8 and ::1: reachable from this machine only. */
-static bool is_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -518,7 +227,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         rc = 2;
         goto done;
     }
-    if ((config && load_config(config, cfg) != 0) || check_limits(cfg) != 0)
+    if ((config && config_load(config, cfg) != 0) || config_check_limits(cfg) != 0)
         goto done;
     if (!cfg->data[0]) {
         fprintf(stderr, "strata serve: --data DIR (or \"data\" in a --config file) is required\n");
@@ -527,7 +236,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
     }
     char host[256] = "127.0.0.1";
     unsigned port = 8686;
-    int lrc = cfg->listen[0] ? parse_listen(cfg->listen, host, sizeof host, &port) : 0;
+    int lrc = cfg->listen[0] ? config_parse_listen(cfg->listen, host, sizeof host, &port) : 0;
     if (lrc) {
         if (lrc == -2)
             fprintf(stderr, "strata serve: --listen: '%s': a port is a number from 0 to 65535 (0: any "
@@ -543,9 +252,9 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         goto done;
     }
     char token[512] = "";
-    if (cfg->token_file[0] && read_token(cfg->token_file, token, sizeof token) != 0)
+    if (cfg->token_file[0] && config_read_token(cfg->token_file, token, sizeof token) != 0)
         goto done;
-    if (!is_loopback(host) && !token[0]) {
+    if (!config_is_loopback(host) && !token[0]) {
         fprintf(stderr, "strata serve: listening on %s needs --auth-token-file: only loopback addresses "
                         "(127.0.0.1, localhost, ::1) are served without a token\n", host);
         rc = 2;
@@ -554,10 +263,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
 
     /* Signals go to the main loop only. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signals_block_stop(&sigs);
     signal(SIGPIPE, SIG_IGN);
 
     strata_err err = {0};
@@ -566,16 +272,13 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         goto done;
     }
     strata_catalog *cat;
-    struct timespec open_t0, open_t1;
-    clock_gettime(CLOCK_MONOTONIC, &open_t0);
+    int64_t open_t0 = clock_mono_ns();
     log_line("opening %s (recovering its tables; nothing listens until this is done)", cfg->data);
     if (catalog_open(cfg->data, &cat, &err) != 0) {
         log_line("cannot open data directory: %s", err.msg);
         goto done;
     }
-    clock_gettime(CLOCK_MONOTONIC, &open_t1);
-    log_line("opened %zu table(s) in %.1f s", catalog_count(cat),
-             (double)(open_t1.tv_sec - open_t0.tv_sec) + (double)(open_t1.tv_nsec - open_t0.tv_nsec) / 1e9);
+    log_line("opened %zu table(s) in %.1f s", catalog_count(cat), (double)(clock_mono_ns() - open_t0) / 1e9);
     {
         char name[STRATA_NAME_MAX + 1], why[1024];
         for (size_t i = 0; catalog_broken_at(cat, i, name, sizeof name, why, sizeof why); i++)

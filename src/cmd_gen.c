@@ -1,5 +1,5 @@
 /*
- * gen.c — `strata gen`: the deterministic order-event generator as a command. It writes
+ * cmd_gen.c — `strata gen`: the deterministic order-event generator as a command. It writes
  * the events of tools/order_gen.h as NDJSON to stdout, or produces them to Kafka through
  * tools/gen_producer.h (one message per event, keyed by event_id), paced or as fast as
  * possible, and can write the generator's exact totals as JSON for tests to compare a
@@ -19,17 +19,19 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "engine/clock.h"
+#include "engine/text.h"
+#include "engine/units.h"
+#include "src/cli.h"
+#include "src/commands.h"
 #include "tools/gen_producer.h"
 #include "tools/order_gen.h"
 #include "tools/progress.h"
-#include "engine/units.h"
 
 #define DEFAULT_COUNT 1000000
 #define UNBOUNDED_SECONDS (100.0 * 365 * 86400) /* "forever" for a paced run without --count */
@@ -92,30 +94,7 @@ static void usage(FILE *f)
         DEFAULT_COUNT);
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "strata gen: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(see strata gen --help)\n");
-    va_end(ap);
-    return 2;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
+#define bad_usage(...) cli_bad_usage("gen", __VA_ARGS__)
 
 static int parse_prob(const char *s, double *out)
 {
@@ -128,29 +107,22 @@ static int parse_prob(const char *s, double *out)
     return 0;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "now", "now-DURATION", epoch ms digits, or RFC 3339. */
 static int parse_start(const char *s, int64_t *out)
 {
     uint64_t u;
     if (strcmp(s, "now") == 0) {
-        *out = wall_ms();
+        *out = clock_wall_ms();
         return 0;
     }
     if (strncmp(s, "now-", 4) == 0) {
         int64_t d;
         if (strata_parse_duration_ms(s + 4, &d) != 0)
             return -1;
-        *out = wall_ms() - d;
+        *out = clock_wall_ms() - d;
         return 0;
     }
-    if (parse_u64(s, &u) == 0) {
+    if (text_parse_u64(s, &u)) {
         if (u > (uint64_t)INT64_MAX)
             return -1;
         *out = (int64_t)u;
@@ -239,11 +211,11 @@ int cmd_gen(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":X:", opts, NULL)) != -1) {
         switch (c) {
         case O_SEED:
-            if (parse_u64(optarg, &go.seed) != 0)
+            if (!text_parse_u64(optarg, &go.seed))
                 return bad_usage("--seed: '%s' is not a non-negative integer", optarg);
             break;
         case O_COUNT:
-            if (parse_u64(optarg, &go.count) != 0)
+            if (!text_parse_u64(optarg, &go.count))
                 return bad_usage("--count: '%s' is not a non-negative integer", optarg);
             have_count = true;
             break;
@@ -292,7 +264,7 @@ int cmd_gen(int argc, char **argv)
             compression = optarg;
             break;
         case O_LINGER:
-            if (parse_u64(optarg, &u) != 0 || u > 900000)
+            if (!text_parse_u64(optarg, &u) || u > 900000)
                 return bad_usage("--linger-ms: '%s' is not a number of milliseconds (0..900000)",
                                  optarg);
             linger_ms = (int)u;
@@ -363,17 +335,15 @@ int cmd_gen(int argc, char **argv)
                    "events", quiet);
     gen_stream_opts so = {.producer = p, .out = stdout, .rate = rate, .stop = &stop_requested,
                           .progress = &prog};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = clock_mono_ns();
     uint64_t slots = 0;
     int rc = gen_stream_run(g, &so, &slots, &err);
     if (rc == 0 && p)
         rc = gen_producer_flush(p, &err);
     if (rc == 0 && !p && fflush(stdout) != 0)
         rc = strata_err_set(&err, STRATA_EIO, "write to stdout: %s", strerror(errno));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(clock_mono_ns() - t0) / 1e9;
     progress_finish(&prog);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
     int status = 0;
     if (rc != 0) {

@@ -1,5 +1,5 @@
 /*
- * demo.c — `strata demo`: the whole pipeline on one machine with nothing installed
+ * cmd_demo.c — `strata demo`: the whole pipeline on one machine with nothing installed
  * beyond strata. README's main command.
  *
  * In one process: the embedded Kafka broker (tools/broker.h) with topics orders and
@@ -23,12 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "tools/broker.h"
 #include "engine/catalog.h"
+#include "engine/clock.h"
 #include "src/commands.h"
+#include "src/signals.h"
+#include "tools/broker.h"
 #include "tools/gen_producer.h"
 #include "tools/order_gen.h"
 
@@ -194,10 +195,7 @@ int cmd_demo(int argc, char **argv)
 
     /* Signals go to the server's loop only: block them before any thread starts. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signals_block_stop(&sigs);
 
     strata_err err = {0};
     embedded_broker_opts bo;
@@ -221,10 +219,8 @@ int cmd_demo(int argc, char **argv)
     gen_thread gt = {.rate = rate};
     order_gen_opts go;
     order_gen_opts_default(&go);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    go.seed = (uint64_t)now.tv_nsec ^ (uint64_t)now.tv_sec;
-    go.start_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    go.start_ms = clock_wall_ms();
+    go.seed = (uint64_t)clock_mono_ns() ^ (uint64_t)go.start_ms; /* a new stream each run */
     go.count = (uint64_t)(rate * 86400.0 * 365); /* a year of events at the rate */
     go.span_ms = (int64_t)((double)go.count * 1000.0 / rate); /* event time = send time */
     go.duplicates = 0.02;
