@@ -141,7 +141,7 @@ static double run_decode(const dataset *d, const char *dir, uint64_t *values)
         exit(1);
     }
     table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
-    seg_scratch sc = {0};
+    segment_scratch sc = {0};
     int64_t *iv = malloc(8 * SEGMENT_GRANULE_ROWS);
     double *fv = malloc(8 * SEGMENT_GRANULE_ROWS);
     uint32_t *cv = malloc(4 * SEGMENT_GRANULE_ROWS);
@@ -179,7 +179,7 @@ static double run_decode(const dataset *d, const char *dir, uint64_t *values)
     free(iv);
     free(fv);
     free(cv);
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     table_snapshot_release(snap);
     table_close(t);
     *values = n;
@@ -311,10 +311,10 @@ int main(int argc, char **argv)
 
     strata_codec codecs[2] = {STRATA_CODEC_LZ4, STRATA_CODEC_ZSTD};
     for (int k = 0; k < 2; k++) {
-        if (strcmp(codec_arg, "both") != 0 && strcmp(codec_arg, codec_name(codecs[k])) != 0)
+        if (strcmp(codec_arg, "both") != 0 && strcmp(codec_arg, compress_codec_name(codecs[k])) != 0)
             continue;
         char tdir[4300];
-        snprintf(tdir, sizeof tdir, "%s/%s", dir, codec_name(codecs[k]));
+        snprintf(tdir, sizeof tdir, "%s/%s", dir, compress_codec_name(codecs[k]));
         mkdir(tdir, 0755);
         uint64_t bytes, segs, values = 0;
         double flush_s, cold_flush_s;
@@ -331,7 +331,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 3; i++)
             r[i] = run_decode(&d, tdir, &values);
         double rm = median3(r[0], r[1], r[2]);
-        printf("\nstrata segments, %s (%" PRIu64 " segments):\n", codec_name(codecs[k]), segs);
+        printf("\nstrata segments, %s (%" PRIu64 " segments):\n", compress_codec_name(codecs[k]), segs);
         printf("  write, warm, median of 3 (append+sort+encode+compress+fsync) %6.2f M rows/s  (flush alone %.2f M rows/s)\n",
                (double)d.rows / w / 1e6, (double)d.rows / flush_s / 1e6);
         printf("  write, cold (first run in the process)                       %6.2f M rows/s  (flush alone %.2f M rows/s)\n",

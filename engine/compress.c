@@ -40,7 +40,7 @@ void compressor_free(compressor *c)
     free(c);
 }
 
-const char *codec_name(strata_codec codec)
+const char *compress_codec_name(strata_codec codec)
 {
     switch (codec) {
     case STRATA_CODEC_NONE: return "none";
@@ -50,7 +50,7 @@ const char *codec_name(strata_codec codec)
     }
 }
 
-strata_codec block_compress(compressor *c, bytebuf *out, const void *src, size_t n, strata_codec codec)
+strata_codec compress_block(compressor *c, bytebuf *out, const void *src, size_t n, strata_codec codec)
 {
     size_t start = out->len;
     if (codec == STRATA_CODEC_LZ4 && n <= LZ4_MAX_INPUT_SIZE) {
@@ -77,7 +77,7 @@ strata_codec block_compress(compressor *c, bytebuf *out, const void *src, size_t
     return STRATA_CODEC_NONE;
 }
 
-int block_decompress(compressor *c, strata_codec codec, const void *src, size_t n, void *dst,
+int decompress_block(compressor *c, strata_codec codec, const void *src, size_t n, void *dst,
                      size_t raw_len)
 {
     switch (codec) {

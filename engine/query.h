@@ -56,8 +56,8 @@ typedef enum query_expr_kind { QX_PRED = 0, QX_AND, QX_OR } query_expr_kind;
 
 typedef struct query_expr {
     query_expr_kind kind;
-    seg_pred pred;      /* QX_PRED; pred.vals points at vals */
-    seg_value *vals;    /* owned; strings in vals[i].s point into owned copies */
+    segment_pred pred;      /* QX_PRED; pred.vals points at vals */
+    segment_value *vals;    /* owned; strings in vals[i].s point into owned copies */
     char **strs;        /* owned string copies */
     uint32_t nkids;
     struct query_expr *kids; /* QX_AND / QX_OR; owned array */

@@ -76,7 +76,7 @@ void qctx_free(exec *x)
     free(x->sel);
     free(x->gid);
     free(x->code_gid.v);
-    seg_scratch_free(&x->scratch);
+    segment_scratch_free(&x->scratch);
     qgroups_pool_free(&x->pool);
 }
 
@@ -106,16 +106,16 @@ int qctx_eval_expr(exec *x, const query_expr *e, uint8_t *out, int depth)
 {
     uint32_t n = x->n;
     if (e->kind == QX_PRED) {
-        const seg_pred *p = &e->pred;
+        const segment_pred *p = &e->pred;
         strata_type t = x->sc->cols[p->col].type;
         if (strata_type_is_int(t)) {
             const int64_t *v = x->iv[p->col];
             for (uint32_t i = 0; i < n; i++)
-                out[i] = seg_pred_match_int(t, p, v[i]);
+                out[i] = segment_pred_match_int(t, p, v[i]);
         } else if (t == STRATA_FLOAT64) {
             const double *v = x->fv[p->col];
             for (uint32_t i = 0; i < n; i++)
-                out[i] = seg_pred_match_float(p, v[i]);
+                out[i] = segment_pred_match_float(p, v[i]);
         } else {
             pred_ref *pr = pred_of(x, e);
             const uint32_t *c = x->cv[p->col];
@@ -124,7 +124,7 @@ int qctx_eval_expr(exec *x, const query_expr *e, uint8_t *out, int depth)
                 if (code >= pr->match.cap || !pr->match.v[code]) {
                     if (!qgroups_lazy_reserve(&pr->match, code))
                         return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
-                    pr->match.v[code] = seg_pred_match_str(p, qctx_src_str(x, p->col, code)) ? 2 : 1;
+                    pr->match.v[code] = segment_pred_match_str(p, qctx_src_str(x, p->col, code)) ? 2 : 1;
                 }
                 out[i] = pr->match.v[code] == 2;
             }
@@ -173,7 +173,7 @@ int qctx_check_memory(exec *x)
     }
     if (total > x->q->max_memory) {
         char limit[32];
-        strata_format_bytes(x->q->max_memory, limit, sizeof limit);
+        units_format_bytes(x->q->max_memory, limit, sizeof limit);
         return strata_err_set(x->err, STRATA_EFULL,
                               "query: needs more than its memory limit of %s for its groups "
                               "(%" PRIu64 " groups so far); narrow the query or raise the limit",

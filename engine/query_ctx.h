@@ -58,7 +58,7 @@ typedef struct exec {
      * buf_rows is BLOCK_ROWS or the largest granule seen (grow_bufs) */
     void *buf[STRATA_MAX_COLUMNS];
     uint32_t buf_rows;
-    seg_scratch scratch;
+    segment_scratch scratch;
     /* BLOCK_ROWS long: x->n never passes BLOCK_ROWS */
     uint8_t *mask, *tmp_masks;
     uint32_t *sel, *gid; /* a block's selected rows and their groups */

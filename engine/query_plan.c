@@ -34,7 +34,7 @@ static int expr_check(const query_expr *e, const strata_schema *sc, int depth, s
     if (e->kind == QX_PRED) {
         if (e->pred.col < 0 || e->pred.col >= sc->ncols)
             return strata_err_set(err, STRATA_EINVAL, "where: not a column");
-        if (e->pred.op > PRED_NOT_IN)
+        if (e->pred.op > SEGMENT_PRED_NOT_IN)
             return strata_err_set(err, STRATA_EINVAL, "where: unknown operator");
         return 0;
     }
@@ -79,7 +79,7 @@ int qplan_fill_buckets(const strata_query *q, int64_t *first, uint64_t *n, strat
 int qplan_fill_too_many(const strata_query *q, uint64_t nb, uint64_t ntuples, strata_err *err)
 {
     char iv[24], rows[48], limit[96];
-    strata_format_duration_ms(q->interval_ms, iv, sizeof iv);
+    units_format_duration_ms(q->interval_ms, iv, sizeof iv);
     uint64_t n;
     if (__builtin_mul_overflow(nb, ntuples ? ntuples : 1, &n))
         snprintf(rows, sizeof rows, "more than 18446744073709551615");
@@ -314,13 +314,13 @@ void qplan_free(qplan *p)
 /* ---- decisions the scan asks for, per segment and per granule ---------------------------- */
 
 /* Top-level AND predicates usable for granule pruning. */
-static int prune_preds(const strata_query *q, int time_col, seg_pred *out, seg_value *tv)
+static int prune_preds(const strata_query *q, int time_col, segment_pred *out, segment_value *tv)
 {
     int n = 0;
     tv[0].i = q->from_ms;
     tv[1].i = q->to_ms;
-    out[n++] = (seg_pred){time_col, PRED_GE, 1, &tv[0]};
-    out[n++] = (seg_pred){time_col, PRED_LT, 1, &tv[1]};
+    out[n++] = (segment_pred){time_col, SEGMENT_PRED_GE, 1, &tv[0]};
+    out[n++] = (segment_pred){time_col, SEGMENT_PRED_LT, 1, &tv[1]};
     const query_expr *w = q->where;
     if (w && w->kind == QX_PRED)
         out[n++] = w->pred;
@@ -333,8 +333,8 @@ static int prune_preds(const strata_query *q, int time_col, seg_pred *out, seg_v
 
 void qplan_granules(const qplan *p, const segment *seg, uint8_t *keep)
 {
-    seg_pred preds[66];
-    seg_value tv[2];
+    segment_pred preds[66];
+    segment_value tv[2];
     int np = prune_preds(p->q, p->sc->time_col, preds, tv);
     segment_prune_granules(seg, preds, np, keep);
 }
@@ -342,7 +342,7 @@ void qplan_granules(const qplan *p, const segment *seg, uint8_t *keep)
 bool qplan_granule_time_const(const qplan *p, const segment *seg, uint32_t g, int64_t *bucket)
 {
     const strata_query *q = p->q;
-    const seg_granule *tg = segment_granule(seg, p->sc->time_col, g);
+    const segment_granule_meta *tg = segment_granule(seg, p->sc->time_col, g);
     int64_t tmin = (int64_t)tg->min, tmax = (int64_t)tg->max;
     int64_t iv = q->interval_ms;
     *bucket = iv > 0 ? qctx_floor_div64(tmin, iv) * iv : 0;

@@ -91,7 +91,7 @@ static int get_duration(strata_err *err, json_t *obj, const char *parent, const 
     jutil_path_key(path, PATHCAP, parent, key);
     if (!json_is_string(v))
         return jutil_type_error(err, path, "a duration string such as \"2m\"", v);
-    if (strata_parse_duration_ms(json_string_value(v), out) != 0)
+    if (units_parse_duration_ms(json_string_value(v), out) != 0)
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: '%.64s' is not a duration (a whole number and one unit of ms, "
                               "s, m, h, d, w, y, such as \"2m\")",
@@ -117,7 +117,7 @@ static int get_size(strata_err *err, json_t *obj, const char *parent, const char
     }
     if (!json_is_string(v))
         return jutil_type_error(err, path, "a size (an integer or a string such as \"64MiB\")", v);
-    if (strata_parse_bytes(json_string_value(v), out) != 0)
+    if (units_parse_bytes(json_string_value(v), out) != 0)
         return strata_err_set(err, STRATA_EINVAL,
                               "%s: '%.64s' is not a size (bytes, or a number with KiB, MiB, GiB, "
                               "KB, MB, GB, k, m or g, such as \"64MiB\")",

@@ -117,7 +117,7 @@ static json_t *jstr(const char *s, size_t cap) { return json_stringn(s, strnlen(
 static json_t *jduration(int64_t ms)
 {
     char buf[32];
-    strata_format_duration_ms(ms, buf, sizeof buf);
+    units_format_duration_ms(ms, buf, sizeof buf);
     return json_string(buf);
 }
 
@@ -126,7 +126,7 @@ static json_t *jduration_opt(int64_t ms) { return ms ? jduration(ms) : json_null
 static json_t *jbytes(uint64_t n)
 {
     char buf[32];
-    strata_format_bytes(n, buf, sizeof buf);
+    units_format_bytes(n, buf, sizeof buf);
     return json_string(buf);
 }
 

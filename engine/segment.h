@@ -14,7 +14,7 @@
  * Reading: segment_open reads and checks the header, trailer and footer, and loads the
  * dictionaries and bitmaps (each checksummed). Data blocks are read on demand with
  * pread, checked and decoded into caller arrays. A segment handle is immutable after open
- * and may be used from many threads at once, each with its own seg_scratch.
+ * and may be used from many threads at once, each with its own segment_scratch.
  *
  * Every failure is an error naming the file, and where it applies the column and the
  * granule (block); no input bytes can make the reader crash or read out of bounds.
@@ -79,21 +79,21 @@ void segment_writer_abort(segment_writer *w);
 
 typedef struct segment segment;
 
-typedef struct seg_block {
+typedef struct segment_block {
     uint64_t offset;
     uint32_t stored_len; /* bytes in the file */
     uint32_t raw_len;    /* bytes after decompression (the encoded block) */
     uint8_t codec;
     uint8_t encoding;
     uint64_t checksum;   /* XXH3-64 of the stored bytes */
-} seg_block;
+} segment_block;
 
-typedef struct seg_granule {
-    seg_block block;
+typedef struct segment_granule_meta {
+    segment_block block;
     uint64_t min, max; /* int64/uint64 bits, double bits, or dictionary codes */
-    uint8_t flags;     /* SEG_GRANULE_HAS_NAN */
-} seg_granule;
-#define SEG_GRANULE_HAS_NAN 1
+    uint8_t flags;     /* SEGMENT_GRANULE_HAS_NAN */
+} segment_granule_meta;
+#define SEGMENT_GRANULE_HAS_NAN 1
 
 /* Opens and checks path. On success *out owns an open file; close with segment_close. */
 int segment_open(const char *path, segment **out /* OUT */, strata_err *err);
@@ -112,7 +112,7 @@ uint32_t segment_ngranules(const segment *s);
 uint32_t segment_granule_nrows(const segment *s, uint32_t g);
 int64_t segment_min_time(const segment *s);
 int64_t segment_max_time(const segment *s);
-const seg_granule *segment_granule(const segment *s, int col, uint32_t g);
+const segment_granule_meta *segment_granule(const segment *s, int col, uint32_t g);
 
 /* String columns: dictionary size, a value (pointer valid until segment_close), and
  * the code of a value (-1 when absent). */
@@ -127,24 +127,24 @@ const roaring_bitmap_t *segment_dict_bitmap(const segment *s, int col, uint32_t 
 uint64_t segment_dict_bytes(const segment *s, int col);
 uint64_t segment_bitmap_bytes(const segment *s, int col);
 
-/* Per-thread decode buffers; zero-initialize, free with seg_scratch_free. */
-typedef struct seg_scratch {
+/* Per-thread decode buffers; zero-initialize, free with segment_scratch_free. */
+typedef struct segment_scratch {
     uint8_t *stored, *raw;
     size_t stored_cap, raw_cap;
     uint64_t *u64;
     size_t u64_cap;
     compressor *z;
-} seg_scratch;
-void seg_scratch_free(seg_scratch *sc);
+} segment_scratch;
+void segment_scratch_free(segment_scratch *sc);
 
 /* Decode granule g of column col into out (segment_granule_nrows values). The *_ints
  * form is for int types, *_floats for float64, *_codes for strings. Each checks the
  * block's checksum and shape; errors name file, column and granule. */
-int segment_read_ints(const segment *s, int col, uint32_t g, int64_t *out, seg_scratch *sc,
+int segment_read_ints(const segment *s, int col, uint32_t g, int64_t *out, segment_scratch *sc,
                       strata_err *err);
-int segment_read_floats(const segment *s, int col, uint32_t g, double *out, seg_scratch *sc,
+int segment_read_floats(const segment *s, int col, uint32_t g, double *out, segment_scratch *sc,
                         strata_err *err);
-int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, seg_scratch *sc,
+int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, segment_scratch *sc,
                        strata_err *err);
 
 /* Reads, checks and decodes every block, and checks granule min/max and the bitmap index
@@ -153,38 +153,38 @@ int segment_verify(const segment *s, strata_err *err);
 
 /* ---- predicates and pruning ------------------------------------------------------- */
 
-typedef enum seg_pred_op {
-    PRED_EQ, PRED_NE, PRED_LT, PRED_LE, PRED_GT, PRED_GE, PRED_IN, PRED_NOT_IN,
-} seg_pred_op;
+typedef enum segment_pred_op {
+    SEGMENT_PRED_EQ, SEGMENT_PRED_NE, SEGMENT_PRED_LT, SEGMENT_PRED_LE, SEGMENT_PRED_GT, SEGMENT_PRED_GE, SEGMENT_PRED_IN, SEGMENT_PRED_NOT_IN,
+} segment_pred_op;
 
-typedef union seg_value {
+typedef union segment_value {
     int64_t i; /* int types; uint64 as bit pattern */
     double f;
     strata_str s;
-} seg_value;
+} segment_value;
 
-typedef struct seg_pred {
+typedef struct segment_pred {
     int col;
-    seg_pred_op op;
+    segment_pred_op op;
     uint32_t nvals; /* 1 for comparisons, any for IN / NOT_IN */
-    const seg_value *vals;
-} seg_pred;
+    const segment_value *vals;
+} segment_pred;
 
 /* True when row value v satisfies p (for column type t). The reference semantics every
  * pruning decision must agree with. Strings compare in dictionary order. */
-bool seg_pred_match_int(strata_type t, const seg_pred *p, int64_t v);
-bool seg_pred_match_float(const seg_pred *p, double v);
-bool seg_pred_match_str(const seg_pred *p, strata_str v);
+bool segment_pred_match_int(strata_type t, const segment_pred *p, int64_t v);
+bool segment_pred_match_float(const segment_pred *p, double v);
+bool segment_pred_match_str(const segment_pred *p, strata_str v);
 
 /* Sets keep[g] to 0 for every granule that min/max (or, for strings, the dictionary)
  * proves has no row satisfying all of preds (an AND), to 1 otherwise. Never drops a
  * granule holding a matching row. */
-void segment_prune_granules(const segment *s, const seg_pred *preds, int npreds, uint8_t *keep);
+void segment_prune_granules(const segment *s, const segment_pred *preds, int npreds, uint8_t *keep);
 
 /* For a predicate on a string column: the exact set of matching rows, built from the
  * bitmap index. Returns a new bitmap (caller frees with roaring_bitmap_free), or NULL
  * when out of memory or col is not a string column. */
-roaring_bitmap_t *segment_pred_rows(const segment *s, const seg_pred *p);
+roaring_bitmap_t *segment_pred_rows(const segment *s, const segment_pred *p);
 
 /* Dictionary order of two strings: memcmp of the common prefix, then shorter first. */
 int strata_str_cmp(strata_str a, strata_str b);

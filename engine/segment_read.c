@@ -6,7 +6,7 @@
  * block reference against the file size before allocating anything sized by them, then
  * loads each string column's dictionary and bitmap blocks (checksummed, sorted order and
  * bitmap partition checked). Data blocks are read with pread on demand, so a handle is
- * shared by all query threads; each thread brings its own seg_scratch.
+ * shared by all query threads; each thread brings its own segment_scratch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +25,9 @@
 #include "engine/segment_format.h"
 
 typedef struct col_state {
-    seg_granule *granules;
+    segment_granule_meta *granules;
     /* strings */
-    seg_block dict_ref, bm_ref;
+    segment_block dict_ref, bm_ref;
     uint32_t dict_n;
     uint8_t *dict_raw; /* the decompressed dictionary block */
     const uint32_t *ends;
@@ -44,7 +44,7 @@ struct segment {
     uint64_t nrows;
     uint32_t granule_rows, ngranules;
     int64_t min_time, max_time;
-    seg_granule *granule_mem;
+    segment_granule_meta *granule_mem;
     col_state cols[STRATA_MAX_COLUMNS];
 };
 
@@ -65,7 +65,7 @@ static int pread_full(int fd, void *p, size_t n, uint64_t off)
     return 0;
 }
 
-static void read_ref(cursor *c, seg_block *r)
+static void read_ref(cursor *c, segment_block *r)
 {
     r->offset = cursor_u64(c);
     r->stored_len = cursor_u32(c);
@@ -75,7 +75,7 @@ static void read_ref(cursor *c, seg_block *r)
     r->checksum = cursor_u64(c);
 }
 
-static bool ref_ok(const segment *s, const seg_block *r, uint64_t max_raw)
+static bool ref_ok(const segment *s, const segment_block *r, uint64_t max_raw)
 {
     return r->offset >= SEGMENT_HEADER_SIZE && r->offset <= s->footer_off &&
            r->stored_len <= s->footer_off - r->offset && r->raw_len <= max_raw &&
@@ -94,7 +94,7 @@ static bool grow(void **p, size_t *cap, size_t want)
     return true;
 }
 
-void seg_scratch_free(seg_scratch *sc)
+void segment_scratch_free(segment_scratch *sc)
 {
     free(sc->stored);
     free(sc->raw);
@@ -110,8 +110,8 @@ static const char *col_name(const segment *s, int col)
 
 /* Reads block ref into sc->raw (raw_len bytes plus ENCODE_PAD zero bytes), checking its
  * checksum and decompression. what: "granule 3" / "dictionary" / "bitmap index". */
-static int load_block(const segment *s, int col, const char *what, const seg_block *r,
-                      seg_scratch *sc, strata_err *err)
+static int load_block(const segment *s, int col, const char *what, const segment_block *r,
+                      segment_scratch *sc, strata_err *err)
 {
     if (!sc->z && !(sc->z = compressor_create(3)))
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -142,22 +142,22 @@ static int load_block(const segment *s, int col, const char *what, const seg_blo
                               "%s: column '%s' %s: block at offset %" PRIu64
                               " of %u bytes cannot decompress (%s) to the %u bytes it claims",
                               s->path, col_name(s, col), what, r->offset, r->stored_len,
-                              codec_name((strata_codec)r->codec), r->raw_len);
+                              compress_codec_name((strata_codec)r->codec), r->raw_len);
     if (!grow((void **)&sc->raw, &sc->raw_cap, (size_t)r->raw_len + ENCODE_PAD))
         return strata_err_set(err, STRATA_ENOMEM, "%s: column '%s' %s: out of memory", s->path,
                               col_name(s, col), what);
-    if (block_decompress(sc->z, (strata_codec)r->codec, sc->stored, r->stored_len, sc->raw,
+    if (decompress_block(sc->z, (strata_codec)r->codec, sc->stored, r->stored_len, sc->raw,
                          r->raw_len) != 0)
         return strata_err_set(err, STRATA_ECORRUPT,
                               "%s: column '%s' %s: block at offset %" PRIu64
                               " does not decompress (%s) to %u bytes",
                               s->path, col_name(s, col), what, r->offset,
-                              codec_name((strata_codec)r->codec), r->raw_len);
+                              compress_codec_name((strata_codec)r->codec), r->raw_len);
     memset(sc->raw + r->raw_len, 0, ENCODE_PAD);
     return 0;
 }
 
-static int load_dict(segment *s, int c, seg_scratch *sc, strata_err *err)
+static int load_dict(segment *s, int c, segment_scratch *sc, strata_err *err)
 {
     col_state *col = &s->cols[c];
     int rc = load_block(s, c, "dictionary", &col->dict_ref, sc, err);
@@ -327,7 +327,7 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
                                       s->path, col_name(s, i));
         }
         for (uint32_t g = 0; g < s->ngranules; g++) {
-            seg_granule *gr = &col->granules[g];
+            segment_granule_meta *gr = &col->granules[g];
             read_ref(&c, &gr->block);
             gr->min = cursor_u64(&c);
             gr->max = cursor_u64(&c);
@@ -335,7 +335,7 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
             if (c.bad)
                 goto short_footer;
             if (!ref_ok(s, &gr->block, max_data_raw) || !encoding_fits(t, gr->block.encoding) ||
-                gr->flags > SEG_GRANULE_HAS_NAN)
+                gr->flags > SEGMENT_GRANULE_HAS_NAN)
                 return strata_err_set(err, STRATA_ECORRUPT,
                                       "%s: footer: column '%s' granule %u: block reference is "
                                       "out of bounds or of the wrong kind",
@@ -355,7 +355,7 @@ int segment_open(const char *path, segment **out, strata_err *err)
     *out = NULL;
     segment *s = calloc(1, sizeof *s);
     uint8_t *footer = NULL;
-    seg_scratch sc = {0};
+    segment_scratch sc = {0};
     int rc;
     if (!s || !(s->path = strdup(path))) {
         free(s);
@@ -452,12 +452,12 @@ int segment_open(const char *path, segment **out, strata_err *err)
         if (s->schema.cols[c].type == STRATA_STRING && (rc = load_dict(s, c, &sc, err)) != 0)
             goto fail;
     free(footer);
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     *out = s;
     return 0;
 fail:
     free(footer);
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     segment_close(s);
     return rc;
 }
@@ -499,7 +499,7 @@ uint32_t segment_granule_nrows(const segment *s, uint32_t g)
     return left < s->granule_rows ? (uint32_t)left : s->granule_rows;
 }
 
-const seg_granule *segment_granule(const segment *s, int col, uint32_t g)
+const segment_granule_meta *segment_granule(const segment *s, int col, uint32_t g)
 {
     return &s->cols[col].granules[g];
 }
@@ -556,11 +556,11 @@ static int check_col(const segment *s, int col, uint32_t g, bool ok_type, const 
     return 0;
 }
 
-static int load_granule(const segment *s, int col, uint32_t g, seg_scratch *sc, strata_err *err)
+static int load_granule(const segment *s, int col, uint32_t g, segment_scratch *sc, strata_err *err)
 {
     char what[32];
     snprintf(what, sizeof what, "granule %u", g);
-    const seg_block *b = &s->cols[col].granules[g].block;
+    const segment_block *b = &s->cols[col].granules[g].block;
     int rc = load_block(s, col, what, b, sc, err);
     if (rc)
         return rc;
@@ -578,7 +578,7 @@ static int bad_block(const segment *s, int col, uint32_t g, strata_err *err)
                           col_name(s, col), g, encoding_name(s->cols[col].granules[g].block.encoding));
 }
 
-int segment_read_ints(const segment *s, int col, uint32_t g, int64_t *out, seg_scratch *sc,
+int segment_read_ints(const segment *s, int col, uint32_t g, int64_t *out, segment_scratch *sc,
                       strata_err *err)
 {
     int rc = check_col(s, col, g, col >= 0 && col < s->schema.ncols &&
@@ -592,7 +592,7 @@ int segment_read_ints(const segment *s, int col, uint32_t g, int64_t *out, seg_s
     return 0;
 }
 
-int segment_read_floats(const segment *s, int col, uint32_t g, double *out, seg_scratch *sc,
+int segment_read_floats(const segment *s, int col, uint32_t g, double *out, segment_scratch *sc,
                         strata_err *err)
 {
     int rc = check_col(s, col, g, col >= 0 && col < s->schema.ncols &&
@@ -608,7 +608,7 @@ int segment_read_floats(const segment *s, int col, uint32_t g, double *out, seg_
     return 0;
 }
 
-int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, seg_scratch *sc,
+int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, segment_scratch *sc,
                        strata_err *err)
 {
     int rc = check_col(s, col, g, col >= 0 && col < s->schema.ncols &&
@@ -635,7 +635,7 @@ int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, seg
 
 int segment_verify(const segment *s, strata_err *err)
 {
-    seg_scratch sc = {0};
+    segment_scratch sc = {0};
     size_t cap = s->granule_rows;
     int64_t *iv = malloc(sizeof *iv * cap);
     double *fv = malloc(sizeof *fv * cap);
@@ -649,7 +649,7 @@ int segment_verify(const segment *s, strata_err *err)
     for (int c = 0; c < s->schema.ncols && rc == 0; c++) {
         strata_type t = s->schema.cols[c].type;
         for (uint32_t g = 0; g < s->ngranules && rc == 0; g++) {
-            const seg_granule *gr = &s->cols[c].granules[g];
+            const segment_granule_meta *gr = &s->cols[c].granules[g];
             uint32_t n = segment_granule_nrows(s, g);
             uint64_t lo, hi;
             uint8_t flags = 0;
@@ -684,7 +684,7 @@ int segment_verify(const segment *s, strata_err *err)
                 double dlo = INFINITY, dhi = -INFINITY;
                 for (uint32_t i = 0; i < n; i++) {
                     if (isnan(fv[i]))
-                        flags |= SEG_GRANULE_HAS_NAN;
+                        flags |= SEGMENT_GRANULE_HAS_NAN;
                     else {
                         dlo = fv[i] < dlo ? fv[i] : dlo;
                         dhi = fv[i] > dhi ? fv[i] : dhi;
@@ -729,6 +729,6 @@ done:
     free(iv);
     free(fv);
     free(cv);
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     return rc;
 }

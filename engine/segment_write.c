@@ -33,7 +33,7 @@ typedef struct col_state {
     bytebuf dict_raw;              /* dictionary block raw bytes */
     roaring_bitmap_t **bitmaps;
     /* footer entries */
-    seg_granule *granules;
+    segment_granule_meta *granules;
 } col_state;
 
 struct segment_writer {
@@ -89,13 +89,13 @@ static int emit(segment_writer *w, const void *p, size_t n, strata_err *err)
 
 /* Compresses raw into a block at the current offset and fills ref. */
 static int write_block(segment_writer *w, const void *raw, size_t raw_len, uint8_t encoding,
-                       seg_block *ref, strata_err *err)
+                       segment_block *ref, strata_err *err)
 {
     if (raw_len > UINT32_MAX)
         return strata_err_set(err, STRATA_EINVAL, "%s: block of %zu bytes is too large", w->path,
                               raw_len);
     w->comp.len = 0;
-    strata_codec used = block_compress(w->z, &w->comp, raw, raw_len, w->opts.codec);
+    strata_codec used = compress_block(w->z, &w->comp, raw, raw_len, w->opts.codec);
     if (w->comp.oom)
         return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", w->path);
     ref->offset = w->offset;
@@ -254,7 +254,7 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
     if (w->ngranules == w->gcap) {
         uint32_t cap = w->gcap ? w->gcap * 2 : 16;
         for (int c = 0; c < sc->ncols; c++) {
-            seg_granule *g = realloc(w->cols[c].granules, sizeof *g * cap);
+            segment_granule_meta *g = realloc(w->cols[c].granules, sizeof *g * cap);
             if (!g)
                 return strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", w->path);
             w->cols[c].granules = g;
@@ -281,7 +281,7 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
     uint32_t row0 = (uint32_t)w->nrows;
     for (int c = 0; c < sc->ncols; c++) {
         col_state *cs = &w->cols[c];
-        seg_granule *g = &cs->granules[w->ngranules];
+        segment_granule_meta *g = &cs->granules[w->ngranules];
         memset(g, 0, sizeof *g);
         w->enc.len = 0;
         if (strata_type_is_int(cs->type)) {
@@ -313,7 +313,7 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
             double lo = INFINITY, hi = -INFINITY;
             for (uint32_t i = 0; i < n; i++) {
                 if (isnan(v[i]))
-                    g->flags |= SEG_GRANULE_HAS_NAN;
+                    g->flags |= SEGMENT_GRANULE_HAS_NAN;
                 else {
                     lo = v[i] < lo ? v[i] : lo;
                     hi = v[i] > hi ? v[i] : hi;
@@ -350,7 +350,7 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
     return 0;
 }
 
-static void put_ref(bytebuf *f, const seg_block *r)
+static void put_ref(bytebuf *f, const segment_block *r)
 {
     buf_put_u64(f, r->offset);
     buf_put_u32(f, r->stored_len);
@@ -385,7 +385,7 @@ static void writer_free(segment_writer *w)
 int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err)
 {
     const strata_schema *sc = &w->schema;
-    seg_block dict_ref[STRATA_MAX_COLUMNS], bm_ref[STRATA_MAX_COLUMNS];
+    segment_block dict_ref[STRATA_MAX_COLUMNS], bm_ref[STRATA_MAX_COLUMNS];
     bytebuf f = {0}, bm = {0};
     int rc = 0;
     for (int c = 0; c < sc->ncols; c++) {

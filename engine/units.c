@@ -50,7 +50,7 @@ static const struct unit byte_units[] = {
 };
 /* clang-format on */
 
-/* Largest first, for strata_format_bytes. */
+/* Largest first, for units_format_bytes. */
 static const struct unit byte_format_units[] = {
     {"PiB", PIB}, {"TiB", TIB}, {"GiB", GIB}, {"MiB", MIB}, {"KiB", KIB},
 };
@@ -80,7 +80,7 @@ static int parse_scaled(const char *s, const struct unit *units, size_t nunits, 
     return STRATA_EINVAL;
 }
 
-int strata_parse_duration_ms(const char *s, int64_t *out)
+int units_parse_duration_ms(const char *s, int64_t *out)
 {
     uint64_t v;
     int rc = parse_scaled(s, duration_units, sizeof duration_units / sizeof duration_units[0],
@@ -90,12 +90,12 @@ int strata_parse_duration_ms(const char *s, int64_t *out)
     return rc;
 }
 
-int strata_parse_bytes(const char *s, uint64_t *out)
+int units_parse_bytes(const char *s, uint64_t *out)
 {
     return parse_scaled(s, byte_units, sizeof byte_units / sizeof byte_units[0], UINT64_MAX, out);
 }
 
-void strata_format_duration_ms(int64_t ms, char *buf, size_t cap)
+void units_format_duration_ms(int64_t ms, char *buf, size_t cap)
 {
     if (cap == 0)
         return;
@@ -116,7 +116,7 @@ void strata_format_duration_ms(int64_t ms, char *buf, size_t cap)
     snprintf(buf, cap, "%s%" PRIu64 "%s", neg ? "-" : "", count, suffix);
 }
 
-void strata_format_bytes(uint64_t n, char *buf, size_t cap)
+void units_format_bytes(uint64_t n, char *buf, size_t cap)
 {
     if (cap == 0)
         return;
@@ -155,7 +155,7 @@ static int days_in_month(int64_t y, int m)
     return m == 2 && leap ? 29 : d[m - 1];
 }
 
-int strata_parse_rfc3339_ms(const char *s, size_t len, int64_t *out)
+int units_parse_rfc3339_ms(const char *s, size_t len, int64_t *out)
 {
     int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
     if (!digits(s, len, 0, 4, &y) || len < 10 || s[4] != '-' || !digits(s, len, 5, 2, &mo) ||
@@ -217,7 +217,7 @@ int strata_parse_rfc3339_ms(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-void strata_format_rfc3339_ms(int64_t ms, char *buf, size_t cap)
+void units_format_rfc3339_ms(int64_t ms, char *buf, size_t cap)
 {
     int64_t days = ms / 86400000 - (ms % 86400000 < 0);
     int64_t rem = ms - days * 86400000;

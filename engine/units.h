@@ -32,24 +32,24 @@
  * and returns 0. On failure (NULL or empty text, no unit, an unknown unit, a sign,
  * spaces, trailing text, or a value above INT64_MAX ms) returns STRATA_EINVAL and leaves
  * *out unchanged. */
-int strata_parse_duration_ms(const char *s, int64_t *out /* OUT */);
+int units_parse_duration_ms(const char *s, int64_t *out /* OUT */);
 
 /* Parses a byte size such as "64MiB" or "65536". On success stores the value in *out and
  * returns 0; on failure (NULL or empty text, an unknown suffix, a sign, spaces, trailing
  * text, or a value above UINT64_MAX) returns STRATA_EINVAL and leaves *out unchanged. */
-int strata_parse_bytes(const char *s, uint64_t *out /* OUT */);
+int units_parse_bytes(const char *s, uint64_t *out /* OUT */);
 
 /* Writes ms with the largest unit that divides it exactly: 120000 -> "2m",
  * 1500 -> "1500ms", 0 -> "0s", 31536000000 -> "1y". Negative values get a leading '-'
  * (the parser refuses them; they only appear in messages). The text is NUL-terminated
  * and truncated to cap - 1 bytes; 24 bytes always suffice. Nothing is written when cap
  * is 0. */
-void strata_format_duration_ms(int64_t ms, char *buf, size_t cap);
+void units_format_duration_ms(int64_t ms, char *buf, size_t cap);
 
 /* Writes n with the largest binary unit that divides it exactly (67108864 -> "64MiB"),
  * else as plain digits (65537 -> "65537"; 0 -> "0"). NUL-terminated, truncated to
  * cap - 1 bytes; 24 bytes always suffice. Nothing is written when cap is 0. */
-void strata_format_bytes(uint64_t n, char *buf, size_t cap);
+void units_format_bytes(uint64_t n, char *buf, size_t cap);
 
 /* Parses an RFC 3339 time, s[0..len): "2024-01-31T13:45:00Z", with optional fractional
  * seconds (any number of digits; truncated to milliseconds), "Z"/"z" or a "+hh:mm" /
@@ -57,10 +57,10 @@ void strata_format_bytes(uint64_t n, char *buf, size_t cap);
  * UTC. The result is epoch milliseconds within STRATA_TS_MIN..STRATA_TS_MAX. Returns 0, or
  * STRATA_EINVAL (nothing written) for anything else, including impossible dates
  * (2023-02-29) and fields out of range. */
-int strata_parse_rfc3339_ms(const char *s, size_t len, int64_t *out /* OUT */);
+int units_parse_rfc3339_ms(const char *s, size_t len, int64_t *out /* OUT */);
 
 /* Writes ms as "2024-01-31T13:45:00.123Z" (always with milliseconds) into buf
  * (at least 32 bytes). */
-void strata_format_rfc3339_ms(int64_t ms, char *buf, size_t cap);
+void units_format_rfc3339_ms(int64_t ms, char *buf, size_t cap);
 
 #endif

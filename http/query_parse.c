@@ -48,7 +48,7 @@ static void format_time(int64_t ms, char *buf, size_t cap)
         snprintf(buf, cap, "%" PRId64 " ms", ms);
         return;
     }
-    strata_format_rfc3339_ms(ms, buf, cap);
+    units_format_rfc3339_ms(ms, buf, cap);
     size_t n = strlen(buf);
     if (n >= 5 && strcmp(buf + n - 5, ".000Z") == 0)
         memcpy(buf + n - 5, "Z", 2);
@@ -88,8 +88,8 @@ static const strata_agg fn_values[] = {STRATA_AGG_COUNT,   STRATA_AGG_SUM, STRAT
 static const char *const fill_names[] = {"none", "zero", "null"};
 static const query_fill fill_values[] = {QUERY_FILL_NONE, QUERY_FILL_ZERO, QUERY_FILL_NULL};
 static const char *const op_names[] = {"=", "!=", "<", "<=", ">", ">=", "in", "not_in"};
-static const seg_pred_op op_values[] = {PRED_EQ, PRED_NE, PRED_LT, PRED_LE,
-                                        PRED_GT, PRED_GE, PRED_IN, PRED_NOT_IN};
+static const segment_pred_op op_values[] = {SEGMENT_PRED_EQ, SEGMENT_PRED_NE, SEGMENT_PRED_LT, SEGMENT_PRED_LE,
+                                        SEGMENT_PRED_GT, SEGMENT_PRED_GE, SEGMENT_PRED_IN, SEGMENT_PRED_NOT_IN};
 
 /* Resolves the column name v (at path) to an index of the table's schema. */
 static int get_column(qparse *p, json_t *v, const char *path, int *idx)
@@ -160,7 +160,7 @@ static int parse_time(qparse *p, json_t *v, const char *path, int64_t *out)
         int64_t d = 0, t = p->now_ms;
         bool ok = true;
         if (n > 3) {
-            ok = (s[3] == '+' || s[3] == '-') && strata_parse_duration_ms(s + 4, &d) == 0;
+            ok = (s[3] == '+' || s[3] == '-') && units_parse_duration_ms(s + 4, &d) == 0;
             if (ok)
                 ok = s[3] == '+' ? !__builtin_add_overflow(t, d, &t)
                                  : !__builtin_sub_overflow(t, d, &t);
@@ -173,7 +173,7 @@ static int parse_time(qparse *p, json_t *v, const char *path, int64_t *out)
         *out = t;
         return 0;
     }
-    if (strata_parse_rfc3339_ms(s, n, out) != 0)
+    if (units_parse_rfc3339_ms(s, n, out) != 0)
         return strata_err_set(p->err, STRATA_EINVAL, "%s: '%.64s' is not a time (expected %s)",
                               path, s, expected);
     return 0;
@@ -228,7 +228,7 @@ static int parse_integral_real(qparse *p, json_t *v, const char *path, const str
 }
 
 /* Reads v, a value compared with column col, into *val; string copies go to *str. */
-static int parse_value(qparse *p, json_t *v, const char *path, int col, seg_value *val, char **str)
+static int parse_value(qparse *p, json_t *v, const char *path, int col, segment_value *val, char **str)
 {
     const strata_column *c = &p->sc->cols[col];
     const char *tn = strata_type_name(c->type);
@@ -350,8 +350,8 @@ static int parse_pred(qparse *p, json_t *v, const char *path, query_expr *out)
     if ((rc = get_choice(p, v, path, "op", "an operator (a string)", "operator", op_names,
                          NELEM(op_names), &oi)) < 0)
         return rc;
-    seg_pred_op op = op_values[oi];
-    bool list = op == PRED_IN || op == PRED_NOT_IN;
+    segment_pred_op op = op_values[oi];
+    bool list = op == SEGMENT_PRED_IN || op == SEGMENT_PRED_NOT_IN;
     json_t *one = json_object_get(v, "value"), *many = jutil_member(v, "values");
     size_t n = 1;
     /* in and not_in take "values", the others "value"; the other key is refused. */
@@ -780,7 +780,7 @@ static int parse_root(qparse *p, json_t *root)
     if ((v = jutil_member(root, "interval"))) {
         if (!json_is_string(v))
             return jutil_type_error(p->err, "interval", "a duration string such as \"1m\"", v);
-        if (strata_parse_duration_ms(json_string_value(v), &q->interval_ms) != 0 ||
+        if (units_parse_duration_ms(json_string_value(v), &q->interval_ms) != 0 ||
             strlen(json_string_value(v)) != json_string_length(v))
             return strata_err_set(
                 p->err, STRATA_EINVAL,

@@ -625,7 +625,7 @@ static int store_value(row_batch *b, uint32_t r, const field_value *v, char *sta
         }
         if (v->kind != V_STRING || !(s = string_bytes(v, stack, heap, &len)))
             return -1;
-        return strata_parse_rfc3339_ms(s, len, &b->i[c][r]) == 0 ? 0 : -1;
+        return units_parse_rfc3339_ms(s, len, &b->i[c][r]) == 0 ? 0 : -1;
     case STRATA_INT64:
         if (v->kind != V_INT)
             return -1;

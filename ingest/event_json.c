@@ -221,7 +221,7 @@ static int parse_time(const char *field, const json_t *v, int64_t *out, strata_e
         return 0;
     }
     if (json_is_string(v)) {
-        if (strata_parse_rfc3339_ms(json_string_value(v), json_string_length(v), out) != 0)
+        if (units_parse_rfc3339_ms(json_string_value(v), json_string_length(v), out) != 0)
             return strata_err_set(err, STRATA_EINVAL, "%s: '%.64s' is not an RFC 3339 time", field,
                                   json_string_value(v));
         return 0;

@@ -117,7 +117,7 @@ static int parse_start(const char *s, int64_t *out)
     }
     if (strncmp(s, "now-", 4) == 0) {
         int64_t d;
-        if (strata_parse_duration_ms(s + 4, &d) != 0)
+        if (units_parse_duration_ms(s + 4, &d) != 0)
             return -1;
         *out = clock_wall_ms() - d;
         return 0;
@@ -128,7 +128,7 @@ static int parse_start(const char *s, int64_t *out)
         *out = (int64_t)u;
         return 0;
     }
-    return strata_parse_rfc3339_ms(s, strlen(s), out) == 0 ? 0 : -1;
+    return units_parse_rfc3339_ms(s, strlen(s), out) == 0 ? 0 : -1;
 }
 
 static void json_map_u64(FILE *f, const char *name, const char *const *keys, const uint64_t *v, int n)
@@ -240,7 +240,7 @@ int cmd_gen(int argc, char **argv)
                 return bad_usage("--bad: '%s' is not a probability in [0, 1]", optarg);
             break;
         case O_LATE_MAX:
-            if (strata_parse_duration_ms(optarg, &go.late_max_ms) != 0 || go.late_max_ms < 1)
+            if (units_parse_duration_ms(optarg, &go.late_max_ms) != 0 || go.late_max_ms < 1)
                 return bad_usage("--late-max: '%s' is not a positive duration (e.g. 10m, 30s)",
                                  optarg);
             break;
@@ -250,7 +250,7 @@ int cmd_gen(int argc, char **argv)
                                  "now-DURATION)", optarg);
             break;
         case O_SPAN:
-            if (strata_parse_duration_ms(optarg, &go.span_ms) != 0)
+            if (units_parse_duration_ms(optarg, &go.span_ms) != 0)
                 return bad_usage("--span: '%s' is not a duration (e.g. 7d, 90m)", optarg);
             have_span = true;
             break;

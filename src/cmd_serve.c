@@ -186,7 +186,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             break;
         case 'b':
         case 'B':
-            if (strata_parse_bytes(optarg, ch == 'b' ? &cfg->max_body : &cfg->max_ingest_body) != 0 ||
+            if (units_parse_bytes(optarg, ch == 'b' ? &cfg->max_body : &cfg->max_ingest_body) != 0 ||
                 (ch == 'b' ? cfg->max_body : cfg->max_ingest_body) == 0) {
                 fprintf(stderr, "strata serve: --max-%sbody: '%s' is not a size above 0 (e.g. 64MiB, 1GiB)\n",
                         ch == 'b' ? "" : "ingest-", optarg);
@@ -194,7 +194,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             }
             break;
         case 'm':
-            if (strata_parse_bytes(optarg, &cfg->query_memory) != 0) {
+            if (units_parse_bytes(optarg, &cfg->query_memory) != 0) {
                 fprintf(stderr, "strata serve: --query-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
                 goto done;
             }
@@ -202,7 +202,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
                 cfg->query_memory = 1; /* refused by check_limits, with the minimum */
             break;
         case 'M':
-            if (strata_parse_bytes(optarg, &cfg->ingest_memory) != 0) {
+            if (units_parse_bytes(optarg, &cfg->ingest_memory) != 0) {
                 fprintf(stderr, "strata serve: --ingest-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
                 goto done;
             }
@@ -210,7 +210,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
                 cfg->ingest_memory = 1; /* refused by check_limits, with the minimum */
             break;
         case 'q':
-            if (strata_parse_duration_ms(optarg, &cfg->query_timeout_ms) != 0) {
+            if (units_parse_duration_ms(optarg, &cfg->query_timeout_ms) != 0) {
                 fprintf(stderr, "strata serve: --query-timeout: '%s' is not a duration (a number with a unit: "
                                 "500ms, 30s, 2m)\n", optarg);
                 goto done;

@@ -43,7 +43,7 @@ static int cfg_size(json_t *o, const char *key, uint64_t *dst, const char *path)
         return 0;
     }
     uint64_t n;
-    if (json_is_string(v) && strata_parse_bytes(json_string_value(v), &n) == 0 && n > 0) {
+    if (json_is_string(v) && units_parse_bytes(json_string_value(v), &n) == 0 && n > 0) {
         *dst = n;
         return 0;
     }
@@ -142,7 +142,7 @@ int config_load(const char *path, serve_cfg *cfg)
              cfg_size(o, "ingest_memory", &cfg->ingest_memory, path);
     json_t *qt = json_object_get(o, "query_timeout");
     if (!rc && qt && !cfg->query_timeout_ms &&
-        (!json_is_string(qt) || strata_parse_duration_ms(json_string_value(qt), &cfg->query_timeout_ms) != 0)) {
+        (!json_is_string(qt) || units_parse_duration_ms(json_string_value(qt), &cfg->query_timeout_ms) != 0)) {
         fprintf(stderr, "strata serve: %s: query_timeout: expected a duration like \"30s\"\n", path);
         rc = -1;
     } else if (!rc && qt && cfg->query_timeout_ms == 0) {

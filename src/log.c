@@ -15,7 +15,7 @@
 void log_line(const char *fmt, ...)
 {
     char when[40];
-    strata_format_rfc3339_ms(clock_wall_ms(), when, sizeof when);
+    units_format_rfc3339_ms(clock_wall_ms(), when, sizeof when);
     fprintf(stderr, "%s strata: ", when);
     va_list ap;
     va_start(ap, fmt);

@@ -89,7 +89,7 @@ static void summarize_col(const segment *s, int c, col_summary *cs)
     memset(cs, 0, sizeof *cs);
     strata_type t = segment_schema(s)->cols[c].type;
     for (uint32_t g = 0; g < segment_ngranules(s); g++) {
-        const seg_granule *gr = segment_granule(s, c, g);
+        const segment_granule_meta *gr = segment_granule(s, c, g);
         cs->stored += gr->block.stored_len;
         cs->enc_count[gr->block.encoding]++;
         if (gr->block.codec < 3)
@@ -127,14 +127,14 @@ static void encodings_text(const col_summary *cs, char *out, size_t cap)
     for (int k = 0; k < 3; k++)
         if (cs->codec_count[k] && n < cap)
             n += (size_t)snprintf(out + n, cap - n, "%s%s:%" PRIu64, n ? "," : "",
-                                  codec_name((strata_codec)k), cs->codec_count[k]);
+                                  compress_codec_name((strata_codec)k), cs->codec_count[k]);
 }
 
 static void value_text(const segment *s, int c, uint64_t v, char *out, size_t cap)
 {
     strata_type t = segment_schema(s)->cols[c].type;
     switch (t) {
-    case STRATA_TIMESTAMP: strata_format_rfc3339_ms((int64_t)v, out, cap); break;
+    case STRATA_TIMESTAMP: units_format_rfc3339_ms((int64_t)v, out, cap); break;
     case STRATA_UINT64: snprintf(out, cap, "%" PRIu64, v); break;
     case STRATA_BOOL: snprintf(out, cap, "%s", v ? "true" : "false"); break;
     case STRATA_FLOAT64: {
@@ -161,8 +161,8 @@ static void print_segment_text(const segment *s, FILE *out)
     fprintf(out, "rows            %" PRIu64 "\n", segment_nrows(s));
     fprintf(out, "granules        %u of %u rows\n", segment_ngranules(s), segment_granule_rows(s));
     if (segment_nrows(s)) {
-        strata_format_rfc3339_ms(segment_min_time(s), a, sizeof a);
-        strata_format_rfc3339_ms(segment_max_time(s), b, sizeof b);
+        units_format_rfc3339_ms(segment_min_time(s), a, sizeof a);
+        units_format_rfc3339_ms(segment_max_time(s), b, sizeof b);
         fprintf(out, "time range      %s .. %s\n", a, b);
     }
     fprintf(out, "file bytes      %" PRIu64 " (%.2f bytes/row)\n", segment_file_bytes(s),
@@ -242,7 +242,7 @@ static int print_segment_json(const segment *s, long long rows, FILE *out)
         first = true;
         for (int k = 0; k < 3; k++)
             if (cs.codec_count[k]) {
-                fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", codec_name((strata_codec)k),
+                fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", compress_codec_name((strata_codec)k),
                        cs.codec_count[k]);
                 first = false;
             }
@@ -283,7 +283,7 @@ static int print_segment_json(const segment *s, long long rows, FILE *out)
 static int print_rows(const segment *s, uint64_t limit, bool in_array, FILE *out)
 {
     const strata_schema *sc = segment_schema(s);
-    seg_scratch scr = {0};
+    segment_scratch scr = {0};
     strata_err err = {0};
     uint32_t gr = segment_granule_rows(s);
     void *vals[STRATA_MAX_COLUMNS] = {0};
@@ -338,7 +338,7 @@ static int print_rows(const segment *s, uint64_t limit, bool in_array, FILE *out
 done:
     for (int c = 0; c < sc->ncols; c++)
         free(vals[c]);
-    seg_scratch_free(&scr);
+    segment_scratch_free(&scr);
     return rc ? 1 : 0;
 }
 

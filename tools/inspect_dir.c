@@ -384,8 +384,8 @@ static void print_text(const dir_scan *ds, bool verify, FILE *out)
     for (size_t i = 0; i < ds->n; i++) {
         const part_row *r = &ds->rows[i];
         char a[40], b[40];
-        strata_format_rfc3339_ms(r->seg.min_time, a, sizeof a);
-        strata_format_rfc3339_ms(r->seg.max_time, b, sizeof b);
+        units_format_rfc3339_ms(r->seg.min_time, a, sizeof a);
+        units_format_rfc3339_ms(r->seg.max_time, b, sizeof b);
         fprintf(out, "%-16s %-14s %016" PRIx64 " %12" PRIu64 " %12" PRIu64 " %9.2f  %-24s %-24s %u%s\n",
                 r->table, r->partition, r->seg.id, r->seg.rows, r->seg.bytes,
                 r->seg.rows ? (double)r->seg.bytes / (double)r->seg.rows : 0.0, a, b,

@@ -209,7 +209,7 @@ static int check(const char *dir, int round)
         bad = 1;
     }
     table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
-    seg_scratch sc = {0};
+    segment_scratch sc = {0};
     int64_t ids[8192];
     for (uint32_t p = 0; p < snap->nparts && !bad; p++) {
         snapshot_part *sp = &snap->parts[p];
@@ -284,7 +284,7 @@ static int check(const char *dir, int round)
             }
         free(seen);
     }
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     table_snapshot_release(snap);
     table_close(t);
     return bad;

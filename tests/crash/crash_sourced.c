@@ -174,7 +174,7 @@ static int verify(const char *dir)
     }
     uint8_t *seen = calloc(2 * OFFSETS, 1);
     int64_t *ids = malloc(sizeof *ids * 65536);
-    seg_scratch sc = {0};
+    segment_scratch sc = {0};
     int bad = 0;
     table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
     for (uint32_t p = 0; snap && p < snap->nparts && !bad; p++) {
@@ -206,7 +206,7 @@ static int verify(const char *dir)
                         want ? "missing" : "landed but is a dead letter");
         }
     table_snapshot_release(snap);
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     free(ids);
     free(seen);
     table_close(t);

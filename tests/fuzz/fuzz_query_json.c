@@ -51,17 +51,17 @@ static void check_expr(const query_expr *e, int depth)
     }
     if (e->kind != QX_PRED || e->kids || e->nkids)
         abort();
-    const seg_pred *p = &e->pred;
-    if (p->col < 0 || p->col >= schema.ncols || p->op > PRED_NOT_IN || !e->vals ||
+    const segment_pred *p = &e->pred;
+    if (p->col < 0 || p->col >= schema.ncols || p->op > SEGMENT_PRED_NOT_IN || !e->vals ||
         p->vals != e->vals || p->nvals > QUERY_PARSE_MAX_IN_VALUES)
         abort();
-    if (p->op != PRED_IN && p->op != PRED_NOT_IN && p->nvals != 1)
+    if (p->op != SEGMENT_PRED_IN && p->op != SEGMENT_PRED_NOT_IN && p->nvals != 1)
         abort();
     strata_type t = schema.cols[p->col].type;
     if ((t == STRATA_STRING) != (e->strs != NULL))
         abort();
     for (uint32_t i = 0; i < p->nvals; i++) {
-        const seg_value *v = &p->vals[i];
+        const segment_value *v = &p->vals[i];
         if (t == STRATA_STRING) {
             if (!e->strs[i] || v->s.ptr != e->strs[i] || strlen(e->strs[i]) != v->s.len)
                 abort();

@@ -157,22 +157,22 @@ static uint64_t rnd(uint64_t *s)
     return *s = x;
 }
 
-static bool row_matches(const segment *s, const column_data *cd, const seg_pred *p, uint64_t row)
+static bool row_matches(const segment *s, const column_data *cd, const segment_pred *p, uint64_t row)
 {
     const column_data *d = &cd[p->col];
     if (strata_type_is_int(d->type))
-        return seg_pred_match_int(d->type, p, d->iv[row]);
+        return segment_pred_match_int(d->type, p, d->iv[row]);
     if (d->type == STRATA_FLOAT64)
-        return seg_pred_match_float(p, d->fv[row]);
-    return seg_pred_match_str(p, segment_dict_value(s, p->col, d->cv[row]));
+        return segment_pred_match_float(p, d->fv[row]);
+    return segment_pred_match_str(p, segment_dict_value(s, p->col, d->cv[row]));
 }
 
 /* A value for column c: from the data when we have it, else from granule bounds, the
  * dictionary or thin air. String values may point into sbuf. */
-static seg_value pick_value(const segment *s, const column_data *cd, int c, bool have_rows,
+static segment_value pick_value(const segment *s, const column_data *cd, int c, bool have_rows,
                             uint64_t *seed, char *sbuf)
 {
-    seg_value v;
+    segment_value v;
     memset(&v, 0, sizeof v);
     uint64_t r = rnd(seed);
     uint64_t n = segment_nrows(s);
@@ -217,16 +217,16 @@ static void check_predicates(const segment *s, const column_data *cd, bool have_
     uint8_t *keep = malloc((size_t)ng + 1);
     CHECK(keep != NULL);
     for (int it = 0; it < 12; it++) {
-        seg_value vals[2][4];
+        segment_value vals[2][4];
         char sbuf[2][4][40];
-        seg_pred preds[2];
+        segment_pred preds[2];
         int np = 1 + (int)(rnd(&seed) % 2);
         for (int k = 0; k < np; k++) {
             uint64_t r = rnd(&seed);
-            seg_pred *p = &preds[k];
+            segment_pred *p = &preds[k];
             p->col = (int)(r % (unsigned)sc->ncols);
-            p->op = (seg_pred_op)((r >> 8) % 8);
-            p->nvals = p->op == PRED_IN || p->op == PRED_NOT_IN ? (uint32_t)((r >> 16) % 5) : 1;
+            p->op = (segment_pred_op)((r >> 8) % 8);
+            p->nvals = p->op == SEGMENT_PRED_IN || p->op == SEGMENT_PRED_NOT_IN ? (uint32_t)((r >> 16) % 5) : 1;
             for (uint32_t i = 0; i < p->nvals; i++)
                 vals[k][i] = pick_value(s, cd, p->col, have_rows, &seed, sbuf[k][i]);
             p->vals = vals[k];
@@ -283,7 +283,7 @@ static void exercise(const segment *s, uint64_t seed)
     column_data cd[STRATA_MAX_COLUMNS];
     memset(cd, 0, sizeof cd);
     size_t cap = have_rows ? (size_t)n + 1 : gr;
-    seg_scratch scr = {0};
+    segment_scratch scr = {0};
     for (int c = 0; c < sc->ncols; c++) {
         strata_type t = sc->cols[c].type;
         cd[c].type = t;
@@ -324,7 +324,7 @@ static void exercise(const segment *s, uint64_t seed)
             (void)segment_bitmap_bytes(s, c);
         }
     }
-    seg_scratch_free(&scr);
+    segment_scratch_free(&scr);
     check_predicates(s, cd, have_rows, seed);
     for (int c = 0; c < sc->ncols; c++) {
         free(cd[c].iv);

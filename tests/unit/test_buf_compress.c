@@ -51,28 +51,28 @@ TEST(compress_round_trip_every_codec)
     strata_codec codecs[] = {STRATA_CODEC_NONE, STRATA_CODEC_LZ4, STRATA_CODEC_ZSTD};
     for (int k = 0; k < 3; k++) {
         bytebuf b = {0};
-        strata_codec used = block_compress(z, &b, text, sizeof text, codecs[k]);
+        strata_codec used = compress_block(z, &b, text, sizeof text, codecs[k]);
         ASSERT_EQ(used, codecs[k]);
         if (codecs[k] != STRATA_CODEC_NONE)
             ASSERT_LT(b.len, sizeof text / 10);
-        ASSERT_EQ(block_decompress(z, used, b.data, b.len, out, sizeof text), 0);
+        ASSERT_EQ(decompress_block(z, used, b.data, b.len, out, sizeof text), 0);
         ASSERT_EQ(memcmp(out, text, sizeof text), 0);
         /* A wrong expected size and truncation are refused (damage within a block is the
          * checksum's job: see test_segment_corrupt). */
         if (used != STRATA_CODEC_NONE) {
-            ASSERT_EQ(block_decompress(z, used, b.data, b.len, out, sizeof text - 1), STRATA_ECORRUPT);
-            ASSERT_EQ(block_decompress(z, used, b.data, b.len / 2, out, sizeof text), STRATA_ECORRUPT);
+            ASSERT_EQ(decompress_block(z, used, b.data, b.len, out, sizeof text - 1), STRATA_ECORRUPT);
+            ASSERT_EQ(decompress_block(z, used, b.data, b.len / 2, out, sizeof text), STRATA_ECORRUPT);
         }
         buf_free(&b);
         /* Incompressible bytes are stored as they are. */
         bytebuf r = {0};
-        ASSERT_EQ(block_compress(z, &r, rnd, sizeof rnd, codecs[k]), STRATA_CODEC_NONE);
+        ASSERT_EQ(compress_block(z, &r, rnd, sizeof rnd, codecs[k]), STRATA_CODEC_NONE);
         ASSERT_EQ(r.len, sizeof rnd);
         buf_free(&r);
     }
-    ASSERT_EQ(block_decompress(z, (strata_codec)9, text, 10, out, 10), STRATA_ECORRUPT);
-    ASSERT_STR_EQ(codec_name(STRATA_CODEC_ZSTD), "zstd");
-    ASSERT_STR_EQ(codec_name((strata_codec)9), "unknown");
+    ASSERT_EQ(decompress_block(z, (strata_codec)9, text, 10, out, 10), STRATA_ECORRUPT);
+    ASSERT_STR_EQ(compress_codec_name(STRATA_CODEC_ZSTD), "zstd");
+    ASSERT_STR_EQ(compress_codec_name((strata_codec)9), "unknown");
     compressor_free(z);
 }
 

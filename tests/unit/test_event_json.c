@@ -140,13 +140,13 @@ TEST(rfc3339_forms)
         {"9999-12-31T23:59:59.999Z", STRATA_TS_MAX},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        if (strata_parse_rfc3339_ms(ok[i].s, strlen(ok[i].s), &t) != 0)
+        if (units_parse_rfc3339_ms(ok[i].s, strlen(ok[i].s), &t) != 0)
             TEST_FAIL_("refused %s", ok[i].s);
         ASSERT_EQ(t, ok[i].want);
         char back[40];
-        strata_format_rfc3339_ms(t, back, sizeof back);
+        units_format_rfc3339_ms(t, back, sizeof back);
         int64_t t2;
-        ASSERT_EQ(strata_parse_rfc3339_ms(back, strlen(back), &t2), 0);
+        ASSERT_EQ(units_parse_rfc3339_ms(back, strlen(back), &t2), 0);
         ASSERT_EQ(t2, t);
     }
     const char *bad[] = {"", "2024", "2024-1-01", "2024-00-10", "2024-02-30", "2023-02-29",
@@ -154,7 +154,7 @@ TEST(rfc3339_forms)
                          "2024-01-01T12:60:00Z", "2024-01-01T12:00:00.Z", "2024-01-01T12:00:00+0100",
                          "2024-01-01T12:00:00Zx", " 2024-01-01", "2024-01-01T12:00:00+24:00"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (strata_parse_rfc3339_ms(bad[i], strlen(bad[i]), &t) == 0)
+        if (units_parse_rfc3339_ms(bad[i], strlen(bad[i]), &t) == 0)
             TEST_FAIL_("accepted '%s'", bad[i]);
 }
 
@@ -786,7 +786,7 @@ static void gen_value(gen_text *t, uint64_t *rs, int col_hint)
             gprintf(t, "%lld", (long long)(STRATA_TS_MIN + (int64_t)(x % (uint64_t)(STRATA_TS_MAX - STRATA_TS_MIN + 2))));
         else {
             char tm[40];
-            strata_format_rfc3339_ms((int64_t)(x % 4102444800000), tm, sizeof tm);
+            units_format_rfc3339_ms((int64_t)(x % 4102444800000), tm, sizeof tm);
             gprintf(t, "\"%s\"", tm);
         }
         break;

@@ -53,7 +53,7 @@ static uint64_t seed;
 /* Granule bounds in the table's segments (min, max and max + 1 of the int and float
  * columns): predicate values and time ranges drawn from them hit the edges where pruning
  * and the "granule wholly inside the range" path decide. */
-static seg_value *edges[NC];
+static segment_value *edges[NC];
 static int nedges[NC], edges_cap[NC];
 
 static uint64_t rnd(uint64_t n)
@@ -181,7 +181,7 @@ static void write_direct_segment(const char *raw_dir, const strata_schema *s, co
     manifest_free(&m);
 }
 
-static void add_edge(int col, seg_value v)
+static void add_edge(int col, segment_value v)
 {
     if (nedges[col] == edges_cap[col]) {
         edges_cap[col] = edges_cap[col] ? edges_cap[col] * 2 : 256;
@@ -201,8 +201,8 @@ static void collect_edges(void)
             const segment *seg = snap->parts[p].segs[i];
             for (uint32_t g = 0; g < segment_ngranules(seg); g++)
                 for (int j = 0; j < 4; j++) {
-                    const seg_granule *gr = segment_granule(seg, cols[j], g);
-                    seg_value lo, hi, next;
+                    const segment_granule_meta *gr = segment_granule(seg, cols[j], g);
+                    segment_value lo, hi, next;
                     if (cols[j] == C_F) {
                         memcpy(&lo.f, &gr->min, 8);
                         memcpy(&hi.f, &gr->max, 8);
@@ -321,7 +321,7 @@ static void get_sources(sources *out)
 
 /* The reference's own comparisons (not the engine's seg_pred_match_*): -1, 0, 1 of the
  * row's value against pred value i; NaN compares as "unordered" (2). */
-static int ref_cmp(int col, const row *r, const seg_value *v)
+static int ref_cmp(int col, const row *r, const segment_value *v)
 {
     switch (col) {
     case C_TS: return (r->ts > v->i) - (r->ts < v->i);
@@ -339,23 +339,23 @@ static int ref_cmp(int col, const row *r, const seg_value *v)
     }
 }
 
-static bool ref_pred(const seg_pred *p, const row *r)
+static bool ref_pred(const segment_pred *p, const row *r)
 {
-    if (p->op == PRED_IN || p->op == PRED_NOT_IN) {
+    if (p->op == SEGMENT_PRED_IN || p->op == SEGMENT_PRED_NOT_IN) {
         bool found = false;
         for (uint32_t i = 0; i < p->nvals; i++)
             found |= ref_cmp(p->col, r, &p->vals[i]) == 0;
-        return p->op == PRED_IN ? found : !found;
+        return p->op == SEGMENT_PRED_IN ? found : !found;
     }
     int c = ref_cmp(p->col, r, &p->vals[0]);
     if (c == 2) /* NaN: only != holds */
-        return p->op == PRED_NE;
+        return p->op == SEGMENT_PRED_NE;
     switch (p->op) {
-    case PRED_EQ: return c == 0;
-    case PRED_NE: return c != 0;
-    case PRED_LT: return c < 0;
-    case PRED_LE: return c <= 0;
-    case PRED_GT: return c > 0;
+    case SEGMENT_PRED_EQ: return c == 0;
+    case SEGMENT_PRED_NE: return c != 0;
+    case SEGMENT_PRED_LT: return c < 0;
+    case SEGMENT_PRED_LE: return c <= 0;
+    case SEGMENT_PRED_GT: return c > 0;
     default: return c >= 0;
     }
 }
@@ -909,7 +909,7 @@ static void check_answer(const strata_query *q, const query_result *res, const r
 
 /* ---- random queries --------------------------------------------------------------- */
 
-static void rand_value(int col, seg_value *v, char **str)
+static void rand_value(int col, segment_value *v, char **str)
 {
     const row *r = &rows[rnd((uint64_t)nrows)];
     if (nedges[col] && rnd(4) == 0) { /* a granule's bound, or just past it */
@@ -950,13 +950,13 @@ static void rand_expr(query_expr *e, int depth)
     if (depth >= 3 || rnd(3) != 0) {
         e->kind = QX_PRED;
         int col = (int)rnd(NC);
-        seg_pred_op op = (seg_pred_op)rnd(8);
-        uint32_t n = (op == PRED_IN || op == PRED_NOT_IN) ? (uint32_t)rnd(4) : 1;
+        segment_pred_op op = (segment_pred_op)rnd(8);
+        uint32_t n = (op == SEGMENT_PRED_IN || op == SEGMENT_PRED_NOT_IN) ? (uint32_t)rnd(4) : 1;
         e->vals = calloc(n + 1, sizeof *e->vals);
         e->strs = calloc(n + 1, sizeof *e->strs);
         for (uint32_t i = 0; i < n; i++)
             rand_value(col, &e->vals[i], &e->strs[i]);
-        e->pred = (seg_pred){col, op, n, e->vals};
+        e->pred = (segment_pred){col, op, n, e->vals};
         return;
     }
     e->kind = rnd(2) ? QX_AND : QX_OR;

@@ -114,7 +114,7 @@ static void ok(const char *json, strata_query *q)
 }
 
 /* The one predicate of a parsed where. */
-static const seg_pred *only_pred(const strata_query *q)
+static const segment_pred *only_pred(const strata_query *q)
 {
     if (!q->where || q->where->kind != QX_PRED)
         TEST_FAIL_("expected a single predicate");
@@ -385,28 +385,28 @@ TEST(every_operator_and_value_type)
     }
     const query_expr *k = w->kids;
     ASSERT_EQ(k[0].pred.col, C_COUNTRY);
-    ASSERT_EQ(k[0].pred.op, PRED_EQ);
+    ASSERT_EQ(k[0].pred.op, SEGMENT_PRED_EQ);
     ASSERT_EQ(k[0].pred.nvals, 1);
     ASSERT_EQ(k[0].vals[0].s.len, 2);
     ASSERT(memcmp(k[0].vals[0].s.ptr, "US", 2) == 0);
     ASSERT(k[0].vals[0].s.ptr == k[0].strs[0]);
-    ASSERT_EQ(k[1].pred.op, PRED_NE);
+    ASSERT_EQ(k[1].pred.op, SEGMENT_PRED_NE);
     ASSERT_DBL_EQ(k[1].vals[0].f, 1.5);
-    ASSERT_EQ(k[2].pred.op, PRED_LT);
+    ASSERT_EQ(k[2].pred.op, SEGMENT_PRED_LT);
     ASSERT_EQ(k[2].vals[0].i, INT32_MIN);
-    ASSERT_EQ(k[3].pred.op, PRED_LE);
+    ASSERT_EQ(k[3].pred.op, SEGMENT_PRED_LE);
     ASSERT_EQ(k[3].vals[0].i, INT32_MAX);
-    ASSERT_EQ(k[4].pred.op, PRED_GT);
+    ASSERT_EQ(k[4].pred.op, SEGMENT_PRED_GT);
     ASSERT_U64_EQ((uint64_t)k[4].vals[0].i, UINT64_MAX);
-    ASSERT_EQ(k[5].pred.op, PRED_GE);
+    ASSERT_EQ(k[5].pred.op, SEGMENT_PRED_GE);
     ASSERT_EQ(k[5].pred.col, C_TS);
     ASSERT_EQ(k[5].vals[0].i, JAN1);
-    ASSERT_EQ(k[6].pred.op, PRED_IN);
+    ASSERT_EQ(k[6].pred.op, SEGMENT_PRED_IN);
     ASSERT_EQ(k[6].pred.nvals, 3);
     ASSERT_EQ(k[6].vals[1].s.len, 7);
     ASSERT(memcmp(k[6].vals[1].s.ptr, "shipped", 7) == 0);
     ASSERT_EQ(k[6].vals[2].s.len, 0);
-    ASSERT_EQ(k[7].pred.op, PRED_NOT_IN);
+    ASSERT_EQ(k[7].pred.op, SEGMENT_PRED_NOT_IN);
     ASSERT_EQ(k[7].pred.nvals, 3);
     ASSERT_U64_EQ((uint64_t)k[7].vals[0].i, 1);
     ASSERT_U64_EQ((uint64_t)k[7].vals[1].i, UINT64_C(9223372036854775808));
@@ -419,7 +419,7 @@ TEST(every_operator_and_value_type)
     ASSERT(k[11].vals[0].i == INT64_MIN);
     ASSERT_EQ(k[12].vals[0].i, JAN1);
     ASSERT_EQ(k[13].vals[0].i, NOW - HOUR);
-    ASSERT_EQ(k[14].pred.op, PRED_IN);
+    ASSERT_EQ(k[14].pred.op, SEGMENT_PRED_IN);
     ASSERT_EQ(k[14].pred.nvals, 0);
     ASSERT_EQ(k[15].pred.nvals, 2);
     ASSERT_EQ(k[15].vals[0].i, JAN1);
@@ -467,9 +467,9 @@ TEST(single_condition_is_the_root)
 {
     strata_query q;
     ok(BASE "'where':[{'column':'qty','op':'>=','value':5}]}", &q);
-    const seg_pred *p = only_pred(&q);
+    const segment_pred *p = only_pred(&q);
     ASSERT_EQ(p->col, C_QTY);
-    ASSERT_EQ(p->op, PRED_GE);
+    ASSERT_EQ(p->op, SEGMENT_PRED_GE);
     ASSERT_EQ(p->vals[0].i, 5);
     query_free(&q);
     /* the uint64 beyond 2^63, as the string form the format asks for */
@@ -587,7 +587,7 @@ TEST(value_list_limit)
     char *s = values_list(QUERY_PARSE_MAX_IN_VALUES, "country");
     ok(s, &q);
     free(s);
-    const seg_pred *p = only_pred(&q);
+    const segment_pred *p = only_pred(&q);
     ASSERT_EQ(p->nvals, QUERY_PARSE_MAX_IN_VALUES);
     ASSERT_EQ(p->vals[9999].s.len, 5);
     ASSERT(memcmp(p->vals[9999].s.ptr, "v9999", 5) == 0);

@@ -336,7 +336,7 @@ static void expected_minmax(const dataset *d, int c, uint32_t r0, uint32_t cnt,
         for (uint32_t i = r0; i < r0 + cnt; i++) {
             double x = d->fv[i];
             if (isnan(x)) {
-                *flags |= SEG_GRANULE_HAS_NAN;
+                *flags |= SEGMENT_GRANULE_HAS_NAN;
                 continue;
             }
             /* ties between 0.0 and -0.0 keep the first seen, like the writer */
@@ -453,7 +453,7 @@ static void check_dataset(const char *path, const dataset *d, strata_codec codec
     }
 
     /* every block, and the granule min/max */
-    seg_scratch scr = {0};
+    segment_scratch scr = {0};
     int64_t *iv = malloc(sizeof *iv * gr);
     double *fv = malloc(sizeof *fv * gr);
     uint32_t *cv = malloc(sizeof *cv * gr);
@@ -463,7 +463,7 @@ static void check_dataset(const char *path, const dataset *d, strata_codec codec
         ASSERT_EQ(cnt, d->n - r0 < gr ? d->n - r0 : gr);
         for (int c = 0; c < NCOLS; c++) {
             strata_type t = COLS[c].type;
-            const seg_granule *gi = segment_granule(s, c, g);
+            const segment_granule_meta *gi = segment_granule(s, c, g);
             if (codec == STRATA_CODEC_NONE)
                 ASSERT_EQ(gi->block.codec, STRATA_CODEC_NONE);
             else
@@ -514,7 +514,7 @@ static void check_dataset(const char *path, const dataset *d, strata_codec codec
     free(iv);
     free(fv);
     free(cv);
-    seg_scratch_free(&scr);
+    segment_scratch_free(&scr);
     for (int c = 0; c < NCOLS; c++)
         free(dicts[c]);
 
@@ -528,8 +528,8 @@ static void check_dataset(const char *path, const dataset *d, strata_codec codec
 /* ---- pruning ----------------------------------------------------------------------- */
 
 typedef struct pred_store {
-    seg_pred p;
-    seg_value vals[4];
+    segment_pred p;
+    segment_value vals[4];
     char strs[4][40];
 } pred_store;
 
@@ -591,8 +591,8 @@ static void make_pred(pred_store *ps, const dataset *d, int c, uint64_t *seed)
     memset(ps, 0, sizeof *ps);
     uint64_t r = test_rand_next(seed);
     ps->p.col = c;
-    ps->p.op = (seg_pred_op)(r % 8);
-    ps->p.nvals = ps->p.op == PRED_IN || ps->p.op == PRED_NOT_IN ? (uint32_t)((r >> 8) % 5) : 1;
+    ps->p.op = (segment_pred_op)(r % 8);
+    ps->p.nvals = ps->p.op == SEGMENT_PRED_IN || ps->p.op == SEGMENT_PRED_NOT_IN ? (uint32_t)((r >> 8) % 5) : 1;
     ps->p.vals = ps->vals;
     for (uint32_t i = 0; i < ps->p.nvals; i++) {
         if (strata_type_is_int(COLS[c].type))
@@ -604,14 +604,14 @@ static void make_pred(pred_store *ps, const dataset *d, int c, uint64_t *seed)
     }
 }
 
-static bool row_matches(const dataset *d, const seg_pred *p, uint32_t row)
+static bool row_matches(const dataset *d, const segment_pred *p, uint32_t row)
 {
     strata_type t = COLS[p->col].type;
     if (strata_type_is_int(t))
-        return seg_pred_match_int(t, p, d->iv[p->col][row]);
+        return segment_pred_match_int(t, p, d->iv[p->col][row]);
     if (t == STRATA_FLOAT64)
-        return seg_pred_match_float(p, d->fv[row]);
-    return seg_pred_match_str(p, d->sv[p->col][row]);
+        return segment_pred_match_float(p, d->fv[row]);
+    return segment_pred_match_str(p, d->sv[p->col][row]);
 }
 
 /* Random predicates (one or two, ANDed): pruning never drops a matching granule, and
@@ -626,7 +626,7 @@ static void check_pruning(const segment *s, const dataset *d, uint64_t seed, int
         int np = 1 + (int)(test_rand_next(&seed) % 2);
         for (int k = 0; k < np; k++)
             make_pred(&ps[k], d, (int)(test_rand_next(&seed) % NCOLS), &seed);
-        seg_pred preds[2] = {ps[0].p, ps[1].p};
+        segment_pred preds[2] = {ps[0].p, ps[1].p};
         memset(keep, 0xEE, ng + 1);
         segment_prune_granules(s, preds, np, keep);
         ASSERT_EQ(keep[ng], 0xEE); /* writes exactly ngranules flags */
@@ -644,7 +644,7 @@ static void check_pruning(const segment *s, const dataset *d, uint64_t seed, int
                 char desc[256] = "";
                 for (int k = 0; k < np; k++) {
                     char one[96];
-                    const seg_pred *p = &preds[k];
+                    const segment_pred *p = &preds[k];
                     snprintf(one, sizeof one, "%s%s op %d nvals %u v0 %" PRId64 "/%g", k ? " AND " : "",
                              COLS[p->col].name, (int)p->op, p->nvals,
                              p->nvals ? p->vals[0].i : 0, p->nvals ? p->vals[0].f : 0.0);
@@ -723,17 +723,17 @@ TEST(zero_rows)
         ASSERT_EQ(segment_open(path, &s, &err), 0);
         ASSERT_EQ(segment_ngranules(s), 0);
         ASSERT_EQ(segment_dict_size(s, C_S), 0);
-        seg_value v = {.s = {"x", 1}};
-        seg_pred p = {C_S, PRED_NE, 1, &v};
+        segment_value v = {.s = {"x", 1}};
+        segment_pred p = {C_S, SEGMENT_PRED_NE, 1, &v};
         roaring_bitmap_t *rows = segment_pred_rows(s, &p);
         ASSERT(rows != NULL);
         ASSERT_U64_EQ(roaring_bitmap_get_cardinality(rows), 0);
         roaring_bitmap_free(rows);
         /* reading a granule that does not exist is an argument error */
         int64_t iv[1];
-        seg_scratch scr = {0};
+        segment_scratch scr = {0};
         ASSERT_EQ(segment_read_ints(s, C_TS, 0, iv, &scr, &err), STRATA_EINVAL);
-        seg_scratch_free(&scr);
+        segment_scratch_free(&scr);
         segment_close(s);
         unlink(path);
         ds_free(&d);
@@ -780,8 +780,8 @@ TEST(time_range_prunes_sorted_granules)
     for (int it = 0; it < 200; it++) {
         int64_t a = d.iv[C_TS][test_rand_next(&seed) % d.n];
         int64_t b = a + 1 + (int64_t)(test_rand_next(&seed) % 50000);
-        seg_value va = {.i = a}, vb = {.i = b};
-        seg_pred preds[2] = {{C_TS, PRED_GE, 1, &va}, {C_TS, PRED_LT, 1, &vb}};
+        segment_value va = {.i = a}, vb = {.i = b};
+        segment_pred preds[2] = {{C_TS, SEGMENT_PRED_GE, 1, &va}, {C_TS, SEGMENT_PRED_LT, 1, &vb}};
         segment_prune_granules(s, preds, 2, keep);
         uint32_t kept = 0;
         for (uint32_t g = 0; g < ng; g++) {
@@ -795,8 +795,8 @@ TEST(time_range_prunes_sorted_granules)
         ASSERT_LT(kept, ng); /* 125 granules, the range covers at most ~4 */
     }
     /* tag is sorted too: an equality on it keeps about a fifth of the granules */
-    seg_value tv = {.s = {"tag2", 4}};
-    seg_pred tp = {C_TAG, PRED_EQ, 1, &tv};
+    segment_value tv = {.s = {"tag2", 4}};
+    segment_pred tp = {C_TAG, SEGMENT_PRED_EQ, 1, &tv};
     segment_prune_granules(s, &tp, 1, keep);
     uint32_t kept = 0;
     for (uint32_t g = 0; g < ng; g++)
@@ -804,7 +804,7 @@ TEST(time_range_prunes_sorted_granules)
     ASSERT_GE(kept, ng / 5);
     ASSERT_LE(kept, ng / 5 + 2);
     /* a value not in the dictionary prunes everything */
-    seg_value nv = {.s = {"tag22", 5}};
+    segment_value nv = {.s = {"tag22", 5}};
     tp.vals = &nv;
     segment_prune_granules(s, &tp, 1, keep);
     for (uint32_t g = 0; g < ng; g++)
@@ -819,36 +819,36 @@ TEST(time_range_prunes_sorted_granules)
  * only != and NOT IN, strings in dictionary order. */
 TEST(pred_match_semantics)
 {
-    seg_value big = {.i = (int64_t)((UINT64_C(1) << 63) + 5)};
-    seg_pred lt = {0, PRED_LT, 1, &big};
-    ASSERT(seg_pred_match_int(STRATA_UINT64, &lt, 1));
-    ASSERT(!seg_pred_match_int(STRATA_INT64, &lt, 1));
-    ASSERT(seg_pred_match_int(STRATA_INT64, &lt, INT64_MIN));
-    ASSERT(!seg_pred_match_int(STRATA_UINT64, &lt, (int64_t)UINT64_MAX));
-    seg_value f = {.f = 1.0};
-    seg_pred fp = {0, PRED_NE, 1, &f};
-    ASSERT(seg_pred_match_float(&fp, NAN));
-    fp.op = PRED_LT;
-    ASSERT(!seg_pred_match_float(&fp, NAN));
-    fp.op = PRED_GE;
-    ASSERT(!seg_pred_match_float(&fp, NAN));
-    fp.op = PRED_NOT_IN;
-    ASSERT(seg_pred_match_float(&fp, NAN));
-    fp.op = PRED_IN;
-    ASSERT(!seg_pred_match_float(&fp, NAN));
-    seg_value sv[2] = {{.s = {"ab", 2}}, {.s = {"", 0}}};
-    seg_pred sp = {0, PRED_LT, 1, sv};
-    ASSERT(seg_pred_match_str(&sp, (strata_str){"a", 1}));
-    ASSERT(seg_pred_match_str(&sp, (strata_str){"", 0}));
-    ASSERT(!seg_pred_match_str(&sp, (strata_str){"ab\0", 3}));
-    ASSERT(!seg_pred_match_str(&sp, (strata_str){"b", 1}));
-    sp.op = PRED_IN;
+    segment_value big = {.i = (int64_t)((UINT64_C(1) << 63) + 5)};
+    segment_pred lt = {0, SEGMENT_PRED_LT, 1, &big};
+    ASSERT(segment_pred_match_int(STRATA_UINT64, &lt, 1));
+    ASSERT(!segment_pred_match_int(STRATA_INT64, &lt, 1));
+    ASSERT(segment_pred_match_int(STRATA_INT64, &lt, INT64_MIN));
+    ASSERT(!segment_pred_match_int(STRATA_UINT64, &lt, (int64_t)UINT64_MAX));
+    segment_value f = {.f = 1.0};
+    segment_pred fp = {0, SEGMENT_PRED_NE, 1, &f};
+    ASSERT(segment_pred_match_float(&fp, NAN));
+    fp.op = SEGMENT_PRED_LT;
+    ASSERT(!segment_pred_match_float(&fp, NAN));
+    fp.op = SEGMENT_PRED_GE;
+    ASSERT(!segment_pred_match_float(&fp, NAN));
+    fp.op = SEGMENT_PRED_NOT_IN;
+    ASSERT(segment_pred_match_float(&fp, NAN));
+    fp.op = SEGMENT_PRED_IN;
+    ASSERT(!segment_pred_match_float(&fp, NAN));
+    segment_value sv[2] = {{.s = {"ab", 2}}, {.s = {"", 0}}};
+    segment_pred sp = {0, SEGMENT_PRED_LT, 1, sv};
+    ASSERT(segment_pred_match_str(&sp, (strata_str){"a", 1}));
+    ASSERT(segment_pred_match_str(&sp, (strata_str){"", 0}));
+    ASSERT(!segment_pred_match_str(&sp, (strata_str){"ab\0", 3}));
+    ASSERT(!segment_pred_match_str(&sp, (strata_str){"b", 1}));
+    sp.op = SEGMENT_PRED_IN;
     sp.nvals = 2;
-    ASSERT(seg_pred_match_str(&sp, (strata_str){"", 0}));
+    ASSERT(segment_pred_match_str(&sp, (strata_str){"", 0}));
     sp.nvals = 0;
-    ASSERT(!seg_pred_match_str(&sp, (strata_str){"", 0}));
-    sp.op = PRED_NOT_IN;
-    ASSERT(seg_pred_match_str(&sp, (strata_str){"", 0}));
+    ASSERT(!segment_pred_match_str(&sp, (strata_str){"", 0}));
+    sp.op = SEGMENT_PRED_NOT_IN;
+    ASSERT(segment_pred_match_str(&sp, (strata_str){"", 0}));
     ASSERT(strata_str_cmp((strata_str){"a", 1}, (strata_str){"a\0", 2}) < 0);
     ASSERT(strata_str_cmp((strata_str){"\xff", 1}, (strata_str){"a", 1}) > 0);
     ASSERT_EQ(strata_str_cmp((strata_str){"", 0}, (strata_str){"", 0}), 0);
@@ -1071,7 +1071,7 @@ TEST(reader_argument_errors)
     segment_info info;
     ASSERT_EQ(write_dataset(path, &d, STRATA_CODEC_LZ4, 16, &info, &err), 0);
     ASSERT_EQ(segment_open(path, &s, &err), 0);
-    seg_scratch scr = {0};
+    segment_scratch scr = {0};
     int64_t iv[16];
     double fv[16];
     uint32_t cv[16];
@@ -1085,15 +1085,15 @@ TEST(reader_argument_errors)
     ASSERT_EQ(segment_read_ints(s, C_TS, 2, iv, &scr, &err), 0); /* last, 8 rows */
     ASSERT_EQ(segment_granule_nrows(s, 2), 8);
     /* predicates on a column that does not exist keep everything; pred_rows refuses */
-    seg_value v = {.i = 1};
-    seg_pred bad = {NCOLS + 3, PRED_EQ, 1, &v};
+    segment_value v = {.i = 1};
+    segment_pred bad = {NCOLS + 3, SEGMENT_PRED_EQ, 1, &v};
     uint8_t keep[3];
     segment_prune_granules(s, &bad, 1, keep);
     ASSERT(keep[0] && keep[1] && keep[2]);
     ASSERT(segment_pred_rows(s, &bad) == NULL);
-    seg_pred notstr = {C_I64, PRED_EQ, 1, &v};
+    segment_pred notstr = {C_I64, SEGMENT_PRED_EQ, 1, &v};
     ASSERT(segment_pred_rows(s, &notstr) == NULL);
-    seg_scratch_free(&scr);
+    segment_scratch_free(&scr);
     segment_close(s);
     unlink(path);
     ds_free(&d);

@@ -308,7 +308,7 @@ static int replay_one(const char *path, strata_err *err)
     int64_t *iv = malloc(sizeof *iv * gr);
     double *fv = malloc(sizeof *fv * gr);
     uint32_t *cv = malloc(sizeof *cv * gr);
-    seg_scratch scr = {0};
+    segment_scratch scr = {0};
     for (int c = 0; c < sc->ncols && rc == 0; c++) {
         strata_type t = sc->cols[c].type;
         for (uint32_t g = 0; g < segment_ngranules(s) && rc == 0; g++) {
@@ -321,8 +321,8 @@ static int replay_one(const char *path, strata_err *err)
         }
         if (rc == 0 && t == STRATA_STRING && segment_dict_size(s, c) > 0) {
             strata_str v = segment_dict_value(s, c, 0);
-            seg_value val = {.s = v};
-            seg_pred p = {c, PRED_EQ, 1, &val};
+            segment_value val = {.s = v};
+            segment_pred p = {c, SEGMENT_PRED_EQ, 1, &val};
             uint8_t *keep = malloc(segment_ngranules(s) + 1);
             segment_prune_granules(s, &p, 1, keep);
             free(keep);
@@ -330,7 +330,7 @@ static int replay_one(const char *path, strata_err *err)
             roaring_bitmap_free(rows);
         }
     }
-    seg_scratch_free(&scr);
+    segment_scratch_free(&scr);
     free(iv);
     free(fv);
     free(cv);
@@ -552,7 +552,7 @@ static void exhaustive(strata_codec codec)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "     %s: %zu bytes, %zu truncations and %zu bit flips refused (%.1f s)\n",
-            codec_name(codec), len, len, len * 8,
+            compress_codec_name(codec), len, len, len * 8,
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 
     /* repaired: sound again */
@@ -618,7 +618,7 @@ TEST(index_block_raw_len_beyond_codec_is_corrupt)
             free(q);
             if (rc != STRATA_ECORRUPT || !strstr(err.msg, "claims"))
                 TEST_FAIL_("%s %s block claiming 0xF0000000 raw bytes: code %d: %s",
-                           codec_name(codecs[ci]), r->kind == BLK_DICT ? "dictionary" : "bitmap",
+                           compress_codec_name(codecs[ci]), r->kind == BLK_DICT ? "dictionary" : "bitmap",
                            rc, err.msg);
             tried++;
         }

@@ -74,7 +74,7 @@ static void sum_snapshot(strata_table *t, sums *out)
     memset(out, 0, sizeof *out);
     table_snapshot *s = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
     ASSERT(s);
-    seg_scratch sc = {0};
+    segment_scratch sc = {0};
     strata_err err = {0};
     int64_t iv[8192];
     double fv[8192];
@@ -113,7 +113,7 @@ static void sum_snapshot(strata_table *t, sums *out)
             }
         }
     }
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     table_snapshot_release(s);
 }
 
@@ -324,7 +324,7 @@ TEST(table_flush_reopen_same_rows)
     /* Segments are sorted by order_by (country, then ts). */
     table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
     segment *seg = snap->parts[0].segs[0];
-    seg_scratch sc = {0};
+    segment_scratch sc = {0};
     uint32_t codes[8192];
     int64_t ts[8192];
     uint32_t prev_code = 0;
@@ -341,7 +341,7 @@ TEST(table_flush_reopen_same_rows)
         }
     }
     ASSERT_EQ(segment_verify(seg, &err), 0);
-    seg_scratch_free(&sc);
+    segment_scratch_free(&sc);
     table_snapshot_release(snap);
     table_close(t);
     row_batch_free(&b);

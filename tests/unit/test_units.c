@@ -13,7 +13,7 @@
 static int64_t dur(const char *s)
 {
     int64_t v = -12345;
-    int rc = strata_parse_duration_ms(s, &v);
+    int rc = units_parse_duration_ms(s, &v);
     if (rc != 0)
         TEST_FAIL_("duration \"%s\" refused with %d", s, rc);
     return v;
@@ -22,7 +22,7 @@ static int64_t dur(const char *s)
 static uint64_t bytes(const char *s)
 {
     uint64_t v = 12345;
-    int rc = strata_parse_bytes(s, &v);
+    int rc = units_parse_bytes(s, &v);
     if (rc != 0)
         TEST_FAIL_("size \"%s\" refused with %d", s, rc);
     return v;
@@ -50,11 +50,11 @@ TEST(duration_limits)
     ASSERT_EQ(dur("9223372036854775s"), 9223372036854775000LL);
     ASSERT_EQ(dur("106751991167d"), 106751991167LL * 86400000);
     int64_t v = 77;
-    ASSERT_EQ(strata_parse_duration_ms("9223372036854775808ms", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_duration_ms("9223372036854776s", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_duration_ms("106751991168d", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_duration_ms("292471209y", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_duration_ms("99999999999999999999999ms", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_duration_ms("9223372036854775808ms", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_duration_ms("9223372036854776s", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_duration_ms("106751991168d", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_duration_ms("292471209y", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_duration_ms("99999999999999999999999ms", &v), STRATA_EINVAL);
     ASSERT_EQ(v, 77); /* unchanged on failure */
 }
 
@@ -67,12 +67,12 @@ TEST(duration_malformed)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v = 5;
-        if (strata_parse_duration_ms(bad[i], &v) != STRATA_EINVAL)
+        if (units_parse_duration_ms(bad[i], &v) != STRATA_EINVAL)
             TEST_FAIL_("duration \"%s\" accepted as %" PRId64, bad[i], v);
         ASSERT_EQ(v, 5);
     }
     int64_t v = 5;
-    ASSERT_EQ(strata_parse_duration_ms(NULL, &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_duration_ms(NULL, &v), STRATA_EINVAL);
 }
 
 TEST(bytes_suffixes)
@@ -108,11 +108,11 @@ TEST(bytes_limits)
     ASSERT_U64_EQ(bytes("17179869183GiB"), 17179869183ull << 30);
     ASSERT_U64_EQ(bytes("18446744073709551KB"), 18446744073709551000ull);
     uint64_t v = 9;
-    ASSERT_EQ(strata_parse_bytes("18446744073709551616", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_bytes("16384PiB", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_bytes("17179869184GiB", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_bytes("18446744073709552KB", &v), STRATA_EINVAL);
-    ASSERT_EQ(strata_parse_bytes("100000000000000000000", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_bytes("18446744073709551616", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_bytes("16384PiB", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_bytes("17179869184GiB", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_bytes("18446744073709552KB", &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_bytes("100000000000000000000", &v), STRATA_EINVAL);
     ASSERT_U64_EQ(v, 9);
 }
 
@@ -125,18 +125,18 @@ TEST(bytes_malformed)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = 5;
-        if (strata_parse_bytes(bad[i], &v) != STRATA_EINVAL)
+        if (units_parse_bytes(bad[i], &v) != STRATA_EINVAL)
             TEST_FAIL_("size \"%s\" accepted as %" PRIu64, bad[i], v);
         ASSERT_U64_EQ(v, 5);
     }
     uint64_t v = 5;
-    ASSERT_EQ(strata_parse_bytes(NULL, &v), STRATA_EINVAL);
+    ASSERT_EQ(units_parse_bytes(NULL, &v), STRATA_EINVAL);
 }
 
 static void check_dur_fmt(int64_t ms, const char *want)
 {
     char buf[32];
-    strata_format_duration_ms(ms, buf, sizeof buf);
+    units_format_duration_ms(ms, buf, sizeof buf);
     ASSERT_STR_EQ(buf, want);
 }
 
@@ -161,17 +161,17 @@ TEST(duration_format)
     check_dur_fmt(INT64_MIN, "-9223372036854775808ms");
     /* Truncation keeps the terminator; cap 0 writes nothing. */
     char small[4] = "xyz";
-    strata_format_duration_ms(120000000, small, sizeof small); /* "2000m" */
+    units_format_duration_ms(120000000, small, sizeof small); /* "2000m" */
     ASSERT_STR_EQ(small, "200");
     char none[2] = "q";
-    strata_format_duration_ms(1, none, 0);
+    units_format_duration_ms(1, none, 0);
     ASSERT_EQ(none[0], 'q');
 }
 
 static void check_bytes_fmt(uint64_t n, const char *want)
 {
     char buf[32];
-    strata_format_bytes(n, buf, sizeof buf);
+    units_format_bytes(n, buf, sizeof buf);
     ASSERT_STR_EQ(buf, want);
 }
 
@@ -193,25 +193,25 @@ TEST(bytes_format)
     check_bytes_fmt(UINT64_MAX, "18446744073709551615");
     check_bytes_fmt(64000000, "62500KiB");
     char none[2] = "q";
-    strata_format_bytes(1, none, 0);
+    units_format_bytes(1, none, 0);
     ASSERT_EQ(none[0], 'q');
 }
 
 static void dur_round_trip(int64_t ms)
 {
     char buf[32];
-    strata_format_duration_ms(ms, buf, sizeof buf);
+    units_format_duration_ms(ms, buf, sizeof buf);
     int64_t back = -1;
-    if (strata_parse_duration_ms(buf, &back) != 0 || back != ms)
+    if (units_parse_duration_ms(buf, &back) != 0 || back != ms)
         TEST_FAIL_("duration %" PRId64 " -> \"%s\" -> %" PRId64, ms, buf, back);
 }
 
 static void bytes_round_trip(uint64_t n)
 {
     char buf[32];
-    strata_format_bytes(n, buf, sizeof buf);
+    units_format_bytes(n, buf, sizeof buf);
     uint64_t back = 1;
-    if (strata_parse_bytes(buf, &back) != 0 || back != n)
+    if (units_parse_bytes(buf, &back) != 0 || back != n)
         TEST_FAIL_("size %" PRIu64 " -> \"%s\" -> %" PRIu64, n, buf, back);
 }
 
