@@ -1,5 +1,5 @@
 /*
- * json_util.h — small helpers shared by the JSON parsers of ingest/ (table schemas and
+ * json_util.h — small jansson helpers shared by the JSON parsers (table schemas, events and
  * queries): field paths for error messages, "did you mean" suggestions, null-as-absent
  * member lookup, the unknown-key check, and integral reals for integer columns.
  */
