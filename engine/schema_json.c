@@ -1,5 +1,7 @@
 /*
- * schema_json.c — a table schema from its JSON text (format in schema_json.h), and from schema.json on disk.
+ * schema_json.c — a table schema from its JSON text (format in schema_json.h), and from
+ * schema.json on disk. (Just over 800 lines: one format, parse only; the dump is
+ * schema_json_dump.c.)
  *
  * Parsing: jansson loads the text (duplicate keys refused), then each section is read
  * into a heap strata_schema that starts from schema_init() defaults. Every object is
@@ -494,7 +496,8 @@ static int parse_storage(strata_err *err, json_t *root, strata_schema *s)
     int rc, e;
     if ((rc = jutil_check_keys(err, st, "storage", storage_keys, NELEM(storage_keys))) < 0)
         return rc;
-    if ((rc = get_enum(err, st, "storage", "compression", schema_json_codec_names, NELEM(schema_json_codec_names), &e)) < 0)
+    if ((rc = get_enum(err, st, "storage", "compression", schema_json_codec_names,
+                       NELEM(schema_json_codec_names), &e)) < 0)
         return rc;
     if (rc == 1)
         s->codec = (strata_codec)e;
