@@ -23,15 +23,18 @@
  *     all its versions went out as bad events), which is all the latest-version totals
  *     need: amount, country and quantity never change between versions.
  *   - Whether a text slot is bad is a hash of (seed, slot), independent of the stream.
+ *   - The JSON text of a good event is written by order_gen_json.c; the malformed kinds are
+ *     formatted here (they are made from the generator's values, not from a row).
  */
 #include "tools/order_gen.h"
-#include "tools/order_gen_json.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tools/order_gen_json.h"
 
 const char *const order_gen_countries[ORDER_GEN_NCOUNTRIES] = {
     "US", "GB", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "IT", "ES", "MX", "NL",
