@@ -6,6 +6,9 @@
  * every put, so a format writer checks once at the end. The cursor never reads past its
  * end: a short read sets cursor.bad and yields zeros, and the parser checks bad once per
  * structure. Ownership: buf owns buf.data (buf_free); a cursor borrows its bytes.
+ * A writer may also be lent memory it does not own ({.data = p, .cap = room}): buf_reserve
+ * never moves data while the room suffices, so puts that fit stay in p; the lender checks
+ * that they fit and never calls buf_free on it.
  */
 #ifndef STRATA_BUF_H
 #define STRATA_BUF_H

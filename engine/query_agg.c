@@ -148,7 +148,7 @@ const char *qagg_type(const strata_schema *sc, const query_agg *a)
     case STRATA_AGG_QUANTILE: return "float64";
     case STRATA_AGG_SUM:
         return t == STRATA_FLOAT64 ? "float64" : t == STRATA_UINT64 ? "uint64" : "int64";
-    default: return qplan_out_type(t);
+    default: return strata_type_name(t);
     }
 }
 

@@ -5,11 +5,12 @@
  * count counts rows; sum and avg keep an exact int64 (or uint64) sum with overflow checks
  * for integer columns and a Neumaier-compensated float sum otherwise (avg always the
  * float one); min and max keep the value in the column's kind; uniq keeps a HyperLogLog
- * and quantile a DDSketch (engine/sketch.h). qagg_update is per row, so it is inline here:
- * the scan's loops call it with no call in between.
+ * and quantile a DDSketch (engine/sketch.h). The per-row update reads the scan's decoded
+ * block, so it lives with the scan loop (query_scan.c: agg_update), inline, built from the
+ * inline helpers here that merging uses too.
  *
  * Ownership: states live in a group table's states array (query_groups.h), zeroed when a
- * group is made. A state's sketch is allocated by the first qagg_update that needs it,
+ * group is made. A state's sketch is allocated by the first update that needs it,
  * moved or merged by qagg_merge, and freed by qagg_state_free, which the owner of the
  * group table calls for every state before freeing the table.
  */
@@ -21,10 +22,10 @@
 #include <string.h>
 
 #include "engine/query.h"
-#include "engine/query_ctx.h"
 #include "engine/sketch.h"
 
 /* (typedef'd as agg_state in query_groups.h) */
+typedef struct agg_state agg_state; /* C11: the same typedef as query_groups.h */
 struct agg_state {
     int64_t i;      /* int sums (uint64 as bit pattern), int min/max */
     double f, comp; /* float sums (Neumaier), float min/max */
@@ -61,82 +62,6 @@ static inline bool qagg_int_beats(strata_type t, bool mn, int64_t v, int64_t cur
 {
     return t == STRATA_UINT64 ? (mn ? (uint64_t)v < (uint64_t)cur : (uint64_t)v > (uint64_t)cur)
                               : (mn ? v < cur : v > cur);
-}
-
-/* Adds row i of x's decoded block to s, the state of aggregate a. 0; STRATA_EINVAL when
- * an integer sum overflows; STRATA_ENOMEM when a sketch cannot grow. */
-static inline int qagg_update(exec *x, const query_agg *a, agg_state *s, uint32_t i)
-{
-    if (a->fn == STRATA_AGG_COUNT) {
-        s->n++;
-        return 0;
-    }
-    strata_type t = x->sc->cols[a->col].type;
-    if (t == STRATA_STRING) { /* only uniq takes strings */
-        strata_str v = qctx_src_str(x, a->col, x->cv[a->col][i]);
-        if (!s->sk && !(s->sk = hll_create()))
-            return STRATA_ENOMEM;
-        uint64_t before = hll_bytes(s->sk);
-        hll_add_hash(s->sk, sketch_hash_bytes(v.ptr, v.len));
-        x->sketch_bytes += hll_bytes(s->sk) - before;
-        s->n++;
-        return 0;
-    }
-    bool is_int = strata_type_is_int(t);
-    int64_t iv = is_int ? x->iv[a->col][i] : 0;
-    double fv = is_int ? (t == STRATA_UINT64 ? (double)(uint64_t)iv : (double)iv) : x->fv[a->col][i];
-    if (!is_int && isnan(fv) && a->fn != STRATA_AGG_UNIQ)
-        return 0;
-    switch (a->fn) {
-    case STRATA_AGG_SUM:
-    case STRATA_AGG_AVG:
-        if (is_int && a->fn == STRATA_AGG_SUM) {
-            if (!qagg_add_int(t, &s->i, iv))
-                return STRATA_EINVAL;
-        } else {
-            qagg_neumaier_add(&s->f, &s->comp, fv);
-        }
-        break;
-    case STRATA_AGG_MIN:
-    case STRATA_AGG_MAX: {
-        bool mn = a->fn == STRATA_AGG_MIN;
-        if (is_int) {
-            if (!s->has || qagg_int_beats(t, mn, iv, s->i))
-                s->i = iv;
-        } else if (!s->has || (mn ? fv < s->f : fv > s->f)) {
-            s->f = fv;
-        }
-        break;
-    }
-    case STRATA_AGG_UNIQ: {
-        if (!s->sk && !(s->sk = hll_create()))
-            return STRATA_ENOMEM;
-        uint64_t before = hll_bytes(s->sk);
-        if (is_int) {
-            hll_add_hash(s->sk, sketch_hash_u64((uint64_t)iv));
-        } else {
-            double z = fv == 0 ? 0.0 : fv; /* -0.0 and 0.0 are one value */
-            uint64_t bits;
-            memcpy(&bits, &z, 8);
-            hll_add_hash(s->sk, sketch_hash_u64(bits));
-        }
-        x->sketch_bytes += hll_bytes(s->sk) - before;
-        break;
-    }
-    case STRATA_AGG_QUANTILE: {
-        if (!s->sk && !(s->sk = dds_create()))
-            return STRATA_ENOMEM;
-        uint64_t before = dds_bytes(s->sk);
-        if (!dds_add(s->sk, fv))
-            return STRATA_ENOMEM;
-        x->sketch_bytes += dds_bytes(s->sk) - before;
-        break;
-    }
-    default: break;
-    }
-    s->has = true;
-    s->n++;
-    return 0;
 }
 
 /* agg_src[a] for each aggregate of q: a itself, or an earlier aggregate whose state a

@@ -87,13 +87,6 @@ static inline strata_str qctx_src_str(const exec *x, int col, uint32_t code)
     return x->seg ? segment_dict_value(x->seg, col, code) : memtable_dict_value(x->mt, col, code);
 }
 
-/* a / b rounded towards negative infinity (b != 0): the bucket number of a time. */
-static inline int64_t qctx_floor_div64(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* Sets x up for plan p, with the deadline t0 + the query's timeout (t0 on the clock of
  * clock_mono_ms_frac). 0, or STRATA_ENOMEM with the message in err; qctx_free x either
  * way. */

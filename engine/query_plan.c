@@ -61,7 +61,7 @@ int qplan_fill_buckets(const strata_query *q, int64_t *first, uint64_t *n, strat
         return strata_err_set(err, STRATA_EINVAL,
                               "fill: needs a to (filling ends at the bucket holding the instant "
                               "before it), not the end of time");
-    int64_t lo = qctx_floor_div64(q->from_ms, q->interval_ms);
+    int64_t lo = qplan_floor_div64(q->from_ms, q->interval_ms);
     if (__builtin_mul_overflow(lo, q->interval_ms, first))
         return strata_err_set(err, STRATA_EINVAL,
                               "fill: the bucket holding from (%" PRId64 " ms) starts before the "
@@ -71,7 +71,7 @@ int qplan_fill_buckets(const strata_query *q, int64_t *first, uint64_t *n, strat
         *n = 0;
         return 0;
     }
-    int64_t hi = qctx_floor_div64(q->to_ms - 1, q->interval_ms);
+    int64_t hi = qplan_floor_div64(q->to_ms - 1, q->interval_ms);
     *n = (uint64_t)hi - (uint64_t)lo + 1; /* at most 2^64 - 2: from > INT64_MIN */
     return 0;
 }
@@ -153,11 +153,6 @@ int qplan_check(const strata_query *q, const strata_schema *sc, strata_err *err)
 
 /* ---- output columns ----------------------------------------------------------------- */
 
-const char *qplan_out_type(strata_type t)
-{
-    return strata_type_name(t);
-}
-
 void qplan_columns(const strata_query *q, const strata_schema *sc, query_result *r)
 {
     r->ncols = (q->interval_ms > 0) + q->ngroup + q->naggs;
@@ -168,7 +163,7 @@ void qplan_columns(const strata_query *q, const strata_schema *sc, query_result 
     }
     for (int g = 0; g < q->ngroup; g++) {
         snprintf(r->names[c], QUERY_NAME_MAX, "%s", sc->cols[q->group_cols[g]].name);
-        r->types[c++] = qplan_out_type(sc->cols[q->group_cols[g]].type);
+        r->types[c++] = strata_type_name(sc->cols[q->group_cols[g]].type);
     }
     for (int a = 0; a < q->naggs; a++) {
         snprintf(r->names[c], QUERY_NAME_MAX, "%s", q->aggs[a].name);
@@ -345,7 +340,7 @@ bool qplan_granule_time_const(const qplan *p, const segment *seg, uint32_t g, in
     const segment_granule_meta *tg = segment_granule(seg, p->sc->time_col, g);
     int64_t tmin = (int64_t)tg->min, tmax = (int64_t)tg->max;
     int64_t iv = q->interval_ms;
-    *bucket = iv > 0 ? qctx_floor_div64(tmin, iv) * iv : 0;
+    *bucket = iv > 0 ? qplan_floor_div64(tmin, iv) * iv : 0;
     return !p->ts_other && tmin >= q->from_ms && tmax < q->to_ms &&
-           (iv <= 0 || qctx_floor_div64(tmin, iv) == qctx_floor_div64(tmax, iv));
+           (iv <= 0 || qplan_floor_div64(tmin, iv) == qplan_floor_div64(tmax, iv));
 }

@@ -82,11 +82,6 @@ void qplan_granules(const qplan *p, const segment *seg, uint8_t *keep);
  * start of the bucket of the granule's earliest time (0 without buckets), set either way. */
 bool qplan_granule_time_const(const qplan *p, const segment *seg, uint32_t g, int64_t *bucket);
 
-/* The result's columns: r->ncols, names and types (static strings). */
-void qplan_columns(const strata_query *q, const strata_schema *sc, query_result *r);
-/* The type name the result gives values of a column of type t. */
-const char *qplan_out_type(strata_type t);
-
 /* The buckets a fill answers for q: *first, the start of the bucket holding from_ms, and
  * *n of them, up to the one holding to_ms - 1 (0 when from_ms >= to_ms). STRATA_EINVAL,
  * with the message in err, without an interval or a finite from and to, or when the
@@ -97,5 +92,15 @@ int qplan_fill_buckets(const strata_query *q, int64_t *first /* OUT */, uint64_t
  * (0: not known yet, before the scan) is over the row limit: max_groups, or what memory
  * can address when none. */
 int qplan_fill_too_many(const strata_query *q, uint64_t nb, uint64_t ntuples, strata_err *err);
+
+/* The result's columns: r->ncols, names and types (static strings). */
+void qplan_columns(const strata_query *q, const strata_schema *sc, query_result *r);
+
+/* a / b rounded towards negative infinity (b != 0): the bucket number of a time. */
+static inline int64_t qplan_floor_div64(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
 
 #endif

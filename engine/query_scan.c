@@ -41,6 +41,82 @@ _Static_assert(SEGMENT_GRANULE_ROWS == BLOCK_ROWS,
                "scan_segment decodes a granule as strata writes it into one block: the common "
                "path does one process_block per granule");
 
+/* Adds row i of x's decoded block to s, the state of aggregate a. 0; STRATA_EINVAL when
+ * an integer sum overflows; STRATA_ENOMEM when a sketch cannot grow. */
+static inline int agg_update(exec *x, const query_agg *a, agg_state *s, uint32_t i)
+{
+    if (a->fn == STRATA_AGG_COUNT) {
+        s->n++;
+        return 0;
+    }
+    strata_type t = x->sc->cols[a->col].type;
+    if (t == STRATA_STRING) { /* only uniq takes strings */
+        strata_str v = qctx_src_str(x, a->col, x->cv[a->col][i]);
+        if (!s->sk && !(s->sk = hll_create()))
+            return STRATA_ENOMEM;
+        uint64_t before = hll_bytes(s->sk);
+        hll_add_hash(s->sk, sketch_hash_bytes(v.ptr, v.len));
+        x->sketch_bytes += hll_bytes(s->sk) - before;
+        s->n++;
+        return 0;
+    }
+    bool is_int = strata_type_is_int(t);
+    int64_t iv = is_int ? x->iv[a->col][i] : 0;
+    double fv = is_int ? (t == STRATA_UINT64 ? (double)(uint64_t)iv : (double)iv) : x->fv[a->col][i];
+    if (!is_int && isnan(fv) && a->fn != STRATA_AGG_UNIQ)
+        return 0;
+    switch (a->fn) {
+    case STRATA_AGG_SUM:
+    case STRATA_AGG_AVG:
+        if (is_int && a->fn == STRATA_AGG_SUM) {
+            if (!qagg_add_int(t, &s->i, iv))
+                return STRATA_EINVAL;
+        } else {
+            qagg_neumaier_add(&s->f, &s->comp, fv);
+        }
+        break;
+    case STRATA_AGG_MIN:
+    case STRATA_AGG_MAX: {
+        bool mn = a->fn == STRATA_AGG_MIN;
+        if (is_int) {
+            if (!s->has || qagg_int_beats(t, mn, iv, s->i))
+                s->i = iv;
+        } else if (!s->has || (mn ? fv < s->f : fv > s->f)) {
+            s->f = fv;
+        }
+        break;
+    }
+    case STRATA_AGG_UNIQ: {
+        if (!s->sk && !(s->sk = hll_create()))
+            return STRATA_ENOMEM;
+        uint64_t before = hll_bytes(s->sk);
+        if (is_int) {
+            hll_add_hash(s->sk, sketch_hash_u64((uint64_t)iv));
+        } else {
+            double z = fv == 0 ? 0.0 : fv; /* -0.0 and 0.0 are one value */
+            uint64_t bits;
+            memcpy(&bits, &z, 8);
+            hll_add_hash(s->sk, sketch_hash_u64(bits));
+        }
+        x->sketch_bytes += hll_bytes(s->sk) - before;
+        break;
+    }
+    case STRATA_AGG_QUANTILE: {
+        if (!s->sk && !(s->sk = dds_create()))
+            return STRATA_ENOMEM;
+        uint64_t before = dds_bytes(s->sk);
+        if (!dds_add(s->sk, fv))
+            return STRATA_ENOMEM;
+        x->sketch_bytes += dds_bytes(s->sk) - before;
+        break;
+    }
+    default: break;
+    }
+    s->has = true;
+    s->n++;
+    return 0;
+}
+
 static int process_block(exec *x)
 {
     const strata_query *q = x->q;
@@ -98,7 +174,7 @@ static int process_block(exec *x)
             key[k++] = (uint64_t)x->ts_bucket;
         } else if (q->interval_ms > 0) {
             if (ts[i] < b_lo || ts[i] >= b_hi) {
-                b_lo = qctx_floor_div64(ts[i], q->interval_ms) * q->interval_ms;
+                b_lo = qplan_floor_div64(ts[i], q->interval_ms) * q->interval_ms;
                 b_hi = b_lo > INT64_MAX - q->interval_ms ? INT64_MAX : b_lo + q->interval_ms;
             }
             key[k++] = (uint64_t)b_lo;
@@ -222,7 +298,7 @@ static int process_block(exec *x)
             continue;
         }
         for (uint32_t j = 0; j < nsel; j++) {
-            int rc = qagg_update(x, ag, &st[(uint64_t)x->gid[j] * na], x->sel[j]);
+            int rc = agg_update(x, ag, &st[(uint64_t)x->gid[j] * na], x->sel[j]);
             if (rc == STRATA_EINVAL)
                 return strata_err_set(x->err, STRATA_EINVAL, "query: sum of '%s' overflows 64 bits",
                                       x->sc->cols[ag->col].name);

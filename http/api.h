@@ -75,23 +75,31 @@ typedef struct request {
 typedef enum MHD_Result api_handler(strata_server *s, struct MHD_Connection *c, request *rq,
                                     const char *method);
 
-/* ---- answers (server.c) ---- */
+/* ---- answers (reply.c) ---- */
 
+/* reply_text with extra headers (name, value, ..., NULL); text may be NULL when len is 0. */
+enum MHD_Result reply_text_with(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                char *text, size_t len, const char *ctype,
+                                const char *const *headers);
 /* Sends text[0..len) (malloc'd; taken over, freed even on failure) with its content type. */
-enum MHD_Result server_send_text(strata_server *s, struct MHD_Connection *c, unsigned status,
+enum MHD_Result reply_text(strata_server *s, struct MHD_Connection *c, unsigned status,
                                  char *text, size_t len, const char *ctype);
 /* Sends a JSON text (malloc'd; taken over) with the final newline every answer ends with,
  * as curl users expect (without it when memory for one byte more runs out). */
-enum MHD_Result server_send_json_text(strata_server *s, struct MHD_Connection *c, unsigned status,
+enum MHD_Result reply_json_text(strata_server *s, struct MHD_Connection *c, unsigned status,
                                       char *text, size_t len);
 /* Sends j compactly (a reference taken over; NULL gives MHD_NO, closing the connection). */
-enum MHD_Result server_send_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j);
+enum MHD_Result reply_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j);
 /* Sends {"error": "<printf of fmt>"} (the message cut at 1023 bytes). */
-enum MHD_Result server_send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
+enum MHD_Result reply_error(strata_server *s, struct MHD_Connection *c, unsigned status,
                                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* reply_error with extra headers (name, value, ..., NULL), for 401 and 405 answers. */
+enum MHD_Result reply_error_with(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                 const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* The status for an engine error code: 400 EINVAL, 404 ENOTFOUND, 409 EEXIST, 422 EFULL,
  * 503 ENOMEM, else 500. */
-unsigned server_status_of(int code);
+unsigned reply_status_of(int code);
 
 /* ---- /tables and /health (api_tables.c) ---- */
 

@@ -71,7 +71,7 @@ enum MHD_Result api_ingest_post(strata_server *s, struct MHD_Connection *c, requ
         table_counts_add(&s->rejected_by_table, rq->table, a->rejected, NULL);
     if (fault) {
         api_ingest_release(rq);
-        return server_send_error(s, c, status_of_fault(fault), "%s", rq->ingest.fail.msg);
+        return reply_error(s, c, status_of_fault(fault), "%s", rq->ingest.fail.msg);
     }
     atomic_fetch_add(&s->rows_ingested, n);
     if (n)
@@ -83,11 +83,11 @@ enum MHD_Result api_ingest_post(strata_server *s, struct MHD_Connection *c, requ
         /* The rows are in the table's memory and a later flush writes them; sending them
          * again would land them twice. */
         api_ingest_release(rq);
-        return server_send_error(s, c, 500, "the %" PRIu64 " rows were appended but are not yet durable "
+        return reply_error(s, c, 500, "the %" PRIu64 " rows were appended but are not yet durable "
                                  "(flush failed: %s); they will be written when the disk allows: do not send "
                                  "them again", n, ferr.msg);
     }
     json_t *answer = ndjson_answer_json(a, n, table_schema(rq->t));
     api_ingest_release(rq);
-    return server_send_json(s, c, 200, answer);
+    return reply_json(s, c, 200, answer);
 }

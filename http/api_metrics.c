@@ -130,7 +130,7 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
 #undef EMIT
     if (b.oom) {
         buf_free(&b);
-        return server_send_error(s, c, 503, "out of memory");
+        return reply_error(s, c, 503, "out of memory");
     }
-    return server_send_text(s, c, 200, (char *)b.data, b.len, "text/plain; version=0.0.4");
+    return reply_text(s, c, 200, (char *)b.data, b.len, "text/plain; version=0.0.4");
 }

@@ -35,7 +35,7 @@ enum MHD_Result api_query_post(strata_server *s, struct MHD_Connection *c, reque
     atomic_fetch_add(&s->queries, 1);
     if (query_parse_table_name(text, len, name, sizeof name, &err) != 0) {
         atomic_fetch_add(&s->query_errors, 1);
-        return server_send_error(s, c, 400, "%s", err.msg);
+        return reply_error(s, c, 400, "%s", err.msg);
     }
     strata_table *t = catalog_get(s->cat, name);
     if (!t) {
@@ -47,7 +47,7 @@ enum MHD_Result api_query_post(strata_server *s, struct MHD_Connection *c, reque
     if (prc != 0) {
         catalog_put(s->cat, t);
         atomic_fetch_add(&s->query_errors, 1);
-        return server_send_error(s, c, server_status_of(prc), "%s", err.msg);
+        return reply_error(s, c, reply_status_of(prc), "%s", err.msg);
     }
     q.timeout_ms = s->opts.query_timeout_ms;
     q.max_groups = s->opts.query_max_groups;
@@ -75,8 +75,8 @@ enum MHD_Result api_query_post(strata_server *s, struct MHD_Connection *c, reque
                             : strstr(err.msg, "time limit") ? "strata serve --query-timeout, or query_timeout in the config"
                                                          : NULL;
         if (which)
-            return server_send_error(s, c, server_status_of(rc), "%s (the limit is %s)", err.msg, which);
-        return server_send_error(s, c, server_status_of(rc), "%s", err.msg);
+            return reply_error(s, c, reply_status_of(rc), "%s (the limit is %s)", err.msg, which);
+        return reply_error(s, c, reply_status_of(rc), "%s", err.msg);
     }
     size_t out_len;
     char *out = query_answer_json(r, &q, &out_len);
@@ -89,6 +89,6 @@ enum MHD_Result api_query_post(strata_server *s, struct MHD_Connection *c, reque
     atomic_fetch_add(&s->query_latency[b], 1);
     atomic_fetch_add(&s->query_latency_sum_us, (uint64_t)(el * 1000));
     if (!out)
-        return server_send_error(s, c, 503, "out of memory writing the answer");
-    return server_send_json_text(s, c, 200, out, out_len);
+        return reply_error(s, c, 503, "out of memory writing the answer");
+    return reply_json_text(s, c, 200, out, out_len);
 }

@@ -113,7 +113,7 @@ enum MHD_Result api_tables_health(strata_server *s, struct MHD_Connection *c, re
     bool degraded = json_array_size(problems) > 0;
     if (!full) {
         json_decref(problems);
-        return server_send_json(s, c, 200, json_pack("{s:s}", "status", degraded ? "degraded" : "ok"));
+        return reply_json(s, c, 200, json_pack("{s:s}", "status", degraded ? "degraded" : "ok"));
     }
     json_t *j = json_pack("{s:s, s:I, s:f}", "status", degraded ? "degraded" : "ok", "tables",
                           (json_int_t)catalog_count(s->cat), "uptime_s",
@@ -133,7 +133,7 @@ enum MHD_Result api_tables_health(strata_server *s, struct MHD_Connection *c, re
     } else {
         json_decref(problems);
     }
-    return server_send_json(s, c, 200, j);
+    return reply_json(s, c, 200, j);
 }
 
 /* GET /tables: every table, the broken ones with their error. */
@@ -151,7 +151,7 @@ enum MHD_Result api_tables_list(strata_server *s, struct MHD_Connection *c, requ
     char name[STRATA_NAME_MAX + 1], why[1024];
     for (size_t i = 0; catalog_broken_at(s->cat, i, name, sizeof name, why, sizeof why); i++)
         json_array_append_new(arr, json_pack("{s:s, s:s}", "name", name, "error", why));
-    return server_send_json(s, c, 200, json_pack("{s:o}", "tables", arr));
+    return reply_json(s, c, 200, json_pack("{s:o}", "tables", arr));
 }
 
 static bool table_exists(strata_server *s, const char *name)
@@ -166,9 +166,9 @@ enum MHD_Result api_tables_send_missing(strata_server *s, struct MHD_Connection 
 {
     char why[1024];
     if (catalog_broken_get(s->cat, name, why, sizeof why))
-        return server_send_error(s, c, 503, "%stable '%s' cannot be opened: %s (check its files with strata "
+        return reply_error(s, c, 503, "%stable '%s' cannot be opened: %s (check its files with strata "
                           "inspect, repair them and restart, or DELETE it)", prefix, name, why);
-    return server_send_error(s, c, 404, "%sno table '%s'", prefix, name);
+    return reply_error(s, c, 404, "%sno table '%s'", prefix, name);
 }
 
 /* GET, PUT (create from a schema) and DELETE /tables/{name}. */
@@ -183,7 +183,7 @@ enum MHD_Result api_tables_one(strata_server *s, struct MHD_Connection *c, reque
         catalog_put(s->cat, t);
         if (s->opts.kafka)
             kafka_ingest_table_json(s->opts.kafka, rq->table, j);
-        return server_send_json(s, c, 200, j);
+        return reply_json(s, c, 200, j);
     }
     strata_err err = {0};
     if (strcmp(method, "DELETE") == 0) {
@@ -197,35 +197,35 @@ enum MHD_Result api_tables_one(strata_server *s, struct MHD_Connection *c, reque
                 strata_err_prefix(&err, "and its Kafka consumer could not restart (%s)", aerr.msg);
         }
         if (rc && !table_exists(s, rq->table))
-            return server_send_error(s, c, rc == STRATA_ENOTFOUND ? 404 : 500, "%s", err.msg); /* dropped */
+            return reply_error(s, c, rc == STRATA_ENOTFOUND ? 404 : 500, "%s", err.msg); /* dropped */
         if (rc)
-            return server_send_error(s, c, server_status_of(rc), "%s", err.msg);
-        return server_send_json(s, c, 200, json_pack("{s:s}", "dropped", rq->table));
+            return reply_error(s, c, reply_status_of(rc), "%s", err.msg);
+        return reply_json(s, c, 200, json_pack("{s:s}", "dropped", rq->table));
     }
     /* PUT: create */
     strata_schema *sc = malloc(sizeof *sc);
     if (!sc)
-        return server_send_error(s, c, 503, "out of memory");
+        return reply_error(s, c, 503, "out of memory");
     int rc = schema_json_parse_named((const char *)rq->body.data, rq->body.len, rq->table, sc, &err);
     if (rc == 0 && s->opts.kafka)
         rc = kafka_ingest_validate(s->opts.kafka, sc, &err); /* a table that cannot consume is refused */
     if (rc) {
         free(sc);
-        return server_send_error(s, c, server_status_of(rc), "%s", err.msg);
+        return reply_error(s, c, reply_status_of(rc), "%s", err.msg);
     }
     strata_table *t;
     bool created;
     rc = catalog_create(s->cat, sc, &t, &created, &err);
     free(sc);
     if (rc)
-        return server_send_error(s, c, server_status_of(rc), "%s", err.msg);
+        return reply_error(s, c, reply_status_of(rc), "%s", err.msg);
     json_t *j = table_json(t, true);
     catalog_put(s->cat, t);
     if (s->opts.kafka && kafka_ingest_attach(s->opts.kafka, rq->table, &err) != 0)
         json_object_set_new(j, "kafka_error", json_string(err.msg)); /* created; degraded in /health */
     if (s->opts.kafka)
         kafka_ingest_table_json(s->opts.kafka, rq->table, j);
-    return server_send_json(s, c, created ? 201 : 200, j);
+    return reply_json(s, c, created ? 201 : 200, j);
 }
 
 /* POST /tables/{name}/flush: every memtable of the table to segments now. */
@@ -242,9 +242,9 @@ enum MHD_Result api_tables_flush(strata_server *s, struct MHD_Connection *c, req
     json_t *j = rc == 0 ? table_json(t, false) : NULL;
     catalog_put(s->cat, t);
     if (rc != 0)
-        return server_send_error(s, c, rc == STRATA_ENOTFOUND ? 404 : 500, "flush failed: %s", err.msg);
+        return reply_error(s, c, rc == STRATA_ENOTFOUND ? 404 : 500, "flush failed: %s", err.msg);
     json_object_set_new(j, "flush_ms", json_real(clock_mono_ms_frac() - t0));
-    return server_send_json(s, c, 200, j);
+    return reply_json(s, c, 200, j);
 }
 
 /* POST /tables/{name}/kafka/accept-reset: the operator accepts the offset reset the
@@ -261,7 +261,7 @@ enum MHD_Result api_tables_accept_reset(strata_server *s, struct MHD_Connection 
                            : strata_err_set(&err, STRATA_ENOTFOUND, "table '%s' has no Kafka consumer", rq->table);
     if (rc) {
         json_decref(j);
-        return server_send_error(s, c, rc == STRATA_EEXIST ? 409 : server_status_of(rc), "%s", err.msg);
+        return reply_error(s, c, rc == STRATA_EEXIST ? 409 : reply_status_of(rc), "%s", err.msg);
     }
-    return server_send_json(s, c, 200, j);
+    return reply_json(s, c, 200, j);
 }

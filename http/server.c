@@ -32,113 +32,6 @@
 #include "http/api.h"
 #include "http/query_answer.h"
 
-/* ---- answers ------------------------------------------------------------------------ */
-
-/* Sends text (taken over) with its content type and the extra headers (NULL, or name,
- * value, ..., NULL). */
-static enum MHD_Result send_text_with(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                      char *text, size_t len, const char *ctype,
-                                      const char *const *headers)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    if (ctype)
-        MHD_add_response_header(r, "Content-Type", ctype);
-    for (int i = 0; headers && headers[i]; i += 2)
-        MHD_add_response_header(r, headers[i], headers[i + 1]);
-    enum MHD_Result ok = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    if (status >= 100 && status < 600)
-        atomic_fetch_add(&s->status_count[status / 100], 1);
-    return ok;
-}
-
-enum MHD_Result server_send_text(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                 char *text, size_t len, const char *ctype)
-{
-    return send_text_with(s, c, status, text, len, ctype, NULL);
-}
-
-/* server_send_json_text with extra headers (name, value, ..., NULL). */
-static enum MHD_Result send_json_text_with(strata_server *s, struct MHD_Connection *c,
-                                           unsigned status, char *text, size_t len,
-                                           const char *const *headers)
-{
-    char *nl = realloc(text, len + 2);
-    if (nl) {
-        text = nl;
-        text[len++] = '\n';
-        text[len] = 0;
-    }
-    return send_text_with(s, c, status, text, len, "application/json", headers);
-}
-
-enum MHD_Result server_send_json_text(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                      char *text, size_t len)
-{
-    return send_json_text_with(s, c, status, text, len, NULL);
-}
-
-enum MHD_Result server_send_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j)
-{
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!text)
-        return MHD_NO;
-    return send_json_text_with(s, c, status, text, strlen(text), NULL);
-}
-
-static enum MHD_Result send_error_v(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                    const char *const *headers, const char *fmt, va_list ap)
-{
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t len;
-    char *body = query_answer_error(msg, &len);
-    if (!body)
-        return MHD_NO;
-    return send_json_text_with(s, c, status, body, len, headers);
-}
-
-enum MHD_Result server_send_error(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    enum MHD_Result r = send_error_v(s, c, status, NULL, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-/* send_error with extra headers (name, value, ..., NULL). */
-static enum MHD_Result send_error_with(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                       const char *const *headers, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static enum MHD_Result send_error_with(strata_server *s, struct MHD_Connection *c, unsigned status,
-                                       const char *const *headers, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    enum MHD_Result r = send_error_v(s, c, status, headers, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-unsigned server_status_of(int code)
-{
-    switch (code) {
-    case STRATA_EINVAL: return 400;
-    case STRATA_ENOTFOUND: return 404;
-    case STRATA_EEXIST: return 409;
-    case STRATA_EFULL: return 422;
-    case STRATA_ENOMEM: return 503;
-    default: return 500;
-    }
-}
-
 /* ---- routing ------------------------------------------------------------------------ */
 
 #define ROUTE_STREAMED 1 /* the body goes to api_ingest.c as it arrives, under max_ingest_body */
@@ -316,27 +209,27 @@ static enum MHD_Result on_complete(strata_server *s, struct MHD_Connection *c, r
         return rq->route->answer(s, c, rq, method); /* liveness for probes: nothing about the data */
     if (!rq->auth_ok) {
         static const char *const www[] = {"WWW-Authenticate", "Bearer realm=\"strata\"", NULL};
-        return send_error_with(s, c, 401, www, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        return reply_error_with(s, c, 401, www, "missing or wrong bearer token (Authorization: Bearer <token>)");
     }
     if (rq->bad_name)
-        return server_send_error(s, c, 400, "a table name must be 1 to %d characters", STRATA_NAME_MAX - 1);
+        return reply_error(s, c, 400, "a table name must be 1 to %d characters", STRATA_NAME_MAX - 1);
     if (!rq->route)
-        return server_send_error(s, c, 404, "no such path: %s %s", method, url);
+        return reply_error(s, c, 404, "no such path: %s %s", method, url);
     if (rq->method_ok && strcmp(method, "OPTIONS") == 0) {
         const char *const allow[] = {"Allow", rq->route->allow, NULL};
-        return send_text_with(s, c, 204, NULL, 0, NULL, allow);
+        return reply_text_with(s, c, 204, NULL, 0, NULL, allow);
     }
     if (!rq->method_ok) {
         const char *const allow[] = {"Allow", rq->route->allow, NULL};
-        return send_error_with(s, c, 405, allow, "%s is not allowed on %s (allowed: %s)", method, url,
+        return reply_error_with(s, c, 405, allow, "%s is not allowed on %s (allowed: %s)", method, url,
                                rq->route->allow);
     }
     if (rq->encoding[0])
-        return server_send_error(s, c, 415, "Content-Encoding '%s' is not supported: send the body "
+        return reply_error(s, c, 415, "Content-Encoding '%s' is not supported: send the body "
                                  "uncompressed (nothing of this request was kept)", rq->encoding);
     if (rq->too_large) {
         bool ingest = rq->route->flags & ROUTE_STREAMED;
-        return server_send_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes (strata "
+        return reply_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes (strata "
                                  "serve %s, or %s in the config)", rq->limit,
                                  ingest ? "--max-ingest-body" : "--max-body",
                                  ingest ? "max_ingest_body" : "max_body");

@@ -1,11 +1,12 @@
 /*
  * kafka_consumer.h — the state of one table's Kafka consumer, shared by the files that do
  * its jobs: kafka_ingest.c (start, stop, the poll loop, the registry), kafka_offsets.c
- * (assignment, offsets, epochs, pause/resume). Internal to ingest/; the public face is
+ * (assignment, offsets, epochs, pause/resume), and the helpers both use (kafka_consumer.c:
+ * its partition table, its degraded state, its log). Internal to ingest/; the public face is
  * kafka_ingest.h.
  *
  * Threads and locks of a consumer c:
- *  - set before its thread starts, read-only after: k, t, decoder, dead, name, topic,
+ *  - set before its thread starts, read-only after: k, log, t, decoder, dead, name, topic,
  *    group, source, brokers, start_latest, reset_accept, rk, q.
  *  - c->mu guards the partition table (parts, nparts, and in each partition assigned,
  *    stopped, stop_at, stop_hi, epoch, source, committed, pos), degraded, lag and
@@ -58,6 +59,7 @@ typedef struct kafka_part {
 
 typedef struct kafka_consumer {
     kafka_ingest *k;
+    void (*log)(const char *msg); /* the registry's log callback (may be NULL) */
     strata_table *t;        /* a catalog reference, put back when the consumer is freed */
     event_decoder *decoder; /* for the table's schema */
     dead_letter_sink *dead;
@@ -86,8 +88,10 @@ typedef struct kafka_consumer {
     struct kafka_consumer *next;
 } kafka_consumer;
 
-/* One log line through the registry's log callback (kafka_ingest_opts.log). */
-void kafka_log(kafka_ingest *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One log line through the registry's log callback (kafka_ingest_opts.log), kept in c->log
+ * (kafka_consumer.c); the registry's own lines go through kafka_ingest.c's kafka_log. */
+void kafka_consumer_log(kafka_consumer *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The state of Kafka partition kp, growing the table (new partitions: positions -1, the
  * epoch-0 source name); NULL when kp is out of range or out of memory. Caller holds c->mu. */
 kafka_part *kafka_consumer_part(kafka_consumer *c, int32_t kp);

@@ -68,42 +68,12 @@ static void __attribute__((format(printf, 2, 0))) vlog(void *ctx, const char *fm
     k->o.log(line);
 }
 
-void kafka_log(kafka_ingest *k, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) kafka_log(kafka_ingest *k, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vlog(k, fmt, ap);
     va_end(ap);
-}
-
-kafka_part *kafka_consumer_part(kafka_consumer *c, int32_t kp)
-{
-    if (kp < 0 || kp > 1 << 20)
-        return NULL;
-    if (kp >= c->nparts) {
-        int32_t n = kp + 1 > c->nparts * 2 ? kp + 1 : c->nparts * 2;
-        kafka_part *np = realloc(c->parts, sizeof *np * (size_t)n);
-        if (!np)
-            return NULL;
-        memset(np + c->nparts, 0, sizeof *np * (size_t)(n - c->nparts));
-        for (int32_t i = c->nparts; i < n; i++) {
-            np[i].pos = np[i].next = np[i].committed = -1;
-            snprintf(np[i].source, sizeof np[i].source, "%s", c->source);
-        }
-        c->parts = np;
-        c->nparts = n;
-    }
-    return &c->parts[kp];
-}
-
-void kafka_consumer_degrade(kafka_consumer *c, const char *fmt, ...)
-{
-    pthread_mutex_lock(&c->mu);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->degraded, sizeof c->degraded, fmt, ap);
-    va_end(ap);
-    pthread_mutex_unlock(&c->mu);
 }
 
 /* librdkafka's own lines (warnings and worse) in strata's log (the dead-letter producer
@@ -112,7 +82,7 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
 {
     kafka_consumer *c = rd_kafka_opaque(rk);
     if (level <= 4)
-        kafka_log(c->k, "table %s: librdkafka %s: %s", c->name, fac, buf);
+        kafka_consumer_log(c, "table %s: librdkafka %s: %s", c->name, fac, buf);
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
@@ -120,7 +90,7 @@ static void on_kafka_error(rd_kafka_t *rk, int e, const char *reason, void *opaq
     (void)rk;
     kafka_consumer *c = opaque;
     atomic_fetch_add(&c->errors, 1);
-    kafka_log(c->k, "table %s: Kafka: %s: %s", c->name, rd_kafka_err2name((rd_kafka_resp_err_t)e), reason);
+    kafka_consumer_log(c, "table %s: Kafka: %s: %s", c->name, rd_kafka_err2name((rd_kafka_resp_err_t)e), reason);
     if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         atomic_store(&c->unreachable, true); /* librdkafka counts its bootstrap entry as a broker */
     else if (e == RD_KAFKA_RESP_ERR__FATAL)
@@ -141,7 +111,7 @@ static int land_partition(kafka_consumer *c, int32_t kp, kafka_part *ps)
             break;
         if (rc != STRATA_EFULL || attempt > 0) {
             atomic_fetch_add(&c->errors, 1);
-            kafka_log(c->k, "table %s: partition %d: appending %u rows failed: %s; retrying in 1 s",
+            kafka_consumer_log(c, "table %s: partition %d: appending %u rows failed: %s; retrying in 1 s",
                       c->name, kp, ps->batch.nrows, err.msg);
             return rc;
         }
@@ -150,7 +120,7 @@ static int land_partition(kafka_consumer *c, int32_t kp, kafka_part *ps)
         int frc = table_flush(c->t, true, &err);
         kafka_offsets_pause_all(c, false);
         if (frc != 0) {
-            kafka_log(c->k, "table %s: flush under memory pressure failed: %s", c->name, err.msg);
+            kafka_consumer_log(c, "table %s: flush under memory pressure failed: %s", c->name, err.msg);
             return frc;
         }
     }
@@ -212,7 +182,7 @@ static void *consumer_run(void *arg)
                     kafka_offsets_out_of_range(c, m->partition);
                 else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     atomic_fetch_add(&c->errors, 1);
-                    kafka_log(c->k, "table %s: consume: %s", c->name, rd_kafka_message_errstr(m));
+                    kafka_consumer_log(c, "table %s: consume: %s", c->name, rd_kafka_message_errstr(m));
                 }
                 continue;
             }
@@ -437,6 +407,7 @@ static int consumer_start(kafka_ingest *k, strata_table *t, kafka_consumer **out
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     }
     c->k = k;
+    c->log = k->o.log;
     c->t = t;
     c->lag = -1;
     pthread_mutex_init(&c->mu, NULL);

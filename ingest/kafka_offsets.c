@@ -124,7 +124,7 @@ void kafka_offsets_commit(kafka_consumer *c, bool final)
         /* Synchronous when it is the last word: before a rebalance or a drop lets go. */
         rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, final || c->dropping ? 0 : 1);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            kafka_log(c->k, "table %s: committing offsets to Kafka: %s (lag figures may lag)", c->name,
+            kafka_consumer_log(c, "table %s: committing offsets to Kafka: %s (lag figures may lag)", c->name,
                       rd_kafka_err2str(e));
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -162,7 +162,7 @@ void kafka_offsets_reassign(kafka_consumer *c)
     pthread_mutex_unlock(&c->mu);
     rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
     if (e)
-        kafka_log(c->k, "table %s: re-assigning partitions: %s", c->name, rd_kafka_err2str(e));
+        kafka_consumer_log(c, "table %s: re-assigning partitions: %s", c->name, rd_kafka_err2str(e));
     if (stopped->cnt)
         rd_kafka_pause_partitions(c->rk, stopped);
     if (running->cnt)
@@ -183,7 +183,7 @@ void kafka_offsets_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
         rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
         rd_kafka_resp_err_t ce = rd_kafka_committed(rk, committed, 10000);
         if (ce)
-            kafka_log(c->k, "table %s: reading the group's committed offsets: %s", c->name,
+            kafka_consumer_log(c, "table %s: reading the group's committed offsets: %s", c->name,
                       rd_kafka_err2str(ce));
         pthread_mutex_lock(&c->mu);
         for (int i = 0; i < parts->cnt; i++) {
@@ -229,7 +229,7 @@ void kafka_offsets_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
         for (int i = 0; i < parts->cnt && used < sizeof list - 32; i++)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%d@%" PRId64, i ? " " : "",
                                      (int)parts->elems[i].partition, parts->elems[i].offset);
-        kafka_log(c->k, "table %s: assigned %d partition(s) of %s (partition@offset, -2 earliest, -1 latest): %s",
+        kafka_consumer_log(c, "table %s: assigned %d partition(s) of %s (partition@offset, -2 earliest, -1 latest): %s",
                   c->name, parts->cnt, c->topic, list);
         rd_kafka_assign(rk, parts);
         rd_kafka_resume_partitions(rk, parts); /* a pause from before (a stop) does not carry over */
@@ -240,7 +240,7 @@ void kafka_offsets_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
         if (c->dropping)
             kafka_offsets_commit(c, false);
         else if (table_flush(c->t, true, &err) != 0)
-            kafka_log(c->k, "table %s: flush before giving up partitions failed: %s", c->name, err.msg);
+            kafka_consumer_log(c, "table %s: flush before giving up partitions failed: %s", c->name, err.msg);
         else
             kafka_offsets_commit(c, true);
         pthread_mutex_lock(&c->mu);
@@ -253,10 +253,10 @@ void kafka_offsets_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
             }
         }
         pthread_mutex_unlock(&c->mu);
-        kafka_log(c->k, "table %s: %d partition(s) of %s revoked", c->name, parts->cnt, c->topic);
+        kafka_consumer_log(c, "table %s: %d partition(s) of %s revoked", c->name, parts->cnt, c->topic);
         rd_kafka_assign(rk, NULL);
     } else {
-        kafka_log(c->k, "table %s: rebalance error: %s", c->name, rd_kafka_err2str(why));
+        kafka_consumer_log(c, "table %s: rebalance error: %s", c->name, rd_kafka_err2str(why));
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -280,7 +280,7 @@ static void accept_reset(kafka_consumer *c, int32_t kp, int64_t lo, int64_t hi)
     snprintf(old, sizeof old, "%s", ps->source);
     pthread_mutex_unlock(&c->mu);
     if (table_note_checkpoint(c->t, key, kp, epoch) != 0) {
-        kafka_log(c->k, "table %s: partition %d: out of memory accepting an offset reset; retrying", c->name, kp);
+        kafka_consumer_log(c, "table %s: partition %d: out of memory accepting an offset reset; retrying", c->name, kp);
         return;
     }
     table_source_forget(c->t, old, kp);
@@ -292,7 +292,7 @@ static void accept_reset(kafka_consumer *c, int32_t kp, int64_t lo, int64_t hi)
     ps->stopped = false;
     pthread_mutex_unlock(&c->mu);
     atomic_fetch_add(&c->resets, 1);
-    kafka_log(c->k, "table %s: partition %d of %s: offsets went backwards (the table had read up to %" PRId64
+    kafka_consumer_log(c, "table %s: partition %d of %s: offsets went backwards (the table had read up to %" PRId64
                     ", the broker's partition now ends at %" PRId64 "): reading it from offset %" PRId64
                     " as new data (offset epoch %u)",
               c->name, kp, c->topic, was, hi, lo, epoch);
@@ -310,7 +310,7 @@ void kafka_offsets_out_of_range(kafka_consumer *c, int32_t kp)
     int64_t pos = ps ? ps->pos : -1;
     pthread_mutex_unlock(&c->mu);
     if (e) {
-        kafka_log(c->k, "table %s: partition %d: offset out of range and watermarks unknown (%s); retrying",
+        kafka_consumer_log(c, "table %s: partition %d: offset out of range and watermarks unknown (%s); retrying",
                   c->name, kp, rd_kafka_err2str(e));
         kafka_offsets_reassign(c);
         return;
@@ -327,7 +327,7 @@ void kafka_offsets_out_of_range(kafka_consumer *c, int32_t kp)
             }
             pthread_mutex_unlock(&c->mu);
             atomic_fetch_add(&c->errors, 1);
-            kafka_log(c->k, "table %s: partition %d of %s STOPPED: its offsets went backwards (the table has "
+            kafka_consumer_log(c, "table %s: partition %d of %s STOPPED: its offsets went backwards (the table has "
                             "read up to %" PRId64 ", the broker's partition now ends at %" PRId64
                             "): the topic was re-created or the broker lost its data. kafka.offset_reset is "
                             "\"stop\"; POST /tables/%s/kafka/accept-reset reads it again as new data",
@@ -354,7 +354,7 @@ void kafka_offsets_out_of_range(kafka_consumer *c, int32_t kp)
         snprintf(what, sizeof what, "an unknown number of messages (position %" PRId64
                                     ", broker has %" PRId64 "..%" PRId64 ")",
                  pos, lo, hi);
-    kafka_log(c->k, "table %s: LOST DATA: partition %d of %s: %s were deleted by the broker before "
+    kafka_consumer_log(c, "table %s: LOST DATA: partition %d of %s: %s were deleted by the broker before "
                     "strata read them; continuing from offset %" PRId64,
               c->name, kp, c->topic, what, lo);
     kafka_consumer_degrade(c, "table %s lost %s of %s partition %d to broker retention", c->name, what,
@@ -382,7 +382,7 @@ void kafka_offsets_accept_stopped(kafka_consumer *c)
         int64_t lo = -1, hi = -1;
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->topic, kp, &lo, &hi, 10000);
         if (e) {
-            kafka_log(c->k, "table %s: partition %d: accepting its reset: watermarks unknown (%s)", c->name,
+            kafka_consumer_log(c, "table %s: partition %d: accepting its reset: watermarks unknown (%s)", c->name,
                       kp, rd_kafka_err2str(e));
             continue;
         }
