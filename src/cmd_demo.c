@@ -27,6 +27,7 @@
 
 #include "engine/catalog.h"
 #include "engine/clock.h"
+#include "src/cli.h"
 #include "src/commands.h"
 #include "src/signals.h"
 #include "tools/broker.h"
@@ -168,7 +169,8 @@ int cmd_demo(int argc, char **argv)
     double rate = 2000;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "l:d:r:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":l:d:r:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'l': listen = optarg; break;
         case 'd': data = optarg; break;
@@ -183,7 +185,8 @@ int cmd_demo(int argc, char **argv)
             break;
         }
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case ':': return cli_bad_usage("demo", "%s needs a value", argv[optind - 1]);
+        default: return cli_bad_usage("demo", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "src/cli.h"
 #include "src/commands.h"
 #include "tools/inspect.h"
 
@@ -37,7 +38,8 @@ int cmd_inspect(int argc, char **argv)
     inspect_opts o = {.rows = -1};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vjr:qh", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":vjr:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'v': o.verify = true; break;
         case 'j': o.json = true; break;
@@ -54,7 +56,8 @@ int cmd_inspect(int argc, char **argv)
             break;
         }
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case ':': return cli_bad_usage("inspect", "%s needs a value", argv[optind - 1]);
+        default: return cli_bad_usage("inspect", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1) {

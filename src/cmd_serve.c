@@ -32,6 +32,7 @@
 #include "engine/units.h"
 #include "http/server.h"
 #include "ingest/kafka_ingest.h"
+#include "src/cli.h"
 #include "src/commands.h"
 #include "src/config.h"
 #include "src/log.h"
@@ -129,7 +130,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: strata serve --data DIR [--listen HOST:PORT] [--config FILE]\n"
-            "                    [--auth-token-file FILE] [--table SCHEMA.json]...\n\n"
+            "                    [--auth-token-file FILE] [--table SCHEMA.json]...\n"
+            "                    [--max-body SIZE] [--max-ingest-body SIZE] [--query-timeout DUR]\n"
+            "                    [--query-memory SIZE] [--ingest-memory SIZE] [--kafka-brokers LIST]\n\n"
             "  --data DIR             data directory (created if missing); tables in it are\n"
             "                         recovered at start\n"
             "  --listen HOST:PORT     default 127.0.0.1:8686; localhost and [::1] work too; any\n"
@@ -171,9 +174,10 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
     const char *config = NULL;
     if (!cfg)
         return 1;
-    int ch, rc = 1;
+    int ch, rc = 2; /* bad usage (flags, config file, token file) until the checks pass */
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "d:l:c:a:t:b:B:q:m:M:k:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":d:l:c:a:t:b:B:q:m:M:k:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd': snprintf(cfg->data, sizeof cfg->data, "%s", optarg); break;
         case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
@@ -219,7 +223,8 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
                 cfg->query_timeout_ms = -1; /* refused by check_limits */
             break;
         case 'h': usage(stdout); rc = 0; goto done;
-        default: usage(stderr); rc = 2; goto done;
+        case ':': rc = cli_bad_usage("serve", "%s needs a value", argv[optind - 1]); goto done;
+        default: rc = cli_bad_usage("serve", "unknown option '%s'", argv[optind - 1]); goto done;
         }
     }
     if (optind != argc) {
@@ -260,6 +265,8 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         rc = 2;
         goto done;
     }
+
+    rc = 1; /* from here on, a failure is not the user's flags */
 
     /* Signals go to the main loop only. */
     sigset_t sigs;

@@ -370,7 +370,24 @@ def main():
                        (["--ingest-memory", "1KiB"], b"give at least 64KiB"),
                        (["--config", os.path.join(WORK, "nope.json")], b"nope.json: No such file or directory")):
         p = harness.strata("serve", "--data", data, *args)
-        check(p.returncode != 0 and want in p.stderr, "%s: %d %s" % (args, p.returncode, p.stderr))
+        check(p.returncode == 2 and want in p.stderr, "%s: %d %s" % (args, p.returncode, p.stderr))
+    # Bad usage is worded one way and exits 2 in every command; `strata help CMD` is its --help.
+    for cmd in ("serve", "demo", "inspect", "gen", "broker"):
+        p = harness.strata(cmd, "--bogus")
+        check(p.returncode == 2 and (b"strata %s: unknown option '--bogus'\n(see strata %s --help)\n" %
+                                     (cmd.encode(), cmd.encode())) in p.stderr,
+              "%s --bogus: %d %r" % (cmd, p.returncode, p.stderr[:300]))
+        p = harness.strata("help", cmd)
+        q = harness.strata(cmd, "--help")
+        check(p.returncode == 0 and q.returncode == 0 and p.stdout == q.stdout and p.stdout.startswith(b"usage: strata " + cmd.encode()),
+              "strata help %s is strata %s --help: %r" % (cmd, cmd, p.stdout[:100]))
+    for cmd in ("serve", "inspect", "demo"):
+        p = harness.strata(cmd, "--data" if cmd != "inspect" else "--rows")
+        check(p.returncode == 2 and b"needs a value\n(see strata %s --help)" % cmd.encode() in p.stderr,
+              "%s with a flag missing its value: %d %r" % (cmd, p.returncode, p.stderr[:300]))
+    p = harness.strata("serve", "--help")
+    check(all(f in p.stdout.split(b"\n\n")[0] for f in (b"--max-body", b"--query-timeout", b"--kafka-brokers")),
+          "serve's usage line names every flag: %r" % p.stdout[:400])
     p = harness.strata("serve", "--listen", "127.0.0.1:0", "--config", empty)
     check(p.returncode == 2 and b'--data DIR (or "data" in a --config file) is required' in p.stderr,
           "a config without data: %s" % p.stderr)
