@@ -5,7 +5,7 @@
  * Sources are segments (granules decoded into per-thread buffers, after the plan's
  * pruning: qplan_granules) and memtables (chunks read in place). A block is at most
  * BLOCK_ROWS (STRATA_BLOCK_ROWS, 8192) rows: a memtable chunk, or a granule as strata
- * writes it. A granule of another size (the format allows up to SEG_MAX_GRANULE_ROWS) is
+ * writes it. A granule of another size (the format allows up to SEGMENT_MAX_GRANULE_ROWS) is
  * decoded whole into column buffers grown to fit it, then processed BLOCK_ROWS rows at a
  * time, so the masks, selections and scratch that the steps below use stay BLOCK_ROWS
  * long. Each block goes through:

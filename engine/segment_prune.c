@@ -4,7 +4,7 @@
  * the exact rows of a string predicate from the bitmap index. Contract in segment.h
  * ("predicates and pruning").
  *
- * Works on an open segment through segment.h's reader functions only. The seg_pred_match_*
+ * Works on an open segment through segment.h's reader functions only. The segment_pred_match_*
  * functions are the reference semantics; every range test below must keep a granule
  * whenever one of its rows could match them (NaN satisfies only != and not in; strings
  * compare in dictionary order, so a comparison selects a contiguous range of codes).

@@ -112,7 +112,7 @@ static int land_partition(kafka_consumer *c, int32_t kp, kafka_part *ps)
         if (rc != STRATA_EFULL || attempt > 0) {
             atomic_fetch_add(&c->errors, 1);
             kafka_consumer_log(c, "table %s: partition %d: appending %u rows failed: %s; retrying in 1 s",
-                      c->name, kp, ps->batch.nrows, err.msg);
+                               c->name, kp, ps->batch.nrows, err.msg);
             return rc;
         }
         atomic_fetch_add(&c->pauses, 1);

@@ -125,7 +125,7 @@ void kafka_offsets_commit(kafka_consumer *c, bool final)
         rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, final || c->dropping ? 0 : 1);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
             kafka_consumer_log(c, "table %s: committing offsets to Kafka: %s (lag figures may lag)", c->name,
-                      rd_kafka_err2str(e));
+                               rd_kafka_err2str(e));
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -184,7 +184,7 @@ void kafka_offsets_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
         rd_kafka_resp_err_t ce = rd_kafka_committed(rk, committed, 10000);
         if (ce)
             kafka_consumer_log(c, "table %s: reading the group's committed offsets: %s", c->name,
-                      rd_kafka_err2str(ce));
+                               rd_kafka_err2str(ce));
         pthread_mutex_lock(&c->mu);
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *p = &parts->elems[i];
@@ -230,7 +230,7 @@ void kafka_offsets_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why,
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%d@%" PRId64, i ? " " : "",
                                      (int)parts->elems[i].partition, parts->elems[i].offset);
         kafka_consumer_log(c, "table %s: assigned %d partition(s) of %s (partition@offset, -2 earliest, -1 latest): %s",
-                  c->name, parts->cnt, c->topic, list);
+                           c->name, parts->cnt, c->topic, list);
         rd_kafka_assign(rk, parts);
         rd_kafka_resume_partitions(rk, parts); /* a pause from before (a stop) does not carry over */
     } else if (why == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -311,7 +311,7 @@ void kafka_offsets_out_of_range(kafka_consumer *c, int32_t kp)
     pthread_mutex_unlock(&c->mu);
     if (e) {
         kafka_consumer_log(c, "table %s: partition %d: offset out of range and watermarks unknown (%s); retrying",
-                  c->name, kp, rd_kafka_err2str(e));
+                           c->name, kp, rd_kafka_err2str(e));
         kafka_offsets_reassign(c);
         return;
     }
@@ -383,7 +383,7 @@ void kafka_offsets_accept_stopped(kafka_consumer *c)
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->topic, kp, &lo, &hi, 10000);
         if (e) {
             kafka_consumer_log(c, "table %s: partition %d: accepting its reset: watermarks unknown (%s)", c->name,
-                      kp, rd_kafka_err2str(e));
+                               kp, rd_kafka_err2str(e));
             continue;
         }
         accept_reset(c, kp, lo, hi);

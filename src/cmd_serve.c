@@ -198,21 +198,17 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             }
             break;
         case 'm':
-            if (units_parse_bytes(optarg, &cfg->query_memory) != 0) {
-                fprintf(stderr, "strata serve: --query-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
+        case 'M': {
+            uint64_t *mem = ch == 'm' ? &cfg->query_memory : &cfg->ingest_memory;
+            if (units_parse_bytes(optarg, mem) != 0) {
+                fprintf(stderr, "strata serve: --%s-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n",
+                        ch == 'm' ? "query" : "ingest", optarg);
                 goto done;
             }
-            if (cfg->query_memory == 0)
-                cfg->query_memory = 1; /* refused by check_limits, with the minimum */
+            if (*mem == 0)
+                *mem = 1; /* refused by check_limits, with the minimum */
             break;
-        case 'M':
-            if (units_parse_bytes(optarg, &cfg->ingest_memory) != 0) {
-                fprintf(stderr, "strata serve: --ingest-memory: '%s' is not a size (e.g. 512MiB, 2GiB)\n", optarg);
-                goto done;
-            }
-            if (cfg->ingest_memory == 0)
-                cfg->ingest_memory = 1; /* refused by check_limits, with the minimum */
-            break;
+        }
         case 'q':
             if (units_parse_duration_ms(optarg, &cfg->query_timeout_ms) != 0) {
                 fprintf(stderr, "strata serve: --query-timeout: '%s' is not a duration (a number with a unit: "

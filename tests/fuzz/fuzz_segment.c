@@ -11,7 +11,7 @@
  * Besides "never crash", the target checks the reader's promises and aborts when one is
  * broken: a failed open names the file; after segment_verify succeeds, every block reads
  * back, dictionary lookups find their own values, pruning never drops a granule holding a
- * row that seg_pred_match_* accepts, and segment_pred_rows is exactly the matching rows.
+ * row that segment_pred_match_* accepts, and segment_pred_rows is exactly the matching rows.
  *
  * Built as a libFuzzer target with -DSTRATA_FUZZ=ON (clang), and always as
  * replay_segment together with replay_main.c (see tests/fuzz/CMakeLists.txt).

@@ -5,7 +5,6 @@
  * sinks, a file that cannot be opened (logged and counted, never pending), and a sync that
  * fails (injected fault) leaving its dead letters pending until a later sync succeeds.
  */
-#include <errno.h>
 
 #include "engine/fault.h"
 #include "ingest/dead_letter.h"
@@ -24,10 +23,7 @@ static void tmp_cleanup(void)
 static const char *dir(void)
 {
     if (!tmp_dir[0]) {
-        const char *base = getenv("STRATA_TEST_TMP");
-        snprintf(tmp_dir, sizeof tmp_dir, "%s/test_dead_letter.XXXXXX", base && *base ? base : "/tmp");
-        if (!mkdtemp(tmp_dir))
-            TEST_FAIL_("mkdtemp %s: %s", tmp_dir, strerror(errno));
+        test_tmpdir(tmp_dir, sizeof tmp_dir, "test_dead_letter");
         atexit(tmp_cleanup);
     }
     return tmp_dir;

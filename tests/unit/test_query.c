@@ -319,7 +319,7 @@ static void get_sources(sources *out)
 
 /* ---- the reference ------------------------------------------------------------------ */
 
-/* The reference's own comparisons (not the engine's seg_pred_match_*): -1, 0, 1 of the
+/* The reference's own comparisons (not the engine's segment_pred_match_*): -1, 0, 1 of the
  * row's value against pred value i; NaN compares as "unordered" (2). */
 static int ref_cmp(int col, const row *r, const segment_value *v)
 {

@@ -26,6 +26,7 @@
 #include "engine/error.h"
 #include "engine/schema.h"
 #include "engine/schema_json.h"
+#include "engine/text.h"
 #include "test.h"
 #include "engine/units.h"
 
@@ -46,35 +47,6 @@ static const char *J(const char *s)
 }
 
 static strata_schema A, B, C; /* big: keep them off the stack */
-
-static bool utf8_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p, len, cp, min;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            len = 2, min = 0x80, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF)
-            len = 3, min = 0x800, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4)
-            len = 4, min = 0x10000, cp = c & 0x07;
-        else
-            return false;
-        for (unsigned i = 1; i < len; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += len;
-    }
-    return true;
-}
 
 /* Parses JSON text (quotes as '), failing the test with the message on error. */
 static void parse_ok_named(const char *text, const char *name, strata_schema *out)
@@ -104,7 +76,7 @@ static void parse_fails_raw(const char *t, size_t len, const char *name, int wan
     ASSERT_EQ(err.code, want_rc);
     if (!strstr(err.msg, needle))
         TEST_FAIL_("message \"%s\" lacks \"%s\"\n  input: %.300s", err.msg, needle, t);
-    ASSERT(utf8_ok(err.msg));
+    ASSERT(text_utf8_valid(err.msg, strlen(err.msg)));
     ASSERT(memcmp(&guard, &before, sizeof guard) == 0);
     /* err may be NULL. */
     ASSERT_EQ(schema_json_parse_named(t, len, name, &guard, NULL), want_rc);
@@ -1514,7 +1486,7 @@ TEST(corpus_replay)
             if (rc == 0)
                 TEST_FAIL_("%s should be refused", name);
             ASSERT(err.msg[0]);
-            ASSERT(utf8_ok(err.msg));
+            ASSERT(text_utf8_valid(err.msg, strlen(err.msg)));
             if (!test_corpus_expect(dir, name, err.msg))
                 TEST_FAIL_("corpus expectation not met");
             ninvalid++;

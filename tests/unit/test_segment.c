@@ -12,7 +12,7 @@
  * segment_verify. check_pruning() draws random predicates (every operator, IN/NOT IN with
  * 0..4 values, values in and out of the data, NaN, uint64 values above 2^63, strings not in
  * the dictionary) and checks that segment_prune_granules keeps every granule holding a row
- * that seg_pred_match_* accepts, and that segment_pred_rows is exactly the matching rows.
+ * that segment_pred_match_* accepts, and that segment_pred_rows is exactly the matching rows.
  * Files go to $STRATA_TEST_TMP (or /tmp) in a directory of their own.
  */
 #include <dirent.h>
