@@ -22,6 +22,7 @@ static const char *const site_names[FAULT_NSITES] = {
     [FAULT_MEMTABLE_ALLOC] = "memtable_alloc",
     [FAULT_RENAME_DROP] = "rename_drop",
     [FAULT_DEAD_LETTER_SYNC] = "dead_letter_sync",
+    [FAULT_WAL_SYNC] = "wal_sync",
 };
 
 void fault_arm(fault_site site, uint64_t skip, uint64_t count)

@@ -25,6 +25,7 @@ typedef enum fault_site {
     FAULT_MEMTABLE_ALLOC,  /* a memtable's chunk, dictionary or arena allocation */
     FAULT_RENAME_DROP,     /* the rename that drops a table (catalog) */
     FAULT_DEAD_LETTER_SYNC, /* making a consumer's dead letters durable */
+    FAULT_WAL_SYNC,        /* the fdatasync of a write-ahead log's group commit: EIO */
     FAULT_NSITES
 } fault_site;
 

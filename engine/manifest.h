@@ -27,7 +27,11 @@
  * changes values in place and appends new pairs); none is ever removed.
  *
  * CHECKPOINT NAMES. <source> is what the table's appends name the source:
- * "kafka:<topic>" for Kafka tables, "kafka:<topic>#e<N>" for epoch N > 0 (below).
+ * "kafka:<topic>" for Kafka tables, "kafka:<topic>#e<N>" for epoch N > 0 (below), and
+ * "log" (partition 0) for rows of the table's write-ahead log (engine/wal.h), whose
+ * offset is the row's LSN: its record's LSN plus its index in the record. So cp/log says
+ * which logged rows of a time partition are in its segments, and rs/log from where the
+ * log must be replayed; log files wholly below it are deleted.
  * Example, cp/ of kafka:orders, partition 3, value 1500 (29 bytes):
  *   0f 00 | 63 70 2f 6b 61 66 6b 61 3a 6f 72 64 65 72 73 | 03 00 00 00 | dc 05 00 00 00 00 00 00
  *

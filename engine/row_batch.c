@@ -3,6 +3,8 @@
  */
 #include "engine/row_batch.h"
 
+#include "engine/buf.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,4 +150,97 @@ void row_batch_rebind(row_batch *b, const strata_schema *schema)
 {
     row_batch_clear(b);
     b->schema = schema;
+}
+
+/* ---- the log form (row_batch.h) ----------------------------------------------------- */
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the log form copies arrays as they are in memory: little-endian hosts only"
+#endif
+
+int row_batch_encode(const row_batch *b, bytebuf *out)
+{
+    const strata_schema *sc = b->schema;
+    uint64_t n = b->nrows, size = 8;
+    for (int c = 0; c < sc->ncols; c++)
+        size += 1 + n * (sc->cols[c].type == STRATA_STRING ? 4 : 8);
+    for (int c = 0; c < sc->ncols; c++)
+        if (sc->cols[c].type == STRATA_STRING)
+            for (uint32_t r = 0; r < b->nrows; r++)
+                size += b->s[c][r].len;
+    if (!buf_reserve(out, size))
+        return STRATA_ENOMEM;
+    buf_put_u32(out, b->nrows);
+    buf_put_u32(out, (uint32_t)sc->ncols);
+    for (int c = 0; c < sc->ncols; c++) {
+        strata_type t = sc->cols[c].type;
+        buf_put_u8(out, (uint8_t)t);
+        if (strata_type_is_int(t)) {
+            buf_put(out, b->i[c], n * 8);
+        } else if (t == STRATA_FLOAT64) {
+            buf_put(out, b->f[c], n * 8);
+        } else {
+            uint8_t *p = out->data + out->len;
+            for (uint32_t r = 0; r < b->nrows; r++)
+                store_u32le(p + 4 * (size_t)r, b->s[c][r].len);
+            out->len += n * 4;
+            for (uint32_t r = 0; r < b->nrows; r++)
+                buf_put(out, b->bytes + b->s[c][r].off, b->s[c][r].len);
+        }
+    }
+    return out->oom ? STRATA_ENOMEM : 0;
+}
+
+int row_batch_decode(row_batch *b, const uint8_t *p, size_t len, strata_err *err)
+{
+    const strata_schema *sc = b->schema;
+    cursor cur = cursor_make(p, len);
+    uint32_t n = cursor_u32(&cur), ncols = cursor_u32(&cur);
+    if (cur.bad || ncols != (uint32_t)sc->ncols)
+        return strata_err_set(err, STRATA_ECORRUPT, "a logged batch of %u columns for a table of %d",
+                              ncols, sc->ncols);
+    if ((uint64_t)n * ncols > len)
+        return strata_err_set(err, STRATA_ECORRUPT, "a logged batch of %u rows in %zu bytes", n, len);
+    row_batch_clear(b);
+    if (batch_grow(b, n) != 0)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    for (int c = 0; c < sc->ncols; c++) {
+        strata_type t = sc->cols[c].type;
+        uint8_t got = cursor_u8(&cur);
+        if (got != (uint8_t)t)
+            return strata_err_set(err, STRATA_ECORRUPT, "a logged batch's column %d is of type %u, "
+                                  "the table's '%s' of type %u", c, got, sc->cols[c].name, (unsigned)t);
+        if (strata_type_is_int(t) || t == STRATA_FLOAT64) {
+            const uint8_t *v = cursor_take(&cur, (size_t)n * 8);
+            if (!v)
+                break;
+            memcpy(strata_type_is_int(t) ? (void *)b->i[c] : (void *)b->f[c], v, (size_t)n * 8);
+            continue;
+        }
+        const uint8_t *lens = cursor_take(&cur, (size_t)n * 4);
+        if (!lens)
+            break;
+        uint64_t total = 0;
+        for (uint32_t r = 0; r < n; r++)
+            total += load_u32le(lens + 4 * (size_t)r);
+        const uint8_t *bytes = total <= cursor_left(&cur) ? cursor_take(&cur, (size_t)total) : NULL;
+        if (!bytes) {
+            cur.bad = true;
+            break;
+        }
+        if (bytes_reserve(b, total) != 0)
+            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        memcpy(b->bytes + b->nbytes, bytes, (size_t)total);
+        for (uint32_t r = 0; r < n; r++) {
+            uint32_t l = load_u32le(lens + 4 * (size_t)r);
+            b->s[c][r].off = b->nbytes;
+            b->s[c][r].len = l;
+            b->nbytes += l;
+        }
+    }
+    if (cur.bad || cursor_left(&cur) != 0)
+        return strata_err_set(err, STRATA_ECORRUPT, "a logged batch of %u rows is %s", n,
+                              cur.bad ? "cut short" : "longer than its rows");
+    b->nrows = n;
+    return 0;
 }

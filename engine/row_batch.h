@@ -16,6 +16,9 @@
 
 #include <stdint.h>
 
+#include <stddef.h>
+
+#include "engine/error.h"
 #include "engine/schema.h"
 
 typedef struct strata_str {
@@ -68,5 +71,23 @@ static inline strata_str row_batch_get_str(const row_batch *b, int col, uint32_t
     strata_str s = {b->bytes + b->s[col][row].off, b->s[col][row].len};
     return s;
 }
+
+/* The log form of a batch: what table_append_logged writes in a write-ahead log record
+ * (engine/wal.h) and recovery reads back. Little-endian:
+ *   off  size        field
+ *   0    4           u32 nrows
+ *   4    4           u32 ncols (the table's)
+ *   8    ...         every column in schema order: u8 type (strata_type), then
+ *                    int types:  nrows x i64 (uint64 as its bit pattern, bool 0/1)
+ *                    float64:    nrows x f64 (IEEE 754 bits)
+ *                    string:     nrows x u32 length, then the bytes back to back
+ * Example, one row of (ts timestamp = 1000, name string = "ab"), 31 bytes:
+ *   01 00 00 00 | 02 00 00 00 | 01 | e8 03 00 00 00 00 00 00 | 07 | 02 00 00 00 | 61 62
+ * row_batch_encode appends b's form to out (0 or STRATA_ENOMEM). row_batch_decode
+ * replaces b's rows (b made for the same schema) by the n bytes at p: 0, STRATA_ENOMEM,
+ * or STRATA_ECORRUPT when they do not fit the schema exactly. */
+struct bytebuf; /* engine/buf.h */
+int row_batch_encode(const row_batch *b, struct bytebuf *out);
+int row_batch_decode(row_batch *b, const uint8_t *p, size_t n, strata_err *err);
 
 #endif

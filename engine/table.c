@@ -214,6 +214,100 @@ static int parts_insert(strata_table *t, partition *p)
     return 0;
 }
 
+/* ---- the write-ahead log ------------------------------------------------------------ */
+
+typedef struct replay_ctx {
+    strata_table *t;
+    row_batch b;
+    uint64_t rows, skipped;
+} replay_ctx;
+
+/* One log record back into the table; a memory budget that fills up is flushed. */
+static int replay_record(void *arg, uint64_t lsn, uint32_t count, const uint8_t *payload, uint32_t len,
+                         strata_err *err)
+{
+    replay_ctx *rc = arg;
+    int r = row_batch_decode(&rc->b, payload, len, err);
+    if (r == 0 && rc->b.nrows != count)
+        r = strata_err_set(err, STRATA_ECORRUPT, "%u rows for %u log positions", rc->b.nrows, count);
+    if (r) {
+        strata_err_prefix(err, "%s/: log record %" PRIu64, rc->t->log_dir, lsn);
+        return r;
+    }
+    uint64_t skipped = 0;
+    r = table__replay_append(rc->t, &rc->b, lsn, &skipped, err);
+    if (r == STRATA_EFULL && (r = table_flush(rc->t, true, err)) == 0)
+        r = table__replay_append(rc->t, &rc->b, lsn, &skipped, err);
+    if (r == 0) {
+        rc->rows += rc->b.nrows - skipped;
+        rc->skipped += skipped;
+    }
+    return r;
+}
+
+/* Recovery of logged appends: every record the segments do not cover (from the resume
+ * point the manifests hold) is appended again, through the same per-partition checks
+ * (cp/log) as a Kafka replay; a torn last record, never acknowledged, is cut. The next
+ * LSN is past every record and every checkpoint, so a new row is never taken for a
+ * replay. */
+static int log_recover(strata_table *t, strata_err *err)
+{
+    int64_t resume = table_source_resume(t, TABLE_LOG_SOURCE, 0);
+    char cpname[MANIFEST_SOURCE_MAX];
+    manifest_source_key(MANIFEST_CP_PREFIX, TABLE_LOG_SOURCE, cpname);
+    int64_t cp = table_checkpoint_max(t, cpname, 0);
+    uint64_t next = 1;
+    if (resume > 0 && (uint64_t)resume > next)
+        next = (uint64_t)resume;
+    if (cp > 0 && (uint64_t)cp > next)
+        next = (uint64_t)cp;
+    struct stat st;
+    if (stat(t->log_dir, &st) != 0) {
+        t->log_next = next;
+        return 0; /* no log yet: the first logged append makes it */
+    }
+    replay_ctx ctx = {.t = t};
+    if (row_batch_init(&ctx.b, &t->schema, 0) != 0)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    wal_replay_report rep;
+    int rc = wal_replay(t->log_dir, resume > 0 ? (uint64_t)resume : 0, replay_record, &ctx, &rep, err);
+    row_batch_free(&ctx.b);
+    if (rc)
+        return rc;
+    if (rep.end_lsn > next)
+        next = rep.end_lsn;
+    t->log_next = next;
+    int n = 0;
+    if (rep.records)
+        n = snprintf(t->recovery_note, sizeof t->recovery_note,
+                     "replayed %" PRIu64 " rows from %" PRIu64 " write-ahead log records (%" PRIu64
+                     " rows already in segments)", ctx.rows, rep.records, ctx.skipped);
+    if (rep.torn_bytes && n >= 0 && (size_t)n < sizeof t->recovery_note)
+        snprintf(t->recovery_note + n, sizeof t->recovery_note - (size_t)n,
+                 "%sdropped a torn last log record (%" PRIu64 " bytes at offset %" PRIu64 " of %s in "
+                 WAL_DIR_NAME "/: written but never acknowledged)", n ? "; " : "", rep.torn_bytes,
+                 rep.torn_offset, rep.torn_file);
+    if ((rc = table__log_open(t, err)) == 0 && resume > 0)
+        wal_forget_below(atomic_load(&t->log), (uint64_t)resume);
+    return rc;
+}
+
+int table__log_open(strata_table *t, strata_err *err)
+{
+    if (atomic_load(&t->log))
+        return 0;
+    wal *w;
+    int rc = wal_open(t->log_dir, t->log_next, &w, err);
+    if (rc == 0)
+        atomic_store(&t->log, w);
+    return rc;
+}
+
+const char *table_recovery_note(const strata_table *t)
+{
+    return t->recovery_note;
+}
+
 int table_open(const char *data_dir, const strata_schema *schema, strata_table **out,
                strata_err *err)
 {
@@ -269,6 +363,9 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     closedir(d);
     if (rc)
         goto fail;
+    if ((rc = fs_path(t->log_dir, sizeof t->log_dir, err, "%s/" WAL_DIR_NAME, t->dir)) != 0 ||
+        (rc = log_recover(t, err)) != 0)
+        goto fail;
     *out = t;
     return 0;
 fail:
@@ -280,6 +377,7 @@ void table_close(strata_table *t)
 {
     if (!t)
         return;
+    wal_close(atomic_load(&t->log));
     for (uint32_t i = 0; i < t->nparts; i++)
         partition_free(t->parts[i]);
     free(t->parts);

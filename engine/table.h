@@ -38,6 +38,7 @@
 #include "engine/row_batch.h"
 #include "engine/schema.h"
 #include "engine/segment.h"
+#include "engine/wal.h"
 
 typedef struct strata_table strata_table;
 
@@ -59,6 +60,32 @@ const char *table_dir(const strata_table *t);
  * partition directory cannot be made durable, or the table failed: table_failure);
  * STRATA_ENOTFOUND when the table was dropped (table_mark_dropped). */
 int table_append(strata_table *t, const row_batch *b, strata_err *err);
+
+/* Appends b like table_append, and writes it, under the same lock, as one record of the
+ * table's write-ahead log (engine/wal.h, under <table>/wal/; made by the first such
+ * append): *lsn gets the record's number (0 when b has no rows). The rows are visible to
+ * readers at once and durable once table_log_sync(t, *lsn) returned 0; a memtable
+ * holding them is flushed by size and age like any other, its commit records how far
+ * the log is covered (the cp/log and rs/log checkpoints of manifest.h), and log files
+ * wholly covered are deleted. After a crash table_open replays every record the
+ * segments do not cover, so each logged row is in the table exactly once. Errors as
+ * table_append; a failed log write fails the table (STRATA_EIO). */
+int table_append_logged(strata_table *t, const row_batch *b, uint64_t *lsn /* OUT */,
+                        strata_err *err);
+/* Returns once log record lsn, and every one before it, is durable: one fdatasync
+ * covers every record written while the previous one ran (group commit). 0, or
+ * STRATA_EIO when the log failed (the table then fails: table_failure). */
+int table_log_sync(strata_table *t, uint64_t lsn, strata_err *err);
+/* True when log record lsn is durable already. */
+bool table_log_durable(strata_table *t, uint64_t lsn);
+/* The write-ahead log's figures (all 0 while the table has none). */
+void table_log_stats(strata_table *t, wal_stats *out /* OUT */);
+/* The source name logged rows are appended under (the cp/ and rs/ checkpoints of
+ * manifest.h name it), Kafka partition 0. */
+#define TABLE_LOG_SOURCE "log"
+/* What table_open's recovery did worth a log line (log records replayed, a torn tail
+ * cut), "" when nothing. Valid until table_close. */
+const char *table_recovery_note(const strata_table *t);
 
 /* Exactly-once appends from an ordered source (a Kafka partition). Every row of b comes
  * from (source, kpart) with offset offsets[r], increasing; next_offset is where the

@@ -29,12 +29,21 @@ static uint64_t memtables_bytes_locked(strata_table *t)
 }
 
 /* Where sourced rows come from: rows of one (source, partition), offsets[r] for row r of
- * the batch, increasing. */
+ * the batch, increasing; or, for a logged append (offsets NULL), row r at lsn + r, where
+ * lsn is the batch's log record (taking nrows LSNs), set under write_lock. Rows of one
+ * record may land in two memtables of a partition; distinct offsets keep cp/ exact. */
 typedef struct row_source {
     const char *source;
     int32_t kpart;
     const int64_t *offsets;
+    int64_t lsn;              /* offsets NULL: row r's offset is lsn + r */
+    const bytebuf *payload;   /* offsets NULL: the batch's log form, to write at lsn */
 } row_source;
+
+static inline int64_t src_offset(const row_source *src, uint32_t r)
+{
+    return src->offsets ? src->offsets[r] : src->lsn + r;
+}
 
 /* ---- appends: prepare everything, then publish in one step ------------------------- *
  * An append either lands every row of its batch or none (a Kafka batch that failed half
@@ -138,8 +147,8 @@ static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, cons
         if ((rc = memtable_append(pl->fresh[i], b, pl->rows + done, take, err)) != 0)
             return rc;
         if (src && offset_map_set_range(&pl->fresh_src[i], src->source, src->kpart,
-                                        src->offsets[pl->rows[done]],
-                                        src->offsets[pl->rows[done + take - 1]] + 1) != 0)
+                                        src_offset(src, pl->rows[done]),
+                                        src_offset(src, pl->rows[done + take - 1]) + 1) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
         if (offset_map_copy(&pl->seal_cps[i], &t->pending_cps) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -158,7 +167,7 @@ static void plan_publish(partition *p, part_plan *pl, const row_source *src, int
     if (pl->in_active) {
         memtable_publish(p->active);
         if (src) {
-            int64_t lo = src->offsets[pl->rows[0]], hi = src->offsets[pl->rows[pl->in_active - 1]] + 1;
+            int64_t lo = src_offset(src, pl->rows[0]), hi = src_offset(src, pl->rows[pl->in_active - 1]) + 1;
             offset_map_widen(&p->active_src, src->source, src->kpart, lo, hi);
         }
     }
@@ -185,7 +194,7 @@ static void plan_publish(partition *p, part_plan *pl, const row_source *src, int
 }
 
 /* table_append and table_append_sourced: all of the batch or none of it (see above). */
-static int append_rows(strata_table *t, const row_batch *b, const row_source *src,
+static int append_rows(strata_table *t, const row_batch *b, row_source *src,
                        int64_t next_offset, uint64_t *skipped, strata_err *err)
 {
     char cpname[MANIFEST_SOURCE_MAX];
@@ -208,6 +217,14 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
     pthread_mutex_lock(&t->write_lock);
     if ((rc = table__writes_refused(t, err)) != 0)
         goto out;
+    if (src && src->payload) {
+        /* A logged append: its rows take the LSN of the record written below, so they
+         * enter memtables in log order (the cp/ rule of manifest.h needs it). */
+        if (!atomic_load(&t->log) && (rc = table__log_open(t, err)) != 0)
+            goto out;
+        src->lsn = (int64_t)wal_next_lsn(atomic_load(&t->log));
+        next_offset = src->lsn + b->nrows;
+    }
     pthread_mutex_lock(&t->lock);
     uint64_t used = memtables_bytes_locked(t);
     pthread_mutex_unlock(&t->lock);
@@ -257,7 +274,7 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
             pthread_mutex_unlock(&t->lock);
             uint32_t kept = 0;
             for (uint32_t i = 0; i < n; i++)
-                if (src->offsets[prow[i]] >= cp)
+                if (src_offset(src, prow[i]) >= cp)
                     prow[kept++] = prow[i];
             dropped_rows += n - kept;
             n = kept;
@@ -284,9 +301,15 @@ static int append_rows(strata_table *t, const row_batch *b, const row_source *sr
         pthread_mutex_lock(&t->lock);
         if (offset_map_next(&t->positions, src->source, src->kpart) < 0 &&
             offset_map_set(&t->positions, src->source, src->kpart,
-                           b->nrows ? src->offsets[0] : next_offset) != 0)
+                           b->nrows ? src_offset(src, 0) : next_offset) != 0)
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         pthread_mutex_unlock(&t->lock);
+    }
+    if (rc == 0 && src && src->payload) {
+        uint64_t lsn;
+        rc = wal_append(atomic_load(&t->log), src->payload->data, src->payload->len, b->nrows, &lsn, err);
+        if (rc == STRATA_EIO)
+            table__fail(t, err ? err->msg : "write-ahead log failed");
     }
     if (rc)
         goto out;
@@ -325,8 +348,58 @@ int table_append_sourced(strata_table *t, const row_batch *b, const char *source
                          const int64_t *offsets, int64_t next_offset, uint64_t *skipped,
                          strata_err *err)
 {
-    row_source src = {source, kpart, offsets};
+    row_source src = {source, kpart, offsets, 0, NULL};
     return append_rows(t, b, &src, next_offset, skipped, err);
+}
+
+int table_append_logged(strata_table *t, const row_batch *b, uint64_t *lsn, strata_err *err)
+{
+    *lsn = 0;
+    if (b->nrows == 0)
+        return 0;
+    bytebuf payload = {0};
+    if (row_batch_encode(b, &payload) != 0) {
+        buf_free(&payload);
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    row_source src = {TABLE_LOG_SOURCE, 0, NULL, 0, &payload};
+    int rc = append_rows(t, b, &src, 0, NULL, err);
+    buf_free(&payload);
+    if (rc == 0)
+        *lsn = (uint64_t)src.lsn;
+    return rc;
+}
+
+int table__replay_append(strata_table *t, const row_batch *b, uint64_t lsn, uint64_t *skipped,
+                         strata_err *err)
+{
+    int64_t off = (int64_t)lsn;
+    row_source src = {TABLE_LOG_SOURCE, 0, NULL, off, NULL};
+    return append_rows(t, b, &src, off + (int64_t)b->nrows, skipped, err);
+}
+
+int table_log_sync(strata_table *t, uint64_t lsn, strata_err *err)
+{
+    if (lsn == 0)
+        return 0;
+    int rc = wal_sync(atomic_load(&t->log), lsn, err);
+    if (rc)
+        table__fail(t, err ? err->msg : "write-ahead log failed");
+    return rc;
+}
+
+void table_log_stats(strata_table *t, wal_stats *out)
+{
+    wal *w = atomic_load(&t->log);
+    if (w)
+        wal_get_stats(w, out);
+    else
+        memset(out, 0, sizeof *out);
+}
+
+bool table_log_durable(strata_table *t, uint64_t lsn)
+{
+    return lsn == 0 || wal_durable(atomic_load(&t->log), lsn);
 }
 
 int64_t table_source_resume(strata_table *t, const char *source, int32_t kpart)

@@ -218,6 +218,29 @@ static void flush_outcome(strata_table *t, int rc, const strata_err *err, int64_
     pthread_mutex_unlock(&t->lock);
 }
 
+/* Deletes the log files the segments now cover: every record below the lowest LSN still
+ * only in memtables (else below the log's position) is in a committed segment. Caller
+ * holds flush_lock (so no commit runs meanwhile). */
+static void log_forget_covered(strata_table *t)
+{
+    pthread_mutex_lock(&t->lock);
+    int64_t low = offset_map_next(&t->positions, TABLE_LOG_SOURCE, 0);
+    for (uint32_t q = 0; q < t->nparts && low >= 0; q++) {
+        partition *o = t->parts[q];
+        int64_t v = offset_map_lo(&o->active_src, TABLE_LOG_SOURCE, 0);
+        if (v >= 0 && v < low)
+            low = v;
+        for (uint32_t j = 0; j < o->nsealed; j++) {
+            v = offset_map_lo(&o->sealed[j].src, TABLE_LOG_SOURCE, 0);
+            if (v >= 0 && v < low)
+                low = v;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (low > 0)
+        wal_forget_below(atomic_load(&t->log), (uint64_t)low);
+}
+
 int table_flush(strata_table *t, bool force, strata_err *err)
 {
     int rc = 0;
@@ -257,6 +280,8 @@ int table_flush(strata_table *t, bool force, strata_err *err)
             wrote = true;
         }
     }
+    if (wrote && atomic_load(&t->log))
+        log_forget_covered(t);
     pthread_mutex_unlock(&t->flush_lock);
     free(parts);
     if (!refused && (rc || wrote))

@@ -24,6 +24,7 @@
 #include "engine/memtable_flush.h"
 #include "engine/offset_map.h"
 #include "engine/table.h"
+#include "engine/wal.h"
 
 /* A committed segment as the table holds it: shared by its partition and by live
  * snapshots, each holding a reference; the last table__seg_unref closes and frees it. */
@@ -75,6 +76,13 @@ struct strata_table {
     uint64_t flush_failing;   /* failed flushes since the last one that worked; lock */
     int64_t flush_failing_since; /* monotonic ms of the first of those; lock */
     char flush_msg[512];      /* the latest failure's message; lock */
+    /* The write-ahead log of logged appends (wal.h): opened by recovery when the table
+     * has one, else by the first logged append; set under write_lock, then fixed until
+     * close. Rows from it are sourced rows of TABLE_LOG_SOURCE, offset = their LSN. */
+    _Atomic(wal *) log;
+    char log_dir[3200];
+    uint64_t log_next;        /* the LSN the log starts at when opened (set by table_open) */
+    char recovery_note[1024]; /* what recovery did, for the caller's log; "" when nothing */
 };
 
 /* ---- table.c ---------------------------------------------------------------------- */
@@ -98,6 +106,16 @@ partition *table__partition_get(strata_table *t, int64_t key, strata_err *err);
 int table__writes_refused(strata_table *t, strata_err *err);
 /* Fails the table (the first reason stays). Takes lock. */
 void table__fail(strata_table *t, const char *why);
+
+/* Opens t's write-ahead log at t->log_next. Caller holds write_lock (or owns t alone). */
+int table__log_open(strata_table *t, strata_err *err);
+
+/* ---- table_append.c --------------------------------------------------------------- */
+
+/* Appends b, read back from log record lsn by recovery: the rows a partition committed
+ * already are dropped (counted in *skipped). Errors as table_append. */
+int table__replay_append(strata_table *t, const row_batch *b, uint64_t lsn, uint64_t *skipped,
+                         strata_err *err);
 
 /* ---- table_flush.c ---------------------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include "engine/buf.h"
 #include "engine/catalog.h"
 #include "engine/schema.h"
+#include "http/ingest_commit.h"
 #include "http/server.h"
 #include "ingest/http_ingest.h"
 #include "ingest/table_counts.h"
@@ -50,6 +51,7 @@ struct strata_server {
     _Atomic uint64_t query_latency_sum_us;
     _Atomic uint64_t status_count[6]; /* 1xx..5xx by first digit */
     http_ingest_pool ingest; /* the memory budget and warm row batches of ingest requests */
+    ingest_commit *commit;   /* acknowledges ingest requests once durable (group commit) */
 };
 
 struct route; /* server.c's routing table */
@@ -69,6 +71,12 @@ typedef struct request {
      * is 404), and its rows as they are read. */
     strata_table *t;
     http_ingest ingest;
+    /* An ingest waiting for its rows to be durable (suspended, ingest_commit.h): its
+     * answer is made and kept until the outcome comes. */
+    bool durable_wait;
+    ingest_commit_outcome durable;
+    json_t *answer;
+    uint64_t answer_rows;
 } request;
 
 /* A route's handler: answers rq (its body complete, its checks passed) on c. */
@@ -120,6 +128,8 @@ api_handler api_ingest_post;
 /* After the headers of an accepted POST /ingest: holds the table (rq->t, NULL when none)
  * and starts reading rows. false when memory runs out (the connection is then closed). */
 bool api_ingest_begin(request *rq);
+/* The second call of an ingest's handler, once ingest_commit resumed it: answers. */
+enum MHD_Result api_ingest_durable(strata_server *s, struct MHD_Connection *c, request *rq);
 /* The next piece of the body of an ingest into a table (rq->t set). */
 void api_ingest_piece(request *rq, const char *data, size_t len);
 /* The body went over its limit: its rows are let go now (the answer is 413). */

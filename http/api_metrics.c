@@ -100,6 +100,23 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
             catalog_put(s->cat, t);
         }
     }
+    static const char *const wal_names[] = {"strata_wal_records_total", "strata_wal_bytes_total",
+                                            "strata_wal_syncs_total", "strata_wal_sync_seconds_total",
+                                            "strata_wal_files", "strata_wal_disk_bytes"};
+    for (int m = 0; m < 6; m++) {
+        EMIT("# TYPE %s %s\n", wal_names[m], m < 4 ? "counter" : "gauge");
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            wal_stats ws;
+            table_log_stats(t, &ws);
+            uint64_t v[6] = {ws.appends, ws.bytes, ws.syncs, 0, ws.files, ws.disk_bytes};
+            if (m == 3)
+                EMIT("%s{table=\"%s\"} %.9f\n", wal_names[m], table_schema(t)->name, (double)ws.sync_ns / 1e9);
+            else
+                EMIT("%s{table=\"%s\"} %" PRIu64 "\n", wal_names[m], table_schema(t)->name, v[m]);
+            catalog_put(s->cat, t);
+        }
+    }
     EMIT("# HELP strata_table_watermark_ms Latest event time minus the table's allowed lateness.\n"
          "# TYPE strata_table_watermark_ms gauge\n");
     {

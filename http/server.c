@@ -144,6 +144,7 @@ static void request_free(request *rq)
 {
     if (!rq)
         return;
+    json_decref(rq->answer);
     api_ingest_release(rq);
     buf_free(&rq->body);
     free(rq);
@@ -249,6 +250,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rq;
         return on_headers(cls, c, rq, url, method);
     }
+    if (rq->durable_wait)
+        return api_ingest_durable(cls, c, rq); /* resumed: its rows are durable (or not) */
     if (*upload_size)
         return on_piece(rq, upload, upload_size);
     return on_complete(cls, c, rq, url, method);
@@ -316,14 +319,21 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
         free(s);
         return rc;
     }
+    int crc = ingest_commit_start(&s->commit, err);
+    if (crc) {
+        free(s);
+        return crc;
+    }
     s->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), opts->port, NULL,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0),
+        opts->port, NULL,
         NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first, or MHD warns */
         MHD_OPTION_SOCK_ADDR,
         v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)s->opts.threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
     if (!s->daemon) {
+        ingest_commit_stop(s->commit);
         free(s);
         return strata_err_set(err, STRATA_EIO, "cannot listen on %s:%u (in use, or not an address of "
                               "this machine)", opts->host ? opts->host : "127.0.0.1", opts->port);
@@ -343,6 +353,9 @@ void server_stop(strata_server *s)
 {
     if (!s)
         return;
+    /* Every suspended ingest is answered first: libmicrohttpd must not be stopped with a
+     * connection suspended. Requests still arriving then sync on their own thread. */
+    ingest_commit_stop(s->commit);
     MHD_stop_daemon(s->daemon);
     http_ingest_pool_destroy(&s->ingest);
     table_counts_destroy(&s->unknown_field_events);

@@ -229,9 +229,9 @@ http_ingest_fault http_ingest_finish(http_ingest *in, uint64_t *rows)
     if (in->fault || n == 0)
         return in->fault;
     /* One append: every row of the request lands, or none does. */
-    int rc = table_append(in->t, &in->batch, &in->fail);
+    int rc = table_append_logged(in->t, &in->batch, &in->lsn, &in->fail);
     if (rc == STRATA_EFULL && table_flush(in->t, true, &in->fail) == 0)
-        rc = table_append(in->t, &in->batch, &in->fail);
+        rc = table_append_logged(in->t, &in->batch, &in->lsn, &in->fail);
     if (rc == STRATA_ENOTFOUND) {
         strata_err_set(&in->fail, rc, "table '%s' was dropped while this request was being "
                        "received; none of its rows were kept", table_schema(in->t)->name);

@@ -89,6 +89,7 @@ typedef struct http_ingest {
     ndjson_answer answer; /* rejected and blank lines, errors, unknown fields */
     http_ingest_fault fault;
     strata_err fail; /* the message of fault (none for HTTP_INGEST_ABORTED) */
+    uint64_t lsn;    /* the rows' record in the table's log (0: none) */
 } http_ingest;
 
 /* Starts an empty pool whose requests may stage memory_limit bytes in all (allocates
@@ -109,11 +110,12 @@ void http_ingest_feed(http_ingest *in, const char *data, size_t len);
  * rows go now: for a body the caller will not take whole (over its size limit). */
 void http_ingest_abort(http_ingest *in);
 
-/* Ends the body: decodes its last line, then appends every row in one table_append (when
- * the table's memory is full, after a flush, once more). Returns HTTP_INGEST_OK with the
- * rows landed in *rows (0 when none), or the request's fault (earlier or now) with *rows 0
- * and the message in in->fail. The rows are in the table's memory, not yet durable:
- * table_flush them before telling the sender. */
+/* Ends the body: decodes its last line, then appends every row in one
+ * table_append_logged (when the table's memory is full, after a flush, once more).
+ * Returns HTTP_INGEST_OK with the rows landed in *rows (0 when none) and their log
+ * record in in->lsn, or the request's fault (earlier or now) with *rows 0 and the
+ * message in in->fail. The rows are in the table's memory and written to its log, not
+ * yet durable: table_log_sync(in->lsn) before telling the sender. */
 http_ingest_fault http_ingest_finish(http_ingest *in, uint64_t *rows /* OUT */);
 
 /* Lets go of everything the request holds (its batch to the pool, its decoder, its

@@ -67,12 +67,21 @@ static uint64_t rows_in_memory(strata_table *t)
     return st.memtable_rows;
 }
 
-/* The stop's flush of every table. Rows that are only in memory include those an ingest
- * was answered "appended but not yet durable" for, so a flush that fails holds the stop:
- * it is retried every second (logged at the 1st, 2nd, 4th... try) until it works, or
- * until SIGTERM or SIGINT comes again, which stops and names the rows lost. A table that
- * refuses writes (table_failure) cannot be retried: its rows are named lost at once.
- * Returns 0 when everything was written, else 1. */
+/* Where a table's rows that are not in segments come back from at the next start. */
+static const char *rows_come_back_from(strata_table *t)
+{
+    return table_schema(t)->kafka.enabled
+               ? "the write-ahead log (rows posted over HTTP) and Kafka (rows read from it are read again: "
+                 "offsets did not move)"
+               : "the write-ahead log";
+}
+
+/* The stop's flush of every table. Rows only in memory are also in the table's
+ * write-ahead log (or still in Kafka), so none is lost when a flush fails; but a disk
+ * that refuses segments is worth waiting for: the flush is retried every second (logged
+ * at the 1st, 2nd, 4th... try) until it works, or until SIGTERM or SIGINT comes again,
+ * which stops and says where the rows come back from. A table that refuses writes
+ * (table_failure) cannot be retried. Returns 0 when everything was written, else 1. */
 static int final_flush(strata_catalog *cat, const sigset_t *sigs)
 {
     int rc = 0;
@@ -91,16 +100,17 @@ static int final_flush(strata_catalog *cat, const sigset_t *sigs)
                 log_line("table %s: final flush failed: %s%s", name, err.msg,
                          n ? "" : " (no rows were waiting)");
                 if (n && attempt == 1)
-                    log_line("table %s: %" PRIu64 " rows LOST: the table refuses writes", name, n);
+                    log_line("table %s: %" PRIu64 " rows not in segments (the table refuses writes): the "
+                             "next start replays them from %s", name, n, rows_come_back_from(t));
                 if (n || attempt == 1)
                     rc = 1;
             } else {
                 waiting++;
                 if ((attempt & (attempt - 1)) == 0)
                     log_line("table %s: final flush failed (try %" PRIu64 "): %s; its %" PRIu64 " rows "
-                             "in memory cannot be written yet, so the stop waits and retries every "
-                             "second: fix the disk, or send SIGTERM again to stop and lose them",
-                             name, attempt, err.msg, n);
+                             "in memory cannot be written to segments yet, so the stop waits and retries "
+                             "every second: fix the disk, or send SIGTERM again to stop now (the next "
+                             "start replays them from %s)", name, attempt, err.msg, n, rows_come_back_from(t));
             }
             catalog_put(cat, t);
         }
@@ -115,10 +125,8 @@ static int final_flush(strata_catalog *cat, const sigset_t *sigs)
             for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
                 uint64_t n = rows_in_memory(t);
                 if (n)
-                    log_line("table %s: %" PRIu64 " rows LOST: stopped before they could be written%s",
-                             table_schema(t)->name, n,
-                             table_schema(t)->kafka.enabled ? " (those read from Kafka are read again "
-                                                              "at the next start; offsets did not move)" : "");
+                    log_line("table %s: stopped with %" PRIu64 " rows not in segments: the next start "
+                             "replays them from %s", table_schema(t)->name, n, rows_come_back_from(t));
                 catalog_put(cat, t);
             }
             return 1;
@@ -286,6 +294,12 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         char name[STRATA_NAME_MAX + 1], why[1024];
         for (size_t i = 0; catalog_broken_at(cat, i, name, sizeof name, why, sizeof why); i++)
             log_line("table %s cannot be opened, serving the others: %s", name, why);
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
+            if (table_recovery_note(t)[0])
+                log_line("table %s: %s", table_schema(t)->name, table_recovery_note(t));
+            catalog_put(cat, t);
+        }
     }
     kafka_ingest *kafka = NULL;
     kafka_ingest_opts ko = {.brokers = cfg->kafka_brokers[0] ? cfg->kafka_brokers : NULL,

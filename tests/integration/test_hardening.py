@@ -164,11 +164,15 @@ def refused_request_leaves_no_rows():
 def failed_commit_fsync_degrades_health():
     data = data_dir("fsync")
     sch = write_json(os.path.join(WORK, "fsync-t.json"), dict(SMALL, name="t"))
-    # Directory fsyncs: table dir, data dir (creating t), the new partition's empty
-    # MANIFEST, raw dir (new partition), then the first segment's commit: the fifth fails.
-    s = Server(data, "fsync", ["--table", sch], env={"STRATA_FAULTS": "fsync_dir:4:1"})
+    # Directory fsyncs: table dir, data dir (creating t); at the first ingest the
+    # write-ahead log's directory (its parent) and its first file, the new partition's
+    # empty MANIFEST, the raw dir (new partition); then the first segment's commit, by
+    # the flush below: the seventh fails.
+    s = Server(data, "fsync", ["--table", sch], env={"STRATA_FAULTS": "fsync_dir:6:1"})
     st, r = s.json("POST", "/ingest/t", lines(100))
-    check(st == 500 and "not yet durable" in r.get("error", ""), "ingest whose commit fsync failed: %s %s" % (st, r))
+    check(st == 200 and r.get("ingested") == 100, "the ingest is durable in the log: %s %s" % (st, r))
+    st, r = s.json("POST", "/tables/t/flush")
+    check(st == 500 and "fsync" in r.get("error", ""), "the flush whose commit fsync failed: %s %s" % (st, r))
     st, h = s.json("GET", "/health")
     check(h.get("status") == "degraded" and "refuses writes" in h.get("reason", ""), "health: %s" % h)
     st, info = s.json("GET", "/tables/t")
@@ -178,7 +182,30 @@ def failed_commit_fsync_degrades_health():
     check(s.count("t") == 100, "the committed rows are served once: %d" % s.count("t"))
     s.stop()
     s = Server(data, "fsync2")
-    check(s.count("t") == 100, "after restart the commit is there: %d" % s.count("t"))
+    # The segment's commit survived and the log holds the same rows: each is served once.
+    check(s.count("t") == 100, "after restart the rows are there once: %d" % s.count("t"))
+    check(s.json("GET", "/health")[1].get("status") == "ok", "and health is ok")
+    s.stop()
+
+
+def failed_log_sync_is_told_and_refuses_writes():
+    data = data_dir("walsync")
+    sch = write_json(os.path.join(WORK, "walsync-t.json"), dict(SMALL, name="t"))
+    s = Server(data, "walsync", ["--table", sch], env={"STRATA_FAULTS": "wal_sync:1:1"})
+    st, r = s.json("POST", "/ingest/t", lines(100))
+    check(st == 200 and r.get("ingested") == 100, "first ingest durable: %s %s" % (st, r))
+    st, r = s.json("POST", "/ingest/t", lines(10, 100))
+    check(st == 500 and "could not be made durable" in r.get("error", "") and "fdatasync" in r.get("error", ""),
+          "the ingest whose log sync failed is told: %s %s" % (st, r))
+    st, h = s.json("GET", "/health")
+    check(h.get("status") == "degraded" and "refuses writes" in h.get("reason", ""), "health: %s" % h)
+    st, r = s.json("POST", "/ingest/t", lines(10, 110))
+    check(st == 503 and "refuses writes" in r.get("error", ""), "later writes refused: %s %s" % (st, r))
+    s.stop()
+    s = Server(data, "walsync2")
+    n = s.count("t")
+    check(n in (100, 110), "after restart the acknowledged rows are there (the unacknowledged "
+          "10 may be too): %d" % n)
     check(s.json("GET", "/health")[1].get("status") == "ok", "and health is ok")
     s.stop()
 
@@ -195,7 +222,8 @@ def failing_flushes_degrade_health():
     check(h.get("status") == "degraded" and "table t: its files are gone" in h.get("reason", ""),
           "health sees the files gone before any write fails: %s" % h)
     st, r = s.json("POST", "/ingest/t", lines(10, 100))
-    check(st == 500 and "not yet durable" in r.get("error", ""), "ingest whose flush failed: %s %s" % (st, r))
+    check(st == 200, "an ingest is durable in the log while flushes fail: %s %s" % (st, r))
+    check(s.json("POST", "/tables/t/flush")[0] == 500, "a flush fails")
     time.sleep(2)  # the server retries every 100 ms meanwhile
     st, h = s.json("GET", "/health")
     check(h.get("status") == "degraded" and "table t: flushes fail" in h.get("reason", ""),
@@ -228,7 +256,7 @@ def stop_waits_for_rows_that_cannot_be_written():
     raw = os.path.join(data, "t", "raw")
     os.rename(raw, raw + ".away")
     st, r = s.json("POST", "/ingest/t", lines(10, 100))
-    check(st == 500 and "do not send them again" in r.get("error", ""), "ingest told not to resend: %s %s" % (st, r))
+    check(st == 200, "ingest durable in the log: %s %s" % (st, r))
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(2.5)
     check(s.proc.poll() is None and "the stop waits" in s.log(),
@@ -237,19 +265,21 @@ def stop_waits_for_rows_that_cannot_be_written():
     rc = s.wait_exit(10)
     check(rc == 0 and "final flush done" in s.log(), "once the disk allows, the stop writes them and exits 0: %s" % rc)
     s = Server(data, "stopwait2")
-    check(s.count("t") == 110, "after restart the rows told not to resend are there: %d" % s.count("t"))
+    check(s.count("t") == 110, "after restart the rows are there: %d" % s.count("t"))
     os.rename(raw, raw + ".away")
     st, r = s.json("POST", "/ingest/t", lines(10, 110))
-    check(st == 500, "second ingest not durable: %s" % st)
+    check(st == 200, "second ingest durable in the log: %s" % st)
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(1.5)
     s.proc.send_signal(signal.SIGTERM)
     rc = s.wait_exit(10)
     time.sleep(0.1)
-    check(rc == 1 and "table t: 10 rows LOST" in s.log(), "a second SIGTERM stops and names the rows lost: %s" % rc)
+    check(rc == 1 and "table t: stopped with 10 rows not in segments" in s.log(),
+          "a second SIGTERM stops and says where the rows come back from: %s" % rc)
     os.rename(raw + ".away", raw)
     s = Server(data, "stopwait3")
-    check(s.count("t") == 110, "the lost rows are not there, the rest are: %d" % s.count("t"))
+    check(s.count("t") == 120, "the log brought the 10 rows back: %d" % s.count("t"))
+    check("replayed 10 rows" in s.log(), "and the log says so")
     s.stop()
 
 
@@ -536,7 +566,8 @@ def dead_letters_not_durable_are_read_again():
 TESTS = [overlong_line_answer_is_true_and_later_lines_land, request_losing_its_table_to_a_drop_writes_nothing_new,
          ingest_after_a_dropped_tables_batch_was_kept,
          second_server_on_a_data_directory_is_refused, refused_request_leaves_no_rows,
-         failed_commit_fsync_degrades_health, failing_flushes_degrade_health,
+         failed_commit_fsync_degrades_health, failed_log_sync_is_told_and_refuses_writes,
+         failing_flushes_degrade_health,
          stop_waits_for_rows_that_cannot_be_written,
          damaged_segment_found_by_a_query_degrades_health,
          broken_table_does_not_stop_the_server, lost_manifest_keeps_the_table_aside,
