@@ -143,7 +143,8 @@ static int list_files(const char *dir, uint64_t **out, uint32_t *n, strata_err *
         free(v);
         return rc;
     }
-    qsort(v, cnt, sizeof *v, cmp_u64);
+    if (cnt > 1)
+        qsort(v, cnt, sizeof *v, cmp_u64);
     *out = v;
     *n = cnt;
     return 0;
