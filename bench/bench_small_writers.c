@@ -7,8 +7,10 @@
  *   health  GET /health, the floor: what the HTTP layer alone answers;
  *   1       POST /ingest/<table> with 1-row NDJSON bodies;
  *   10      the same with 10-row bodies.
+ * Each ingest phase writes a table of its own (small_writers_1r, small_writers_10r), so a
+ * phase does not start on the segments an earlier one left.
  * For the ingest phases it prints their request rate over the /health rate of the same run.
- * At the end it checks that count(*) over the table equals the rows the answers
+ * After each it checks that count(*) over its table equals the rows the answers
  * acknowledged ("ingested"), and reports segments: the server's totals from
  * GET /tables/<table>, and the largest number of *.seg files in one partition directory
  * when the data directory is local (the server reports no per-partition figure).
@@ -37,11 +39,12 @@
 #define USAGE                                                                                      \
     "usage: bench_small_writers [STRATA_BINARY | --url http://HOST:PORT] [--seconds N]\n"         \
     "                           [--connections N] [--threads N] [--phases LIST] [--data DIR]\n"   \
-    "                           [--table NAME]\n\n"                                                \
+    "                           [--table PREFIX]\n\n"                                                \
     "Many small HTTP writers against strata serve. Starts STRATA_BINARY serve on a fresh\n"       \
     "--data DIR (default /tmp/strata-bench-small-writers) or uses a running server (--url; the\n" \
-    "table is created when missing). Phases (--phases, default health,1,10): GET /health, then\n" \
-    "POST /ingest with 1-row and 10-row NDJSON bodies, each for --seconds (default 20) over\n"    \
+    "tables are created when missing). Phases (--phases, default health,1,10): GET /health, then\n" \
+    "POST /ingest with 1-row and 10-row NDJSON bodies (each phase into its own table PREFIX_<rows>r,\n" \
+    "default PREFIX small_writers), each for --seconds (default 20) over\n"    \
     "--connections keep-alive connections (default 32), one request in flight on each, driven\n"  \
     "by --threads epoll threads (default 2). Prints requests/s, rows/s, latency p50/p90/p99/max,\n" \
     "errors, the ratio to /health, CPU used, then count(*) against the acknowledged rows and\n"   \
@@ -370,25 +373,6 @@ int main(int argc, char **argv)
     }
 
     int cfd = -1;
-    char path[512], schema[1024], *ans = NULL;
-    snprintf(path, sizeof path, "/tables/%s", table);
-    snprintf(schema, sizeof schema,
-             "{\"name\":\"%s\",\"columns\":[{\"name\":\"ts\",\"type\":\"timestamp\"},"
-             "{\"name\":\"id\",\"type\":\"uint64\"},{\"name\":\"country\",\"type\":\"string\"},"
-             "{\"name\":\"amount\",\"type\":\"float64\"}],\"time_column\":\"ts\",\"partition_by\":\"day\"}",
-             table);
-    int st = bench_request(&srv, &cfd, "PUT", path, schema, strlen(schema), &ans);
-    if (st != 200 && st != 201) {
-        fprintf(stderr, "bench_small_writers: PUT %s answered %d: %s\n", path, st, ans ? ans : "");
-        bench_server_stop(&srv);
-        return 1;
-    }
-    free(ans);
-    uint64_t rows_before = count_rows(&srv, &cfd, table);
-    if (rows_before == UINT64_MAX) {
-        bench_server_stop(&srv);
-        return 1;
-    }
     int64_t now = wall_ms();
     day_start_ms = now - now % 86400000;
 
@@ -402,32 +386,55 @@ int main(int argc, char **argv)
             w->c[i].fd = -1;
         w->ep = epoll_create1(0);
         w->srv = &srv;
-        w->table = table;
     }
 
-    printf("bench_small_writers: %s, table %s, %d connections on %d threads, %d s a phase\n\n",
-           url ? url : "strata serve started here", table, nconn, nthreads, seconds);
+    printf("bench_small_writers: %s, %d connections on %d threads, %d s a phase, each ingest phase into "
+           "a table of its own (%s_<rows>r)\n\n",
+           url ? url : "strata serve started here", nconn, nthreads, seconds, table);
     printf("| phase | requests/s | rows/s | p50 ms | p90 ms | p99 ms | max ms | errors | vs /health | "
            "bench CPU | server CPU |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
     double health_rps = 0;
-    uint64_t acked = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", phases);
-    char errors_text[4096] = "";
-    size_t etl = 0;
+    char errors_text[4096] = "", checks[8192] = "";
+    size_t etl = 0, ckl = 0;
+    int rc = 0;
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         phase ph = {tok, strcmp(tok, "health") == 0 ? 0 : atoi(tok), 0};
         if (strcmp(tok, "health") != 0 && (ph.rows <= 0 || ph.rows > 64)) {
             fprintf(stderr, "bench_small_writers: --phases: '%s' is neither health nor 1..64 rows\n", tok);
+            bench_server_stop(&srv);
             return 2;
         }
-        char label[64];
-        if (ph.rows)
+        char label[64], tname[200] = "", path[300] = "";
+        uint64_t rows_before = 0;
+        if (ph.rows) {
             snprintf(label, sizeof label, "POST /ingest, %d row%s", ph.rows, ph.rows > 1 ? "s" : "");
-        else
+            snprintf(tname, sizeof tname, "%s_%dr", table, ph.rows);
+            snprintf(path, sizeof path, "/tables/%s", tname);
+            char schema[1024], *ans = NULL;
+            snprintf(schema, sizeof schema,
+                     "{\"name\":\"%s\",\"columns\":[{\"name\":\"ts\",\"type\":\"timestamp\"},"
+                     "{\"name\":\"id\",\"type\":\"uint64\"},{\"name\":\"country\",\"type\":\"string\"},"
+                     "{\"name\":\"amount\",\"type\":\"float64\"}],\"time_column\":\"ts\",\"partition_by\":\"day\"}",
+                     tname);
+            int st = bench_request(&srv, &cfd, "PUT", path, schema, strlen(schema), &ans);
+            if (st != 200 && st != 201) {
+                fprintf(stderr, "bench_small_writers: PUT %s answered %d: %s\n", path, st, ans ? ans : "");
+                bench_server_stop(&srv);
+                return 1;
+            }
+            free(ans);
+            rows_before = count_rows(&srv, &cfd, tname);
+            if (rows_before == UINT64_MAX) {
+                bench_server_stop(&srv);
+                return 1;
+            }
+        } else {
             snprintf(label, sizeof label, "GET /health");
+        }
         double cpu0 = cpu_self_s(), scpu0 = srv.pid ? bench_proc_cpu_s(srv.pid) : -1;
         double t0 = bench_now_s();
         ph.deadline = t0 + seconds;
@@ -435,6 +442,7 @@ int main(int argc, char **argv)
         for (int t = 0; t < nthreads; t++) {
             worker *w = &ws[t];
             w->ph = &ph;
+            w->table = tname;
             w->requests = w->rows_acked = w->errors = w->conn_errors = 0;
             w->first_error[0] = 0;
             w->nlat = 0;
@@ -466,7 +474,6 @@ int main(int argc, char **argv)
         double rps = (double)reqs / el;
         if (!ph.rows)
             health_rps = rps;
-        acked += rows;
         char ratio[32] = "", scpu_s[32] = "n/a";
         if (ph.rows && health_rps > 0)
             snprintf(ratio, sizeof ratio, "%.3f", rps / health_rps);
@@ -477,43 +484,49 @@ int main(int argc, char **argv)
                nlat ? lat[nlat - 1] : 0.0, errs, ratio, cpu, scpu_s);
         fflush(stdout);
         free(lat);
+        if (!ph.rows)
+            continue;
+
+        /* The phase's table: count(*) against the acknowledged rows, and its segments. */
+        uint64_t rows_after = count_rows(&srv, &cfd, tname);
+        uint64_t in_table = rows_after == UINT64_MAX ? 0 : rows_after - rows_before;
+        ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
+                                "%s: rows acknowledged (sum of \"ingested\") %" PRIu64 ", count(*)%s %" PRIu64 "%s\n",
+                                tname, rows, rows_before ? " minus before" : "", in_table,
+                                in_table == rows ? " (equal)" : "");
+        if (in_table != rows || rows_after == UINT64_MAX) {
+            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
+                                    "  *** MISMATCH: %s holds %s rows than were acknowledged ***\n", tname,
+                                    in_table < rows ? "fewer" : "more");
+            rc = 1;
+        }
+        char *ans = NULL;
+        int st = bench_request(&srv, &cfd, "GET", path, NULL, 0, &ans);
+        if (st == 200) {
+            uint64_t segs = bench_json_u64(ans, "segments", 0), parts = bench_json_u64(ans, "partitions", 0);
+            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
+                                    "  segments (GET %s): %" PRIu64 " in %" PRIu64 " partition(s), memtable_rows %" PRIu64
+                                    "\n",
+                                    path, segs, parts, bench_json_u64(ans, "memtable_rows", 0));
+        } else {
+            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, "  segments: GET %s answered %d\n", path, st);
+        }
+        free(ans);
+        int np, tot, mx;
+        char mxname[256];
+        if (srv.data[0] && bench_seg_files(srv.data, tname, &np, &tot, &mx, mxname, sizeof mxname) == 0)
+            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
+                                    "  segments per partition (*.seg files in %s/%s/raw/<partition>/): max %d (%s), "
+                                    "%d partition(s)\n",
+                                    srv.data, tname, mx, mxname, np);
+        else
+            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
+                                    "  segments per partition: the server reports totals only; pass --data DIR to "
+                                    "count *.seg files\n");
     }
     if (errors_text[0])
         printf("\nerrors (non-2xx answers, short ingests, broken connections):\n%s", errors_text);
-
-    uint64_t rows_after = count_rows(&srv, &cfd, table);
-    uint64_t in_table = rows_after == UINT64_MAX ? UINT64_MAX : rows_after - rows_before;
-    int rc = 0;
-    printf("\nrows acknowledged (sum of \"ingested\"): %" PRIu64 "\n", acked);
-    if (in_table == acked) {
-        printf("rows in the table (count(*)%s):      %" PRIu64 "  (equal)\n", rows_before ? " minus before" : "",
-               in_table);
-    } else {
-        printf("rows in the table (count(*)%s):      %" PRIu64 "\n", rows_before ? " minus before" : "",
-               rows_after == UINT64_MAX ? 0 : in_table);
-        printf("*** MISMATCH: the table holds %s rows than were acknowledged ***\n",
-               in_table < acked ? "fewer" : "more");
-        rc = 1;
-    }
-    ans = NULL;
-    st = bench_request(&srv, &cfd, "GET", path, NULL, 0, &ans);
-    if (st == 200) {
-        uint64_t segs = bench_json_u64(ans, "segments", 0), parts = bench_json_u64(ans, "partitions", 0);
-        printf("segments (GET %s): %" PRIu64 " in %" PRIu64 " partition(s), %.1f a partition on average;"
-               " memtable_rows %" PRIu64 "\n",
-               path, segs, parts, parts ? (double)segs / (double)parts : 0.0,
-               bench_json_u64(ans, "memtable_rows", 0));
-    } else {
-        printf("segments: GET %s answered %d\n", path, st);
-    }
-    free(ans);
-    int np, tot, mx;
-    char mxname[256];
-    if (srv.data[0] && bench_seg_files(srv.data, table, &np, &tot, &mx, mxname, sizeof mxname) == 0)
-        printf("segments per partition (*.seg files under %s/%s/raw/): max %d (%s), %d partition(s), %d in all\n",
-               srv.data, table, mx, mxname, np, tot);
-    else
-        printf("segments per partition: the server reports totals only; pass --data DIR to count *.seg files\n");
+    printf("\n%s", checks);
     if (cfd >= 0)
         close(cfd);
     if (srv.pid) {
