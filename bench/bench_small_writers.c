@@ -512,6 +512,11 @@ int main(int argc, char **argv)
             ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, "  segments: GET %s answered %d\n", path, st);
         }
         free(ans);
+        if (srv.pid)
+            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
+                                    "  server memory after the phase: VmRSS %.0f MiB, VmHWM %.0f MiB\n",
+                                    (double)bench_proc_kb(srv.pid, "VmRSS") / 1024,
+                                    (double)bench_proc_kb(srv.pid, "VmHWM") / 1024);
         int np, tot, mx;
         char mxname[256];
         if (srv.data[0] && bench_seg_files(srv.data, tname, &np, &tot, &mx, mxname, sizeof mxname) == 0)

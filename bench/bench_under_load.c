@@ -443,7 +443,7 @@ int main(int argc, char **argv)
     ingest_run load;
     uint64_t load_rows = (uint64_t)(rate * seconds);
     int64_t now = wall_ms();
-    double lcpu0 = cpu_self_s(), scpu0 = srv.pid ? bench_proc_cpu_s(srv.pid) : -1;
+    double lcpu0 = cpu_self_s(), scpu0 = spid ? bench_proc_cpu_s(spid) : -1;
     ingest_start(&load, conns, load_rows, now, (int64_t)seconds * 1000, 3, rate, seconds);
     querier q = {.t0 = load.t0, .deadline = load.t0 + seconds};
     pthread_t qth;
@@ -484,7 +484,7 @@ int main(int argc, char **argv)
     ingest_wait(&load, conns);
     pthread_join(qth, NULL);
     double lcpu = (cpu_self_s() - lcpu0) / load.elapsed;
-    double scpu = srv.pid ? (bench_proc_cpu_s(srv.pid) - scpu0) / load.elapsed : -1;
+    double scpu = spid && scpu0 >= 0 ? (bench_proc_cpu_s(spid) - scpu0) / load.elapsed : -1;
     if (seg_local && sample_segments(&ss) == 0 && ss.max_active > max_active)
         max_active = ss.max_active;
     long hwm = spid ? bench_proc_kb(spid, "VmHWM") : -1;
