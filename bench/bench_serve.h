@@ -361,7 +361,7 @@ static inline int bench_seg_files(const char *data, const char *table, int *part
     return 0;
 }
 
-/* A "Vm...:" field of /proc/PID/status in KiB (VmRSS, VmHWM), or -1. */
+/* A field of /proc/PID/status in KiB (VmRSS, VmHWM, RssAnon), or -1. */
 static inline long bench_proc_kb(pid_t pid, const char *field)
 {
     char path[64], line[256];

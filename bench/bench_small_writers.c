@@ -55,7 +55,8 @@ static const char *const countries[] = {"US", "DE", "FR", "GB", "JP", "BR", "IN"
 typedef struct phase {
     const char *name;
     int rows;           /* rows per request; 0 = GET /health */
-    double deadline;    /* no request starts after this (monotonic seconds) */
+    double t0;          /* its start (monotonic seconds) */
+    double deadline;    /* no request starts after this */
 } phase;
 
 typedef struct conn {
@@ -79,6 +80,7 @@ typedef struct worker {
     /* results of the current phase */
     uint64_t requests, rows_acked, errors, conn_errors;
     char first_error[400];
+    uint32_t per_5s[256]; /* requests completed in each 5 s of the phase */
     float *lat;         /* ms, one per completed request */
     size_t nlat, lat_cap;
 } worker;
@@ -185,7 +187,9 @@ static void start_request(worker *w, conn *c)
 /* Records a complete answer. */
 static void finish(worker *w, conn *c, int status, const char *body)
 {
-    double ms = (bench_now_s() - c->t_send) * 1e3;
+    double now = bench_now_s(), ms = (now - c->t_send) * 1e3;
+    size_t slot = (size_t)((now - w->ph->t0) / 5);
+    w->per_5s[slot < 256 ? slot : 255]++;
     if (w->nlat == w->lat_cap) {
         w->lat_cap = w->lat_cap ? w->lat_cap * 2 : 65536;
         w->lat = realloc(w->lat, w->lat_cap * sizeof *w->lat);
@@ -402,7 +406,7 @@ int main(int argc, char **argv)
     size_t etl = 0, ckl = 0;
     int rc = 0;
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        phase ph = {tok, strcmp(tok, "health") == 0 ? 0 : atoi(tok), 0};
+        phase ph = {tok, strcmp(tok, "health") == 0 ? 0 : atoi(tok), 0, 0};
         if (strcmp(tok, "health") != 0 && (ph.rows <= 0 || ph.rows > 64)) {
             fprintf(stderr, "bench_small_writers: --phases: '%s' is neither health nor 1..64 rows\n", tok);
             bench_server_stop(&srv);
@@ -437,6 +441,7 @@ int main(int argc, char **argv)
         }
         double cpu0 = cpu_self_s(), scpu0 = srv.pid ? bench_proc_cpu_s(srv.pid) : -1;
         double t0 = bench_now_s();
+        ph.t0 = t0;
         ph.deadline = t0 + seconds;
         pthread_t th[64];
         for (int t = 0; t < nthreads; t++) {
@@ -446,6 +451,7 @@ int main(int argc, char **argv)
             w->requests = w->rows_acked = w->errors = w->conn_errors = 0;
             w->first_error[0] = 0;
             w->nlat = 0;
+            memset(w->per_5s, 0, sizeof w->per_5s);
             pthread_create(&th[t], NULL, run_worker, w);
         }
         for (int t = 0; t < nthreads; t++)
@@ -487,11 +493,22 @@ int main(int argc, char **argv)
         if (!ph.rows)
             continue;
 
+        /* Requests/s in each 5 s: today's main slows down as the table's segments grow. */
+        ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, "%s: requests/s in each 5 s:", label);
+        for (int b = 0; b * 5 < seconds && b < 255 && ckl < sizeof checks - 600; b++) {
+            uint64_t n = 0;
+            for (int t = 0; t < nthreads; t++)
+                n += ws[t].per_5s[b];
+            double span = (b + 1) * 5 <= seconds ? 5 : seconds - b * 5;
+            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, " %.0f", (double)n / span);
+        }
+        ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, "\n");
+
         /* The phase's table: count(*) against the acknowledged rows, and its segments. */
         uint64_t rows_after = count_rows(&srv, &cfd, tname);
         uint64_t in_table = rows_after == UINT64_MAX ? 0 : rows_after - rows_before;
         ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                "%s: rows acknowledged (sum of \"ingested\") %" PRIu64 ", count(*)%s %" PRIu64 "%s\n",
+                                "  %s: rows acknowledged (sum of \"ingested\") %" PRIu64 ", count(*)%s %" PRIu64 "%s\n",
                                 tname, rows, rows_before ? " minus before" : "", in_table,
                                 in_table == rows ? " (equal)" : "");
         if (in_table != rows || rows_after == UINT64_MAX) {
@@ -514,8 +531,9 @@ int main(int argc, char **argv)
         free(ans);
         if (srv.pid)
             ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                    "  server memory after the phase: VmRSS %.0f MiB, VmHWM %.0f MiB\n",
+                                    "  server memory after the phase: VmRSS %.0f MiB (RssAnon %.0f), VmHWM %.0f MiB\n",
                                     (double)bench_proc_kb(srv.pid, "VmRSS") / 1024,
+                                    (double)bench_proc_kb(srv.pid, "RssAnon") / 1024,
                                     (double)bench_proc_kb(srv.pid, "VmHWM") / 1024);
         int np, tot, mx;
         char mxname[256];
