@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,7 +138,8 @@ static inline int bench_server_stop(bench_server *s)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* A TCP connection to the server with TCP_NODELAY; -1 on failure. */
+/* A TCP connection to the server with TCP_NODELAY and a 300 s receive timeout; -1 on
+ * failure. */
 static inline int bench_connect(const bench_server *s)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
@@ -158,6 +160,8 @@ static inline int bench_connect(const bench_server *s)
     if (fd >= 0) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct timeval tv = {.tv_sec = 300}; /* a blocking client gives up on a hung server */
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     }
     return fd;
 }

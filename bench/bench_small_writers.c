@@ -265,6 +265,17 @@ static void *run_worker(void *arg)
     while (inflight > 0) {
         int n = epoll_wait(w->ep, evs, 64, 200);
         double now = bench_now_s();
+        if (now > ph->deadline + 60) { /* answers still missing a minute after the end */
+            for (int i = 0; i < w->nconn; i++)
+                if (w->c[i].busy) {
+                    w->c[i].busy = false;
+                    close(w->c[i].fd);
+                    w->c[i].fd = -1;
+                    w->conn_errors++;
+                    note_error(w, "no answer within 60 s of the phase's end");
+                }
+            break;
+        }
         for (int k = 0; k < n; k++) {
             conn *c = evs[k].data.ptr;
             if (!c->busy)
