@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -345,6 +346,21 @@ static uint64_t count_rows(const bench_server *srv, int *fd, const char *table)
     return n;
 }
 
+/* Appends to a fixed text buffer; stops at its end instead of overrunning it. */
+static void appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (*len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
 int main(int argc, char **argv)
 {
     if (bench_help(argc, argv, USAGE))
@@ -483,9 +499,9 @@ int main(int argc, char **argv)
         for (int t = 0; t < nthreads; t++) {
             memcpy(lat + k, ws[t].lat, ws[t].nlat * sizeof *lat);
             k += ws[t].nlat;
-            if (ws[t].first_error[0] && etl < sizeof errors_text - 600)
-                etl += (size_t)snprintf(errors_text + etl, sizeof errors_text - etl,
-                                        "  %s, first error (thread %d): %s\n", label, t, ws[t].first_error);
+            if (ws[t].first_error[0])
+                appendf(errors_text, sizeof errors_text, &etl, "  %s, first error (thread %d): %s\n", label, t,
+                        ws[t].first_error);
         }
         qsort(lat, nlat, sizeof *lat, cmp_float);
         double rps = (double)reqs / el;
@@ -505,58 +521,51 @@ int main(int argc, char **argv)
             continue;
 
         /* Requests/s in each 5 s: today's main slows down as the table's segments grow. */
-        ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, "%s: requests/s in each 5 s:", label);
-        for (int b = 0; b * 5 < seconds && b < 255 && ckl < sizeof checks - 600; b++) {
+        appendf(checks, sizeof checks, &ckl, "%s: requests/s in each 5 s:", label);
+        for (int b = 0; b * 5 < seconds && b < 255; b++) {
             uint64_t n = 0;
             for (int t = 0; t < nthreads; t++)
                 n += ws[t].per_5s[b];
             double span = (b + 1) * 5 <= seconds ? 5 : seconds - b * 5;
-            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, " %.0f", (double)n / span);
+            appendf(checks, sizeof checks, &ckl, " %.0f", (double)n / span);
         }
-        ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, "\n");
+        appendf(checks, sizeof checks, &ckl, "\n");
 
         /* The phase's table: count(*) against the acknowledged rows, and its segments. */
         uint64_t rows_after = count_rows(&srv, &cfd, tname);
         uint64_t in_table = rows_after == UINT64_MAX ? 0 : rows_after - rows_before;
-        ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                "  %s: rows acknowledged (sum of \"ingested\") %" PRIu64 ", count(*)%s %" PRIu64 "%s\n",
-                                tname, rows, rows_before ? " minus before" : "", in_table,
-                                in_table == rows ? " (equal)" : "");
+        appendf(checks, sizeof checks, &ckl,
+                "  %s: rows acknowledged (sum of \"ingested\") %" PRIu64 ", count(*)%s %" PRIu64 "%s\n", tname,
+                rows, rows_before ? " minus before" : "", in_table, in_table == rows ? " (equal)" : "");
         if (in_table != rows || rows_after == UINT64_MAX) {
-            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                    "  *** MISMATCH: %s holds %s rows than were acknowledged ***\n", tname,
-                                    in_table < rows ? "fewer" : "more");
+            appendf(checks, sizeof checks, &ckl, "  *** MISMATCH: %s holds %s rows than were acknowledged ***\n",
+                    tname, in_table < rows ? "fewer" : "more");
             rc = 1;
         }
         char *ans = NULL;
         int st = bench_request(&srv, &cfd, "GET", path, NULL, 0, &ans);
-        if (st == 200) {
-            uint64_t segs = bench_json_u64(ans, "segments", 0), parts = bench_json_u64(ans, "partitions", 0);
-            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                    "  segments (GET %s): %" PRIu64 " in %" PRIu64 " partition(s), memtable_rows %" PRIu64
-                                    "\n",
-                                    path, segs, parts, bench_json_u64(ans, "memtable_rows", 0));
-        } else {
-            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl, "  segments: GET %s answered %d\n", path, st);
-        }
+        if (st == 200)
+            appendf(checks, sizeof checks, &ckl,
+                    "  segments (GET %s): %" PRIu64 " in %" PRIu64 " partition(s), memtable_rows %" PRIu64 "\n", path,
+                    bench_json_u64(ans, "segments", 0), bench_json_u64(ans, "partitions", 0),
+                    bench_json_u64(ans, "memtable_rows", 0));
+        else
+            appendf(checks, sizeof checks, &ckl, "  segments: GET %s answered %d\n", path, st);
         free(ans);
         if (srv.pid)
-            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                    "  server memory after the phase: VmRSS %.0f MiB (RssAnon %.0f), VmHWM %.0f MiB\n",
-                                    (double)bench_proc_kb(srv.pid, "VmRSS") / 1024,
-                                    (double)bench_proc_kb(srv.pid, "RssAnon") / 1024,
-                                    (double)bench_proc_kb(srv.pid, "VmHWM") / 1024);
+            appendf(checks, sizeof checks, &ckl,
+                    "  server memory after the phase: VmRSS %.0f MiB (RssAnon %.0f), VmHWM %.0f MiB\n",
+                    (double)bench_proc_kb(srv.pid, "VmRSS") / 1024, (double)bench_proc_kb(srv.pid, "RssAnon") / 1024,
+                    (double)bench_proc_kb(srv.pid, "VmHWM") / 1024);
         int np, tot, mx;
         char mxname[256];
         if (srv.data[0] && bench_seg_files(srv.data, tname, &np, &tot, &mx, mxname, sizeof mxname) == 0)
-            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                    "  segments per partition (*.seg files in %s/%s/raw/<partition>/): max %d (%s), "
-                                    "%d partition(s)\n",
-                                    srv.data, tname, mx, mxname, np);
+            appendf(checks, sizeof checks, &ckl,
+                    "  segments per partition (*.seg files in %s/%s/raw/<partition>/): max %d (%s), %d partition(s)\n",
+                    srv.data, tname, mx, mxname, np);
         else
-            ckl += (size_t)snprintf(checks + ckl, sizeof checks - ckl,
-                                    "  segments per partition: the server reports totals only; pass --data DIR to "
-                                    "count *.seg files\n");
+            appendf(checks, sizeof checks, &ckl,
+                    "  segments per partition: the server reports totals only; pass --data DIR to count *.seg files\n");
     }
     if (errors_text[0])
         printf("\nerrors (non-2xx answers, short ingests, broken connections):\n%s", errors_text);
