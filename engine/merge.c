@@ -571,7 +571,12 @@ int merge_table_once(strata_table *t, const merge_policy *pol, const merge_opts 
                      merge_report *rep, strata_err *err)
 {
     memset(rep, 0, sizeof *rep);
-    pthread_mutex_lock(&t->merge_lock);
+    if (o && o->skip_if_busy) {
+        if (pthread_mutex_trylock(&t->merge_lock) != 0)
+            return 0;
+    } else {
+        pthread_mutex_lock(&t->merge_lock);
+    }
     partition *best = NULL;
     merge_pick pick = {0};
     pthread_mutex_lock(&t->lock);

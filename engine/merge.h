@@ -134,6 +134,8 @@ typedef struct merge_opts {
     uint32_t granule_rows;     /* 0: SEGMENT_GRANULE_ROWS (tests use small granules) */
     const atomic_bool *stop;   /* may be NULL; when it turns true the merge ends with
                                 * STRATA_EINVAL "merge stopped" and leaves nothing */
+    bool skip_if_busy;         /* merge_table_once: when another merge of the table runs
+                                * (optimize), return at once, nothing merged */
 } merge_opts;
 
 typedef struct merge_out {

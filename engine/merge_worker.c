@@ -100,7 +100,7 @@ static bool merge_one(merge_worker *w, strata_table *t)
         return false;
     merge_report rep;
     strata_err err = {0};
-    merge_opts mo = {.stop = &w->stop};
+    merge_opts mo = {.stop = &w->stop, .skip_if_busy = true};
     int rc = merge_table_once(t, &w->policy, &mo, &rep, &err);
     if (rc == 0) {
         if (f && f->count) {
@@ -134,9 +134,11 @@ static void *worker_main(void *arg)
         bool merged = false;
         strata_table *t;
         for (size_t i = 0; !atomic_load(&w->stop) && (t = catalog_at(w->cat, i)) != NULL; i++) {
-            sweep(w, t);
-            if (!atomic_load(&w->stop))
-                merged |= merge_one(w, t);
+            if (!table_failure(t, NULL, 0)) { /* a failed table refuses both; /health says why */
+                sweep(w, t);
+                if (!atomic_load(&w->stop))
+                    merged |= merge_one(w, t);
+            }
             catalog_put(w->cat, t);
         }
         int64_t wait_ms = merged ? w->o.pause_ms : w->o.interval_ms;

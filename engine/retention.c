@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +24,36 @@
 
 #define EXPIRED_PREFIX ".expired-"
 
+static int ptr_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(partition *const *)a, y = (uintptr_t)*(partition *const *)b;
+    return x < y ? -1 : x > y;
+}
+
 void table__parts_keep_live(strata_table *t, partition **parts, uint32_t *n)
 {
+    /* Only pointers are compared: a dropped partition is freed memory. */
     pthread_mutex_lock(&t->lock);
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < *n; i++) {
-        bool live = false;
-        for (uint32_t j = 0; j < t->nparts && !live; j++)
-            live = t->parts[j] == parts[i];
-        if (live)
-            parts[k++] = parts[i];
+    if (*n <= t->nparts && memcmp(parts, t->parts, sizeof *parts * *n) == 0) {
+        pthread_mutex_unlock(&t->lock); /* the usual case: nothing went */
+        return;
     }
-    *n = k;
+    partition **live = malloc(sizeof *live * (t->nparts + 1));
+    uint32_t nlive = t->nparts;
+    if (live)
+        memcpy(live, t->parts, sizeof *live * nlive);
     pthread_mutex_unlock(&t->lock);
+    if (!live) {
+        *n = 0; /* no memory to tell: flush nothing this time (the next flush retries) */
+        return;
+    }
+    qsort(live, nlive, sizeof *live, ptr_cmp);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < *n; i++)
+        if (bsearch(&parts[i], live, nlive, sizeof *live, ptr_cmp))
+            parts[k++] = parts[i];
+    *n = k;
+    free(live);
 }
 
 void table__expired_leftovers_remove(strata_table *t)
@@ -122,7 +140,8 @@ int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, stra
     if (!any)
         return 0;
 
-    pthread_mutex_lock(&t->merge_lock);
+    if (pthread_mutex_trylock(&t->merge_lock) != 0)
+        return 0; /* a merge runs (optimize): the next sweep drops them */
     pthread_mutex_lock(&t->write_lock);
     pthread_mutex_lock(&t->flush_lock);
     int rc = table__writes_refused(t, err);

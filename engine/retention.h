@@ -24,6 +24,9 @@
  * A crash before a rename is durable may bring the partition back: it is dropped again
  * by the next sweep. Rows in memtables of an expired partition are dropped with it.
  *
+ * A sweep that finds a merge of the table running (merge lock taken) does nothing: the
+ * next one drops what expired.
+ *
  * Rows that arrive for an already expired partition are accepted like any other (an
  * append never fails for it, and a batch lands all or nothing) and dropped by the next
  * sweep: the serve loop sweeps about once a second, so they are visible to queries for
