@@ -153,6 +153,8 @@ def retention_drops_old_partitions():
     check(s.json("POST", "/tables/r/flush")[0] == 200, "flush")
     got = wait_for(lambda: s.count("r"), limit=30, until=lambda n: n == 400)
     check(got == 400, "only the recent rows stay: %s" % got)
+    # The rows leave the table first; the directories go and the log line comes right after.
+    wait_for(lambda: "table r: retention (raw 1d) dropped" in s.log(), limit=10)
     dropped = s.metric("strata_retention_dropped_partitions_total", 'table="r"')
     rows = s.metric("strata_retention_dropped_rows_total", 'table="r"')
     check(dropped is not None and dropped >= 2 and rows == 800, "counted in /metrics: %s partitions, %s rows" % (dropped, rows))
