@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/fault.h"
 #include "engine/manifest.h"
 #include "engine/memtable.h"
 #include "engine/merge.h"
@@ -809,10 +810,59 @@ TEST(recovery_removes_a_merge_left_unlisted)
     rm_rf(dir);
 }
 
+
+TEST(merge_commit_not_durable_fails_the_table)
+{
+    char dir[4096];
+    test_tmpdir(dir, sizeof dir, "merge_fsync");
+    strata_schema s;
+    make_schema(&s);
+    strata_table *t;
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row *want;
+    uint32_t n = load(t, 3, 500, 1, D0, &want);
+    fault_arm(FAULT_FSYNC_DIR, 0, 1); /* the commit's directory fsync */
+    merge_policy pol;
+    merge_policy_default(&pol);
+    merge_report rep;
+    ASSERT_EQ(merge_table_once(t, &pol, NULL, &rep, &err), 0);
+    fault_reset();
+    ASSERT(rep.merged);
+    char why[512];
+    ASSERT(table_failure(t, why, sizeof why));
+    ASSERT_EQ(segments_of(t), 1);
+    /* The old files stay (the old MANIFEST may come back after a crash). */
+    char pdir[4200];
+    part_dir(dir, D0, pdir, sizeof pdir);
+    DIR *d = opendir(pdir);
+    int files = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        files += strstr(e->d_name, ".seg") != NULL;
+    closedir(d);
+    ASSERT_EQ(files, 4);
+    /* Reads go on; merges and appends are refused. */
+    row *got;
+    uint32_t ng = read_table(t, &got);
+    assert_same_rows(got, ng, want, n);
+    free(got);
+    ASSERT_EQ(merge_table_once(t, &pol, NULL, &rep, &err), 0); /* nothing left to merge */
+    table_close(t);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0); /* the new MANIFEST: old files removed */
+    assert_dir_matches_manifest(pdir);
+    ng = read_table(t, &got);
+    assert_same_rows(got, ng, want, n);
+    table_close(t);
+    free(got);
+    free(want);
+    rm_rf(dir);
+}
+
 TEST_LIST(T(select_takes_the_longest_run_of_tiny_segments), T(select_keeps_sizes_similar),
           T(select_needs_four_big_segments_and_stays_bounded), T(select_levels_grow_and_are_capped),
           T(merge_keeps_every_row_and_value), T(merge_filter_drops_rows),
           T(snapshot_before_a_merge_reads_the_old_segments),
-          T(optimize_merges_a_partition_within_the_bounds), T(merge_of_a_dropped_table_is_refused),
+          T(optimize_merges_a_partition_within_the_bounds), T(merge_of_a_dropped_table_is_refused), T(merge_commit_not_durable_fails_the_table),
           T(merges_beside_appends_and_flushes), T(retention_drops_expired_partitions_whole),
           T(recovery_removes_a_merge_left_unlisted))
