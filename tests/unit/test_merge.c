@@ -859,10 +859,61 @@ TEST(merge_commit_not_durable_fails_the_table)
     rm_rf(dir);
 }
 
+/* Appends and flushes into an expired and a live partition from a thread while the main
+ * thread sweeps: flushes that copied the partition list before a sweep skip what it
+ * dropped, the live partition keeps every row. */
+static void *expired_writer_main(void *p)
+{
+    strata_table *t = p;
+    strata_err err = {0};
+    for (int b = 0; b < 150; b++) {
+        row rows[2] = {row_of((uint64_t)b * 2 + 1, 0, D0), row_of((uint64_t)b * 2 + 2, 0, D0 + 3 * DAY)};
+        append_rows(t, rows, 2);
+        if (table_flush(t, true, &err) != 0)
+            abort();
+    }
+    return NULL;
+}
+
+TEST(retention_beside_appends_and_flushes)
+{
+    char dir[4096];
+    test_tmpdir(dir, sizeof dir, "retention_concurrent");
+    strata_schema s;
+    make_schema(&s);
+    s.retention_raw_ms = 2 * DAY;
+    strata_table *t;
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, expired_writer_main, t), 0);
+    uint64_t dropped = 0;
+    for (int i = 0; i < 300; i++) {
+        retention_report rep;
+        ASSERT_EQ(retention_sweep(t, D0 + 4 * DAY, &rep, &err), 0);
+        dropped += rep.rows;
+        usleep(500);
+    }
+    pthread_join(th, NULL);
+    retention_report rep;
+    ASSERT_EQ(retention_sweep(t, D0 + 4 * DAY, &rep, &err), 0);
+    dropped += rep.rows;
+    ASSERT_U64_EQ(dropped, 150);
+    row *got;
+    uint32_t ng = read_table(t, &got);
+    row want[150];
+    for (int b = 0; b < 150; b++)
+        want[b] = row_of((uint64_t)b * 2 + 2, 0, D0 + 3 * DAY);
+    assert_same_rows(got, ng, want, 150);
+    table_close(t);
+    free(got);
+    rm_rf(dir);
+}
+
 TEST_LIST(T(select_takes_the_longest_run_of_tiny_segments), T(select_keeps_sizes_similar),
           T(select_needs_four_big_segments_and_stays_bounded), T(select_levels_grow_and_are_capped),
           T(merge_keeps_every_row_and_value), T(merge_filter_drops_rows),
           T(snapshot_before_a_merge_reads_the_old_segments),
           T(optimize_merges_a_partition_within_the_bounds), T(merge_of_a_dropped_table_is_refused), T(merge_commit_not_durable_fails_the_table),
-          T(merges_beside_appends_and_flushes), T(retention_drops_expired_partitions_whole),
+          T(merges_beside_appends_and_flushes), T(retention_drops_expired_partitions_whole), T(retention_beside_appends_and_flushes),
           T(recovery_removes_a_merge_left_unlisted))
