@@ -55,7 +55,11 @@
  *       .column      | string             |     required except for count (which takes none);
  *                    |                    |     numeric for sum/min/max/quantile, any for uniq
  *   retention        | object             | per tier, each a duration string > 0; absent or
- *     .raw .1m .1h   | duration string    | null keeps forever
+ *     .raw .1m .1h   | duration string    | null keeps forever. raw: a partition whose end
+ *                    |                    | is before now - raw is dropped whole by the
+ *                    |                    | background sweep; rows arriving for one are
+ *                    |                    | accepted and dropped by the next sweep
+ *                    |                    | (engine/retention.h). 1m, 1h: not used yet
  *   lateness         | duration string    | allowed lateness behind the watermark; default "2m"
  *   late_policy      | string             | "update" (default) or "dead-letter"
  *   late_bound       | duration string    | > 0; events later than this go to dead letters

@@ -194,6 +194,8 @@ fail:
     return rc;
 }
 
+void table__partition_free(partition *p) { partition_free(p); }
+
 static int parts_insert(strata_table *t, partition *p)
 {
     if (t->nparts == t->parts_cap) {
@@ -327,6 +329,7 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->write_lock, NULL);
     pthread_mutex_init(&t->flush_lock, NULL);
+    pthread_mutex_init(&t->merge_lock, NULL); /* merge.c, retention.c */
     atomic_init(&t->next_seg_id, 1);
     if ((rc = fs_path(t->dir, sizeof t->dir, err, "%s/%s", data_dir, schema->name)) != 0 ||
         (rc = fs_path(t->raw_dir, sizeof t->raw_dir, err, "%s/raw", t->dir)) != 0)
@@ -340,6 +343,7 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
         rc = strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", t->dir, strerror(-drc));
         goto fail;
     }
+    table__expired_leftovers_remove(t); /* retention.c: a sweep cut short by a crash */
     DIR *d = opendir(t->raw_dir);
     if (!d) {
         rc = strata_err_set(err, STRATA_EIO, "%s: %s", t->raw_dir, strerror(errno));
@@ -387,6 +391,7 @@ void table_close(strata_table *t)
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
     pthread_mutex_destroy(&t->flush_lock);
+    pthread_mutex_destroy(&t->merge_lock);
     free(t);
 }
 
@@ -557,6 +562,7 @@ void table_get_stats(strata_table *t, table_stats *st)
     st->flushes = atomic_load(&t->flushes);
     st->flush_ns = atomic_load(&t->flush_ns);
     st->rows_flushed = atomic_load(&t->rows_flushed);
+    table__merge_stats(t, st); /* merge.c */
 }
 
 /* ---- snapshots -------------------------------------------------------------------- */

@@ -179,6 +179,15 @@ typedef struct table_stats {
     uint64_t rows_flushed;  /* since open */
     int64_t max_time;       /* latest event time appended or committed; INT64_MIN: none.
                              * The watermark is max_time - the schema's lateness. */
+    /* Merges (engine/merge.h) and retention (engine/retention.h), since open. */
+    uint64_t merges;
+    uint64_t merge_ns;             /* total time in merges */
+    uint64_t merge_rows;           /* rows read by merges */
+    uint64_t merge_rows_dropped;   /* rows merges' filters dropped */
+    uint64_t merge_bytes_written;  /* bytes of the segments merges wrote */
+    uint64_t max_partition_segments; /* segments of the partition holding the most (now) */
+    uint64_t expired_partitions;   /* partitions retention dropped */
+    uint64_t expired_rows;         /* rows they held */
 } table_stats;
 void table_get_stats(strata_table *t, table_stats *st /* OUT */);
 

@@ -267,6 +267,7 @@ int table_flush(strata_table *t, bool force, strata_err *err)
     pthread_mutex_unlock(&t->write_lock);
 
     pthread_mutex_lock(&t->flush_lock);
+    table__parts_keep_live(t, parts, &nparts); /* retention.c may have dropped some meanwhile */
     if (rc == 0)
         rc = table__writes_refused(t, err); /* dropped or failed while this flush waited */
     bool wrote = false, refused = rc != 0;

@@ -4,10 +4,13 @@
  *   table.c         open and recovery, partitions, segment handles, state, snapshots
  *   table_append.c  appends (all of a batch or none) and the offsets of sourced rows
  *   table_flush.c   when memtables are due, sealing, flushing and the commit
+ *   merge.c         merges of a partition's segments, committed beside flushes
+ *   retention.c     dropping expired partitions
  *
  * Locks (the contract is in table.h): write_lock serializes appends, flush_lock
  * serializes flushes, lock guards what readers and snapshots walk; each field says which
  * guards it. When both are needed, write_lock or flush_lock is taken before lock.
+ * merge_lock (merges and retention, one at a time) is taken before all of them.
  * Functions named table__* are internal to the three files; each says what its caller
  * must hold.
  */
@@ -83,6 +86,11 @@ struct strata_table {
     char log_dir[3200];
     uint64_t log_next;        /* the LSN the log starts at when opened (set by table_open) */
     char recovery_note[1024]; /* what recovery did, for the caller's log; "" when nothing */
+    /* Merges and retention (merge.c, retention.c). merge_lock: one merge or retention
+     * sweep at a time; while it is held no partition leaves t->parts. */
+    pthread_mutex_t merge_lock;
+    _Atomic uint64_t merges, merge_ns, merge_rows, merge_rows_dropped, merge_bytes_written;
+    _Atomic uint64_t expired_partitions, expired_rows;
 };
 
 /* ---- table.c ---------------------------------------------------------------------- */
@@ -116,6 +124,9 @@ int table__log_open(strata_table *t, strata_err *err);
  * already are dropped (counted in *skipped). Errors as table_append. */
 int table__replay_append(strata_table *t, const row_batch *b, uint64_t lsn, uint64_t *skipped,
                          strata_err *err);
+/* Frees a partition no longer in t->parts (its segments and memtables unreferenced;
+ * snapshots keep theirs). */
+void table__partition_free(partition *p);
 
 /* ---- table_flush.c ---------------------------------------------------------------- */
 
@@ -130,5 +141,17 @@ void table__seal_reserved(partition *p, offset_map *cps);
 /* Seals p's active memtable (nothing when it is empty). 0 or STRATA_ENOMEM (nothing
  * changed). Caller holds write_lock; takes lock. */
 int table__seal(strata_table *t, partition *p);
+
+/* ---- merge.c, retention.c ---------------------------------------------------------- */
+
+/* Fills the merge and retention fields of st (table_get_stats). Takes lock. */
+void table__merge_stats(strata_table *t, table_stats *st);
+/* Keeps in parts[0..*n) only the partitions still in t->parts (retention may have dropped
+ * some since the caller copied them). Caller holds flush_lock (so none goes meanwhile);
+ * takes lock. */
+void table__parts_keep_live(strata_table *t, partition **parts, uint32_t *n);
+/* Removes the partition directories a retention sweep renamed away but did not finish
+ * removing (raw/.expired-*). For table_open; errors are ignored (tried again next open). */
+void table__expired_leftovers_remove(strata_table *t);
 
 #endif

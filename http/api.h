@@ -112,7 +112,7 @@ unsigned reply_status_of(int code);
 /* ---- /tables and /health (api_tables.c) ---- */
 
 api_handler api_tables_health, api_tables_list, api_tables_one, api_tables_flush,
-    api_tables_accept_reset;
+    api_tables_accept_reset, api_tables_optimize;
 /* Everything that makes the service degraded, one sentence each (a new JSON array; NULL
  * when memory runs out): tables that cannot be opened, refuse writes, fail flushes or met
  * damaged segments, and Kafka's problems. */

@@ -2,7 +2,8 @@
  * api_metrics.c — GET /metrics: the Prometheus text format (version 0.0.4), rendered on
  * every scrape from the server's counters (ingest rows and requests, queries and their
  * latency histogram, answers by status class), per-table figures read from the tables
- * (table_get_stats, flush trouble, watermarks), the health problem count, and the Kafka
+ * (table_get_stats, flush trouble, watermarks, merges and retention), the health
+ * problem count, and the Kafka
  * consumers' own metrics (kafka_ingest_metrics).
  *
  * Lines are written with snprintf into a bytebuf; a failed allocation is checked once at
@@ -115,6 +116,35 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
             else
                 EMIT("%s{table=\"%s\"} %" PRIu64 "\n", wal_names[m], table_schema(t)->name, v[m]);
             catalog_put(s->cat, t);
+        }
+    }
+    {
+        /* Merges (engine/merge.h) and retention (engine/retention.h), per table. */
+        static const char *const merge_names[][3] = {
+            {"strata_merges_total", "counter", "Merges committed since start."},
+            {"strata_merge_rows_total", "counter", "Rows read by merges."},
+            {"strata_merge_written_bytes_total", "counter", "Bytes of the segments merges wrote."},
+            {"strata_merge_seconds_total", "counter", "Time spent in merges."},
+            {"strata_table_partition_segments_max", "gauge", "Segments of the table's partition that has the most."},
+            {"strata_retention_dropped_partitions_total", "counter", "Partitions dropped by retention since start."},
+            {"strata_retention_dropped_rows_total", "counter", "Rows of the partitions retention dropped."}};
+        enum { NMERGE = sizeof merge_names / sizeof merge_names[0] };
+        for (int m = 0; m < NMERGE; m++) {
+            EMIT("# HELP %s %s\n# TYPE %s %s\n", merge_names[m][0], merge_names[m][2], merge_names[m][0],
+                 merge_names[m][1]);
+            strata_table *t;
+            for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+                table_stats st;
+                table_get_stats(t, &st);
+                uint64_t v[NMERGE] = {st.merges, st.merge_rows, st.merge_bytes_written, 0,
+                                      st.max_partition_segments, st.expired_partitions, st.expired_rows};
+                if (m == 3)
+                    EMIT("%s{table=\"%s\"} %.9f\n", merge_names[m][0], table_schema(t)->name,
+                         (double)st.merge_ns / 1e9);
+                else
+                    EMIT("%s{table=\"%s\"} %" PRIu64 "\n", merge_names[m][0], table_schema(t)->name, v[m]);
+                catalog_put(s->cat, t);
+            }
         }
     }
     EMIT("# HELP strata_table_watermark_ms Latest event time minus the table's allowed lateness.\n"

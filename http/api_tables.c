@@ -10,6 +10,7 @@
  * A table is described from table_get_stats and the catalog, its schema in its JSON text
  * form (engine/schema_json.h); creation and drops go through the catalog, and the Kafka
  * consumer of a table is attached, detached and described by ingest/kafka_ingest.h.
+ * POST /tables/{name}/optimize merges now (engine/merge.h, merge_table_optimize).
  */
 #include "http/api.h"
 
@@ -19,6 +20,8 @@
 #include <string.h>
 
 #include "engine/clock.h"
+#include "engine/json_util.h"
+#include "engine/merge.h"
 #include "engine/schema_json.h"
 #include "engine/table.h"
 #include "ingest/kafka_ingest.h"
@@ -263,5 +266,85 @@ enum MHD_Result api_tables_accept_reset(strata_server *s, struct MHD_Connection 
         json_decref(j);
         return reply_error(s, c, rc == STRATA_EEXIST ? 409 : reply_status_of(rc), "%s", err.msg);
     }
+    return reply_json(s, c, 200, j);
+}
+
+/* POST /tables/{name}/optimize, body optional: {"partition": "<name as the table's
+ * partition_by names it>"}. Flushes, merges every segment of the partition (or of every
+ * partition) into as few as the segment size bound allows, and answers what it did. */
+enum MHD_Result api_tables_optimize(strata_server *s, struct MHD_Connection *c, request *rq,
+                                    const char *method)
+{
+    (void)method;
+    strata_table *t = catalog_get(s->cat, rq->table);
+    if (!t)
+        return api_tables_send_missing(s, c, rq->table, "");
+    const strata_schema *sc = table_schema(t);
+    strata_err err = {0};
+    int64_t key = 0;
+    bool one = false;
+    size_t len = rq->body.len;
+    while (len && strchr(" \t\r\n", ((const char *)rq->body.data)[len - 1]))
+        len--;
+    if (len) {
+        json_error_t jerr;
+        json_t *body = json_loadb((const char *)rq->body.data, rq->body.len, JSON_REJECT_DUPLICATES, &jerr);
+        static const char *const keys[] = {"partition"};
+        int rc = 0;
+        if (!body)
+            rc = strata_err_set(&err, STRATA_EINVAL, "malformed JSON at line %d column %d: %s", jerr.line,
+                                jerr.column, jerr.text);
+        else if (!json_is_object(body))
+            rc = jutil_type_error(&err, "body", "an object", body);
+        else
+            rc = jutil_check_keys(&err, body, "", keys, 1);
+        json_t *part = rc == 0 ? jutil_member(body, "partition") : NULL;
+        if (rc == 0 && part && !json_is_string(part))
+            rc = jutil_type_error(&err, "partition", "a string", part);
+        if (rc == 0 && part) {
+            const char *name = json_string_value(part);
+            char back[32] = "";
+            one = schema_partition_parse(sc->partition_by, name, &key) == 0;
+            if (one)
+                schema_partition_name(sc->partition_by, key, back, sizeof back);
+            if (!one || strcmp(back, name) != 0) {
+                char example[32];
+                schema_partition_name(sc->partition_by, INT64_C(1706659200000), example, sizeof example);
+                rc = strata_err_set(&err, STRATA_EINVAL, "partition: '%.100s' is not a partition name of table "
+                                    "'%s' (partitioned by %s, names like '%s')", name, sc->name,
+                                    sc->partition_by == STRATA_PART_HOUR ? "hour"
+                                    : sc->partition_by == STRATA_PART_MONTH ? "month" : "day", example);
+            }
+        }
+        json_decref(body);
+        if (rc) {
+            catalog_put(s->cat, t);
+            return reply_error(s, c, 400, "%s", err.msg);
+        }
+    }
+    merge_policy pol;
+    merge_policy_default(&pol);
+    optimize_report rep;
+    int rc = merge_table_optimize(t, one ? &key : NULL, &pol, &rep, &err);
+    catalog_put(s->cat, t);
+    if (rc) {
+        merge_optimize_report_free(&rep);
+        return reply_error(s, c, reply_status_of(rc), "optimize failed: %s", err.msg);
+    }
+    json_t *parts = json_array();
+    for (uint32_t i = 0; i < rep.nparts; i++) {
+        const optimize_part *op = &rep.parts[i];
+        json_array_append_new(parts, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "partition", op->partition,
+                                               "segments_before", (json_int_t)op->segments_before,
+                                               "segments_after", (json_int_t)op->segments_after,
+                                               "merges", (json_int_t)op->merges, "rows", (json_int_t)op->rows,
+                                               "bytes_written", (json_int_t)op->bytes_written));
+    }
+    json_t *j = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:f}", "table", rq->table, "partitions", parts,
+                          "segments_before", (json_int_t)rep.segments_before, "segments_after",
+                          (json_int_t)rep.segments_after, "merges", (json_int_t)rep.merges, "rows",
+                          (json_int_t)rep.rows, "bytes_written", (json_int_t)rep.bytes_written, "seconds",
+                          rep.seconds);
+    merge_optimize_report_free(&rep);
     return reply_json(s, c, 200, j);
 }

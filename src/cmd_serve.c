@@ -2,6 +2,8 @@
  * cmd_serve.c — `strata serve`: opens the data directory (recovering every table), creates the
  * tables named with --table, starts the HTTP server, and runs the maintenance loop: every
  * 100 ms, each table whose memtables are full or older than their age limit is flushed.
+ * Merges and retention run on their own low-priority thread (engine/merge_worker.h),
+ * whose messages go to the log; it is stopped first at shutdown.
  *
  * Signals: SIGTERM and SIGINT are blocked in every thread and taken synchronously by the
  * main loop (sigtimedwait), which then stops the server (in-flight requests finish),
@@ -28,6 +30,7 @@
 #include "engine/clock.h"
 #include "engine/fault.h"
 #include "engine/memtable.h"
+#include "engine/merge_worker.h"
 #include "engine/schema_json.h"
 #include "engine/units.h"
 #include "http/server.h"
@@ -343,6 +346,10 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             catalog_put(cat, t);
         }
     }
+    merge_worker *merger = NULL;
+    merge_worker_opts mwo = {.log = log_message};
+    if (merge_worker_start(cat, &mwo, &merger, &err) != 0)
+        log_line("merges and retention will not run: %s", err.msg);
     char base_url[300];
     snprintf(base_url, sizeof base_url, "http://%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
              strchr(host, ':') ? "]" : "", server_port(srv));
@@ -363,6 +370,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             catalog_put(cat, t);
         }
     }
+    merge_worker_stop(merger); /* a merge in progress ends at its next granule */
     server_stop(srv);
     kafka_ingest_free(kafka); /* each consumer lands what it read and commits */
     rc = final_flush(cat, &sigs);
