@@ -1,130 +1,123 @@
 /*
- * bench_http.c — the HTTP benchmark of issue 3, against the real `strata serve`.
+ * bench_http.c — the HTTP benchmark of issues 3 and 15, against the real `strata serve`.
  *
- * Starts `STRATA serve --data DIR --listen 127.0.0.1:0` (reads the port from its log),
- * creates the orders table with PUT, generates the reference order events with order_gen
- * as NDJSON bodies of --batch rows in memory first (as a loader sending files has them;
- * generation alone is reported too), POSTs them to /ingest over --connections keep-alive
- * connections (default 4) and reports rows/s from the first request to the last answer,
- * then runs queries Q1..Q7 over HTTP: one warm-up, then the median of 5.
- * Stops the server with SIGTERM at the end.
+ * Starts `STRATA serve --data DIR --listen 127.0.0.1:0` (bench_serve.h: port read from its
+ * log, the rest of the log drained to DIR.log), creates the orders table with PUT,
+ * generates the reference order events with order_gen as NDJSON bodies in memory first (as
+ * a loader sending files has them; generation alone is reported too), cut at --body-bytes
+ * bytes or every --batch rows, POSTs them to /ingest over --connections keep-alive
+ * connections (default 4) and reports rows/s from the first request to the last answer.
  *
- * usage: bench_http STRATA_BINARY [--rows N] [--batch N] [--data DIR]
+ * Then the bytes on disk per row, every file under DIR/orders counted (allocated:
+ * st_blocks * 512, and apparent: st_size): right after ingest; after the background merges
+ * settle (strata_merges_total, strata_table_segments and the directory's size unchanged
+ * for 3 s, polled from /metrics); and after POST /tables/orders/optimize. Queries Q1..Q7
+ * run over HTTP after the settling and after optimize: one warm-up, then the median of 5.
+ *
+ * With --duckdb it then stops the server, writes the same events (a fresh generator with
+ * the same options gives the same rows) as CSV beside DIR, saves strata's answers, and runs
+ * `node bench/duckdb/queries.mjs`: DuckDB loads the CSV into an in-memory table and runs
+ * the SQL forms of Q1..Q7, timed inside node, and checks its answers against strata's. This
+ * program parses the RESULT lines node prints and prints the comparison table.
+ *
+ * usage: bench_http STRATA_BINARY [--rows N] [--body-bytes N | --batch N] [--connections N]
+ *                   [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <getopt.h>
+#include <ftw.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
+#include <getopt.h>
 #include <stdatomic.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "bench_serve.h"
 #include "bench_util.h"
-#include "tools/order_gen.h"
+#include "engine/row_batch.h"
 #include "engine/schema_json.h"
+#include "tools/order_gen.h"
 
-static int conn_fd = -1;
-static int port;
+#ifndef BENCH_DUCKDB_DIR
+#define BENCH_DUCKDB_DIR "bench/duckdb"
+#endif
 
-static int connect_server(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        perror("connect");
-        exit(1);
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
+static bench_server srv;
+static int conn_fd = -1; /* the main thread's keep-alive connection */
 
-static void write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("write");
-            exit(1);
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* One request on the keep-alive connection *fd (opened when -1); returns the status and
- * the body (malloc'd). */
-static int http_on(int *fd, const char *method, const char *path, const char *body, size_t len,
-                   char **out)
-{
-    if (*fd < 0)
-        *fd = connect_server();
-    int cfd = *fd;
-    char head[512];
-    int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      method, path, len);
-    write_all(cfd, head, (size_t)hn);
-    if (len)
-        write_all(cfd, body, len);
-    size_t cap = 65536, got = 0;
-    char *buf = malloc(cap + 1);
-    long clen = -1;
-    size_t hdr_end = 0;
-    for (;;) {
-        if (got == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-        }
-        ssize_t r = read(cfd, buf + got, cap - got);
-        if (r <= 0) {
-            fprintf(stderr, "bench_http: connection closed\n");
-            exit(1);
-        }
-        got += (size_t)r;
-        buf[got] = 0;
-        if (!hdr_end) {
-            char *e = strstr(buf, "\r\n\r\n");
-            if (!e)
-                continue;
-            hdr_end = (size_t)(e - buf) + 4;
-            char *cl = strcasestr(buf, "Content-Length:");
-            clen = cl ? strtol(cl + 15, NULL, 10) : 0;
-        }
-        if (hdr_end && got >= hdr_end + (size_t)clen)
-            break;
-    }
-    int status = atoi(buf + 9);
-    if (out) {
-        *out = strndup(buf + hdr_end, (size_t)clen);
-    }
-    free(buf);
-    return status;
-}
-
+/* One request on the main connection; exits on a transport failure. Returns the status,
+ * the body in *out (malloc'd) when out. */
 static int http(const char *method, const char *path, const char *body, size_t len, char **out)
 {
-    return http_on(&conn_fd, method, path, body, len, out);
+    int st = bench_request(&srv, &conn_fd, method, path, body, len, out);
+    if (st < 0) {
+        fprintf(stderr, "bench_http: %s %s: the server cannot be reached\n", method, path);
+        exit(1);
+    }
+    return st;
+}
+
+/* ---- the NDJSON bodies ------------------------------------------------------------- */
+
+typedef struct bodies {
+    char **body;
+    size_t *len;
+    uint64_t *rows;
+    uint64_t n, cap;
+} bodies;
+
+static char *bodies_new(bodies *bs, size_t cap)
+{
+    if (bs->n == bs->cap) {
+        bs->cap = bs->cap ? bs->cap * 2 : 64;
+        bs->body = realloc(bs->body, bs->cap * sizeof *bs->body);
+        bs->len = realloc(bs->len, bs->cap * sizeof *bs->len);
+        bs->rows = realloc(bs->rows, bs->cap * sizeof *bs->rows);
+    }
+    bs->len[bs->n] = 0;
+    bs->rows[bs->n] = 0;
+    return bs->body[bs->n++] = malloc(cap);
+}
+
+/* Generates the events into bodies of at most body_bytes bytes (when > 0; a body holds
+ * at least one event) or of batch rows each. Returns the rows made. */
+static uint64_t make_bodies(uint64_t rows, uint64_t batch, uint64_t body_bytes, bodies *bs)
+{
+    order_gen_opts o;
+    order_gen_opts_default(&o);
+    o.count = rows;
+    strata_err err = {0};
+    order_gen *g = order_gen_create(&o, &err);
+    if (!g) {
+        fprintf(stderr, "bench_http: order_gen: %s\n", err.msg);
+        exit(1);
+    }
+    size_t cap = body_bytes ? body_bytes + ORDER_GEN_JSON_MAX : batch * 260 + ORDER_GEN_JSON_MAX;
+    char line[ORDER_GEN_JSON_MAX];
+    order_gen_msg msg;
+    uint64_t made = 0;
+    char *body = NULL;
+    while (order_gen_next_json(g, line, sizeof line, &msg) == 1) {
+        uint64_t k = bs->n ? bs->rows[bs->n - 1] : 0;
+        size_t len = bs->n ? bs->len[bs->n - 1] : 0;
+        bool full = body_bytes ? len + msg.len + 1 > body_bytes : k >= batch;
+        if (!body || (k > 0 && full))
+            body = bodies_new(bs, cap);
+        size_t *l = &bs->len[bs->n - 1];
+        if (*l + msg.len + 1 > cap) { /* only with --batch: rows longer than 260 bytes */
+            cap *= 2;
+            body = bs->body[bs->n - 1] = realloc(body, cap);
+        }
+        memcpy(body + *l, line, msg.len);
+        *l += msg.len;
+        body[(*l)++] = '\n';
+        bs->rows[bs->n - 1]++;
+        made++;
+    }
+    order_gen_free(g);
+    return made;
 }
 
 /* Ingest senders: each thread takes the next pre-generated body and POSTs it on its own
  * keep-alive connection. */
 typedef struct sender {
-    char **bodies;
-    size_t *lens;
-    uint64_t nbodies;
+    const bodies *bs;
     _Atomic uint64_t *next;
     uint64_t acked;
     int failed;
@@ -136,23 +129,145 @@ static void *send_bodies(void *arg)
     int fd = -1;
     for (;;) {
         uint64_t i = atomic_fetch_add(sd->next, 1);
-        if (i >= sd->nbodies)
+        if (i >= sd->bs->n)
             break;
         char *ans = NULL;
-        if (http_on(&fd, "POST", "/ingest/orders", sd->bodies[i], sd->lens[i], &ans) != 200) {
-            fprintf(stderr, "bench_http: ingest failed: %s\n", ans);
+        int st = bench_request(&srv, &fd, "POST", "/ingest/orders", sd->bs->body[i], sd->bs->len[i], &ans);
+        if (st != 200) {
+            fprintf(stderr, "bench_http: ingest failed (%d): %s\n", st, ans ? ans : "");
             sd->failed = 1;
             free(ans);
             break;
         }
-        char *p = strstr(ans, "\"ingested\":");
-        sd->acked += p ? strtoull(p + 11, NULL, 10) : 0;
+        sd->acked += bench_json_u64(ans, "ingested", 0);
         free(ans);
     }
     if (fd >= 0)
         close(fd);
     return NULL;
 }
+
+/* ---- bytes on disk ----------------------------------------------------------------- */
+
+enum { DU_SEG, DU_MANIFEST, DU_WAL, DU_OTHER, DU_KINDS };
+static const char *const du_kind_name[DU_KINDS] = {"segments", "manifests", "wal", "other"};
+
+typedef struct disk_use {
+    uint64_t files[DU_KINDS], alloc[DU_KINDS], size[DU_KINDS];
+    uint64_t nfiles, total_alloc, total_size;
+} disk_use;
+
+static disk_use du_acc;
+
+static int du_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag != FTW_F)
+        return 0;
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    size_t nl = strlen(name);
+    int k = strstr(path, "/wal/") ? DU_WAL
+            : nl > 4 && strcmp(name + nl - 4, ".seg") == 0 ? DU_SEG
+            : strncmp(name, "MANIFEST", 8) == 0 ? DU_MANIFEST
+                                                : DU_OTHER;
+    du_acc.files[k]++;
+    du_acc.alloc[k] += (uint64_t)st->st_blocks * 512;
+    du_acc.size[k] += (uint64_t)st->st_size;
+    du_acc.nfiles++;
+    du_acc.total_alloc += (uint64_t)st->st_blocks * 512;
+    du_acc.total_size += (uint64_t)st->st_size;
+    return 0;
+}
+
+/* Every regular file under dir (symbolic links not followed). A file removed while the
+ * walk runs (a merge's inputs) is simply not counted. */
+static disk_use disk_usage(const char *dir)
+{
+    memset(&du_acc, 0, sizeof du_acc);
+    nftw(dir, du_visit, 32, FTW_PHYS);
+    return du_acc;
+}
+
+static void print_disk(const char *when, const char *dir, uint64_t rows)
+{
+    disk_use d = disk_usage(dir);
+    printf("  on disk %-26s %6.2f bytes/row allocated (st_blocks*512), %6.2f apparent (st_size): "
+           "%.1f / %.1f MiB in %" PRIu64 " files\n",
+           when, (double)d.total_alloc / (double)rows, (double)d.total_size / (double)rows,
+           (double)d.total_alloc / 1048576.0, (double)d.total_size / 1048576.0, d.nfiles);
+    printf("      ");
+    for (int k = 0; k < DU_KINDS; k++)
+        printf("%s%s %" PRIu64 " files %.1f MiB", k ? ", " : "", du_kind_name[k], d.files[k],
+               (double)d.alloc[k] / 1048576.0);
+    printf(" (allocated)\n");
+}
+
+/* ---- /metrics ---------------------------------------------------------------------- */
+
+/* The value of metric NAME{table="orders"} in the /metrics text, or -1. */
+static double metric(const char *text, const char *name)
+{
+    char pat[160];
+    snprintf(pat, sizeof pat, "\n%s{table=\"orders\"} ", name);
+    const char *p = text ? strstr(text, pat) : NULL;
+    return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/* Waits until strata_merges_total, strata_table_segments and the table directory's size
+ * stay the same for 3 s (polled every 0.5 s), at most max_s seconds. Returns the seconds
+ * waited; *merges and *segments get the last values. */
+static double wait_merges(const char *tdir, double max_s, double *merges, double *segments)
+{
+    double t0 = bench_now_s(), since = t0;
+    double lm = -2, ls = -2;
+    uint64_t lb = 0;
+    for (;;) {
+        char *m = NULL;
+        http("GET", "/metrics", NULL, 0, &m);
+        double mg = metric(m, "strata_merges_total"), sg = metric(m, "strata_table_segments");
+        free(m);
+        uint64_t b = disk_usage(tdir).total_size;
+        double now = bench_now_s();
+        if (mg != lm || sg != ls || b != lb) {
+            lm = mg;
+            ls = sg;
+            lb = b;
+            since = now;
+        }
+        *merges = lm;
+        *segments = ls;
+        if (now - since >= 3.0 || now - t0 >= max_s)
+            return now - t0;
+        usleep(500000);
+    }
+}
+
+/* ---- queries ----------------------------------------------------------------------- */
+
+/* The data span 2024-01-01 .. 2024-01-08 (7 days); queries without "to" end at now. */
+enum { NQ = 7 };
+static const char *const qs[NQ][2] = {
+    {"Q1 count(*)", "{\"table\":\"orders\",\"from\":0,\"select\":[{\"fn\":\"count\"}]}"},
+    {"Q2 count, sum(amount) per minute, last hour",
+     "{\"table\":\"orders\",\"from\":\"2024-01-07T23:00:00Z\",\"to\":\"2024-01-08T00:00:00Z\",\"interval\":\"1m\","
+     "\"select\":[{\"fn\":\"count\"},{\"fn\":\"sum\",\"column\":\"amount\"}]}"},
+    {"Q3 count, sum, avg(amount) per hour, 7 days",
+     "{\"table\":\"orders\",\"from\":0,\"interval\":\"1h\",\"select\":[{\"fn\":\"count\"},"
+     "{\"fn\":\"sum\",\"column\":\"amount\"},{\"fn\":\"avg\",\"column\":\"amount\"}]}"},
+    {"Q4 top 10 countries by sum(amount), one day",
+     "{\"table\":\"orders\",\"from\":\"2024-01-03T00:00:00Z\",\"to\":\"2024-01-04T00:00:00Z\","
+     "\"select\":[{\"fn\":\"sum\",\"column\":\"amount\",\"as\":\"gmv\"}],\"group_by\":[\"country\"],"
+     "\"order_by\":[{\"column\":\"gmv\",\"desc\":true}],\"limit\":10}"},
+    {"Q5 count per status per hour, US mobile",
+     "{\"table\":\"orders\",\"from\":0,\"interval\":\"1h\",\"select\":[{\"fn\":\"count\"}],\"group_by\":[\"status\"],"
+     "\"where\":[{\"column\":\"country\",\"op\":\"=\",\"value\":\"US\"},{\"column\":\"device\",\"op\":\"=\",\"value\":\"mobile\"}]}"},
+    {"Q6 uniq(user_id) per day",
+     "{\"table\":\"orders\",\"from\":0,\"interval\":\"1d\",\"select\":[{\"fn\":\"uniq\",\"column\":\"user_id\"}]}"},
+    {"Q7 p95, p99 of amount per hour, one day",
+     "{\"table\":\"orders\",\"from\":\"2024-01-03T00:00:00Z\",\"to\":\"2024-01-04T00:00:00Z\",\"interval\":\"1h\","
+     "\"select\":[{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.95,\"as\":\"p95\"},{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.99,\"as\":\"p99\"}]}"},
+};
 
 static double query_ms(const char *q, char **answer)
 {
@@ -166,69 +281,180 @@ static double query_ms(const char *q, char **answer)
     return el;
 }
 
+/* Q1..Q7: one warm-up (its answer kept in answers[i], malloc'd), then the median of 5 in
+ * ms[i]. */
+static void run_queries(const char *when, double ms[NQ], char *answers[NQ])
+{
+    printf("\nqueries over HTTP %s (median of 5 after a warm-up, ms):\n", when);
+    for (int i = 0; i < NQ; i++) {
+        char *a = NULL;
+        query_ms(qs[i][1], &a);
+        double t[5];
+        for (int r = 0; r < 5; r++) {
+            char *x = NULL;
+            t[r] = query_ms(qs[i][1], &x);
+            free(x);
+        }
+        ms[i] = bench_median(t, 5);
+        const char *sg = strstr(a, "\"segments_read\":");
+        printf("  %-48s %9.1f   (rows_read %" PRIu64 ", segments_read %" PRIu64 ")\n", qs[i][0], ms[i],
+               bench_json_u64(a, "rows_read", 0), sg ? bench_json_u64(sg, "segments_read", 0) : 0);
+        answers[i] = a;
+    }
+}
+
+/* ---- DuckDB ------------------------------------------------------------------------ */
+
+/* The same events as make_bodies sent, as CSV with a header. Returns 0 or -1. */
+static int write_csv(const char *path, uint64_t rows)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    static char fbuf[1 << 20];
+    setvbuf(f, fbuf, _IOFBF, sizeof fbuf);
+    order_gen_opts o;
+    order_gen_opts_default(&o);
+    o.count = rows;
+    strata_err err = {0};
+    order_gen *g = order_gen_create(&o, &err);
+    strata_schema s;
+    order_gen_schema(&s);
+    row_batch b;
+    if (!g || row_batch_init(&b, &s, 65536) != 0) {
+        fclose(f);
+        return -1;
+    }
+    fputs("ts,event_id,user_id,country,category,status,device,amount,quantity,version\n", f);
+    uint32_t n;
+    while ((n = order_gen_fill(g, &b, 65536)) > 0) {
+        for (uint32_t r = 0; r < n; r++) {
+            strata_str c = row_batch_get_str(&b, ORDER_COL_COUNTRY, r);
+            strata_str k = row_batch_get_str(&b, ORDER_COL_CATEGORY, r);
+            strata_str st = row_batch_get_str(&b, ORDER_COL_STATUS, r);
+            strata_str d = row_batch_get_str(&b, ORDER_COL_DEVICE, r);
+            fprintf(f, "%" PRId64 ",%" PRIu64 ",%" PRIu64 ",%.*s,%.*s,%.*s,%.*s,%.2f,%" PRId64 ",%" PRIu64 "\n",
+                    b.i[ORDER_COL_TS][r], (uint64_t)b.i[ORDER_COL_EVENT_ID][r],
+                    (uint64_t)b.i[ORDER_COL_USER_ID][r], (int)c.len, c.ptr, (int)k.len, k.ptr,
+                    (int)st.len, st.ptr, (int)d.len, d.ptr, b.f[ORDER_COL_AMOUNT][r],
+                    b.i[ORDER_COL_QUANTITY][r], (uint64_t)b.i[ORDER_COL_VERSION][r]);
+        }
+        row_batch_clear(&b);
+    }
+    row_batch_free(&b);
+    order_gen_free(g);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+typedef struct duck_result {
+    char id[8], variant[64];
+    double ms;
+    int agree;
+    char detail[256];
+} duck_result;
+
+/* Runs the node script; passes its lines through (indented) and keeps its RESULT and LOAD
+ * lines. Returns the number of results, or -1 when node failed. */
+static int run_duckdb(const char *duck_dir, const char *csv, const char *answers_path, duck_result *res,
+                      int cap, double *load_ms, char *version, size_t vcap)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "node '%s/queries.mjs' --csv '%s' --strata '%s' --runs 5", duck_dir, csv,
+             answers_path);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "RESULT\t", 7) == 0 && n < cap) {
+            duck_result *r = &res[n];
+            memset(r, 0, sizeof *r);
+            char *f[6] = {0};
+            char *save = NULL, *tok = strtok_r(line + 7, "\t", &save);
+            for (int k = 0; k < 5 && tok; k++, tok = strtok_r(NULL, "\t", &save))
+                f[k] = tok;
+            if (!f[3])
+                continue;
+            snprintf(r->id, sizeof r->id, "%s", f[0]);
+            snprintf(r->variant, sizeof r->variant, "%s", f[1]);
+            r->ms = strtod(f[2], NULL);
+            r->agree = atoi(f[3]);
+            snprintf(r->detail, sizeof r->detail, "%s", f[4] ? f[4] : "");
+            n++;
+        } else if (strncmp(line, "LOAD\t", 5) == 0) {
+            *load_ms = strtod(line + 5, NULL);
+        } else if (strncmp(line, "VERSION\t", 8) == 0) {
+            snprintf(version, vcap, "%.100s", line + 8);
+        } else {
+            printf("    %s\n", line);
+        }
+    }
+    int st = pclose(p);
+    return st == 0 ? n : -1;
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+#define USAGE                                                                                      \
+    "usage: bench_http STRATA_BINARY [--rows N] [--body-bytes N | --batch N] [--connections N]\n" \
+    "                  [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]\n"
+
 int main(int argc, char **argv)
 {
     if (bench_help(argc, argv,
-                   "usage: bench_http STRATA_BINARY [--rows N] [--batch N] [--connections N] [--data DIR]\n\n"
-        "Starts STRATA_BINARY serve, sends N reference order events (default 10000000) as\n"
-        "NDJSON requests of --batch rows (default 100000) over --connections keep-alive\n"
-        "connections (default 4), then times the queries Q1-Q7 (median of 5). See bench/README.md.\n"))
+                   USAGE "\n"
+                   "Starts STRATA_BINARY serve on DIR (default /tmp/strata-bench-http), sends N reference\n"
+                   "order events (default 10000000) as NDJSON requests cut at --body-bytes bytes (e.g.\n"
+                   "4194304) or of --batch rows (default 100000) over --connections keep-alive connections\n"
+                   "(default 4). Prints the bytes on disk per row (every file under DIR/orders) after\n"
+                   "ingest, after the background merges settle (skipped with --no-settle) and after\n"
+                   "POST /tables/orders/optimize, and times Q1-Q7 (median of 5) after the settling and\n"
+                   "after optimize. --duckdb then runs the same queries in DuckDB (node and\n"
+                   "--duckdb-dir, default the source tree's bench/duckdb, set up by its install.sh) on\n"
+                   "the same events and prints both, with whether the answers agree; the CSV it writes\n"
+                   "beside DIR is removed unless --keep-csv. See bench/README.md.\n"))
         return 0;
-    uint64_t rows = 10000000, batch = 100000;
-    int connections = 4;
-    const char *data = NULL;
+    uint64_t rows = 10000000, batch = 100000, body_bytes = 0;
+    int connections = 4, duckdb = 0, settle = 1, keep_csv = 0;
+    const char *data = NULL, *duck_dir = BENCH_DUCKDB_DIR;
     static const struct option opts[] = {{"rows", required_argument, 0, 'r'},
                                          {"batch", required_argument, 0, 'b'},
+                                         {"body-bytes", required_argument, 0, 'B'},
                                          {"data", required_argument, 0, 'd'},
                                          {"connections", required_argument, 0, 'c'},
+                                         {"duckdb", no_argument, 0, 'D'},
+                                         {"duckdb-dir", required_argument, 0, 'E'},
+                                         {"no-settle", no_argument, 0, 'S'},
+                                         {"keep-csv", no_argument, 0, 'K'},
                                          {0, 0, 0, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "r:b:d:c:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "r:b:B:d:c:", opts, NULL)) != -1) {
         switch (ch) {
         case 'r': rows = strtoull(optarg, NULL, 10); break;
         case 'b': batch = strtoull(optarg, NULL, 10); break;
+        case 'B': body_bytes = strtoull(optarg, NULL, 10); break;
         case 'c': connections = atoi(optarg) > 0 && atoi(optarg) <= 16 ? atoi(optarg) : 2; break;
         case 'd': data = optarg; break;
-        default: fprintf(stderr, "usage: bench_http STRATA [--rows N] [--batch N] [--data DIR]\n"); return 2;
+        case 'D': duckdb = 1; break;
+        case 'E': duck_dir = optarg; break;
+        case 'S': settle = 0; break;
+        case 'K': keep_csv = 1; break;
+        default: fputs(USAGE, stderr); return 2;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: bench_http STRATA [--rows N] [--batch N] [--data DIR]\n");
+    if (optind != argc - 1 || rows == 0 || batch == 0 || (body_bytes && body_bytes < 1024)) {
+        fputs(USAGE, stderr);
         return 2;
     }
-    char dir[1024];
+    char dir[512], tdir[600];
     snprintf(dir, sizeof dir, "%s", data ? data : "/tmp/strata-bench-http");
-    char cmd[2200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    if (system(cmd) != 0)
+    snprintf(tdir, sizeof tdir, "%s/orders", dir);
+    if (bench_server_start(&srv, argv[optind], dir, "bench_http") != 0)
         return 1;
-
-    /* Start the server and read its port from the log line. */
-    int pipefd[2];
-    if (pipe(pipefd) != 0)
-        return 1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 2);
-        close(pipefd[0]);
-        execl(argv[optind], argv[optind], "serve", "--data", dir, "--listen", "127.0.0.1:0",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    FILE *log = fdopen(pipefd[0], "r");
-    char line[1024];
-    while (fgets(line, sizeof line, log)) {
-        char *p = strstr(line, "on http://127.0.0.1:");
-        if (p) {
-            port = atoi(p + strlen("on http://127.0.0.1:"));
-            break;
-        }
-    }
-    if (!port) {
-        fprintf(stderr, "bench_http: the server did not start\n");
-        return 1;
-    }
 
     strata_schema s;
     order_gen_schema(&s);
@@ -243,106 +469,151 @@ int main(int argc, char **argv)
 
     /* The NDJSON bodies are made first (generation alone is timed for reference), as a
      * loader sending files would have them; then --connections threads send them. */
-    order_gen_opts o;
-    order_gen_opts_default(&o);
-    o.count = rows;
-    strata_err err = {0};
-    uint64_t nbodies = (rows + batch - 1) / batch;
-    char **bodies = calloc(nbodies, sizeof *bodies);
-    size_t *lens = calloc(nbodies, sizeof *lens);
-    order_gen *g = order_gen_create(&o, &err);
+    bodies bs = {0};
     double t0 = bench_now_s();
-    order_gen_msg msg;
-    uint64_t sent = 0;
-    for (uint64_t b = 0; b < nbodies; b++) {
-        size_t cap = batch * 260 + ORDER_GEN_JSON_MAX, len = 0;
-        char *body = bodies[b] = malloc(cap);
-        uint64_t k = 0;
-        while (k < batch && len + ORDER_GEN_JSON_MAX < cap &&
-               order_gen_next_json(g, body + len, ORDER_GEN_JSON_MAX, &msg) == 1) {
-            len += msg.len;
-            body[len++] = '\n';
-            k++;
-        }
-        lens[b] = len;
-        sent += k;
-    }
+    uint64_t sent = make_bodies(rows, batch, body_bytes, &bs);
     double gen_s = bench_now_s() - t0;
-    order_gen_free(g);
+    uint64_t total_bytes = 0, min_rows = UINT64_MAX, max_rows = 0;
+    for (uint64_t i = 0; i < bs.n; i++) {
+        total_bytes += bs.len[i];
+        min_rows = bs.rows[i] < min_rows ? bs.rows[i] : min_rows;
+        max_rows = bs.rows[i] > max_rows ? bs.rows[i] : max_rows;
+    }
 
     _Atomic uint64_t next = 0;
     sender sd[16];
     pthread_t th[16];
     t0 = bench_now_s();
     for (int i = 0; i < connections; i++) {
-        sd[i] = (sender){bodies, lens, nbodies, &next, 0, 0};
+        sd[i] = (sender){&bs, &next, 0, 0};
         pthread_create(&th[i], NULL, send_bodies, &sd[i]);
     }
     uint64_t acked = 0;
+    int failed = 0;
     for (int i = 0; i < connections; i++) {
         pthread_join(th[i], NULL);
         acked += sd[i].acked;
-        if (sd[i].failed)
-            return 1;
+        failed |= sd[i].failed;
     }
     double ingest_s = bench_now_s() - t0;
-    for (uint64_t b = 0; b < nbodies; b++)
-        free(bodies[b]);
-    free(bodies);
-    free(lens);
-    if (acked != sent) {
+    for (uint64_t i = 0; i < bs.n; i++)
+        free(bs.body[i]);
+    free(bs.body);
+    free(bs.len);
+    free(bs.rows);
+    if (failed || acked != sent) {
         fprintf(stderr, "bench_http: %" PRIu64 " rows sent, %" PRIu64 " acknowledged\n", sent, acked);
+        bench_server_stop(&srv);
         return 1;
     }
-    printf("bench_http: %" PRIu64 " reference order events through POST /ingest (%" PRIu64
-           " rows a request, %d connections)\n",
-           acked, batch, connections);
+    printf("bench_http: %" PRIu64 " reference order events through POST /ingest, %d connections\n", acked,
+           connections);
+    printf("  requests: %" PRIu64 " of %.2f MiB and %.0f rows on average (rows %" PRIu64 "-%" PRIu64
+           "; %s)\n",
+           bs.n, (double)total_bytes / (double)bs.n / 1048576.0, (double)acked / (double)bs.n, min_rows,
+           max_rows, body_bytes ? "cut at --body-bytes" : "--batch rows each");
     printf("  ingest over HTTP, durable before each answer: %.2f M rows/s (%.1f s)\n",
            (double)acked / ingest_s / 1e6, ingest_s);
     printf("  NDJSON generation alone (same process):      %.2f M rows/s\n", (double)rows / gen_s / 1e6);
 
-    /* The data span 2024-01-01 .. 2024-01-08 (7 days). */
-    const char *qs[7][2] = {
-        {"Q1 count(*)", "{\"table\":\"orders\",\"from\":0,\"select\":[{\"fn\":\"count\"}]}"},
-        {"Q2 count, sum(amount) per minute, last hour",
-         "{\"table\":\"orders\",\"from\":\"2024-01-07T23:00:00Z\",\"to\":\"2024-01-08T00:00:00Z\",\"interval\":\"1m\","
-         "\"select\":[{\"fn\":\"count\"},{\"fn\":\"sum\",\"column\":\"amount\"}]}"},
-        {"Q3 count, sum, avg(amount) per hour, 7 days",
-         "{\"table\":\"orders\",\"from\":0,\"interval\":\"1h\",\"select\":[{\"fn\":\"count\"},"
-         "{\"fn\":\"sum\",\"column\":\"amount\"},{\"fn\":\"avg\",\"column\":\"amount\"}]}"},
-        {"Q4 top 10 countries by sum(amount), one day",
-         "{\"table\":\"orders\",\"from\":\"2024-01-03T00:00:00Z\",\"to\":\"2024-01-04T00:00:00Z\","
-         "\"select\":[{\"fn\":\"sum\",\"column\":\"amount\",\"as\":\"gmv\"}],\"group_by\":[\"country\"],"
-         "\"order_by\":[{\"column\":\"gmv\",\"desc\":true}],\"limit\":10}"},
-        {"Q5 count per status per hour, US mobile",
-         "{\"table\":\"orders\",\"from\":0,\"interval\":\"1h\",\"select\":[{\"fn\":\"count\"}],\"group_by\":[\"status\"],"
-         "\"where\":[{\"column\":\"country\",\"op\":\"=\",\"value\":\"US\"},{\"column\":\"device\",\"op\":\"=\",\"value\":\"mobile\"}]}"},
-        {"Q6 uniq(user_id) per day",
-         "{\"table\":\"orders\",\"from\":0,\"interval\":\"1d\",\"select\":[{\"fn\":\"uniq\",\"column\":\"user_id\"}]}"},
-        {"Q7 p95, p99 of amount per hour, one day",
-         "{\"table\":\"orders\",\"from\":\"2024-01-03T00:00:00Z\",\"to\":\"2024-01-04T00:00:00Z\",\"interval\":\"1h\","
-         "\"select\":[{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.95,\"as\":\"p95\"},{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.99,\"as\":\"p99\"}]}"},
-    };
-    printf("\nqueries over HTTP (median of 5 after a warm-up, ms):\n");
-    for (int i = 0; i < 7; i++) {
-        char *a = NULL;
-        query_ms(qs[i][1], &a); /* warm-up; keep the answer for a sanity line */
-        double t[5];
-        for (int r = 0; r < 5; r++) {
-            char *x = NULL;
-            t[r] = query_ms(qs[i][1], &x);
-            free(x);
-        }
-        char *rows_at = strstr(a, "\"rows_read\":");
-        printf("  %-48s %9.1f   (rows_read %" PRIu64 ")\n", qs[i][0], bench_median(t, 5),
-               rows_at ? (uint64_t)strtoull(rows_at + 12, NULL, 10) : 0);
-        if (i == 0)
-            printf("      answer: %.120s\n", a);
-        free(a);
+    print_disk("right after ingest:", tdir, acked);
+    double ms_settled[NQ] = {0}, ms_opt[NQ];
+    char *a_settled[NQ] = {0}, *a_opt[NQ];
+    if (settle) {
+        double merges = 0, segments = 0;
+        double waited = wait_merges(tdir, 600, &merges, &segments);
+        printf("  background merges settled after %.1f s (nothing moved for 3 s): %.0f merges, %.0f segments\n",
+               waited, merges, segments);
+        print_disk("after merges settled:", tdir, acked);
     }
-    close(conn_fd);
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
-    return 0;
+
+    /* optimize: flushes, then merges every partition; answers when done. */
+    t0 = bench_now_s();
+    int st = http("POST", "/tables/orders/optimize", "", 0, &ans);
+    double opt_s = bench_now_s() - t0;
+    /* The answer's per-partition list is long: print the totals after it. */
+    const char *tail = ans ? strrchr(ans, ']') : NULL;
+    printf("  POST /tables/orders/optimize: %d in %.2f s: %s\n", st, opt_s,
+           tail ? tail + 2 : (ans ? ans : ""));
+    free(ans);
+    if (st != 200) {
+        bench_server_stop(&srv);
+        return 1;
+    }
+    print_disk("after optimize:", tdir, acked);
+
+    if (settle)
+        run_queries("after the merges settled", ms_settled, a_settled);
+    run_queries("after optimize", ms_opt, a_opt);
+    const char *cr = strstr(a_opt[0], "\"rows\":");
+    cr = cr ? strpbrk(cr + 7, "0123456789") : NULL;
+    uint64_t count = cr ? strtoull(cr, NULL, 10) : 0;
+    printf("  count(*) %" PRIu64 " %s the %" PRIu64 " rows acknowledged\n", count,
+           count == acked ? "equals" : "DIFFERS FROM", acked);
+    if (conn_fd >= 0)
+        close(conn_fd);
+    int exit_st = bench_server_stop(&srv);
+    if (exit_st != 0)
+        fprintf(stderr, "bench_http: the server exited with %d (its log: %s)\n", exit_st, srv.log_path);
+
+    int rc = 0;
+    if (duckdb) {
+        char csv[1000], answers_path[1000];
+        snprintf(csv, sizeof csv, "%s.orders.csv", dir);
+        snprintf(answers_path, sizeof answers_path, "%s.strata-answers.json", dir);
+        FILE *af = fopen(answers_path, "w");
+        if (!af)
+            return 1;
+        fputs("{", af);
+        for (int i = 0; i < NQ; i++)
+            fprintf(af, "%s\"Q%d\": %s\n", i ? "," : "", i + 1, a_opt[i]);
+        fputs("}\n", af);
+        fclose(af);
+        t0 = bench_now_s();
+        if (write_csv(csv, rows) != 0) {
+            fprintf(stderr, "bench_http: cannot write %s\n", csv);
+            return 1;
+        }
+        printf("\nDuckDB (--duckdb): the same %" PRIu64 " events written to %s in %.1f s; node says:\n", rows,
+               csv, bench_now_s() - t0);
+        fflush(stdout);
+        duck_result res[32];
+        double load_ms = 0;
+        char version[128] = "?";
+        int n = run_duckdb(duck_dir, csv, answers_path, res, 32, &load_ms, version, sizeof version);
+        if (n < 0) {
+            fprintf(stderr, "bench_http: node %s/queries.mjs failed (run %s/install.sh first?)\n", duck_dir,
+                    duck_dir);
+            rc = 1;
+        } else {
+            printf("\nstrata after optimize vs DuckDB %s (in-memory table, CSV loaded in %.1f s), median ms:\n",
+                   version, load_ms / 1e3);
+            printf("  %-4s %-44s %9s %9s %7s  %-8s %s\n", "", "DuckDB SQL", "strata", "DuckDB", "ratio",
+                   "faster", "answers");
+            int all_agree = 1;
+            for (int k = 0; k < n; k++) {
+                int qi = atoi(res[k].id + 1) - 1;
+                if (qi < 0 || qi >= NQ)
+                    continue;
+                const char *verdict = res[k].agree == 1 ? "agree" : res[k].agree == 2 ? "estimate" : "DIFFER";
+                if (res[k].ms < 0) { /* a check, not timed */
+                    printf("  %-4s %-44s %9s %9s %7s  %-8s %s: %s\n", res[k].id, res[k].variant, "", "", "", "",
+                           verdict, res[k].detail);
+                } else {
+                    double ratio = ms_opt[qi] / res[k].ms;
+                    printf("  %-4s %-44s %9.1f %9.1f %7.2f  %-8s %s: %s\n", res[k].id, res[k].variant, ms_opt[qi],
+                           res[k].ms, ratio, ratio <= 1.0 ? "strata" : "DuckDB", verdict, res[k].detail);
+                }
+                all_agree &= res[k].agree != 0;
+            }
+            printf("  ratio = strata / DuckDB; %s\n", all_agree ? "answers agree (estimates aside)" : "ANSWERS DIFFER (see above)");
+        }
+        if (!keep_csv)
+            remove(csv);
+    }
+    for (int i = 0; i < NQ; i++) {
+        free(a_opt[i]);
+        free(a_settled[i]);
+    }
+    return rc;
 }
