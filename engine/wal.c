@@ -393,8 +393,10 @@ static int rotate(wal *w, uint64_t need, strata_err *err)
         close(w->fd);
         w->fd = -1;
     }
-    uint64_t alloc = WAL_HEADER_BYTES + need;
-    alloc = alloc < WAL_GROW ? WAL_GROW : (alloc + WAL_GROW - 1) / WAL_GROW * WAL_GROW;
+    /* A file started for no record yet (at open, or when everything is covered) takes one
+     * block, so an idle log costs next to nothing on disk; it grows by WAL_GROW. */
+    uint64_t alloc = need == 0 ? WAL_IDLE_BYTES
+                               : (WAL_HEADER_BYTES + need + WAL_GROW - 1) / WAL_GROW * WAL_GROW;
     strata_err cerr = {0};
     int fd = file_create(w, w->next_lsn, alloc, &cerr);
     if (fd < 0) {
@@ -617,8 +619,8 @@ bool wal_durable(wal *w, uint64_t lsn)
 void wal_forget_below(wal *w, uint64_t lsn)
 {
     pthread_mutex_lock(&w->lock);
-    if (!w->failed && lsn >= w->next_lsn && w->off > WAL_GROW && !w->syncing) {
-        /* Everything written is in segments: start small again. */
+    if (!w->failed && lsn >= w->next_lsn && w->off > WAL_HEADER_BYTES && !w->syncing) {
+        /* Everything written is in segments: start again with a file of one block. */
         strata_err ignored = {0};
         rotate(w, 0, &ignored);
     }

@@ -27,6 +27,8 @@
  *   After the last record the file holds zeros up to its end: files are preallocated
  *   (posix_fallocate) in steps of WAL_GROW bytes, up to WAL_FILE_MAX (a record that
  *   does not fit starts a new file; one larger than WAL_FILE_MAX gets a file of its own).
+ *   A file started with no record to hold (at open, or once every record is covered)
+ *   is one block, WAL_IDLE_BYTES.
  * Example: the record at LSN 7 taking 2 LSNs, with the 3-byte payload "abc" (27 bytes):
  *   07 00 00 00 00 00 00 00 | 03 00 00 00 | 02 00 00 00 | 61 62 63 | <8 bytes XXH3>
  *
@@ -64,6 +66,7 @@
 #define WAL_DIR_NAME "wal"
 #define WAL_FILE_MAX (UINT64_C(64) << 20)
 #define WAL_GROW (UINT64_C(4) << 20)
+#define WAL_IDLE_BYTES 4096 /* a file started with no record to hold yet */
 #define WAL_HEADER_BYTES 32
 #define WAL_RECORD_OVERHEAD 24
 
@@ -115,9 +118,10 @@ int wal_sync(wal *w, uint64_t lsn, strata_err *err);
 bool wal_durable(wal *w, uint64_t lsn);
 
 /* Deletes the files whose every record is below lsn (their content is in segments).
- * When every record written is below lsn and the current file has grown past WAL_GROW,
- * a fresh file is started and the old one deleted too, so an idle log takes little
- * disk. Errors are ignored (a file left behind is read again and skipped by LSN). */
+ * When every record written is below lsn and the current file holds any, a fresh file
+ * of one block is started and the old one deleted too, so a log whose rows are all in
+ * segments takes one block of disk. Errors are ignored (a file left behind is read
+ * again and skipped by LSN). */
 void wal_forget_below(wal *w, uint64_t lsn);
 
 typedef struct wal_stats {

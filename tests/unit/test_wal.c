@@ -149,7 +149,7 @@ TEST(large_records_start_new_files_and_covered_files_go)
     ASSERT_EQ(count_files(dir), 1);
     wal_stats st;
     wal_get_stats(w, &st);
-    ASSERT_U64_EQ(st.disk_bytes, WAL_GROW);
+    ASSERT_U64_EQ(st.disk_bytes, WAL_IDLE_BYTES);
     ASSERT_EQ(wal_append(w, "x", 1, 1, &lsn, &err), 0);
     ASSERT_U64_EQ(lsn, 17);
     ASSERT_EQ(wal_sync(w, lsn, &err), 0);
