@@ -18,6 +18,7 @@
  *                    [--seconds S] [--final-seconds S] [--latency-rate R] [--data DIR]
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -224,6 +225,83 @@ static void *bare_consume(void *arg)
     return NULL;
 }
 
+/* CPU time of a server's threads by name (consumer "kafka:<table>", librdkafka's
+ * "rdk:*", "MHD-worker", "merge", the serve loop "strata"), to say what the server
+ * spent the drain on and how much of it it waited. */
+#define MAX_THREAD_NAMES 16
+typedef struct thread_cpu {
+    int n;
+    char name[MAX_THREAD_NAMES][20];
+    double cpu_s[MAX_THREAD_NAMES];
+} thread_cpu;
+
+static void thread_cpu_take(pid_t pid, thread_cpu *tc)
+{
+    memset(tc, 0, sizeof *tc);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    long hz = sysconf(_SC_CLK_TCK);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[400], buf[1024], comm[20] = "";
+        snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        if (!open || !close || close - open - 1 >= (long)sizeof comm)
+            continue;
+        memcpy(comm, open + 1, (size_t)(close - open - 1));
+        comm[close - open - 1] = 0;
+        if (strncmp(comm, "rdk:", 4) == 0)
+            comm[4] = 0; /* librdkafka's threads together */
+        unsigned long ut = 0, st = 0;
+        /* fields after ")": state ppid ... utime (14th of the line) stime (15th) */
+        if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        int k = 0;
+        while (k < tc->n && strcmp(tc->name[k], comm) != 0)
+            k++;
+        if (k == tc->n) {
+            if (tc->n == MAX_THREAD_NAMES)
+                continue;
+            snprintf(tc->name[tc->n++], sizeof tc->name[0], "%s", comm);
+        }
+        tc->cpu_s[k] += (double)(ut + st) / (double)hz;
+    }
+    closedir(d);
+}
+
+/* Prints each name's share of one core over seconds (after minus before). */
+static void thread_cpu_print(const thread_cpu *a, const thread_cpu *b, double seconds)
+{
+    double total = 0;
+    printf("  strata serve's threads during the drain (share of one core):");
+    for (int k = 0; k < b->n; k++) {
+        double before = 0;
+        for (int j = 0; j < a->n; j++)
+            if (strcmp(a->name[j], b->name[k]) == 0)
+                before = a->cpu_s[j];
+        double used = (b->cpu_s[k] - before) / seconds;
+        total += used;
+        if (used >= 0.005)
+            printf(" %s %.2f,", b->name[k], used);
+    }
+    printf(" all %.2f of 2 cores\n", total);
+}
+
+/* strata_land notes the server's thread CPU at the first row when land_pid is set. */
+static pid_t land_pid;
+static thread_cpu land_cpu;
+
 /* Waits until table has want rows (from /metrics); returns the seconds from the first row
  * to the last (first/last filled), or -1 after timeout_s without progress. */
 static double strata_land(const char *table, uint64_t want, double timeout_s, double *first, double *last)
@@ -234,8 +312,11 @@ static double strata_land(const char *table, uint64_t want, double timeout_s, do
     for (;;) {
         int64_t rows = metric("strata_kafka_rows_total", table);
         double now = bench_now_s();
-        if (rows > 0 && !*first)
+        if (rows > 0 && !*first) {
             *first = now;
+            if (land_pid > 0)
+                thread_cpu_take(land_pid, &land_cpu);
+        }
         if (rows > prev) {
             prev = rows;
             t_prog = now;
@@ -361,10 +442,15 @@ int main(int argc, char **argv)
         _exit(0);
     }
     double first, last;
+    thread_cpu cpu1;
+    land_pid = pid;
     double took = strata_land("pre", pf.events, 30, &first, &last);
+    thread_cpu_take(pid, &cpu1);
+    land_pid = 0;
     double strata_rate = took > 0 ? (double)pf.events / took : 0;
     printf("  strata serve (decode, memtables, segments):        %10.0f events/s  (%.2f of bare)\n",
            strata_rate, strata_rate / bare_rate);
+    thread_cpu_print(&land_cpu, &cpu1, bench_now_s() - first);
 
     /* (3) latency. */
     if (create_table("live", "live") != 0)

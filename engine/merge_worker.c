@@ -186,6 +186,8 @@ int merge_worker_start(strata_catalog *cat, const merge_worker_opts *o, merge_wo
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc == 0)
+        pthread_setname_np(w->thread, "merge");
     if (rc) {
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);

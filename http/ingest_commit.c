@@ -96,6 +96,7 @@ int ingest_commit_start(ingest_commit **out, strata_err *err)
         free(q);
         return strata_err_set(err, STRATA_EIO, "cannot start the ingest committer thread");
     }
+    pthread_setname_np(q->thread, "ingest-commit");
     *out = q;
     return 0;
 }

@@ -461,6 +461,11 @@ static int consumer_start(kafka_ingest *k, strata_table *t, kafka_consumer **out
         consumer_free(c);
         return rc;
     }
+    {
+        char tname[16]; /* "kafka:<table>" as top -H shows it (15 bytes at most) */
+        snprintf(tname, sizeof tname, "kafka:%.9s", c->name);
+        pthread_setname_np(c->th, tname);
+    }
     *out = c;
     return 0;
 }
