@@ -26,6 +26,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "engine/buf.h"
 #include "engine/clock.h"
 #include "engine/fault.h"
 #include "engine/fs.h"
@@ -50,34 +51,6 @@ struct wal {
     uint32_t nfiles, files_cap;
     uint64_t appends, bytes, syncs, sync_ns;
 };
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static void file_name(uint64_t first, char *out, size_t cap)
 {
@@ -244,7 +217,7 @@ int wal_replay(const char *dir, uint64_t from_lsn, wal_record_fn fn, void *ctx,
             break;
         rep->files++;
         bool header_ok = size >= WAL_HEADER_BYTES && memcmp(data, WAL_MAGIC, 8) == 0 &&
-                         get_u64(data + 24) == XXH3_64bits(data, 24) && get_u64(data + 16) == firsts[f];
+                         load_u64le(data + 24) == XXH3_64bits(data, 24) && load_u64le(data + 16) == firsts[f];
         if (!header_ok) {
             if (last && all_zero(data, size < WAL_HEADER_BYTES ? size : WAL_HEADER_BYTES)) {
                 /* Made but never given its header (a crash while it was created): it
@@ -258,9 +231,9 @@ int wal_replay(const char *dir, uint64_t from_lsn, wal_record_fn fn, void *ctx,
             free(data);
             break;
         }
-        if (get_u32(data + 8) != WAL_VERSION) {
+        if (load_u32le(data + 8) != WAL_VERSION) {
             rc = strata_err_set(err, STRATA_EVERSION, "%s: log format version %u (this build reads %u)",
-                                path, get_u32(data + 8), WAL_VERSION);
+                                path, load_u32le(data + 8), WAL_VERSION);
             free(data);
             break;
         }
@@ -269,11 +242,11 @@ int wal_replay(const char *dir, uint64_t from_lsn, wal_record_fn fn, void *ctx,
             bool valid = false;
             uint32_t len = 0, count = 0;
             if (size - pos >= WAL_RECORD_OVERHEAD) {
-                len = get_u32(data + pos + 8);
-                count = get_u32(data + pos + 12);
-                valid = get_u64(data + pos) == lsn && len > 0 && count > 0 &&
+                len = load_u32le(data + pos + 8);
+                count = load_u32le(data + pos + 12);
+                valid = load_u64le(data + pos) == lsn && len > 0 && count > 0 &&
                         len <= size - pos - WAL_RECORD_OVERHEAD &&
-                        get_u64(data + pos + 16 + len) == XXH3_64bits(data + pos, 16 + (size_t)len);
+                        load_u64le(data + pos + 16 + len) == XXH3_64bits(data + pos, 16 + (size_t)len);
             }
             if (!valid) {
                 if (all_zero(data + pos, size - pos))
@@ -324,10 +297,10 @@ static int file_create(wal *w, uint64_t first, uint64_t alloc, strata_err *err)
         return strata_err_set(err, STRATA_EIO, "%s: create: %s", path, strerror(errno));
     uint8_t h[WAL_HEADER_BYTES];
     memcpy(h, WAL_MAGIC, 8);
-    put_u32(h + 8, WAL_VERSION);
-    put_u32(h + 12, 0);
-    put_u64(h + 16, first);
-    put_u64(h + 24, XXH3_64bits(h, 24));
+    store_u32le(h + 8, WAL_VERSION);
+    store_u32le(h + 12, 0);
+    store_u64le(h + 16, first);
+    store_u64le(h + 24, XXH3_64bits(h, 24));
     int e = posix_fallocate(fd, 0, (off_t)alloc);
     const char *step = "preallocate";
     if (e == 0) {
@@ -530,14 +503,14 @@ int wal_append(wal *w, const void *payload, size_t len, uint32_t count, uint64_t
         }
     }
     uint8_t head[16], tail[8];
-    put_u64(head, w->next_lsn);
-    put_u32(head + 8, (uint32_t)len);
-    put_u32(head + 12, count);
+    store_u64le(head, w->next_lsn);
+    store_u32le(head + 8, (uint32_t)len);
+    store_u32le(head + 12, count);
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, head, sizeof head);
     XXH3_64bits_update(&st, payload, len);
-    put_u64(tail, XXH3_64bits_digest(&st));
+    store_u64le(tail, XXH3_64bits_digest(&st));
     struct iovec iov[3] = {{head, sizeof head}, {(void *)payload, len}, {tail, sizeof tail}};
     uint64_t done = 0;
     while (done < size) {
