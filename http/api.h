@@ -52,6 +52,8 @@ struct strata_server {
     _Atomic uint64_t status_count[6]; /* 1xx..5xx by first digit */
     http_ingest_pool ingest; /* the memory budget and warm row batches of ingest requests */
     ingest_commit *commit;   /* acknowledges ingest requests once durable (group commit) */
+    _Atomic uint64_t active; /* requests between their first call and their completion */
+    _Atomic bool stopping;   /* server_stop began: new requests are answered 503 */
 };
 
 struct route; /* server.c's routing table */
@@ -63,6 +65,7 @@ typedef struct request {
     const struct route *route; /* NULL: no such path */
     char table[STRATA_NAME_MAX + 1]; /* the {name} of the path, when it has one */
     bool method_ok, too_large, bad_name, auth_ok;
+    bool refused_stopping; /* it came after server_stop began: answered 503, nothing kept */
     char encoding[32]; /* a Content-Encoding strata does not read ("" when none) */
     bytebuf body;      /* the body; of POST /ingest into a table, only .len (bytes so far) */
     uint64_t limit;    /* bytes the body may have */

@@ -29,6 +29,8 @@ enum MHD_Result reply_text_with(strata_server *s, struct MHD_Connection *c, unsi
         MHD_add_response_header(r, "Content-Type", ctype);
     for (int i = 0; headers && headers[i]; i += 2)
         MHD_add_response_header(r, headers[i], headers[i + 1]);
+    if (atomic_load(&s->stopping) && !MHD_get_response_header(r, "Connection"))
+        MHD_add_response_header(r, "Connection", "close"); /* no next request on it: we stop */
     enum MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     if (status >= 100 && status < 600)

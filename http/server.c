@@ -25,12 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/buf.h"
 #include "engine/clock.h"
 #include "http/api.h"
 #include "http/query_answer.h"
+
+/* How long server_stop waits for requests in progress to finish. */
+#define STOP_DRAIN_MS 10000
 
 /* ---- routing ------------------------------------------------------------------------ */
 
@@ -154,9 +158,11 @@ static void request_free(request *rq)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    strata_server *s = cls;
     (void)c;
     (void)toe;
+    if (*con_cls)
+        atomic_fetch_sub(&s->active, 1);
     request_free(*con_cls);
     *con_cls = NULL;
 }
@@ -166,6 +172,7 @@ static enum MHD_Result on_headers(strata_server *s, struct MHD_Connection *c, re
                                   const char *url, const char *method)
 {
     rq->s = s;
+    rq->refused_stopping = atomic_load(&s->stopping);
     rq->route = route_find(rq, url);
     rq->method_ok = rq->route && method_in(method, rq->route->allow);
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -175,7 +182,8 @@ static enum MHD_Result on_headers(strata_server *s, struct MHD_Connection *c, re
     const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
     if (enc && *enc && strcasecmp(enc, "identity") != 0)
         snprintf(rq->encoding, sizeof rq->encoding, "%s", enc);
-    if (streamed && rq->method_ok && rq->auth_ok && !rq->encoding[0] && !api_ingest_begin(rq))
+    if (streamed && rq->method_ok && rq->auth_ok && !rq->encoding[0] && !rq->refused_stopping &&
+        !api_ingest_begin(rq))
         return MHD_NO;
     return MHD_YES;
 }
@@ -185,7 +193,7 @@ static enum MHD_Result on_piece(request *rq, const char *data, size_t *size)
 {
     size_t n = *size;
     *size = 0;
-    if (!rq->auth_ok || !rq->route || !rq->method_ok || rq->encoding[0])
+    if (!rq->auth_ok || !rq->route || !rq->method_ok || rq->encoding[0] || rq->refused_stopping)
         return MHD_YES; /* answered at the end; drain */
     if (rq->body.len + n > rq->limit) {
         rq->too_large = true;
@@ -207,6 +215,10 @@ static enum MHD_Result on_complete(strata_server *s, struct MHD_Connection *c, r
                                    const char *url, const char *method)
 {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (rq->refused_stopping) {
+        return reply_error(s, c, 503, "strata is stopping: send this request again once it is back "
+                                 "(nothing of it was kept)");
+    }
     if (!rq->auth_ok && rq->route && (rq->route->flags & ROUTE_PROBE) && get)
         return rq->route->answer(s, c, rq, method); /* liveness for probes: nothing about the data */
     if (!rq->auth_ok) {
@@ -249,6 +261,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(rq = calloc(1, sizeof *rq)))
             return MHD_NO;
         *con_cls = rq;
+        atomic_fetch_add(&((strata_server *)cls)->active, 1);
         return on_headers(cls, c, rq, url, method);
     }
     if (rq->durable_wait)
@@ -354,8 +367,22 @@ void server_stop(strata_server *s)
 {
     if (!s)
         return;
-    /* Every suspended ingest is answered first: libmicrohttpd must not be stopped with a
-     * connection suspended. Requests still arriving then sync on their own thread. */
+    /* A stop lets requests in progress finish: no new connection is accepted, requests
+     * that start from now on are answered 503 (nothing kept: they may be sent again), and
+     * the ones under way, ingests waiting for their log sync included, get their answers.
+     * A sender cut off without an answer could not tell whether its rows landed. The wait
+     * is bounded (STOP_DRAIN_MS) so a client trickling a body cannot hold the stop. Then
+     * every suspended ingest is answered (libmicrohttpd must not be stopped with one
+     * suspended); requests arriving after that sync on their own thread. */
+    atomic_store(&s->stopping, true);
+    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    int64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
+    while (atomic_load(&s->active) > 0 && clock_mono_ms() < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     ingest_commit_stop(s->commit);
     MHD_stop_daemon(s->daemon);
     http_ingest_pool_destroy(&s->ingest);
