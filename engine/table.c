@@ -282,8 +282,12 @@ static int log_recover(strata_table *t, strata_err *err)
     int n = 0;
     if (rep.records)
         n = snprintf(t->recovery_note, sizeof t->recovery_note,
-                     "replayed %" PRIu64 " rows from %" PRIu64 " write-ahead log records (%" PRIu64
-                     " rows already in segments)", ctx.rows, rep.records, ctx.skipped);
+                     "replayed %" PRIu64 " rows from %" PRIu64 " write-ahead log records", ctx.rows,
+                     rep.records);
+    if (ctx.skipped && n >= 0 && (size_t)n < sizeof t->recovery_note)
+        n += snprintf(t->recovery_note + n, sizeof t->recovery_note - (size_t)n,
+                      " (and skipped %" PRIu64 " rows of them that a partition's segments held already)",
+                      ctx.skipped);
     if (rep.torn_bytes && n >= 0 && (size_t)n < sizeof t->recovery_note)
         snprintf(t->recovery_note + n, sizeof t->recovery_note - (size_t)n,
                  "%sdropped a torn last log record (%" PRIu64 " bytes at offset %" PRIu64 " of %s in "

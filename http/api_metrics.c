@@ -104,8 +104,14 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
     static const char *const wal_names[] = {"strata_wal_records_total", "strata_wal_bytes_total",
                                             "strata_wal_syncs_total", "strata_wal_sync_seconds_total",
                                             "strata_wal_files", "strata_wal_disk_bytes"};
+    static const char *const wal_help[] = {
+        "Write-ahead log records written since start (one per ingest request).",
+        "Bytes of write-ahead log records written since start.",
+        "fdatasyncs of the write-ahead log (group commit: records per sync is its batching).",
+        "Time spent in write-ahead log fdatasyncs.", "Write-ahead log files on disk.",
+        "Disk the write-ahead log files take (allocated)."};
     for (int m = 0; m < 6; m++) {
-        EMIT("# TYPE %s %s\n", wal_names[m], m < 4 ? "counter" : "gauge");
+        EMIT("# HELP %s %s\n# TYPE %s %s\n", wal_names[m], wal_help[m], wal_names[m], m < 4 ? "counter" : "gauge");
         strata_table *t;
         for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
             wal_stats ws;
