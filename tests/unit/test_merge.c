@@ -197,7 +197,7 @@ static int row_cmp(const void *a, const void *b)
 }
 
 /* Every row the snapshot's segments hold (no memtables expected), and checks each
- * segment is sorted by (country, ts). */
+ * segment is sorted by its sort key (hour of ts, country, ts). */
 static uint32_t read_snapshot(table_snapshot *s, row **out)
 {
     uint32_t n = 0, cap = 1024;
@@ -212,7 +212,7 @@ static uint32_t read_snapshot(table_snapshot *s, row **out)
         for (uint32_t i = 0; i < s->parts[p].nsegs; i++) {
             segment *seg = s->parts[p].segs[i];
             strata_str prev_c = {"", 0};
-            int64_t prev_t = INT64_MIN;
+            int64_t prev_t = INT64_MIN, prev_h = INT64_MIN;
             for (uint32_t g = 0; g < segment_ngranules(seg); g++) {
                 uint32_t gn = segment_granule_nrows(seg, g);
                 ASSERT_EQ(segment_read_ints(seg, 0, g, ts, &sc, &err), 0);
@@ -227,8 +227,10 @@ static uint32_t read_snapshot(table_snapshot *s, row **out)
                         rows = realloc(rows, sizeof *rows * cap);
                     }
                     strata_str c = segment_dict_value(seg, 2, cc[k]);
-                    int o = strata_str_cmp(prev_c, c);
-                    ASSERT(o < 0 || (o == 0 && prev_t <= ts[k])); /* sorted by (country, ts) */
+                    int64_t h = segment_sort_bucket(ts[k]);
+                    int o = prev_h != h ? (prev_h < h ? -1 : 1) : strata_str_cmp(prev_c, c);
+                    ASSERT(o < 0 || (o == 0 && prev_t <= ts[k])); /* (hour, country, ts) */
+                    prev_h = h;
                     prev_c = c;
                     prev_t = ts[k];
                     row *r = &rows[n++];
