@@ -1,14 +1,16 @@
 /*
- * memtable_flush.c — sorts a memtable's rows by the schema's order_by and writes them as
- * one segment (through segment_writer). Contract in memtable_flush.h.
+ * memtable_flush.c — sorts a memtable's rows by (the hour of their time, then the schema's
+ * order_by: segment.h's SEGMENT_SORT_BUCKET_MS) and writes them as one segment (through
+ * segment_writer). Contract in memtable_flush.h.
  *
  * String columns first: the codes the rows use are ranked by their values, which gives
  * the segment's sorted dictionary and a remap from memtable code to segment code. Then
- * every order_by column is mapped to an order-preserving u64 key (signed ints with the
- * sign bit flipped, floats by the usual IEEE trick, strings by their rank), and rows are
- * ordered by an LSD radix sort that runs one stable counting pass per key byte that
- * actually varies, least significant column first. For the usual (a few low-cardinality
- * strings, time) key that is 5-7 passes over the rows. Last, granule by granule, the
+ * the time's bucket and every order_by column are mapped to an order-preserving u64 key
+ * (signed ints and the bucket with the sign bit flipped, floats by the usual IEEE trick,
+ * strings by their rank), and rows are ordered by an LSD radix sort that runs one stable
+ * counting pass per 11-bit digit that actually varies, least significant part first. For
+ * the usual (bucket, a few low-cardinality strings, time) key that is a few passes over
+ * the rows. Last, granule by granule, the
  * columns are gathered in sorted order and handed to the writer.
  */
 #include "engine/memtable_flush.h"
@@ -117,6 +119,23 @@ static inline uint64_t sort_image(const memtable *mt, int c, strata_type t, cons
     }
 }
 
+/* Sort key part q of a row: 0 is the bucket of its time (order-preserving: the signed
+ * bucket with the sign bit flipped), q >= 1 is order_by column q - 1's image. */
+static inline int key_col(const strata_schema *sc, int q)
+{
+    return q == 0 ? sc->time_col : sc->order_by[q - 1];
+}
+
+static inline uint64_t key_image(const memtable *mt, const strata_schema *sc,
+                                 uint32_t *const *remap, int q, uint64_t row)
+{
+    if (q == 0)
+        return (uint64_t)segment_sort_bucket((int64_t)row_value_bits(mt, sc->time_col, row)) ^
+               (UINT64_C(1) << 63);
+    int c = sc->order_by[q - 1];
+    return sort_image(mt, c, sc->cols[c].type, remap[c], row);
+}
+
 void memtable_flush_scratch_free(memtable_flush_scratch *fs)
 {
     free(fs->perm);
@@ -215,31 +234,31 @@ int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
             goto done;
     }
 
-    /* Order rows. Each sort column's image, minus its minimum, needs bits_needed(range)
-     * bits; consecutive columns are packed into one 64-bit key while they fit (the usual
-     * few strings + time make a single key), and keys are radix-sorted least significant
-     * first, each pass stable. */
+    /* Order rows by the sort key: the time's bucket (segment.h), then order_by. Each key
+     * part's image, minus its minimum, needs bits_needed(range) bits; consecutive parts
+     * are packed into one 64-bit key while they fit (bucket + a few strings + time make a
+     * single key), and keys are radix-sorted least significant first, each pass stable. */
     {
-        uint64_t kmin[STRATA_MAX_COLUMNS];
-        unsigned kbits[STRATA_MAX_COLUMNS];
-        for (int k = 0; k < sc->norder; k++) {
-            int c = sc->order_by[k];
-            strata_type t = sc->cols[c].type;
+        int nkeys = sc->norder + 1;
+        uint64_t kmin[STRATA_MAX_COLUMNS + 1];
+        unsigned kbits[STRATA_MAX_COLUMNS + 1];
+        int q0 = opts && opts->version == 1 ? 1 : 0; /* the version-1 order (tests) */
+        for (int q = q0; q < nkeys; q++) {
             uint64_t lo = UINT64_MAX, hi = 0;
             for (uint64_t r = 0; r < nrows; r++) {
-                uint64_t v = sort_image(mt, c, t, remap[c], r);
+                uint64_t v = key_image(mt, sc, remap, q, r);
                 lo = v < lo ? v : lo;
                 hi = v > hi ? v : hi;
             }
-            kmin[k] = lo;
-            kbits[k] = nrows ? bits_needed(hi - lo) : 0;
+            kmin[q] = lo;
+            kbits[q] = nrows ? bits_needed(hi - lo) : 0;
         }
-        int k = sc->norder - 1;
-        while (k >= 0) {
-            /* Group [first, k] fits in 64 bits; column k is least significant. */
+        int k = nkeys - 1;
+        while (k >= q0) {
+            /* Group [first, k] fits in 64 bits; part k is least significant. */
             int first = k;
             unsigned total = kbits[k];
-            while (first > 0 && total + kbits[first - 1] <= 64) {
+            while (first > q0 && total + kbits[first - 1] <= 64) {
                 first--;
                 total += kbits[first];
             }
@@ -248,11 +267,10 @@ int memtable_write_segment(memtable *mt, uint64_t nrows, const char *path,
                     if ((i & 15) == 0 && i + 16 < nrows)
                         for (int q = first; q <= k; q++)
                             __builtin_prefetch(
-                                mt->cols[sc->order_by[q]].chunks[perm[i + 16] / MEMTABLE_CHUNK_ROWS]);
+                                mt->cols[key_col(sc, q)].chunks[perm[i + 16] / MEMTABLE_CHUNK_ROWS]);
                     uint64_t key_v = 0;
                     for (int q = first; q <= k; q++) {
-                        int c = sc->order_by[q];
-                        uint64_t v = sort_image(mt, c, sc->cols[c].type, remap[c], perm[i]) - kmin[q];
+                        uint64_t v = key_image(mt, sc, remap, q, perm[i]) - kmin[q];
                         key_v = kbits[q] == 64 ? v : (key_v << kbits[q]) | v;
                     }
                     key[i] = key_v;

@@ -1,6 +1,6 @@
 /*
- * memtable_flush.h — a memtable's rows, sorted by the schema's order_by, written as one
- * segment file: the step between memtable and segment of a flush (memtable_flush.c).
+ * memtable_flush.h — a memtable's rows, sorted by (the hour of their time, then the
+ * schema's order_by: segment.h), written as one segment file: the step between memtable and segment of a flush (memtable_flush.c).
  *
  * Runs on the flusher's thread while the memtable's writer may go on appending: it reads
  * only the rows below the count it is given, as any reader may (see memtable.h).
@@ -25,8 +25,9 @@ typedef struct memtable_flush_scratch {
 } memtable_flush_scratch;
 void memtable_flush_scratch_free(memtable_flush_scratch *fs);
 
-/* Sorts the first nrows rows by order_by and writes them to a new segment at path (see
- * segment_writer_open). fs may be NULL (buffers are then allocated for this call and
+/* Sorts the first nrows rows by (sort bucket of the time, order_by) and writes them to a
+ * new segment at path (see segment_writer_open); with opts->version 1 (tests of old
+ * files) by order_by alone, as version-1 files are. fs may be NULL (buffers are then allocated for this call and
  * freed before it returns); otherwise they grow as needed and stay in fs. Safe to run on
  * another thread while the writer appends more rows. Returns 0 with info (may be NULL)
  * filled, or an error: STRATA_EINVAL (nrows over the published rows or the segment

@@ -1,6 +1,6 @@
 /*
  * merge.c — merges: several sorted segments into one (merge_segments: a k-way merge with
- * union dictionaries and a row filter), and a table's merges committed beside its
+ * union dictionaries and a row filter; an input in the old order is re-sorted first), and a table's merges committed beside its
  * flushes (merge_table_once, merge_table_optimize). The selector is merge_select.c's; the
  * policy, the merge's order, memory bound and the commit's steps and crash behaviour are
  * written down in merge.h. Locks: t->merge_lock for the whole merge (one per table at a
@@ -22,8 +22,11 @@
 /* ---- merge_segments ------------------------------------------------------------------- */
 
 /* One input (a merge cursor): its current granule decoded, column by column (8-byte slots: int64 for int
- * types and for strings' union codes, double for float64), and the order_by images of
- * its current row. */
+ * types and for strings' union codes, double for float64), and the sort key images of
+ * its current row (the time's bucket, then order_by: segment.h). An input not in that
+ * order (a version-1 file spanning buckets) is decoded whole into all[] and read through
+ * perm, its rows in sort key order; its "granules" are then runs of granule_rows rows of
+ * perm. */
 typedef struct mcursor {
     const segment *seg;
     uint32_t idx;
@@ -33,7 +36,9 @@ typedef struct mcursor {
     void *vals[STRATA_MAX_COLUMNS];
     uint32_t *remap[STRATA_MAX_COLUMNS]; /* input code -> union code (strings) */
     strata_str *const *dicts;            /* the union dictionaries, per column */
-    uint64_t *key;        /* norder images of the current row */
+    uint64_t *key;        /* 1 + norder images of the current row */
+    int64_t *all[STRATA_MAX_COLUMNS]; /* re-sorted input: every row's 8-byte slots */
+    uint32_t *perm;       /* re-sorted input: its rows in sort key order; NULL otherwise */
 } mcursor;
 
 typedef struct merge_state {
@@ -53,29 +58,41 @@ static uint64_t float_image(double d)
     return (b & (UINT64_C(1) << 63)) ? ~b : b | (UINT64_C(1) << 63);
 }
 
-/* The order-preserving image of column c of the mcursor's current row (as memtable_flush.c
+/* The order-preserving image of an 8-byte slot v of column type t (as memtable_flush.c
  * sorts: strings by rank, floats by total order, signed ints with the sign bit flipped). */
-static inline uint64_t image(const strata_schema *sc, const mcursor *cu, int c)
+static inline uint64_t image(strata_type t, int64_t v)
 {
-    switch (sc->cols[c].type) {
+    switch (t) {
     case STRATA_STRING:
     case STRATA_UINT64:
-    case STRATA_BOOL: return (uint64_t)((const int64_t *)cu->vals[c])[cu->pos];
-    case STRATA_FLOAT64: return float_image(((const double *)cu->vals[c])[cu->pos]);
-    default: return (uint64_t)((const int64_t *)cu->vals[c])[cu->pos] ^ (UINT64_C(1) << 63);
+    case STRATA_BOOL: return (uint64_t)v;
+    case STRATA_FLOAT64: {
+        double d;
+        memcpy(&d, &v, 8);
+        return float_image(d);
+    }
+    default: return (uint64_t)v ^ (UINT64_C(1) << 63);
     }
 }
 
+/* Sort key part k (0 the time's bucket, k >= 1 order_by column k - 1) of a row whose
+ * column c slot is slot(c). */
+#define KEY_PART(sc, k, slot)                                                               \
+    ((k) == 0 ? (uint64_t)segment_sort_bucket(slot((sc)->time_col)) ^ (UINT64_C(1) << 63)   \
+              : image((sc)->cols[(sc)->order_by[(k) - 1]].type, slot((sc)->order_by[(k) - 1])))
+
 static void cursor_key(const strata_schema *sc, mcursor *cu)
 {
-    for (int k = 0; k < sc->norder; k++)
-        cu->key[k] = image(sc, cu, sc->order_by[k]);
+#define CUR_SLOT(c) (((const int64_t *)cu->vals[c])[cu->pos])
+    for (int k = 0; k <= sc->norder; k++)
+        cu->key[k] = KEY_PART(sc, k, CUR_SLOT);
+#undef CUR_SLOT
 }
 
-/* a before b: order_by images, then input index. */
-static inline bool cursor_less(int norder, const mcursor *a, const mcursor *b)
+/* a before b: sort key images, then input index. */
+static inline bool cursor_less(int nkeys, const mcursor *a, const mcursor *b)
 {
-    for (int k = 0; k < norder; k++)
+    for (int k = 0; k < nkeys; k++)
         if (a->key[k] != b->key[k])
             return a->key[k] < b->key[k];
     return a->idx < b->idx;
@@ -83,7 +100,7 @@ static inline bool cursor_less(int norder, const mcursor *a, const mcursor *b)
 
 static void heap_down(merge_state *ms, uint32_t i)
 {
-    int norder = ms->sc->norder;
+    int norder = ms->sc->norder + 1;
     mcursor **h = ms->heap;
     for (;;) {
         uint32_t l = 2 * i + 1, best = i;
@@ -100,12 +117,30 @@ static void heap_down(merge_state *ms, uint32_t i)
     }
 }
 
-/* Decodes granule cu->g of every column. */
+/* Rows of the cursor's granule g. */
+static uint32_t cursor_granule_nrows(const mcursor *cu, uint32_t g)
+{
+    if (!cu->perm)
+        return segment_granule_nrows(cu->seg, g);
+    uint64_t gr = segment_granule_rows(cu->seg), left = segment_nrows(cu->seg) - g * gr;
+    return (uint32_t)(left < gr ? left : gr);
+}
+
+/* Decodes granule cu->g of every column (of a re-sorted input: gathers its rows). */
 static int cursor_load(merge_state *ms, mcursor *cu, strata_err *err)
 {
     const strata_schema *sc = ms->sc;
-    cu->n = segment_granule_nrows(cu->seg, cu->g);
+    cu->n = cursor_granule_nrows(cu, cu->g);
     cu->pos = 0;
+    if (cu->perm) {
+        const uint32_t *pr = cu->perm + (uint64_t)cu->g * segment_granule_rows(cu->seg);
+        for (int c = 0; c < sc->ncols; c++)
+            for (uint32_t i = 0; i < cu->n; i++)
+                ((int64_t *)cu->vals[c])[i] = cu->all[c][pr[i]];
+        cu->row = pr[0];
+        cursor_key(sc, cu);
+        return 0;
+    }
     for (int c = 0; c < sc->ncols; c++) {
         int rc;
         if (sc->cols[c].type == STRATA_STRING) {
@@ -132,11 +167,83 @@ static int cursor_load(merge_state *ms, mcursor *cu, strata_err *err)
     return 0;
 }
 
+/* qsort's context for cursor_resort (qsort takes none). */
+static _Thread_local const mcursor *resort_cu;
+static _Thread_local const strata_schema *resort_sc;
+
+/* Rows of the re-sorted input: sort key, then row number (stable). */
+static int cmp_rows(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    const strata_schema *sc = resort_sc;
+#define X_SLOT(c) (resort_cu->all[c][x])
+#define Y_SLOT(c) (resort_cu->all[c][y])
+    for (int k = 0; k <= sc->norder; k++) {
+        uint64_t kx = KEY_PART(sc, k, X_SLOT), ky = KEY_PART(sc, k, Y_SLOT);
+        if (kx != ky)
+            return kx < ky ? -1 : 1;
+    }
+#undef X_SLOT
+#undef Y_SLOT
+    return (x > y) - (x < y);
+}
+
+/* Makes cu, an input whose rows are not in sort key order (segment_bucket_sorted false),
+ * read them in that order: decodes it whole into cu->all and sorts cu->perm. Memory:
+ * the input's rows x columns x 8 bytes, plus 4 per row. Leaves cu at its first row. */
+static int cursor_resort(merge_state *ms, mcursor *cu, strata_err *err)
+{
+    const strata_schema *sc = ms->sc;
+    uint64_t nrows = segment_nrows(cu->seg);
+    for (int c = 0; c < sc->ncols; c++)
+        if (!(cu->all[c] = malloc(8 * (size_t)(nrows + 1))))
+            return strata_err_set(err, STRATA_ENOMEM, "merge: out of memory re-sorting %s",
+                                  segment_path(cu->seg));
+    uint32_t *perm = malloc(sizeof *perm * (size_t)(nrows + 1));
+    if (!perm)
+        return strata_err_set(err, STRATA_ENOMEM, "merge: out of memory re-sorting %s",
+                              segment_path(cu->seg));
+    uint64_t off = 0;
+    for (cu->g = 0; cu->g < cu->ng; cu->g++) {
+        if (segment_granule_nrows(cu->seg, cu->g) == 0)
+            continue;
+        int rc = cursor_load(ms, cu, err);
+        if (rc == 0 && off + cu->n > nrows)
+            rc = strata_err_set(err, STRATA_ECORRUPT, "%s: granules hold more than its %" PRIu64
+                                " rows", segment_path(cu->seg), nrows);
+        if (rc) {
+            free(perm);
+            return rc;
+        }
+        for (int c = 0; c < sc->ncols; c++)
+            memcpy(cu->all[c] + off, cu->vals[c], 8 * (size_t)cu->n);
+        off += cu->n;
+    }
+    if (off != nrows) {
+        free(perm);
+        return strata_err_set(err, STRATA_ECORRUPT, "%s: granules hold %" PRIu64 " rows, not %"
+                              PRIu64, segment_path(cu->seg), off, nrows);
+    }
+    for (uint64_t r = 0; r < nrows; r++)
+        perm[r] = (uint32_t)r;
+    resort_cu = cu;
+    resort_sc = sc;
+    qsort(perm, nrows, sizeof *perm, cmp_rows);
+    cu->perm = perm;
+    uint32_t gr = segment_granule_rows(cu->seg);
+    cu->ng = (uint32_t)((nrows + gr - 1) / gr);
+    cu->g = 0;
+    cu->row = 0;
+    return 0;
+}
+
 /* Moves cu one row on; *done when it has no more. */
 static int cursor_next(merge_state *ms, mcursor *cu, bool *done, strata_err *err)
 {
     cu->row++;
     if (++cu->pos < cu->n) {
+        if (cu->perm)
+            cu->row = cu->perm[(uint64_t)cu->g * segment_granule_rows(cu->seg) + cu->pos];
         cursor_key(ms->sc, cu);
         *done = false;
         return 0;
@@ -146,7 +253,7 @@ static int cursor_next(merge_state *ms, mcursor *cu, bool *done, strata_err *err
             *done = true;
             return 0;
         }
-        if (segment_granule_nrows(cu->seg, cu->g) == 0)
+        if (cursor_granule_nrows(cu, cu->g) == 0)
             continue;
         *done = false;
         return cursor_load(ms, cu, err);
@@ -316,7 +423,12 @@ int merge_segments(const strata_schema *sc, segment *const *in, uint32_t n, cons
         for (int c = 0; c < sc->ncols; c++)
             if (!(cu->vals[c] = malloc(8 * ((size_t)gr + 1))))
                 goto oom;
-        while (cu->g < cu->ng && segment_granule_nrows(in[i], cu->g) == 0)
+        if (!segment_bucket_sorted(in[i]) && segment_nrows(in[i]) > 0) {
+            if ((rc = cursor_resort(&ms, cu, err)) != 0)
+                goto done;
+            out->inputs_resorted++;
+        }
+        while (cu->g < cu->ng && cursor_granule_nrows(cu, cu->g) == 0)
             cu->g++;
         if (cu->g >= cu->ng)
             continue;
@@ -385,8 +497,11 @@ done:
     if (ms.cur)
         for (uint32_t i = 0; i < n; i++) {
             free(ms.cur[i].key);
-            for (int c = 0; c < sc->ncols; c++)
+            free(ms.cur[i].perm);
+            for (int c = 0; c < sc->ncols; c++) {
                 free(ms.cur[i].vals[c]);
+                free(ms.cur[i].all[c]);
+            }
         }
     for (int c = 0; c < sc->ncols; c++) {
         free(remaps[c]);

@@ -45,19 +45,26 @@
  * segments always merge, and each size tier holds fewer than about max(big_min_fan_in,
  * max_size_ratio) segments before it merges into the next.
  *
- * THE MERGE (merge_segments). The inputs are sorted by the schema's order_by (segment.h),
- * so they are merged k-way, never sorted whole: one cursor per input holds one decoded
- * granule per column, a heap orders the cursors by their current row's order_by key (the
- * same order-preserving images memtable_flush.c sorts by: strings by their code in the
- * union dictionary, floats by their IEEE total order, signed ints with the sign bit
- * flipped), ties broken by input index, so rows equal in order_by keep input (manifest)
- * order then row order: the merge is stable, and "ingested last" stays last. String
+ * THE MERGE (merge_segments). The inputs are sorted by the sort key: the hour of the
+ * time (SEGMENT_SORT_BUCKET_MS), then the schema's order_by (segment.h), so they are
+ * merged k-way, never sorted whole: one cursor per input holds one decoded granule per
+ * column, a heap orders the cursors by their current row's sort key (the same
+ * order-preserving images memtable_flush.c sorts by: the bucket and signed ints with the
+ * sign bit flipped, strings by their code in the union dictionary, floats by their IEEE
+ * total order), ties broken by input index, so rows equal in the sort key keep input
+ * (manifest) order then row order: the merge is stable, and "ingested last" stays last.
+ * An input written before the bucket was part of the key (format version 1: sorted by
+ * order_by alone) whose rows span more than one bucket is not in that order: it alone is
+ * decoded whole and its row numbers sorted in memory (stably) before the merge, which
+ * costs its rows x columns x 8 bytes once; every merge output is in the new order, so
+ * such inputs disappear as merges go on. Version-1 files within one bucket (every fresh
+ * flush, and every segment of an hour-partitioned table) are in both orders already. String
  * columns get the union of the inputs' dictionaries (each sorted: a k-way union; values
  * whose bitmap is empty, left by a filter in an earlier merge, are left out) and every
  * code is remapped. Rows pass the filter (merge_opts.keep, default keep all) and are
  * written in granules through segment_writer with zstd. Memory: inputs x columns x one
  * granule of 8-byte values, the union dictionaries and the remaps; nothing proportional
- * to the rows.
+ * to the rows, except for a re-sorted version-1 input (above).
  *
  * THE COMMIT (merge_table_once, merge_table_optimize). Per table, one merge at a time (a
  * merge lock). The inputs are taken (references) under the table lock; the merged segment
@@ -151,12 +158,14 @@ typedef struct merge_opts {
 typedef struct merge_out {
     uint64_t rows_read;   /* rows of the inputs */
     uint64_t rows_dropped; /* rows the filter dropped */
+    uint32_t inputs_resorted; /* inputs not in sort key order, re-sorted in memory */
     segment_info info;    /* of the written segment; info.nrows 0: every row was dropped
                            * and no file was written */
 } merge_out;
 
-/* Merges in[0..n) (each sorted by sc's order_by, with sc's columns) into a new segment
- * file at path (must not exist), zstd, sorted by order_by, filtered by o->keep (o may be
+/* Merges in[0..n) (each sorted by the sort key, or a version-1 file sorted by sc's
+ * order_by, with sc's columns) into a new segment file at path (must not exist), zstd,
+ * sorted by the sort key (bucket, order_by), filtered by o->keep (o may be
  * NULL). On error no file is left at path. Returns 0 or an error naming the file:
  * STRATA_EINVAL (an input of other columns or sort key, over SEGMENT_MAX_ROWS rows,
  * stopped), STRATA_ENOMEM, a read error of an input (STRATA_ECORRUPT, STRATA_EIO), or

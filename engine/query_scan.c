@@ -137,8 +137,8 @@ static int process_block(exec *x)
             mask[i] &= wm[i];
     }
     x->rows_read += n;
-    /* Phase 1: each selected row's group. Rows come in runs (segments are sorted by the
-     * low-cardinality strings, then time), so the last key and the last time bucket are
+    /* Phase 1: each selected row's group. Rows come in runs (segments are sorted by hour,
+     * then the low-cardinality strings, then time; only the runs matter here), so the last key and the last time bucket are
      * kept and the hash table is only asked when the key changes. */
     uint64_t key[QUERY_MAX_GROUP + 1], last[QUERY_MAX_GROUP + 1];
     uint32_t klen = x->groups.klen, nsel = 0;

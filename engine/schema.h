@@ -143,7 +143,9 @@ typedef struct strata_schema {
     int time_col;
     strata_partition_by partition_by;
     int norder;
-    int order_by[STRATA_MAX_COLUMNS]; /* column indexes, most significant first */
+    /* Column indexes, most significant first. Segments sort rows by the hour of the time
+     * column first (segment.h's SEGMENT_SORT_BUCKET_MS), then by these. */
+    int order_by[STRATA_MAX_COLUMNS];
     int dedup_key;   /* column index or -1 */
     int version_col; /* column index or -1 (ties: last ingested wins) */
     int deleted_col; /* bool column index or -1 */

@@ -1,5 +1,6 @@
 /*
- * segment_format.h — the segment file format, version 1, byte by byte.
+ * segment_format.h — the segment file format, version 2 (and version 1, which readers
+ * still take), byte by byte.
  *
  * All integers are little-endian. "u8/u16/u32/u64" are unsigned, "i64" signed
  * two's complement. XXH3 is XXH3_64bits (seed 0) from libxxhash.
@@ -9,7 +10,7 @@
  * HEADER (16 bytes, at offset 0)
  *   off size field
  *   0   8    magic "STRATSEG" (53 54 52 41 54 53 45 47)
- *   8   4    u32 format version = 1
+ *   8   4    u32 format version = 2 (1 in files written before the row order below)
  *   12  4    u32 flags = 0 (readers refuse other values)
  *
  * BLOCKS (from offset 16 up to the footer): stored blocks back to back, no framing.
@@ -58,18 +59,29 @@
  *   0   8    u64 footer_offset
  *   8   8    u64 footer_len (footer_offset + footer_len = file size - 32)
  *   16  8    u64 XXH3 of the footer bytes
- *   24  4    u32 format version = 1 (must equal the header's)
+ *   24  4    u32 format version = 2 or 1 (must equal the header's)
  *   28  4    magic "SEGE" (53 45 47 45)
  *
- * Version rule: a reader accepts exactly the versions it knows (1) and refuses others
- * with STRATA_EVERSION naming the version found. Any incompatible change bumps it.
+ * ROW ORDER (not checked by readers: the writer's callers keep it)
+ *   version 2: rows sorted by (floor(time / SEGMENT_SORT_BUCKET_MS), then the footer's
+ *              order_by columns), most significant first (segment.h);
+ *   version 1: rows sorted by the order_by columns alone. Such a file whose min_time and
+ *              max_time fall in one bucket is in version-2 order too; merges re-sort the
+ *              others (merge.h).
+ *   The byte layout of versions 1 and 2 is the same; only the row order differs. Version
+ *   1 readers would merge a version-2 file as if sorted by order_by alone and write
+ *   misordered rows, so the order change bumped the version.
+ *
+ * Version rule: a reader accepts exactly the versions it knows (1 and 2) and refuses
+ * others with STRATA_EVERSION naming the version found. Any incompatible change bumps it.
  */
 #ifndef STRATA_SEGMENT_FORMAT_H
 #define STRATA_SEGMENT_FORMAT_H
 
 #define SEGMENT_MAGIC "STRATSEG"
 #define SEGMENT_TRAILER_MAGIC "SEGE"
-#define SEGMENT_VERSION 1u
+#define SEGMENT_VERSION 2u     /* written */
+#define SEGMENT_VERSION_MIN 1u /* oldest read */
 #define SEGMENT_HEADER_SIZE 16
 #define SEGMENT_TRAILER_SIZE 32
 #define SEGMENT_BLOCK_REF_SIZE 26

@@ -40,6 +40,7 @@ struct segment {
     int fd;
     uint64_t file_bytes;
     uint64_t footer_off;
+    uint32_t version;
     strata_schema schema;
     uint64_t nrows;
     uint32_t granule_rows, ngranules;
@@ -392,10 +393,10 @@ int segment_open(const char *path, segment **out, strata_err *err)
         goto fail;
     }
     uint32_t version = load_u32le(head + 8);
-    if (version != SEGMENT_VERSION) {
+    if (version < SEGMENT_VERSION_MIN || version > SEGMENT_VERSION) {
         rc = strata_err_set(err, STRATA_EVERSION,
-                            "%s: header: format version %u, this build reads version %u", path,
-                            version, SEGMENT_VERSION);
+                            "%s: header: format version %u, this build reads versions %u to %u",
+                            path, version, SEGMENT_VERSION_MIN, SEGMENT_VERSION);
         goto fail;
     }
     if (load_u32le(head + 12) != 0) {
@@ -414,6 +415,7 @@ int segment_open(const char *path, segment **out, strata_err *err)
                             load_u32le(tail + 24), version);
         goto fail;
     }
+    s->version = version;
     s->footer_off = load_u64le(tail);
     uint64_t flen = load_u64le(tail + 8);
     uint64_t fsum = load_u64le(tail + 16);
@@ -483,7 +485,13 @@ void segment_close(segment *s)
 }
 
 const char *segment_path(const segment *s) { return s->path; }
-uint32_t segment_format_version(const segment *s) { (void)s; return SEGMENT_VERSION; }
+uint32_t segment_format_version(const segment *s) { return s->version; }
+
+bool segment_bucket_sorted(const segment *s)
+{
+    return s->version >= 2 || s->nrows == 0 ||
+           segment_sort_bucket(s->min_time) == segment_sort_bucket(s->max_time);
+}
 const strata_schema *segment_schema(const segment *s) { return &s->schema; }
 uint64_t segment_nrows(const segment *s) { return s->nrows; }
 uint64_t segment_file_bytes(const segment *s) { return s->file_bytes; }

@@ -125,6 +125,14 @@ segment_writer *segment_writer_open(const char *path, const strata_schema *schem
         w->opts.zstd_level = 3;
     if (w->opts.granule_rows == 0)
         w->opts.granule_rows = SEGMENT_GRANULE_ROWS;
+    if (w->opts.version == 0)
+        w->opts.version = SEGMENT_VERSION;
+    if (w->opts.version < SEGMENT_VERSION_MIN || w->opts.version > SEGMENT_VERSION) {
+        strata_err_set(err, STRATA_EINVAL, "%s: cannot write format version %u", path,
+                       w->opts.version);
+        free(w);
+        return NULL;
+    }
     if (w->opts.granule_rows > SEGMENT_MAX_GRANULE_ROWS) {
         strata_err_set(err, STRATA_EINVAL, "%s: granule_rows %u is over %u", path,
                        w->opts.granule_rows, SEGMENT_MAX_GRANULE_ROWS);
@@ -151,7 +159,7 @@ segment_writer *segment_writer_open(const char *path, const strata_schema *schem
     w->created = true;
     uint8_t header[SEGMENT_HEADER_SIZE];
     memcpy(header, SEGMENT_MAGIC, 8);
-    store_u32le(header + 8, SEGMENT_VERSION);
+    store_u32le(header + 8, w->opts.version);
     store_u32le(header + 12, 0);
     if (emit(w, header, sizeof header, err) != 0)
         goto fail;
@@ -464,7 +472,7 @@ int segment_writer_finish(segment_writer *w, segment_info *info, strata_err *err
     store_u64le(trailer, w->offset);
     store_u64le(trailer + 8, f.len);
     store_u64le(trailer + 16, XXH3_64bits(f.data, f.len));
-    store_u32le(trailer + 24, SEGMENT_VERSION);
+    store_u32le(trailer + 24, w->opts.version);
     memcpy(trailer + 28, SEGMENT_TRAILER_MAGIC, 4);
     if ((rc = emit(w, f.data, f.len, err)) != 0 || (rc = emit(w, trailer, sizeof trailer, err)) != 0 ||
         (rc = flush_out(w, err)) != 0)

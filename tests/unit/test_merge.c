@@ -1,7 +1,9 @@
 /*
  * test_merge.c — merges and retention: the selector on hand-made manifests; merges of
  * segments with overlapping dictionaries and times that keep every row and value exactly
- * (read back and compared with what was appended, and sorted by order_by); the row
+ * (read back and compared with what was appended, and sorted by (hour, order_by)); flushed
+ * and merged segments in that order, and a merge of version-1 files (sorted by order_by
+ * alone) with new ones giving exactly the rows and order of a merge of new ones; the row
  * filter; snapshots taken before a merge reading the old segments after it; optimize;
  * merges refused for a dropped table; merges beside concurrent appends and flushes;
  * retention dropping whole partitions (checkpoints carried, snapshots unaffected, rows
@@ -18,8 +20,10 @@
 #include "engine/fault.h"
 #include "engine/manifest.h"
 #include "engine/memtable.h"
+#include "engine/memtable_flush.h"
 #include "engine/merge.h"
 #include "engine/retention.h"
+#include "engine/segment_format.h"
 #include "engine/table.h"
 #include "test.h"
 
@@ -235,7 +239,7 @@ static int row_cmp(const void *a, const void *b)
 }
 
 /* Every row the snapshot's segments hold (no memtables expected), and checks each
- * segment is sorted by (country, ts). */
+ * segment is sorted by its sort key (hour of ts, country, ts). */
 static uint32_t read_snapshot(table_snapshot *s, row **out)
 {
     uint32_t n = 0, cap = 1024;
@@ -250,7 +254,7 @@ static uint32_t read_snapshot(table_snapshot *s, row **out)
         for (uint32_t i = 0; i < s->parts[p].nsegs; i++) {
             segment *seg = s->parts[p].segs[i];
             strata_str prev_c = {"", 0};
-            int64_t prev_t = INT64_MIN;
+            int64_t prev_t = INT64_MIN, prev_h = INT64_MIN;
             for (uint32_t g = 0; g < segment_ngranules(seg); g++) {
                 uint32_t gn = segment_granule_nrows(seg, g);
                 ASSERT_EQ(segment_read_ints(seg, 0, g, ts, &sc, &err), 0);
@@ -265,8 +269,10 @@ static uint32_t read_snapshot(table_snapshot *s, row **out)
                         rows = realloc(rows, sizeof *rows * cap);
                     }
                     strata_str c = segment_dict_value(seg, 2, cc[k]);
-                    int o = strata_str_cmp(prev_c, c);
-                    ASSERT(o < 0 || (o == 0 && prev_t <= ts[k])); /* sorted by (country, ts) */
+                    int64_t h = segment_sort_bucket(ts[k]);
+                    int o = prev_h != h ? (prev_h < h ? -1 : 1) : strata_str_cmp(prev_c, c);
+                    ASSERT(o < 0 || (o == 0 && prev_t <= ts[k])); /* (hour, country, ts) */
+                    prev_h = h;
                     prev_c = c;
                     prev_t = ts[k];
                     row *r = &rows[n++];
@@ -365,6 +371,235 @@ static void rm_rf(const char *dir)
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%.4000s'", dir);
     ASSERT_EQ(system(cmd), 0);
+}
+
+/* ---- the sort key: (hour of ts, order_by), and version-1 inputs --------------------- */
+
+/* Writes rows[0..n) as one segment at dir/name through a memtable (the flush's sort),
+ * in format version `version` (1: sorted by order_by alone, as old files are). */
+static segment *write_rows(const strata_schema *s, const char *dir, const char *name,
+                           const row *rows, uint32_t n, uint32_t version)
+{
+    strata_err err = {0};
+    memtable *mt = memtable_create(s, 0, n, &err);
+    ASSERT(mt);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, s, n), 0);
+    for (uint32_t k = 0; k < n; k++) {
+        int64_t r = row_batch_add_row(&b);
+        ASSERT(r >= 0);
+        b.i[0][r] = rows[k].ts;
+        b.i[1][r] = (int64_t)rows[k].id;
+        ASSERT_EQ(row_batch_set_str(&b, 2, (uint32_t)r, rows[k].country, (uint32_t)strlen(rows[k].country)), 0);
+        b.f[3][r] = rows[k].amount;
+        b.i[4][r] = rows[k].ok;
+        b.i[5][r] = rows[k].small;
+    }
+    ASSERT_EQ(memtable_append(mt, &b, NULL, b.nrows, &err), 0);
+    row_batch_free(&b);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    segment_write_opts o = {.codec = STRATA_CODEC_LZ4, .granule_rows = 1000, .version = version};
+    if (memtable_write_segment(mt, n, path, &o, NULL, NULL, &err) != 0)
+        TEST_FAIL_("%s", err.msg);
+    memtable_unref(mt);
+    segment *seg;
+    ASSERT_EQ(segment_open(path, &seg, &err), 0);
+    ASSERT_EQ(segment_format_version(seg), version);
+    return seg;
+}
+
+/* Every row of seg in file order (all columns), checked sorted by (hour, country, ts)
+ * when hour_first, else by (country, ts). */
+static uint32_t read_seg(segment *seg, bool hour_first, row **out)
+{
+    uint64_t n = segment_nrows(seg);
+    row *rows = malloc(sizeof *rows * (n + 1));
+    ASSERT(rows);
+    segment_scratch sc = {0};
+    strata_err err = {0};
+    int64_t ts[1000], ids[1000], ok[1000], sm[1000];
+    double am[1000];
+    uint32_t cc[1000], m = 0;
+    int64_t prev_h = INT64_MIN, prev_t = INT64_MIN;
+    strata_str prev_c = {"", 0};
+    for (uint32_t g = 0; g < segment_ngranules(seg); g++) {
+        ASSERT_LE(segment_granule_nrows(seg, g), 1000);
+        ASSERT_EQ(segment_read_ints(seg, 0, g, ts, &sc, &err), 0);
+        ASSERT_EQ(segment_read_ints(seg, 1, g, ids, &sc, &err), 0);
+        ASSERT_EQ(segment_read_codes(seg, 2, g, cc, &sc, &err), 0);
+        ASSERT_EQ(segment_read_floats(seg, 3, g, am, &sc, &err), 0);
+        ASSERT_EQ(segment_read_ints(seg, 4, g, ok, &sc, &err), 0);
+        ASSERT_EQ(segment_read_ints(seg, 5, g, sm, &sc, &err), 0);
+        for (uint32_t k = 0; k < segment_granule_nrows(seg, g); k++) {
+            strata_str c = segment_dict_value(seg, 2, cc[k]);
+            int64_t h = hour_first ? segment_sort_bucket(ts[k]) : 0;
+            int o = prev_h != h ? (prev_h < h ? -1 : 1) : strata_str_cmp(prev_c, c);
+            ASSERT(o < 0 || (o == 0 && prev_t <= ts[k]));
+            prev_h = h;
+            prev_c = c;
+            prev_t = ts[k];
+            row *r = &rows[m++];
+            r->ts = ts[k];
+            r->id = (uint64_t)ids[k];
+            ASSERT_LT(c.len, sizeof r->country);
+            memcpy(r->country, c.ptr, c.len);
+            r->country[c.len] = 0;
+            r->amount = am[k];
+            r->ok = ok[k];
+            r->small = sm[k];
+        }
+    }
+    segment_scratch_free(&sc);
+    ASSERT_EQ(m, n);
+    *out = rows;
+    return m;
+}
+
+/* Rows over a whole day (and, from -2 h, across the epoch: floor division), countries
+ * and times repeating, so rows equal in the sort key exist and must keep their order. */
+static row day_row(uint64_t id, int64_t t0)
+{
+    row r = row_of(id, (int)(id % 3), t0);
+    r.ts = t0 + (int64_t)((id * 7919) % 400) * 216000; /* 400 times 216 s apart: 24 h */
+    return r;
+}
+
+/* keep_ctx of check_rows_seen: each input's ids by row number; every row seen once. */
+typedef struct seen_ctx {
+    row *in[3];
+    uint32_t n[3];
+    uint8_t *seen[3];
+} seen_ctx;
+
+static bool check_rows_seen(void *ctx, const merge_row_view *r)
+{
+    seen_ctx *x = ctx;
+    ASSERT_LT(r->input, 3);
+    ASSERT_LT(r->row, x->n[r->input]);
+    ASSERT_U64_EQ(x->in[r->input][r->row].id, (uint64_t)merge_row_int(r, 1));
+    ASSERT_EQ(x->seen[r->input][r->row], 0);
+    x->seen[r->input][r->row] = 1;
+    return true;
+}
+
+TEST(flush_and_merge_sort_by_hour_then_order_by)
+{
+    char dir[4096];
+    test_tmpdir(dir, sizeof dir, "merge_hour");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    /* The bucket is floor(ts / 1 h), before 1970 too. */
+    ASSERT_EQ(segment_sort_bucket(0), 0);
+    ASSERT_EQ(segment_sort_bucket(3599999), 0);
+    ASSERT_EQ(segment_sort_bucket(3600000), 1);
+    ASSERT_EQ(segment_sort_bucket(-1), -1);
+    ASSERT_EQ(segment_sort_bucket(-3600000), -1);
+    ASSERT_EQ(segment_sort_bucket(-3600001), -2);
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t t0 = pass == 0 ? D0 : -2 * INT64_C(3600000) - 7; /* pass 1: across 1970 */
+        enum { NA = 5000, NB = 4000, NC = 300 };
+        row a[NA], b[NB], c[NC];
+        for (uint32_t k = 0; k < NA; k++)
+            a[k] = day_row(k + 1, t0);
+        for (uint32_t k = 0; k < NB; k++)
+            b[k] = day_row(NA + k + 1, t0);
+        for (uint32_t k = 0; k < NC; k++) { /* within one hour: in both orders */
+            c[k] = day_row(NA + NB + k + 1, t0);
+            c[k].ts = t0 - (t0 % 3600000 + 3600000) % 3600000 + 7200000 + (int64_t)(k % 50) * 1000;
+        }
+        /* Old (version 1) and new files of the same rows; flushed files sorted as said. */
+        char nm[64];
+        snprintf(nm, sizeof nm, "a1_%d.seg", pass);
+        segment *a1 = write_rows(&s, dir, nm, a, NA, 1);
+        snprintf(nm, sizeof nm, "a2_%d.seg", pass);
+        segment *a2 = write_rows(&s, dir, nm, a, NA, 2);
+        snprintf(nm, sizeof nm, "b2_%d.seg", pass);
+        segment *b2 = write_rows(&s, dir, nm, b, NB, 2);
+        snprintf(nm, sizeof nm, "c1_%d.seg", pass);
+        segment *c1 = write_rows(&s, dir, nm, c, NC, 1);
+        snprintf(nm, sizeof nm, "c2_%d.seg", pass);
+        segment *c2 = write_rows(&s, dir, nm, c, NC, 2);
+        ASSERT(!segment_bucket_sorted(a1)); /* 24 hours sorted by country first */
+        ASSERT(segment_bucket_sorted(a2));
+        ASSERT(segment_bucket_sorted(c1));  /* one hour */
+        ASSERT_GE(segment_sort_bucket(segment_max_time(a2)) - segment_sort_bucket(segment_min_time(a2)), 23);
+        row *ra1, *ra2, *rc1;
+        ASSERT_EQ(read_seg(a1, false, &ra1), NA);
+        ASSERT_EQ(read_seg(a2, true, &ra2), NA);
+        ASSERT_EQ(read_seg(c1, true, &rc1), NC);
+        /* The old file is not in the new order: the check above would have failed. */
+        bool hour_order = true;
+        for (uint32_t k = 1; k < NA && hour_order; k++)
+            hour_order = segment_sort_bucket(ra1[k - 1].ts) <= segment_sort_bucket(ra1[k].ts);
+        ASSERT(!hour_order);
+
+        /* Merges: old + new inputs, and all-new ones, give the same rows in the same order. */
+        segment *old_mix[3] = {a1, b2, c1}, *all_new[3] = {a2, b2, c2};
+        seen_ctx sx = {{ra1, b, rc1}, {NA, NB, NC}, {calloc(NA, 1), calloc(NB, 1), calloc(NC, 1)}};
+        /* b's rows by row number in b2: read back (file order) */
+        row *rb2;
+        ASSERT_EQ(read_seg(b2, true, &rb2), NB);
+        sx.in[1] = rb2;
+        merge_opts mo = {.keep = check_rows_seen, .keep_ctx = &sx, .granule_rows = 100};
+        merge_out o1, o2;
+        char p1[4300], p2[4300];
+        snprintf(p1, sizeof p1, "%s/m1_%d.seg", dir, pass);
+        snprintf(p2, sizeof p2, "%s/m2_%d.seg", dir, pass);
+        ASSERT_EQ(merge_segments(&s, old_mix, 3, p1, &mo, &o1, &err), 0);
+        ASSERT_EQ(o1.inputs_resorted, 1); /* a1 only: c1 lies in one hour */
+        for (uint32_t i = 0; i < 3; i++)
+            for (uint32_t k = 0; k < sx.n[i]; k++)
+                ASSERT_EQ(sx.seen[i][k], 1);
+        merge_opts mo2 = {.granule_rows = 100};
+        ASSERT_EQ(merge_segments(&s, all_new, 3, p2, &mo2, &o2, &err), 0);
+        ASSERT_EQ(o2.inputs_resorted, 0);
+        ASSERT_U64_EQ(o1.info.nrows, NA + NB + NC);
+        segment *m1, *m2;
+        ASSERT_EQ(segment_open(p1, &m1, &err), 0);
+        ASSERT_EQ(segment_open(p2, &m2, &err), 0);
+        ASSERT_EQ(segment_format_version(m1), SEGMENT_VERSION);
+        row *r1, *r2;
+        uint32_t n1 = read_seg(m1, true, &r1), n2 = read_seg(m2, true, &r2);
+        ASSERT_EQ(n1, n2);
+        for (uint32_t k = 0; k < n1; k++) {
+            ASSERT_U64_EQ(r1[k].id, r2[k].id);
+            ASSERT_EQ(r1[k].ts, r2[k].ts);
+            ASSERT_STR_EQ(r1[k].country, r2[k].country);
+            ASSERT_DBL_EQ(r1[k].amount, r2[k].amount);
+            ASSERT_EQ(r1[k].ok, r2[k].ok);
+            ASSERT_EQ(r1[k].small, r2[k].small);
+        }
+        /* ... and exactly the rows written. */
+        row *want = malloc(sizeof *want * (NA + NB + NC));
+        memcpy(want, a, sizeof a);
+        memcpy(want + NA, b, sizeof b);
+        memcpy(want + NA + NB, c, sizeof c);
+        assert_same_rows(r1, n1, want, NA + NB + NC);
+        /* Granules (fewer rows than an hour holds) lie within two hours: the point. */
+        for (uint32_t g = 0; g < segment_ngranules(m2); g++) {
+            const segment_granule_meta *gm = segment_granule(m2, 0, g);
+            ASSERT_LE(segment_sort_bucket((int64_t)gm->max) - segment_sort_bucket((int64_t)gm->min), 1);
+        }
+        free(want);
+        free(r1);
+        free(r2);
+        free(ra1);
+        free(ra2);
+        free(rc1);
+        free(rb2);
+        for (int i = 0; i < 3; i++)
+            free(sx.seen[i]);
+        segment_close(m1);
+        segment_close(m2);
+        segment_close(a1);
+        segment_close(a2);
+        segment_close(b2);
+        segment_close(c1);
+        segment_close(c2);
+    }
+    rm_rf(dir);
 }
 
 TEST(merge_keeps_every_row_and_value)
@@ -952,6 +1187,7 @@ TEST_LIST(T(select_takes_the_longest_run_of_tiny_segments), T(select_keeps_sizes
           T(select_does_not_rewrite_a_big_segment_for_each_small_flush),
           T(select_needs_four_big_segments_and_stays_bounded), T(select_levels_grow_and_are_capped),
           T(merge_keeps_every_row_and_value), T(merge_filter_drops_rows),
+          T(flush_and_merge_sort_by_hour_then_order_by),
           T(snapshot_before_a_merge_reads_the_old_segments),
           T(optimize_merges_a_partition_within_the_bounds), T(merge_of_a_dropped_table_is_refused), T(merge_commit_not_durable_fails_the_table),
           T(merges_beside_appends_and_flushes), T(retention_drops_expired_partitions_whole), T(retention_beside_appends_and_flushes),

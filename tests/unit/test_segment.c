@@ -371,7 +371,7 @@ static void check_dataset(const char *path, const dataset *d, strata_codec codec
         TEST_FAIL_("segment_open: %s", err.msg);
     uint32_t gr = granule_rows ? granule_rows : SEGMENT_GRANULE_ROWS;
     ASSERT_STR_EQ(segment_path(s), path);
-    ASSERT_EQ(segment_format_version(s), 1);
+    ASSERT_EQ(segment_format_version(s), SEGMENT_VERSION);
     ASSERT_U64_EQ(segment_nrows(s), d->n);
     ASSERT_EQ(segment_granule_rows(s), gr);
     ASSERT_EQ(segment_ngranules(s), (d->n + gr - 1) / gr);

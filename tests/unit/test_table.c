@@ -321,25 +321,38 @@ TEST(table_flush_reopen_same_rows)
     ASSERT_EQ(manifest_get_checkpoint(&m, "topic-a", 0), 777);
     manifest_free(&m);
 
-    /* Segments are sorted by order_by (country, then ts). */
+    /* Segments are sorted by (hour of ts, then order_by: country, ts). */
     table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
     segment *seg = snap->parts[0].segs[0];
     segment_scratch sc = {0};
     uint32_t codes[8192];
     int64_t ts[8192];
     uint32_t prev_code = 0;
-    int64_t prev_ts = INT64_MIN;
+    int64_t prev_ts = INT64_MIN, prev_hour = INT64_MIN;
+    uint32_t hours = 0;
     for (uint32_t g = 0; g < segment_ngranules(seg); g++) {
         ASSERT_EQ(segment_read_codes(seg, 2, g, codes, &sc, &err), 0);
         ASSERT_EQ(segment_read_ints(seg, 0, g, ts, &sc, &err), 0);
         for (uint32_t k = 0; k < segment_granule_nrows(seg, g); k++) {
+            int64_t hour = segment_sort_bucket(ts[k]);
+            ASSERT(hour >= prev_hour);
+            if (hour > prev_hour) {
+                hours++;
+                prev_code = 0;
+                prev_ts = INT64_MIN;
+            }
             ASSERT(codes[k] >= prev_code);
             if (codes[k] == prev_code)
                 ASSERT(ts[k] >= prev_ts);
+            prev_hour = hour;
             prev_code = codes[k];
             prev_ts = ts[k];
         }
     }
+    /* a row every 13 s: every hour of the segment's span is there, each one run */
+    ASSERT_GE(hours, 2);
+    ASSERT_EQ(hours, segment_sort_bucket(segment_max_time(seg)) -
+                         segment_sort_bucket(segment_min_time(seg)) + 1);
     ASSERT_EQ(segment_verify(seg, &err), 0);
     segment_scratch_free(&sc);
     table_snapshot_release(snap);
