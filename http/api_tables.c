@@ -15,7 +15,6 @@
 #include "http/api.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,7 +344,7 @@ enum MHD_Result api_tables_optimize(strata_server *s, struct MHD_Connection *c, 
                           "segments_before", (json_int_t)rep.segments_before, "segments_after",
                           (json_int_t)rep.segments_after, "merges", (json_int_t)rep.merges, "rows",
                           (json_int_t)rep.rows, "bytes_written", (json_int_t)rep.bytes_written, "seconds",
-                          round(rep.seconds * 1e6) / 1e6); /* microseconds, not 17 digits */
+                          rep.seconds);
     merge_optimize_report_free(&rep);
     return reply_json(s, c, 200, j);
 }
