@@ -23,6 +23,7 @@
 #include "engine/units.h"
 
 #define PARALLEL_MIN_ROWS 262144 /* below this a second thread costs more than it saves */
+#define JOB_GRANULES 16           /* granules of a segment per scan job (131k rows) */
 
 /* ---- checking the query ------------------------------------------------------------- */
 
@@ -212,9 +213,9 @@ static bool plan_segment(const qplan *p, const segment *seg, qplan_job *job)
     const strata_query *q = p->q;
     if (segment_nrows(seg) == 0 || segment_max_time(seg) < q->from_ms || segment_min_time(seg) >= q->to_ms)
         return false;
-    *job = (qplan_job){seg, NULL, 0, QPLAN_SCAN};
+    *job = (qplan_job){seg, NULL, 0, QPLAN_SCAN, 0, segment_ngranules(seg)};
     if (p->counts_only && segment_min_time(seg) >= q->from_ms && segment_max_time(seg) < q->to_ms)
-        *job = (qplan_job){seg, NULL, segment_nrows(seg), QPLAN_COUNT_ROWS}; /* from the footer */
+        *job = (qplan_job){seg, NULL, segment_nrows(seg), QPLAN_COUNT_ROWS, 0, 0}; /* from the footer */
     return true;
 }
 
@@ -224,7 +225,7 @@ static bool plan_memtable(const qplan *p, const memtable *mt, uint64_t rows, qpl
     const strata_query *q = p->q;
     if (rows == 0 || memtable_max_time(mt) < q->from_ms || memtable_min_time(mt) >= q->to_ms)
         return false;
-    *job = (qplan_job){NULL, mt, rows, QPLAN_SCAN};
+    *job = (qplan_job){NULL, mt, rows, QPLAN_SCAN, 0, 0};
     return true;
 }
 
@@ -274,19 +275,35 @@ int qplan_build(qplan *p, const strata_query *q, const strata_schema *sc,
         p->ts_other |= p->preds[i]->pred.col == tc;
     p->counts_only = counts_only(q);
 
-    uint32_t nsources = 0;
+    uint64_t njobs_max = 0;
     uint64_t total_rows = 0;
-    for (uint32_t i = 0; i < snap->nparts; i++)
-        nsources += snap->parts[i].nsegs + snap->parts[i].nmts;
-    p->jobs = calloc(nsources + 1, sizeof *p->jobs);
+    for (uint32_t i = 0; i < snap->nparts; i++) {
+        njobs_max += snap->parts[i].nmts;
+        for (uint32_t s = 0; s < snap->parts[i].nsegs; s++)
+            njobs_max += segment_ngranules(snap->parts[i].segs[s]) / JOB_GRANULES + 1;
+    }
+    p->jobs = calloc(njobs_max + 1, sizeof *p->jobs);
     if (!p->jobs)
         return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     for (uint32_t i = 0; i < snap->nparts; i++) {
         const snapshot_part *sp = &snap->parts[i];
         for (uint32_t s = 0; s < sp->nsegs; s++) {
             total_rows += segment_nrows(sp->segs[s]);
-            if (plan_segment(p, sp->segs[s], &p->jobs[p->njobs]))
+            qplan_job job;
+            if (!plan_segment(p, sp->segs[s], &job))
+                continue;
+            if (job.read != QPLAN_SCAN) {
+                p->jobs[p->njobs++] = job;
+                continue;
+            }
+            for (uint32_t g = 0; g < job.g1; g += JOB_GRANULES) {
+                p->jobs[p->njobs] = job;
+                p->jobs[p->njobs].g0 = g;
+                p->jobs[p->njobs].g1 = job.g1 - g > JOB_GRANULES ? g + JOB_GRANULES : job.g1;
                 p->njobs++;
+            }
+            if (job.g1 == 0)
+                p->jobs[p->njobs++] = job;
         }
         for (uint32_t m = 0; m < sp->nmts; m++) {
             total_rows += sp->mt_rows[m];
@@ -294,7 +311,7 @@ int qplan_build(qplan *p, const strata_query *q, const strata_schema *sc,
                 p->njobs++;
         }
     }
-    p->nthreads = plan_threads(p, nsources, total_rows);
+    p->nthreads = plan_threads(p, p->njobs, total_rows);
     return 0;
 }
 

@@ -33,12 +33,15 @@ typedef enum qplan_read {
     QPLAN_COUNT_ROWS,  /* counts-only, segment wholly in range: add its row count */
 } qplan_read;
 
-/* One unit of scanning: a segment, or a memtable with the rows of the snapshot. */
+/* One unit of scanning: granules [g0, g1) of a segment (a big segment is cut into
+ * several jobs, so the threads share it: a merged day is one segment), or a memtable with
+ * the rows of the snapshot. */
 typedef struct qplan_job {
     const segment *seg;
     const memtable *mt;
     uint64_t rows; /* memtable: the snapshot's rows; QPLAN_COUNT_ROWS: the segment's */
     qplan_read read;
+    uint32_t g0, g1; /* segment: the granules of this job */
 } qplan_job;
 
 typedef struct qplan {

@@ -357,7 +357,9 @@ static void point_at(exec *x, uint32_t off)
     }
 }
 
-static int scan_segment(exec *x, const segment *seg)
+/* Granules [g0, g1) of seg. The job holding granule 0 counts the segment as read when
+ * any of its granules is, so a segment cut into several jobs counts once. */
+static int scan_segment(exec *x, const segment *seg, uint32_t g0, uint32_t g1)
 {
     if (segment_granule_rows(seg) > x->buf_rows) {
         int rc = grow_bufs(x, segment_granule_rows(seg));
@@ -372,10 +374,13 @@ static int scan_segment(exec *x, const segment *seg)
     qplan_granules(x->plan, seg, keep);
     bool any = false;
     int rc = 0;
-    for (uint32_t g = 0; g < ng && rc == 0; g++) {
+    if (g1 > ng)
+        g1 = ng;
+    for (uint32_t g = 0; g0 == 0 && g < ng && !any; g++)
+        any = keep[g];
+    for (uint32_t g = g0; g < g1 && rc == 0; g++) {
         if (!keep[g])
             continue;
-        any = true;
         uint32_t rows = segment_granule_nrows(seg, g);
         x->ts_const = qplan_granule_time_const(x->plan, seg, g, &x->ts_bucket);
         for (int c = 0; c < x->sc->ncols && rc == 0; c++) {
@@ -437,7 +442,7 @@ static int scan_job(exec *x, const qplan_job *job)
         x->segments_read++;
         return add_counts(x, job->rows); /* from the footer; nothing decoded */
     }
-    return job->seg ? scan_segment(x, job->seg) : scan_memtable(x, job->mt, job->rows);
+    return job->seg ? scan_segment(x, job->seg, job->g0, job->g1) : scan_memtable(x, job->mt, job->rows);
 }
 
 /* ---- threads -------------------------------------------------------------------------- */
