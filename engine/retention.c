@@ -34,13 +34,13 @@ void table__parts_keep_live(strata_table *t, partition **parts, uint32_t *n)
 {
     /* Only pointers are compared: a dropped partition is freed memory. */
     pthread_mutex_lock(&t->lock);
-    if (*n <= t->nparts && memcmp(parts, t->parts, sizeof *parts * *n) == 0) {
+    if (*n == 0 || (*n <= t->nparts && memcmp(parts, t->parts, sizeof *parts * *n) == 0)) {
         pthread_mutex_unlock(&t->lock); /* the usual case: nothing went */
         return;
     }
     partition **live = malloc(sizeof *live * (t->nparts + 1));
     uint32_t nlive = t->nparts;
-    if (live)
+    if (live && nlive)
         memcpy(live, t->parts, sizeof *live * nlive);
     pthread_mutex_unlock(&t->lock);
     if (!live) {
