@@ -21,13 +21,6 @@
 #include "engine/encode.h"
 #include "engine/memtable_internal.h"
 
-static uint64_t float_key(double d)
-{
-    uint64_t b;
-    memcpy(&b, &d, 8);
-    return (b & (UINT64_C(1) << 63)) ? ~b : b | (UINT64_C(1) << 63);
-}
-
 typedef struct rank_ctx {
     const memtable *mt;
     int col;
@@ -101,22 +94,13 @@ static void radix_sort(uint64_t *key, uint32_t *perm, uint64_t *key2, uint32_t *
     }
 }
 
-/* Order-preserving 64-bit image of a row's value of sort column c. */
+/* Order-preserving 64-bit image of a row's value of sort column c (segment_sort_key;
+ * strings by their rank, remap). */
 static inline uint64_t sort_image(const memtable *mt, int c, strata_type t, const uint32_t *remap,
                                   uint64_t row)
 {
     uint64_t v = row_value_bits(mt, c, row);
-    switch (t) {
-    case STRATA_STRING: return remap[v];
-    case STRATA_FLOAT64: {
-        double dv;
-        memcpy(&dv, &v, 8);
-        return float_key(dv);
-    }
-    case STRATA_UINT64:
-    case STRATA_BOOL: return v;
-    default: return v ^ (UINT64_C(1) << 63);
-    }
+    return segment_sort_key(t, t == STRATA_STRING ? remap[v] : v);
 }
 
 /* Sort key part q of a row: 0 is the bucket of its time (order-preserving: the signed
@@ -130,8 +114,7 @@ static inline uint64_t key_image(const memtable *mt, const strata_schema *sc,
                                  uint32_t *const *remap, int q, uint64_t row)
 {
     if (q == 0)
-        return (uint64_t)segment_sort_bucket((int64_t)row_value_bits(mt, sc->time_col, row)) ^
-               (UINT64_C(1) << 63);
+        return segment_sort_bucket_key((int64_t)row_value_bits(mt, sc->time_col, row));
     int c = sc->order_by[q - 1];
     return sort_image(mt, c, sc->cols[c].type, remap[c], row);
 }

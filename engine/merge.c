@@ -51,35 +51,12 @@ typedef struct merge_state {
     segment_scratch scratch;
 } merge_state;
 
-static uint64_t float_image(double d)
-{
-    uint64_t b;
-    memcpy(&b, &d, 8);
-    return (b & (UINT64_C(1) << 63)) ? ~b : b | (UINT64_C(1) << 63);
-}
-
-/* The order-preserving image of an 8-byte slot v of column type t (as memtable_flush.c
- * sorts: strings by rank, floats by total order, signed ints with the sign bit flipped). */
-static inline uint64_t image(strata_type t, int64_t v)
-{
-    switch (t) {
-    case STRATA_STRING:
-    case STRATA_UINT64:
-    case STRATA_BOOL: return (uint64_t)v;
-    case STRATA_FLOAT64: {
-        double d;
-        memcpy(&d, &v, 8);
-        return float_image(d);
-    }
-    default: return (uint64_t)v ^ (UINT64_C(1) << 63);
-    }
-}
-
 /* Sort key part k (0 the time's bucket, k >= 1 order_by column k - 1) of a row whose
  * column c slot is slot(c). */
 #define KEY_PART(sc, k, slot)                                                               \
-    ((k) == 0 ? (uint64_t)segment_sort_bucket(slot((sc)->time_col)) ^ (UINT64_C(1) << 63)   \
-              : image((sc)->cols[(sc)->order_by[(k) - 1]].type, slot((sc)->order_by[(k) - 1])))
+    ((k) == 0 ? segment_sort_bucket_key(slot((sc)->time_col))                                \
+              : segment_sort_key((sc)->cols[(sc)->order_by[(k) - 1]].type,                    \
+                                 (uint64_t)slot((sc)->order_by[(k) - 1])))
 
 static void cursor_key(const strata_schema *sc, mcursor *cu)
 {

@@ -56,6 +56,28 @@ static inline int64_t segment_sort_bucket(int64_t ts)
     return q - (ts % SEGMENT_SORT_BUCKET_MS < 0);
 }
 
+/* The row order as 64-bit keys compared unsigned, the one rule memtable_flush.c sorts by
+ * and merge.c merges by. segment_sort_bucket_key: key part 0, the time's bucket (signed,
+ * sign bit flipped). segment_sort_key: an order_by column's value from its 8-byte slot
+ * (int types as int64_t, uint64 as its bits, float64 as its bits, strings as their code
+ * in a dictionary sorted like the segment's): unsigned types and codes as they are,
+ * floats by their IEEE total order, signed ints with the sign bit flipped. */
+static inline uint64_t segment_sort_bucket_key(int64_t ts)
+{
+    return (uint64_t)segment_sort_bucket(ts) ^ (UINT64_C(1) << 63);
+}
+
+static inline uint64_t segment_sort_key(strata_type t, uint64_t slot)
+{
+    switch (t) {
+    case STRATA_STRING:
+    case STRATA_UINT64:
+    case STRATA_BOOL: return slot;
+    case STRATA_FLOAT64: return (slot & (UINT64_C(1) << 63)) ? ~slot : slot | (UINT64_C(1) << 63);
+    default: return slot ^ (UINT64_C(1) << 63);
+    }
+}
+
 /* ---- writer ------------------------------------------------------------------------- */
 
 typedef struct segment_writer segment_writer;
