@@ -366,7 +366,8 @@ static int scan_segment(exec *x, const segment *seg, uint32_t g0, uint32_t g1)
         if (rc)
             return rc;
     }
-    qctx_source_begin(x, seg, NULL);
+    if (x->seg != seg || x->mt)
+        qctx_source_begin(x, seg, NULL); /* the next job of the same segment keeps its tables */
     uint32_t ng = segment_ngranules(seg);
     uint8_t *keep = malloc(ng ? ng : 1);
     if (!keep)

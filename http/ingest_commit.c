@@ -27,7 +27,6 @@ struct ingest_commit {
     waiter *q, *spare;   /* the queue and the array a round works on */
     size_t n, cap, spare_cap;
     bool stop, stopped;
-    uint64_t rounds, requests; /* lock */
 };
 
 /* Syncs the tables of w[0..n) and resumes every connection. */
@@ -74,8 +73,6 @@ static void *committer(void *arg)
         pthread_mutex_lock(&q->lock);
         q->spare = w;
         q->spare_cap = cap;
-        q->rounds++;
-        q->requests += n;
     }
     q->stopped = true;
     pthread_mutex_unlock(&q->lock);
@@ -141,12 +138,4 @@ void ingest_commit_stop(ingest_commit *q)
     free(q->q);
     free(q->spare);
     free(q);
-}
-
-void ingest_commit_get_stats(ingest_commit *q, ingest_commit_stats *st)
-{
-    pthread_mutex_lock(&q->lock);
-    st->rounds = q->rounds;
-    st->requests = q->requests;
-    pthread_mutex_unlock(&q->lock);
 }

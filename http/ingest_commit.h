@@ -47,10 +47,4 @@ bool ingest_commit_wait(ingest_commit *q, struct MHD_Connection *c, strata_table
  * ignored). */
 void ingest_commit_stop(ingest_commit *q);
 
-typedef struct ingest_commit_stats {
-    uint64_t rounds;   /* syncs run for queued requests */
-    uint64_t requests; /* requests acknowledged through the queue */
-} ingest_commit_stats;
-void ingest_commit_get_stats(ingest_commit *q, ingest_commit_stats *st /* OUT */);
-
 #endif
