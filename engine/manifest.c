@@ -15,7 +15,8 @@
 #include "engine/fs.h"
 
 #define MAN_MAGIC "STRATMAN"
-#define MAN_VERSION 1u
+#define MAN_VERSION 1u    /* without delete vectors */
+#define MAN_VERSION_DV 2u /* with them */
 #define MAN_MAX_BYTES (256u << 20)
 
 void manifest_segment_name(uint64_t id, char *out, size_t cap)
@@ -28,8 +29,52 @@ bool manifest_source_key(const char *prefix, const char *source, char *out)
     return (size_t)snprintf(out, MANIFEST_SOURCE_MAX, "%s%s", prefix, source) < MANIFEST_SOURCE_MAX;
 }
 
+void manifest_clear_dvs(manifest *m)
+{
+    for (uint32_t i = 0; i < m->ndvs; i++)
+        free(m->dvs[i].data);
+    free(m->dvs);
+    m->dvs = NULL;
+    m->ndvs = m->dvs_cap = 0;
+}
+
+int manifest_set_dv(manifest *m, uint64_t seg_id, const void *p, uint32_t len)
+{
+    for (uint32_t i = 0; i < m->ndvs; i++)
+        if (m->dvs[i].seg_id == seg_id) {
+            free(m->dvs[i].data);
+            m->dvs[i] = m->dvs[--m->ndvs];
+            break;
+        }
+    if (len == 0)
+        return 0;
+    if (m->ndvs == m->dvs_cap) {
+        uint32_t cap = m->dvs_cap ? m->dvs_cap * 2 : 8;
+        manifest_dv *nd = realloc(m->dvs, sizeof *nd * cap);
+        if (!nd)
+            return STRATA_ENOMEM;
+        m->dvs = nd;
+        m->dvs_cap = cap;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy)
+        return STRATA_ENOMEM;
+    memcpy(copy, p, len);
+    m->dvs[m->ndvs++] = (manifest_dv){seg_id, len, copy};
+    return 0;
+}
+
+const manifest_dv *manifest_get_dv(const manifest *m, uint64_t seg_id)
+{
+    for (uint32_t i = 0; i < m->ndvs; i++)
+        if (m->dvs[i].seg_id == seg_id)
+            return &m->dvs[i];
+    return NULL;
+}
+
 void manifest_free(manifest *m)
 {
+    manifest_clear_dvs(m);
     free(m->segs);
     free(m->cps);
     memset(m, 0, sizeof *m);
@@ -55,6 +100,7 @@ int manifest_remove_segment(manifest *m, uint64_t id)
         if (m->segs[i].id == id) {
             memmove(&m->segs[i], &m->segs[i + 1], sizeof *m->segs * (m->nsegs - i - 1));
             m->nsegs--;
+            manifest_set_dv(m, id, NULL, 0);
             return 0;
         }
     return STRATA_ENOTFOUND;
@@ -104,6 +150,9 @@ int manifest_copy(manifest *dst, const manifest *src)
         if (manifest_set_checkpoint(dst, src->cps[i].source, src->cps[i].partition,
                                     src->cps[i].next_offset) != 0)
             goto oom;
+    for (uint32_t i = 0; i < src->ndvs; i++)
+        if (manifest_set_dv(dst, src->dvs[i].seg_id, src->dvs[i].data, src->dvs[i].len) != 0)
+            goto oom;
     return 0;
 oom:
     manifest_free(dst);
@@ -150,9 +199,9 @@ int manifest_read(const char *dir, manifest *m, strata_err *err)
     cursor c = cursor_make(b.data, b.len - 8);
     cursor_take(&c, 8);
     uint32_t version = cursor_u32(&c);
-    if (version != MAN_VERSION) {
-        rc = strata_err_set(err, STRATA_EVERSION, "%s: format version %u, this build reads %u",
-                            path, version, MAN_VERSION);
+    if (version != MAN_VERSION && version != MAN_VERSION_DV) {
+        rc = strata_err_set(err, STRATA_EVERSION, "%s: format version %u, this build reads %u and %u",
+                            path, version, MAN_VERSION, MAN_VERSION_DV);
         goto done;
     }
     uint64_t sum = load_u64le(b.data + b.len - 8);
@@ -194,6 +243,18 @@ int manifest_read(const char *dir, manifest *m, strata_err *err)
         if (manifest_set_checkpoint(m, name, part, next) != 0)
             rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
     }
+    uint32_t ndvs = version == MAN_VERSION_DV && rc == 0 ? cursor_u32(&c) : 0;
+    for (uint32_t i = 0; i < ndvs && rc == 0; i++) {
+        uint64_t id = cursor_u64(&c);
+        uint32_t len = cursor_u32(&c);
+        const uint8_t *p = cursor_take(&c, len);
+        if (c.bad || len == 0 || manifest_get_dv(m, id)) {
+            rc = strata_err_set(err, STRATA_ECORRUPT, "%s: delete vector %u is malformed", path, i);
+            break;
+        }
+        if (manifest_set_dv(m, id, p, len) != 0)
+            rc = strata_err_set(err, STRATA_ENOMEM, "%s: out of memory", path);
+    }
     if (rc == 0 && (c.bad || cursor_left(&c) != 0))
         rc = strata_err_set(err, STRATA_ECORRUPT, "%s: entries do not fill the file exactly", path);
 done:
@@ -209,7 +270,7 @@ int manifest_write(const char *dir, const manifest *m, bool *renamed, strata_err
         *renamed = false;
     bytebuf b = {0};
     buf_put(&b, MAN_MAGIC, 8);
-    buf_put_u32(&b, MAN_VERSION);
+    buf_put_u32(&b, m->ndvs ? MAN_VERSION_DV : MAN_VERSION);
     buf_put_u32(&b, 0);
     buf_put_u64(&b, m->generation);
     buf_put_u32(&b, m->nsegs);
@@ -229,6 +290,14 @@ int manifest_write(const char *dir, const manifest *m, bool *renamed, strata_err
         buf_put(&b, m->cps[i].source, len);
         buf_put_u32(&b, (uint32_t)m->cps[i].partition);
         buf_put_u64(&b, (uint64_t)m->cps[i].next_offset);
+    }
+    if (m->ndvs) {
+        buf_put_u32(&b, m->ndvs);
+        for (uint32_t i = 0; i < m->ndvs; i++) {
+            buf_put_u64(&b, m->dvs[i].seg_id);
+            buf_put_u32(&b, m->dvs[i].len);
+            buf_put(&b, m->dvs[i].data, m->dvs[i].len);
+        }
     }
     if (b.oom) {
         buf_free(&b);

@@ -2,7 +2,8 @@
  * manifest.h — the list of live segments of one partition, plus ingestion checkpoints,
  * committed atomically.
  *
- * FORMAT (file MANIFEST in the partition directory; little-endian), version 1:
+ * FORMAT (file MANIFEST in the partition directory; little-endian), version 1, and
+ * version 2 when some segment has a delete vector (dedup tables, engine/dedup.h):
  *   off size field
  *   0   8    magic "STRATMAN"
  *   8   4    u32 format version = 1
@@ -13,6 +14,14 @@
  *   32  ...  nsegments x 44 bytes: u64 segment id, u64 rows, u64 file bytes,
  *            i64 min_time, i64 max_time, u32 level (0 = flushed, >0 = merged)
  *   ...      ncheckpoints x CHECKPOINT (below)
+ *   version 2 only:
+ *   ...  4    u32 ndvs
+ *   ...      ndvs x DV: u64 segment id (listed above, at most one DV each), u32 L >= 1,
+ *            L bytes: the rows of that segment superseded by newer rows of their key, a
+ *            CRoaring bitmap in its portable serialization (engine/dvec.h). A segment
+ *            without a DV has none superseded. Written with the commit of the rows that
+ *            superseded them (dedup.h: durability), so the rows and the marks they make
+ *            are durable in one step.
  *   end-8 8  u64 XXH3 of every byte before it
  * Segment id N lives in file "<N as 16 hex digits>.seg" beside the manifest.
  *
@@ -110,12 +119,20 @@ typedef struct manifest_checkpoint {
     int64_t next_offset;
 } manifest_checkpoint;
 
+typedef struct manifest_dv {
+    uint64_t seg_id;
+    uint32_t len;
+    uint8_t *data; /* owned */
+} manifest_dv;
+
 typedef struct manifest {
     uint64_t generation;
     uint32_t nsegs, segs_cap;
     manifest_segment *segs;
     uint32_t ncps, cps_cap;
     manifest_checkpoint *cps;
+    uint32_t ndvs, dvs_cap;
+    manifest_dv *dvs;
 } manifest;
 
 /* Reads dir/MANIFEST into m (which the caller then frees with manifest_free). Returns
@@ -131,6 +148,12 @@ int manifest_write(const char *dir, const manifest *m, bool *renamed /* OUT */, 
 void manifest_free(manifest *m);
 /* Deep copy; 0 or STRATA_ENOMEM. */
 int manifest_copy(manifest *dst, const manifest *src);
+/* Delete vectors: manifest_set_dv copies len bytes as segment seg_id's (replacing any;
+ * len 0 removes it), 0 or STRATA_ENOMEM; manifest_get_dv returns it or NULL (valid until
+ * m changes); manifest_clear_dvs removes them all. */
+int manifest_set_dv(manifest *m, uint64_t seg_id, const void *p, uint32_t len);
+const manifest_dv *manifest_get_dv(const manifest *m, uint64_t seg_id);
+void manifest_clear_dvs(manifest *m);
 /* Appends a segment entry; 0 or STRATA_ENOMEM. */
 int manifest_add_segment(manifest *m, const manifest_segment *s);
 /* Removes the entry with this id; returns 0 or STRATA_ENOTFOUND. */

@@ -536,11 +536,18 @@ static int partition_merge(strata_table *t, partition *p, uint32_t first, uint32
     merge_out mo = {0};
     table_seg *h = NULL;
     manifest next = {0};
-    bool wrote = false;
+    bool wrote = false, dd_locked = false;
+    merge_dd md = {0};
+    merge_opts mopts = o ? *o : (merge_opts){0};
+    if (rc == 0 && p->dd && (rc = merge_dd_begin(t, p, in, count, &md, err)) == 0) {
+        /* dedup: superseded rows with durable marks go (merge_dedup.c) */
+        mopts.keep = merge_dd_keep;
+        mopts.keep_ctx = &md;
+    }
     if (rc == 0)
         rc = table__seg_path(p->dir, id, path, sizeof path, err);
     if (rc == 0)
-        rc = merge_segments(&t->schema, segs, count, path, o, &mo, err);
+        rc = merge_segments(&t->schema, segs, count, path, &mopts, &mo, err);
     if (rc)
         goto done;
     wrote = mo.info.nrows > 0;
@@ -578,14 +585,31 @@ static int partition_merge(strata_table *t, partition *p, uint32_t first, uint32
         goto undo;
     }
     next.generation++;
+    for (uint32_t i = 0; i < count; i++)
+        manifest_set_dv(&next, ids[i], NULL, 0);
     memmove(&next.segs[at + (wrote ? 1 : 0)], &next.segs[at + count],
             sizeof *next.segs * (next.nsegs - at - count));
     next.nsegs -= count - (wrote ? 1 : 0);
     if (wrote)
         next.segs[at] = (manifest_segment){id, mo.info.nrows, mo.info.bytes, mo.info.min_time,
                                            mo.info.max_time, level};
+    if (p->dd) {
+        pthread_mutex_lock(&t->dedup_lock);
+        dd_locked = true;
+        if ((rc = merge_dd_prepare(t, p, in, h, id, &next, &md, err)) != 0) {
+            pthread_mutex_unlock(&t->dedup_lock);
+            dd_locked = false;
+            pthread_mutex_unlock(&t->flush_lock);
+            goto undo;
+        }
+    }
     bool renamed = false, durable = true;
     if ((rc = manifest_write(p->dir, &next, &renamed, err)) != 0 && !renamed) {
+        if (dd_locked) {
+            merge_dd_unprepare(p, h);
+            pthread_mutex_unlock(&t->dedup_lock);
+            dd_locked = false;
+        }
         pthread_mutex_unlock(&t->flush_lock);
         goto undo;
     }
@@ -599,6 +623,8 @@ static int partition_merge(strata_table *t, partition *p, uint32_t first, uint32
     }
     /* Publish: the inputs out, the output in their place, in one step. */
     pthread_mutex_lock(&t->lock);
+    if (dd_locked)
+        merge_dd_publish(p, in, h, &md);
     manifest_free(&p->man);
     p->man = next;
     memset(&next, 0, sizeof next);
@@ -621,6 +647,9 @@ static int partition_merge(strata_table *t, partition *p, uint32_t first, uint32
     }
     p->nsegs = k;
     pthread_mutex_unlock(&t->lock);
+    if (dd_locked)
+        pthread_mutex_unlock(&t->dedup_lock);
+    dd_locked = false;
     pthread_mutex_unlock(&t->flush_lock);
 
     if (durable)
@@ -649,6 +678,7 @@ undo:
     if (wrote)
         unlink(path);
 done:
+    merge_dd_free(&md);
     table__seg_unref(h);
     manifest_free(&next);
     for (uint32_t i = 0; i < count; i++)

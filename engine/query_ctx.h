@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "engine/block.h"
+#include "engine/dvec.h"
 #include "engine/memtable.h"
 #include "engine/query.h"
 #include "engine/query_groups.h"
@@ -67,6 +68,8 @@ typedef struct exec {
      * unless the query reads it otherwise (qplan_granule_time_const): the block is then
      * marked ts_const with its bucket in ts_bucket, and the time column is not decoded. */
     bool ts_const;
+    const dvec *dv;   /* the source's superseded rows (dedup), NULL: none */
+    uint64_t row0;    /* the source row of the block's first row */
     int64_t ts_bucket;
     /* The plan's by_code: per source, dictionary code -> group + 1, so a row's group is
      * one array lookup. */

@@ -213,9 +213,9 @@ static bool plan_segment(const qplan *p, const segment *seg, qplan_job *job)
     const strata_query *q = p->q;
     if (segment_nrows(seg) == 0 || segment_max_time(seg) < q->from_ms || segment_min_time(seg) >= q->to_ms)
         return false;
-    *job = (qplan_job){seg, NULL, 0, QPLAN_SCAN, 0, segment_ngranules(seg)};
+    *job = (qplan_job){seg, NULL, 0, QPLAN_SCAN, 0, segment_ngranules(seg), NULL};
     if (p->counts_only && segment_min_time(seg) >= q->from_ms && segment_max_time(seg) < q->to_ms)
-        *job = (qplan_job){seg, NULL, segment_nrows(seg), QPLAN_COUNT_ROWS, 0, 0}; /* from the footer */
+        *job = (qplan_job){seg, NULL, segment_nrows(seg), QPLAN_COUNT_ROWS, 0, 0, NULL}; /* from the footer */
     return true;
 }
 
@@ -225,7 +225,7 @@ static bool plan_memtable(const qplan *p, const memtable *mt, uint64_t rows, qpl
     const strata_query *q = p->q;
     if (rows == 0 || memtable_max_time(mt) < q->from_ms || memtable_min_time(mt) >= q->to_ms)
         return false;
-    *job = (qplan_job){NULL, mt, rows, QPLAN_SCAN, 0, 0};
+    *job = (qplan_job){NULL, mt, rows, QPLAN_SCAN, 0, 0, NULL};
     return true;
 }
 
@@ -274,6 +274,11 @@ int qplan_build(qplan *p, const strata_query *q, const strata_schema *sc,
     for (uint32_t i = 0; i < p->npreds; i++)
         p->ts_other |= p->preds[i]->pred.col == tc;
     p->counts_only = counts_only(q);
+    if (sc->ndedup > 0 && sc->deleted_col >= 0) {
+        /* a winning row may be a deletion: read the column, count no footer */
+        p->need[sc->deleted_col] = true;
+        p->counts_only = false;
+    }
 
     uint64_t njobs_max = 0;
     uint64_t total_rows = 0;
@@ -292,6 +297,9 @@ int qplan_build(qplan *p, const strata_query *q, const strata_schema *sc,
             qplan_job job;
             if (!plan_segment(p, sp->segs[s], &job))
                 continue;
+            job.dv = sp->seg_dv ? sp->seg_dv[s] : NULL;
+            if (job.read == QPLAN_COUNT_ROWS)
+                job.rows -= dvec_count(job.dv);
             if (job.read != QPLAN_SCAN) {
                 p->jobs[p->njobs++] = job;
                 continue;
@@ -307,8 +315,10 @@ int qplan_build(qplan *p, const strata_query *q, const strata_schema *sc,
         }
         for (uint32_t m = 0; m < sp->nmts; m++) {
             total_rows += sp->mt_rows[m];
-            if (plan_memtable(p, sp->mts[m], sp->mt_rows[m], &p->jobs[p->njobs]))
+            if (plan_memtable(p, sp->mts[m], sp->mt_rows[m], &p->jobs[p->njobs])) {
+                p->jobs[p->njobs].dv = sp->mt_dv ? sp->mt_dv[m] : NULL;
                 p->njobs++;
+            }
         }
     }
     p->nthreads = plan_threads(p, p->njobs, total_rows);

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/dvec.h"
 #include "engine/query.h"
 
 #define QUERY_MAX_DEPTH 60  /* nesting of the where tree */
@@ -42,6 +43,7 @@ typedef struct qplan_job {
     uint64_t rows; /* memtable: the snapshot's rows; QPLAN_COUNT_ROWS: the segment's */
     qplan_read read;
     uint32_t g0, g1; /* segment: the granules of this job */
+    const dvec *dv;  /* dedup tables: the source's superseded rows (NULL: none) */
 } qplan_job;
 
 typedef struct qplan {

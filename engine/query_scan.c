@@ -136,6 +136,13 @@ static int process_block(exec *x)
         for (uint32_t i = 0; i < n; i++)
             mask[i] &= wm[i];
     }
+    if (x->dv) /* dedup: rows newer rows of their key superseded */
+        dvec_mask(x->dv, x->row0, n, mask);
+    if (x->sc->ndedup > 0 && x->sc->deleted_col >= 0) { /* dedup: a winning deletion */
+        const int64_t *del = x->iv[x->sc->deleted_col];
+        for (uint32_t i = 0; i < n; i++)
+            mask[i] &= del[i] == 0;
+    }
     x->rows_read += n;
     /* Phase 1: each selected row's group. Rows come in runs (segments are sorted by hour,
      * then the low-cardinality strings, then time; only the runs matter here), so the last key and the last time bucket are
@@ -402,6 +409,7 @@ static int scan_segment(exec *x, const segment *seg, uint32_t g0, uint32_t g1)
         /* One block for a granule strata wrote; a bigger one a block at a time. */
         for (uint32_t off = 0; off < rows && rc == 0; off += BLOCK_ROWS) {
             x->n = rows - off < BLOCK_ROWS ? rows - off : BLOCK_ROWS;
+            x->row0 = (uint64_t)g * segment_granule_rows(seg) + off;
             if (off)
                 point_at(x, off);
             rc = process_block(x);
@@ -421,6 +429,7 @@ static int scan_memtable(exec *x, const memtable *mt, uint64_t rows)
     for (uint64_t ch = 0; ch * MEMTABLE_CHUNK_ROWS < rows && rc == 0; ch++) {
         uint64_t left = rows - ch * MEMTABLE_CHUNK_ROWS;
         x->n = left < MEMTABLE_CHUNK_ROWS ? (uint32_t)left : MEMTABLE_CHUNK_ROWS;
+        x->row0 = ch * MEMTABLE_CHUNK_ROWS;
         for (int c = 0; c < x->sc->ncols; c++) {
             if (!x->need[c])
                 continue;
@@ -443,6 +452,7 @@ static int scan_job(exec *x, const qplan_job *job)
         x->segments_read++;
         return add_counts(x, job->rows); /* from the footer; nothing decoded */
     }
+    x->dv = job->dv;
     return job->seg ? scan_segment(x, job->seg, job->g0, job->g1) : scan_memtable(x, job->mt, job->rows);
 }
 

@@ -58,7 +58,7 @@ void schema_init(strata_schema *s)
 {
     memset(s, 0, sizeof *s);
     s->time_col = -1;
-    s->dedup_key = -1;
+    s->ndedup = 0;
     s->version_col = -1;
     s->deleted_col = -1;
     s->partition_by = STRATA_PART_DAY;
@@ -142,26 +142,41 @@ int schema_validate(const strata_schema *s, strata_err *err)
                 return strata_err_set(err, STRATA_EINVAL, "order_by[%d]: '%s' is listed twice",
                                       i, s->cols[s->order_by[i]].name);
     }
-    if (s->dedup_key != -1) {
-        if (!col_ok(s, s->dedup_key))
-            return strata_err_set(err, STRATA_EINVAL, "dedup_key: not a column");
-        if (s->cols[s->dedup_key].type == STRATA_FLOAT64 ||
-            s->cols[s->dedup_key].type == STRATA_BOOL)
+    if (s->ndedup < 0 || s->ndedup > STRATA_MAX_DEDUP_COLS)
+        return strata_err_set(err, STRATA_EINVAL, "dedup_key: at most %d columns", STRATA_MAX_DEDUP_COLS);
+    bool key_has_time = false;
+    for (int i = 0; i < s->ndedup; i++) {
+        int c = s->dedup_cols[i];
+        if (!col_ok(s, c))
+            return strata_err_set(err, STRATA_EINVAL, "dedup_key[%d]: not a column", i);
+        for (int j = 0; j < i; j++)
+            if (s->dedup_cols[j] == c)
+                return strata_err_set(err, STRATA_EINVAL, "dedup_key: '%s' is listed twice", s->cols[c].name);
+        if (s->cols[c].type == STRATA_FLOAT64 || s->cols[c].type == STRATA_BOOL)
             return strata_err_set(err, STRATA_EINVAL,
                                   "dedup_key: '%s' has type %s; keys must be integer or string",
-                                  s->cols[s->dedup_key].name,
-                                  strata_type_name(s->cols[s->dedup_key].type));
+                                  s->cols[c].name, strata_type_name(s->cols[c].type));
+        key_has_time |= c == s->time_col;
     }
+    if (s->ndedup > 0 && !key_has_time && col_ok(s, s->time_col))
+        return strata_err_set(err, STRATA_EINVAL,
+                              "dedup_key: must include the time column '%s' (for example [\"%s\", \"%s\"]): "
+                              "a key's rows are deduplicated within its time partition, so a key whose time "
+                              "could change would leave its old row in another partition. Give every version "
+                              "of a key the same time (the time it was created)",
+                              s->cols[s->time_col].name, s->cols[s->dedup_cols[0]].name,
+                              s->cols[s->time_col].name);
     if (s->version_col != -1) {
         if (!col_ok(s, s->version_col))
             return strata_err_set(err, STRATA_EINVAL, "version: not a column");
-        if (s->dedup_key == -1)
+        if (s->ndedup == 0)
             return strata_err_set(err, STRATA_EINVAL, "version: needs a dedup_key");
-        if (s->version_col == s->dedup_key)
-            return strata_err_set(err, STRATA_EINVAL,
-                                  "version: '%s' is the dedup_key; the version must be another "
-                                  "column",
-                                  s->cols[s->version_col].name);
+        for (int i = 0; i < s->ndedup; i++)
+            if (s->version_col == s->dedup_cols[i])
+                return strata_err_set(err, STRATA_EINVAL,
+                                      "version: '%s' is in the dedup_key; the version must be another "
+                                      "column",
+                                      s->cols[s->version_col].name);
         strata_type t = s->cols[s->version_col].type;
         if (!strata_type_is_int(t) || t == STRATA_BOOL)
             return strata_err_set(err, STRATA_EINVAL,
@@ -172,7 +187,7 @@ int schema_validate(const strata_schema *s, strata_err *err)
     if (s->deleted_col != -1) {
         if (!col_ok(s, s->deleted_col))
             return strata_err_set(err, STRATA_EINVAL, "deleted: not a column");
-        if (s->dedup_key == -1)
+        if (s->ndedup == 0)
             return strata_err_set(err, STRATA_EINVAL, "deleted: needs a dedup_key");
         if (s->cols[s->deleted_col].type != STRATA_BOOL)
             return strata_err_set(err, STRATA_EINVAL, "deleted: '%s' must be a bool column",
@@ -278,9 +293,13 @@ void schema_apply_default_order(strata_schema *s)
 {
     if (s->norder > 0)
         return;
-    for (int i = 0; i < s->ncols; i++)
-        if (s->cols[i].type == STRATA_STRING && i != s->dedup_key)
+    for (int i = 0; i < s->ncols; i++) {
+        bool in_key = false; /* a string key is near unique: it would only scatter the runs */
+        for (int k = 0; k < s->ndedup; k++)
+            in_key |= s->dedup_cols[k] == i;
+        if (s->cols[i].type == STRATA_STRING && !in_key)
             s->order_by[s->norder++] = i;
+    }
     if (s->time_col >= 0)
         s->order_by[s->norder++] = s->time_col;
 }

@@ -22,6 +22,7 @@
 #include "engine/error.h"
 
 #define STRATA_MAX_COLUMNS 128
+#define STRATA_MAX_DEDUP_COLS 8
 #define STRATA_NAME_MAX 64        /* column and table names, including the NUL */
 #define STRATA_DEFAULT_STR_MAX 256
 #define STRATA_MAX_ROLLUPS 4
@@ -146,7 +147,10 @@ typedef struct strata_schema {
     /* Column indexes, most significant first. Segments sort rows by the hour of the time
      * column first (segment.h's SEGMENT_SORT_BUCKET_MS), then by these. */
     int order_by[STRATA_MAX_COLUMNS];
-    int dedup_key;   /* column index or -1 */
+    /* Dedup (engine/dedup.h): the key's columns (ndedup 0: no dedup). The time column is
+     * always one of them, so a key never moves between time partitions. */
+    int ndedup;
+    int dedup_cols[STRATA_MAX_DEDUP_COLS];
     int version_col; /* column index or -1 (ties: last ingested wins) */
     int deleted_col; /* bool column index or -1 */
     int nrollups;

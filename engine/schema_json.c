@@ -694,8 +694,24 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
                                   "order_by: must list at least one column (leave it out for the "
                                   "default)");
     }
-    if ((rc = get_column_ref(err, s, root, "dedup_key", &s->dedup_key)) < 0 ||
-        (rc = get_column_ref(err, s, root, "version", &s->version_col)) < 0 ||
+    json_t *dk = jutil_member(root, "dedup_key");
+    if (dk && json_is_string(dk)) {
+        if ((rc = get_column(err, s, dk, "dedup_key", &s->dedup_cols[0])) < 0)
+            return rc;
+        s->ndedup = 1;
+    } else if (dk) {
+        int idx[STRATA_MAX_COLUMNS], n = 0;
+        if (!json_is_array(dk))
+            return jutil_type_error(err, "dedup_key", "a column name or an array of column names", dk);
+        if ((rc = parse_column_list(err, s, dk, "dedup_key", idx, &n)) < 0)
+            return rc;
+        if (n == 0 || n > STRATA_MAX_DEDUP_COLS)
+            return strata_err_set(err, STRATA_EINVAL, "dedup_key: %d columns; a key has 1 to %d", n,
+                                  STRATA_MAX_DEDUP_COLS);
+        memcpy(s->dedup_cols, idx, sizeof *idx * (size_t)n);
+        s->ndedup = n;
+    }
+    if ((rc = get_column_ref(err, s, root, "version", &s->version_col)) < 0 ||
         (rc = get_column_ref(err, s, root, "deleted", &s->deleted_col)) < 0)
         return rc;
     if ((rc = parse_rollups(err, root, s)) < 0 || (rc = parse_retention(err, root, s)) < 0)

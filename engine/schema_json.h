@@ -41,8 +41,9 @@
  *   order_by         | array of strings   | sort key inside a segment, most significant first,
  *                    |                    | at least one column; default: every string column
  *                    |                    | except the dedup key, then the time column
- *   dedup_key        | string             | column (integer, timestamp or string) whose latest
- *                    |                    | row per value is the table's content; default none
+ *   dedup_key        | string or array    | 1..8 columns (integer, timestamp or string) whose
+ *                    | of strings         | latest row per value is the table's content; must
+ *                    |                    | include the time column; default none
  *   version          | string             | integer or timestamp column; the greatest version
  *                    |                    | wins (ties: last ingested). Needs dedup_key
  *   deleted          | string             | bool column; a true row removes its key. Needs
@@ -101,7 +102,7 @@
  *    "columns": [{"name": "ts", "type": "timestamp"}, {"name": "event_id", "type": "uint64"},
  *                {"name": "country", "type": "string", "default": ""},
  *                {"name": "amount", "type": "float64", "default": 0}],
- *    "time_column": "ts", "dedup_key": "event_id",
+ *    "time_column": "ts", "dedup_key": ["event_id", "ts"],
  *    "rollups": [{"interval": "1m", "dimensions": ["country"],
  *                 "metrics": [{"fn": "count"}, {"fn": "sum", "column": "amount"}]}],
  *    "retention": {"raw": "30d"},

@@ -53,11 +53,15 @@ static const char *dump_problem(const strata_schema *s)
         if (c->type == STRATA_STRING && !str_ok(c->def_s, sizeof c->def_s))
             return "columns: a default is not a NUL-terminated UTF-8 string";
     }
-    if (!col_ref_ok(s, s->time_col, false) || !col_ref_ok(s, s->dedup_key, true) ||
-        !col_ref_ok(s, s->version_col, true) || !col_ref_ok(s, s->deleted_col, true))
+    if (!col_ref_ok(s, s->time_col, false) || !col_ref_ok(s, s->version_col, true) || !col_ref_ok(s, s->deleted_col, true))
         return "a column index is out of range";
     if (s->norder < 0 || s->norder > STRATA_MAX_COLUMNS)
         return "order_by: count out of range";
+    if (s->ndedup < 0 || s->ndedup > STRATA_MAX_DEDUP_COLS)
+        return "dedup_key: count out of range";
+    for (int i = 0; i < s->ndedup; i++)
+        if (!col_ref_ok(s, s->dedup_cols[i], false))
+            return "dedup_key: a column index is out of range";
     for (int i = 0; i < s->norder; i++)
         if (!col_ref_ok(s, s->order_by[i], false))
             return "order_by: a column index is out of range";
@@ -242,7 +246,11 @@ char *schema_json_dump(const strata_schema *s)
     put(root, "partition_by", json_string(schema_json_partition_names[s->partition_by]), &bad);
     put(root, "order_by", s->norder ? jcolumn_list(s, s->order_by, s->norder, &bad) : json_null(),
         &bad);
-    put(root, "dedup_key", jcolumn_ref(s, s->dedup_key), &bad);
+    put(root, "dedup_key",
+        s->ndedup == 0   ? json_null()
+        : s->ndedup == 1 ? jcolumn_ref(s, s->dedup_cols[0])
+                         : jcolumn_list(s, s->dedup_cols, s->ndedup, &bad),
+        &bad);
     put(root, "version", jcolumn_ref(s, s->version_col), &bad);
     put(root, "deleted", jcolumn_ref(s, s->deleted_col), &bad);
     put(root, "rollups", jrollups(s, &bad), &bad);

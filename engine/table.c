@@ -33,11 +33,20 @@ static void partition_free(partition *p)
 {
     if (!p)
         return;
-    for (uint32_t i = 0; i < p->nsegs; i++)
+    for (uint32_t i = 0; i < p->nsegs; i++) {
+        if (p->dd && p->segs[i]->dd)
+            dedup_src_detach(p->dd, p->segs[i]->dd);
         table__seg_unref(p->segs[i]);
+    }
     free(p->segs);
     memtable_unref(p->active);
+    if (p->dd)
+        dedup_src_detach(p->dd, p->active_dd);
+    dedup_src_free(p->active_dd);
     for (uint32_t i = 0; i < p->nsealed; i++) {
+        if (p->dd)
+            dedup_src_detach(p->dd, p->sealed[i].dd);
+        dedup_src_free(p->sealed[i].dd);
         memtable_unref(p->sealed[i].mt);
         offset_map_free(&p->sealed[i].cps);
         offset_map_free(&p->sealed[i].src);
@@ -45,6 +54,7 @@ static void partition_free(partition *p)
     offset_map_free(&p->active_src);
     free(p->sealed);
     manifest_free(&p->man);
+    dedup_part_free(p->dd);
     free(p);
 }
 
@@ -92,9 +102,66 @@ int table__seg_open(const char *dir, uint64_t id, table_seg **out, strata_err *e
 void table__seg_unref(table_seg *h)
 {
     if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+        dedup_src_free(h->dd);
         segment_close(h->seg);
         free(h);
     }
+}
+
+/* Dedup tables: h's source, with the delete vector p's manifest holds for it, attached
+ * to p's index. */
+static int seg_dedup_load(partition *p, table_seg *h, strata_err *err)
+{
+    if (!(h->dd = dedup_src_new(NULL, h->seg, 0)))
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    const manifest_dv *mdv = manifest_get_dv(&p->man, h->id);
+    int rc = 0;
+    if (mdv && (rc = dvec_deserialize(mdv->data, mdv->len, segment_nrows(h->seg), &h->dd->dv, err)) != 0) {
+        strata_err_prefix(err, "%s/MANIFEST: segment %s", p->dir, segment_path(h->seg));
+        return rc;
+    }
+    return dedup_src_attach(p->dd, h->dd, err);
+}
+
+dedup_src *table__dd_memtable(strata_table *t, partition *p, memtable *mt, strata_err *err)
+{
+    dedup_src *ds = dedup_src_new(mt, NULL, atomic_fetch_add(&t->mt_serial, 1) + 1);
+    if (!ds) {
+        strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (dedup_src_attach(p->dd, ds, err) != 0) {
+        dedup_src_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+int table__dd_manifest(strata_table *t, partition *p, manifest *next, uint64_t committed,
+                       const dedup_src *extra, uint64_t extra_id, strata_err *err)
+{
+    (void)t;
+    manifest_clear_dvs(next);
+    bytebuf b = {0};
+    int rc = 0;
+    for (uint32_t i = 0; i <= p->nsegs && rc == 0; i++) {
+        const dedup_src *ds = i < p->nsegs ? p->segs[i]->dd : extra;
+        uint64_t id = i < p->nsegs ? p->segs[i]->id : extra_id;
+        if (!ds || dvec_count(ds->dv) == 0)
+            continue;
+        bool listed = false; /* a segment a merge is replacing is no longer in next */
+        for (uint32_t j = 0; j < next->nsegs && !listed; j++)
+            listed = next->segs[j].id == id;
+        if (!listed)
+            continue;
+        b.len = 0;
+        if ((rc = dedup_durable_marks(p->dd, ds, ds->dv, committed, &b, err)) != 0)
+            break;
+        if (b.len > 8 && manifest_set_dv(next, id, b.data, (uint32_t)b.len) != 0)
+            rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    }
+    buf_free(&b);
+    return rc;
 }
 
 /* Loads one partition directory: manifest, cleanup of uncommitted files, segments. */
@@ -102,8 +169,10 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
                              strata_err *err)
 {
     partition *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p || (t->schema.ndedup && !(p->dd = dedup_part_create(&t->schema)))) {
+        free(p);
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    }
     p->key = key;
     int rc = fs_path(p->dir, sizeof p->dir, err, "%s/%s", t->raw_dir, name);
     if (rc == 0)
@@ -178,7 +247,13 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
             table__seg_unref(h);
             goto fail;
         }
+        if (p->dd && (rc = seg_dedup_load(p, h, err)) != 0) {
+            table__seg_unref(h);
+            goto fail;
+        }
         if ((rc = table__add_segment(p, h)) != 0) {
+            if (p->dd)
+                dedup_src_detach(p->dd, h->dd);
             table__seg_unref(h);
             rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
             goto fail;
@@ -186,6 +261,10 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
         uint64_t next = p->man.segs[i].id + 1;
         if (next > atomic_load(&t->next_seg_id))
             atomic_store(&t->next_seg_id, next);
+    }
+    if (p->dd && (rc = dedup_part_rebuild(p->dd, 0, err)) != 0) {
+        strata_err_prefix(err, "table '%s': partition %s: dedup index", t->schema.name, name);
+        goto fail;
     }
     *out = p;
     return 0;
@@ -333,6 +412,7 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->write_lock, NULL);
     pthread_mutex_init(&t->flush_lock, NULL);
+    pthread_mutex_init(&t->dedup_lock, NULL);
     pthread_mutex_init(&t->merge_lock, NULL); /* merge.c, retention.c */
     atomic_init(&t->next_seg_id, 1);
     if ((rc = fs_path(t->dir, sizeof t->dir, err, "%s/%s", data_dir, schema->name)) != 0 ||
@@ -395,6 +475,7 @@ void table_close(strata_table *t)
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
     pthread_mutex_destroy(&t->flush_lock);
+    pthread_mutex_destroy(&t->dedup_lock);
     pthread_mutex_destroy(&t->merge_lock);
     free(t);
 }
@@ -420,7 +501,8 @@ partition *table__partition_get(strata_table *t, int64_t key, strata_err *err)
     if (p)
         return p;
     p = calloc(1, sizeof *p);
-    if (!p) {
+    if (!p || (t->schema.ndedup && !(p->dd = dedup_part_create(&t->schema)))) {
+        free(p);
         strata_err_set(err, STRATA_ENOMEM, "out of memory");
         return NULL;
     }
@@ -429,18 +511,21 @@ partition *table__partition_get(strata_table *t, int64_t key, strata_err *err)
     schema_partition_name(t->schema.partition_by, key, name, sizeof name);
     if (fs_path(p->dir, sizeof p->dir, err, "%s/%s", t->raw_dir, name) != 0 ||
         fs_mkdir(p->dir, NULL, err) != 0) {
+        dedup_part_free(p->dd);
         free(p);
         return NULL;
     }
     /* An empty MANIFEST first: from now on a segment here without a MANIFEST can only
      * mean a lost MANIFEST, never an uncommitted first flush (see partition_recover). */
     if (manifest_write(p->dir, &p->man, NULL, err) != 0) {
+        dedup_part_free(p->dd);
         free(p);
         return NULL;
     }
     int drc = fs_fsync_dir(t->raw_dir);
     if (drc) {
         strata_err_set(err, STRATA_EIO, "%s: fsync directory: %s", t->raw_dir, strerror(-drc));
+        dedup_part_free(p->dd);
         free(p);
         return NULL;
     }
@@ -449,6 +534,7 @@ partition *table__partition_get(strata_table *t, int64_t key, strata_err *err)
     pthread_mutex_unlock(&t->lock);
     if (rc) {
         strata_err_set(err, STRATA_ENOMEM, "out of memory");
+        dedup_part_free(p->dd);
         free(p);
         return NULL;
     }
@@ -541,6 +627,9 @@ bool table_storage_missing(strata_table *t, char *buf, size_t cap)
 void table_get_stats(strata_table *t, table_stats *st)
 {
     memset(st, 0, sizeof *st);
+    bool dedup = t->schema.ndedup > 0;
+    if (dedup)
+        pthread_mutex_lock(&t->dedup_lock);
     pthread_mutex_lock(&t->lock);
     st->partitions = t->nparts;
     st->max_time = atomic_load(&t->max_time);
@@ -550,19 +639,33 @@ void table_get_stats(strata_table *t, table_stats *st)
             st->segments++;
             st->segment_rows += segment_nrows(p->segs[j]->seg);
             st->segment_bytes += segment_file_bytes(p->segs[j]->seg);
+            if (p->segs[j]->dd)
+                st->superseded_rows += dvec_count(p->segs[j]->dd->dv);
         }
         if (p->active) {
             st->memtables++;
             st->memtable_rows += memtable_nrows(p->active);
             st->memtable_bytes += memtable_bytes(p->active);
+            if (p->active_dd)
+                st->superseded_rows += dvec_count(p->active_dd->dv);
         }
         for (uint32_t j = 0; j < p->nsealed; j++) {
             st->memtables++;
             st->memtable_rows += memtable_nrows(p->sealed[j].mt);
             st->memtable_bytes += memtable_bytes(p->sealed[j].mt);
+            if (p->sealed[j].dd)
+                st->superseded_rows += dvec_count(p->sealed[j].dd->dv);
+        }
+        if (p->dd) {
+            st->dedup_keys += dedup_part_keys(p->dd);
+            st->dedup_index_bytes += dedup_part_bytes(p->dd);
+            st->dedup_scratch_bytes += dedup_part_scratch_bytes(p->dd);
+            st->dedup_marked += dedup_part_marked(p->dd);
         }
     }
     pthread_mutex_unlock(&t->lock);
+    if (dedup)
+        pthread_mutex_unlock(&t->dedup_lock);
     st->flushes = atomic_load(&t->flushes);
     st->flush_ns = atomic_load(&t->flush_ns);
     st->rows_flushed = atomic_load(&t->rows_flushed);
@@ -608,19 +711,37 @@ table_snapshot *table_snapshot_acquire(strata_table *t, int64_t from_ms, int64_t
         sp->mt_rows = calloc(p->nsealed + 2, sizeof *sp->mt_rows);
         if (!sp->segs || !sp->mts || !sp->mt_rows)
             goto oom;
+        if (p->dd) {
+            sp->seg_dv = calloc(p->nsegs + 1, sizeof *sp->seg_dv);
+            sp->mt_dv = calloc(p->nsealed + 2, sizeof *sp->mt_dv);
+            if (!sp->seg_dv || !sp->mt_dv)
+                goto oom;
+        }
         for (uint32_t j = 0; j < p->nsegs; j++) {
             table_seg *h = p->segs[j];
             atomic_fetch_add(&h->refs, 1);
             pv->handles[pv->nhandles++] = h;
+            if (sp->seg_dv && h->dd && h->dd->dv) {
+                dvec_ref(h->dd->dv);
+                sp->seg_dv[sp->nsegs] = h->dd->dv;
+            }
             sp->segs[sp->nsegs++] = h->seg;
         }
         for (uint32_t j = 0; j < p->nsealed; j++) {
             memtable_ref(p->sealed[j].mt);
+            if (sp->mt_dv && p->sealed[j].dd && p->sealed[j].dd->dv) {
+                dvec_ref(p->sealed[j].dd->dv);
+                sp->mt_dv[sp->nmts] = p->sealed[j].dd->dv;
+            }
             sp->mt_rows[sp->nmts] = memtable_nrows(p->sealed[j].mt);
             sp->mts[sp->nmts++] = p->sealed[j].mt;
         }
         if (p->active) {
             memtable_ref(p->active);
+            if (sp->mt_dv && p->active_dd && p->active_dd->dv) {
+                dvec_ref(p->active_dd->dv);
+                sp->mt_dv[sp->nmts] = p->active_dd->dv;
+            }
             sp->mt_rows[sp->nmts] = memtable_nrows(p->active);
             sp->mts[sp->nmts++] = p->active;
         }
@@ -646,6 +767,12 @@ void table_snapshot_release(table_snapshot *s)
         for (uint32_t i = 0; i < s->nparts; i++) {
             for (uint32_t j = 0; j < s->parts[i].nmts; j++)
                 memtable_unref(s->parts[i].mts[j]);
+            for (uint32_t j = 0; s->parts[i].seg_dv && j < s->parts[i].nsegs; j++)
+                dvec_unref(s->parts[i].seg_dv[j]);
+            for (uint32_t j = 0; s->parts[i].mt_dv && j < s->parts[i].nmts; j++)
+                dvec_unref(s->parts[i].mt_dv[j]);
+            free(s->parts[i].seg_dv);
+            free(s->parts[i].mt_dv);
             free(s->parts[i].segs);
             free(s->parts[i].mts);
             free(s->parts[i].mt_rows);

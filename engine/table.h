@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/dvec.h"
 #include "engine/error.h"
 #include "engine/manifest.h"
 #include "engine/memtable.h"
@@ -188,6 +189,13 @@ typedef struct table_stats {
     uint64_t max_partition_segments; /* segments of the partition holding the most (now) */
     uint64_t expired_partitions;   /* partitions retention dropped */
     uint64_t expired_rows;         /* rows they held */
+    /* Dedup tables (engine/dedup.h), now: */
+    uint64_t superseded_rows;   /* rows held (segments, memtables) that newer versions
+                                 * replaced; queries skip them, merges remove them */
+    uint64_t dedup_keys;        /* keys in the partitions' indexes (each with its winner) */
+    uint64_t dedup_index_bytes; /* memory those indexes keep */
+    uint64_t dedup_scratch_bytes; /* and what appends use meanwhile (freed at flushes) */
+    uint64_t dedup_marked;      /* rows appends marked superseded since open */
 } table_stats;
 void table_get_stats(strata_table *t, table_stats *st /* OUT */);
 
@@ -201,6 +209,11 @@ typedef struct snapshot_part {
     uint32_t nmts;
     memtable **mts;
     uint64_t *mt_rows; /* rows of mts[i] in this snapshot */
+    /* Dedup tables: the rows of segs[i] and mts[i] superseded in this snapshot (dvec.h;
+     * NULL: none, and both arrays NULL for tables without dedup). Every query skips them
+     * (and, with the schema's `deleted` column, rows where it is true). */
+    dvec **seg_dv;
+    dvec **mt_dv;
 } snapshot_part;
 
 typedef struct table_snapshot {

@@ -68,11 +68,17 @@ typedef struct part_plan {
     offset_map *fresh_src; /* ranges: the offsets of fresh[i]'s rows */
     offset_map *seal_cps;  /* nfresh copies of pending_cps: the active memtable and
                           * fresh[0..nfresh-2] are sealed at publish */
+    dedup_src **fresh_dd;  /* dedup tables: fresh[i]'s source, attached */
+    bool dd_begun;         /* dedup tables: p->dd holds this append's changes */
 } part_plan;
 
 static void plan_free(part_plan *pl)
 {
     for (uint32_t i = 0; i < pl->nfresh; i++) {
+        if (pl->fresh_dd && pl->fresh_dd[i]) {
+            dedup_src_detach(pl->p->dd, pl->fresh_dd[i]);
+            dedup_src_free(pl->fresh_dd[i]);
+        }
         if (pl->fresh)
             memtable_unref(pl->fresh[i]);
         if (pl->fresh_src)
@@ -83,6 +89,8 @@ static void plan_free(part_plan *pl)
     free(pl->fresh);
     free(pl->fresh_src);
     free(pl->seal_cps);
+    free(pl->fresh_dd);
+    pl->fresh_dd = NULL;
     pl->fresh = NULL;
     pl->fresh_src = NULL;
     pl->seal_cps = NULL;
@@ -91,14 +99,17 @@ static void plan_free(part_plan *pl)
 
 static void plan_abort(part_plan *pl)
 {
+    if (pl->dd_begun)
+        dedup_append_abort(pl->p->dd);
+    pl->dd_begun = false;
     if (pl->in_active)
         memtable_unstage(pl->p->active);
     pl->in_active = 0;
     plan_free(pl);
 }
 
-/* The fallible half of an append to one partition (see above). Caller holds write_lock;
- * on failure the caller aborts the plan. */
+/* The fallible half of an append to one partition (see above). Caller holds write_lock
+ * (and dedup_lock for a dedup table); on failure the caller aborts the plan. */
 static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, const row_source *src,
                         strata_err *err)
 {
@@ -109,8 +120,14 @@ static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, cons
         memtable *mt = memtable_create(&t->schema, p->key, t->schema.memtable_max_rows, err);
         if (!mt)
             return err ? err->code : STRATA_ENOMEM;
+        dedup_src *dd = NULL;
+        if (p->dd && !(dd = table__dd_memtable(t, p, mt, err))) {
+            memtable_unref(mt);
+            return err ? err->code : STRATA_ENOMEM;
+        }
         pthread_mutex_lock(&t->lock);
         p->active = mt;
+        p->active_dd = dd;
         pthread_mutex_unlock(&t->lock);
         p->active_since_ms = clock_mono_ms();
     }
@@ -137,12 +154,17 @@ static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, cons
     pl->fresh = calloc(nf, sizeof *pl->fresh);
     pl->fresh_src = calloc(nf, sizeof *pl->fresh_src);
     pl->seal_cps = calloc(nf, sizeof *pl->seal_cps);
-    if (!pl->fresh || !pl->fresh_src || !pl->seal_cps)
+    pl->fresh_dd = p->dd ? calloc(nf, sizeof *pl->fresh_dd) : NULL;
+    if (!pl->fresh || !pl->fresh_src || !pl->seal_cps || (p->dd && !pl->fresh_dd))
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     pl->nfresh = nf;
     for (uint32_t i = 0; i < nf; i++) {
         if (!(pl->fresh[i] = memtable_create(&t->schema, p->key, per, err)))
             return err ? err->code : STRATA_ENOMEM;
+        /* attached by plan_dedup, after the index may have been rebuilt: a rebuild
+         * must not take these rows, not yet looked up, for indexed ones */
+        if (p->dd && !(pl->fresh_dd[i] = dedup_src_new(pl->fresh[i], NULL, atomic_fetch_add(&t->mt_serial, 1) + 1)))
+            return strata_err_set(err, STRATA_ENOMEM, "out of memory");
         uint32_t take = left < per ? left : (uint32_t)per;
         if ((rc = memtable_append(pl->fresh[i], b, pl->rows + done, take, err)) != 0)
             return rc;
@@ -161,9 +183,39 @@ static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, cons
     return rc ? strata_err_set(err, STRATA_ENOMEM, "out of memory") : 0;
 }
 
-/* The infallible half: makes a prepared plan visible. Caller holds write_lock and lock. */
+/* Dedup tables: decides the winner of every key the plan's rows touch and stages the
+ * delete vectors that change (dedup.h). Caller holds write_lock and dedup_lock; on
+ * failure the caller aborts the plan. */
+static int plan_dedup(strata_table *t, part_plan *pl, const row_batch *b, strata_err *err)
+{
+    partition *p = pl->p;
+    int rc = dedup_append_begin(p->dd, pl->n, err);
+    if (rc)
+        return rc;
+    pl->dd_begun = true;
+    for (uint32_t j = 0; j < pl->nfresh; j++)
+        if ((rc = dedup_src_attach(p->dd, pl->fresh_dd[j], err)) != 0)
+            return rc;
+    uint64_t before = pl->in_active ? memtable_staged_rows(p->active) - pl->in_active : 0;
+    uint64_t per = t->schema.memtable_max_rows ? t->schema.memtable_max_rows : 1;
+    for (uint32_t i = 0; i < pl->n && rc == 0; i++) {
+        if (i < pl->in_active) {
+            rc = dedup_append_row(p->dd, b, pl->rows[i], p->active_dd, before + i, err);
+        } else {
+            uint64_t j = (i - pl->in_active) / per, r = (i - pl->in_active) % per;
+            rc = dedup_append_row(p->dd, b, pl->rows[i], pl->fresh_dd[j], r, err);
+        }
+    }
+    return rc ? rc : dedup_append_stage(p->dd, err);
+}
+
+/* The infallible half: makes a prepared plan visible. Caller holds write_lock and lock
+ * (and dedup_lock for a dedup table). */
 static void plan_publish(partition *p, part_plan *pl, const row_source *src, int64_t now)
 {
+    if (pl->dd_begun)
+        dedup_append_commit(p->dd);
+    pl->dd_begun = false;
     if (pl->in_active) {
         memtable_publish(p->active);
         if (src) {
@@ -178,10 +230,18 @@ static void plan_publish(partition *p, part_plan *pl, const row_source *src, int
             memtable_unref(p->active);
             offset_map_free(&p->active_src);
             p->active = NULL;
+            if (p->dd)
+                dedup_src_detach(p->dd, p->active_dd);
+            dedup_src_free(p->active_dd);
+            p->active_dd = NULL;
         }
         for (uint32_t i = 0; i < pl->nfresh; i++) {
             p->active = pl->fresh[i];
             p->active_src = pl->fresh_src[i];
+            if (pl->fresh_dd) {
+                p->active_dd = pl->fresh_dd[i];
+                pl->fresh_dd[i] = NULL;
+            }
             pl->fresh[i] = NULL;
             memset(&pl->fresh_src[i], 0, sizeof pl->fresh_src[i]);
             if (i + 1 < pl->nfresh)
@@ -215,6 +275,9 @@ static int append_rows(strata_table *t, const row_batch *b, row_source *src,
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     }
     pthread_mutex_lock(&t->write_lock);
+    bool dedup = sc->ndedup > 0;
+    if (dedup)
+        pthread_mutex_lock(&t->dedup_lock);
     if ((rc = table__writes_refused(t, err)) != 0)
         goto out;
     if (src && src->payload) {
@@ -295,6 +358,8 @@ static int append_rows(strata_table *t, const row_batch *b, row_source *src,
     }
     for (uint32_t i = 0; i < nplans && rc == 0; i++)
         rc = plan_prepare(t, &plans[i], b, src, err);
+    for (uint32_t i = 0; i < nplans && rc == 0 && dedup; i++)
+        rc = plan_dedup(t, &plans[i], b, err);
     if (rc == 0 && src) {
         /* The position entry must exist too; until published it says where the batch
          * starts, which is where a reader of this source would resume anyway. */
@@ -330,8 +395,10 @@ static int append_rows(strata_table *t, const row_batch *b, row_source *src,
             ;
     }
 out:
-    for (uint32_t i = 0; i < nplans; i++)
+    for (uint32_t i = nplans; i-- > 0;)
         plan_abort(&plans[i]);
+    if (dedup)
+        pthread_mutex_unlock(&t->dedup_lock);
     pthread_mutex_unlock(&t->write_lock);
     free(plans);
     free(rows);

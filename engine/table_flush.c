@@ -47,11 +47,12 @@ int table__sealed_reserve(partition *p, uint32_t more)
 
 void table__seal_reserved(partition *p, offset_map *cps)
 {
-    sealed_mt s = {p->active, *cps, p->active_src};
+    sealed_mt s = {p->active, *cps, p->active_src, p->active_dd};
     memset(cps, 0, sizeof *cps);
     memset(&p->active_src, 0, sizeof p->active_src);
     p->sealed[p->nsealed++] = s;
     p->active = NULL;
+    p->active_dd = NULL;
 }
 
 int table__seal(strata_table *t, partition *p)
@@ -108,6 +109,42 @@ static int set_source_checkpoints(strata_table *t, partition *p, manifest *next)
     return rc;
 }
 
+/* Dedup tables, a flush of memtable s into segment h (id, nrows rows, written in the
+ * order of t->flush_scratch.perm): gives h its source, moves the index and pending marks
+ * to its rows (*inv: memtable row -> segment row; *seg_dv: its delete vector, installed
+ * at the swap) and puts the durable marks of p's segments in next. Caller holds
+ * flush_lock and dedup_lock. */
+static int dd_flush_prepare(strata_table *t, partition *p, const sealed_mt *s, table_seg *h, uint64_t id,
+                            uint64_t nrows, manifest *next, uint32_t **inv, dvec **seg_dv, strata_err *err)
+{
+    if (!(h->dd = dedup_src_new(NULL, h->seg, 0)) || !(*inv = malloc(sizeof **inv * (nrows + 1))))
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    int rc = dedup_src_attach(p->dd, h->dd, err);
+    if (rc)
+        return rc;
+    const uint32_t *perm = t->flush_scratch.perm;
+    for (uint64_t i = 0; i < nrows; i++)
+        (*inv)[perm[i]] = (uint32_t)i;
+    if ((rc = dedup_move(p->dd, s->dd, h->dd, *inv, nrows, NULL, seg_dv, err)) != 0)
+        return rc;
+    /* h's marks as the commit will see them (durable_marks reads ds->dv) */
+    h->dd->dv = *seg_dv;
+    rc = table__dd_manifest(t, p, next, s->dd->serial, h->dd, id, err);
+    h->dd->dv = NULL;
+    return rc;
+}
+
+/* Undoes dd_flush_prepare after a failed commit: index entries and pending marks go back
+ * to the memtable's rows. Never fails. */
+static void dd_flush_undo(partition *p, const sealed_mt *s, table_seg *h, uint64_t nrows,
+                          const memtable_flush_scratch *fs)
+{
+    if (!h || !h->dd || h->dd->slot == DEDUP_NO_SLOT)
+        return;
+    dedup_move(p->dd, h->dd, s->dd, fs->perm, nrows, NULL, NULL, NULL);
+    dedup_src_detach(p->dd, h->dd);
+}
+
 /* Writes p's oldest sealed memtable as a segment and commits it. Caller holds
  * flush_lock. */
 static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
@@ -125,6 +162,9 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
     uint64_t nrows = memtable_nrows(s.mt);
     table_seg *h = NULL;
     manifest next = {0};
+    bool dd_locked = false;
+    uint32_t *inv = NULL;
+    dvec *seg_dv = NULL;
     int rc = table__seg_path(p->dir, id, path, sizeof path, err);
     if (rc == 0)
         rc = memtable_write_segment(s.mt, nrows, path, &opts, &t->flush_scratch, &info, err);
@@ -143,6 +183,14 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
     if (manifest_add_segment(&next, &ms) != 0) {
         rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
         goto undo;
+    }
+    if (p->dd) {
+        /* Appends wait from here to the swap: the index moves to the segment's rows and
+         * the marks the memtable's rows made become durable with this commit. */
+        pthread_mutex_lock(&t->dedup_lock);
+        dd_locked = true;
+        if ((rc = dd_flush_prepare(t, p, &s, h, id, nrows, &next, &inv, &seg_dv, err)) != 0)
+            goto undo;
     }
     for (uint32_t i = 0; i < s.cps.n; i++)
         if (manifest_set_checkpoint(&next, s.cps.e[i].name, s.cps.e[i].partition, s.cps.e[i].next) != 0) {
@@ -172,6 +220,16 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
     if (prc)
         rc = prc;
     if (prc == 0) {
+        if (p->dd) {
+            h->dd->dv = seg_dv;
+            seg_dv = NULL;
+            p->dd_committed = s.dd->serial;
+            dedup_committed(p->dd, p->dd_committed);
+            dedup_src_detach(p->dd, p->sealed[0].dd);
+            dedup_src_free(p->sealed[0].dd);
+            s.dd = NULL;
+            dedup_part_trim(p->dd); /* appends decode again what they need */
+        }
         h = NULL;
         offset_map_free(&p->sealed[0].cps);
         offset_map_free(&p->sealed[0].src);
@@ -180,6 +238,11 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
         p->nsealed--;
     }
     pthread_mutex_unlock(&t->lock);
+    if (dd_locked && rc) /* not published: the index goes back to the memtable's rows */
+        dd_flush_undo(p, &s, h, nrows, &t->flush_scratch);
+    if (dd_locked)
+        pthread_mutex_unlock(&t->dedup_lock);
+    dd_locked = false;
     if (rc == STRATA_ENOMEM) {
         /* Committed but not published: the memtable still serves the rows (once), and
          * the next start serves the segment. */
@@ -194,9 +257,17 @@ static int partition_flush_one(strata_table *t, partition *p, strata_err *err)
     atomic_fetch_add(&t->flush_ns, (uint64_t)clock_mono_ns() - t0);
     goto done;
 undo:
+    if (dd_locked)
+        dd_flush_undo(p, &s, h, nrows, &t->flush_scratch);
     unlink(path);
 done:
+    if (dd_locked)
+        pthread_mutex_unlock(&t->dedup_lock);
+    if (h && h->dd && p->dd)
+        dedup_src_detach(p->dd, h->dd); /* (a detached source is left alone) */
     table__seg_unref(h);
+    dvec_unref(seg_dv);
+    free(inv);
     manifest_free(&next);
     memtable_unref(s.mt);
     return rc;

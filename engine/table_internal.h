@@ -10,6 +10,7 @@
  * Locks (the contract is in table.h): write_lock serializes appends, flush_lock
  * serializes flushes, lock guards what readers and snapshots walk; each field says which
  * guards it. When both are needed, write_lock or flush_lock is taken before lock.
+ * dedup_lock (dedup tables) is taken after write_lock or flush_lock and before lock.
  * merge_lock (merges and retention, one at a time) is taken before all of them.
  * Functions named table__* are internal to the three files; each says what its caller
  * must hold.
@@ -22,9 +23,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/dedup.h"
 #include "engine/manifest.h"
 #include "engine/memtable.h"
 #include "engine/memtable_flush.h"
+#include "engine/merge.h"
 #include "engine/offset_map.h"
 #include "engine/table.h"
 #include "engine/wal.h"
@@ -35,6 +38,7 @@ typedef struct table_seg {
     segment *seg;
     uint64_t id;
     _Atomic int refs;
+    dedup_src *dd; /* dedup tables: its slot and delete vector (freed with the handle) */
 } table_seg;
 
 /* A sealed memtable waiting for its flush. */
@@ -42,6 +46,7 @@ typedef struct sealed_mt {
     memtable *mt;
     offset_map cps; /* the checkpoints noted before it was sealed (a copy of pending_cps) */
     offset_map src; /* ranges: the offsets of the sourced rows it holds; lock */
+    dedup_src *dd;  /* dedup tables: its slot, delete vector and serial */
 } sealed_mt;
 
 typedef struct partition {
@@ -55,6 +60,11 @@ typedef struct partition {
     offset_map active_src; /* ranges: the offsets of the sourced rows active holds; lock */
     sealed_mt *sealed;  /* lock */
     uint32_t nsealed, sealed_cap;
+    /* Dedup tables (engine/dedup.h); NULL otherwise. dd and the sources' slots and
+     * pending marks: dedup_lock; the sources' dv pointers: lock too. */
+    dedup_part *dd;
+    dedup_src *active_dd;  /* active's; set with active */
+    uint64_t dd_committed; /* serial of the latest memtable committed (its marks durable) */
 } partition;
 
 struct strata_table {
@@ -62,6 +72,10 @@ struct strata_table {
     char dir[3072];
     char raw_dir[3200];
     pthread_mutex_t lock, write_lock, flush_lock;
+    /* Dedup tables: the key indexes and pending marks of every partition (dedup.h).
+     * Taken after write_lock or flush_lock, before lock. */
+    pthread_mutex_t dedup_lock;
+    _Atomic uint64_t mt_serial; /* the last serial given to a memtable (dedup marks) */
     partition **parts; /* sorted by key; lock */
     uint32_t nparts, parts_cap;
     _Atomic uint64_t next_seg_id;
@@ -118,6 +132,15 @@ void table__fail(strata_table *t, const char *why);
 /* Opens t's write-ahead log at t->log_next. Caller holds write_lock (or owns t alone). */
 int table__log_open(strata_table *t, strata_err *err);
 
+/* Dedup tables: a fresh memtable source for mt (next serial), attached to p's index.
+ * NULL with err. Caller holds dedup_lock. */
+dedup_src *table__dd_memtable(strata_table *t, partition *p, memtable *mt, strata_err *err);
+/* Dedup tables: the marks of p's segments durable once memtables up to serial committed
+ * are, as next's delete vectors (replacing what it had); extra (may be NULL) is one more
+ * segment (id extra_id) with its dv. Caller holds dedup_lock. */
+int table__dd_manifest(strata_table *t, partition *p, manifest *next, uint64_t committed,
+                       const dedup_src *extra, uint64_t extra_id, strata_err *err);
+
 /* ---- table_append.c --------------------------------------------------------------- */
 
 /* Appends b, read back from log record lsn by recovery: the rows a partition committed
@@ -141,6 +164,33 @@ void table__seal_reserved(partition *p, offset_map *cps);
 /* Seals p's active memtable (nothing when it is empty). 0 or STRATA_ENOMEM (nothing
  * changed). Caller holds write_lock; takes lock. */
 int table__seal(strata_table *t, partition *p);
+
+/* ---- merge_dedup.c (dedup tables' side of a merge) -------------------------------- */
+
+typedef struct merge_dd {
+    uint32_t n;        /* inputs */
+    dvec **drop;       /* per input: rows with durable marks, which the merge drops */
+    uint32_t **maps;   /* per input: row -> output row, UINT32_MAX when dropped */
+    uint64_t *rows;    /* per input: its rows */
+    uint64_t next_out; /* output rows numbered so far */
+    dvec *out_dv;      /* the output's marks (merge_dd_prepare) */
+} merge_dd;
+
+/* Before the merge: droppable rows and empty maps for in[0..n). Takes dedup_lock. */
+int merge_dd_begin(strata_table *t, partition *p, table_seg *const *in, uint32_t n, merge_dd *md,
+                   strata_err *err);
+/* The merge's row filter (ctx: the merge_dd). */
+bool merge_dd_keep(void *ctx, const merge_row_view *row);
+/* Before the MANIFEST is written: the output h's marks (h NULL: every row was dropped),
+ * its slot, and next's delete vectors. Caller holds flush_lock and dedup_lock. */
+int merge_dd_prepare(strata_table *t, partition *p, table_seg *const *in, table_seg *h, uint64_t id,
+                     manifest *next, merge_dd *md, strata_err *err);
+/* After the MANIFEST is written: index entries and pending marks move to h, inputs give
+ * their slots back, h gets its dv. Caller holds dedup_lock and lock. Never fails. */
+void merge_dd_publish(partition *p, table_seg *const *in, table_seg *h, merge_dd *md);
+/* After merge_dd_prepare, when the MANIFEST write failed: h's slot back. */
+void merge_dd_unprepare(partition *p, table_seg *h);
+void merge_dd_free(merge_dd *md);
 
 /* ---- merge.c, retention.c ---------------------------------------------------------- */
 

@@ -22,9 +22,31 @@
 #include "engine/clock.h"
 #include "engine/json_util.h"
 #include "engine/merge.h"
+#include "engine/query.h"
 #include "engine/schema_json.h"
 #include "engine/table.h"
 #include "ingest/kafka_ingest.h"
+
+/* The rows every query sees (a dedup table's latest version per key, without deleted
+ * keys): the engine's own count(*). 0 or an error. */
+static int logical_rows(strata_table *t, uint64_t *out)
+{
+    strata_query q;
+    query_init(&q);
+    q.from_ms = INT64_MIN;
+    q.to_ms = INT64_MAX;
+    q.aggs[0].fn = STRATA_AGG_COUNT;
+    q.aggs[0].col = -1;
+    snprintf(q.aggs[0].name, sizeof q.aggs[0].name, "count");
+    q.naggs = 1;
+    query_result *r = NULL;
+    int rc = query_run(t, &q, &r, NULL);
+    if (rc == 0)
+        *out = r->nrows ? query_result_cell(r, 0, 0)->v.u : 0;
+    query_result_free(r);
+    query_free(&q);
+    return rc;
+}
 
 /* A table as GET /tables and /tables/{name} show it (a new reference; NULL when memory runs
  * out): its figures, its trouble, and with_schema its schema. */
@@ -32,12 +54,26 @@ static json_t *table_json(strata_table *t, bool with_schema)
 {
     table_stats st;
     table_get_stats(t, &st);
+    uint64_t physical = st.segment_rows + st.memtable_rows, rows = physical;
+    bool dedup = table_schema(t)->ndedup > 0;
+    if (dedup && logical_rows(t, &rows) != 0)
+        return NULL;
     json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", table_schema(t)->name,
-                          "rows", (json_int_t)(st.segment_rows + st.memtable_rows), "segments",
+                          "rows", (json_int_t)rows, "segments",
                           (json_int_t)st.segments, "bytes", (json_int_t)st.segment_bytes,
                           "partitions", (json_int_t)st.partitions, "memtable_rows",
                           (json_int_t)st.memtable_rows, "memtable_bytes",
                           (json_int_t)st.memtable_bytes, "flushes", (json_int_t)st.flushes);
+    if (j && dedup) {
+        json_object_set_new(j, "physical_rows", json_integer((json_int_t)physical));
+        json_object_set_new(
+            j, "dedup",
+            json_pack("{s:I, s:I, s:I, s:f, s:I}", "superseded_rows", (json_int_t)st.superseded_rows, "keys",
+                      (json_int_t)st.dedup_keys, "index_bytes", (json_int_t)st.dedup_index_bytes,
+                      "index_bytes_per_key",
+                      st.dedup_keys ? (double)st.dedup_index_bytes / (double)st.dedup_keys : 0.0,
+                      "scratch_bytes", (json_int_t)st.dedup_scratch_bytes));
+    }
     if (j && st.max_time != INT64_MIN) {
         json_object_set_new(j, "max_time", json_integer(st.max_time));
         json_object_set_new(j, "watermark", json_integer(st.max_time - table_schema(t)->lateness_ms));

@@ -293,7 +293,9 @@ void order_gen_schema(strata_schema *out)
         out->cols[c].type = cols[c].type;
     }
     out->time_col = ORDER_COL_TS;
-    out->dedup_key = ORDER_COL_EVENT_ID;
+    out->ndedup = 2;
+    out->dedup_cols[0] = ORDER_COL_EVENT_ID;
+    out->dedup_cols[1] = ORDER_COL_TS;
     out->version_col = ORDER_COL_VERSION;
     out->partition_by = STRATA_PART_DAY;
     out->norder = 0;

@@ -232,7 +232,9 @@ TEST(schema_is_valid)
     ASSERT_STR_EQ(s.name, "orders");
     ASSERT_EQ(s.ncols, ORDER_NCOLS);
     ASSERT_EQ(s.time_col, ORDER_COL_TS);
-    ASSERT_EQ(s.dedup_key, schema_column_index(&s, "event_id"));
+    ASSERT_EQ(s.ndedup, 2);
+    ASSERT_EQ(s.dedup_cols[0], schema_column_index(&s, "event_id"));
+    ASSERT_EQ(s.dedup_cols[1], schema_column_index(&s, "ts"));
     ASSERT_EQ(s.version_col, schema_column_index(&s, "version"));
     ASSERT_EQ(s.partition_by, STRATA_PART_DAY);
     ASSERT_EQ(s.nrollups, 0);

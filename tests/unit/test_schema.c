@@ -40,7 +40,7 @@ TEST(init_defaults)
     ASSERT_EQ(s.ncols, 0);
     ASSERT_EQ(s.name[0], 0);
     ASSERT_EQ(s.time_col, -1);
-    ASSERT_EQ(s.dedup_key, -1);
+    ASSERT_EQ(s.ndedup, 0);
     ASSERT_EQ(s.version_col, -1);
     ASSERT_EQ(s.deleted_col, -1);
     ASSERT_EQ(s.partition_by, STRATA_PART_DAY);
@@ -384,7 +384,9 @@ TEST(validate_base_and_full)
     ASSERT_EQ(S.norder, 2);
     ASSERT_EQ(S.order_by[0], 2);
     ASSERT_EQ(S.order_by[1], 0);
-    S.dedup_key = 1;
+    S.ndedup = 2;
+    S.dedup_cols[0] = 1;
+    S.dedup_cols[1] = 0;
     S.version_col = 6;
     S.deleted_col = 5;
     S.nrollups = 2;
@@ -405,12 +407,20 @@ TEST(validate_base_and_full)
     expect_valid(&S);
 }
 
+/* A dedup key of column c and the time column (0 in base_schema). */
+static void set_dedup_key(strata_schema *s, int c)
+{
+    s->ndedup = 2;
+    s->dedup_cols[0] = c;
+    s->dedup_cols[1] = s->time_col;
+}
+
 TEST(default_order_skips_dedup_key)
 {
     base_schema(&S);
     add_col(&S, "order_ref", STRATA_STRING);
     add_col(&S, "city", STRATA_STRING);
-    S.dedup_key = 7;
+    set_dedup_key(&S, 7);
     schema_apply_default_order(&S);
     ASSERT_EQ(S.norder, 3);
     ASSERT_EQ(S.order_by[0], 2);
@@ -504,33 +514,42 @@ TEST(validate_order_by)
 TEST(validate_dedup)
 {
     base_schema(&S);
-    S.dedup_key = 3;
+    set_dedup_key(&S, 3);
     expect_invalid(&S, "dedup_key: 'amount' has type float64");
-    S.dedup_key = 5;
+    set_dedup_key(&S, 5);
     expect_invalid(&S, "dedup_key: 'deleted' has type bool");
-    S.dedup_key = 12;
-    expect_invalid(&S, "dedup_key: not a column");
-    S.dedup_key = 2; /* strings are fine keys */
+    set_dedup_key(&S, 12);
+    expect_invalid(&S, "dedup_key[0]: not a column");
+    set_dedup_key(&S, 2); /* strings are fine keys */
     expect_valid(&S);
+    /* The time column must be in the key, so a key never changes partition. */
+    S.ndedup = 1;
+    expect_invalid(&S, "dedup_key: must include the time column 'ts'");
+    S.dedup_cols[0] = 0; /* the time alone is a key */
+    expect_valid(&S);
+    set_dedup_key(&S, 0);
+    expect_invalid(&S, "dedup_key: 'ts' is listed twice");
+    S.ndedup = STRATA_MAX_DEDUP_COLS + 1;
+    expect_invalid(&S, "dedup_key: at most 8 columns");
 
     base_schema(&S);
     S.version_col = 6;
     expect_invalid(&S, "version: needs a dedup_key");
-    S.dedup_key = 1;
+    set_dedup_key(&S, 1);
     expect_valid(&S);
     S.version_col = 3;
     expect_invalid(&S, "version: 'amount' has type float64");
     S.version_col = 5;
     expect_invalid(&S, "version: 'deleted' has type bool");
-    S.version_col = 0; /* timestamps are fine versions */
-    expect_valid(&S);
+    S.version_col = 0; /* the time is in every key, so it cannot be the version */
+    expect_invalid(&S, "version: 'ts' is in the dedup_key");
     S.version_col = 40;
     expect_invalid(&S, "version: not a column");
 
     base_schema(&S);
     S.deleted_col = 5;
     expect_invalid(&S, "deleted: needs a dedup_key");
-    S.dedup_key = 1;
+    set_dedup_key(&S, 1);
     expect_valid(&S);
     S.deleted_col = 4;
     expect_invalid(&S, "deleted: 'user_id' must be a bool column");

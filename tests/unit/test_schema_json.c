@@ -120,7 +120,9 @@ static void assert_same_schema(const strata_schema *a, const strata_schema *b, c
     CMP_INT(norder);
     for (int i = 0; i < a->norder; i++)
         CMP_INT(order_by[i]);
-    CMP_INT(dedup_key);
+    CMP_INT(ndedup);
+    for (int i = 0; i < a->ndedup; i++)
+        CMP_INT(dedup_cols[i]);
     CMP_INT(version_col);
     CMP_INT(deleted_col);
     CMP_INT(nrollups);
@@ -205,7 +207,7 @@ static const char *ORDERS =
     " 'time_column': 'ts',"
     " 'partition_by': 'hour',"
     " 'order_by': ['country', 'ts'],"
-    " 'dedup_key': 'event_id',"
+    " 'dedup_key': ['event_id', 'ts'],"
     " 'version': 'version',"
     " 'deleted': 'deleted',"
     " 'rollups': [{'interval': '1m', 'dimensions': ['country'],"
@@ -241,7 +243,7 @@ TEST(minimal_gets_defaults)
     ASSERT_EQ(A.partition_by, STRATA_PART_DAY);
     ASSERT_EQ(A.norder, 1);
     ASSERT_EQ(A.order_by[0], 0);
-    ASSERT_EQ(A.dedup_key, -1);
+    ASSERT_EQ(A.ndedup, 0);
     ASSERT_EQ(A.version_col, -1);
     ASSERT_EQ(A.deleted_col, -1);
     ASSERT_EQ(A.nrollups, 0);
@@ -288,7 +290,9 @@ TEST(every_field)
     ASSERT_EQ(A.norder, 2);
     ASSERT_EQ(A.order_by[0], 2);
     ASSERT_EQ(A.order_by[1], 0);
-    ASSERT_EQ(A.dedup_key, 1);
+    ASSERT_EQ(A.ndedup, 2);
+    ASSERT_EQ(A.dedup_cols[0], 1);
+    ASSERT_EQ(A.dedup_cols[1], 0);
     ASSERT_EQ(A.version_col, 7);
     ASSERT_EQ(A.deleted_col, 8);
     ASSERT_EQ(A.nrollups, 2);
@@ -427,7 +431,7 @@ TEST(integral_real_defaults_fit_integer_columns)
 
 TEST(default_order_by)
 {
-    parse_ok("{'name': 'o', 'time_column': 'ts', 'dedup_key': 'ref', 'columns': ["
+    parse_ok("{'name': 'o', 'time_column': 'ts', 'dedup_key': ['ref', 'ts'], 'columns': ["
              " {'name': 'a', 'type': 'string'}, {'name': 'ts', 'type': 'timestamp'},"
              " {'name': 'ref', 'type': 'string'}, {'name': 'n', 'type': 'int64'},"
              " {'name': 'b', 'type': 'string'}]}",
@@ -566,7 +570,7 @@ TEST(text_need_not_be_terminated)
 
 TEST(dump_is_canonical)
 {
-    parse_ok(HEAD ", 'dedup_key': 'id', 'kafka': {'topic': 'k'}}", &A);
+    parse_ok(HEAD ", 'dedup_key': ['id', 'ts'], 'kafka': {'topic': 'k'}}", &A);
     char *text = schema_json_dump(&A);
     ASSERT(text);
     /* Every setting is written, defaults and unset optional ones included, in order. */
@@ -580,7 +584,7 @@ TEST(dump_is_canonical)
         "\"time_column\": \"ts\"",
         "\"partition_by\": \"day\"",
         "\"order_by\"",
-        "\"dedup_key\": \"id\"",
+        "\"dedup_key\": [\n    \"id\",\n    \"ts\"\n  ]",
         "\"version\": null",
         "\"deleted\": null",
         "\"rollups\": []",
@@ -819,13 +823,19 @@ static void rand_schema(uint64_t *seed, strata_schema *s)
     memset(s->cols[s->time_col].def_s, 0, sizeof s->cols[s->time_col].def_s);
     s->partition_by = (strata_partition_by)rnd(seed, 3);
     if (rnd(seed, 2)) {
-        s->dedup_key = pick_col(seed, s, fits_key);
-        if (s->dedup_key >= 0 && rnd(seed, 2)) {
-            s->version_col = pick_col(seed, s, fits_version);
-            if (s->version_col == s->dedup_key) /* the version must be another column */
-                s->version_col = -1;
+        int k = pick_col(seed, s, fits_key);
+        if (k >= 0) {
+            s->dedup_cols[s->ndedup++] = k;
+            if (k != s->time_col)
+                s->dedup_cols[s->ndedup++] = s->time_col;
         }
-        if (s->dedup_key >= 0 && rnd(seed, 2))
+        if (s->ndedup && rnd(seed, 2)) {
+            s->version_col = pick_col(seed, s, fits_version);
+            for (int i = 0; i < s->ndedup; i++)
+                if (s->version_col == s->dedup_cols[i]) /* the version must be another column */
+                    s->version_col = -1;
+        }
+        if (s->ndedup && rnd(seed, 2))
             s->deleted_col = pick_col(seed, s, fits_bool);
     }
     if (rnd(seed, 3) == 0) {
@@ -1098,13 +1108,14 @@ static const struct bad_case {
     {HEAD ", 'dedup_key': 'amount'}", "dedup_key: 'amount' has type float64"},
     {HEAD ", 'dedup_key': 'del'}", "dedup_key: 'del' has type bool"},
     {HEAD ", 'dedup_key': 'event_id'}", "dedup_key: unknown column 'event_id'"},
-    {HEAD ", 'dedup_key': ['id']}", "dedup_key: expected a column name (string), got an array"},
+    {HEAD ", 'dedup_key': ['id']}", "dedup_key: must include the time column 'ts'"},
+    {HEAD ", 'dedup_key': 5}", "dedup_key: expected a column name or an array of column names"},
     {HEAD ", 'version': 'n'}", "version: needs a dedup_key"},
-    {HEAD ", 'dedup_key': 'id', 'version': 'amount'}", "version: 'amount' has type float64"},
-    {HEAD ", 'dedup_key': 'id', 'version': 'vers'}", "version: unknown column 'vers'"},
+    {HEAD ", 'dedup_key': ['id', 'ts'], 'version': 'amount'}", "version: 'amount' has type float64"},
+    {HEAD ", 'dedup_key': ['id', 'ts'], 'version': 'vers'}", "version: unknown column 'vers'"},
     {HEAD ", 'deleted': 'del'}", "deleted: needs a dedup_key"},
-    {HEAD ", 'dedup_key': 'id', 'deleted': 'n'}", "deleted: 'n' must be a bool column"},
-    {HEAD ", 'dedup_key': 'id', 'deleted': true}",
+    {HEAD ", 'dedup_key': ['id', 'ts'], 'deleted': 'n'}", "deleted: 'n' must be a bool column"},
+    {HEAD ", 'dedup_key': ['id', 'ts'], 'deleted': true}",
      "deleted: expected a column name (string), got true"},
     /* rollups */
     {HEAD ", 'rollups': {}}", "rollups: expected an array, got an object"},
