@@ -40,6 +40,8 @@
 
 static bench_server srv;
 static int conn_fd = -1; /* the main thread's keep-alive connection */
+static double gen_duplicates;   /* --duplicates: re-sends at a higher version */
+static uint64_t gen_distinct;   /* distinct event_ids sent: a dedup table's rows */
 
 /* One request on the main connection; exits on a transport failure. Returns the status,
  * the body in *out (malloc'd) when out. */
@@ -82,6 +84,7 @@ static uint64_t make_bodies(uint64_t rows, uint64_t batch, uint64_t body_bytes, 
     order_gen_opts o;
     order_gen_opts_default(&o);
     o.count = rows;
+    o.duplicates = gen_duplicates;
     strata_err err = {0};
     order_gen *g = order_gen_create(&o, &err);
     if (!g) {
@@ -110,6 +113,7 @@ static uint64_t make_bodies(uint64_t rows, uint64_t batch, uint64_t body_bytes, 
         bs->rows[bs->n - 1]++;
         made++;
     }
+    gen_distinct = order_gen_get_totals(g)->distinct_events;
     order_gen_free(g);
     return made;
 }
@@ -246,7 +250,7 @@ static double wait_merges(const char *tdir, double max_s, double *merges, double
 /* ---- queries ----------------------------------------------------------------------- */
 
 /* The data span 2024-01-01 .. 2024-01-08 (7 days); queries without "to" end at now. */
-enum { NQ = 7 };
+enum { NQ = 8, NQ_DUCKDB = 7 };
 static const char *const qs[NQ][2] = {
     {"Q1 count(*)", "{\"table\":\"orders\",\"from\":0,\"select\":[{\"fn\":\"count\"}]}"},
     {"Q2 count, sum(amount) per minute, last hour",
@@ -267,6 +271,8 @@ static const char *const qs[NQ][2] = {
     {"Q7 p95, p99 of amount per hour, one day",
      "{\"table\":\"orders\",\"from\":\"2024-01-03T00:00:00Z\",\"to\":\"2024-01-04T00:00:00Z\",\"interval\":\"1h\","
      "\"select\":[{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.95,\"as\":\"p95\"},{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.99,\"as\":\"p99\"}]}"},
+    {"Q8 sum(amount), every row",
+     "{\"table\":\"orders\",\"from\":0,\"select\":[{\"fn\":\"sum\",\"column\":\"amount\"}]}"},
 };
 
 static double query_ms(const char *q, char **answer)
@@ -318,6 +324,7 @@ static int write_csv(const char *path, uint64_t rows)
     order_gen_opts o;
     order_gen_opts_default(&o);
     o.count = rows;
+    o.duplicates = gen_duplicates;
     strata_err err = {0};
     order_gen *g = order_gen_create(&o, &err);
     strata_schema s;
@@ -401,7 +408,8 @@ static int run_duckdb(const char *duck_dir, const char *csv, const char *answers
 
 #define USAGE                                                                                      \
     "usage: bench_http STRATA_BINARY [--rows N] [--body-bytes N | --batch N] [--connections N]\n" \
-    "                  [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]\n"
+    "                  [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]\n" \
+    "                  [--duplicates F] [--no-dedup]\n"
 
 int main(int argc, char **argv)
 {
@@ -416,10 +424,12 @@ int main(int argc, char **argv)
                    "after optimize. --duckdb then runs the same queries in DuckDB (node and\n"
                    "--duckdb-dir, default the source tree's bench/duckdb, set up by its install.sh) on\n"
                    "the same events and prints both, with whether the answers agree; the CSV it writes\n"
-                   "beside DIR is removed unless --keep-csv. See bench/README.md.\n"))
+                   "beside DIR is removed unless --keep-csv. The table deduplicates by event_id\n"
+                   "(dedup_key [event_id, ts], version) unless --no-dedup; --duplicates F (default 0)\n"
+                   "re-sends that share of events at a higher version. See bench/README.md.\n"))
         return 0;
     uint64_t rows = 10000000, batch = 100000, body_bytes = 0;
-    int connections = 4, duckdb = 0, settle = 1, keep_csv = 0;
+    int connections = 4, duckdb = 0, settle = 1, keep_csv = 0, no_dedup = 0;
     const char *data = NULL, *duck_dir = BENCH_DUCKDB_DIR;
     static const struct option opts[] = {{"rows", required_argument, 0, 'r'},
                                          {"batch", required_argument, 0, 'b'},
@@ -430,6 +440,8 @@ int main(int argc, char **argv)
                                          {"duckdb-dir", required_argument, 0, 'E'},
                                          {"no-settle", no_argument, 0, 'S'},
                                          {"keep-csv", no_argument, 0, 'K'},
+                                         {"duplicates", required_argument, 0, 'u'},
+                                         {"no-dedup", no_argument, 0, 'N'},
                                          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "r:b:B:d:c:", opts, NULL)) != -1) {
@@ -443,6 +455,8 @@ int main(int argc, char **argv)
         case 'E': duck_dir = optarg; break;
         case 'S': settle = 0; break;
         case 'K': keep_csv = 1; break;
+        case 'u': gen_duplicates = atof(optarg); break;
+        case 'N': no_dedup = 1; break;
         default: fputs(USAGE, stderr); return 2;
         }
     }
@@ -458,6 +472,10 @@ int main(int argc, char **argv)
 
     strata_schema s;
     order_gen_schema(&s);
+    if (no_dedup) {
+        s.ndedup = 0;
+        s.version_col = -1;
+    }
     char *schema = schema_json_dump(&s);
     char *ans = NULL;
     if (http("PUT", "/tables/orders", schema, strlen(schema), &ans) / 100 != 2) {
@@ -517,8 +535,9 @@ int main(int argc, char **argv)
     printf("  NDJSON generation alone (same process):      %.2f M rows/s\n", (double)rows / gen_s / 1e6);
 
     print_disk("right after ingest:", tdir, acked);
-    double ms_settled[NQ] = {0}, ms_opt[NQ];
-    char *a_settled[NQ] = {0}, *a_opt[NQ];
+    double ms_settled[NQ] = {0}, ms_opt[NQ], ms_fresh[NQ];
+    char *a_settled[NQ] = {0}, *a_opt[NQ], *a_fresh[NQ];
+    run_queries("right after ingest (before the merges settle)", ms_fresh, a_fresh);
     if (settle) {
         double merges = 0, segments = 0;
         double waited = wait_merges(tdir, 600, &merges, &segments);
@@ -548,8 +567,16 @@ int main(int argc, char **argv)
     const char *cr = strstr(a_opt[0], "\"rows\":");
     cr = cr ? strpbrk(cr + 7, "0123456789") : NULL;
     uint64_t count = cr ? strtoull(cr, NULL, 10) : 0;
-    printf("  count(*) %" PRIu64 " %s the %" PRIu64 " rows acknowledged\n", count,
-           count == acked ? "equals" : "DIFFERS FROM", acked);
+    uint64_t want = no_dedup ? acked : gen_distinct;
+    printf("  count(*) %" PRIu64 " %s the %" PRIu64 " %s\n", count, count == want ? "equals" : "DIFFERS FROM", want,
+           no_dedup ? "rows acknowledged" : "distinct events (the latest version of each event_id)");
+    if (!no_dedup && http("GET", "/tables/orders", NULL, 0, &ans) == 200) {
+        const char *d = strstr(ans, "\"dedup\"");
+        printf("  GET /tables/orders: rows %" PRIu64 ", physical_rows %" PRIu64 ", dedup %.*s\n",
+               bench_json_u64(ans, "rows", 0), bench_json_u64(ans, "physical_rows", 0),
+               d ? (int)(strchr(d, '}') - d + 1) : 0, d ? d : "");
+    }
+    free(ans);
     if (conn_fd >= 0)
         close(conn_fd);
     int exit_st = bench_server_stop(&srv);
@@ -565,7 +592,7 @@ int main(int argc, char **argv)
         if (!af)
             return 1;
         fputs("{", af);
-        for (int i = 0; i < NQ; i++)
+        for (int i = 0; i < NQ_DUCKDB; i++)
             fprintf(af, "%s\"Q%d\": %s\n", i ? "," : "", i + 1, a_opt[i]);
         fputs("}\n", af);
         fclose(af);
@@ -618,6 +645,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NQ; i++) {
         free(a_opt[i]);
         free(a_settled[i]);
+        free(a_fresh[i]);
     }
     return rc;
 }

@@ -725,13 +725,14 @@ void merge_optimize_report_free(optimize_report *r)
 }
 
 /* One pass of optimize over the first *limit segments of p: greedy groups of adjacent
- * segments within the bounds, each of 2+ merged. *merged counts merges; *limit shrinks
+ * segments within the bounds, each of 2+ merged (or one alone holding durably superseded
+ * rows, in a dedup table). *merged counts merges; *limit shrinks
  * with them. Caller holds merge_lock. */
 static int optimize_pass(strata_table *t, partition *p, const merge_policy *pol, uint32_t *limit,
                          optimize_part *op, strata_err *err)
 {
     uint32_t i = 0;
-    while (i + 1 < *limit) {
+    while (i < *limit) {
         uint32_t count = 0, level = 0;
         uint64_t rows = 0, bytes = 0;
         pthread_mutex_lock(&t->lock);
@@ -744,8 +745,11 @@ static int optimize_pass(strata_table *t, partition *p, const merge_policy *pol,
             level = s->level > level ? s->level : level;
             count++;
         }
+        /* Dedup: a segment alone is rewritten while it holds superseded rows whose marks
+         * are durable (the MANIFEST lists them), so optimize leaves one row per key. */
+        bool marked = count == 1 && p->dd && manifest_get_dv(&p->man, p->man.segs[i].id);
         pthread_mutex_unlock(&t->lock);
-        if (count < 2) {
+        if (count < 2 && !marked) {
             i += 1;
             continue;
         }

@@ -212,6 +212,8 @@ void merge_optimize_report_free(optimize_report *r);
  * the partition starting at *part_key (every partition when part_key is NULL) into as few
  * segments as pol's max_rows and max_bytes allow: adjacent segments packed greedily in
  * manifest order, merged MERGE_OPTIMIZE_FAN_IN at a time until one pass changes nothing.
+ * In a dedup table a segment left alone is rewritten too while it holds superseded rows,
+ * so every key keeps one row (its latest version; a deleted key its deletion).
  * Returns 0 with rep filled (free it), STRATA_ENOTFOUND when there is no such partition
  * (or the table was dropped), or the first error of a flush or merge (rep then says what
  * was done before it). */

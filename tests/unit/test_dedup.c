@@ -8,6 +8,8 @@
  * merges dropping superseded rows for good, and optimize leaving one row per key.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -391,9 +393,153 @@ TEST(marks_are_committed_with_their_cause_and_merges_drop_them)
     manifest_free(&m);
     for (int i = 0; i < 5; i++)
         check_random_query(&w);
+    /* One segment alone, whose rows superseded each other within its memtable: optimize
+     * rewrites it, one row per key. */
+    ASSERT_EQ(row_batch_init(&b, &w.s, 8), 0);
+    for (int v = 1; v <= 3; v++) {
+        int64_t r = row_batch_add_row(&b);
+        b.i[C_TS][r] = D0 + 5 * DAY;
+        b.i[C_ID][r] = 7;
+        b.i[C_VERSION][r] = v;
+        b.i[C_AMOUNT][r] = 100 + v;
+        ASSERT_EQ(row_batch_set_str(&b, C_COUNTRY, (uint32_t)r, "US", 2), 0);
+    }
+    w.ref[7] = (ref_row){true, D0 + 5 * DAY, 3, 103, 0, false};
+    ASSERT_EQ(table_append(w.t, &b, &err), 0);
+    row_batch_free(&b);
+    ASSERT_EQ(table_flush(w.t, true, &err), 0);
+    char pdir5[4200];
+    snprintf(pdir5, sizeof pdir5, "%s/d/raw/2024-01-06", w.dir);
+    ASSERT_EQ(manifest_read(pdir5, &m, &err), 0);
+    ASSERT_EQ(m.nsegs, 1);
+    ASSERT_U64_EQ(m.segs[0].rows, 3);
+    ASSERT_EQ(m.ndvs, 1);
+    manifest_free(&m);
+    optimize_report orep;
+    ASSERT_EQ(merge_table_optimize(w.t, NULL, &pol, &orep, &err), 0);
+    merge_optimize_report_free(&orep);
+    ASSERT_EQ(manifest_read(pdir5, &m, &err), 0);
+    ASSERT_EQ(m.nsegs, 1);
+    ASSERT_U64_EQ(m.segs[0].rows, 1);
+    ASSERT_EQ(m.ndvs, 0);
+    manifest_free(&m);
+    for (int i = 0; i < 5; i++)
+        check_random_query(&w);
     table_close(w.t);
     free(w.ref);
 }
 
-TEST_LIST(T(dvec_versions_share_and_stay_immutable), T(random_streams_int_key), T(random_streams_string_key),
+/* ---- beside flushes, merges and queries ------------------------------------------------- */
+
+typedef struct writer_arg {
+    world *w;
+    int batches;
+} writer_arg;
+
+#define NEW_PER_BATCH 20
+static _Atomic bool writer_done;
+
+/* Batch b adds keys b*20 .. b*20+19 (version 0) and updates 30 earlier keys (version b):
+ * after any whole batch the logical rows are a multiple of 20. */
+static void *writer_main(void *p)
+{
+    writer_arg *a = p;
+    world *w = a->w;
+    row_batch b;
+    strata_err err = {0};
+    if (row_batch_init(&b, &w->s, 64) != 0)
+        return NULL;
+    for (int bi = 0; bi < a->batches; bi++) {
+        row_batch_clear(&b);
+        for (int i = 0; i < NEW_PER_BATCH + 30; i++) {
+            uint32_t k = i < NEW_PER_BATCH ? (uint32_t)(bi * NEW_PER_BATCH + i)
+                                           : (uint32_t)(test_rand_next(&w->seed) % (uint64_t)((bi + 1) * NEW_PER_BATCH));
+            int64_t v = i < NEW_PER_BATCH ? 0 : bi;
+            int64_t r = row_batch_add_row(&b);
+            int64_t amount = (int64_t)(test_rand_next(&w->seed) % 1000);
+            b.i[C_TS][r] = key_ts(k);
+            b.i[C_ID][r] = k;
+            row_batch_set_str(&b, C_COUNTRY, (uint32_t)r, "US", 2);
+            b.i[C_AMOUNT][r] = amount;
+            b.i[C_VERSION][r] = v;
+            ref_row *rr = &w->ref[k];
+            if (!rr->present || v >= rr->version)
+                *rr = (ref_row){true, key_ts(k), v, amount, 0, false};
+        }
+        if (table_append(w->t, &b, &err) != 0) {
+            fprintf(stderr, "append: %s\n", err.msg);
+            abort();
+        }
+    }
+    row_batch_free(&b);
+    atomic_store(&writer_done, true);
+    return NULL;
+}
+
+static _Atomic bool busy_stop;
+
+static void *flusher_main(void *p)
+{
+    world *w = p;
+    strata_err err = {0};
+    while (!atomic_load(&busy_stop))
+        if (table_flush(w->t, false, &err) != 0)
+            abort();
+    return NULL;
+}
+
+TEST(appends_beside_flushes_merges_and_queries)
+{
+    world w = {0};
+    w.seed = 99;
+    w.nkeys = 300 * NEW_PER_BATCH;
+    w.ref = calloc(w.nkeys, sizeof *w.ref);
+    test_tmpdir(w.dir, sizeof w.dir, "dedup_concurrent");
+    make_schema(&w.s, false);
+    w.s.memtable_max_age_ms = 1;
+    strata_err err = {0};
+    ASSERT_EQ(table_open(w.dir, &w.s, &w.t, &err), 0);
+    writer_arg wa = {&w, 300};
+    pthread_t wt, ft;
+    atomic_store(&busy_stop, false);
+    atomic_store(&writer_done, false);
+    ASSERT_EQ(pthread_create(&wt, NULL, writer_main, &wa), 0);
+    ASSERT_EQ(pthread_create(&ft, NULL, flusher_main, &w), 0);
+    merge_policy pol;
+    merge_policy_default(&pol);
+    pol.small_rows = 1;
+    pol.small_bytes = 1;
+    int merges = 0;
+    for (int i = 0; i < 300 || !atomic_load(&writer_done); i++) {
+        merge_report rep;
+        ASSERT_EQ(merge_table_once(w.t, &pol, NULL, &rep, &err), 0);
+        merges += rep.merged;
+        strata_query q;
+        query_init(&q);
+        q.from_ms = INT64_MIN / 2;
+        q.to_ms = INT64_MAX / 2;
+        q.aggs[0] = (query_agg){STRATA_AGG_COUNT, -1, 0, "n"};
+        q.naggs = 1;
+        query_result *res;
+        ASSERT_EQ(query_run(w.t, &q, &res, &err), 0);
+        ASSERT_EQ(query_result_cell(res, 0, 0)->v.u % NEW_PER_BATCH, 0); /* whole batches, each key once */
+        query_result_free(res);
+    }
+    pthread_join(wt, NULL);
+    atomic_store(&busy_stop, true);
+    pthread_join(ft, NULL);
+    ASSERT_EQ(table_flush(w.t, true, &err), 0);
+    for (merge_report rep = {.merged = true}; rep.merged; merges += rep.merged)
+        ASSERT_EQ(merge_table_once(w.t, &pol, NULL, &rep, &err), 0);
+    ASSERT_GT(merges, 2);
+    for (int i = 0; i < 10; i++)
+        check_random_query(&w);
+    reopen(&w, false);
+    for (int i = 0; i < 10; i++)
+        check_random_query(&w);
+    table_close(w.t);
+    free(w.ref);
+}
+
+TEST_LIST(T(appends_beside_flushes_merges_and_queries), T(dvec_versions_share_and_stay_immutable), T(random_streams_int_key), T(random_streams_string_key),
           T(marks_are_committed_with_their_cause_and_merges_drop_them))
