@@ -570,6 +570,7 @@ int main(int argc, char **argv)
     uint64_t want = no_dedup ? acked : gen_distinct;
     printf("  count(*) %" PRIu64 " %s the %" PRIu64 " %s\n", count, count == want ? "equals" : "DIFFERS FROM", want,
            no_dedup ? "rows acknowledged" : "distinct events (the latest version of each event_id)");
+    ans = NULL;
     if (!no_dedup && http("GET", "/tables/orders", NULL, 0, &ans) == 200) {
         const char *d = strstr(ans, "\"dedup\"");
         printf("  GET /tables/orders: rows %" PRIu64 ", physical_rows %" PRIu64 ", dedup %.*s\n",

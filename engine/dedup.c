@@ -55,6 +55,8 @@ struct dedup_part {
     const strata_schema *sc;
     int kcols[STRATA_MAX_DEDUP_COLS + 1]; /* the key's columns, then the version's */
     int nk, nread;                        /* key columns; columns read (with version) */
+    int time_k;                           /* the time column's place in kcols */
+    bool cold;                            /* outside the window: segments are searched */
     uint64_t *tab;
     uint64_t cap, n;
     dedup_src **srcs; /* by slot; NULL: free */
@@ -92,6 +94,7 @@ void dedup_src_free(dedup_src *ds)
     if (!ds)
         return;
     dvec_unref(ds->dv);
+    free(ds->hashes);
     free(ds);
 }
 
@@ -101,8 +104,11 @@ dedup_part *dedup_part_create(const strata_schema *sc)
     if (!dp)
         return NULL;
     dp->sc = sc;
-    for (int i = 0; i < sc->ndedup; i++)
+    for (int i = 0; i < sc->ndedup; i++) {
+        if (sc->dedup_cols[i] == sc->time_col)
+            dp->time_k = dp->nk;
         dp->kcols[dp->nk++] = sc->dedup_cols[i];
+    }
     dp->nread = dp->nk;
     if (sc->version_col >= 0)
         dp->kcols[dp->nread++] = sc->version_col;
@@ -308,16 +314,10 @@ static void granule_key(const dedup_part *dp, const segment *seg, const gcache_e
     }
 }
 
-/* The key (and version) of row `row` of source ds. */
-static int src_key(dedup_part *dp, const dedup_src *ds, uint64_t row, keyvals *k, strata_err *err)
+/* Granule g of seg's key columns, decoded (from the cache, or into its least recently
+ * used entry). */
+static int cache_get(dedup_part *dp, const segment *seg, uint32_t g, gcache_ent **out, strata_err *err)
 {
-    if (ds->mt) {
-        memtable_key(dp, ds->mt, row, k);
-        return 0;
-    }
-    const segment *seg = ds->seg;
-    uint32_t gr = segment_granule_rows(seg);
-    uint32_t g = (uint32_t)(row / gr);
     gcache_ent *e = NULL, *victim = &dp->cache[0];
     for (int i = 0; i < GCACHE; i++) {
         if (dp->cache[i].seg == seg && dp->cache[i].g == g) {
@@ -334,7 +334,62 @@ static int src_key(dedup_part *dp, const dedup_src *ds, uint64_t row, keyvals *k
         e = victim;
     }
     e->used = ++dp->clock;
-    granule_key(dp, seg, e, (uint32_t)(row % gr), k);
+    *out = e;
+    return 0;
+}
+
+/* The key (and version) of row `row` of source ds. */
+static int src_key(dedup_part *dp, const dedup_src *ds, uint64_t row, keyvals *k, strata_err *err)
+{
+    if (ds->mt) {
+        memtable_key(dp, ds->mt, row, k);
+        return 0;
+    }
+    const segment *seg = ds->seg;
+    uint32_t gr = segment_granule_rows(seg);
+    gcache_ent *e;
+    int rc = cache_get(dp, seg, (uint32_t)(row / gr), &e, err);
+    if (rc == 0)
+        granule_key(dp, seg, e, (uint32_t)(row % gr), k);
+    return rc;
+}
+
+/* A cold partition's search of its segments for key k's live row (not superseded): only
+ * segments and granules whose time range holds the key's time are decoded. *loc gets
+ * it, or UINT64_MAX when the key has none there. */
+static int cold_find(dedup_part *dp, const keyvals *k, keyvals *o, uint64_t *loc, strata_err *err)
+{
+    int64_t ts = k->i[dp->time_k];
+    int tc = dp->sc->time_col;
+    *loc = UINT64_MAX;
+    for (uint32_t s = 0; s < dp->nsrcs; s++) {
+        const dedup_src *ds = dp->srcs[s];
+        if (!ds || !ds->seg || segment_nrows(ds->seg) == 0 || ts < segment_min_time(ds->seg) ||
+            ts > segment_max_time(ds->seg))
+            continue;
+        const segment *seg = ds->seg;
+        uint32_t gr = segment_granule_rows(seg);
+        for (uint32_t g = 0; g < segment_ngranules(seg); g++) {
+            const segment_granule_meta *m = segment_granule(seg, tc, g);
+            if ((int64_t)m->min > ts || (int64_t)m->max < ts)
+                continue;
+            gcache_ent *e;
+            int rc = cache_get(dp, seg, g, &e, err);
+            if (rc)
+                return rc;
+            const int64_t *tcol = e->cols[dp->time_k];
+            uint32_t n = segment_granule_nrows(seg, g);
+            for (uint32_t r = 0; r < n; r++) {
+                if (tcol[r] != ts || dvec_test(ds->dv, (uint64_t)g * gr + r))
+                    continue;
+                granule_key(dp, seg, e, r, o);
+                if (key_equal(dp, k, o)) {
+                    *loc = MAKE_LOC(s, (uint64_t)g * gr + r);
+                    return 0;
+                }
+            }
+        }
+    }
     return 0;
 }
 
@@ -361,17 +416,25 @@ static void put_new(dedup_part *dp, uint64_t h, uint64_t loc)
     dp->n++;
 }
 
-/* Adds the live rows of ds to the index. */
+/* Adds the live rows of ds to the index (a cold partition's: memtable rows only). */
 static int index_source(dedup_part *dp, const dedup_src *ds, strata_err *err)
 {
     keyvals k;
+    if (dp->cold && !ds->mt)
+        return 0;
     if (ds->mt) {
         uint64_t n = memtable_nrows(ds->mt);
         for (uint64_t r = 0; r < n; r++) {
             if (dvec_test(ds->dv, r))
                 continue;
-            memtable_key(dp, ds->mt, r, &k);
-            put_new(dp, key_hash(dp, &k), MAKE_LOC(ds->slot, r));
+            uint64_t h;
+            if (ds->hashes) {
+                h = ds->hashes[r];
+            } else {
+                memtable_key(dp, ds->mt, r, &k);
+                h = key_hash(dp, &k);
+            }
+            put_new(dp, h, MAKE_LOC(ds->slot, r));
         }
         return 0;
     }
@@ -407,7 +470,8 @@ int dedup_part_rebuild(dedup_part *dp, uint64_t more, strata_err *err)
         if (rows > DEDUP_MAX_SOURCE_ROWS)
             return strata_err_set(err, STRATA_EINVAL, "dedup: a source of %llu rows (at most %llu)",
                                   (unsigned long long)rows, (unsigned long long)DEDUP_MAX_SOURCE_ROWS);
-        live += rows - dvec_count(ds->dv);
+        if (!dp->cold || ds->mt)
+            live += rows - dvec_count(ds->dv);
     }
     uint64_t cap = (uint64_t)((double)(live + more) / MAX_LOAD) + 1;
     if (cap < MIN_CAP)
@@ -452,6 +516,22 @@ static int grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
     return 0;
 }
 
+int dedup_part_cool(dedup_part *dp, strata_err *err)
+{
+    if (dp->cold)
+        return 0;
+    dp->cold = true;
+    int rc = dedup_part_rebuild(dp, 0, err);
+    if (rc)
+        dp->cold = false;
+    return rc;
+}
+
+bool dedup_part_cold(const dedup_part *dp)
+{
+    return dp->cold;
+}
+
 int dedup_append_begin(dedup_part *dp, uint32_t nrows, strata_err *err)
 {
     dp->nundo = 0;
@@ -490,11 +570,30 @@ int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, dedup_src *
     keyvals k, o;
     batch_key(dp, b, r, &k);
     uint64_t h = key_hash(dp, &k), fp = fp_of(h);
+    if (!dst->hashes && dst->mt)
+        dst->hashes = malloc(sizeof *dst->hashes * (memtable_max_rows(dst->mt) + 1)); /* pages as used */
+    if (dst->hashes)
+        dst->hashes[row] = h;
     uint64_t loc = MAKE_LOC(dst->slot, row);
     uint64_t pos = home(dp, h);
     for (;;) {
         uint64_t e = dp->tab[pos];
         if (e == 0) {
+            uint64_t old = UINT64_MAX;
+            if (dp->cold) { /* not among the rows appended since it went cold: on disk? */
+                int rc = cold_find(dp, &k, &o, &old, err);
+                if (rc)
+                    return rc;
+            }
+            if (old != UINT64_MAX && !version_wins(dp, &k, &o)) {
+                dp->losers[dp->nlosers++] = loc; /* the row on disk stays the winner */
+                dp->pend[dp->npend++] = (pending_mark){loc, dst->serial};
+                return 0;
+            }
+            if (old != UINT64_MAX) {
+                dp->losers[dp->nlosers++] = old;
+                dp->pend[dp->npend++] = (pending_mark){old, dst->serial};
+            }
             dp->undo[dp->nundo++] = (undo_ent){pos, 0};
             dp->tab[pos] = fp << 40 | loc;
             dp->n++;

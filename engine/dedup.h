@@ -68,6 +68,8 @@ typedef struct dedup_src {
     uint64_t serial; /* memtables: the number of their rows' marks; segments: 0 */
     memtable *mt;
     segment *seg;
+    uint64_t *hashes; /* memtables: each row's key hash, kept as appends look rows up, so
+                       * growing the index re-reads no memtable key (freed with ds) */
 } dedup_src;
 
 dedup_src *dedup_src_new(memtable *mt, segment *seg, uint64_t serial);
@@ -90,6 +92,18 @@ void dedup_src_detach(dedup_part *dp, dedup_src *ds);
  * memtable rows up to memtable_nrows), with room for `more` keys. Used at open, to grow,
  * and to undo a commit that failed. 0, STRATA_ENOMEM, or a segment read error. */
 int dedup_part_rebuild(dedup_part *dp, uint64_t more, strata_err *err);
+
+/* THE WINDOW. A partition whose time lies outside the table's dedup window (the schema's
+ * dedup_window before its latest event time) goes cold: its index keeps only the rows
+ * appended since (a late event, an update of an old order), and a key not among them is
+ * looked for in its segments: those whose time range holds the key's time, and in them
+ * only the granules whose time range does (the time is part of the key), decoded through
+ * the granule cache; the live row (not superseded) with an equal key is the one. So old
+ * partitions cost no memory per key, and answers stay exact however old the superseded
+ * row. dedup_part_cool makes dp cold (its index then holds memtable rows only); 0 or
+ * STRATA_ENOMEM (dp stays warm). */
+int dedup_part_cool(dedup_part *dp, strata_err *err);
+bool dedup_part_cold(const dedup_part *dp);
 
 /* Live keys indexed; bytes the index keeps (entries, slots, pending marks); bytes of
  * what appends use meanwhile (decoded granules, undo lists), which dedup_part_trim

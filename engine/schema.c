@@ -63,6 +63,7 @@ void schema_init(strata_schema *s)
     s->deleted_col = -1;
     s->partition_by = STRATA_PART_DAY;
     s->lateness_ms = 120000;
+    s->dedup_window_ms = 2 * 86400000LL;
     s->late_policy = STRATA_LATE_UPDATE;
     s->unknown_fields = STRATA_UNKNOWN_FIELDS_IGNORE;
     s->codec = STRATA_CODEC_LZ4;
@@ -166,6 +167,8 @@ int schema_validate(const strata_schema *s, strata_err *err)
                               "of a key the same time (the time it was created)",
                               s->cols[s->time_col].name, s->cols[s->dedup_cols[0]].name,
                               s->cols[s->time_col].name);
+    if (s->ndedup > 0 && s->dedup_window_ms <= 0)
+        return strata_err_set(err, STRATA_EINVAL, "dedup_window: must be a positive duration (such as \"2d\")");
     if (s->version_col != -1) {
         if (!col_ok(s, s->version_col))
             return strata_err_set(err, STRATA_EINVAL, "version: not a column");
@@ -256,7 +259,8 @@ int schema_validate(const strata_schema *s, strata_err *err)
         int64_t v;
     } durations[] = {{"retention.raw", s->retention_raw_ms}, {"retention.1m", s->retention_1m_ms},
                      {"retention.1h", s->retention_1h_ms},   {"lateness", s->lateness_ms},
-                     {"late_bound", s->late_bound_ms},       {"storage.memtable_age", s->memtable_max_age_ms}};
+                     {"late_bound", s->late_bound_ms},       {"storage.memtable_age", s->memtable_max_age_ms},
+                     {"dedup_window", s->dedup_window_ms}};
     for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
         if (durations[i].v < 0 || durations[i].v > STRATA_DURATION_MAX)
             return strata_err_set(err, STRATA_EINVAL,

@@ -152,6 +152,8 @@ typedef struct strata_schema {
     int ndedup;
     int dedup_cols[STRATA_MAX_DEDUP_COLS];
     int version_col; /* column index or -1 (ties: last ingested wins) */
+    int64_t dedup_window_ms; /* partitions this far before the latest event keep no
+                              * in-memory key index (dedup.h); default 2 days */
     int deleted_col; /* bool column index or -1 */
     int nrollups;
     strata_rollup rollups[STRATA_MAX_ROLLUPS];

@@ -163,7 +163,7 @@ static int get_column_ref(strata_err *err, const strata_schema *s, json_t *obj, 
 
 static const char *const top_keys[] = {
     "format_version", "name",       "columns", "time_column", "partition_by", "order_by",
-    "dedup_key",      "version",    "deleted", "rollups",     "retention",    "lateness",
+    "dedup_key",      "version",    "deleted", "dedup_window", "rollups",     "retention",    "lateness",
     "late_policy",    "late_bound", "unknown_fields", "storage", "kafka",
 };
 static const char *const column_keys[] = {"name", "type", "default"};
@@ -717,6 +717,8 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
     if ((rc = parse_rollups(err, root, s)) < 0 || (rc = parse_retention(err, root, s)) < 0)
         return rc;
     if ((rc = get_duration(err, root, "", "lateness", &s->lateness_ms)) < 0)
+        return rc;
+    if ((rc = get_duration(err, root, "", "dedup_window", &s->dedup_window_ms)) < 0)
         return rc;
     if ((rc = get_enum(err, root, "", "late_policy", schema_json_late_policy_names, NELEM(schema_json_late_policy_names),
                        &e)) < 0)

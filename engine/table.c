@@ -262,10 +262,6 @@ static int partition_recover(strata_table *t, int64_t key, const char *name, par
         if (next > atomic_load(&t->next_seg_id))
             atomic_store(&t->next_seg_id, next);
     }
-    if (p->dd && (rc = dedup_part_rebuild(p->dd, 0, err)) != 0) {
-        strata_err_prefix(err, "table '%s': partition %s: dedup index", t->schema.name, name);
-        goto fail;
-    }
     *out = p;
     return 0;
 fail:
@@ -393,6 +389,31 @@ const char *table_recovery_note(const strata_table *t)
     return t->recovery_note;
 }
 
+/* Dedup tables, at open: the key index of every partition within the window is built
+ * from its segments' live rows; the older ones start cold (dedup.h). */
+static int dd_indexes_load(strata_table *t, strata_err *err)
+{
+    for (uint32_t i = 0; i < t->nparts; i++) {
+        partition *p = t->parts[i];
+        if (!p->dd)
+            continue;
+        int rc = table__dd_outside_window(t, p) ? dedup_part_cool(p->dd, err) : dedup_part_rebuild(p->dd, 0, err);
+        if (rc) {
+            char name[32];
+            schema_partition_name(t->schema.partition_by, p->key, name, sizeof name);
+            strata_err_prefix(err, "table '%s': partition %s: dedup index", t->schema.name, name);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+bool table__dd_outside_window(strata_table *t, const partition *p)
+{
+    int64_t latest = atomic_load(&t->max_time);
+    return latest != INT64_MIN && schema_partition_next(t->schema.partition_by, p->key) <= latest - t->schema.dedup_window_ms;
+}
+
 int table_open(const char *data_dir, const strata_schema *schema, strata_table **out,
                strata_err *err)
 {
@@ -450,6 +471,8 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     }
     closedir(d);
     if (rc)
+        goto fail;
+    if ((rc = dd_indexes_load(t, err)) != 0)
         goto fail;
     if ((rc = fs_path(t->log_dir, sizeof t->log_dir, err, "%s/" WAL_DIR_NAME, t->dir)) != 0 ||
         (rc = log_recover(t, err)) != 0)
@@ -661,6 +684,7 @@ void table_get_stats(strata_table *t, table_stats *st)
             st->dedup_index_bytes += dedup_part_bytes(p->dd);
             st->dedup_scratch_bytes += dedup_part_scratch_bytes(p->dd);
             st->dedup_marked += dedup_part_marked(p->dd);
+            st->dedup_cold_partitions += dedup_part_cold(p->dd);
         }
     }
     pthread_mutex_unlock(&t->lock);

@@ -196,6 +196,7 @@ typedef struct table_stats {
     uint64_t dedup_index_bytes; /* memory those indexes keep */
     uint64_t dedup_scratch_bytes; /* and what appends use meanwhile (freed at flushes) */
     uint64_t dedup_marked;      /* rows appends marked superseded since open */
+    uint64_t dedup_cold_partitions; /* partitions outside the window: keys looked up on disk */
 } table_stats;
 void table_get_stats(strata_table *t, table_stats *st /* OUT */);
 

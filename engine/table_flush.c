@@ -312,6 +312,18 @@ static void log_forget_covered(strata_table *t)
         wal_forget_below(atomic_load(&t->log), (uint64_t)low);
 }
 
+/* Dedup tables: partitions that left the window give their key index up (dedup.h); one
+ * that cannot (out of memory) stays warm and is tried again at the next flush. Caller
+ * holds flush_lock. */
+static void dd_cool_old_partitions(strata_table *t, partition **parts, uint32_t n)
+{
+    pthread_mutex_lock(&t->dedup_lock);
+    for (uint32_t i = 0; i < n; i++)
+        if (parts[i]->dd && !dedup_part_cold(parts[i]->dd) && table__dd_outside_window(t, parts[i]))
+            dedup_part_cool(parts[i]->dd, NULL);
+    pthread_mutex_unlock(&t->dedup_lock);
+}
+
 int table_flush(strata_table *t, bool force, strata_err *err)
 {
     int rc = 0;
@@ -354,6 +366,8 @@ int table_flush(strata_table *t, bool force, strata_err *err)
     }
     if (wrote && atomic_load(&t->log))
         log_forget_covered(t);
+    if (t->schema.ndedup)
+        dd_cool_old_partitions(t, parts, nparts);
     pthread_mutex_unlock(&t->flush_lock);
     free(parts);
     if (!refused && (rc || wrote))

@@ -132,6 +132,9 @@ void table__fail(strata_table *t, const char *why);
 /* Opens t's write-ahead log at t->log_next. Caller holds write_lock (or owns t alone). */
 int table__log_open(strata_table *t, strata_err *err);
 
+/* Dedup tables: whether p lies wholly before the dedup window (dedup.h), by the latest
+ * event time appended or committed. */
+bool table__dd_outside_window(strata_table *t, const partition *p);
 /* Dedup tables: a fresh memtable source for mt (next serial), attached to p's index.
  * NULL with err. Caller holds dedup_lock. */
 dedup_src *table__dd_memtable(strata_table *t, partition *p, memtable *mt, strata_err *err);

@@ -68,11 +68,12 @@ static json_t *table_json(strata_table *t, bool with_schema)
         json_object_set_new(j, "physical_rows", json_integer((json_int_t)physical));
         json_object_set_new(
             j, "dedup",
-            json_pack("{s:I, s:I, s:I, s:f, s:I}", "superseded_rows", (json_int_t)st.superseded_rows, "keys",
+            json_pack("{s:I, s:I, s:I, s:f, s:I, s:I}", "superseded_rows", (json_int_t)st.superseded_rows, "keys",
                       (json_int_t)st.dedup_keys, "index_bytes", (json_int_t)st.dedup_index_bytes,
                       "index_bytes_per_key",
                       st.dedup_keys ? (double)st.dedup_index_bytes / (double)st.dedup_keys : 0.0,
-                      "scratch_bytes", (json_int_t)st.dedup_scratch_bytes));
+                      "scratch_bytes", (json_int_t)st.dedup_scratch_bytes, "cold_partitions",
+                      (json_int_t)st.dedup_cold_partitions));
     }
     if (j && st.max_time != INT64_MIN) {
         json_object_set_new(j, "max_time", json_integer(st.max_time));

@@ -17,13 +17,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: strata inspect PATH [--verify] [--json] [--rows N] [--quiet]\n\n"
+            "usage: strata inspect PATH [--verify] [--json] [--rows N [--all-rows]] [--quiet]\n\n"
             "PATH is a segment file (*.seg) or a directory: a data directory, a table\n"
             "directory or a partition directory.\n\n"
             "  --verify   check every checksum and decode every block; exit 1 on damage\n"
             "  --json     print the summary as JSON\n"
             "  --rows N   print the first N rows of a segment as JSON lines (with --json: in\n"
-            "             the summary, as \"first_rows\")\n"
+            "             the summary, as \"first_rows\"); in a table with a dedup_key, the rows\n"
+            "             queries see: older versions its MANIFEST marks and deletions are\n"
+            "             left out (counted on stderr)\n"
+            "  --all-rows with --rows: every stored row, older versions and deletions too\n"
             "  --quiet    no progress output\n"
             "  --help     this text\n");
 }
@@ -33,7 +36,7 @@ int cmd_inspect(int argc, char **argv)
     static const struct option opts[] = {
         {"verify", no_argument, 0, 'v'}, {"json", no_argument, 0, 'j'},
         {"rows", required_argument, 0, 'r'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},   {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},   {"all-rows", no_argument, 0, 'a'}, {0, 0, 0, 0},
     };
     inspect_opts o = {.rows = -1};
     int c;
@@ -44,6 +47,7 @@ int cmd_inspect(int argc, char **argv)
         case 'v': o.verify = true; break;
         case 'j': o.json = true; break;
         case 'q': o.quiet = true; break;
+        case 'a': o.all_rows = true; break;
         case 'r': {
             char *end;
             errno = 0;

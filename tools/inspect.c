@@ -197,11 +197,11 @@ static void print_segment_text(const segment *s, FILE *out)
     }
 }
 
-static int print_rows(const segment *s, uint64_t limit, bool in_array, FILE *out);
+static int print_rows(const segment *s, uint64_t limit, bool in_array, const inspect_dedup *dd, FILE *out);
 
 /* The summary as one JSON object; with rows >= 0 it also holds "first_rows", the first
  * rows as objects. Returns 0, or 1 when a block could not be read. */
-static int print_segment_json(const segment *s, long long rows, FILE *out)
+static int print_segment_json(const segment *s, long long rows, const inspect_dedup *dd, FILE *out)
 {
     const strata_schema *sc = segment_schema(s);
     fprintf(out, "{\"path\":");
@@ -272,7 +272,7 @@ static int print_segment_json(const segment *s, long long rows, FILE *out)
     int rc = 0;
     if (rows >= 0) {
         fprintf(out, ",\"first_rows\":[");
-        rc = print_rows(s, (uint64_t)rows, true, out);
+        rc = print_rows(s, (uint64_t)rows, true, dd, out);
         fprintf(out, "]");
     }
     fprintf(out, "}\n");
@@ -280,8 +280,11 @@ static int print_segment_json(const segment *s, long long rows, FILE *out)
 }
 
 /* The first limit rows as JSON objects: one a line, or comma-separated (in_array). */
-static int print_rows(const segment *s, uint64_t limit, bool in_array, FILE *out)
+/* The first `limit` rows of s as JSON objects; with dd, the rows queries skip (superseded,
+ * deleted) are left out and counted on stderr. */
+static int print_rows(const segment *s, uint64_t limit, bool in_array, const inspect_dedup *dd, FILE *out)
 {
+    uint64_t skipped_sup = 0, skipped_del = 0;
     const strata_schema *sc = segment_schema(s);
     segment_scratch scr = {0};
     strata_err err = {0};
@@ -310,7 +313,15 @@ static int print_rows(const segment *s, uint64_t limit, bool in_array, FILE *out
             goto done;
         }
         uint32_t n = segment_granule_nrows(s, g);
-        for (uint32_t i = 0; i < n && printed < limit; i++, printed++) {
+        for (uint32_t i = 0; i < n && printed < limit; i++) {
+            if (dd && dvec_test(dd->superseded, (uint64_t)g * gr + i)) {
+                skipped_sup++;
+                continue;
+            }
+            if (dd && dd->deleted_col >= 0 && ((int64_t *)vals[dd->deleted_col])[i]) {
+                skipped_del++;
+                continue;
+            }
             if (in_array && printed)
                 fputc(',', out);
             fputc('{', out);
@@ -329,12 +340,15 @@ static int print_rows(const segment *s, uint64_t limit, bool in_array, FILE *out
                     json_value(out, t, v);
                 }
             }
-            if (in_array)
-                fputc('}', out);
-            else
-                fputs("}\n", out);
+            fputs(in_array ? "}" : "}\n", out);
+            printed++;
         }
     }
+    if (skipped_sup || skipped_del)
+        fprintf(stderr,
+                "strata inspect: left out %" PRIu64 " rows that newer versions of their key replaced and %" PRIu64
+                " deletions, as queries do (--all-rows shows them)\n",
+                skipped_sup, skipped_del);
 done:
     for (int c = 0; c < sc->ncols; c++)
         free(vals[c]);
@@ -351,6 +365,8 @@ int inspect_segment(const char *path, const inspect_opts *o, FILE *out)
         return 1;
     }
     int rc = 0;
+    inspect_dedup dd;
+    inspect_dedup_view(path, segment_nrows(s), segment_schema(s), &dd);
     if (o->verify) {
         if (segment_verify(s, &err) != 0) {
             fprintf(stderr, "strata inspect: %s\n", err.msg);
@@ -362,12 +378,17 @@ int inspect_segment(const char *path, const inspect_opts *o, FILE *out)
     }
     if (rc == 0) {
         if (o->json)
-            rc = print_segment_json(s, o->rows, out);
+            rc = print_segment_json(s, o->rows, o->all_rows ? NULL : &dd, out);
         else if (o->rows >= 0)
-            rc = print_rows(s, (uint64_t)o->rows, false, out);
+            rc = print_rows(s, (uint64_t)o->rows, false, o->all_rows ? NULL : &dd, out);
         else if (!o->verify)
             print_segment_text(s, out);
+        if (dvec_count(dd.superseded) && !o->json && o->rows < 0)
+            fprintf(out, "superseded      %" PRIu64 " rows (newer versions of their key replaced them; its "
+                         "MANIFEST says so, queries skip them, merges remove them)\n",
+                    dvec_count(dd.superseded));
     }
+    inspect_dedup_free(&dd);
     segment_close(s);
     return rc;
 }

@@ -21,13 +21,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include "engine/dvec.h"
+#include "engine/manifest.h"
+#include "engine/schema.h"
 
 typedef struct inspect_opts {
     bool verify;    /* check every checksum and decode every block */
     bool json;      /* the report as JSON */
     long long rows; /* a segment: print its first `rows` rows; -1 for none */
     bool quiet;     /* a directory: no progress line on stderr */
+    bool all_rows;  /* --rows: also the rows queries skip (superseded, deleted) */
 } inspect_opts;
 
 /* Reports on the segment file at path. */
@@ -38,6 +44,20 @@ int inspect_dir(const char *path, const inspect_opts *o, FILE *out);
 
 /* Whether path names a directory (following links). */
 bool inspect_is_dir(const char *path);
+
+/* A dedup table's segment as queries see it (inspect_dedup.c): the rows its MANIFEST
+ * marks as superseded (NULL: none) and the table's deleted column in the segment (-1:
+ * none). Missing pieces (no MANIFEST beside the file, no schema.json) leave both empty.
+ * Free with inspect_dedup_free. */
+typedef struct inspect_dedup {
+    dvec *superseded;
+    int deleted_col;
+} inspect_dedup;
+void inspect_dedup_view(const char *seg_path, uint64_t seg_rows, const strata_schema *seg_schema,
+                        inspect_dedup *out /* OUT */);
+void inspect_dedup_free(inspect_dedup *v);
+/* Rows of segment seg_id that m marks as superseded (0 when none or unreadable). */
+uint64_t inspect_manifest_superseded(const manifest *m, uint64_t seg_id, uint64_t seg_rows);
 
 /* Writes s[0..n) to out as a JSON string, quotes included. */
 void inspect_json_string(FILE *out, const char *s, size_t n);

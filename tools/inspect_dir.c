@@ -31,6 +31,7 @@
 typedef struct part_row {
     char table[256], partition[256], file[PATH_MAX];
     manifest_segment seg;
+    uint64_t superseded; /* rows its MANIFEST marks as replaced by newer versions (dedup) */
     char *error; /* why it failed to open or verify (strdup'd), or NULL */
 } part_row;
 
@@ -111,7 +112,8 @@ static void scan_partition(dir_scan *ds, const char *table, const char *dir)
         return;
     }
     for (uint32_t i = 0; i < m.nsegs; i++)
-        add_row(ds, table, part, dir, &m.segs[i]);
+        if (add_row(ds, table, part, dir, &m.segs[i]) == 0)
+            ds->rows[ds->n - 1].superseded = inspect_manifest_superseded(&m, m.segs[i].id, m.segs[i].rows);
     manifest_free(&m);
 }
 
@@ -336,7 +338,7 @@ static void open_segments(dir_scan *ds, bool verify, bool quiet)
 
 static void print_json(const dir_scan *ds, FILE *out)
 {
-    uint64_t rows = 0, bytes = 0;
+    uint64_t rows = 0, bytes = 0, superseded = 0;
     fprintf(out, "{\"segments\":[");
     for (size_t i = 0; i < ds->n; i++) {
         const part_row *r = &ds->rows[i];
@@ -348,6 +350,9 @@ static void print_json(const dir_scan *ds, FILE *out)
                 ",\"min_time\":%" PRId64 ",\"max_time\":%" PRId64 ",\"level\":%u,\"ok\":%s",
                 r->seg.id, r->seg.rows, r->seg.bytes, r->seg.min_time, r->seg.max_time,
                 r->seg.level, r->error ? "false" : "true");
+        if (r->superseded)
+            fprintf(out, ",\"superseded\":%" PRIu64, r->superseded);
+        superseded += r->superseded;
         if (r->error) {
             fprintf(out, ",\"error\":");
             inspect_json_string(out, r->error, strlen(r->error));
@@ -371,14 +376,14 @@ static void print_json(const dir_scan *ds, FILE *out)
         }
         fprintf(out, "]");
     }
-    fprintf(out, ",\"total\":{\"segments\":%zu,\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64
-            "},\"problems\":%d}\n",
-            ds->n, rows, bytes, ds->problems);
+    fprintf(out, ",\"total\":{\"segments\":%zu,\"rows\":%" PRIu64 ",\"superseded\":%" PRIu64
+            ",\"bytes\":%" PRIu64 "},\"problems\":%d}\n",
+            ds->n, rows, superseded, bytes, ds->problems);
 }
 
 static void print_text(const dir_scan *ds, bool verify, FILE *out)
 {
-    uint64_t rows = 0, bytes = 0;
+    uint64_t rows = 0, bytes = 0, superseded = 0;
     fprintf(out, "%-16s %-14s %-16s %12s %12s %9s  %-24s %-24s %s\n", "table", "partition",
             "segment", "rows", "bytes", "bytes/row", "min_time", "max_time", "level");
     for (size_t i = 0; i < ds->n; i++) {
@@ -390,6 +395,7 @@ static void print_text(const dir_scan *ds, bool verify, FILE *out)
                 r->table, r->partition, r->seg.id, r->seg.rows, r->seg.bytes,
                 r->seg.rows ? (double)r->seg.bytes / (double)r->seg.rows : 0.0, a, b,
                 r->seg.level, r->error ? "  DAMAGED" : "");
+        superseded += r->superseded;
         rows += r->seg.rows;
         bytes += r->seg.bytes;
     }
@@ -398,6 +404,9 @@ static void print_text(const dir_scan *ds, bool verify, FILE *out)
                 ds->bad_schemas[i].missing ? "MISSING" : "DAMAGED");
     fprintf(out, "total: %zu segment%s, %" PRIu64 " rows, %" PRIu64 " bytes", ds->n, ds->n == 1 ? "" : "s",
             rows, bytes);
+    if (superseded)
+        fprintf(out, ", %" PRIu64 " rows superseded by newer versions (queries skip them; merges remove them)",
+                superseded);
     if (ds->nbad_schemas)
         fprintf(out, ", %zu schema.json unreadable", ds->nbad_schemas);
     if (verify)

@@ -179,7 +179,7 @@ def check_dir_json(days, datadir, out):
                 "rows": len(ev), "bytes": size, "min_time": min(e["ts"] for e in ev),
                 "max_time": max(e["ts"] for e in ev), "level": 0, "ok": True}
         expect(s == want, "segment %r, want %r" % (s, want))
-    want = {"segments": len(days), "rows": sum(len(v) for v in days.values()), "bytes": total_bytes}
+    want = {"segments": len(days), "rows": sum(len(v) for v in days.values()), "superseded": 0, "bytes": total_bytes}
     expect(d["total"] == want, "total %r, want %r" % (d["total"], want))
 
 

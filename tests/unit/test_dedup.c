@@ -247,7 +247,7 @@ static void reopen(world *w, bool flush_first)
     ASSERT_EQ(table_open(w->dir, &w->s, &w->t, &err), 0);
 }
 
-static void run_stream(const char *name, uint64_t seed, bool string_key)
+static void run_stream(const char *name, uint64_t seed, bool string_key, int64_t window)
 {
     world w = {0};
     w.seed = seed;
@@ -256,6 +256,8 @@ static void run_stream(const char *name, uint64_t seed, bool string_key)
     w.ref = calloc(w.nkeys, sizeof *w.ref);
     test_tmpdir(w.dir, sizeof w.dir, name);
     make_schema(&w.s, string_key);
+    if (window)
+        w.s.dedup_window_ms = window;
     strata_err err = {0};
     ASSERT_EQ(table_open(w.dir, &w.s, &w.t, &err), 0);
     merge_policy pol;
@@ -313,6 +315,15 @@ static void run_stream(const char *name, uint64_t seed, bool string_key)
         present += w.ref[k].present;
     ASSERT_U64_EQ(physical, present); /* deleted keys keep their winning row (a tombstone) */
     table_snapshot_release(snap);
+    table_stats st;
+    table_get_stats(w.t, &st);
+    if (window) {
+        ASSERT_GE(st.dedup_cold_partitions, 1);
+        ASSERT_LT(st.dedup_keys, present); /* the cold partitions' keys are not in memory */
+    } else {
+        ASSERT_EQ(st.dedup_cold_partitions, 0);
+        ASSERT_U64_EQ(st.dedup_keys, present);
+    }
     for (int i = 0; i < 10; i++)
         check_random_query(&w);
     reopen(&w, false);
@@ -325,13 +336,21 @@ static void run_stream(const char *name, uint64_t seed, bool string_key)
 TEST(random_streams_int_key)
 {
     for (uint64_t seed = 1; seed <= 4; seed++)
-        run_stream("dedup_int", seed * 7919, false);
+        run_stream("dedup_int", seed * 7919, false, 0);
 }
 
 TEST(random_streams_string_key)
 {
     for (uint64_t seed = 1; seed <= 3; seed++)
-        run_stream("dedup_str", seed * 104729, true);
+        run_stream("dedup_str", seed * 104729, true, 0);
+}
+
+/* A window of one day over keys of three: the older partitions go cold (no keys in
+ * memory) and their keys are found on disk, by time, when newer versions arrive. */
+TEST(random_streams_cold_partitions)
+{
+    for (uint64_t seed = 1; seed <= 3; seed++)
+        run_stream("dedup_cold", seed * 15485863, seed == 2, DAY);
 }
 
 /* A superseded row in a committed segment is marked in the MANIFEST with the commit of
@@ -541,5 +560,5 @@ TEST(appends_beside_flushes_merges_and_queries)
     free(w.ref);
 }
 
-TEST_LIST(T(appends_beside_flushes_merges_and_queries), T(dvec_versions_share_and_stay_immutable), T(random_streams_int_key), T(random_streams_string_key),
+TEST_LIST(T(appends_beside_flushes_merges_and_queries), T(random_streams_cold_partitions), T(dvec_versions_share_and_stay_immutable), T(random_streams_int_key), T(random_streams_string_key),
           T(marks_are_committed_with_their_cause_and_merges_drop_them))

@@ -640,7 +640,7 @@ TEST(schema_json_written_before_unknown_fields_loads_as_ignore)
         "    },\n    {\n      \"name\": \"ms\",\n      \"type\": \"int32\",\n      \"default\": -1\n"
         "    }\n  ],\n  \"time_column\": \"ts\",\n  \"partition_by\": \"day\",\n  \"order_by\": [\n"
         "    \"page\",\n    \"ts\"\n  ],\n  \"dedup_key\": null,\n  \"version\": null,\n"
-        "  \"deleted\": null,\n  \"rollups\": [],\n  \"retention\": {\n    \"raw\": null,\n"
+        "  \"deleted\": null,\n  \"dedup_window\": \"2d\",\n  \"rollups\": [],\n  \"retention\": {\n    \"raw\": null,\n"
         "    \"1m\": null,\n    \"1h\": null\n  },\n  \"lateness\": \"2m\",\n"
         "  \"late_policy\": \"dead-letter\",\n  \"late_bound\": \"1d\",\n  \"storage\": {\n"
         "    \"compression\": \"lz4\",\n    \"memtable_rows\": 1048576,\n"
