@@ -389,6 +389,8 @@ int main(int argc, char **argv)
     int cfd = -1;
     strata_schema s;
     order_gen_schema(&s);
+    s.ndedup = 0; /* the write path alone, as measured before dedup (bench_http compares both) */
+    s.version_col = -1;
     char *schema = schema_json_dump(&s);
     char *ans = NULL;
     int st = bench_request(&srv, &cfd, "PUT", "/tables/orders", schema, strlen(schema), &ans);

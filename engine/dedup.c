@@ -261,6 +261,29 @@ static void batch_key(const dedup_part *dp, const row_batch *b, uint32_t r, keyv
     }
 }
 
+void dedup_hash_rows(const strata_schema *sc, const row_batch *b, uint64_t *out)
+{
+    for (uint32_t r = 0; r < b->nrows; r++) {
+        uint64_t h = 0;
+        for (int c = 0; c < sc->ndedup; c++) {
+            int col = sc->dedup_cols[c];
+            if (sc->cols[col].type == STRATA_STRING) {
+                strata_str v = row_batch_get_str(b, col, r);
+                h = XXH3_64bits_withSeed(v.ptr ? v.ptr : "", v.len, h ^ v.len);
+            } else {
+                h = XXH3_64bits_withSeed(&b->i[col][r], 8, h);
+            }
+        }
+        out[r] = h;
+    }
+}
+
+void dedup_prefetch(const dedup_part *dp, uint64_t h)
+{
+    if (dp->cap)
+        __builtin_prefetch(&dp->tab[(uint64_t)(((unsigned __int128)(uint32_t)h * dp->cap) >> 32)], 0, 1);
+}
+
 static void memtable_key(const dedup_part *dp, const memtable *mt, uint64_t row, keyvals *k)
 {
     uint64_t ch = row / MEMTABLE_CHUNK_ROWS, o = row % MEMTABLE_CHUNK_ROWS;
@@ -516,6 +539,19 @@ static int grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
     return 0;
 }
 
+void dedup_part_presize(dedup_part *dp, uint64_t keys)
+{
+    uint64_t cap = (uint64_t)((double)keys / MAX_LOAD) + 1;
+    if (dp->n || dp->cold || cap <= dp->cap)
+        return;
+    uint64_t *tab = calloc(cap, 8);
+    if (!tab)
+        return; /* it will grow as it fills */
+    free(dp->tab);
+    dp->tab = tab;
+    dp->cap = cap;
+}
+
 int dedup_part_cool(dedup_part *dp, strata_err *err)
 {
     if (dp->cold)
@@ -561,7 +597,7 @@ static bool version_wins(const dedup_part *dp, const keyvals *nw, const keyvals 
     return a >= b;
 }
 
-int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, dedup_src *dst, uint64_t row,
+int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, uint64_t h, dedup_src *dst, uint64_t row,
                      strata_err *err)
 {
     if (row >= DEDUP_MAX_SOURCE_ROWS)
@@ -569,7 +605,7 @@ int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, dedup_src *
                               (unsigned long long)DEDUP_MAX_SOURCE_ROWS);
     keyvals k, o;
     batch_key(dp, b, r, &k);
-    uint64_t h = key_hash(dp, &k), fp = fp_of(h);
+    uint64_t fp = fp_of(h);
     if (!dst->hashes && dst->mt)
         dst->hashes = malloc(sizeof *dst->hashes * (memtable_max_rows(dst->mt) + 1)); /* pages as used */
     if (dst->hashes)

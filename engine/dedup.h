@@ -105,6 +105,11 @@ int dedup_part_rebuild(dedup_part *dp, uint64_t more, strata_err *err);
 int dedup_part_cool(dedup_part *dp, strata_err *err);
 bool dedup_part_cold(const dedup_part *dp);
 
+/* Sizes an empty index for `keys` keys at once (nothing when it holds any, or on failure):
+ * a stream moving into a new time partition fills it about as full as the last one, and
+ * growing from nothing would rebuild it a dozen times on the way. */
+void dedup_part_presize(dedup_part *dp, uint64_t keys);
+
 /* Live keys indexed; bytes the index keeps (entries, slots, pending marks); bytes of
  * what appends use meanwhile (decoded granules, undo lists), which dedup_part_trim
  * frees (the table trims a partition at each flush commit). */
@@ -120,10 +125,16 @@ void dedup_part_trim(dedup_part *dp);
  * rows this append looks up must be attached after this call, or hold them unpublished).
  * 0 or an error (nothing changed that matters). */
 int dedup_append_begin(dedup_part *dp, uint32_t nrows, strata_err *err);
-/* Row r of b, which the append puts at row `row` of memtable source dst (attached): looks
- * its key up and decides the winner; the loser is noted for the dvs. Rows of one append
- * go in order. 0, or a read error of the older row's segment (the append then aborts). */
-int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, dedup_src *dst, uint64_t row,
+/* The key hash of every row of b (a table with schema sc), into out[0..b->nrows): done
+ * before the append takes its locks. */
+void dedup_hash_rows(const strata_schema *sc, const row_batch *b, uint64_t *out);
+/* Asks the CPU for the index entry a key of hash h starts at (a lookup a few rows ahead). */
+void dedup_prefetch(const dedup_part *dp, uint64_t h);
+/* Row r of b (key hash h), which the append puts at row `row` of memtable source dst
+ * (attached): looks its key up and decides the winner; the loser is noted for the dvs.
+ * Rows of one append go in order. 0, or a read error of the older row's segment (the
+ * append then aborts). */
+int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, uint64_t h, dedup_src *dst, uint64_t row,
                      strata_err *err);
 /* Builds the new dv versions of the sources with losers. 0 or STRATA_ENOMEM. */
 int dedup_append_stage(dedup_part *dp, strata_err *err);

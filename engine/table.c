@@ -554,6 +554,11 @@ partition *table__partition_get(strata_table *t, int64_t key, strata_err *err)
     }
     pthread_mutex_lock(&t->lock);
     int rc = parts_insert(t, p);
+    partition *prev = NULL; /* the newest partition before this one */
+    for (uint32_t i = 0; i < t->nparts; i++)
+        if (t->parts[i]->key < key && (!prev || t->parts[i]->key > prev->key))
+            prev = t->parts[i];
+    bool newest = rc == 0 && t->nparts && t->parts[t->nparts - 1] == p;
     pthread_mutex_unlock(&t->lock);
     if (rc) {
         strata_err_set(err, STRATA_ENOMEM, "out of memory");
@@ -561,6 +566,10 @@ partition *table__partition_get(strata_table *t, int64_t key, strata_err *err)
         free(p);
         return NULL;
     }
+    /* Dedup: a stream entering a new partition fills it about as the one before (the
+     * caller holds dedup_lock for dedup tables: table_append). */
+    if (p->dd && newest && prev && prev->dd && !dedup_part_cold(prev->dd))
+        dedup_part_presize(p->dd, dedup_part_keys(prev->dd) + dedup_part_keys(prev->dd) / 5);
     return p;
 }
 

@@ -186,7 +186,8 @@ static int plan_prepare(strata_table *t, part_plan *pl, const row_batch *b, cons
 /* Dedup tables: decides the winner of every key the plan's rows touch and stages the
  * delete vectors that change (dedup.h). Caller holds write_lock and dedup_lock; on
  * failure the caller aborts the plan. */
-static int plan_dedup(strata_table *t, part_plan *pl, const row_batch *b, strata_err *err)
+static int plan_dedup(strata_table *t, part_plan *pl, const row_batch *b, const uint64_t *hashes,
+                      strata_err *err)
 {
     partition *p = pl->p;
     int rc = dedup_append_begin(p->dd, pl->n, err);
@@ -198,12 +199,18 @@ static int plan_dedup(strata_table *t, part_plan *pl, const row_batch *b, strata
             return rc;
     uint64_t before = pl->in_active ? memtable_staged_rows(p->active) - pl->in_active : 0;
     uint64_t per = t->schema.memtable_max_rows ? t->schema.memtable_max_rows : 1;
+    enum { AHEAD = 8 }; /* index entries are fetched this many rows ahead */
+    for (uint32_t i = 0; i < pl->n && i < AHEAD; i++)
+        dedup_prefetch(p->dd, hashes[pl->rows[i]]);
     for (uint32_t i = 0; i < pl->n && rc == 0; i++) {
+        if (i + AHEAD < pl->n)
+            dedup_prefetch(p->dd, hashes[pl->rows[i + AHEAD]]);
+        uint32_t r = pl->rows[i];
         if (i < pl->in_active) {
-            rc = dedup_append_row(p->dd, b, pl->rows[i], p->active_dd, before + i, err);
+            rc = dedup_append_row(p->dd, b, r, hashes[r], p->active_dd, before + i, err);
         } else {
-            uint64_t j = (i - pl->in_active) / per, r = (i - pl->in_active) % per;
-            rc = dedup_append_row(p->dd, b, pl->rows[i], pl->fresh_dd[j], r, err);
+            uint64_t j = (i - pl->in_active) / per, fr = (i - pl->in_active) % per;
+            rc = dedup_append_row(p->dd, b, r, hashes[r], pl->fresh_dd[j], fr, err);
         }
     }
     return rc ? rc : dedup_append_stage(p->dd, err);
@@ -265,17 +272,21 @@ static int append_rows(strata_table *t, const row_batch *b, row_source *src,
     const strata_schema *sc = &t->schema;
     uint32_t *rows = malloc(sizeof *rows * (b->nrows + 1));
     uint8_t *done = calloc(b->nrows + 1, 1);
+    bool dedup = sc->ndedup > 0;
+    uint64_t *hashes = dedup ? malloc(sizeof *hashes * (b->nrows + 1)) : NULL;
+    if (dedup && hashes)
+        dedup_hash_rows(sc, b, hashes); /* before the locks */
     part_plan *plans = NULL;
     uint32_t nplans = 0, plans_cap = 0;
     uint64_t dropped_rows = 0;
     int rc = 0;
-    if (!rows || !done) {
+    if (!rows || !done || (dedup && !hashes)) {
         free(rows);
         free(done);
+        free(hashes);
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     }
     pthread_mutex_lock(&t->write_lock);
-    bool dedup = sc->ndedup > 0;
     if (dedup)
         pthread_mutex_lock(&t->dedup_lock);
     if ((rc = table__writes_refused(t, err)) != 0)
@@ -359,7 +370,7 @@ static int append_rows(strata_table *t, const row_batch *b, row_source *src,
     for (uint32_t i = 0; i < nplans && rc == 0; i++)
         rc = plan_prepare(t, &plans[i], b, src, err);
     for (uint32_t i = 0; i < nplans && rc == 0 && dedup; i++)
-        rc = plan_dedup(t, &plans[i], b, err);
+        rc = plan_dedup(t, &plans[i], b, hashes, err);
     if (rc == 0 && src) {
         /* The position entry must exist too; until published it says where the batch
          * starts, which is where a reader of this source would resume anyway. */
@@ -403,6 +414,7 @@ out:
     free(plans);
     free(rows);
     free(done);
+    free(hashes);
     return rc;
 }
 

@@ -20,6 +20,13 @@
  *     are those of that id range; the checkpoints never go back (merges carry them).
  * At the end at least one merged segment (level >= 1) must be listed, or no merge ever
  * committed. Prints "N passed, M failed" (rounds) and exits non-zero on any failure.
+ *
+ * `crash_merge DIR ROUNDS SEED dedup`: the same over a dedup table (dedup_key [id, ts],
+ * version ver): each batch B >= 1 also re-sends RESENDS earlier ids (resent()) at version
+ * B with value value_of(id) + B, so merges drop superseded rows while they are killed. The
+ * check skips the rows the snapshot's delete vectors mark, and every id of [0, cp) must
+ * then be there once with the version and value of the latest batch below cp that sent
+ * it: nothing lost, nothing superseded back, no id twice.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,31 +40,47 @@
 #include <unistd.h>
 
 #include "crash_disk.h"
+#include "engine/dvec.h"
 #include "engine/manifest.h"
 #include "engine/merge.h"
 #include "engine/table.h"
 
 #define BATCH 3000
+#define RESENDS 300
 #define DAY0 INT64_C(1704067200000)
+
+static bool dedup; /* the dedup variant (see above) */
 
 static void make_schema(strata_schema *s)
 {
     schema_init(s);
     snprintf(s->name, sizeof s->name, "crash");
-    const char *names[] = {"ts", "id", "kind", "value"};
-    strata_type types[] = {STRATA_TIMESTAMP, STRATA_INT64, STRATA_STRING, STRATA_FLOAT64};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"ts", "id", "kind", "value", "ver"};
+    strata_type types[] = {STRATA_TIMESTAMP, STRATA_INT64, STRATA_STRING, STRATA_FLOAT64, STRATA_INT64};
+    for (int i = 0; i < 5; i++) {
         snprintf(s->cols[i].name, sizeof s->cols[i].name, "%s", names[i]);
         s->cols[i].type = types[i];
     }
-    s->ncols = 4;
+    s->ncols = 5;
     s->time_col = 0;
+    if (dedup) {
+        s->ndedup = 2;
+        s->dedup_cols[0] = 1;
+        s->dedup_cols[1] = 0;
+        s->version_col = 4;
+    }
     schema_apply_default_order(s);
 }
 
 static double value_of(int64_t id) { return (double)(id % 10000) / 100.0; }
 
-/* Row for id: even ids on day 0, odd on day 1; kinds overlap between batches. */
+/* The j-th id batch B >= 1 re-sends: one of the ids before the batch. */
+static int64_t resent(int64_t batch, int j)
+{
+    return (batch * 7919 + (int64_t)j * 104729) % (batch * BATCH);
+}
+
+/* Row for id: even ids on day 0, odd on day 1; kinds overlap between batches. Version 0. */
 static void add_row(row_batch *b, int64_t id)
 {
     static const char *kinds[] = {"click", "view", "order", "refund", "cart"};
@@ -67,7 +90,17 @@ static void add_row(row_batch *b, int64_t id)
     const char *k = kinds[(id / BATCH + id % 3) % 5];
     row_batch_set_str(b, 2, (uint32_t)r, k, (uint32_t)strlen(k));
     b->f[3][r] = value_of(id);
+    b->i[4][r] = 0;
 }
+
+/* A newer version of id (dedup variant): version ver, value value_of(id) + ver. */
+static void add_version(row_batch *b, int64_t id, int64_t ver)
+{
+    add_row(b, id);
+    b->i[4][b->nrows - 1] = ver;
+    b->f[3][b->nrows - 1] = value_of(id) + (double)ver;
+}
+
 
 static void part_dir(const char *dir, int day, char *out, size_t cap)
 {
@@ -118,13 +151,15 @@ static int child(const char *dir, const char *state)
     merge_policy pol;
     merge_policy_default(&pol);
     row_batch b;
-    row_batch_init(&b, &s, BATCH);
+    row_batch_init(&b, &s, BATCH + RESENDS);
     uint64_t started = 0;
     for (;;) {
         row_batch_clear(&b);
         for (int64_t id = next; id < next + BATCH; id++)
             if (id >= have[id % 2])
                 add_row(&b, id);
+        for (int j = 0; dedup && next > 0 && j < RESENDS; j++)
+            add_version(&b, resent(next / BATCH, j), next / BATCH);
         next += BATCH;
         if (table_append(t, &b, &err) != 0 || table_note_checkpoint(t, "ids", 0, next) != 0 ||
             table_flush(t, true, &err) != 0) {
@@ -193,11 +228,15 @@ static int check(const char *dir, int round, int *merged_segments)
     }
     table_snapshot *snap = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
     segment_scratch sc = {0};
-    int64_t *ids = malloc(8 * 65536);
+    int64_t *ids = malloc(8 * 65536), *vers = malloc(8 * 65536);
     double *vals = malloc(8 * 65536);
     for (uint32_t p = 0; p < snap->nparts && !bad; p++) {
         snapshot_part *sp = &snap->parts[p];
         int parity = sp->key == DAY0 ? 0 : 1;
+        int64_t *want_ver = calloc((size_t)prev_cp[parity] + 1, sizeof *want_ver);
+        for (int64_t b = 1; dedup && (b + 1) * BATCH <= prev_cp[parity]; b++)
+            for (int j = 0; j < RESENDS; j++)
+                want_ver[resent(b, j)] = b;
         uint64_t count = 0;
         int64_t id_sum = 0;
         double val_sum = 0;
@@ -212,12 +251,15 @@ static int check(const char *dir, int round, int *merged_segments)
             }
             for (uint32_t g = 0; g < segment_ngranules(seg) && !bad; g++) {
                 if (segment_read_ints(seg, 1, g, ids, &sc, &err) != 0 ||
-                    segment_read_floats(seg, 3, g, vals, &sc, &err) != 0) {
+                    segment_read_floats(seg, 3, g, vals, &sc, &err) != 0 ||
+                    segment_read_ints(seg, 4, g, vers, &sc, &err) != 0) {
                     fprintf(stderr, "round %d: %s\n", round, err.msg);
                     bad = 1;
                     break;
                 }
                 for (uint32_t k = 0; k < segment_granule_nrows(seg, g); k++) {
+                    if (sp->seg_dv && dvec_test(sp->seg_dv[i], (uint64_t)g * segment_granule_rows(seg) + k))
+                        continue; /* superseded: queries skip it */
                     int64_t id = ids[k];
                     size_t slot = (size_t)(id / 2);
                     if (id < 0 || id % 2 != parity || id >= prev_cp[parity] || seen[slot]++) {
@@ -226,8 +268,9 @@ static int check(const char *dir, int round, int *merged_segments)
                         bad = 1;
                         break;
                     }
-                    if (vals[k] != value_of(id)) {
-                        fprintf(stderr, "round %d: id %" PRId64 " has value %g\n", round, id, vals[k]);
+                    if (vers[k] != want_ver[id] || vals[k] != value_of(id) + (double)want_ver[id]) {
+                        fprintf(stderr, "round %d: id %" PRId64 " has version %" PRId64 " value %g, want %" PRId64
+                                "\n", round, id, vers[k], vals[k], want_ver[id]);
                         bad = 1;
                         break;
                     }
@@ -244,8 +287,9 @@ static int check(const char *dir, int round, int *merged_segments)
         double want_val = 0;
         for (int64_t id = parity; id < prev_cp[parity]; id += 2) {
             want_sum += id;
-            want_val += value_of(id);
+            want_val += value_of(id) + (double)want_ver[id];
         }
+        free(want_ver);
         if (!bad && (count != want || id_sum != want_sum || fabs(val_sum - want_val) > 1e-6 * (1 + want_val))) {
             fprintf(stderr, "round %d: partition %d holds %" PRIu64 " rows (sum %" PRId64 ", values %.2f), "
                     "want %" PRIu64 " (sum %" PRId64 ", values %.2f)\n", round, parity, count, id_sum, val_sum,
@@ -254,6 +298,7 @@ static int check(const char *dir, int round, int *merged_segments)
         }
     }
     free(ids);
+    free(vers);
     free(vals);
     segment_scratch_free(&sc);
     table_snapshot_release(snap);
@@ -263,10 +308,11 @@ static int check(const char *dir, int round, int *merged_segments)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "child") == 0)
+    dedup = argc == 5 && strcmp(argv[4], "dedup") == 0;
+    if ((argc == 4 || dedup) && strcmp(argv[1], "child") == 0)
         return child(argv[2], argv[3]);
-    if (argc != 4) {
-        fprintf(stderr, "usage: crash_merge DIR ROUNDS SEED\n");
+    if (argc != 4 && !dedup) {
+        fprintf(stderr, "usage: crash_merge DIR ROUNDS SEED [dedup]\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -284,7 +330,7 @@ int main(int argc, char **argv)
             return 2;
         pid_t pid = fork();
         if (pid == 0) {
-            execl("/proc/self/exe", argv[0], "child", dir, state, (char *)NULL);
+            execl("/proc/self/exe", argv[0], "child", dir, state, dedup ? "dedup" : (char *)NULL, (char *)NULL);
             _exit(127);
         }
         /* Wait for the first merge to start (30 s at most), then kill 0-150 ms later. */
