@@ -761,6 +761,7 @@ static int optimize_pass(strata_table *t, partition *p, const merge_policy *pol,
             return rc;
         op->merges++;
         op->rows += rep.rows;
+        op->rows_dropped += rep.rows_dropped;
         op->bytes_written += rep.bytes_written;
         *limit -= count - 1;
         i += 1;
@@ -817,6 +818,7 @@ int merge_table_optimize(strata_table *t, const int64_t *part_key, const merge_p
         rep->segments_after += op->segments_after;
         rep->merges += op->merges;
         rep->rows += op->rows;
+        rep->rows_dropped += op->rows_dropped;
         rep->bytes_written += op->bytes_written;
     }
 done:

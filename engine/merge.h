@@ -196,14 +196,14 @@ int merge_table_once(strata_table *t, const merge_policy *pol, const merge_opts 
 typedef struct optimize_part {
     char partition[32];
     uint32_t segments_before, segments_after, merges;
-    uint64_t rows, bytes_written;
+    uint64_t rows, rows_dropped, bytes_written; /* rows_dropped: superseded rows (dedup) */
 } optimize_part;
 
 typedef struct optimize_report {
     uint32_t nparts;       /* partitions looked at */
     optimize_part *parts;  /* malloc'd: free with merge_optimize_report_free */
     uint32_t segments_before, segments_after, merges;
-    uint64_t rows, bytes_written;
+    uint64_t rows, rows_dropped, bytes_written;
     double seconds;
 } optimize_report;
 void merge_optimize_report_free(optimize_report *r);

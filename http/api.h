@@ -120,6 +120,9 @@ api_handler api_tables_health, api_tables_list, api_tables_one, api_tables_flush
  * when memory runs out): tables that cannot be opened, refuse writes, fail flushes or met
  * damaged segments, and Kafka's problems. */
 json_t *api_tables_problems(strata_server *s);
+/* The rows every query of t sees (in a dedup table the latest version per key, without
+ * deleted keys): the engine's own count(*), into *out. 0 or an error. */
+int api_table_logical_rows(strata_table *t, uint64_t *out);
 /* Answers for a table name that names no open table: 503 when it exists but cannot be
  * opened (saying why), else 404. prefix starts the message ("" or "table: "). */
 enum MHD_Result api_tables_send_missing(strata_server *s, struct MHD_Connection *c,

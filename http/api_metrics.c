@@ -89,8 +89,11 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
             table_get_stats(t, &st);
             table_flush_record fr; /* failures: flushes that failed, their rows kept and retried */
             table_flush_trouble(t, &fr);
+            uint64_t rows = st.segment_rows + st.memtable_rows; /* dedup: what queries see */
+            if (m == 0 && table_schema(t)->ndedup > 0 && api_table_logical_rows(t, &rows) != 0)
+                rows = st.segment_rows + st.memtable_rows - st.superseded_rows;
             double v[NTABLE_METRICS] = {
-                (double)(st.segment_rows + st.memtable_rows), (double)st.segments,
+                (double)rows, (double)st.segments,
                 (double)st.segment_bytes, (double)st.partitions, (double)st.memtable_rows,
                 (double)st.memtable_bytes, (double)st.flushes, (double)st.flush_ns / 1e9,
                 (double)fr.failures};
@@ -98,6 +101,29 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
                 EMIT("%s{table=\"%s\"} %.9f\n", names[m], table_schema(t)->name, v[m]);
             else
                 EMIT("%s{table=\"%s\"} %.17g\n", names[m], table_schema(t)->name, v[m]);
+            catalog_put(s->cat, t);
+        }
+    }
+    static const char *const dd_names[] = {"strata_table_physical_rows", "strata_dedup_superseded_rows",
+                                           "strata_dedup_keys", "strata_dedup_index_bytes",
+                                           "strata_dedup_cold_partitions"};
+    static const char *const dd_help[] = {
+        "Rows stored, older versions of their keys included (dedup tables; strata_table_rows is what queries see).",
+        "Stored rows newer versions of their key replaced: queries skip them, merges remove them.",
+        "Keys in the in-memory indexes of the partitions within dedup_window.",
+        "Memory those indexes keep.",
+        "Partitions older than dedup_window: no index in memory, keys looked up on disk."};
+    for (int m = 0; m < 5; m++) {
+        EMIT("# HELP %s %s\n# TYPE %s gauge\n", dd_names[m], dd_help[m], dd_names[m]);
+        strata_table *t;
+        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
+            if (table_schema(t)->ndedup > 0) {
+                table_stats st;
+                table_get_stats(t, &st);
+                uint64_t v[5] = {st.segment_rows + st.memtable_rows, st.superseded_rows, st.dedup_keys,
+                                 st.dedup_index_bytes, st.dedup_cold_partitions};
+                EMIT("%s{table=\"%s\"} %" PRIu64 "\n", dd_names[m], table_schema(t)->name, v[m]);
+            }
             catalog_put(s->cat, t);
         }
     }

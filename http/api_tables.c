@@ -27,9 +27,7 @@
 #include "engine/table.h"
 #include "ingest/kafka_ingest.h"
 
-/* The rows every query sees (a dedup table's latest version per key, without deleted
- * keys): the engine's own count(*). 0 or an error. */
-static int logical_rows(strata_table *t, uint64_t *out)
+int api_table_logical_rows(strata_table *t, uint64_t *out)
 {
     strata_query q;
     query_init(&q);
@@ -56,7 +54,7 @@ static json_t *table_json(strata_table *t, bool with_schema)
     table_get_stats(t, &st);
     uint64_t physical = st.segment_rows + st.memtable_rows, rows = physical;
     bool dedup = table_schema(t)->ndedup > 0;
-    if (dedup && logical_rows(t, &rows) != 0)
+    if (dedup && api_table_logical_rows(t, &rows) != 0)
         return NULL;
     json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", table_schema(t)->name,
                           "rows", (json_int_t)rows, "segments",
@@ -371,17 +369,18 @@ enum MHD_Result api_tables_optimize(strata_server *s, struct MHD_Connection *c, 
     json_t *parts = json_array();
     for (uint32_t i = 0; i < rep.nparts; i++) {
         const optimize_part *op = &rep.parts[i];
-        json_array_append_new(parts, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "partition", op->partition,
+        json_array_append_new(parts, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "partition", op->partition,
                                                "segments_before", (json_int_t)op->segments_before,
                                                "segments_after", (json_int_t)op->segments_after,
                                                "merges", (json_int_t)op->merges, "rows", (json_int_t)op->rows,
+                                               "rows_dropped", (json_int_t)op->rows_dropped,
                                                "bytes_written", (json_int_t)op->bytes_written));
     }
-    json_t *j = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:f}", "table", rq->table, "partitions", parts,
+    json_t *j = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "table", rq->table, "partitions", parts,
                           "segments_before", (json_int_t)rep.segments_before, "segments_after",
                           (json_int_t)rep.segments_after, "merges", (json_int_t)rep.merges, "rows",
-                          (json_int_t)rep.rows, "bytes_written", (json_int_t)rep.bytes_written, "seconds",
-                          rep.seconds);
+                          (json_int_t)rep.rows, "rows_dropped", (json_int_t)rep.rows_dropped, "bytes_written",
+                          (json_int_t)rep.bytes_written, "seconds", rep.seconds);
     merge_optimize_report_free(&rep);
     return reply_json(s, c, 200, j);
 }

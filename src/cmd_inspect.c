@@ -68,6 +68,8 @@ int cmd_inspect(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (o.all_rows && o.rows < 0)
+        return cli_bad_usage("inspect", "--all-rows goes with --rows N (it shows every stored row)");
     const char *path = argv[optind];
     if (inspect_is_dir(path)) {
         if (o.rows >= 0) {

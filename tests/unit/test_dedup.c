@@ -266,8 +266,6 @@ static void run_stream(const char *name, uint64_t seed, bool string_key, int64_t
     pol.small_bytes = 1;
     for (int step = 0; step < 160; step++) {
         uint64_t op = test_rand_next(&w.seed) % 20;
-        if (getenv("DEDUP_TRACE"))
-            fprintf(stderr, "step %d op %" PRIu64 "\n", step, op);
         if (op < 12) {
             append_random(&w, 1 + (uint32_t)(test_rand_next(&w.seed) % 150));
         } else if (op < 15) {
@@ -281,21 +279,6 @@ static void run_stream(const char *name, uint64_t seed, bool string_key, int64_t
             merge_optimize_report_free(&rep);
         } else {
             reopen(&w, op == 18); /* 19: without a flush, the log replays */
-        }
-        if (getenv("DEDUP_TRACE")) {
-            uint64_t live = 0;
-            for (uint32_t k = 0; k < w.nkeys; k++)
-                live += w.ref[k].present && !w.ref[k].del;
-            strata_query q;
-            query_init(&q);
-            q.from_ms = INT64_MIN / 2;
-            q.to_ms = INT64_MAX / 2;
-            q.aggs[0] = (query_agg){STRATA_AGG_COUNT, -1, 0, "n"};
-            q.naggs = 1;
-            query_result *res;
-            ASSERT_EQ(query_run(w.t, &q, &res, &err), 0);
-            fprintf(stderr, "  live %" PRIu64 " table %" PRIu64 "\n", live, query_result_cell(res, 0, 0)->v.u);
-            query_result_free(res);
         }
         for (int i = 0; i < 3; i++)
             check_random_query(&w);
@@ -541,7 +524,8 @@ TEST(appends_beside_flushes_merges_and_queries)
         q.naggs = 1;
         query_result *res;
         ASSERT_EQ(query_run(w.t, &q, &res, &err), 0);
-        ASSERT_EQ(query_result_cell(res, 0, 0)->v.u % NEW_PER_BATCH, 0); /* whole batches, each key once */
+        /* whole batches, each key once */
+        ASSERT_EQ(query_result_cell(res, 0, 0)->v.u % NEW_PER_BATCH, 0);
         query_result_free(res);
     }
     pthread_join(wt, NULL);
