@@ -71,27 +71,26 @@ void dvec_mask(const dvec *d, uint64_t r0, uint32_t n, uint8_t *mask)
 {
     if (!d || d->count == 0)
         return;
-    uint64_t r = r0, end = r0 + n;
-    while (r < end) {
-        uint64_t c = r / CHUNK_BITS;
-        uint64_t cend = (c + 1) * CHUNK_BITS < end ? (c + 1) * CHUNK_BITS : end;
+    uint64_t end = r0 + n;
+    /* word by word over [r0, end), visiting only the set bits (a few % of a block) */
+    for (uint64_t wstart = r0 & ~UINT64_C(63); wstart < end; wstart += 64) {
+        uint64_t c = wstart / CHUNK_BITS;
         if (c >= d->nchunks)
             return;
         const dv_chunk *ch = d->chunks[c];
-        if (ch) {
-            for (uint64_t x = r; x < cend;) {
-                uint32_t b = (uint32_t)(x % CHUNK_BITS);
-                uint64_t word = ch->w[b / 64] >> (b % 64);
-                if (word == 0) { /* skip to the next word */
-                    x += 64 - (b % 64);
-                    continue;
-                }
-                if (word & 1)
-                    mask[x - r0] = 0;
-                x++;
-            }
+        if (!ch) {
+            wstart = (c + 1) * CHUNK_BITS - 64; /* the next chunk */
+            continue;
         }
-        r = cend;
+        uint64_t w = ch->w[(wstart % CHUNK_BITS) / 64];
+        if (wstart < r0)
+            w &= ~UINT64_C(0) << (r0 - wstart);
+        if (end - wstart < 64)
+            w &= (UINT64_C(1) << (end - wstart)) - 1;
+        while (w) {
+            mask[wstart + (uint64_t)__builtin_ctzll(w) - r0] = 0;
+            w &= w - 1;
+        }
     }
 }
 

@@ -63,6 +63,31 @@ TEST(dvec_versions_share_and_stay_immutable)
     dvec_unref(d2);
 }
 
+/* dvec_mask visits set bits word by word: it must clear exactly what dvec_test says, for
+ * any range (unaligned starts and ends, empty chunks, past the last chunk). */
+TEST(dvec_mask_agrees_with_dvec_test)
+{
+    uint64_t seed = 42;
+    strata_err err = {0};
+    for (int round = 0; round < 200; round++) {
+        uint64_t n = 1 + test_rand_next(&seed) % 300, rows[300];
+        uint64_t span = 1 + test_rand_next(&seed) % 300000;
+        for (uint64_t i = 0; i < n; i++)
+            rows[i] = test_rand_next(&seed) % span;
+        dvec *d;
+        ASSERT_EQ(dvec_with_rows(NULL, rows, n, &d, &err), 0);
+        uint64_t r0 = test_rand_next(&seed) % (span + 70000);
+        uint32_t len = 1 + (uint32_t)(test_rand_next(&seed) % 9000);
+        static uint8_t mask[9000];
+        memset(mask, 1, len);
+        dvec_mask(d, r0, len, mask);
+        for (uint32_t i = 0; i < len; i++)
+            if (mask[i] != !dvec_test(d, r0 + i))
+                TEST_FAIL_("round %d: row %" PRIu64 ": mask %u, test %d", round, r0 + i, mask[i], dvec_test(d, r0 + i));
+        dvec_unref(d);
+    }
+}
+
 /* ---- the reference --------------------------------------------------------------------- */
 
 enum { C_TS, C_ID, C_COUNTRY, C_AMOUNT, C_VERSION, C_DEL, NCOLS };
@@ -544,5 +569,5 @@ TEST(appends_beside_flushes_merges_and_queries)
     free(w.ref);
 }
 
-TEST_LIST(T(appends_beside_flushes_merges_and_queries), T(random_streams_cold_partitions), T(dvec_versions_share_and_stay_immutable), T(random_streams_int_key), T(random_streams_string_key),
+TEST_LIST(T(dvec_mask_agrees_with_dvec_test), T(appends_beside_flushes_merges_and_queries), T(random_streams_cold_partitions), T(dvec_versions_share_and_stay_immutable), T(random_streams_int_key), T(random_streams_string_key),
           T(marks_are_committed_with_their_cause_and_merges_drop_them))
