@@ -272,6 +272,19 @@ static void reopen(world *w, bool flush_first)
     ASSERT_EQ(table_open(w->dir, &w->s, &w->t, &err), 0);
 }
 
+/* The last checks of a test: random queries, again after a reopen (the log replays), then
+ * the table closed and the reference freed. */
+static void check_then_reopen_and_close(world *w)
+{
+    for (int i = 0; i < 10; i++)
+        check_random_query(w);
+    reopen(w, false);
+    for (int i = 0; i < 10; i++)
+        check_random_query(w);
+    table_close(w->t);
+    free(w->ref);
+}
+
 static void run_stream(const char *name, uint64_t seed, bool string_key, int64_t window)
 {
     world w = {0};
@@ -332,13 +345,7 @@ static void run_stream(const char *name, uint64_t seed, bool string_key, int64_t
         ASSERT_EQ(st.dedup_cold_partitions, 0);
         ASSERT_U64_EQ(st.dedup_keys, present);
     }
-    for (int i = 0; i < 10; i++)
-        check_random_query(&w);
-    reopen(&w, false);
-    for (int i = 0; i < 10; i++)
-        check_random_query(&w);
-    table_close(w.t);
-    free(w.ref);
+    check_then_reopen_and_close(&w);
 }
 
 TEST(random_streams_int_key)
@@ -560,13 +567,7 @@ TEST(appends_beside_flushes_merges_and_queries)
     for (merge_report rep = {.merged = true}; rep.merged; merges += rep.merged)
         ASSERT_EQ(merge_table_once(w.t, &pol, NULL, &rep, &err), 0);
     ASSERT_GT(merges, 2);
-    for (int i = 0; i < 10; i++)
-        check_random_query(&w);
-    reopen(&w, false);
-    for (int i = 0; i < 10; i++)
-        check_random_query(&w);
-    table_close(w.t);
-    free(w.ref);
+    check_then_reopen_and_close(&w);
 }
 
 TEST_LIST(T(dvec_mask_agrees_with_dvec_test), T(appends_beside_flushes_merges_and_queries), T(random_streams_cold_partitions), T(dvec_versions_share_and_stay_immutable), T(random_streams_int_key), T(random_streams_string_key),
