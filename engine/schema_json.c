@@ -720,6 +720,9 @@ static int parse_root(strata_err *err, json_t *root, const char *name, strata_sc
         return rc;
     if ((rc = get_duration(err, root, "", "dedup_window", &s->dedup_window_ms)) < 0)
         return rc;
+    if (rc == 1 && s->ndedup == 0)
+        return strata_err_set(err, STRATA_EINVAL, "dedup_window: needs a dedup_key (it bounds the memory of "
+                                                  "the dedup key index)");
     if ((rc = get_enum(err, root, "", "late_policy", schema_json_late_policy_names, NELEM(schema_json_late_policy_names),
                        &e)) < 0)
         return rc;

@@ -253,7 +253,7 @@ char *schema_json_dump(const strata_schema *s)
         &bad);
     put(root, "version", jcolumn_ref(s, s->version_col), &bad);
     put(root, "deleted", jcolumn_ref(s, s->deleted_col), &bad);
-    put(root, "dedup_window", jduration(s->dedup_window_ms), &bad);
+    put(root, "dedup_window", s->ndedup ? jduration(s->dedup_window_ms) : json_null(), &bad);
     put(root, "rollups", jrollups(s, &bad), &bad);
     json_t *ret = json_object();
     put(ret, "raw", jduration_opt(s->retention_raw_ms), &bad);

@@ -640,7 +640,7 @@ TEST(schema_json_written_before_unknown_fields_loads_as_ignore)
         "    },\n    {\n      \"name\": \"ms\",\n      \"type\": \"int32\",\n      \"default\": -1\n"
         "    }\n  ],\n  \"time_column\": \"ts\",\n  \"partition_by\": \"day\",\n  \"order_by\": [\n"
         "    \"page\",\n    \"ts\"\n  ],\n  \"dedup_key\": null,\n  \"version\": null,\n"
-        "  \"deleted\": null,\n  \"dedup_window\": \"2d\",\n  \"rollups\": [],\n  \"retention\": {\n    \"raw\": null,\n"
+        "  \"deleted\": null,\n  \"dedup_window\": null,\n  \"rollups\": [],\n  \"retention\": {\n    \"raw\": null,\n"
         "    \"1m\": null,\n    \"1h\": null\n  },\n  \"lateness\": \"2m\",\n"
         "  \"late_policy\": \"dead-letter\",\n  \"late_bound\": \"1d\",\n  \"storage\": {\n"
         "    \"compression\": \"lz4\",\n    \"memtable_rows\": 1048576,\n"
@@ -1110,6 +1110,8 @@ static const struct bad_case {
     {HEAD ", 'dedup_key': 'event_id'}", "dedup_key: unknown column 'event_id'"},
     {HEAD ", 'dedup_key': ['id']}", "dedup_key: must include the time column 'ts'"},
     {HEAD ", 'dedup_key': 5}", "dedup_key: expected a column name or an array of column names"},
+    {HEAD ", 'dedup_window': '1d'}", "dedup_window: needs a dedup_key"},
+    {HEAD ", 'dedup_key': ['id', 'ts'], 'dedup_window': '0s'}", "dedup_window: must be a positive duration"},
     {HEAD ", 'version': 'n'}", "version: needs a dedup_key"},
     {HEAD ", 'dedup_key': ['id', 'ts'], 'version': 'amount'}", "version: 'amount' has type float64"},
     {HEAD ", 'dedup_key': ['id', 'ts'], 'version': 'vers'}", "version: unknown column 'vers'"},
