@@ -50,7 +50,8 @@
  *                    |                    | dedup_key
  *   dedup_window     | duration string    | partitions older than this before the latest
  *                    |                    | event keep no key index in memory (their keys
- *                    |                    | are looked up on disk); default "2d"
+ *                    |                    | are looked up on disk); default "2d". Needs
+ *                    |                    | dedup_key
  *   rollups          | array of objects   | at most 4, default none:
  *     .interval      | duration string    |   required, "1m" or "1h", each at most once
  *     .dimensions    | array of strings   |   string columns; default none
