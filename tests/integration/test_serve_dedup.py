@@ -12,6 +12,8 @@
 - kafka_duplicates_count_once: `strata gen --duplicates` into the embedded broker, a Kafka
   table keyed by [event_id, ts] with version: count and sum equal the generator's own
   figures for the latest version of each event, not the events sent.
+- kafka_kill_and_restart_mid_stream: the same while the server is killed (-9) in the
+  middle of a paced stream and started again.
 Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names]. Prints "N passed, M failed".
 """
 import json
@@ -197,5 +199,34 @@ def kafka_duplicates_count_once():
     b.stop()
 
 
-harness.run_parts([http_stream_matches_the_reference, key_without_time_is_refused, kafka_duplicates_count_once])
+def kafka_kill_and_restart_mid_stream():
+    """A paced stream with re-sends; the server is killed (-9) in the middle of it and
+    started again: what it re-reads from Kafka is marked again, nothing counts twice."""
+    b = Broker("--partitions", "3")
+    data = os.path.join(WORK, "data-kafka-kill")
+    s = Server(data, "kafka-kill", extra=("--kafka-brokers", b.addr))
+    sc = harness.order_schema("orders", topic="orders")
+    sc.update({"dedup_key": ["event_id", "ts"], "version": "version"})
+    check(s.json("PUT", "/tables/orders", sc)[0] == 201, "create the Kafka table")
+    totals = os.path.join(WORK, "totals-kill.json")
+    g = harness.gen_start(b.addr, "orders", totals, "--count", "40000", "--duplicates", "0.05", "--rate", "10000",
+                          "--seed", "9")
+    wait_for(lambda: s.count("orders"), limit=20, until=lambda v: v > 10000)
+    s.stop(signal.SIGKILL)
+    s = Server(data, "kafka-kill2", extra=("--kafka-brokers", b.addr))
+    check(g.wait(timeout=120) == 0, "gen finished")
+    with open(totals) as f:
+        tot = json.load(f)
+    got = wait_for(lambda: s.count("orders"), limit=60, until=lambda v: v == tot["distinct_events"])
+    check(got == tot["distinct_events"], "after kill -9 mid-stream: count %s = distinct events %d (sent %d, %d re-sends)"
+          % (got, tot["distinct_events"], tot["events"], tot["duplicates"]))
+    st, r = s.json("POST", "/query", {"table": "orders", "from": 0, "select": [{"fn": "sum", "column": "amount"}]})
+    check(st == 200 and abs(r["rows"][0][0] * 100 - tot["amount_cents_latest"]) < 0.5,
+          "sum(amount) %s = the latest versions' %s" % (r.get("rows"), tot["amount_cents_latest"] / 100))
+    s.stop()
+    b.stop()
+
+
+harness.run_parts([http_stream_matches_the_reference, key_without_time_is_refused, kafka_duplicates_count_once,
+                   kafka_kill_and_restart_mid_stream])
 sys.exit(harness.finish())
