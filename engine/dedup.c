@@ -606,7 +606,7 @@ int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, uint64_t h,
     keyvals k, o;
     batch_key(dp, b, r, &k);
     uint64_t fp = fp_of(h);
-    if (!dst->hashes && dst->mt)
+    if (!dst->hashes && dst->mt && row == 0) /* from its first row or never: each row has one */
         dst->hashes = malloc(sizeof *dst->hashes * (memtable_max_rows(dst->mt) + 1)); /* pages as used */
     if (dst->hashes)
         dst->hashes[row] = h;
