@@ -71,7 +71,6 @@ struct dedup_part {
     uint64_t nlosers, losers_cap;
     staged_dv *staged;
     uint32_t nstaged, staged_cap;
-    uint64_t marked;
     gcache_ent cache[GCACHE];
     uint64_t clock;
     segment_scratch scratch;
@@ -212,11 +211,6 @@ void dedup_part_trim(dedup_part *dp)
     dp->undo_cap = dp->losers_cap = 0;
 }
 
-uint64_t dedup_part_marked(const dedup_part *dp)
-{
-    return dp->marked;
-}
-
 /* ---- keys --------------------------------------------------------------------------- */
 
 /* A key's values, gathered for hashing and comparing. */
@@ -225,15 +219,20 @@ typedef struct keyvals {
     strata_str s[STRATA_MAX_DEDUP_COLS];
 } keyvals;
 
+/* One key column into the hash so far: a string's bytes (the seed mixed with its
+ * length) or an int's 8 bytes. Rows of batches (dedup_hash_rows) and stored rows
+ * (key_hash) go through this alone, so their hashes agree. */
+static inline uint64_t hash_step(uint64_t h, bool is_str, const int64_t *i, strata_str s)
+{
+    return is_str ? XXH3_64bits_withSeed(s.ptr ? s.ptr : "", s.len, h ^ s.len) : XXH3_64bits_withSeed(i, 8, h);
+}
+
 static uint64_t key_hash(const dedup_part *dp, const keyvals *k)
 {
     uint64_t h = 0;
-    for (int c = 0; c < dp->nk; c++) {
-        if (dp->sc->cols[dp->kcols[c]].type == STRATA_STRING)
-            h = XXH3_64bits_withSeed(k->s[c].ptr ? k->s[c].ptr : "", k->s[c].len, h ^ k->s[c].len);
-        else
-            h = XXH3_64bits_withSeed(&k->i[c], 8, h);
-    }
+    for (int c = 0; c < dp->nk; c++)
+        h = dp->sc->cols[dp->kcols[c]].type == STRATA_STRING ? hash_step(h, true, NULL, k->s[c])
+                                                              : hash_step(h, false, &k->i[c], (strata_str){NULL, 0});
     return h;
 }
 
@@ -267,12 +266,9 @@ void dedup_hash_rows(const strata_schema *sc, const row_batch *b, uint64_t *out)
         uint64_t h = 0;
         for (int c = 0; c < sc->ndedup; c++) {
             int col = sc->dedup_cols[c];
-            if (sc->cols[col].type == STRATA_STRING) {
-                strata_str v = row_batch_get_str(b, col, r);
-                h = XXH3_64bits_withSeed(v.ptr ? v.ptr : "", v.len, h ^ v.len);
-            } else {
-                h = XXH3_64bits_withSeed(&b->i[col][r], 8, h);
-            }
+            bool is_str = sc->cols[col].type == STRATA_STRING;
+            h = hash_step(h, is_str, is_str ? NULL : &b->i[col][r],
+                          is_str ? row_batch_get_str(b, col, r) : (strata_str){NULL, 0});
         }
         out[r] = h;
     }
@@ -604,7 +600,7 @@ int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, uint64_t h,
         return strata_err_set(err, STRATA_EINVAL, "dedup: a memtable of more than %llu rows",
                               (unsigned long long)DEDUP_MAX_SOURCE_ROWS);
     keyvals k, o;
-    batch_key(dp, b, r, &k);
+    bool have_k = false; /* the row's key values, gathered only when a lookup needs them */
     uint64_t fp = fp_of(h);
     if (!dst->hashes && dst->mt && row == 0) /* from its first row or never: each row has one */
         dst->hashes = malloc(sizeof *dst->hashes * (memtable_max_rows(dst->mt) + 1)); /* pages as used */
@@ -617,6 +613,7 @@ int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, uint64_t h,
         if (e == 0) {
             uint64_t old = UINT64_MAX;
             if (dp->cold) { /* not among the rows appended since it went cold: on disk? */
+                batch_key(dp, b, r, &k);
                 int rc = cold_find(dp, &k, &o, &old, err);
                 if (rc)
                     return rc;
@@ -636,6 +633,9 @@ int dedup_append_row(dedup_part *dp, const row_batch *b, uint32_t r, uint64_t h,
             return 0;
         }
         if (E_FP(e) == fp) {
+            if (!have_k)
+                batch_key(dp, b, r, &k);
+            have_k = true;
             const dedup_src *os = dp->srcs[E_SLOT(e)];
             int rc = src_key(dp, os, E_ROW(e), &o, err);
             if (rc)
@@ -707,7 +707,6 @@ void dedup_append_commit(dedup_part *dp)
         dvec_unref(dp->staged[s].ds->dv);
         dp->staged[s].ds->dv = dp->staged[s].dv;
     }
-    dp->marked += dp->nlosers;
     dp->nstaged = 0;
     dp->nundo = 0;
     dp->nlosers = 0;

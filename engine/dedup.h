@@ -142,8 +142,6 @@ int dedup_append_stage(dedup_part *dp, strata_err *err);
 void dedup_append_commit(dedup_part *dp);
 /* Undoes every change of the append in progress. Never fails. */
 void dedup_append_abort(dedup_part *dp);
-/* Rows the appends of this partition marked as superseded, since creation. */
-uint64_t dedup_part_marked(const dedup_part *dp);
 
 /* ---- flushes and merges ----------------------------------------------------------------- */
 

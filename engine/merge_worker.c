@@ -111,17 +111,10 @@ static bool merge_one(merge_worker *w, strata_table *t)
     }
     if (atomic_load(&w->stop) || rc == STRATA_ENOTFOUND)
         return false;
-    if (rc == STRATA_ECORRUPT) {
-        /* Said once, like a query that meets it first (http/api_query.c); a query
-         * meeting it later says nothing more. */
-        char before[512];
-        table_damage(t, before, sizeof before);
-        table_report_damage(t, err.msg);
-        char latest[512];
-        table_damage(t, latest, sizeof latest);
-        if (strcmp(before, latest) != 0)
-            tell(w, "table %s: DAMAGED SEGMENT met by a merge: %s", name, latest);
-    }
+    /* Said once, like a query that meets it first (http/api_query.c); a query meeting it
+     * later says nothing more. */
+    if (rc == STRATA_ECORRUPT && table_report_damage(t, err.msg))
+        tell(w, "table %s: DAMAGED SEGMENT met by a merge: %s", name, err.msg);
     if (!f)
         f = failing_of(w, name, true);
     if (f) {

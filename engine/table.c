@@ -610,12 +610,14 @@ bool table_failure(strata_table *t, char *buf, size_t cap)
     return true;
 }
 
-void table_report_damage(strata_table *t, const char *msg)
+bool table_report_damage(strata_table *t, const char *msg)
 {
     pthread_mutex_lock(&t->lock);
     t->damage_count++;
+    bool fresh = strncmp(t->damage_msg, msg, sizeof t->damage_msg - 1) != 0;
     snprintf(t->damage_msg, sizeof t->damage_msg, "%s", msg);
     pthread_mutex_unlock(&t->lock);
+    return fresh;
 }
 
 uint64_t table_damage(strata_table *t, char *buf, size_t cap)
@@ -692,7 +694,6 @@ void table_get_stats(strata_table *t, table_stats *st)
             st->dedup_keys += dedup_part_keys(p->dd);
             st->dedup_index_bytes += dedup_part_bytes(p->dd);
             st->dedup_scratch_bytes += dedup_part_scratch_bytes(p->dd);
-            st->dedup_marked += dedup_part_marked(p->dd);
             st->dedup_cold_partitions += dedup_part_cold(p->dd);
         }
     }

@@ -134,7 +134,7 @@ bool table_failure(strata_table *t, char *buf, size_t cap);
  * met): table_report_damage records it (a count and the latest message);
  * table_damage returns the count and writes the latest message into buf. Reads of other
  * data go on; the damage stays reported until a restart re-opens the table. */
-void table_report_damage(strata_table *t, const char *msg);
+bool table_report_damage(strata_table *t, const char *msg); /* true: a message not the latest */
 uint64_t table_damage(strata_table *t, char *buf, size_t cap);
 
 /* Dropping: table_writes_pause waits for an append or flush in progress and holds every
@@ -195,7 +195,6 @@ typedef struct table_stats {
     uint64_t dedup_keys;        /* keys in the partitions' indexes (each with its winner) */
     uint64_t dedup_index_bytes; /* memory those indexes keep */
     uint64_t dedup_scratch_bytes; /* and what appends use meanwhile (freed at flushes) */
-    uint64_t dedup_marked;      /* rows appends marked superseded since open */
     uint64_t dedup_cold_partitions; /* partitions outside the window: keys looked up on disk */
 } table_stats;
 void table_get_stats(strata_table *t, table_stats *st /* OUT */);

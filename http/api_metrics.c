@@ -113,20 +113,39 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
         "Keys in the in-memory indexes of the partitions within dedup_window.",
         "Memory those indexes keep.",
         "Partitions older than dedup_window: no index in memory, keys looked up on disk."};
+    /* One look at each dedup table (its stats take the dedup lock), then the lines by name. */
+    size_t ndd = 0, cap = 0;
+    struct dd_row {
+        char name[STRATA_NAME_MAX];
+        uint64_t v[5];
+    } *dd = NULL;
+    for (size_t i = 0;; i++) {
+        strata_table *t = catalog_at(s->cat, i);
+        if (!t)
+            break;
+        if (table_schema(t)->ndedup > 0 && ndd == cap) {
+            struct dd_row *more = realloc(dd, sizeof *dd * (cap * 2 + 4));
+            if (more) {
+                dd = more;
+                cap = cap * 2 + 4;
+            }
+        }
+        if (table_schema(t)->ndedup > 0 && ndd < cap) {
+            table_stats st;
+            table_get_stats(t, &st);
+            snprintf(dd[ndd].name, sizeof dd[ndd].name, "%s", table_schema(t)->name);
+            uint64_t v[5] = {st.segment_rows + st.memtable_rows, st.superseded_rows, st.dedup_keys,
+                             st.dedup_index_bytes, st.dedup_cold_partitions};
+            memcpy(dd[ndd++].v, v, sizeof v);
+        }
+        catalog_put(s->cat, t);
+    }
     for (int m = 0; m < 5; m++) {
         EMIT("# HELP %s %s\n# TYPE %s gauge\n", dd_names[m], dd_help[m], dd_names[m]);
-        strata_table *t;
-        for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
-            if (table_schema(t)->ndedup > 0) {
-                table_stats st;
-                table_get_stats(t, &st);
-                uint64_t v[5] = {st.segment_rows + st.memtable_rows, st.superseded_rows, st.dedup_keys,
-                                 st.dedup_index_bytes, st.dedup_cold_partitions};
-                EMIT("%s{table=\"%s\"} %" PRIu64 "\n", dd_names[m], table_schema(t)->name, v[m]);
-            }
-            catalog_put(s->cat, t);
-        }
+        for (size_t i = 0; i < ndd; i++)
+            EMIT("%s{table=\"%s\"} %" PRIu64 "\n", dd_names[m], dd[i].name, dd[i].v[m]);
     }
+    free(dd);
     static const char *const wal_names[] = {"strata_wal_records_total", "strata_wal_bytes_total",
                                             "strata_wal_syncs_total", "strata_wal_sync_seconds_total",
                                             "strata_wal_files", "strata_wal_disk_bytes"};
