@@ -19,6 +19,7 @@
 
 #include "engine/clock.h"
 #include "engine/retention.h"
+#include "engine/rollup_build.h"
 #include "engine/units.h"
 
 /* A table whose merges fail: how many in a row, and when to try again. */
@@ -38,6 +39,7 @@ struct merge_worker {
     atomic_bool stop;
     failing *fails;
     size_t nfails;
+    uint64_t rollup_failures; /* in a row, over all tables */
 };
 
 static void tell(merge_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -90,6 +92,23 @@ static void sweep(merge_worker *w, strata_table *t)
         tell(w, "table %s: retention failed (will retry): %s", name, err.msg);
 }
 
+/* Seals and rebuilds of t's rollup tiers (a few jobs a pass). True when one ran. */
+static bool rollups_advance(merge_worker *w, strata_table *t)
+{
+    rollup_advance_report rep;
+    strata_err err = {0};
+    int rc = rollup_advance(t, &w->stop, 4, &rep, &err);
+    if (rc && !atomic_load(&w->stop)) {
+        uint64_t n = ++w->rollup_failures;
+        if ((n & (n - 1)) == 0)
+            tell(w, "table %s: rollup build failed (%" PRIu64 " in a row; will retry): %s", table_schema(t)->name, n,
+                 err.msg);
+    } else if (rc == 0 && rep.jobs) {
+        w->rollup_failures = 0;
+    }
+    return rep.jobs > 0;
+}
+
 /* The table's best merge, unless it is backing off. True when something was merged. */
 static bool merge_one(merge_worker *w, strata_table *t)
 {
@@ -138,6 +157,8 @@ static void *worker_main(void *arg)
         for (size_t i = 0; !atomic_load(&w->stop) && (t = catalog_at(w->cat, i)) != NULL; i++) {
             if (!table_failure(t, NULL, 0)) { /* a failed table refuses both; /health says why */
                 sweep(w, t);
+                if (!atomic_load(&w->stop))
+                    merged |= rollups_advance(w, t);
                 if (!atomic_load(&w->stop))
                     merged |= merge_one(w, t);
             }

@@ -4,9 +4,10 @@
  *
  * One thread, at a lower priority than the rest of the process (nice +10 on its own
  * thread id), so ingest and queries come first. Each pass walks the catalog's tables:
- * a retention sweep (cheap when nothing expired), then the table's best merge
+ * a retention sweep (cheap when nothing expired), a few seals and rebuilds of its rollup
+ * tiers (rollup_build.h), then the table's best merge
  * (merge_table_once; a table whose optimize runs, or that refuses writes, is passed
- * over). After a pass that merged something it pauses pause_ms and goes
+ * over). After a pass that merged or built something it pauses pause_ms and goes
  * again; after a pass with nothing to do it waits interval_ms. A table whose merges fail
  * (a full disk, a damaged segment) is left alone for 1, 2, 4 ... up to 60 s; a merge
  * that meets a damaged segment reports it (table_report_damage), so /health says so.

@@ -32,6 +32,11 @@
  *   - order: by the listed output columns (ties keep the default order), default: every
  *     output column before the aggregates, ascending; then limit (-1: none).
  * Reads see one snapshot: segments and memtable rows as of the start of the query.
+ * Rollups: with source auto (or rollup), the sealed clean buckets of the coarsest tier
+ * that covers the query (its dimensions hold group_by and where, its states the
+ * aggregates, its interval divides the query's) are read from the tier and the rest from
+ * raw rows: the same answer either way (float sums may differ in the last bits, within
+ * 1e-9 relative; uniq and quantile merge the very sketches a scan makes).
  *
  * Ownership: the caller owns the strata_query (and its expression tree) and frees it
  * with query_free; query_run returns a result the caller frees with query_result_free.
@@ -77,6 +82,14 @@ typedef enum query_fill {
     QUERY_FILL_NULL,     /* a row: every aggregate null */
 } query_fill;
 
+/* What may answer a query (rollup tiers: engine/rollup.h). */
+typedef enum query_source {
+    QUERY_SOURCE_AUTO = 0, /* the coarsest tier that covers the query, for its sealed clean
+                            * buckets; raw rows for the rest */
+    QUERY_SOURCE_RAW,      /* raw rows only */
+    QUERY_SOURCE_ROLLUP,   /* as auto, but an error when no tier covers the query */
+} query_source;
+
 typedef struct query_order {
     int output_col; /* index into the result columns */
     bool desc;
@@ -86,6 +99,7 @@ typedef struct strata_query {
     int64_t from_ms, to_ms;
     int64_t interval_ms; /* 0: no time buckets */
     query_fill fill;     /* buckets without rows: left out (QUERY_FILL_NONE) or returned */
+    query_source source; /* default QUERY_SOURCE_AUTO */
     int ngroup;
     int group_cols[QUERY_MAX_GROUP];
     int naggs;
@@ -131,6 +145,14 @@ typedef struct query_result {
     uint64_t rows_read;     /* rows in the blocks scanned */
     uint64_t segments_read; /* segments with at least one block scanned */
     double elapsed_ms;
+    /* What answered: rollup_interval_ms 0 when raw rows alone did; else the tier's
+     * buckets in [rollup_from, rollup_to) but the dirty ones (rollup_dirty, read raw)
+     * came from the tier (rollup_buckets with rows, rollup_rows of them), and raw_ranges
+     * time ranges (the edges, unsealed and dirty buckets) from raw rows. */
+    int64_t rollup_interval_ms;
+    int64_t rollup_from, rollup_to;
+    uint64_t rollup_buckets, rollup_rows, rollup_dirty;
+    uint32_t raw_ranges;
 } query_result;
 
 /* Runs q over t. Returns 0 and *out, or an error: STRATA_EINVAL for a query that does not

@@ -85,6 +85,33 @@ int qagg_merge(const strata_schema *sc, const query_agg *a, agg_state *dst, agg_
     return 0;
 }
 
+static uint64_t sketch_bytes(const query_agg *a, const agg_state *s)
+{
+    if (!s->sk)
+        return 0;
+    return a->fn == STRATA_AGG_UNIQ ? hll_bytes(s->sk) : a->fn == STRATA_AGG_QUANTILE ? dds_bytes(s->sk) : 0;
+}
+
+int qagg_merge_from(const strata_schema *sc, const query_agg *a, agg_state *dst, const agg_state *src,
+                    uint64_t *grown)
+{
+    agg_state tmp = *src;
+    uint64_t before = sketch_bytes(a, dst);
+    *grown = 0;
+    if (src->sk && !dst->sk) {
+        /* an empty sketch of dst's own, so qagg_merge merges into it and takes nothing */
+        if (a->fn == STRATA_AGG_UNIQ)
+            dst->sk = hll_create();
+        else if (a->fn == STRATA_AGG_QUANTILE)
+            dst->sk = dds_create();
+        if (!dst->sk)
+            return STRATA_ENOMEM;
+    }
+    int rc = qagg_merge(sc, a, dst, &tmp);
+    *grown = sketch_bytes(a, dst) - before;
+    return rc;
+}
+
 void qagg_final_cell(const strata_schema *sc, const query_agg *a, const agg_state *s, query_cell *c)
 {
     strata_type t = a->col >= 0 ? sc->cols[a->col].type : STRATA_UINT64;

@@ -74,6 +74,11 @@ void qagg_shared_states(const strata_query *q, const strata_schema *sc, int *agg
  * overflows, STRATA_ENOMEM. */
 int qagg_merge(const strata_schema *sc, const query_agg *a, agg_state *dst, agg_state *src);
 
+/* Adds src into dst like qagg_merge, leaving src as it was (its sketch is merged into
+ * one of dst's own). *grown: bytes dst's sketch grew by. 0, STRATA_EINVAL, STRATA_ENOMEM. */
+int qagg_merge_from(const strata_schema *sc, const query_agg *a, agg_state *dst, const agg_state *src,
+                    uint64_t *grown /* OUT */);
+
 /* The answer of aggregate a from state s (null where it saw no value). */
 void qagg_final_cell(const strata_schema *sc, const query_agg *a, const agg_state *s,
                      query_cell *c /* OUT */);

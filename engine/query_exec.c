@@ -21,6 +21,8 @@
 #include "engine/clock.h"
 #include "engine/query_ctx.h"
 #include "engine/query_plan.h"
+#include "engine/query_rollup.h"
+#include "engine/rollup.h"
 
 void query_init(strata_query *q)
 {
@@ -54,6 +56,52 @@ void query_free(strata_query *q)
     }
 }
 
+int qexec_states(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, double t0, exec *out,
+                 strata_err *err)
+{
+    qplan plan;
+    int rc = qplan_build(&plan, q, sc, snap, err);
+    if (!rc)
+        rc = qscan_run(&plan, t0, out, err);
+    qplan_free(&plan);
+    if (!rc)
+        out->plan = NULL;
+    return rc;
+}
+
+/* The raw ranges of sp scanned into *x (one scan per range, merged), x->q set to q.
+ * qs: room for sp->nraw query copies, which x's states refer to until it is freed. */
+static int scan_raw_ranges(const strata_query *q, const strata_schema *sc, const table_snapshot *snap,
+                           const qrollup_split *sp, double t0, strata_query *qs, exec *x, strata_err *err)
+{
+    uint32_t n = sp->nraw ? sp->nraw : 1; /* none: one empty range, for the exec the tier fills */
+    int rc = 0;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        qs[i] = *q;
+        qs[i].from_ms = sp->nraw ? sp->raw[i][0] : q->from_ms;
+        qs[i].to_ms = sp->nraw ? sp->raw[i][1] : q->from_ms;
+        qs[i].fill = QUERY_FILL_NONE;
+        if (i == 0) {
+            if ((rc = qexec_states(&qs[i], sc, snap, t0, x, err)) != 0)
+                return rc; /* nothing to free */
+            continue;
+        }
+        exec part;
+        rc = qexec_states(&qs[i], sc, snap, t0, &part, err);
+        if (!rc) {
+            x->err = err;
+            rc = qscan_merge(x, &part);
+            qctx_free(&part);
+        }
+        if (!rc)
+            rc = qctx_check_memory(x);
+    }
+    x->q = q; /* the same aggregates, buckets and groups; the result reads q's range and fill */
+    if (rc)
+        qctx_free(x);
+    return rc;
+}
+
 int query_run(strata_table *t, const strata_query *q, query_result **out, strata_err *err)
 {
     *out = NULL;
@@ -61,27 +109,53 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     int rc = qplan_check(q, sc, err);
     if (rc)
         return rc;
+    int tier = -1;
+    if (q->source != QUERY_SOURCE_RAW && sc->nrollups > 0) {
+        char why[512];
+        tier = qrollup_choose(q, sc, why, sizeof why);
+        if (tier < 0 && q->source == QUERY_SOURCE_ROLLUP)
+            return strata_err_set(err, STRATA_EINVAL, "source: no rollup tier can answer this query (%s)", why);
+    } else if (q->source == QUERY_SOURCE_ROLLUP) {
+        return strata_err_set(err, STRATA_EINVAL, "source: table '%s' has no rollups (\"rollups\" in its schema)",
+                              sc->name);
+    }
     double t0 = clock_mono_ms_frac();
     table_snapshot *snap = table_snapshot_acquire(t, q->from_ms, q->to_ms);
     if (!snap)
         return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-    qplan plan;
+    qrollup_split sp;
+    const rollup_view *v = snap->rollup;
+    qrollup_split_range(q, tier >= 0 && v ? &v->tiers[tier] : NULL, tier >= 0 ? sc->rollups[tier].interval_ms : 1, &sp);
+    strata_query qs[QROLLUP_MAX_RANGES];
     exec x;
-    rc = qplan_build(&plan, q, sc, snap, err);
-    if (!rc)
-        rc = qscan_run(&plan, t0, &x, err);
+    uint64_t rb = 0, rr = 0;
+    rc = scan_raw_ranges(q, sc, snap, &sp, t0, qs, &x, err);
+    if (!rc && sp.from < sp.to) {
+        rc = qrollup_merge(&x, v, tier, &sp, &rb, &rr);
+        if (rc)
+            qctx_free(&x);
+    }
     table_snapshot_release(snap);
     if (rc == STRATA_ECORRUPT)
         table_report_damage(t, err->msg); /* a committed segment is damaged: say so beyond this answer */
     if (!rc) {
         rc = qresult_build(&x, out, err);
         if (!rc) {
-            (*out)->rows_read = x.rows_read;
-            (*out)->segments_read = x.segments_read;
-            (*out)->elapsed_ms = clock_mono_ms_frac() - t0;
+            query_result *r = *out;
+            r->rows_read = x.rows_read;
+            r->segments_read = x.segments_read;
+            r->raw_ranges = sp.nraw;
+            if (sp.from < sp.to) {
+                r->rollup_interval_ms = sc->rollups[tier].interval_ms;
+                r->rollup_from = sp.from;
+                r->rollup_to = sp.to;
+                r->rollup_buckets = rb;
+                r->rollup_rows = rr;
+                r->rollup_dirty = sp.dirty;
+            }
+            r->elapsed_ms = clock_mono_ms_frac() - t0;
         }
         qctx_free(&x);
     }
-    qplan_free(&plan);
     return rc;
 }

@@ -486,8 +486,8 @@ static void *worker_run(void *p)
     return NULL;
 }
 
-/* Merges src's groups into dst's (string keys re-interned into dst's pool). */
-static int merge_exec(exec *dst, exec *src)
+/* (query_ctx.h) String keys are re-interned into dst's pool. */
+int qscan_merge(exec *dst, exec *src)
 {
     const strata_query *q = dst->q;
     uint64_t key[QUERY_MAX_GROUP + 1];
@@ -568,7 +568,7 @@ int qscan_run(const qplan *p, double t0, exec *out, strata_err *err)
             }
         for (int i = 1; i < started && !rc; i++) {
             ws[0].x.err = err;
-            rc = merge_exec(&ws[0].x, &ws[i].x);
+            rc = qscan_merge(&ws[0].x, &ws[i].x);
             if (!rc)
                 rc = qctx_check_memory(&ws[0].x);
         }

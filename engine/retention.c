@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "engine/fs.h"
+#include "engine/rollup.h"
 #include "engine/table_internal.h"
 
 #define EXPIRED_PREFIX ".expired-"
@@ -180,6 +181,8 @@ int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, stra
         /* It is t->parts[0]: every partition before it went the same way. */
         memmove(&t->parts[0], &t->parts[1], sizeof *t->parts * (t->nparts - 1));
         t->nparts--;
+        /* in the same hold: no snapshot sees the tiers know rows the table lost */
+        rollup_forget_before(t->rollups, schema_partition_next(by, p->key));
         pthread_mutex_unlock(&t->lock);
         table__partition_free(p);
         rep->partitions++;

@@ -201,14 +201,18 @@ int schema_validate(const strata_schema *s, strata_err *err)
                               STRATA_MAX_ROLLUPS);
     for (int r = 0; r < s->nrollups; r++) {
         const strata_rollup *ru = &s->rollups[r];
-        if (ru->interval_ms != 60000 && ru->interval_ms != 3600000)
-            return strata_err_set(err, STRATA_EINVAL, "rollups[%d].interval: must be 1m or 1h", r);
+        if (ru->interval_ms < 60000 || ru->interval_ms % 60000 != 0 || ru->interval_ms > 86400000)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "rollups[%d].interval: must be a whole number of minutes or hours "
+                                  "from 1m to 24h (such as 1m, 5m, 1h)",
+                                  r);
         for (int q = 0; q < r; q++)
             if (s->rollups[q].interval_ms == ru->interval_ms)
                 return strata_err_set(err, STRATA_EINVAL,
                                       "rollups[%d].interval: two rollups with the same interval", r);
-        if (ru->ndims < 0 || ru->ndims > s->ncols)
-            return strata_err_set(err, STRATA_EINVAL, "rollups[%d].dimensions: too many", r);
+        if (ru->ndims < 0 || ru->ndims > s->ncols || ru->ndims > STRATA_MAX_ROLLUP_DIMS)
+            return strata_err_set(err, STRATA_EINVAL, "rollups[%d].dimensions: too many (at most %d)", r,
+                                  STRATA_MAX_ROLLUP_DIMS);
         for (int d = 0; d < ru->ndims; d++) {
             if (!col_ok(s, ru->dims[d]))
                 return strata_err_set(err, STRATA_EINVAL, "rollups[%d].dimensions[%d]: not a column",
@@ -253,6 +257,22 @@ int schema_validate(const strata_schema *s, strata_err *err)
                                       r, m, strata_agg_name(me->fn), s->cols[me->column].name,
                                       strata_type_name(t));
         }
+        /* The states a tier keeps (rollup.h): count, one per distinct (fn, column), and a
+         * second for each sum of an integer column (avg's float sum). */
+        int states = 1;
+        for (int m = 0; m < ru->nmetrics; m++) {
+            const strata_rollup_metric *me = &ru->metrics[m];
+            bool seen = me->fn == STRATA_AGG_COUNT;
+            for (int k = 0; k < m && !seen; k++)
+                seen = ru->metrics[k].fn == me->fn && ru->metrics[k].column == me->column;
+            if (!seen)
+                states += 1 + (me->fn == STRATA_AGG_SUM && strata_type_is_int(s->cols[me->column].type));
+        }
+        if (states > STRATA_MAX_ROLLUP_STATES)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "rollups[%d].metrics: %d aggregate states, at most %d (count is one, "
+                                  "each other metric one, a sum of an integer column two)",
+                                  r, states, STRATA_MAX_ROLLUP_STATES);
     }
     const struct {
         const char *name;

@@ -27,6 +27,8 @@
 #define STRATA_DEFAULT_STR_MAX 256
 #define STRATA_MAX_ROLLUPS 4
 #define STRATA_MAX_ROLLUP_METRICS 32
+#define STRATA_MAX_ROLLUP_DIMS 16   /* a query groups by at most 16 columns */
+#define STRATA_MAX_ROLLUP_STATES 32 /* a tier's aggregate states (engine/rollup.h) */
 #define STRATA_MAX_KAFKA_PROPS 32
 
 /* Supported time values: 0000-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z. Partition
@@ -101,7 +103,7 @@ typedef struct strata_rollup_metric {
 } strata_rollup_metric;
 
 typedef struct strata_rollup {
-    int64_t interval_ms; /* 60000 for 1m, 3600000 for 1h */
+    int64_t interval_ms; /* whole minutes, 1m to 24h: 60000 for 1m, 3600000 for 1h */
     int ndims;
     int dims[STRATA_MAX_COLUMNS];     /* string column indexes */
     int nmetrics;

@@ -416,7 +416,7 @@ static int parse_rollup(strata_err *err, const strata_schema *s, json_t *v, size
     if ((rc = get_duration(err, v, path, "interval", &ru->interval_ms)) < 0)
         return rc;
     if (rc == 0)
-        return strata_err_set(err, STRATA_EINVAL, "%s.interval: required (1m or 1h)", path);
+        return strata_err_set(err, STRATA_EINVAL, "%s.interval: required (such as 1m or 1h)", path);
     json_t *dims = jutil_member(v, "dimensions");
     if (dims) {
         jutil_path_key(sub, PATHCAP, path, "dimensions");

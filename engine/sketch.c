@@ -372,3 +372,86 @@ double dds_quantile(const ddsketch *d, double q)
     /* Never outside the observed range. */
     return v < d->min ? d->min : v > d->max ? d->max : v;
 }
+
+/* ---- Kept sketches --------------------------------------------------------------------
+ *
+ * A packed DDSketch is its non-empty buckets only: a header, then npos + nneg bucket
+ * indexes (int32), then their counts (uint64), positive buckets first, in one
+ * allocation. Merging it adds exactly what dds_merge of the sketch would add. */
+struct dds_packed {
+    uint64_t zero, count;
+    double min, max;
+    uint32_t npos, nneg;
+    uint64_t bytes;
+    /* int32_t idx[npos + nneg]; (padding to 8) uint64_t cnt[npos + nneg]; */
+};
+
+static inline int32_t *packed_idx(const dds_packed *p) { return (int32_t *)(void *)((char *)(p + 1)); }
+static inline uint64_t *packed_cnt(const dds_packed *p)
+{
+    size_t n = (size_t)p->npos + p->nneg;
+    return (uint64_t *)(void *)((char *)(p + 1) + ((n * 4 + 7) & ~(size_t)7));
+}
+
+dds_packed *dds_pack(const ddsketch *d)
+{
+    uint32_t np = 0, nn = 0;
+    for (uint32_t i = 0; i < d->pos_n; i++)
+        np += d->pos[i] != 0;
+    for (uint32_t i = 0; i < d->neg_n; i++)
+        nn += d->neg[i] != 0;
+    size_t n = (size_t)np + nn;
+    size_t bytes = sizeof(dds_packed) + ((n * 4 + 7) & ~(size_t)7) + n * 8;
+    dds_packed *p = malloc(bytes);
+    if (!p)
+        return NULL;
+    *p = (dds_packed){d->zero, d->count, d->min, d->max, np, nn, bytes};
+    int32_t *idx = packed_idx(p);
+    uint64_t *cnt = packed_cnt(p);
+    size_t k = 0;
+    for (uint32_t i = 0; i < d->pos_n; i++)
+        if (d->pos[i]) {
+            idx[k] = d->pos_off + (int32_t)i;
+            cnt[k++] = d->pos[i];
+        }
+    for (uint32_t i = 0; i < d->neg_n; i++)
+        if (d->neg[i]) {
+            idx[k] = d->neg_off + (int32_t)i;
+            cnt[k++] = d->neg[i];
+        }
+    return p;
+}
+
+uint64_t dds_packed_bytes(const dds_packed *p) { return p ? p->bytes : 0; }
+
+bool dds_merge_packed(ddsketch *dst, const dds_packed *p)
+{
+    const int32_t *idx = packed_idx(p);
+    const uint64_t *cnt = packed_cnt(p);
+    for (uint32_t k = 0; k < p->npos; k++)
+        if (!bins_add(&dst->pos, &dst->pos_off, &dst->pos_n, idx[k], cnt[k]))
+            return false;
+    for (uint32_t k = p->npos; k < p->npos + p->nneg; k++)
+        if (!bins_add(&dst->neg, &dst->neg_off, &dst->neg_n, idx[k], cnt[k]))
+            return false;
+    dst->zero += p->zero;
+    dst->count += p->count;
+    dst->min = p->min < dst->min ? p->min : dst->min;
+    dst->max = p->max > dst->max ? p->max : dst->max;
+    return true;
+}
+
+void hll_shrink(hll *h)
+{
+    if (h->reg || h->nsp == h->capsp)
+        return;
+    uint32_t *sp = h->nsp ? realloc(h->sp, sizeof *sp * h->nsp) : NULL;
+    if (h->nsp == 0) {
+        free(h->sp);
+        h->sp = NULL;
+        h->capsp = 0;
+    } else if (sp) {
+        h->sp = sp;
+        h->capsp = h->nsp;
+    }
+}

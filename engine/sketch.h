@@ -80,4 +80,14 @@ bool dds_merge(ddsketch *dst, const ddsketch *src);
  * floor(q * (count - 1)). NaN when empty. */
 double dds_quantile(const ddsketch *d, double q);
 
+/* Kept forms, for sketches that stay long and change no more (rollup buckets):
+ * hll_shrink gives a sparse HLL's unused room back; dds_pack makes a DDSketch's packed
+ * form, its non-empty buckets only (NULL when out of memory; the caller frees it with
+ * free), and dds_merge_packed adds it to dst exactly as dds_merge would the sketch. */
+void hll_shrink(hll *h);
+typedef struct dds_packed dds_packed;
+dds_packed *dds_pack(const ddsketch *d);
+uint64_t dds_packed_bytes(const dds_packed *p);
+bool dds_merge_packed(ddsketch *dst, const dds_packed *p);
+
 #endif

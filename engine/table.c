@@ -11,6 +11,8 @@
  */
 #include "engine/table_internal.h"
 
+#include "engine/rollup.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -430,6 +432,7 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
     t->schema = *schema;
     schema_apply_default_order(&t->schema);
+    t->rollups = rollup_set_create(&t->schema); /* NULL without rollups (or memory: raw rows serve) */
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->write_lock, NULL);
     pthread_mutex_init(&t->flush_lock, NULL);
@@ -495,6 +498,7 @@ void table_close(strata_table *t)
     offset_map_free(&t->pending_cps);
     offset_map_free(&t->positions);
     memtable_flush_scratch_free(&t->flush_scratch);
+    rollup_set_free(t->rollups);
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
     pthread_mutex_destroy(&t->flush_lock);
@@ -504,6 +508,8 @@ void table_close(strata_table *t)
 }
 
 const strata_schema *table_schema(const strata_table *t) { return &t->schema; }
+struct rollup_set *table_rollups(strata_table *t) { return t->rollups; }
+int64_t table_max_time(strata_table *t) { return atomic_load(&t->max_time); }
 const char *table_dir(const strata_table *t) { return t->dir; }
 
 /* A new partition's directory is made and the raw directory fsynced before it is used,
@@ -780,6 +786,9 @@ table_snapshot *table_snapshot_acquire(strata_table *t, int64_t from_ms, int64_t
             sp->mts[sp->nmts++] = p->active;
         }
     }
+    /* the tiers as of this same instant (rollup.h: why a clean bucket matches the rows) */
+    if (t->rollups && !(s->rollup = rollup_view_acquire(t->rollups)))
+        goto oom;
     pthread_mutex_unlock(&t->lock);
     return s;
 oom:
@@ -793,6 +802,7 @@ void table_snapshot_release(table_snapshot *s)
     if (!s)
         return;
     snap_priv *pv = s->priv;
+    rollup_view_release(s->rollup);
     for (uint32_t i = 0; i < pv->nhandles; i++)
         table__seg_unref(pv->handles[i]);
     free(pv->handles);

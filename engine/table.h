@@ -52,6 +52,10 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
 void table_close(strata_table *t);
 
 const strata_schema *table_schema(const strata_table *t);
+/* The table's rollup tiers (engine/rollup.h), NULL when its schema has none. */
+struct rollup_set *table_rollups(strata_table *t);
+/* The latest event time appended or committed; INT64_MIN when none. */
+int64_t table_max_time(strata_table *t);
 const char *table_dir(const strata_table *t);
 
 /* Appends every row of b, or none of them: on any error nothing of b is in the table or
@@ -219,6 +223,8 @@ typedef struct snapshot_part {
 typedef struct table_snapshot {
     uint32_t nparts;
     snapshot_part *parts; /* ordered by key */
+    /* Tables with rollups: the tiers at the same instant (engine/rollup.h); NULL otherwise. */
+    struct rollup_view *rollup;
     void *priv;
 } table_snapshot;
 

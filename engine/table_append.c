@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine/clock.h"
+#include "engine/rollup.h"
 
 /* Bytes all memtables of t hold. Caller holds lock. */
 static uint64_t memtables_bytes_locked(strata_table *t)
@@ -392,8 +393,10 @@ static int append_rows(strata_table *t, const row_batch *b, row_source *src,
     /* Publish: nothing below can fail. */
     int64_t now = clock_mono_ms();
     pthread_mutex_lock(&t->lock);
-    for (uint32_t i = 0; i < nplans; i++)
+    for (uint32_t i = 0; i < nplans; i++) {
         plan_publish(plans[i].p, &plans[i], src, now);
+        rollup_note_rows(t->rollups, ts, plans[i].rows, plans[i].n); /* late rows dirty sealed buckets */
+    }
     if (src)
         offset_map_set(&t->positions, src->source, src->kpart, next_offset);
     pthread_mutex_unlock(&t->lock);

@@ -105,6 +105,9 @@ struct strata_table {
     pthread_mutex_t merge_lock;
     _Atomic uint64_t merges, merge_ns, merge_rows, merge_rows_dropped, merge_bytes_written;
     _Atomic uint64_t expired_partitions, expired_rows;
+    /* Rollup tiers (rollup.h): NULL without rollups. Rows are noted under lock as they
+     * are published; the builder (rollup_build.c) works through rollup.h. */
+    struct rollup_set *rollups;
 };
 
 /* ---- table.c ---------------------------------------------------------------------- */

@@ -123,6 +123,11 @@ json_t *api_tables_problems(strata_server *s);
 /* The rows every query of t sees (in a dedup table the latest version per key, without
  * deleted keys): the engine's own count(*), into *out. 0 or an error. */
 int api_table_logical_rows(strata_table *t, uint64_t *out);
+
+/* api_rollups.c: a table's rollup tiers as GET /tables/{name} shows them (a new
+ * reference, NULL when memory runs out), and their /metrics lines appended to b. */
+json_t *api_rollups_json(strata_table *t);
+void api_rollups_metrics(struct strata_server *s, bytebuf *b);
 /* Answers for a table name that names no open table: 503 when it exists but cannot be
  * opened (saying why), else 404. prefix starts the message ("" or "table: "). */
 enum MHD_Result api_tables_send_missing(strata_server *s, struct MHD_Connection *c,

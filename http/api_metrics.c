@@ -146,6 +146,7 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
             EMIT("%s{table=\"%s\"} %" PRIu64 "\n", dd_names[m], dd[i].name, dd[i].v[m]);
     }
     free(dd);
+    api_rollups_metrics(s, &b);
     static const char *const wal_names[] = {"strata_wal_records_total", "strata_wal_bytes_total",
                                             "strata_wal_syncs_total", "strata_wal_sync_seconds_total",
                                             "strata_wal_files", "strata_wal_disk_bytes"};

@@ -73,6 +73,8 @@ static json_t *table_json(strata_table *t, bool with_schema)
                       "scratch_bytes", (json_int_t)st.dedup_scratch_bytes, "cold_partitions",
                       (json_int_t)st.dedup_cold_partitions));
     }
+    if (j && table_schema(t)->nrollups > 0)
+        json_object_set_new(j, "rollups", api_rollups_json(t));
     if (j && st.max_time != INT64_MIN) {
         json_object_set_new(j, "max_time", json_integer(st.max_time));
         json_object_set_new(j, "watermark", json_integer(st.max_time - table_schema(t)->lateness_ms));

@@ -15,6 +15,7 @@
 
 #include "engine/buf.h"
 #include "engine/text.h"
+#include "engine/units.h"
 
 /* Appends the NUL-terminated s (for the literals below, strlen is a constant). */
 static inline void put(bytebuf *b, const char *s)
@@ -67,7 +68,31 @@ char *query_answer_json(const query_result *r, const strata_query *q, size_t *le
     text_put_u64(&b, r->segments_read);
     put(&b, ",\"elapsed_ms\":");
     text_put_json_double(&b, round(r->elapsed_ms * 1000) / 1000); /* microseconds are plenty */
-    put(&b, ",\"source\":\"raw\"}}");
+    if (r->rollup_interval_ms <= 0) {
+        put(&b, ",\"source\":\"raw\"}}");
+        return buf_take_cstr(&b, len);
+    }
+    /* which served what: the tier its clean buckets in [from, to), raw rows the rest */
+    put(&b, r->raw_ranges ? ",\"source\":\"rollup+raw\"" : ",\"source\":\"rollup\"");
+    char iv[32], t0[40], t1[40];
+    units_format_duration_ms(r->rollup_interval_ms, iv, sizeof iv);
+    units_format_rfc3339_ms(r->rollup_from, t0, sizeof t0);
+    units_format_rfc3339_ms(r->rollup_to, t1, sizeof t1);
+    put(&b, ",\"rollup\":{\"tier\":");
+    text_json_string(&b, iv, strlen(iv));
+    put(&b, ",\"from\":");
+    text_json_string(&b, t0, strlen(t0));
+    put(&b, ",\"to\":");
+    text_json_string(&b, t1, strlen(t1));
+    put(&b, ",\"buckets\":");
+    text_put_u64(&b, r->rollup_buckets);
+    put(&b, ",\"rows\":");
+    text_put_u64(&b, r->rollup_rows);
+    put(&b, ",\"dirty_buckets\":");
+    text_put_u64(&b, r->rollup_dirty);
+    put(&b, ",\"raw_ranges\":");
+    text_put_u64(&b, r->raw_ranges);
+    put(&b, "}}}");
     return buf_take_cstr(&b, len);
 }
 

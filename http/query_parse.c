@@ -76,7 +76,9 @@ typedef struct qparse {
 } qparse;
 
 static const char *const top_keys[] = {"table", "from",     "to",       "interval", "fill",
-                                       "select", "where", "group_by", "order_by", "limit"};
+                                       "select", "where", "group_by", "order_by", "limit", "source"};
+static const char *const source_names[] = {"auto", "raw", "rollup"};
+static const query_source source_values[] = {QUERY_SOURCE_AUTO, QUERY_SOURCE_RAW, QUERY_SOURCE_ROLLUP};
 static const char *const select_keys[] = {"fn", "column", "q", "as"};
 static const char *const pred_keys[] = {"column", "op", "value", "values"};
 static const char *const order_keys[] = {"column", "desc"};
@@ -752,6 +754,30 @@ static int parse_fill(qparse *p, json_t *root)
     return 0;
 }
 
+/* "source": what may answer (query.h's query_source). */
+static int parse_source(qparse *p, json_t *root)
+{
+    json_t *v = jutil_member(root, "source");
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return jutil_type_error(p->err, "source", "one of \"auto\", \"raw\", \"rollup\"", v);
+    const char *f = json_string_value(v);
+    size_t i = strlen(f) == json_string_length(v) ? 0 : NELEM(source_names); /* a NUL inside */
+    while (i < NELEM(source_names) && strcmp(f, source_names[i]) != 0)
+        i++;
+    if (i == NELEM(source_names)) {
+        const char *near = jutil_closest(f, source_names, NELEM(source_names));
+        if (near)
+            return strata_err_set(p->err, STRATA_EINVAL, "source: unknown source '%.64s' (did you mean '%s'?)", f,
+                                  near);
+        return strata_err_set(p->err, STRATA_EINVAL,
+                              "source: unknown source '%.64s' (expected one of auto, raw, rollup)", f);
+    }
+    p->q->source = source_values[i];
+    return 0;
+}
+
 static int parse_root(qparse *p, json_t *root)
 {
     strata_query *q = p->q;
@@ -794,6 +820,8 @@ static int parse_root(qparse *p, json_t *root)
                                   json_string_value(v));
         p->out_names[p->nout++] = "time";
     }
+    if ((rc = parse_source(p, root)) < 0)
+        return rc;
     if ((rc = parse_fill(p, root)) < 0)
         return rc;
     if ((rc = parse_where(p, root)) < 0 || (rc = parse_group_by(p, root)) < 0 ||

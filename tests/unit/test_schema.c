@@ -568,8 +568,12 @@ TEST(validate_rollups)
 {
     one_rollup(&S);
     expect_valid(&S);
-    S.rollups[0].interval_ms = 300000;
+    S.rollups[0].interval_ms = 90000;
     expect_invalid(&S, "rollups[0].interval");
+    one_rollup(&S);
+    S.rollups[0].interval_ms = 300000; /* 5m */
+    strata_err e = {0};
+    ASSERT_EQ(schema_validate(&S, &e), 0);
     one_rollup(&S);
     S.nrollups = 2;
     S.rollups[1] = S.rollups[0];

@@ -1,0 +1,46 @@
+/*
+ * query_rollup.h — internal to the query_*.c files (the public API is engine/query.h):
+ * how a query uses a rollup tier (engine/rollup.h).
+ *
+ * qrollup_choose picks the coarsest tier that covers the query's shape: its interval
+ * divides the query's (any tier when the query has none), its dimensions hold every
+ * group_by and where column, and it keeps the state of every aggregate. qrollup_split
+ * cuts the query's range between the tier (whole sealed clean buckets) and raw rows (the
+ * edges not aligned to the tier, the buckets not sealed yet, the dirty ones).
+ * qrollup_merge adds the tier's rows of the served buckets that pass the where tree into
+ * an exec's groups, merging their states as a scan's threads merge theirs: the answer is
+ * what a scan of the same rows gives.
+ *
+ * Ownership: nothing here allocates beyond the exec it fills (its groups, pool and
+ * sketches, freed with it) and scratch freed before returning.
+ */
+#ifndef STRATA_QUERY_ROLLUP_H
+#define STRATA_QUERY_ROLLUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/query_ctx.h"
+#include "engine/rollup.h"
+
+#define QROLLUP_MAX_RANGES 16 /* raw ranges beside a tier; more dirty runs: all raw */
+
+/* The tier of sc that serves q, or -1 with the reasons each tier cannot in why. */
+int qrollup_choose(const strata_query *q, const strata_schema *sc, char *why, size_t cap);
+
+typedef struct qrollup_split {
+    int64_t from, to;   /* the tier serves its clean buckets in [from, to); from == to: none */
+    uint32_t nraw;      /* raw rows serve these ranges */
+    int64_t raw[QROLLUP_MAX_RANGES][2];
+    uint64_t dirty;     /* dirty buckets in [from, to), served raw */
+} qrollup_split;
+
+/* Splits q's range between tier view tv (interval I) and raw rows. */
+void qrollup_split_range(const strata_query *q, const rollup_tier_view *tv, int64_t I, qrollup_split *sp);
+
+/* Merges the tier's rows of sp's clean buckets into x (q's groups). *buckets, *rows:
+ * the buckets (with rows) and rows read. 0, or an error in x->err. */
+int qrollup_merge(exec *x, const rollup_view *v, int tier, const qrollup_split *sp,
+                  uint64_t *buckets /* OUT */, uint64_t *rows /* OUT */);
+
+#endif

@@ -1,0 +1,678 @@
+/*
+ * rollup.c — the tiers of rollup.h: what each knows (built_from, sealed_through), its
+ * buckets, its dirty buckets with their generations, its dictionaries, and the
+ * immutable views queries read.
+ *
+ * Each tier keeps its buckets in one array sorted by start (each bucket referenced
+ * once by the array) and its dirty buckets in two arrays (starts, generations). A view
+ * of a tier is a "pub": copies of both arrays, the buckets referenced once more, made
+ * when a query first asks after a change (so a stream of changes costs nothing until
+ * someone reads) and shared by every view until the next change. An epoch counts the
+ * changes that make a build's result meaningless (the tier reset or forgotten): a
+ * commit of an older epoch is dropped.
+ */
+#include "engine/rollup.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/sketch.h"
+
+_Static_assert(ROLLUP_MAX_STATES <= QUERY_MAX_AGGS, "a tier's states are one query's aggregates");
+_Static_assert(STRATA_MAX_ROLLUP_DIMS <= QUERY_MAX_GROUP, "a tier groups by its dimensions");
+
+struct rollup_tier_pub {
+    _Atomic int refs;
+    rollup_tier_view v;
+};
+
+typedef struct tier {
+    strata_rollup def;
+    int64_t I;
+    int nstates;
+    query_agg st[ROLLUP_MAX_STATES];
+    rollup_dict *dict; /* ndims */
+    bool built, valid;
+    uint64_t epoch;
+    int64_t built_from, sealed_through, sealing_to;
+    rollup_bucket **b;
+    uint32_t nb, cap;
+    int64_t *dirty;
+    uint64_t *gens;
+    uint32_t ndirty, dcap;
+    uint64_t gen;
+    rollup_tier_pub *pub; /* NULL: made again at the next view */
+    uint64_t bytes, rows;
+    uint64_t builds, rebuilt, build_ns;
+} tier;
+
+struct rollup_set {
+    pthread_mutex_t mu;
+    const strata_schema *sc;
+    int ntiers;
+    tier t[STRATA_MAX_ROLLUPS];
+};
+
+/* ---- the states of a tier ----------------------------------------------------------- */
+
+static void add_state(query_agg *out, int *n, strata_agg fn, int col)
+{
+    for (int i = 0; i < *n; i++)
+        if (out[i].fn == fn && out[i].col == col)
+            return;
+    if (*n >= ROLLUP_MAX_STATES)
+        return;
+    query_agg *a = &out[(*n)++];
+    memset(a, 0, sizeof *a);
+    a->fn = fn;
+    a->col = col;
+    a->q = 0.5;
+    snprintf(a->name, sizeof a->name, "s%d", *n - 1);
+}
+
+void rollup_tier_states(const strata_schema *sc, const strata_rollup *r, query_agg *out, int *n)
+{
+    *n = 0;
+    add_state(out, n, STRATA_AGG_COUNT, -1);
+    for (int m = 0; m < r->nmetrics; m++) {
+        const strata_rollup_metric *me = &r->metrics[m];
+        if (me->fn == STRATA_AGG_COUNT)
+            continue;
+        add_state(out, n, me->fn, me->column);
+        if (me->fn == STRATA_AGG_SUM && strata_type_is_int(sc->cols[me->column].type))
+            add_state(out, n, STRATA_AGG_AVG, me->column); /* avg sums as floats */
+    }
+}
+
+int rollup_state_for(const strata_schema *sc, const query_agg *st, int n, const query_agg *a)
+{
+    strata_agg fn = a->fn;
+    if (fn == STRATA_AGG_AVG && !strata_type_is_int(sc->cols[a->col].type))
+        fn = STRATA_AGG_SUM; /* a float sum is the state avg reads */
+    for (int i = 0; i < n; i++)
+        if (st[i].fn == fn && (fn == STRATA_AGG_COUNT || st[i].col == a->col))
+            return i;
+    return -1;
+}
+
+/* ---- buckets -------------------------------------------------------------------------- */
+
+rollup_bucket *rollup_bucket_new(const rollup_set *rs, int ti, int64_t start, uint32_t nrows)
+{
+    const tier *t = &rs->t[ti];
+    rollup_bucket *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->start = start;
+    b->nrows = nrows;
+    b->dims = calloc((size_t)nrows * (size_t)t->def.ndims + 1, sizeof *b->dims);
+    b->states = calloc((size_t)nrows * (size_t)t->nstates + 1, sizeof *b->states);
+    if (!b->dims || !b->states) {
+        free(b->dims);
+        free(b->states);
+        free(b);
+        return NULL;
+    }
+    b->bytes = sizeof *b + (uint64_t)nrows * ((uint64_t)t->def.ndims * 4 + (uint64_t)t->nstates * sizeof(agg_state));
+    atomic_init(&b->refs, 1);
+    return b;
+}
+
+void rollup_bucket_unref(const rollup_set *rs, int ti, rollup_bucket *b)
+{
+    if (!b || atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    const tier *t = &rs->t[ti];
+    for (uint32_t r = 0; r < b->nrows; r++)
+        for (int s = 0; s < t->nstates; s++) {
+            agg_state *st = &b->states[(uint64_t)r * (uint64_t)t->nstates + (uint64_t)s];
+            if (t->st[s].fn == STRATA_AGG_QUANTILE)
+                free(st->sk); /* packed */
+            else
+                qagg_state_free(&t->st[s], st);
+        }
+    free(b->dims);
+    free(b->states);
+    free(b);
+}
+
+/* ---- the set --------------------------------------------------------------------------- */
+
+rollup_set *rollup_set_create(const strata_schema *sc)
+{
+    if (sc->nrollups <= 0)
+        return NULL;
+    rollup_set *rs = calloc(1, sizeof *rs);
+    if (!rs)
+        return NULL;
+    pthread_mutex_init(&rs->mu, NULL);
+    rs->sc = sc;
+    rs->ntiers = sc->nrollups;
+    for (int i = 0; i < rs->ntiers; i++) {
+        tier *t = &rs->t[i];
+        t->def = sc->rollups[i];
+        t->I = t->def.interval_ms;
+        rollup_tier_states(sc, &t->def, t->st, &t->nstates);
+        t->dict = calloc((size_t)t->def.ndims + 1, sizeof *t->dict);
+        t->built_from = t->sealed_through = t->sealing_to = INT64_MIN;
+        if (!t->dict) {
+            rollup_set_free(rs);
+            return NULL;
+        }
+    }
+    return rs;
+}
+
+static void pub_unref(rollup_set *rs, int ti, rollup_tier_pub *p)
+{
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    for (uint32_t i = 0; i < p->v.nb; i++)
+        rollup_bucket_unref(rs, ti, p->v.b[i]);
+    free(p->v.b);
+    free(p->v.dirty);
+    free(p);
+}
+
+/* The tier changed: the next view makes a new pub. Caller holds mu. */
+static void changed(rollup_set *rs, int ti)
+{
+    pub_unref(rs, ti, rs->t[ti].pub);
+    rs->t[ti].pub = NULL;
+}
+
+/* Forgets every bucket and dirty mark; the tier is built again from the start. Caller
+ * holds mu. */
+static void tier_reset(rollup_set *rs, int ti)
+{
+    tier *t = &rs->t[ti];
+    for (uint32_t i = 0; i < t->nb; i++)
+        rollup_bucket_unref(rs, ti, t->b[i]);
+    t->nb = 0;
+    t->ndirty = 0;
+    t->bytes = t->rows = 0;
+    t->built = false;
+    t->built_from = t->sealed_through = t->sealing_to = INT64_MIN;
+    t->epoch++;
+    changed(rs, ti);
+}
+
+void rollup_set_free(rollup_set *rs)
+{
+    if (!rs)
+        return;
+    for (int i = 0; i < rs->ntiers; i++) {
+        tier *t = &rs->t[i];
+        changed(rs, i);
+        for (uint32_t j = 0; j < t->nb; j++)
+            rollup_bucket_unref(rs, i, t->b[j]);
+        free(t->b);
+        free(t->dirty);
+        free(t->gens);
+        for (int d = 0; t->dict && d < t->def.ndims; d++) {
+            rollup_dict *dc = &t->dict[d];
+            for (uint32_t c = 0; c < dc->n; c++)
+                free((void *)dc->chunk[c / ROLLUP_DICT_CHUNK][c % ROLLUP_DICT_CHUNK].ptr);
+            for (uint32_t k = 0; k < ROLLUP_DICT_CHUNKS && dc->chunk[k]; k++)
+                free(dc->chunk[k]);
+            free(dc->slots);
+        }
+        free(t->dict);
+    }
+    pthread_mutex_destroy(&rs->mu);
+    free(rs);
+}
+
+int rollup_set_ntiers(const rollup_set *rs) { return rs ? rs->ntiers : 0; }
+
+/* ---- dirty marks --------------------------------------------------------------------- */
+
+static inline int64_t floor_to(int64_t v, int64_t I)
+{
+    int64_t q = v / I;
+    if (v % I != 0 && v < 0)
+        q--;
+    return q * I;
+}
+
+/* Index of the first dirty start >= s. */
+static uint32_t dirty_lower(const tier *t, int64_t s)
+{
+    uint32_t lo = 0, hi = t->ndirty;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t->dirty[mid] < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Marks bucket s dirty (a new generation). False when out of memory. */
+static bool dirty_mark(tier *t, int64_t s, bool *added)
+{
+    uint32_t i = dirty_lower(t, s);
+    if (i < t->ndirty && t->dirty[i] == s) {
+        t->gens[i] = ++t->gen;
+        return true;
+    }
+    if (t->ndirty == t->dcap) {
+        uint32_t cap = t->dcap ? t->dcap * 2 : 16;
+        int64_t *nd = realloc(t->dirty, sizeof *nd * cap);
+        if (!nd)
+            return false;
+        t->dirty = nd;
+        uint64_t *ng = realloc(t->gens, sizeof *ng * cap);
+        if (!ng)
+            return false;
+        t->gens = ng;
+        t->dcap = cap;
+    }
+    memmove(t->dirty + i + 1, t->dirty + i, sizeof *t->dirty * (t->ndirty - i));
+    memmove(t->gens + i + 1, t->gens + i, sizeof *t->gens * (t->ndirty - i));
+    t->dirty[i] = s;
+    t->gens[i] = ++t->gen;
+    t->ndirty++;
+    *added = true;
+    return true;
+}
+
+static void dirty_remove_at(tier *t, uint32_t i)
+{
+    memmove(t->dirty + i, t->dirty + i + 1, sizeof *t->dirty * (t->ndirty - i - 1));
+    memmove(t->gens + i, t->gens + i + 1, sizeof *t->gens * (t->ndirty - i - 1));
+    t->ndirty--;
+}
+
+void rollup_note_rows(rollup_set *rs, const int64_t *ts, const uint32_t *rows, uint32_t n)
+{
+    if (!rs || n == 0)
+        return;
+    pthread_mutex_lock(&rs->mu);
+    for (int ti = 0; ti < rs->ntiers; ti++) {
+        tier *t = &rs->t[ti];
+        if (!t->built)
+            continue;
+        int64_t horizon = t->sealed_through > t->sealing_to ? t->sealed_through : t->sealing_to;
+        bool added = false, oom = false;
+        int64_t last = INT64_MIN;
+        for (uint32_t k = 0; k < n && !oom; k++) {
+            int64_t v = ts[rows ? rows[k] : k];
+            if (v >= horizon || v < t->built_from)
+                continue;
+            int64_t s = floor_to(v, t->I);
+            if (s == last)
+                continue;
+            last = s;
+            oom = !dirty_mark(t, s, &added);
+        }
+        if (oom)
+            tier_reset(rs, ti); /* the mark is lost: nothing of the tier can be trusted */
+        else if (added)
+            changed(rs, ti);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
+
+/* ---- views ----------------------------------------------------------------------------- */
+
+static rollup_tier_pub *pub_make(rollup_set *rs, int ti)
+{
+    tier *t = &rs->t[ti];
+    rollup_tier_pub *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    atomic_init(&p->refs, 1);
+    p->v.valid = t->built && t->valid;
+    p->v.built_from = t->built_from;
+    p->v.sealed_through = t->sealed_through;
+    p->v.b = malloc(sizeof *p->v.b * (t->nb + 1));
+    p->v.dirty = malloc(sizeof *p->v.dirty * (t->ndirty + 1));
+    if (!p->v.b || !p->v.dirty) {
+        free(p->v.b);
+        free(p->v.dirty);
+        free(p);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < t->nb; i++) {
+        atomic_fetch_add(&t->b[i]->refs, 1);
+        p->v.b[i] = t->b[i];
+    }
+    p->v.nb = t->nb;
+    memcpy(p->v.dirty, t->dirty, sizeof *t->dirty * t->ndirty);
+    p->v.ndirty = t->ndirty;
+    return p;
+}
+
+rollup_view *rollup_view_acquire(rollup_set *rs)
+{
+    rollup_view *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    pthread_mutex_lock(&rs->mu);
+    v->ntiers = rs->ntiers;
+    for (int ti = 0; ti < rs->ntiers; ti++) {
+        if (!rs->t[ti].pub)
+            rs->t[ti].pub = pub_make(rs, ti);
+        rollup_tier_pub *p = rs->t[ti].pub;
+        if (!p) {
+            v->tiers[ti].valid = false;
+            continue;
+        }
+        atomic_fetch_add(&p->refs, 1);
+        v->pub[ti] = p;
+        v->tiers[ti] = p->v;
+    }
+    pthread_mutex_unlock(&rs->mu);
+    v->rs = rs;
+    return v;
+}
+
+void rollup_view_release(rollup_view *v)
+{
+    if (!v)
+        return;
+    for (int ti = 0; ti < v->ntiers; ti++)
+        pub_unref(v->rs, ti, v->pub[ti]);
+    free(v);
+}
+
+/* ---- dictionaries ---------------------------------------------------------------------- */
+
+strata_str rollup_dict_value(const rollup_set *rs, int ti, int d, uint32_t code)
+{
+    const rollup_dict *dc = &rs->t[ti].dict[d];
+    return dc->chunk[code / ROLLUP_DICT_CHUNK][code % ROLLUP_DICT_CHUNK];
+}
+
+static bool dict_grow(rollup_dict *dc)
+{
+    uint32_t ns = dc->nslots ? dc->nslots * 2 : 64;
+    uint32_t *slots = calloc(ns, sizeof *slots);
+    if (!slots)
+        return false;
+    for (uint32_t i = 0; i < dc->nslots; i++) {
+        uint32_t c = dc->slots[i];
+        if (!c)
+            continue;
+        strata_str s = dc->chunk[(c - 1) / ROLLUP_DICT_CHUNK][(c - 1) % ROLLUP_DICT_CHUNK];
+        uint32_t h = (uint32_t)sketch_hash_bytes(s.ptr, s.len) & (ns - 1);
+        while (slots[h])
+            h = (h + 1) & (ns - 1);
+        slots[h] = c;
+    }
+    free(dc->slots);
+    dc->slots = slots;
+    dc->nslots = ns;
+    return true;
+}
+
+uint32_t rollup_dict_intern(rollup_set *rs, int ti, int d, strata_str s)
+{
+    rollup_dict *dc = &rs->t[ti].dict[d];
+    if ((dc->n + 1) * 2 > dc->nslots && !dict_grow(dc))
+        return UINT32_MAX;
+    uint32_t mask = dc->nslots - 1, h = (uint32_t)sketch_hash_bytes(s.ptr, s.len) & mask;
+    for (;; h = (h + 1) & mask) {
+        uint32_t c = dc->slots[h];
+        if (!c)
+            break;
+        strata_str o = dc->chunk[(c - 1) / ROLLUP_DICT_CHUNK][(c - 1) % ROLLUP_DICT_CHUNK];
+        if (o.len == s.len && (s.len == 0 || memcmp(o.ptr, s.ptr, s.len) == 0))
+            return c - 1;
+    }
+    uint32_t code = dc->n;
+    if (code >= ROLLUP_DICT_CHUNK * ROLLUP_DICT_CHUNKS)
+        return UINT32_MAX;
+    strata_str **ch = &dc->chunk[code / ROLLUP_DICT_CHUNK];
+    if (!*ch && !(*ch = calloc(ROLLUP_DICT_CHUNK, sizeof **ch)))
+        return UINT32_MAX;
+    char *copy = malloc((size_t)s.len + 1);
+    if (!copy)
+        return UINT32_MAX;
+    if (s.len)
+        memcpy(copy, s.ptr, s.len);
+    copy[s.len] = 0;
+    /* The entry is written before any bucket holding the code is published (under mu),
+     * and readers only read codes their view's buckets hold. */
+    (*ch)[code % ROLLUP_DICT_CHUNK] = (strata_str){copy, s.len};
+    dc->n = code + 1;
+    dc->bytes += s.len + 1 + sizeof(strata_str);
+    dc->slots[h] = code + 1;
+    return code;
+}
+
+/* ---- retention --------------------------------------------------------------------------- */
+
+void rollup_forget_before(rollup_set *rs, int64_t t_ms)
+{
+    if (!rs)
+        return;
+    pthread_mutex_lock(&rs->mu);
+    for (int ti = 0; ti < rs->ntiers; ti++) {
+        tier *t = &rs->t[ti];
+        if (!t->built || t->built_from >= t_ms)
+            continue;
+        int64_t from = floor_to(t_ms, t->I);
+        if (from < t_ms)
+            from += t->I;
+        uint32_t k = 0;
+        while (k < t->nb && t->b[k]->start < from) {
+            t->bytes -= t->b[k]->bytes;
+            t->rows -= t->b[k]->nrows;
+            rollup_bucket_unref(rs, ti, t->b[k]);
+            k++;
+        }
+        memmove(t->b, t->b + k, sizeof *t->b * (t->nb - k));
+        t->nb -= k;
+        while (t->ndirty && t->dirty[0] < from)
+            dirty_remove_at(t, 0);
+        t->built_from = from;
+        if (t->sealed_through < from)
+            t->sealed_through = from;
+        if (t->sealing_to < from)
+            t->sealing_to = from;
+        t->epoch++; /* a build in progress may have read the forgotten rows */
+        changed(rs, ti);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------- */
+
+void rollup_job_free(rollup_job *job)
+{
+    free(job->dirty);
+    free(job->gens);
+    memset(job, 0, sizeof *job);
+}
+
+int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms, int64_t max_span,
+                    uint32_t max_dirty, rollup_job *job)
+{
+    memset(job, 0, sizeof *job);
+    job->tier = ti;
+    int rc = STRATA_ENOTFOUND;
+    pthread_mutex_lock(&rs->mu);
+    tier *t = &rs->t[ti];
+    if (!t->built) {
+        if (first_ms == INT64_MAX || watermark == INT64_MIN)
+            goto out; /* no rows yet */
+        t->built = true;
+        t->valid = true;
+        t->built_from = t->sealed_through = t->sealing_to = floor_to(first_ms, t->I);
+        changed(rs, ti);
+    }
+    job->epoch = t->epoch;
+    if (t->ndirty > 0) {
+        uint32_t n = t->ndirty < max_dirty ? t->ndirty : max_dirty;
+        job->dirty = malloc(sizeof *job->dirty * n);
+        job->gens = malloc(sizeof *job->gens * n);
+        if (!job->dirty || !job->gens) {
+            rc = STRATA_ENOMEM;
+            goto out;
+        }
+        memcpy(job->dirty, t->dirty, sizeof *job->dirty * n);
+        memcpy(job->gens, t->gens, sizeof *job->gens * n);
+        job->ndirty = n;
+        rc = 0;
+        goto out;
+    }
+    int64_t target = watermark == INT64_MIN ? INT64_MIN : floor_to(watermark, t->I);
+    if (target <= t->sealed_through)
+        goto out;
+    int64_t to = target;
+    if (max_span > 0 && to - t->sealed_through > max_span)
+        to = t->sealed_through + (max_span / t->I > 0 ? max_span / t->I : 1) * t->I;
+    job->whole = true;
+    job->from = t->sealed_through;
+    job->to = to;
+    t->sealing_to = to; /* rows published from now on into [from, to) are marked dirty */
+    rc = 0;
+out:
+    pthread_mutex_unlock(&rs->mu);
+    if (rc && rc != STRATA_ENOTFOUND)
+        rollup_job_free(job);
+    return rc;
+}
+
+/* Index of the first bucket of t starting at s or later. */
+static uint32_t bucket_lower(const tier *t, int64_t s)
+{
+    uint32_t lo = 0, hi = t->nb;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t->b[mid]->start < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool buckets_reserve(tier *t, uint32_t more)
+{
+    if (t->nb + more <= t->cap)
+        return true;
+    uint32_t cap = t->cap ? t->cap : 64;
+    while (cap < t->nb + more)
+        cap *= 2;
+    rollup_bucket **nb = realloc(t->b, sizeof *nb * cap);
+    if (!nb)
+        return false;
+    t->b = nb;
+    t->cap = cap;
+    return true;
+}
+
+int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32_t nb)
+{
+    int ti = job->tier, rc = 0;
+    pthread_mutex_lock(&rs->mu);
+    tier *t = &rs->t[ti];
+    if (job->epoch != t->epoch || !t->built) {
+        for (uint32_t i = 0; i < nb; i++)
+            rollup_bucket_unref(rs, ti, b[i]);
+        pthread_mutex_unlock(&rs->mu);
+        return 0; /* the tier was reset or forgot this range meanwhile: nothing to keep */
+    }
+    if (!buckets_reserve(t, nb)) {
+        for (uint32_t i = 0; i < nb; i++)
+            rollup_bucket_unref(rs, ti, b[i]);
+        if (job->whole)
+            t->sealing_to = t->sealed_through;
+        pthread_mutex_unlock(&rs->mu);
+        return STRATA_ENOMEM;
+    }
+    if (job->whole) {
+        /* Buckets so far all start before sealed_through == job->from. */
+        for (uint32_t i = 0; i < nb; i++) {
+            t->b[t->nb++] = b[i];
+            t->bytes += b[i]->bytes;
+            t->rows += b[i]->nrows;
+        }
+        t->sealed_through = job->to;
+    } else {
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < job->ndirty; j++) {
+            int64_t s = job->dirty[j];
+            uint32_t i = bucket_lower(t, s);
+            rollup_bucket *nbk = k < nb && b[k]->start == s ? b[k++] : NULL;
+            if (i < t->nb && t->b[i]->start == s) {
+                t->bytes -= t->b[i]->bytes;
+                t->rows -= t->b[i]->nrows;
+                rollup_bucket_unref(rs, ti, t->b[i]);
+                if (nbk) {
+                    t->b[i] = nbk;
+                } else {
+                    memmove(t->b + i, t->b + i + 1, sizeof *t->b * (t->nb - i - 1));
+                    t->nb--;
+                }
+            } else if (nbk) {
+                memmove(t->b + i + 1, t->b + i, sizeof *t->b * (t->nb - i));
+                t->b[i] = nbk;
+                t->nb++;
+            }
+            if (nbk) {
+                t->bytes += nbk->bytes;
+                t->rows += nbk->nrows;
+            }
+            uint32_t d = dirty_lower(t, s);
+            if (d < t->ndirty && t->dirty[d] == s && t->gens[d] == job->gens[j])
+                dirty_remove_at(t, d); /* not marked again while it was rebuilt */
+        }
+        for (; k < nb; k++) /* (none: the builder makes buckets of the job's list only) */
+            rollup_bucket_unref(rs, ti, b[k]);
+    }
+    changed(rs, ti);
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+void rollup_job_abandon(rollup_set *rs, rollup_job *job)
+{
+    pthread_mutex_lock(&rs->mu);
+    tier *t = &rs->t[job->tier];
+    if (job->whole && job->epoch == t->epoch) {
+        t->sealing_to = t->sealed_through;
+        /* marks made meanwhile for the range that stays unsealed mean nothing */
+        while (t->ndirty && t->dirty[t->ndirty - 1] >= t->sealed_through)
+            t->ndirty--;
+        changed(rs, job->tier);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
+
+/* ---- stats ------------------------------------------------------------------------------- */
+
+void rollup_get_stats(rollup_set *rs, int ti, rollup_tier_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&rs->mu);
+    const tier *t = &rs->t[ti];
+    out->interval_ms = t->I;
+    out->valid = t->built && t->valid;
+    out->built_from = t->built ? t->built_from : INT64_MIN;
+    out->sealed_through = t->built ? t->sealed_through : INT64_MIN;
+    out->buckets = t->nb;
+    out->rows = t->rows;
+    out->bytes = t->bytes;
+    for (int d = 0; d < t->def.ndims; d++)
+        out->bytes += t->dict[d].bytes + (uint64_t)t->dict[d].nslots * 4;
+    out->dirty = t->ndirty;
+    out->builds = t->builds;
+    out->rebuilt_buckets = t->rebuilt;
+    out->build_ns = t->build_ns;
+    pthread_mutex_unlock(&rs->mu);
+}
+
+void rollup_note_build(rollup_set *rs, int ti, uint64_t ns, uint32_t rebuilt)
+{
+    pthread_mutex_lock(&rs->mu);
+    rs->t[ti].builds++;
+    rs->t[ti].build_ns += ns;
+    rs->t[ti].rebuilt += rebuilt;
+    pthread_mutex_unlock(&rs->mu);
+}

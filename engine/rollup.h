@@ -1,0 +1,177 @@
+/*
+ * rollup.h — a table's rollup tiers: per tier (the schema's `rollups`), the
+ * materialized time buckets of (bucket, dimensions) -> aggregate states, which buckets
+ * are known, and which are dirty. The states are the query engine's own (query_agg.h),
+ * made by the same scan over the same deduplicated rows (rollup_build.c), so a query
+ * answered from a tier merges exactly what a scan of the raw rows would have made.
+ *
+ * What a tier knows. Buckets [built_from, sealed_through) are materialized: a bucket
+ * there with rows has a record, one without has none (it is known empty). A bucket is
+ * sealed once the watermark (the latest event time minus the schema's lateness) passes
+ * its end. A row appended later whose time falls in [built_from, horizon) — the horizon
+ * being the sealed end, or the end a seal in progress is building to — marks its
+ * bucket dirty: a late event, a newer version of a row (the dedup key holds the time,
+ * so both versions share a bucket) and a deletion all do. A dirty bucket is served from
+ * raw rows until it is rebuilt; a bucket dirtied again while being rebuilt stays dirty
+ * (each mark bumps the bucket's generation, and a rebuild clears only the generation it
+ * read).
+ *
+ * Why a query never sees a wrong bucket. Marks are made under the table's lock in the
+ * same hold that publishes the rows (table_append.c), and a query takes its view of the
+ * tiers in the same hold as its table snapshot (table_snapshot_acquire): a clean bucket
+ * of the view holds exactly the rows of the snapshot. A build sets its horizon before it
+ * takes its snapshot, so a row the snapshot missed marks its bucket dirty.
+ *
+ * Tiers live in memory: a table opened again builds them anew from its raw rows (in
+ * steps, in the background), and serves from raw rows meanwhile. When retention drops
+ * raw partitions, a tier forgets the buckets before the earliest raw row kept.
+ *
+ * Threads and ownership: a rollup_set belongs to its table (rollup_set_create at open,
+ * rollup_set_free at close). Its own mutex guards it; rollup_note_rows and
+ * rollup_view_acquire are called with the table's lock held (the table's lock is taken
+ * first). A view is immutable and refcounted: rollup_view_acquire returns one the caller
+ * releases with rollup_view_release. Buckets published in a view belong to it (shared
+ * with later views by reference counts).
+ */
+#ifndef STRATA_ROLLUP_H
+#define STRATA_ROLLUP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "engine/query.h"
+#include "engine/query_agg.h"
+#include "engine/row_batch.h"
+#include "engine/schema.h"
+
+#define ROLLUP_MAX_STATES STRATA_MAX_ROLLUP_STATES
+#define ROLLUP_DICT_CHUNK 4096u
+#define ROLLUP_DICT_CHUNKS 4096u /* 16M distinct values per dimension */
+
+/* One materialized bucket of a tier: its rows are (dimension codes, states). Immutable
+ * once published; shared by the views that list it. */
+typedef struct rollup_bucket {
+    int64_t start;
+    uint32_t nrows;
+    uint32_t *dims;    /* nrows * ndims codes into the tier's dictionaries */
+    agg_state *states; /* nrows * nstates; a quantile's sk is a dds_packed (sketch.h) */
+    uint64_t bytes;    /* memory it holds, sketches included */
+    _Atomic int refs;
+} rollup_bucket;
+
+/* A tier as one view shows it. */
+typedef struct rollup_tier_view {
+    bool valid;        /* false: serves nothing (not built yet, or being rebuilt whole) */
+    int64_t built_from, sealed_through;
+    rollup_bucket **b; /* the buckets with rows, by start */
+    uint32_t nb;
+    int64_t *dirty;    /* starts of dirty buckets, sorted */
+    uint32_t ndirty;
+} rollup_tier_view;
+
+typedef struct rollup_tier_pub rollup_tier_pub; /* rollup.c */
+
+typedef struct rollup_view {
+    struct rollup_set *rs;
+    int ntiers;
+    rollup_tier_view tiers[STRATA_MAX_ROLLUPS];
+    rollup_tier_pub *pub[STRATA_MAX_ROLLUPS];
+} rollup_view;
+
+/* A tier's dictionaries: code -> string, append-only; strings never move, so a view's
+ * codes stay readable while later codes are added. */
+typedef struct rollup_dict {
+    strata_str *chunk[ROLLUP_DICT_CHUNKS];
+    uint32_t n;
+    uint32_t *slots; /* open addressing: code + 1 (writer only) */
+    uint32_t nslots;
+    uint64_t bytes;
+} rollup_dict;
+
+typedef struct rollup_set rollup_set;
+
+/* The states a tier keeps for its metrics (plus count, always): sum of an integer
+ * column keeps two (the exact sum, and the float sum avg reads). *n <= ROLLUP_MAX_STATES
+ * for a valid schema (schema_validate checks). */
+void rollup_tier_states(const strata_schema *sc, const strata_rollup *r, query_agg *out /* OUT */,
+                        int *n /* OUT */);
+/* The state of tier r (states st[0..n)) that query aggregate a reads, or -1 when the tier
+ * does not keep it. */
+int rollup_state_for(const strata_schema *sc, const query_agg *st, int n, const query_agg *a);
+
+/* NULL when sc has no rollups (or out of memory: then the table serves from raw rows). */
+rollup_set *rollup_set_create(const strata_schema *sc);
+void rollup_set_free(rollup_set *rs);
+
+/* Rows rows[0..n) of a batch with times ts[] were published. Marks the sealed buckets
+ * they touch dirty. Never fails (a mark that cannot be kept makes its tier rebuild
+ * whole). Caller holds the table's lock. */
+void rollup_note_rows(rollup_set *rs, const int64_t *ts, const uint32_t *rows, uint32_t n);
+
+/* The tiers as they are now. NULL when out of memory (then queries read raw rows).
+ * Caller holds the table's lock (see the top of this file). */
+rollup_view *rollup_view_acquire(rollup_set *rs);
+void rollup_view_release(rollup_view *v);
+
+/* The string of code `code` of dimension d of tier `tier` (a code a view lists). */
+strata_str rollup_dict_value(const rollup_set *rs, int tier, int d, uint32_t code);
+
+/* Retention dropped every raw row before t_ms: buckets that start before it are
+ * forgotten (a bucket straddling it is too, and the tier is known from its end). */
+void rollup_forget_before(rollup_set *rs, int64_t t_ms);
+
+/* ---- for the builder (rollup_build.c) ---------------------------------------------- */
+
+typedef struct rollup_job {
+    int tier;
+    bool whole;        /* building [from, to) anew (a seal), else rebuilding dirty */
+    int64_t from, to;  /* whole: the range */
+    int64_t *dirty;    /* !whole: bucket starts to rebuild (sorted) */
+    uint64_t *gens;    /* and their generations when read */
+    uint32_t ndirty;
+    uint64_t epoch;    /* the tier's when the job began (a reset since drops its result) */
+} rollup_job;
+
+/* The next job of tier `tier`: dirty buckets first (at most max_dirty), else the seal of
+ * the buckets up to `watermark` (first_ms: where the table's rows start, for a tier never
+ * built; at most max_span ms at once). Sets the horizon before returning, so take the
+ * snapshot after. 0 with *job (free with rollup_job_free), STRATA_ENOTFOUND when there is
+ * nothing to do, STRATA_ENOMEM. */
+int rollup_job_next(rollup_set *rs, int tier, int64_t watermark, int64_t first_ms, int64_t max_span,
+                    uint32_t max_dirty, rollup_job *job /* OUT */);
+/* Publishes the buckets a job built (b[0..nb), sorted by start, inside the job's range or
+ * dirty list; taken over, also on error). 0 or STRATA_ENOMEM (the job's buckets stay as
+ * they were: dirty, or not sealed). */
+int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32_t nb);
+/* A job that failed: its range is left unsealed (the horizon goes back). */
+void rollup_job_abandon(rollup_set *rs, rollup_job *job);
+void rollup_job_free(rollup_job *job);
+
+/* The code of s in dimension d of tier `tier` (added when new). UINT32_MAX when out of
+ * memory or the dictionary is full. Builder only (one at a time per set). */
+uint32_t rollup_dict_intern(rollup_set *rs, int tier, int d, strata_str s);
+
+/* A bucket of nrows rows with room for their codes and states (zeroed); NULL when out of
+ * memory. rollup_bucket_unref frees it (and its states' sketches) with the last ref. */
+rollup_bucket *rollup_bucket_new(const rollup_set *rs, int tier, int64_t start, uint32_t nrows);
+void rollup_bucket_unref(const rollup_set *rs, int tier, rollup_bucket *b);
+
+/* ---- what a tier holds, for GET /tables and /metrics -------------------------------- */
+
+typedef struct rollup_tier_stats {
+    int64_t interval_ms;
+    bool valid;
+    int64_t built_from, sealed_through; /* INT64_MIN when not built */
+    uint64_t buckets, rows, bytes;      /* materialized buckets (with rows), their rows, memory */
+    uint64_t dirty;                     /* dirty buckets now */
+    uint64_t builds, rebuilt_buckets, build_ns; /* since open */
+} rollup_tier_stats;
+
+int rollup_set_ntiers(const rollup_set *rs);
+void rollup_get_stats(rollup_set *rs, int tier, rollup_tier_stats *out /* OUT */);
+/* Counts a build's time (for stats). */
+void rollup_note_build(rollup_set *rs, int tier, uint64_t ns, uint32_t rebuilt);
+
+#endif
