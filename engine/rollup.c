@@ -341,7 +341,8 @@ static rollup_tier_pub *pub_make(rollup_set *rs, int ti)
         p->v.b[i] = t->b[i];
     }
     p->v.nb = t->nb;
-    memcpy(p->v.dirty, t->dirty, sizeof *t->dirty * t->ndirty);
+    if (t->ndirty)
+        memcpy(p->v.dirty, t->dirty, sizeof *t->dirty * t->ndirty);
     p->v.ndirty = t->ndirty;
     return p;
 }
@@ -465,7 +466,8 @@ void rollup_forget_before(rollup_set *rs, int64_t t_ms)
             rollup_bucket_unref(rs, ti, t->b[k]);
             k++;
         }
-        memmove(t->b, t->b + k, sizeof *t->b * (t->nb - k));
+        if (k)
+            memmove(t->b, t->b + k, sizeof *t->b * (t->nb - k));
         t->nb -= k;
         while (t->ndirty && t->dirty[0] < from)
             dirty_remove_at(t, 0);

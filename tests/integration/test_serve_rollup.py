@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""test_serve_rollup.py — rollups never change an answer, through the real `strata serve`.
+
+- auto_equals_raw_through_changes: a dedup table (key [id, ts], version, deleted) with a
+  1m tier (country, status; count, sum of a float and an int column, min, max, uniq,
+  quantile) and a 1h tier (country; count, sums) gets a stream over POST /ingest; then
+  late events into sealed buckets (inside and far beyond the lateness), newer versions of
+  sealed rows, deletions, a SIGKILL while dirty buckets wait for their rebuild, and a
+  SIGTERM restart. After each step, random dashboard queries (dimensions, filters,
+  intervals that are and are not multiples of a tier, ranges aligned or not, every
+  aggregate) with source auto equal source raw: count, min, max and integer sums
+  exactly, float sums within 1e-9 relative, uniq and quantile identical. Enough of them
+  must really be served by a tier (stats.source), or the comparison proves nothing.
+- source_errors: source "rollup" for a query no tier covers answers 400 naming why; on
+  a table without rollups too; an unknown source suggests the right one.
+- tiers_show_in_tables_and_metrics: GET /tables/{name} lists the tiers with what they
+  sealed and their dirty buckets; /metrics has strata_rollup_* lines.
+Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names]. Prints "N passed, M failed".
+"""
+import json
+import os
+import random
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Server, check, wait_for  # noqa: E402
+
+STRATA, BUILD, WORK = harness.setup("serve_rollup")
+
+T0 = 1704067200000  # 2024-01-01
+MIN, HOUR = 60000, 3600000
+SPAN = 6 * HOUR
+COUNTRIES = ["US", "DE", "FR", "JP", "BR"]
+STATUSES = ["ok", "fail", "refund"]
+SCHEMA = {
+    "columns": [
+        {"name": "ts", "type": "timestamp"}, {"name": "id", "type": "string"},
+        {"name": "country", "type": "string"}, {"name": "status", "type": "string"},
+        {"name": "amount", "type": "float64"}, {"name": "qty", "type": "int64"},
+        {"name": "user", "type": "int64"}, {"name": "version", "type": "int64"},
+        {"name": "del", "type": "bool"},
+    ],
+    "time_column": "ts",
+    "dedup_key": ["id", "ts"],
+    "version": "version",
+    "deleted": "del",
+    "lateness": "2m",
+    "rollups": [
+        {"interval": "1m", "dimensions": ["country", "status"],
+         "metrics": [{"fn": "count"}, {"fn": "sum", "column": "amount"}, {"fn": "sum", "column": "qty"},
+                     {"fn": "min", "column": "amount"}, {"fn": "max", "column": "qty"},
+                     {"fn": "uniq", "column": "user"}, {"fn": "quantile", "column": "amount"}]},
+        {"interval": "1h", "dimensions": ["country"],
+         "metrics": [{"fn": "count"}, {"fn": "sum", "column": "amount"}, {"fn": "sum", "column": "qty"}]},
+    ],
+    "storage": {"memtable_age": "1s"},
+}
+AGGS = [{"fn": "count"}, {"fn": "sum", "column": "amount"}, {"fn": "sum", "column": "qty"},
+        {"fn": "avg", "column": "amount"}, {"fn": "avg", "column": "qty"}, {"fn": "min", "column": "amount"},
+        {"fn": "max", "column": "qty"}, {"fn": "uniq", "column": "user"},
+        {"fn": "quantile", "column": "amount", "q": 0.5}, {"fn": "quantile", "column": "amount", "q": 0.99}]
+INTERVALS = [None, "1m", "2m", "5m", "90s", "1h", "3h", "1d", "30s"]
+
+
+class Stream:
+    """The events sent, for making late ones, newer versions and deletions of them."""
+
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+        self.sent = []  # (id, ts, version)
+        self.n = 0
+
+    def event(self, ts, eid=None, version=0, deleted=False):
+        r = self.rng
+        if eid is None:
+            self.n += 1
+            eid = "e%d" % self.n
+        self.sent.append((eid, ts, version))
+        return {"ts": ts, "id": eid, "country": r.choice(COUNTRIES), "status": r.choice(STATUSES),
+                "amount": round(r.uniform(-50, 500), 2), "qty": r.randrange(1, 9),
+                "user": r.randrange(3000), "version": version, "del": deleted}
+
+
+def post(s, evs, what):
+    st, r = s.json("POST", "/ingest/r", "\n".join(json.dumps(e) for e in evs))
+    check(st == 200 and r.get("ingested") == len(evs), "%s: ingest %d: %s" % (what, len(evs), st if st == 200 else r))
+
+
+def random_query(rng):
+    q = {"table": "r", "select": [dict(a, **{"as": "a%d" % i}) for i, a in enumerate(rng.sample(AGGS, rng.randrange(1, 5)))]}
+    iv = rng.choice(INTERVALS)
+    if iv:
+        q["interval"] = iv
+    if rng.random() < 0.8:
+        a = T0 + rng.randrange(SPAN)
+        b = a + rng.randrange(1, SPAN)
+        if rng.random() < 0.5:  # aligned to minutes or hours
+            unit = rng.choice([MIN, HOUR])
+            a, b = a - a % unit, b - b % unit + unit
+        q["from"], q["to"] = a, b
+    dims = rng.sample(["country", "status"], rng.randrange(0, 3))
+    if dims:
+        q["group_by"] = dims
+    if rng.random() < 0.5:
+        c = rng.choice(["country", "status"])
+        vals = COUNTRIES if c == "country" else STATUSES
+        op = rng.choice(["=", "!=", "in", "not_in"])
+        if "in" in op:
+            q["where"] = [{"column": c, "op": op, "values": rng.sample(vals, 2)}]
+        else:
+            q["where"] = [{"column": c, "op": op, "value": rng.choice(vals)}]
+    return q
+
+
+def same_cell(fn, a, b):
+    if fn in ("sum", "avg") and isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-300)
+    return a == b
+
+
+def compare(s, rng, what, n=60, need_rollup=10):
+    served = 0
+    for _ in range(n):
+        q = random_query(rng)
+        sa, a = s.json("POST", "/query", dict(q, source="auto"))
+        sr, r = s.json("POST", "/query", dict(q, source="raw"))
+        if sa != 200 or sr != 200:
+            check(False, "%s: %s: auto %s %s, raw %s %s" % (what, json.dumps(q), sa, a, sr, r))
+            return
+        src = a["stats"]["source"]
+        served += src != "raw"
+        names = {"a%d" % i: sel["fn"] for i, sel in enumerate(q["select"])}
+        fns = [names.get(c["name"], "") for c in a["columns"]]
+        ok = len(a["rows"]) == len(r["rows"]) and all(
+            same_cell(f, x, y) for ra, rr in zip(a["rows"], r["rows"]) for f, x, y in zip(fns, ra, rr))
+        if not ok:
+            bad = [(ra, rr) for ra, rr in zip(a["rows"], r["rows"]) if ra != rr][:2]
+            check(False, "%s: %s (%s): auto %d rows, raw %d; first differences %s; stats %s" % (
+                what, json.dumps(q), src, len(a["rows"]), len(r["rows"]), bad, a["stats"]))
+            return
+    check(served >= need_rollup, "%s: %d random queries, auto equals raw; %d served by a tier" % (what, n, served))
+
+
+def tiers(s):
+    st, t = s.json("GET", "/tables/r")
+    return t.get("rollups", []) if st == 200 else []
+
+
+def iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000))
+
+
+def sealed_to(s, want_ms):
+    """Waits until each tier sealed its buckets up to want_ms (rounded down to its
+    interval) and has no dirty bucket."""
+    def ready():
+        ts = tiers(s)
+        return len(ts) == 2 and all(
+            t["sealed_through"] and t["dirty_buckets"] == 0 and
+            t["sealed_through"][:19] >= iso(want_ms - want_ms % (MIN if t["interval"] == "1m" else HOUR))
+            for t in ts)
+    return wait_for(ready, limit=60)
+
+
+def auto_equals_raw_through_changes():
+    data = os.path.join(WORK, "data")
+    s = Server(data, "diff")
+    check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
+    st, rng = Stream(17), random.Random(17)
+    # the stream: six hours of events in time order, in batches
+    t = T0
+    while t < T0 + SPAN:
+        evs = []
+        for _ in range(400):
+            t += rng.randrange(0, 110)
+            evs.append(st.event(t))
+        post(s, evs, "stream")
+    check(sealed_to(s, T0 + SPAN - 3 * MIN), "tiers sealed up to the watermark: %s" % tiers(s))
+    compare(s, rng, "sealed stream")
+
+    # late events into sealed buckets (within the lateness of the newest, and hours late),
+    # newer versions of sealed rows, deletions; compared before the rebuild can run
+    late = [st.event(T0 + rng.randrange(SPAN - 10 * MIN)) for _ in range(150)]
+    late += [st.event(T0 + SPAN - rng.randrange(MIN, 3 * MIN)) for _ in range(20)]
+    olds = rng.sample(st.sent[:4000], 200)
+    late += [st.event(ts, eid, v + 1 + rng.randrange(3)) for eid, ts, v in olds[:150]]
+    late += [st.event(ts, eid, v + 9, deleted=True) for eid, ts, v in olds[150:]]
+    late += [st.event(ts, eid, -1) for eid, ts, v in rng.sample(st.sent[:4000], 30)]  # older: lose
+    rng.shuffle(late)
+    post(s, late, "late")
+    compare(s, rng, "right after late events, updates and deletes", n=30, need_rollup=5)
+    check(sealed_to(s, T0 + SPAN - 3 * MIN), "dirty buckets rebuilt: %s" % tiers(s))
+    check(any(t["rebuilt_buckets"] > 0 for t in tiers(s)), "GET /tables counts rebuilt buckets")
+    compare(s, rng, "after the rebuild")
+
+    # a SIGKILL with dirty buckets waiting: after the restart the tiers are built anew
+    post(s, [st.event(T0 + rng.randrange(SPAN - 10 * MIN)) for _ in range(100)], "late before the kill")
+    s.stop(signal.SIGKILL)
+    s = Server(data, "diff2")
+    compare(s, rng, "right after SIGKILL and restart", n=30, need_rollup=0)
+    check(sealed_to(s, T0 + SPAN - 3 * MIN), "tiers built again after the restart: %s" % tiers(s))
+    compare(s, rng, "after the restart's build")
+
+    # more stream past the old end, then SIGTERM and restart
+    t = T0 + SPAN
+    evs = []
+    for _ in range(1500):
+        t += rng.randrange(0, 40)
+        evs.append(st.event(t))
+    post(s, evs, "stream on")
+    post(s, [st.event(T0 + rng.randrange(SPAN)) for _ in range(50)], "late again")
+    check(s.stop() == 0, "SIGTERM exits 0")
+    s = Server(data, "diff3")
+    check(sealed_to(s, t - 3 * MIN), "tiers built after SIGTERM restart: %s" % tiers(s))
+    compare(s, rng, "after SIGTERM restart")
+    s.stop()
+
+
+def source_errors():
+    data = os.path.join(WORK, "data-err")
+    s = Server(data, "err")
+    check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
+    plain = dict(SCHEMA, rollups=[])
+    del plain["rollups"]
+    check(s.json("PUT", "/tables/p", plain)[0] == 201, "create p")
+    q = {"table": "r", "select": [{"fn": "count"}], "group_by": ["id"], "source": "rollup"}
+    st, r = s.json("POST", "/query", q)
+    check(st == 400 and "no rollup tier" in r.get("error", "") and "'id'" in r.get("error", ""),
+          "rollup for a group_by no tier has: 400 naming it: %s %s" % (st, r))
+    q = {"table": "r", "select": [{"fn": "uniq", "column": "user"}], "interval": "1h", "source": "rollup"}
+    st, r = s.json("POST", "/query", q)
+    check(st == 200, "uniq per hour: the 1m tier covers it (60 divides by 1): %s %s" % (st, r))
+    q = {"table": "r", "select": [{"fn": "count"}], "interval": "90s", "source": "rollup"}
+    st, r = s.json("POST", "/query", q)
+    check(st == 400 and "not a multiple" in r.get("error", ""), "90s interval: 400: %s %s" % (st, r))
+    st, r = s.json("POST", "/query", {"table": "p", "select": [{"fn": "count"}], "source": "rollup"})
+    check(st == 400 and "has no rollups" in r.get("error", ""), "table without rollups: 400: %s %s" % (st, r))
+    st, r = s.json("POST", "/query", {"table": "r", "select": [{"fn": "count"}], "source": "rolup"})
+    check(st == 400 and "did you mean 'rollup'" in r.get("error", ""), "unknown source: %s %s" % (st, r))
+    bad = dict(SCHEMA, rollups=[{"interval": "90s", "metrics": [{"fn": "count"}]}])
+    st, r = s.json("PUT", "/tables/b", bad)
+    check(st == 400 and "whole number of minutes" in r.get("error", ""), "90s tier refused: %s %s" % (st, r))
+    five = dict(SCHEMA, rollups=[{"interval": "5m", "metrics": [{"fn": "count"}]}])
+    check(s.json("PUT", "/tables/f", five)[0] == 201, "a 5m tier is accepted")
+    s.stop()
+
+
+def tiers_show_in_tables_and_metrics():
+    data = os.path.join(WORK, "data-show")
+    s = Server(data, "show")
+    check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
+    st = Stream(3)
+    post(s, [st.event(T0 + i * 1000) for i in range(3600)], "an hour")
+    check(sealed_to(s, T0 + 57 * MIN), "sealed")
+    ts = tiers(s)
+    one = ts[0] if ts else {}
+    check(one.get("interval") == "1m" and one.get("dimensions") == ["country", "status"] and
+          one.get("state") == "built" and one.get("built_from") == "2024-01-01T00:00:00.000Z" and
+          one.get("sealed_through") == "2024-01-01T00:57:00.000Z" and one.get("buckets") == 57,
+          "GET /tables/r shows the 1m tier: %s" % one)
+    m = s.text("/metrics")
+    check('strata_rollup_buckets{table="r",tier="1m"} 57' in m and
+          'strata_rollup_dirty_buckets{table="r",tier="1h"} 0' in m, "/metrics has the tiers")
+    st2, r = s.json("POST", "/query", {"table": "r", "from": T0, "to": T0 + 30 * MIN, "interval": "1m",
+                                       "select": [{"fn": "count"}]})
+    check(st2 == 200 and r["stats"]["source"] == "rollup" and r["stats"]["rollup"]["tier"] == "1m" and
+          r["stats"]["rollup"]["buckets"] == 30 and [x[1] for x in r["rows"]] == [60] * 30,
+          "stats.rollup says the 1m tier served 30 buckets: %s" % r.get("stats"))
+    s.stop()
+
+
+harness.run_parts([auto_equals_raw_through_changes, source_errors, tiers_show_in_tables_and_metrics])
+sys.exit(harness.finish())
