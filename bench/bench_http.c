@@ -20,8 +20,12 @@
  * the SQL forms of Q1..Q7, timed inside node, and checks its answers against strata's. This
  * program parses the RESULT lines node prints and prints the comparison table.
  *
+ * With --rollups the table gets two rollup tiers (add_rollups); after the settling it waits
+ * for them to be built and times Q2..Q7 with source raw and auto, alternating.
+ *
  * usage: bench_http STRATA_BINARY [--rows N] [--body-bytes N | --batch N] [--connections N]
  *                   [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]
+ *                   [--duplicates F] [--no-dedup] [--rollups]
  */
 #include <ftw.h>
 #include <inttypes.h>
@@ -404,12 +408,96 @@ static int run_duckdb(const char *duck_dir, const char *csv, const char *answers
     return st == 0 ? n : -1;
 }
 
+/* ---- rollups ----------------------------------------------------------------------- */
+
+/* The two tiers of --rollups: per minute by country, status and device (count, sum of
+ * amount), and per hour by the same (count, sum, uniq of user_id, quantile of amount). */
+static void add_rollups(strata_schema *s)
+{
+    int dims[] = {ORDER_COL_COUNTRY, ORDER_COL_STATUS, ORDER_COL_DEVICE};
+    s->nrollups = 2;
+    for (int r = 0; r < 2; r++) {
+        strata_rollup *ru = &s->rollups[r];
+        memset(ru, 0, sizeof *ru);
+        ru->interval_ms = r == 0 ? 60000 : 3600000;
+        ru->ndims = 3;
+        memcpy(ru->dims, dims, sizeof dims);
+        ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_COUNT, -1};
+        ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_SUM, ORDER_COL_AMOUNT};
+        if (r == 1) {
+            ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_UNIQ, ORDER_COL_USER_ID};
+            ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_QUANTILE, ORDER_COL_AMOUNT};
+        }
+    }
+}
+
+/* Waits until GET /tables/orders shows the tiers unchanged for 2 s with no dirty bucket:
+ * built up to the watermark. Returns the seconds waited. */
+static double rollups_settle(double max_s)
+{
+    double t0 = bench_now_s(), since = t0;
+    char last[4096] = "";
+    for (;;) {
+        char *ans = NULL;
+        char now_s[4096] = "";
+        if (http("GET", "/tables/orders", NULL, 0, &ans) == 200) {
+            const char *r = strstr(ans, "\"rollups\"");
+            snprintf(now_s, sizeof now_s, "%s", r ? r : "");
+        }
+        free(ans);
+        double now = bench_now_s();
+        bool dirty = strstr(now_s, "\"dirty_buckets\":0") == NULL;
+        if (strcmp(now_s, last) != 0 || dirty) {
+            snprintf(last, sizeof last, "%s", now_s);
+            since = now;
+        }
+        if (now - since >= 2.0 || now - t0 >= max_s) {
+            printf("  tiers: %.*s\n", (int)strcspn(last, "\n"), last);
+            return now - t0;
+        }
+        usleep(250000);
+    }
+}
+
+/* Q2..Q7 with source raw and auto, alternating, median of 5 each after a warm-up. */
+static void rollups_compare(void)
+{
+    printf("\nrollups: source raw vs auto over HTTP (median of 5 after a warm-up, ms):\n");
+    printf("  %-48s %9s %9s %8s  %s\n", "", "raw", "auto", "raw/auto", "auto served by");
+    for (int i = 1; i < 7; i++) {
+        char qr[2048], qa[2048];
+        snprintf(qr, sizeof qr, "{\"source\":\"raw\",%s", qs[i][1] + 1);
+        snprintf(qa, sizeof qa, "{\"source\":\"auto\",%s", qs[i][1] + 1);
+        char *ar = NULL, *aa = NULL;
+        query_ms(qr, &ar);
+        query_ms(qa, &aa);
+        double tr[5], ta[5];
+        for (int r = 0; r < 5; r++) {
+            char *x = NULL;
+            tr[r] = query_ms(qr, &x);
+            free(x);
+            x = NULL;
+            ta[r] = query_ms(qa, &x);
+            free(x);
+        }
+        double mr = bench_median(tr, 5), ma = bench_median(ta, 5);
+        const char *src = strstr(aa, "\"source\":");
+        const char *rows_r = strstr(ar, "\"rows\":"), *rows_a = strstr(aa, "\"rows\":");
+        const char *end_r = rows_r ? strstr(rows_r, "],\"stats\"") : NULL, *end_a = rows_a ? strstr(rows_a, "],\"stats\"") : NULL;
+        bool same = end_r && end_a && end_r - rows_r == end_a - rows_a && memcmp(rows_r, rows_a, (size_t)(end_r - rows_r)) == 0;
+        printf("  %-48s %9.2f %9.2f %7.1fx  %.*s%s\n", qs[i][0], mr, ma, ma > 0 ? mr / ma : 0,
+               src ? (int)strcspn(src, "}") + 1 : 0, src ? src : "", same ? "" : "  (answers differ in text: sums' last bits)");
+        free(ar);
+        free(aa);
+    }
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 #define USAGE                                                                                      \
     "usage: bench_http STRATA_BINARY [--rows N] [--body-bytes N | --batch N] [--connections N]\n" \
     "                  [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]\n" \
-    "                  [--duplicates F] [--no-dedup]\n"
+    "                  [--duplicates F] [--no-dedup] [--rollups]\n"
 
 int main(int argc, char **argv)
 {
@@ -426,10 +514,12 @@ int main(int argc, char **argv)
                    "the same events and prints both, with whether the answers agree; the CSV it writes\n"
                    "beside DIR is removed unless --keep-csv. The table deduplicates by event_id\n"
                    "(dedup_key [event_id, ts], version) unless --no-dedup; --duplicates F (default 0)\n"
-                   "re-sends that share of events at a higher version. See bench/README.md.\n"))
+                   "re-sends that share of events at a higher version. --rollups adds a 1m and a 1h tier\n"
+                   "(by country, status, device) and, after the settling, waits for them and times Q2-Q7\n"
+                   "with source raw and auto. See bench/README.md.\n"))
         return 0;
     uint64_t rows = 10000000, batch = 100000, body_bytes = 0;
-    int connections = 4, duckdb = 0, settle = 1, keep_csv = 0, no_dedup = 0;
+    int connections = 4, duckdb = 0, settle = 1, keep_csv = 0, no_dedup = 0, rollups = 0;
     const char *data = NULL, *duck_dir = BENCH_DUCKDB_DIR;
     static const struct option opts[] = {{"rows", required_argument, 0, 'r'},
                                          {"batch", required_argument, 0, 'b'},
@@ -442,6 +532,7 @@ int main(int argc, char **argv)
                                          {"keep-csv", no_argument, 0, 'K'},
                                          {"duplicates", required_argument, 0, 'u'},
                                          {"no-dedup", no_argument, 0, 'N'},
+                                         {"rollups", no_argument, 0, 'R'},
                                          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "r:b:B:d:c:", opts, NULL)) != -1) {
@@ -457,6 +548,7 @@ int main(int argc, char **argv)
         case 'K': keep_csv = 1; break;
         case 'u': gen_duplicates = atof(optarg); break;
         case 'N': no_dedup = 1; break;
+        case 'R': rollups = 1; break;
         default: fputs(USAGE, stderr); return 2;
         }
     }
@@ -476,6 +568,8 @@ int main(int argc, char **argv)
         s.ndedup = 0;
         s.version_col = -1;
     }
+    if (rollups)
+        add_rollups(&s);
     char *schema = schema_json_dump(&s);
     char *ans = NULL;
     if (http("PUT", "/tables/orders", schema, strlen(schema), &ans) / 100 != 2) {
@@ -563,6 +657,10 @@ int main(int argc, char **argv)
 
     if (settle)
         run_queries("after the merges settled", ms_settled, a_settled);
+    if (rollups) {
+        printf("\nrollup tiers built (waited %.1f s)\n", rollups_settle(600));
+        rollups_compare();
+    }
     run_queries("after optimize", ms_opt, a_opt);
     const char *cr = strstr(a_opt[0], "\"rows\":");
     cr = cr ? strpbrk(cr + 7, "0123456789") : NULL;
