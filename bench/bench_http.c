@@ -410,25 +410,29 @@ static int run_duckdb(const char *duck_dir, const char *csv, const char *answers
 
 /* ---- rollups ----------------------------------------------------------------------- */
 
-/* The two tiers of --rollups: per minute by country, status and device (count, sum of
- * amount), and per hour by the same (count, sum, uniq of user_id, quantile of amount). */
+/* The two tiers of --rollups, as a dashboard of these queries would have them: per
+ * minute by country, status and device (count, sum of amount), and per hour by country
+ * (count, sum, uniq of user_id, quantile of amount). */
 static void add_rollups(strata_schema *s)
 {
-    int dims[] = {ORDER_COL_COUNTRY, ORDER_COL_STATUS, ORDER_COL_DEVICE};
     s->nrollups = 2;
-    for (int r = 0; r < 2; r++) {
-        strata_rollup *ru = &s->rollups[r];
-        memset(ru, 0, sizeof *ru);
-        ru->interval_ms = r == 0 ? 60000 : 3600000;
-        ru->ndims = 3;
-        memcpy(ru->dims, dims, sizeof dims);
-        ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_COUNT, -1};
-        ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_SUM, ORDER_COL_AMOUNT};
-        if (r == 1) {
-            ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_UNIQ, ORDER_COL_USER_ID};
-            ru->metrics[ru->nmetrics++] = (strata_rollup_metric){STRATA_AGG_QUANTILE, ORDER_COL_AMOUNT};
-        }
-    }
+    strata_rollup *m = &s->rollups[0], *h = &s->rollups[1];
+    memset(m, 0, sizeof *m);
+    memset(h, 0, sizeof *h);
+    m->interval_ms = 60000;
+    m->ndims = 3;
+    m->dims[0] = ORDER_COL_COUNTRY;
+    m->dims[1] = ORDER_COL_STATUS;
+    m->dims[2] = ORDER_COL_DEVICE;
+    m->metrics[m->nmetrics++] = (strata_rollup_metric){STRATA_AGG_COUNT, -1};
+    m->metrics[m->nmetrics++] = (strata_rollup_metric){STRATA_AGG_SUM, ORDER_COL_AMOUNT};
+    h->interval_ms = 3600000;
+    h->ndims = 1;
+    h->dims[0] = ORDER_COL_COUNTRY;
+    h->metrics[h->nmetrics++] = (strata_rollup_metric){STRATA_AGG_COUNT, -1};
+    h->metrics[h->nmetrics++] = (strata_rollup_metric){STRATA_AGG_SUM, ORDER_COL_AMOUNT};
+    h->metrics[h->nmetrics++] = (strata_rollup_metric){STRATA_AGG_UNIQ, ORDER_COL_USER_ID};
+    h->metrics[h->nmetrics++] = (strata_rollup_metric){STRATA_AGG_QUANTILE, ORDER_COL_AMOUNT};
 }
 
 /* Waits until GET /tables/orders shows the tiers unchanged for 2 s with no dirty bucket:

@@ -109,11 +109,11 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     int rc = qplan_check(q, sc, err);
     if (rc)
         return rc;
-    int tier = -1;
+    unsigned covering = 0;
     if (q->source != QUERY_SOURCE_RAW && sc->nrollups > 0) {
         char why[512];
-        tier = qrollup_choose(q, sc, why, sizeof why);
-        if (tier < 0 && q->source == QUERY_SOURCE_ROLLUP)
+        covering = qrollup_covering(q, sc, why, sizeof why);
+        if (!covering && q->source == QUERY_SOURCE_ROLLUP)
             return strata_err_set(err, STRATA_EINVAL, "source: no rollup tier can answer this query (%s)", why);
     } else if (q->source == QUERY_SOURCE_ROLLUP) {
         return strata_err_set(err, STRATA_EINVAL, "source: table '%s' has no rollups (\"rollups\" in its schema)",
@@ -125,7 +125,7 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
         return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
     qrollup_split sp;
     const rollup_view *v = snap->rollup;
-    qrollup_split_range(q, tier >= 0 && v ? &v->tiers[tier] : NULL, tier >= 0 ? sc->rollups[tier].interval_ms : 1, &sp);
+    int tier = qrollup_pick(q, sc, snap, covering, q->source == QUERY_SOURCE_ROLLUP, &sp);
     strata_query qs[QROLLUP_MAX_RANGES];
     exec x;
     uint64_t rb = 0, rr = 0;

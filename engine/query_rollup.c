@@ -66,21 +66,14 @@ static void interval_text(int64_t ms, char *out, size_t cap)
         snprintf(out, cap, "%" PRId64 "m", ms / 60000);
 }
 
-int qrollup_choose(const strata_query *q, const strata_schema *sc, char *why, size_t cap)
+unsigned qrollup_covering(const strata_query *q, const strata_schema *sc, char *why, size_t cap)
 {
     if (cap)
         why[0] = 0;
-    int order[STRATA_MAX_ROLLUPS], n = sc->nrollups;
-    for (int i = 0; i < n; i++)
-        order[i] = i;
-    for (int i = 1; i < n; i++) /* coarsest first */
-        for (int j = i; j > 0 && sc->rollups[order[j]].interval_ms > sc->rollups[order[j - 1]].interval_ms; j--) {
-            int tmp = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = tmp;
-        }
+    int n = sc->nrollups;
+    unsigned mask = 0;
     for (int i = 0; i < n; i++) {
-        const strata_rollup *r = &sc->rollups[order[i]];
+        const strata_rollup *r = &sc->rollups[i];
         char iv[32];
         interval_text(r->interval_ms, iv, sizeof iv);
         const char *sep = why[0] ? "; " : "";
@@ -113,11 +106,11 @@ int qrollup_choose(const strata_query *q, const strata_schema *sc, char *why, si
                 a->col >= 0 ? sc->cols[a->col].name : "", a->col >= 0 ? "'" : "");
             continue;
         }
-        return order[i];
+        mask |= 1u << i;
     }
     if (n == 0)
         say(why, cap, "table '%s' has no rollups", sc->name);
-    return -1;
+    return mask;
 }
 
 static void add_raw(qrollup_split *sp, int64_t lo, int64_t hi, bool *over)
@@ -171,6 +164,76 @@ void qrollup_split_range(const strata_query *q, const rollup_tier_view *tv, int6
         memset(sp, 0, sizeof *sp);
         add_raw(sp, q->from_ms, q->to_ms, &over);
     }
+}
+
+/* Rows of the tier's clean buckets in sp's range. */
+static uint64_t tier_rows(const rollup_tier_view *tv, const qrollup_split *sp)
+{
+    uint32_t lo = 0, hi = tv->nb, di = 0;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (tv->b[mid]->start < sp->from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t rows = 0;
+    for (uint32_t i = lo; i < tv->nb && tv->b[i]->start < sp->to; i++) {
+        while (di < tv->ndirty && tv->dirty[di] < tv->b[i]->start)
+            di++;
+        if (!(di < tv->ndirty && tv->dirty[di] == tv->b[i]->start))
+            rows += tv->b[i]->nrows;
+    }
+    return rows;
+}
+
+/* Raw rows of snap's sources that overlap [from, to) (a source partly inside counts
+ * whole: an estimate, on the high side). */
+static uint64_t raw_rows(const table_snapshot *snap, int64_t from, int64_t to)
+{
+    uint64_t rows = 0;
+    for (uint32_t i = 0; i < snap->nparts; i++) {
+        const snapshot_part *p = &snap->parts[i];
+        if (p->end <= from || p->key >= to)
+            continue;
+        for (uint32_t j = 0; j < p->nsegs; j++)
+            if (segment_max_time(p->segs[j]) >= from && segment_min_time(p->segs[j]) < to)
+                rows += segment_nrows(p->segs[j]);
+        for (uint32_t j = 0; j < p->nmts; j++)
+            rows += p->mt_rows[j];
+    }
+    return rows;
+}
+
+int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, unsigned covering,
+                 bool force, qrollup_split *sp)
+{
+    const rollup_view *v = snap->rollup;
+    int best = -1;
+    uint64_t best_rows = UINT64_MAX;
+    qrollup_split cur;
+    for (int i = 0; v && i < v->ntiers; i++) {
+        if (!(covering & (1u << i)))
+            continue;
+        qrollup_split_range(q, &v->tiers[i], sc->rollups[i].interval_ms, &cur);
+        if (cur.from >= cur.to)
+            continue;
+        uint64_t rows = tier_rows(&v->tiers[i], &cur);
+        if (rows < best_rows) {
+            best = i;
+            best_rows = rows;
+            *sp = cur;
+        }
+    }
+    bool sketches = false;
+    for (int a = 0; a < q->naggs; a++)
+        sketches |= q->aggs[a].fn == STRATA_AGG_UNIQ || q->aggs[a].fn == STRATA_AGG_QUANTILE;
+    uint64_t cost = sketches ? QROLLUP_SKETCH_ROW_COST : QROLLUP_ROW_COST;
+    if (best >= 0 && !force && best_rows * cost >= raw_rows(snap, sp->from, sp->to))
+        best = -1; /* the raw rows are cheaper to read than the tier's */
+    if (best < 0)
+        qrollup_split_range(q, NULL, 1, sp);
+    return best;
 }
 
 typedef struct pred_cache {
@@ -286,8 +349,9 @@ int qrollup_merge(exec *x, const rollup_view *v, int ti, const qrollup_split *sp
         else
             hi = mid;
     }
-    uint64_t key[QUERY_MAX_GROUP + 1];
-    uint32_t nd = (uint32_t)r->ndims;
+    uint64_t key[QUERY_MAX_GROUP + 1], last[QUERY_MAX_GROUP + 1];
+    uint32_t nd = (uint32_t)r->ndims, klen = x->groups.klen;
+    int64_t last_gi = -1;
     for (uint32_t bi = lo; bi < tv->nb && tv->b[bi]->start < sp->to && !rc; bi++) {
         const rollup_bucket *b = tv->b[bi];
         while (di < tv->ndirty && tv->dirty[di] < b->start)
@@ -326,15 +390,23 @@ int qrollup_merge(exec *x, const rollup_view *v, int ti, const qrollup_split *sp
                 break;
             if (k == 0)
                 key[0] = 0;
-            int64_t gi = qgroups_find(&x->groups, key);
-            if (gi < 0) {
-                rc = strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
-                break;
+            /* rows of a bucket, and buckets of one query bucket, often share a group */
+            bool same = last_gi >= 0;
+            for (uint32_t w = 0; same && w < klen; w++)
+                same = key[w] == last[w];
+            if (!same) {
+                last_gi = qgroups_find(&x->groups, key);
+                if (last_gi < 0) {
+                    rc = strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
+                    break;
+                }
+                if (q->max_groups && x->groups.n > q->max_groups) {
+                    rc = qctx_too_many_groups(x);
+                    break;
+                }
+                memcpy(last, key, sizeof *key * klen);
             }
-            if (q->max_groups && x->groups.n > q->max_groups) {
-                rc = qctx_too_many_groups(x);
-                break;
-            }
+            int64_t gi = last_gi;
             const agg_state *src = b->states + (uint64_t)row * (uint64_t)ns;
             for (int a = 0; a < q->naggs && !rc; a++) {
                 if (x->agg_src[a] != a)

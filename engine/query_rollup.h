@@ -2,9 +2,10 @@
  * query_rollup.h — internal to the query_*.c files (the public API is engine/query.h):
  * how a query uses a rollup tier (engine/rollup.h).
  *
- * qrollup_choose picks the coarsest tier that covers the query's shape: its interval
+ * qrollup_covering finds the tiers that cover the query's shape: the tier's interval
  * divides the query's (any tier when the query has none), its dimensions hold every
- * group_by and where column, and it keeps the state of every aggregate. qrollup_split
+ * group_by and where column, and it keeps the state of every aggregate. qrollup_pick
+ * chooses among them by the rows each would have the query read. qrollup_split_range
  * cuts the query's range between the tier (whole sealed clean buckets) and raw rows (the
  * edges not aligned to the tier, the buckets not sealed yet, the dirty ones).
  * qrollup_merge adds the tier's rows of the served buckets that pass the where tree into
@@ -25,8 +26,9 @@
 
 #define QROLLUP_MAX_RANGES 16 /* raw ranges beside a tier; more dirty runs: all raw */
 
-/* The tier of sc that serves q, or -1 with the reasons each tier cannot in why. */
-int qrollup_choose(const strata_query *q, const strata_schema *sc, char *why, size_t cap);
+/* The tiers of sc whose shape covers q, as a bit mask (bit i: tier i); 0 with the
+ * reasons each tier cannot in why. */
+unsigned qrollup_covering(const strata_query *q, const strata_schema *sc, char *why, size_t cap);
 
 typedef struct qrollup_split {
     int64_t from, to;   /* the tier serves its clean buckets in [from, to); from == to: none */
@@ -37,6 +39,18 @@ typedef struct qrollup_split {
 
 /* Splits q's range between tier view tv (interval I) and raw rows. */
 void qrollup_split_range(const strata_query *q, const rollup_tier_view *tv, int64_t I, qrollup_split *sp);
+
+/* Which of the covering tiers answers q over snap, and how (*sp): the one whose clean
+ * buckets in range hold the fewest rows, when reading them costs less than reading the
+ * raw rows they stand for (a tier row is weighed as QROLLUP_ROW_COST raw rows, and
+ * QROLLUP_SKETCH_ROW_COST when q merges sketches: uniq, quantile); with force (source
+ * rollup), the one with the fewest rows whatever it costs. -1 (and *sp all raw) when none
+ * serves. */
+int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, unsigned covering,
+                 bool force, qrollup_split *sp /* OUT */);
+
+#define QROLLUP_ROW_COST 8
+#define QROLLUP_SKETCH_ROW_COST 32
 
 /* Merges the tier's rows of sp's clean buckets into x (q's groups). *buckets, *rows:
  * the buckets (with rows) and rows read. 0, or an error in x->err. */

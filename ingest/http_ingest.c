@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ingest/late_events.h"
+
 /* Lines up to this long are handed to the decoder (which trims blanks and applies the
  * event limit itself); longer ones are skipped as they stream. */
 #define INGEST_LINE_MAX (EVENT_JSON_MAX_BYTES + 64)
@@ -151,6 +153,10 @@ static void decode_line(http_ingest *in, const char *p, size_t n)
         in->fail = err;
         fail_with(in, HTTP_INGEST_RETRY);
         return;
+    }
+    if (rc == 0 && late_event_check(in->t, in->batch.i[table_schema(in->t)->time_col][in->batch.nrows - 1], &err)) {
+        row_batch_pop_row(&in->batch);
+        rc = STRATA_EINVAL;
     }
     if (rc) {
         ndjson_answer_reject(&in->answer, in->line_no, err.msg);

@@ -32,6 +32,7 @@
 #include "engine/clock.h"
 #include "engine/table.h"
 #include "ingest/dead_letter.h"
+#include "ingest/late_events.h"
 #include "ingest/event_json.h"
 #include "ingest/kafka_consumer.h"
 #include "ingest/kafka_metrics.h"
@@ -209,6 +210,10 @@ static void *consumer_run(void *arg)
                          ? event_decoder_decode_reporting(c->decoder, m->payload, m->len, &ps->batch,
                                                           &unknown, &err)
                          : strata_err_set(&err, STRATA_EINVAL, "empty message");
+            if (rc == 0 && late_event_check(c->t, ps->batch.i[table_schema(c->t)->time_col][ps->batch.nrows - 1], &err)) {
+                row_batch_pop_row(&ps->batch);
+                rc = STRATA_EINVAL;
+            }
             if (rc == 0) {
                 ps->offs[ps->batch.nrows - 1] = m->offset;
                 ps->unknown_events += unknown_keys != 0;

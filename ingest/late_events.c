@@ -1,0 +1,28 @@
+/*
+ * late_events.c — the late policy check of late_events.h: one comparison against the
+ * table's latest event time (table_max_time), as it stands when the event is decoded.
+ */
+#include "ingest/late_events.h"
+
+#include <inttypes.h>
+
+#include "engine/units.h"
+
+int late_event_check(strata_table *t, int64_t ts, strata_err *err)
+{
+    const strata_schema *sc = table_schema(t);
+    if (sc->late_policy != STRATA_LATE_DEAD_LETTER || sc->late_bound_ms <= 0)
+        return 0;
+    int64_t latest = table_max_time(t);
+    if (latest == INT64_MIN || ts >= latest - sc->late_bound_ms)
+        return 0;
+    char bound[32], late[32], at[40], newest[40];
+    units_format_duration_ms(sc->late_bound_ms, bound, sizeof bound);
+    units_format_duration_ms(latest - ts, late, sizeof late);
+    units_format_rfc3339_ms(ts, at, sizeof at);
+    units_format_rfc3339_ms(latest, newest, sizeof newest);
+    return strata_err_set(err, STRATA_EINVAL,
+                          "late event: its time %s is %s before the latest event time %s, past late_bound %s "
+                          "(late_policy dead-letter)",
+                          at, late, newest, bound);
+}
