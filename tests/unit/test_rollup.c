@@ -7,10 +7,13 @@
  *   - through a real table: random rows with late ones, newer versions and deletions,
  *     tiers advanced between batches, and random queries with source auto equal to the
  *     same query with source raw (count, min, max, integer sums exactly, float sums
- *     within 1e-9 relative, uniq and quantile identical), a fair share served by a tier.
+ *     within 1e-9 relative, uniq and quantile identical), a fair share served by a tier;
+ *   - appends, tier builds and queries on three threads at once (label concurrent).
  */
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,5 +305,119 @@ TEST(auto_equals_raw_over_a_changing_table)
     free(log);
 }
 
+/* ---- beside each other ---------------------------------------------------------------- */
+
+typedef struct conc {
+    strata_table *t;
+    const strata_schema *s;
+    atomic_bool stop;
+    atomic_int failures;
+    sent *log;
+    uint32_t nlog;
+} conc;
+
+/* Rows in time order with late ones and other versions mixed in (no ASSERT here: only the
+ * test's own thread may jump out). */
+static void *appender(void *arg)
+{
+    conc *c = arg;
+    uint64_t seed = 5;
+    strata_err err = {0};
+    row_batch b;
+    if (row_batch_init(&b, c->s, 256) != 0) {
+        atomic_fetch_add(&c->failures, 1);
+        return NULL;
+    }
+    for (int round = 0; round < 120; round++) {
+        row_batch_clear(&b);
+        for (int i = 0; i < 200; i++) {
+            int64_t r = row_batch_add_row(&b);
+            sent e;
+            uint64_t kind = test_rand_next(&seed) % 10;
+            if (kind == 0 && c->nlog) {
+                e = c->log[test_rand_next(&seed) % c->nlog];
+                e.version++;
+            } else {
+                int64_t now = D0 + round * 3 * MIN, back = kind == 1 ? 2 * HOUR : 2 * MIN;
+                e = (sent){(int64_t)c->nlog + 1, now - (int64_t)(test_rand_next(&seed) % (uint64_t)back), 0};
+            }
+            c->log[c->nlog++] = e;
+            b.i[C_TS][r] = e.ts < D0 ? D0 : e.ts;
+            b.i[C_ID][r] = e.id;
+            b.i[C_VERSION][r] = e.version;
+            b.i[C_QTY][r] = (int64_t)(test_rand_next(&seed) % 9) + 1;
+            b.f[C_AMOUNT][r] = (double)(test_rand_next(&seed) % 10000) / 10.0;
+            const char *cc = COUNTRIES[test_rand_next(&seed) % 4];
+            row_batch_set_str(&b, C_COUNTRY, (uint32_t)r, cc, (uint32_t)strlen(cc));
+        }
+        if (table_append(c->t, &b, &err) != 0)
+            atomic_fetch_add(&c->failures, 1);
+        if (round % 20 == 0 && table_flush(c->t, true, &err) != 0)
+            atomic_fetch_add(&c->failures, 1);
+    }
+    row_batch_free(&b);
+    return NULL;
+}
+
+static void *builder(void *arg)
+{
+    conc *c = arg;
+    while (!atomic_load(&c->stop)) {
+        rollup_advance_report rep;
+        strata_err err = {0};
+        if (rollup_advance(c->t, &c->stop, 4, &rep, &err) != 0)
+            atomic_fetch_add(&c->failures, 1);
+    }
+    return NULL;
+}
+
+static void *querier(void *arg)
+{
+    conc *c = arg;
+    uint64_t seed = 11;
+    while (!atomic_load(&c->stop)) {
+        strata_query q;
+        random_query(&q, &seed, c->s);
+        q.source = test_rand_next(&seed) % 2 ? QUERY_SOURCE_AUTO : QUERY_SOURCE_RAW;
+        query_result *r = NULL;
+        strata_err err = {0};
+        if (query_run(c->t, &q, &r, &err) != 0)
+            atomic_fetch_add(&c->failures, 1);
+        query_result_free(r);
+        query_free(&q);
+    }
+    return NULL;
+}
+
+/* Appends, tier builds and queries at once (the tsan preset runs this): nothing fails,
+ * and once the appends stop and the tiers catch up, auto equals raw. */
+TEST(appends_builds_and_queries_beside_each_other)
+{
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, "rollup-conc");
+    strata_schema s;
+    load_schema(&s);
+    conc c = {.s = &s, .log = calloc(30000, sizeof(sent))};
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, &s, &c.t, &err), 0);
+    pthread_t ta, tb, tq;
+    ASSERT_EQ(pthread_create(&ta, NULL, appender, &c), 0);
+    ASSERT_EQ(pthread_create(&tb, NULL, builder, &c), 0);
+    ASSERT_EQ(pthread_create(&tq, NULL, querier, &c), 0);
+    pthread_join(ta, NULL);
+    atomic_store(&c.stop, true);
+    pthread_join(tb, NULL);
+    pthread_join(tq, NULL);
+    ASSERT_EQ(atomic_load(&c.failures), 0);
+    rollup_advance_report rep;
+    do
+        ASSERT_EQ(rollup_advance(c.t, NULL, 100, &rep, &err), 0);
+    while (rep.jobs > 0);
+    uint64_t seed = 3;
+    ASSERT_GT(compare_queries(c.t, &s, &seed, 60), 10);
+    table_close(c.t);
+    free(c.log);
+}
+
 TEST_LIST(T(dirty_marks_generations_and_views), T(packed_quantile_sketch_merges_exactly),
-          T(auto_equals_raw_over_a_changing_table))
+          T(auto_equals_raw_over_a_changing_table), T(appends_builds_and_queries_beside_each_other))
