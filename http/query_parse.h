@@ -35,6 +35,9 @@
  *                |                    | groups counts against the server's group limit
  *                |                    | (query_max_groups). Default "none": buckets
  *                |                    | without rows are left out
+ *   source       | string             | "auto" (default), "raw" or "rollup": whether rollup
+ *                |                    | tiers may answer (engine/query.h); "rollup" is
+ *                |                    | refused when no tier covers the query
  *   select       | array of objects   | required, 1..32 aggregates, one output column each:
  *     .fn        | string             |   required: count, sum, min, max, avg, uniq, quantile
  *     .column    | string             |   required except for count, which takes none;
