@@ -122,6 +122,11 @@ static int write_table(const char *path, const char *brokers)
             "             {\"name\": \"version\", \"type\": \"uint64\"}],\n"
             " \"time_column\": \"ts\",\n"
             " \"dedup_key\": [\"event_id\", \"ts\"], \"version\": \"version\",\n"
+            " \"rollups\": [{\"interval\": \"1m\", \"dimensions\": [\"country\", \"status\", \"device\"],\n"
+            "               \"metrics\": [{\"fn\": \"count\"}, {\"fn\": \"sum\", \"column\": \"amount\"}]},\n"
+            "              {\"interval\": \"1h\", \"dimensions\": [\"country\"],\n"
+            "               \"metrics\": [{\"fn\": \"count\"}, {\"fn\": \"sum\", \"column\": \"amount\"},\n"
+            "                           {\"fn\": \"uniq\", \"column\": \"user_id\"}, {\"fn\": \"quantile\", \"column\": \"amount\"}]}],\n"
             " \"storage\": {\"memtable_age\": \"2s\"},\n"
             " \"kafka\": {\"brokers\": \"%s\", \"topic\": \"orders\",\n"
             "           \"properties\": {\"session.timeout.ms\": \"6000\"}}}\n",

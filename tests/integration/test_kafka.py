@@ -179,6 +179,9 @@ def demo_runs():
     time.sleep(2)
     second = count()
     check(0 < first < second, "live events keep landing: %d then %d" % (first, second))
+    st, t = d.json("GET", "/tables/orders")
+    tiers = [(x.get("interval"), x.get("state")) for x in t.get("rollups", [])]
+    check(st == 200 and tiers == [("1m", "built"), ("1h", "built")], "the demo table has its two rollup tiers: %s" % tiers)
     # A second demo on the same --data must not wipe the running one's directory.
     other = harness.strata("demo", "--listen", "127.0.0.1:0", "--data", data)
     err = other.stderr.decode()
