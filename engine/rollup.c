@@ -50,6 +50,8 @@ typedef struct tier {
 struct rollup_set {
     pthread_mutex_t mu;
     const strata_schema *sc;
+    uint64_t mem_limit;            /* bytes of buckets for all tiers; 0: none */
+    uint64_t forgotten_for_memory; /* times tiers forgot buckets to stay under it */
     int ntiers;
     tier t[STRATA_MAX_ROLLUPS];
 };
@@ -148,6 +150,7 @@ rollup_set *rollup_set_create(const strata_schema *sc)
         return NULL;
     pthread_mutex_init(&rs->mu, NULL);
     rs->sc = sc;
+    rs->mem_limit = ROLLUP_MEMORY_DEFAULT;
     rs->ntiers = sc->nrollups;
     for (int i = 0; i < rs->ntiers; i++) {
         tier *t = &rs->t[i];
@@ -447,6 +450,32 @@ uint32_t rollup_dict_intern(rollup_set *rs, int ti, int d, strata_str s)
 
 /* ---- retention --------------------------------------------------------------------------- */
 
+/* Forgets tier ti's buckets before from (a multiple of its interval): the tier is
+ * known from there on. Caller holds mu. */
+static void tier_forget_before(rollup_set *rs, int ti, int64_t from)
+{
+    tier *t = &rs->t[ti];
+    uint32_t k = 0;
+    while (k < t->nb && t->b[k]->start < from) {
+        t->bytes -= t->b[k]->bytes;
+        t->rows -= t->b[k]->nrows;
+        rollup_bucket_unref(rs, ti, t->b[k]);
+        k++;
+    }
+    if (k)
+        memmove(t->b, t->b + k, sizeof *t->b * (t->nb - k));
+    t->nb -= k;
+    while (t->ndirty && t->dirty[0] < from)
+        dirty_remove_at(t, 0);
+    t->built_from = from;
+    if (t->sealed_through < from)
+        t->sealed_through = from;
+    if (t->sealing_to < from)
+        t->sealing_to = from;
+    t->epoch++; /* a build in progress may have read the forgotten rows */
+    changed(rs, ti);
+}
+
 void rollup_forget_before(rollup_set *rs, int64_t t_ms)
 {
     if (!rs)
@@ -459,27 +488,42 @@ void rollup_forget_before(rollup_set *rs, int64_t t_ms)
         int64_t from = floor_to(t_ms, t->I);
         if (from < t_ms)
             from += t->I;
-        uint32_t k = 0;
-        while (k < t->nb && t->b[k]->start < from) {
-            t->bytes -= t->b[k]->bytes;
-            t->rows -= t->b[k]->nrows;
-            rollup_bucket_unref(rs, ti, t->b[k]);
-            k++;
-        }
-        if (k)
-            memmove(t->b, t->b + k, sizeof *t->b * (t->nb - k));
-        t->nb -= k;
-        while (t->ndirty && t->dirty[0] < from)
-            dirty_remove_at(t, 0);
-        t->built_from = from;
-        if (t->sealed_through < from)
-            t->sealed_through = from;
-        if (t->sealing_to < from)
-            t->sealing_to = from;
-        t->epoch++; /* a build in progress may have read the forgotten rows */
-        changed(rs, ti);
+        tier_forget_before(rs, ti, from);
     }
     pthread_mutex_unlock(&rs->mu);
+}
+
+void rollup_set_memory_limit(rollup_set *rs, uint64_t bytes)
+{
+    pthread_mutex_lock(&rs->mu);
+    rs->mem_limit = bytes;
+    pthread_mutex_unlock(&rs->mu);
+}
+
+/* Over the memory limit: the tier holding the most forgets its oldest buckets until the
+ * set is back under 90% of the limit (queries read raw rows there). Caller holds mu. */
+static void enforce_memory_limit(rollup_set *rs)
+{
+    for (;;) {
+        uint64_t total = 0, most = 0;
+        int worst = -1;
+        for (int ti = 0; ti < rs->ntiers; ti++) {
+            total += rs->t[ti].bytes;
+            if (rs->t[ti].nb > 0 && rs->t[ti].bytes > most) {
+                most = rs->t[ti].bytes;
+                worst = ti;
+            }
+        }
+        if (rs->mem_limit == 0 || total <= rs->mem_limit || worst < 0)
+            return;
+        tier *t = &rs->t[worst];
+        uint64_t goal = total - rs->mem_limit / 10 * 9, freed = 0;
+        uint32_t k = 0;
+        while (k < t->nb && freed < goal)
+            freed += t->b[k++]->bytes;
+        tier_forget_before(rs, worst, t->b[k - 1]->start + t->I);
+        rs->forgotten_for_memory++;
+    }
 }
 
 /* ---- jobs ------------------------------------------------------------------------------- */
@@ -629,6 +673,7 @@ int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32
             rollup_bucket_unref(rs, ti, b[k]);
     }
     changed(rs, ti);
+    enforce_memory_limit(rs);
     pthread_mutex_unlock(&rs->mu);
     return rc;
 }
@@ -665,6 +710,8 @@ void rollup_get_stats(rollup_set *rs, int ti, rollup_tier_stats *out)
         out->bytes += t->dict[d].bytes + (uint64_t)t->dict[d].nslots * 4;
     out->dirty = t->ndirty;
     out->builds = t->builds;
+    out->memory_limit = rs->mem_limit;
+    out->forgotten_for_memory = rs->forgotten_for_memory;
     out->rebuilt_buckets = t->rebuilt;
     out->build_ns = t->build_ns;
     pthread_mutex_unlock(&rs->mu);

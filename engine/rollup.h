@@ -24,7 +24,10 @@
  *
  * Tiers live in memory: a table opened again builds them anew from its raw rows (in
  * steps, in the background), and serves from raw rows meanwhile. When retention drops
- * raw partitions, a tier forgets the buckets before the earliest raw row kept.
+ * raw partitions, a tier forgets the buckets before the earliest raw row kept. Memory
+ * is bounded: past the set's limit (ROLLUP_MEMORY_DEFAULT unless
+ * rollup_set_memory_limit says otherwise) the tier holding the most forgets its oldest
+ * buckets, whose range raw rows then answer.
  *
  * Threads and ownership: a rollup_set belongs to its table (rollup_set_create at open,
  * rollup_set_free at close). Its own mutex guards it; rollup_note_rows and
@@ -49,6 +52,7 @@
 #define ROLLUP_MAX_STATES STRATA_MAX_ROLLUP_STATES
 #define ROLLUP_DICT_CHUNK 4096u
 #define ROLLUP_DICT_CHUNKS 4096u /* 16M distinct values per dimension */
+#define ROLLUP_MEMORY_DEFAULT (UINT64_C(1) << 30) /* a table's tiers, all together */
 
 /* One materialized bucket of a tier: its rows are (dimension codes, states). Immutable
  * once published; shared by the views that list it. */
@@ -118,6 +122,9 @@ void rollup_view_release(rollup_view *v);
 /* The string of code `code` of dimension d of tier `tier` (a code a view lists). */
 strata_str rollup_dict_value(const rollup_set *rs, int tier, int d, uint32_t code);
 
+/* The memory the set's buckets may hold (0: no limit); applied at the next commit. */
+void rollup_set_memory_limit(rollup_set *rs, uint64_t bytes);
+
 /* Retention dropped every raw row before t_ms: buckets that start before it are
  * forgotten (a bucket straddling it is too, and the tier is known from its end). */
 void rollup_forget_before(rollup_set *rs, int64_t t_ms);
@@ -167,6 +174,8 @@ typedef struct rollup_tier_stats {
     uint64_t buckets, rows, bytes;      /* materialized buckets (with rows), their rows, memory */
     uint64_t dirty;                     /* dirty buckets now */
     uint64_t builds, rebuilt_buckets, build_ns; /* since open */
+    uint64_t memory_limit;              /* of the set (all tiers) */
+    uint64_t forgotten_for_memory;      /* times the set forgot old buckets to stay under it */
 } rollup_tier_stats;
 
 int rollup_set_ntiers(const rollup_set *rs);

@@ -50,6 +50,10 @@ json_t *api_rollups_json(strata_table *t)
                               (json_int_t)st.rows, "bytes", (json_int_t)st.bytes, "dirty_buckets",
                               (json_int_t)st.dirty, "builds", (json_int_t)st.builds, "rebuilt_buckets",
                               (json_int_t)st.rebuilt_buckets, "build_seconds", (double)st.build_ns / 1e9);
+        if (o && rs) {
+            json_object_set_new(o, "memory_limit", json_integer((json_int_t)st.memory_limit));
+            json_object_set_new(o, "forgotten_for_memory", json_integer((json_int_t)st.forgotten_for_memory));
+        }
         if (!o || json_array_append_new(arr, o) != 0) {
             json_decref(arr);
             return NULL;

@@ -305,6 +305,37 @@ TEST(auto_equals_raw_over_a_changing_table)
     free(log);
 }
 
+/* Past the memory limit the tiers forget their oldest buckets: memory stays under it,
+ * the forgotten range is answered from raw rows, and answers stay equal. */
+TEST(memory_limit_forgets_oldest_buckets)
+{
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, "rollup-mem");
+    strata_schema s;
+    load_schema(&s);
+    strata_table *t;
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    rollup_set_memory_limit(table_rollups(t), 600 * 1024);
+    uint64_t seed = 21;
+    uint32_t nlog = 0;
+    sent *log = calloc(20000, sizeof *log);
+    for (int round = 0; round < 12; round++) {
+        append_rows(t, &s, &seed, log, &nlog, D0 + round * 30 * MIN, D0 + (round + 1) * 30 * MIN, 1500, false);
+        rollup_advance_report rep;
+        ASSERT_EQ(rollup_advance(t, NULL, 100, &rep, &err), 0);
+    }
+    rollup_tier_stats a, b;
+    rollup_get_stats(table_rollups(t), 0, &a);
+    rollup_get_stats(table_rollups(t), 1, &b);
+    ASSERT(a.forgotten_for_memory > 0);
+    ASSERT_LE(a.bytes + b.bytes, 600 * 1024);
+    ASSERT(a.built_from > D0 && a.sealed_through > D0 + 5 * HOUR); /* still sealing new buckets */
+    ASSERT_GT(compare_queries(t, &s, &seed, 60), 5);
+    table_close(t);
+    free(log);
+}
+
 /* ---- beside each other ---------------------------------------------------------------- */
 
 typedef struct conc {
@@ -420,4 +451,5 @@ TEST(appends_builds_and_queries_beside_each_other)
 }
 
 TEST_LIST(T(dirty_marks_generations_and_views), T(packed_quantile_sketch_merges_exactly),
-          T(auto_equals_raw_over_a_changing_table), T(appends_builds_and_queries_beside_each_other))
+          T(auto_equals_raw_over_a_changing_table), T(memory_limit_forgets_oldest_buckets),
+          T(appends_builds_and_queries_beside_each_other))

@@ -1130,8 +1130,8 @@ static const struct bad_case {
      "rollups[0].interval: expected a duration string such as \"2m\", got an integer"},
     {HEAD ", 'rollups': [{'interval': '1 m', 'metrics': [{'fn': 'count'}]}]}",
      "rollups[0].interval: '1 m' is not a duration"},
-    {HEAD ", 'rollups': [{'interval': '5m', 'metrics': [{'fn': 'count'}]}]}",
-     "rollups[0].interval: must be 1m or 1h"},
+    {HEAD ", 'rollups': [{'interval': '90s', 'metrics': [{'fn': 'count'}]}]}",
+     "rollups[0].interval: must be a whole number of minutes or hours"},
     {HEAD ", 'rollups': [{'interval': '1m', 'metrics': [{'fn': 'count'}]}, {'interval': '60s', "
           "'metrics': [{'fn': 'count'}]}]}",
      "rollups[1].interval: two rollups with the same interval"},
