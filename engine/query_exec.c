@@ -15,6 +15,7 @@
  */
 #include "engine/query.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,13 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
             r->raw_ranges = sp.nraw;
             if (sp.from < sp.to) {
                 r->rollup_interval_ms = sc->rollups[tier].interval_ms;
+                r->rollup_tier = tier;
+                size_t len = 0;
+                for (int d = 0; d < sc->rollups[tier].ndims && len + 1 < sizeof r->rollup_dims; d++) {
+                    int n = snprintf(r->rollup_dims + len, sizeof r->rollup_dims - len, "%s%s", d ? "," : "",
+                                     sc->cols[sc->rollups[tier].dims[d]].name);
+                    len += n > 0 ? (size_t)n : 0;
+                }
                 r->rollup_from = sp.from;
                 r->rollup_to = sp.to;
                 r->rollup_buckets = rb;

@@ -206,10 +206,21 @@ int schema_validate(const strata_schema *s, strata_err *err)
                                   "rollups[%d].interval: must be a whole number of minutes or hours "
                                   "from 1m to 24h (such as 1m, 5m, 1h)",
                                   r);
-        for (int q = 0; q < r; q++)
-            if (s->rollups[q].interval_ms == ru->interval_ms)
+        for (int q = 0; q < r; q++) {
+            const strata_rollup *o = &s->rollups[q];
+            bool same = o->interval_ms == ru->interval_ms && o->ndims == ru->ndims;
+            for (int d = 0; same && d < ru->ndims; d++) {
+                bool found = false;
+                for (int e = 0; e < o->ndims && !found; e++)
+                    found = o->dims[e] == ru->dims[d];
+                same = found;
+            }
+            if (same)
                 return strata_err_set(err, STRATA_EINVAL,
-                                      "rollups[%d].interval: two rollups with the same interval", r);
+                                      "rollups[%d]: the same interval and dimensions as rollups[%d] (put their "
+                                      "metrics in one tier)",
+                                      r, q);
+        }
         if (ru->ndims < 0 || ru->ndims > s->ncols || ru->ndims > STRATA_MAX_ROLLUP_DIMS)
             return strata_err_set(err, STRATA_EINVAL, "rollups[%d].dimensions: too many (at most %d)", r,
                                   STRATA_MAX_ROLLUP_DIMS);

@@ -2,7 +2,8 @@
  * api_rollups.c — how a table's rollup tiers (engine/rollup.h) show over HTTP: the
  * "rollups" list of GET /tables/{name} and the strata_rollup_* lines of /metrics.
  *
- * A tier says its interval and dimensions, whether it is built yet, the range it knows
+ * A tier is named by its interval and dimensions (two tiers may share an interval); it
+ * says its interval and dimensions, whether it is built yet, the range it knows
  * (built_from to sealed_through: the buckets a query may take from it, dirty ones
  * excepted), its buckets with rows, their rows and memory, its dirty buckets, and its
  * builds since start.
@@ -23,6 +24,17 @@ static json_t *time_or_null(int64_t ms)
     char t[40];
     units_format_rfc3339_ms(ms, t, sizeof t);
     return json_string(t);
+}
+
+void api_rollup_dims(const strata_schema *sc, int tier, char *out, size_t cap)
+{
+    const strata_rollup *r = &sc->rollups[tier];
+    size_t len = 0;
+    out[0] = 0;
+    for (int d = 0; d < r->ndims && len + 1 < cap; d++) {
+        int n = snprintf(out + len, cap - len, "%s%s", d ? "," : "", sc->cols[r->dims[d]].name);
+        len += n > 0 ? (size_t)n : 0;
+    }
 }
 
 json_t *api_rollups_json(strata_table *t)
@@ -74,7 +86,7 @@ void api_rollups_metrics(struct strata_server *s, bytebuf *b)
         "Buckets changed after sealing, answered from raw rows until rebuilt.",
         "The end of the time a tier has sealed (epoch seconds; 0: not built yet).",
         "Seals and rebuilds since start.", "Dirty buckets rebuilt since start.", "Time spent building since start."};
-    char line[512];
+    char line[1536];
     for (int m = 0; m < 8; m++) {
         int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", names[m], help[m], names[m],
                          m >= 5 ? "counter" : "gauge");
@@ -85,13 +97,14 @@ void api_rollups_metrics(struct strata_server *s, bytebuf *b)
             for (int ti = 0; rs && ti < rollup_set_ntiers(rs); ti++) {
                 rollup_tier_stats st;
                 rollup_get_stats(rs, ti, &st);
-                char iv[32];
+                char iv[32], dims[1024];
                 units_format_duration_ms(st.interval_ms, iv, sizeof iv);
+                api_rollup_dims(table_schema(t), ti, dims, sizeof dims);
                 double v[8] = {(double)st.buckets, (double)st.rows, (double)st.bytes, (double)st.dirty,
                                st.sealed_through == INT64_MIN ? 0 : (double)st.sealed_through / 1000.0,
                                (double)st.builds, (double)st.rebuilt_buckets, (double)st.build_ns / 1e9};
-                n = snprintf(line, sizeof line, "%s{table=\"%s\",tier=\"%s\"} %.17g\n", names[m], table_schema(t)->name,
-                             iv, v[m]);
+                n = snprintf(line, sizeof line, "%s{table=\"%s\",tier=\"%s\",dimensions=\"%s\"} %.17g\n", names[m],
+                             table_schema(t)->name, iv, dims, v[m]);
                 buf_put(b, line, (size_t)n);
             }
             catalog_put(s->cat, t);

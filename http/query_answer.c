@@ -80,7 +80,15 @@ char *query_answer_json(const query_result *r, const strata_query *q, size_t *le
     units_format_rfc3339_ms(r->rollup_to, t1, sizeof t1);
     put(&b, ",\"rollup\":{\"tier\":");
     text_json_string(&b, iv, strlen(iv));
-    put(&b, ",\"from\":");
+    put(&b, ",\"dimensions\":[");
+    for (const char *d = r->rollup_dims; *d;) {
+        size_t n = strcspn(d, ",");
+        if (d != r->rollup_dims)
+            put(&b, ",");
+        text_json_string(&b, d, n);
+        d += n + (d[n] == ',');
+    }
+    put(&b, "],\"from\":");
     text_json_string(&b, t0, strlen(t0));
     put(&b, ",\"to\":");
     text_json_string(&b, t1, strlen(t1));

@@ -15,6 +15,8 @@
   a table without rollups too; an unknown source suggests the right one.
 - tiers_show_in_tables_and_metrics: GET /tables/{name} lists the tiers with what they
   sealed and their dirty buckets; /metrics has strata_rollup_* lines.
+- tiers_of_one_interval: two 1m tiers (by country and status, by nothing): each query
+  reads the covering tier with the fewest rows.
 - late_policy_dead_letter: with late_policy dead-letter and late_bound 1h, an event more
   than an hour before the newest is a rejected line with the reason; the others land.
 Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names]. Prints "N passed, M failed".
@@ -270,13 +272,35 @@ def tiers_show_in_tables_and_metrics():
           one.get("sealed_through") == "2024-01-01T00:57:00.000Z" and one.get("buckets") == 57,
           "GET /tables/r shows the 1m tier: %s" % one)
     m = s.text("/metrics")
-    check('strata_rollup_buckets{table="r",tier="1m"} 57' in m and
-          'strata_rollup_dirty_buckets{table="r",tier="1h"} 0' in m, "/metrics has the tiers")
+    check('strata_rollup_buckets{table="r",tier="1m",dimensions="country,status"} 57' in m and
+          'strata_rollup_dirty_buckets{table="r",tier="1h",dimensions="country"} 0' in m, "/metrics has the tiers")
     st2, r = s.json("POST", "/query", {"table": "r", "from": T0, "to": T0 + 30 * MIN, "interval": "1m",
                                        "select": [{"fn": "count"}], "source": "rollup"})
     check(st2 == 200 and r["stats"]["source"] == "rollup" and r["stats"]["rollup"]["tier"] == "1m" and
-          r["stats"]["rollup"]["buckets"] == 30 and [x[1] for x in r["rows"]] == [60] * 30,
+          r["stats"]["rollup"]["buckets"] == 30 and [x[1] for x in r["rows"]] == [60] * 30 and
+          r["stats"]["rollup"]["dimensions"] == ["country", "status"],
           "stats.rollup says the 1m tier served 30 buckets: %s" % r.get("stats"))
+    s.stop()
+
+
+def tiers_of_one_interval():
+    """Two 1m tiers, by country and status and by nothing: a query without group_by reads
+    the one with the fewest rows, one by status the other; both equal raw."""
+    data = os.path.join(WORK, "data-two")
+    s = Server(data, "two")
+    schema = dict(SCHEMA, rollups=[SCHEMA["rollups"][0],
+                                   {"interval": "1m", "metrics": [{"fn": "count"}, {"fn": "sum", "column": "qty"}]}])
+    check(s.json("PUT", "/tables/r", schema)[0] == 201, "create r with two 1m tiers")
+    st = Stream(8)
+    post(s, [st.event(T0 + i * 500) for i in range(7200)], "an hour")
+    check(wait_for(lambda: all(t["sealed_through"] == "2024-01-01T00:57:00.000Z" for t in tiers(s)), 30),
+          "both sealed: %s" % tiers(s))
+    for q, dims in (({"select": [{"fn": "count"}, {"fn": "sum", "column": "qty"}]}, []),
+                    ({"select": [{"fn": "count"}], "group_by": ["status"]}, ["country", "status"])):
+        q = dict(q, table="r", **{"from": T0, "to": T0 + 50 * MIN, "interval": "5m", "source": "rollup"})
+        a, r = s.json("POST", "/query", q)[1], s.json("POST", "/query", dict(q, source="raw"))[1]
+        check(a.get("stats", {}).get("rollup", {}).get("dimensions") == dims and a.get("rows") == r.get("rows"),
+              "%s: the tier by %s, as raw: %s" % (json.dumps(q), dims, a.get("stats")))
     s.stop()
 
 
@@ -299,5 +323,5 @@ def late_policy_dead_letter():
 
 
 harness.run_parts([auto_equals_raw_through_changes, source_errors, tiers_show_in_tables_and_metrics,
-                   late_policy_dead_letter])
+                   tiers_of_one_interval, late_policy_dead_letter])
 sys.exit(harness.finish())

@@ -577,7 +577,10 @@ TEST(validate_rollups)
     one_rollup(&S);
     S.nrollups = 2;
     S.rollups[1] = S.rollups[0];
-    expect_invalid(&S, "rollups[1].interval: two rollups with the same interval");
+    expect_invalid(&S, "rollups[1]: the same interval and dimensions as rollups[0]");
+    S.rollups[1].ndims = 1; /* the same interval with other dimensions is another tier */
+    S.rollups[1].dims[0] = 2;
+    ASSERT_EQ(schema_validate(&S, &e), 0);
     one_rollup(&S);
     S.nrollups = 5;
     expect_invalid(&S, "rollups: ");

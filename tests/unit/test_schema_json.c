@@ -1134,7 +1134,7 @@ static const struct bad_case {
      "rollups[0].interval: must be a whole number of minutes or hours"},
     {HEAD ", 'rollups': [{'interval': '1m', 'metrics': [{'fn': 'count'}]}, {'interval': '60s', "
           "'metrics': [{'fn': 'count'}]}]}",
-     "rollups[1].interval: two rollups with the same interval"},
+     "rollups[1]: the same interval and dimensions as rollups[0]"},
     {HEAD
      ", 'rollups': [{'interval': '1m', 'dimensions': 'country', 'metrics': [{'fn': 'count'}]}]}",
      "rollups[0].dimensions: expected an array of column names, got a string"},
