@@ -367,14 +367,17 @@ bool dds_add_n(ddsketch *d, const double *v, uint32_t n)
 
 bool dds_merge(ddsketch *dst, const ddsketch *src)
 {
+    /* dst's bins grown once to src's range, then added in place */
+    if (src->pos_n && (!bins_add(&dst->pos, &dst->pos_off, &dst->pos_n, src->pos_off, 0) ||
+                       !bins_add(&dst->pos, &dst->pos_off, &dst->pos_n, src->pos_off + (int32_t)src->pos_n - 1, 0)))
+        return false;
     for (uint32_t i = 0; i < src->pos_n; i++)
-        if (src->pos[i] &&
-            !bins_add(&dst->pos, &dst->pos_off, &dst->pos_n, src->pos_off + (int32_t)i, src->pos[i]))
-            return false;
+        dst->pos[src->pos_off + (int32_t)i - dst->pos_off] += src->pos[i];
+    if (src->neg_n && (!bins_add(&dst->neg, &dst->neg_off, &dst->neg_n, src->neg_off, 0) ||
+                       !bins_add(&dst->neg, &dst->neg_off, &dst->neg_n, src->neg_off + (int32_t)src->neg_n - 1, 0)))
+        return false;
     for (uint32_t i = 0; i < src->neg_n; i++)
-        if (src->neg[i] &&
-            !bins_add(&dst->neg, &dst->neg_off, &dst->neg_n, src->neg_off + (int32_t)i, src->neg[i]))
-            return false;
+        dst->neg[src->neg_off + (int32_t)i - dst->neg_off] += src->neg[i];
     dst->zero += src->zero;
     dst->count += src->count;
     dst->min = src->min < dst->min ? src->min : dst->min;
@@ -476,12 +479,19 @@ bool dds_merge_packed(ddsketch *dst, const dds_packed *p)
 {
     const int32_t *idx = packed_idx(p);
     const uint64_t *cnt = packed_cnt(p);
+    /* Indexes ascend within each sign: grow dst's bins once to the first and the last,
+     * then add in place (growing per index would copy the bins again and again). */
+    if (p->npos && (!bins_add(&dst->pos, &dst->pos_off, &dst->pos_n, idx[0], 0) ||
+                    !bins_add(&dst->pos, &dst->pos_off, &dst->pos_n, idx[p->npos - 1], 0)))
+        return false;
     for (uint32_t k = 0; k < p->npos; k++)
-        if (!bins_add(&dst->pos, &dst->pos_off, &dst->pos_n, idx[k], cnt[k]))
-            return false;
-    for (uint32_t k = p->npos; k < p->npos + p->nneg; k++)
-        if (!bins_add(&dst->neg, &dst->neg_off, &dst->neg_n, idx[k], cnt[k]))
-            return false;
+        dst->pos[idx[k] - dst->pos_off] += cnt[k];
+    uint32_t n = p->npos + p->nneg;
+    if (p->nneg && (!bins_add(&dst->neg, &dst->neg_off, &dst->neg_n, idx[p->npos], 0) ||
+                    !bins_add(&dst->neg, &dst->neg_off, &dst->neg_n, idx[n - 1], 0)))
+        return false;
+    for (uint32_t k = p->npos; k < n; k++)
+        dst->neg[idx[k] - dst->neg_off] += cnt[k];
     dst->zero += p->zero;
     dst->count += p->count;
     dst->min = p->min < dst->min ? p->min : dst->min;
