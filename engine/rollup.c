@@ -569,9 +569,12 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
     int64_t target = watermark == INT64_MIN ? INT64_MIN : floor_to(watermark, t->I);
     if (target <= t->sealed_through)
         goto out;
-    int64_t to = target;
-    if (max_span > 0 && to - t->sealed_through > max_span)
-        to = t->sealed_through + (max_span / t->I > 0 ? max_span / t->I : 1) * t->I;
+    /* No row before first_ms: the empty stretch up to it is sealed in the same job. */
+    int64_t from = t->sealed_through, rows_from = first_ms == INT64_MAX ? target : floor_to(first_ms, t->I);
+    int64_t base = rows_from > from ? rows_from : from, to = target;
+    int64_t span = max_span > 0 ? (max_span / t->I > 0 ? max_span / t->I : 1) * t->I : 0;
+    if (span > 0 && base < target && target - base > span)
+        to = base + span;
     job->whole = true;
     job->from = t->sealed_through;
     job->to = to;

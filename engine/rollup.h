@@ -142,8 +142,10 @@ typedef struct rollup_job {
 } rollup_job;
 
 /* The next job of tier `tier`: dirty buckets first (at most max_dirty), else the seal of
- * the buckets up to `watermark` (first_ms: where the table's rows start, for a tier never
- * built; at most max_span ms at once). Sets the horizon before returning, so take the
+ * the buckets up to `watermark`, at most max_span ms of them past the first row. first_ms:
+ * the earliest row time at or after the tier's sealed end (or anywhere, for a tier never
+ * built: where it starts), INT64_MAX when none; the stretch before it has no rows and is
+ * sealed in the same job, however long. Sets the horizon before returning, so take the
  * snapshot after. 0 with *job (free with rollup_job_free), STRATA_ENOTFOUND when there is
  * nothing to do, STRATA_ENOMEM. */
 int rollup_job_next(rollup_set *rs, int tier, int64_t watermark, int64_t first_ms, int64_t max_span,

@@ -24,22 +24,25 @@
 #include "engine/rollup.h"
 #include "engine/sketch.h"
 
-/* The earliest event time of t's rows; INT64_MAX when it has none. */
-static int64_t earliest_time(strata_table *t)
+/* The earliest event time of t's rows at or after from (a source that starts before
+ * from and ends after it counts as from); INT64_MAX when there is none. */
+static int64_t earliest_time(strata_table *t, int64_t from)
 {
-    table_snapshot *s = table_snapshot_acquire(t, INT64_MIN, INT64_MAX);
+    table_snapshot *s = table_snapshot_acquire(t, from, INT64_MAX);
     int64_t first = INT64_MAX;
     for (uint32_t i = 0; s && i < s->nparts && first == INT64_MAX; i++) {
         const snapshot_part *p = &s->parts[i];
-        for (uint32_t j = 0; j < p->nsegs; j++)
-            if (segment_nrows(p->segs[j]) > 0 && segment_min_time(p->segs[j]) < first)
-                first = segment_min_time(p->segs[j]);
+        for (uint32_t j = 0; j < p->nsegs; j++) {
+            const segment *g = p->segs[j];
+            if (segment_nrows(g) > 0 && segment_max_time(g) >= from)
+                first = segment_min_time(g) < first ? segment_min_time(g) : first;
+        }
         for (uint32_t j = 0; j < p->nmts; j++)
-            if (p->mt_rows[j] > 0 && memtable_min_time(p->mts[j]) < first)
-                first = memtable_min_time(p->mts[j]);
+            if (p->mt_rows[j] > 0 && memtable_max_time(p->mts[j]) >= from)
+                first = memtable_min_time(p->mts[j]) < first ? memtable_min_time(p->mts[j]) : first;
     }
     table_snapshot_release(s);
-    return first;
+    return first == INT64_MAX || first >= from ? first : from;
 }
 
 typedef struct bucket_list {
@@ -184,16 +187,16 @@ int rollup_advance(strata_table *t, const _Atomic bool *stop, uint32_t max_jobs,
     const strata_schema *sc = table_schema(t);
     int64_t mt = table_max_time(t);
     int64_t watermark = mt == INT64_MIN ? INT64_MIN : mt - sc->lateness_ms;
-    int64_t first = INT64_MIN; /* looked up when a tier needs it */
     for (int ti = 0; ti < rollup_set_ntiers(rs); ti++) {
         for (uint32_t j = 0; j < max_jobs && !(stop && atomic_load(stop)); j++) {
             rollup_tier_stats ts;
             rollup_get_stats(rs, ti, &ts);
-            if (ts.built_from == INT64_MIN && first == INT64_MIN)
-                first = earliest_time(t);
+            if (watermark == INT64_MIN || (ts.sealed_through != INT64_MIN && ts.sealed_through + ts.interval_ms > watermark &&
+                                           ts.dirty == 0))
+                break; /* nothing to seal or rebuild */
+            int64_t first = earliest_time(t, ts.sealed_through); /* INT64_MIN when never built */
             rollup_job job;
-            int rc = rollup_job_next(rs, ti, watermark, first == INT64_MIN ? INT64_MAX : first, ROLLUP_STEP_MS,
-                                     ROLLUP_DIRTY_PER_JOB, &job);
+            int rc = rollup_job_next(rs, ti, watermark, first, ROLLUP_STEP_MS, ROLLUP_DIRTY_PER_JOB, &job);
             if (rc == STRATA_ENOTFOUND)
                 break;
             if (rc)

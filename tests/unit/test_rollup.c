@@ -103,6 +103,12 @@ TEST(dirty_marks_generations_and_views)
     rollup_job_free(&job);
     rollup_get_stats(rs, 0, &st);
     ASSERT(st.sealed_through == D0 + 10 * MIN);
+    /* nine days without rows before the next one: sealed in the same job as its first step */
+    int64_t day = 24 * HOUR;
+    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * day, D0 + 9 * day + 5 * MIN + 7, 30 * MIN, 8, &job), 0);
+    ASSERT(job.whole && job.from == D0 + 10 * MIN && job.to == D0 + 9 * day + 35 * MIN);
+    rollup_job_abandon(rs, &job);
+    rollup_job_free(&job);
     /* retention forgets what the raw rows lost (a straddled bucket too) */
     rollup_forget_before(rs, D0 + 4 * MIN + 30000);
     rollup_get_stats(rs, 0, &st);
