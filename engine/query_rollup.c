@@ -147,15 +147,7 @@ void qrollup_split_range(const strata_query *q, const rollup_tier_view *tv, int6
     sp->from = a;
     sp->to = b;
     add_raw(sp, q->from_ms, a, &over);
-    uint32_t lo = 0, hi = tv->ndirty;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (tv->dirty[mid] < a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (uint32_t i = lo; i < tv->ndirty && tv->dirty[i] < b; i++) {
+    for (uint32_t i = rollup_starts_lower(tv->dirty, tv->ndirty, a); i < tv->ndirty && tv->dirty[i] < b; i++) {
         add_raw(sp, tv->dirty[i], tv->dirty[i] + I, &over);
         sp->dirty++;
     }
@@ -169,14 +161,7 @@ void qrollup_split_range(const strata_query *q, const rollup_tier_view *tv, int6
 /* Rows of the tier's clean buckets in sp's range. */
 static uint64_t tier_rows(const rollup_tier_view *tv, const qrollup_split *sp)
 {
-    uint32_t lo = 0, hi = tv->nb, di = 0;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (tv->b[mid]->start < sp->from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    uint32_t lo = rollup_buckets_lower(tv->b, tv->nb, sp->from), di = 0;
     uint64_t rows = 0;
     for (uint32_t i = lo; i < tv->nb && tv->b[i]->start < sp->to; i++) {
         while (di < tv->ndirty && tv->dirty[di] < tv->b[i]->start)
@@ -341,14 +326,7 @@ int qrollup_merge(exec *x, const rollup_view *v, int ti, const qrollup_split *sp
             return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
         collect(&c, q->where, r);
     }
-    uint32_t lo = 0, hi = tv->nb, di = 0;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (tv->b[mid]->start < sp->from)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    uint32_t lo = rollup_buckets_lower(tv->b, tv->nb, sp->from), di = 0;
     uint64_t key[QUERY_MAX_GROUP + 1], last[QUERY_MAX_GROUP + 1];
     uint32_t nd = (uint32_t)r->ndims, klen = x->groups.klen;
     int64_t last_gi = -1;

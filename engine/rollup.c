@@ -242,15 +242,7 @@ static inline int64_t floor_to(int64_t v, int64_t I)
 /* Index of the first dirty start >= s. */
 static uint32_t dirty_lower(const tier *t, int64_t s)
 {
-    uint32_t lo = 0, hi = t->ndirty;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (t->dirty[mid] < s)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return rollup_starts_lower(t->dirty, t->ndirty, s);
 }
 
 /* Marks bucket s dirty (a new generation). False when out of memory. */
@@ -590,15 +582,7 @@ out:
 /* Index of the first bucket of t starting at s or later. */
 static uint32_t bucket_lower(const tier *t, int64_t s)
 {
-    uint32_t lo = 0, hi = t->nb;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (t->b[mid]->start < s)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return rollup_buckets_lower(t->b, t->nb, s);
 }
 
 static bool buckets_reserve(tier *t, uint32_t more)

@@ -77,6 +77,34 @@ typedef struct rollup_tier_view {
 
 typedef struct rollup_tier_pub rollup_tier_pub; /* rollup.c */
 
+/* The index of the first of b[0..n) (sorted by start) starting at s or later. */
+static inline uint32_t rollup_buckets_lower(rollup_bucket *const *b, uint32_t n, int64_t s)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (b[mid]->start < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The index of the first of starts[0..n) (sorted) at s or later. */
+static inline uint32_t rollup_starts_lower(const int64_t *starts, uint32_t n, int64_t s)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (starts[mid] < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 typedef struct rollup_view {
     struct rollup_set *rs;
     int ntiers;
