@@ -103,6 +103,42 @@ static int scan_raw_ranges(const strata_query *q, const strata_schema *sc, const
     return rc;
 }
 
+int qexec_run_states(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, unsigned covering,
+                     bool force, double t0, strata_query *qs, exec *x, qexec_served *used, strata_err *err)
+{
+    memset(used, 0, sizeof *used);
+    used->tier = qrollup_pick(q, sc, snap, covering, force, &used->sp);
+    int rc = scan_raw_ranges(q, sc, snap, &used->sp, t0, qs, x, err);
+    if (!rc && used->sp.from < used->sp.to) {
+        rc = qrollup_merge(x, snap->rollup, used->tier, &used->sp, &used->buckets, &used->rows);
+        if (rc)
+            qctx_free(x);
+    }
+    return rc;
+}
+
+/* Says in r what served the answer. */
+static void note_served(query_result *r, const strata_schema *sc, const qexec_served *u)
+{
+    r->raw_ranges = u->sp.nraw;
+    if (u->sp.from >= u->sp.to)
+        return;
+    const strata_rollup *ru = &sc->rollups[u->tier];
+    r->rollup_interval_ms = ru->interval_ms;
+    r->rollup_tier = u->tier;
+    size_t len = 0;
+    for (int d = 0; d < ru->ndims && len + 1 < sizeof r->rollup_dims; d++) {
+        int n = snprintf(r->rollup_dims + len, sizeof r->rollup_dims - len, "%s%s", d ? "," : "",
+                         sc->cols[ru->dims[d]].name);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    r->rollup_from = u->sp.from;
+    r->rollup_to = u->sp.to;
+    r->rollup_buckets = u->buckets;
+    r->rollup_rows = u->rows;
+    r->rollup_dirty = u->sp.dirty;
+}
+
 int query_run(strata_table *t, const strata_query *q, query_result **out, strata_err *err)
 {
     *out = NULL;
@@ -124,18 +160,10 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     table_snapshot *snap = table_snapshot_acquire(t, q->from_ms, q->to_ms);
     if (!snap)
         return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-    qrollup_split sp;
-    const rollup_view *v = snap->rollup;
-    int tier = qrollup_pick(q, sc, snap, covering, q->source == QUERY_SOURCE_ROLLUP, &sp);
     strata_query qs[QROLLUP_MAX_RANGES];
     exec x;
-    uint64_t rb = 0, rr = 0;
-    rc = scan_raw_ranges(q, sc, snap, &sp, t0, qs, &x, err);
-    if (!rc && sp.from < sp.to) {
-        rc = qrollup_merge(&x, v, tier, &sp, &rb, &rr);
-        if (rc)
-            qctx_free(&x);
-    }
+    qexec_served used;
+    rc = qexec_run_states(q, sc, snap, covering, q->source == QUERY_SOURCE_ROLLUP, t0, qs, &x, &used, err);
     table_snapshot_release(snap);
     if (rc == STRATA_ECORRUPT)
         table_report_damage(t, err->msg); /* a committed segment is damaged: say so beyond this answer */
@@ -145,22 +173,7 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
             query_result *r = *out;
             r->rows_read = x.rows_read;
             r->segments_read = x.segments_read;
-            r->raw_ranges = sp.nraw;
-            if (sp.from < sp.to) {
-                r->rollup_interval_ms = sc->rollups[tier].interval_ms;
-                r->rollup_tier = tier;
-                size_t len = 0;
-                for (int d = 0; d < sc->rollups[tier].ndims && len + 1 < sizeof r->rollup_dims; d++) {
-                    int n = snprintf(r->rollup_dims + len, sizeof r->rollup_dims - len, "%s%s", d ? "," : "",
-                                     sc->cols[sc->rollups[tier].dims[d]].name);
-                    len += n > 0 ? (size_t)n : 0;
-                }
-                r->rollup_from = sp.from;
-                r->rollup_to = sp.to;
-                r->rollup_buckets = rb;
-                r->rollup_rows = rr;
-                r->rollup_dirty = sp.dirty;
-            }
+            note_served(r, sc, &used);
             r->elapsed_ms = clock_mono_ms_frac() - t0;
         }
         qctx_free(&x);

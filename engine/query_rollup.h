@@ -57,4 +57,19 @@ int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_sna
 int qrollup_merge(exec *x, const rollup_view *v, int tier, const qrollup_split *sp,
                   uint64_t *buckets /* OUT */, uint64_t *rows /* OUT */);
 
+/* What served a query: the tier (-1: none), the split, the tier's buckets and rows read. */
+typedef struct qexec_served {
+    int tier;
+    qrollup_split sp;
+    uint64_t buckets, rows;
+} qexec_served;
+
+/* Runs checked query q over snap with the covering tiers (qrollup_covering's mask; 0: raw
+ * rows only; force: source rollup) into *x: the raw ranges scanned, the tier's clean
+ * buckets merged in. qs: room for QROLLUP_MAX_RANGES query copies that x refers to until
+ * the caller frees it (qctx_free). 0, or an error (nothing to free). (query_exec.c) */
+int qexec_run_states(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, unsigned covering,
+                     bool force, double t0, strata_query *qs, exec *x /* OUT */, qexec_served *used /* OUT */,
+                     strata_err *err);
+
 #endif

@@ -3,9 +3,11 @@
  * seals the buckets the watermark has passed and rebuilds dirty ones.
  *
  * A job (rollup_job_next) is either a range to seal or a list of dirty buckets. Its
- * buckets are computed by the query engine itself: one scan of a table snapshot taken
+ * buckets are computed by the query engine itself: one query over a table snapshot taken
  * after the job set its horizon, grouped by (tier interval, the tier's dimensions), with
- * the tier's states as aggregates (rollup_tier_states). So a bucket's states are made
+ * the tier's states as aggregates (rollup_tier_states). Like any query it reads a finer
+ * tier that covers it where that is cheaper (the 1h tier from the 1m tier), and raw rows
+ * for the rest. So a bucket's states are made
  * from the deduplicated rows (superseded rows and deletions skipped, as every scan
  * does) by the very code a raw query runs, and merging them later gives what one pass
  * gives. Each group of the scan becomes a row of its bucket: its dimension strings
@@ -21,6 +23,7 @@
 
 #include "engine/clock.h"
 #include "engine/query_ctx.h"
+#include "engine/query_rollup.h"
 #include "engine/rollup.h"
 #include "engine/sketch.h"
 
@@ -79,8 +82,14 @@ static int build_range(rollup_set *rs, int ti, const strata_schema *sc, const ta
     for (int d = 0; d < r->ndims; d++)
         q.group_cols[d] = r->dims[d];
     rollup_tier_states(sc, r, q.aggs, &q.naggs);
+    /* From a finer tier when one covers this one (the 1h tier from the 1m tier): its clean
+     * buckets hold the same states a scan would make; raw rows for the rest. */
+    char why[8];
+    unsigned covering = qrollup_covering(&q, sc, why, sizeof why) & ~(1u << ti);
+    strata_query qs[QROLLUP_MAX_RANGES];
     exec x;
-    int rc = qexec_states(&q, sc, snap, clock_mono_ms_frac(), &x, err);
+    qexec_served used;
+    int rc = qexec_run_states(&q, sc, snap, covering, false, clock_mono_ms_frac(), qs, &x, &used, err);
     if (rc)
         return rc;
     uint64_t ng = x.groups.n;
