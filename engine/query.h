@@ -155,6 +155,8 @@ typedef struct query_result {
     int64_t rollup_from, rollup_to;
     uint64_t rollup_buckets, rollup_rows, rollup_dirty;
     uint32_t raw_ranges;
+    const char *rollup_skipped; /* a tier covers the query but raw rows alone answered it:
+                                 * why (a static string); NULL otherwise */
 } query_result;
 
 /* Runs q over t. Returns 0 and *out, or an error: STRATA_EINVAL for a query that does not

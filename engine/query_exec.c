@@ -79,8 +79,8 @@ static int scan_raw_ranges(const strata_query *q, const strata_schema *sc, const
     int rc = 0;
     for (uint32_t i = 0; i < n && !rc; i++) {
         qs[i] = *q;
-        qs[i].from_ms = sp->nraw ? sp->raw[i][0] : q->from_ms;
-        qs[i].to_ms = sp->nraw ? sp->raw[i][1] : q->from_ms;
+        qs[i].from_ms = sp->nraw ? sp->raw[i][0] : INT64_MIN; /* [MIN, MIN): no source at all */
+        qs[i].to_ms = sp->nraw ? sp->raw[i][1] : INT64_MIN;
         qs[i].fill = QUERY_FILL_NONE;
         if (i == 0) {
             if ((rc = qexec_states(&qs[i], sc, snap, t0, x, err)) != 0)
@@ -107,7 +107,7 @@ int qexec_run_states(const strata_query *q, const strata_schema *sc, const table
                      bool force, double t0, strata_query *qs, exec *x, qexec_served *used, strata_err *err)
 {
     memset(used, 0, sizeof *used);
-    used->tier = qrollup_pick(q, sc, snap, covering, force, &used->sp);
+    used->tier = qrollup_pick(q, sc, snap, covering, force, &used->sp, &used->why);
     int rc = scan_raw_ranges(q, sc, snap, &used->sp, t0, qs, x, err);
     if (!rc && used->sp.from < used->sp.to) {
         rc = qrollup_merge(x, snap->rollup, used->tier, &used->sp, &used->buckets, &used->rows);
@@ -121,6 +121,7 @@ int qexec_run_states(const strata_query *q, const strata_schema *sc, const table
 static void note_served(query_result *r, const strata_schema *sc, const qexec_served *u)
 {
     r->raw_ranges = u->sp.nraw;
+    r->rollup_skipped = u->why;
     if (u->sp.from >= u->sp.to)
         return;
     const strata_rollup *ru = &sc->rollups[u->tier];

@@ -191,8 +191,9 @@ static uint64_t raw_rows(const table_snapshot *snap, int64_t from, int64_t to)
 }
 
 int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, unsigned covering,
-                 bool force, qrollup_split *sp)
+                 bool force, qrollup_split *sp, const char **why)
 {
+    *why = NULL;
     const rollup_view *v = snap->rollup;
     int best = -1;
     uint64_t best_rows = UINT64_MAX;
@@ -214,8 +215,12 @@ int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_sna
     for (int a = 0; a < q->naggs; a++)
         sketches |= q->aggs[a].fn == STRATA_AGG_UNIQ || q->aggs[a].fn == STRATA_AGG_QUANTILE;
     uint64_t cost = sketches ? QROLLUP_SKETCH_ROW_COST : QROLLUP_ROW_COST;
-    if (best >= 0 && !force && best_rows * cost >= raw_rows(snap, sp->from, sp->to))
-        best = -1; /* the raw rows are cheaper to read than the tier's */
+    if (covering && best < 0)
+        *why = "no whole sealed bucket of a covering tier in the range yet";
+    if (best >= 0 && !force && best_rows * cost >= raw_rows(snap, sp->from, sp->to)) {
+        best = -1;
+        *why = "the raw rows cost less to read here than the tier's";
+    }
     if (best < 0)
         qrollup_split_range(q, NULL, 1, sp);
     return best;

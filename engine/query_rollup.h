@@ -47,9 +47,9 @@ void qrollup_split_range(const strata_query *q, const rollup_tier_view *tv, int6
  * rollup), the one with the fewest rows whatever it costs. -1 (and *sp all raw) when none
  * serves. */
 int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, unsigned covering,
-                 bool force, qrollup_split *sp /* OUT */);
+                 bool force, qrollup_split *sp /* OUT */, const char **why /* OUT */);
 
-#define QROLLUP_ROW_COST 8
+#define QROLLUP_ROW_COST 3
 #define QROLLUP_SKETCH_ROW_COST 32
 
 /* Merges the tier's rows of sp's clean buckets into x (q's groups). *buckets, *rows:
@@ -60,6 +60,7 @@ int qrollup_merge(exec *x, const rollup_view *v, int tier, const qrollup_split *
 /* What served a query: the tier (-1: none), the split, the tier's buckets and rows read. */
 typedef struct qexec_served {
     int tier;
+    const char *why; /* tier -1 with covering tiers: why none served (a static string) */
     qrollup_split sp;
     uint64_t buckets, rows;
 } qexec_served;

@@ -36,6 +36,12 @@ typedef struct tier {
     bool built, valid;
     uint64_t epoch;
     int64_t built_from, sealed_through, sealing_to;
+    /* Backfill: rows that arrived before built_from (an older load, a Kafka partition
+     * catching up) extend the tier backwards. backfill_min: the earliest such row time
+     * (INT64_MAX: none); backfill_lo: the start of a backfill job in progress (marks apply
+     * from there), else built_from; floor: the tier never reaches before it (retention
+     * and the memory limit forgot what lies before). */
+    int64_t backfill_min, backfill_lo, floor;
     rollup_bucket **b;
     uint32_t nb, cap;
     int64_t *dirty;
@@ -158,7 +164,9 @@ rollup_set *rollup_set_create(const strata_schema *sc)
         t->I = t->def.interval_ms;
         rollup_tier_states(sc, &t->def, t->st, &t->nstates);
         t->dict = calloc((size_t)t->def.ndims + 1, sizeof *t->dict);
-        t->built_from = t->sealed_through = t->sealing_to = INT64_MIN;
+        t->built_from = t->sealed_through = t->sealing_to = t->backfill_lo = INT64_MIN;
+        t->backfill_min = INT64_MAX;
+        t->floor = INT64_MIN;
         if (!t->dict) {
             rollup_set_free(rs);
             return NULL;
@@ -196,7 +204,8 @@ static void tier_reset(rollup_set *rs, int ti)
     t->ndirty = 0;
     t->bytes = t->rows = 0;
     t->built = false;
-    t->built_from = t->sealed_through = t->sealing_to = INT64_MIN;
+    t->built_from = t->sealed_through = t->sealing_to = t->backfill_lo = INT64_MIN;
+    t->backfill_min = INT64_MAX;
     t->epoch++;
     changed(rs, ti);
 }
@@ -291,11 +300,14 @@ void rollup_note_rows(rollup_set *rs, const int64_t *ts, const uint32_t *rows, u
         if (!t->built)
             continue;
         int64_t horizon = t->sealed_through > t->sealing_to ? t->sealed_through : t->sealing_to;
+        int64_t lo = t->backfill_lo < t->built_from ? t->backfill_lo : t->built_from;
         bool added = false, oom = false;
         int64_t last = INT64_MIN;
         for (uint32_t k = 0; k < n && !oom; k++) {
             int64_t v = ts[rows ? rows[k] : k];
-            if (v >= horizon || v < t->built_from)
+            if (v < t->built_from && v >= t->floor && v < t->backfill_min)
+                t->backfill_min = v; /* the tier will reach back to it */
+            if (v >= horizon || v < lo)
                 continue;
             int64_t s = floor_to(v, t->I);
             if (s == last)
@@ -459,7 +471,9 @@ static void tier_forget_before(rollup_set *rs, int ti, int64_t from)
     t->nb -= k;
     while (t->ndirty && t->dirty[0] < from)
         dirty_remove_at(t, 0);
-    t->built_from = from;
+    t->built_from = t->backfill_lo = t->floor = from; /* never built back below it */
+    if (t->backfill_min < from)
+        t->backfill_min = INT64_MAX;
     if (t->sealed_through < from)
         t->sealed_through = from;
     if (t->sealing_to < from)
@@ -540,7 +554,10 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
             goto out; /* no rows yet */
         t->built = true;
         t->valid = true;
-        t->built_from = t->sealed_through = t->sealing_to = floor_to(first_ms, t->I);
+        int64_t from = floor_to(first_ms, t->I);
+        if (from < t->floor)
+            from = t->floor;
+        t->built_from = t->sealed_through = t->sealing_to = t->backfill_lo = from;
         changed(rs, ti);
     }
     job->epoch = t->epoch;
@@ -557,6 +574,21 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
         job->ndirty = n;
         rc = 0;
         goto out;
+    }
+    if (t->backfill_min < t->built_from) {
+        /* rows before the tier: build back towards them, nearest first */
+        int64_t lo = floor_to(t->backfill_min, t->I), span = max_span > t->I ? max_span / t->I * t->I : t->I;
+        if (lo < t->floor)
+            lo = t->floor;
+        if (lo < t->built_from) {
+            job->whole = job->backfill = true;
+            job->to = t->built_from;
+            job->from = t->built_from - lo > span ? t->built_from - span : lo;
+            t->backfill_lo = job->from; /* rows published from now on into [from, to) are marked dirty */
+            rc = 0;
+            goto out;
+        }
+        t->backfill_min = INT64_MAX;
     }
     int64_t target = watermark == INT64_MIN ? INT64_MIN : floor_to(watermark, t->I);
     if (target <= t->sealed_through)
@@ -614,12 +646,23 @@ int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32
     if (!buckets_reserve(t, nb)) {
         for (uint32_t i = 0; i < nb; i++)
             rollup_bucket_unref(rs, ti, b[i]);
-        if (job->whole)
-            t->sealing_to = t->sealed_through;
         pthread_mutex_unlock(&rs->mu);
+        rollup_job_abandon(rs, job);
         return STRATA_ENOMEM;
     }
-    if (job->whole) {
+    if (job->backfill) {
+        /* Buckets so far all start at built_from == job->to or later. */
+        memmove(t->b + nb, t->b, sizeof *t->b * t->nb);
+        for (uint32_t i = 0; i < nb; i++) {
+            t->b[i] = b[i];
+            t->bytes += b[i]->bytes;
+            t->rows += b[i]->nrows;
+        }
+        t->nb += nb;
+        t->built_from = t->backfill_lo = job->from;
+        if (t->backfill_min >= job->from)
+            t->backfill_min = INT64_MAX; /* reached */
+    } else if (job->whole) {
         /* Buckets so far all start before sealed_through == job->from. */
         for (uint32_t i = 0; i < nb; i++) {
             t->b[t->nb++] = b[i];
@@ -669,7 +712,12 @@ void rollup_job_abandon(rollup_set *rs, rollup_job *job)
 {
     pthread_mutex_lock(&rs->mu);
     tier *t = &rs->t[job->tier];
-    if (job->whole && job->epoch == t->epoch) {
+    if (job->backfill && job->epoch == t->epoch) {
+        t->backfill_lo = t->built_from;
+        while (t->ndirty && t->dirty[0] < t->built_from) /* marks of the range not built */
+            dirty_remove_at(t, 0);
+        changed(rs, job->tier);
+    } else if (job->whole && job->epoch == t->epoch) {
         t->sealing_to = t->sealed_through;
         /* marks made meanwhile for the range that stays unsealed mean nothing */
         while (t->ndirty && t->dirty[t->ndirty - 1] >= t->sealed_through)
@@ -696,6 +744,7 @@ void rollup_get_stats(rollup_set *rs, int ti, rollup_tier_stats *out)
     for (int d = 0; d < t->def.ndims; d++)
         out->bytes += t->dict[d].bytes + (uint64_t)t->dict[d].nslots * 4;
     out->dirty = t->ndirty;
+    out->backfill = t->built && t->backfill_min < t->built_from;
     out->builds = t->builds;
     out->memory_limit = rs->mem_limit;
     out->forgotten_for_memory = rs->forgotten_for_memory;

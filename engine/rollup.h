@@ -6,7 +6,9 @@
  * answered from a tier merges exactly what a scan of the raw rows would have made.
  *
  * What a tier knows. Buckets [built_from, sealed_through) are materialized: a bucket
- * there with rows has a record, one without has none (it is known empty). A bucket is
+ * there with rows has a record, one without has none (it is known empty). built_from is
+ * where the table's rows started when the tier was first built; rows that arrive later
+ * with older times (a backfill) make it build back to them. A bucket is
  * sealed once the watermark (the latest event time minus the schema's lateness) passes
  * its end. A row appended later whose time falls in [built_from, horizon) — the horizon
  * being the sealed end, or the end a seal in progress is building to — marks its
@@ -161,7 +163,8 @@ void rollup_forget_before(rollup_set *rs, int64_t t_ms);
 
 typedef struct rollup_job {
     int tier;
-    bool whole;        /* building [from, to) anew (a seal), else rebuilding dirty */
+    bool whole;        /* building [from, to) anew (a seal or a backfill), else rebuilding dirty */
+    bool backfill;     /* [from, to) ends at built_from: the tier reaches back to older rows */
     int64_t from, to;  /* whole: the range */
     int64_t *dirty;    /* !whole: bucket starts to rebuild (sorted) */
     uint64_t *gens;    /* and their generations when read */
@@ -169,7 +172,9 @@ typedef struct rollup_job {
     uint64_t epoch;    /* the tier's when the job began (a reset since drops its result) */
 } rollup_job;
 
-/* The next job of tier `tier`: dirty buckets first (at most max_dirty), else the seal of
+/* The next job of tier `tier`: dirty buckets first (at most max_dirty), then a backfill
+ * (rows arrived before built_from: the tier is built back to them, max_span at a time,
+ * nearest first), else the seal of
  * the buckets up to `watermark`, at most max_span ms of them past the first row. first_ms:
  * the earliest row time at or after the tier's sealed end (or anywhere, for a tier never
  * built: where it starts), INT64_MAX when none; the stretch before it has no rows and is
@@ -203,6 +208,7 @@ typedef struct rollup_tier_stats {
     int64_t built_from, sealed_through; /* INT64_MIN when not built */
     uint64_t buckets, rows, bytes;      /* materialized buckets (with rows), their rows, memory */
     uint64_t dirty;                     /* dirty buckets now */
+    bool backfill;                      /* rows before built_from wait to be built */
     uint64_t builds, rebuilt_buckets, build_ns; /* since open */
     uint64_t memory_limit;              /* of the set (all tiers) */
     uint64_t forgotten_for_memory;      /* times the set forgot old buckets to stay under it */

@@ -194,15 +194,15 @@ int rollup_advance(strata_table *t, const _Atomic bool *stop, uint32_t max_jobs,
     if (!rs)
         return 0;
     const strata_schema *sc = table_schema(t);
-    int64_t mt = table_max_time(t);
+    int64_t mt = table_latest_time(t, clock_wall_ms());
     int64_t watermark = mt == INT64_MIN ? INT64_MIN : mt - sc->lateness_ms;
     for (int ti = 0; ti < rollup_set_ntiers(rs); ti++) {
         for (uint32_t j = 0; j < max_jobs && !(stop && atomic_load(stop)); j++) {
             rollup_tier_stats ts;
             rollup_get_stats(rs, ti, &ts);
             if (watermark == INT64_MIN || (ts.sealed_through != INT64_MIN && ts.sealed_through + ts.interval_ms > watermark &&
-                                           ts.dirty == 0))
-                break; /* nothing to seal or rebuild */
+                                           ts.dirty == 0 && !ts.backfill))
+                break; /* nothing to seal, rebuild or backfill */
             int64_t first = earliest_time(t, ts.sealed_through); /* INT64_MIN when never built */
             rollup_job job;
             int rc = rollup_job_next(rs, ti, watermark, first, ROLLUP_STEP_MS, ROLLUP_DIRTY_PER_JOB, &job);

@@ -268,6 +268,11 @@ int schema_validate(const strata_schema *s, strata_err *err)
                                       r, m, strata_agg_name(me->fn), s->cols[me->column].name,
                                       strata_type_name(t));
         }
+        for (int m = 0; m < ru->nmetrics; m++)
+            for (int k = 0; k < m; k++)
+                if (ru->metrics[k].fn == ru->metrics[m].fn && ru->metrics[k].column == ru->metrics[m].column)
+                    return strata_err_set(err, STRATA_EINVAL, "rollups[%d].metrics[%d]: the same as metrics[%d]", r,
+                                          m, k);
         /* The states a tier keeps (rollup.h): count, one per distinct (fn, column), and a
          * second for each sum of an integer column (avg's float sum). */
         int states = 1;
@@ -298,6 +303,14 @@ int schema_validate(const strata_schema *s, strata_err *err)
                                   "%s: must be between 0 and 1000 years", durations[i].name);
     if (s->late_policy != STRATA_LATE_UPDATE && s->late_policy != STRATA_LATE_DEAD_LETTER)
         return strata_err_set(err, STRATA_EINVAL, "late_policy: must be update or dead-letter");
+    if (s->late_policy == STRATA_LATE_DEAD_LETTER && s->late_bound_ms <= 0)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "late_policy: dead-letter needs late_bound, how late an event may be (such as "
+                              "\"late_bound\": \"6h\")");
+    if (s->late_policy == STRATA_LATE_UPDATE && s->late_bound_ms > 0)
+        return strata_err_set(err, STRATA_EINVAL,
+                              "late_bound: only with \"late_policy\": \"dead-letter\" (with update, every event "
+                              "lands)");
     if (s->unknown_fields != STRATA_UNKNOWN_FIELDS_IGNORE &&
         s->unknown_fields != STRATA_UNKNOWN_FIELDS_REJECT)
         return strata_err_set(err, STRATA_EINVAL, "unknown_fields: must be ignore or reject");

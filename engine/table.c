@@ -510,6 +510,12 @@ void table_close(strata_table *t)
 const strata_schema *table_schema(const strata_table *t) { return &t->schema; }
 struct rollup_set *table_rollups(strata_table *t) { return t->rollups; }
 int64_t table_max_time(strata_table *t) { return atomic_load(&t->max_time); }
+
+int64_t table_latest_time(strata_table *t, int64_t now_ms)
+{
+    int64_t m = atomic_load(&t->max_time), cap = now_ms + TABLE_FUTURE_SKEW_MS;
+    return m == INT64_MIN || m <= cap ? m : cap;
+}
 const char *table_dir(const strata_table *t) { return t->dir; }
 
 /* A new partition's directory is made and the raw directory fsynced before it is used,

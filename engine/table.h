@@ -56,6 +56,14 @@ const strata_schema *table_schema(const strata_table *t);
 struct rollup_set *table_rollups(strata_table *t);
 /* The latest event time appended or committed; INT64_MIN when none. */
 int64_t table_max_time(strata_table *t);
+
+/* How far past the wall clock an event time may push what the table calls its latest
+ * time (clock skew between producers and this host). */
+#define TABLE_FUTURE_SKEW_MS INT64_C(300000)
+/* The latest event time as the watermark and the late policy read it: table_max_time,
+ * but never past now_ms (wall clock) + TABLE_FUTURE_SKEW_MS, so one event stamped years
+ * ahead neither seals the future nor makes every other event late. INT64_MIN when none. */
+int64_t table_latest_time(strata_table *t, int64_t now_ms);
 const char *table_dir(const strata_table *t);
 
 /* Appends every row of b, or none of them: on any error nothing of b is in the table or

@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "engine/clock.h"
 #include "engine/table.h"
 #include "ingest/kafka_ingest.h"
 
@@ -206,9 +207,10 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
         for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
             table_stats st;
             table_get_stats(t, &st);
-            if (st.max_time != INT64_MIN)
+            int64_t latest = table_latest_time(t, clock_wall_ms()); /* never past now + skew */
+            if (latest != INT64_MIN)
                 EMIT("strata_table_watermark_ms{table=\"%s\"} %" PRId64 "\n", table_schema(t)->name,
-                     st.max_time - table_schema(t)->lateness_ms);
+                     latest - table_schema(t)->lateness_ms);
             catalog_put(s->cat, t);
         }
     }

@@ -3,7 +3,8 @@
  * "rollups" list of GET /tables/{name} and the strata_rollup_* lines of /metrics.
  *
  * A tier is named by its interval and dimensions (two tiers may share an interval); it
- * says its interval and dimensions, whether it is built yet, the range it knows
+ * says its interval and dimensions, whether it is built yet (or still catching up with
+ * the watermark), the range it knows
  * (built_from to sealed_through: the buckets a query may take from it, dirty ones
  * excepted), its buckets with rows, their rows and memory, its dirty buckets, and its
  * builds since start.
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/clock.h"
 #include "engine/rollup.h"
 #include "engine/table.h"
 #include "engine/units.h"
@@ -54,9 +56,19 @@ json_t *api_rollups_json(strata_table *t)
         json_t *dims = json_array();
         for (int d = 0; dims && d < r->ndims; d++)
             json_array_append_new(dims, json_string(sc->cols[r->dims[d]].name));
+        /* catching up: more than two buckets (or a minute) behind the watermark, as after a
+         * start or a bulk load, while the background thread builds */
+        int64_t latest = table_latest_time(t, clock_wall_ms());
+        int64_t lag = latest == INT64_MIN || st.sealed_through == INT64_MIN
+                          ? 0
+                          : latest - sc->lateness_ms - st.sealed_through;
+        int64_t slack = 2 * r->interval_ms > 60000 ? 2 * r->interval_ms : 60000;
+        const char *state = !rs        ? "off (out of memory at open)"
+                            : !st.valid ? "not built yet"
+                            : lag > slack ? "catching up"
+                                          : "built";
         json_t *o = json_pack("{s:s, s:o*, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "interval", iv,
-                              "dimensions", dims, "state",
-                              !rs ? "off (out of memory at open)" : st.valid ? "built" : "not built yet",
+                              "dimensions", dims, "state", state,
                               "built_from", time_or_null(st.built_from), "sealed_through",
                               time_or_null(st.sealed_through), "buckets", (json_int_t)st.buckets, "rows",
                               (json_int_t)st.rows, "bytes", (json_int_t)st.bytes, "dirty_buckets",

@@ -77,7 +77,8 @@ static json_t *table_json(strata_table *t, bool with_schema)
         json_object_set_new(j, "rollups", api_rollups_json(t));
     if (j && st.max_time != INT64_MIN) {
         json_object_set_new(j, "max_time", json_integer(st.max_time));
-        json_object_set_new(j, "watermark", json_integer(st.max_time - table_schema(t)->lateness_ms));
+        json_object_set_new(j, "watermark",
+                            json_integer(table_latest_time(t, clock_wall_ms()) - table_schema(t)->lateness_ms));
     }
     char why[512];
     if (j && table_failure(t, why, sizeof why))

@@ -69,7 +69,12 @@ char *query_answer_json(const query_result *r, const strata_query *q, size_t *le
     put(&b, ",\"elapsed_ms\":");
     text_put_json_double(&b, round(r->elapsed_ms * 1000) / 1000); /* microseconds are plenty */
     if (r->rollup_interval_ms <= 0) {
-        put(&b, ",\"source\":\"raw\"}}");
+        put(&b, ",\"source\":\"raw\"");
+        if (r->rollup_skipped) {
+            put(&b, ",\"rollup_skipped\":");
+            text_json_string(&b, r->rollup_skipped, strlen(r->rollup_skipped));
+        }
+        put(&b, "}}");
         return buf_take_cstr(&b, len);
     }
     /* which served what: the tier its clean buckets in [from, to), raw rows the rest */

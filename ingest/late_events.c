@@ -1,11 +1,13 @@
 /*
  * late_events.c — the late policy check of late_events.h: one comparison against the
- * table's latest event time (table_max_time), as it stands when the event is decoded.
+ * table's latest event time (table_latest_time: never past the wall clock plus a skew
+ * allowance), as it stands when the event is decoded.
  */
 #include "ingest/late_events.h"
 
 #include <inttypes.h>
 
+#include "engine/clock.h"
 #include "engine/units.h"
 
 int late_event_check(strata_table *t, int64_t ts, strata_err *err)
@@ -13,7 +15,7 @@ int late_event_check(strata_table *t, int64_t ts, strata_err *err)
     const strata_schema *sc = table_schema(t);
     if (sc->late_policy != STRATA_LATE_DEAD_LETTER || sc->late_bound_ms <= 0)
         return 0;
-    int64_t latest = table_max_time(t);
+    int64_t latest = table_latest_time(t, clock_wall_ms());
     if (latest == INT64_MIN || ts >= latest - sc->late_bound_ms)
         return 0;
     char bound[32], late[32], at[40], newest[40];

@@ -2,8 +2,10 @@
  * late_events.h — a table's late policy at ingest (schema: late_policy, late_bound).
  *
  * With late_policy "dead-letter" and a late_bound, an event whose time lies more than
- * late_bound before the latest event time the table has seen is refused, with the
- * reason, instead of landing: Kafka sends it to the dead-letter topic, POST /ingest
+ * late_bound before the latest event time the table has seen (but never later than the
+ * wall clock plus five minutes: table_latest_time) is refused, with the reason, instead
+ * of landing; corrections and deletions too, since they are events. The latest time is
+ * the table's when the request (or Kafka batch) is decoded: Kafka sends it to the dead-letter topic, POST /ingest
  * answers it as a rejected line. With "update" (the default) every event lands, and a
  * late one dirties the rollup buckets it touches (engine/rollup.h), rebuilt from raw rows.
  */

@@ -95,6 +95,26 @@ TEST(dirty_marks_generations_and_views)
     rollup_job_free(&job);
     rollup_get_stats(rs, 0, &st);
     ASSERT_U64_EQ(st.dirty, 0);
+    /* the row before built_from (D0 - 5) makes the tier build back to it; a mark in the
+     * backfill's range while it runs stays */
+    ASSERT(st.backfill);
+    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
+    ASSERT(job.whole && job.backfill && job.from == D0 - MIN && job.to == D0);
+    int64_t during[] = {D0 - 30000};
+    rollup_note_rows(rs, during, NULL, 1);
+    rollup_bucket *old = rollup_bucket_new(rs, 0, D0 - MIN, 1);
+    ASSERT(old != NULL);
+    old->dims[0] = v1->tiers[0].b[0]->dims[0];
+    ASSERT_EQ(rollup_job_commit(rs, &job, &old, 1), 0);
+    rollup_job_free(&job);
+    rollup_get_stats(rs, 0, &st);
+    ASSERT(!st.backfill && st.built_from == D0 - MIN && st.buckets == 2 && st.dirty == 1);
+    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
+    ASSERT(!job.whole && job.ndirty == 1 && job.dirty[0] == D0 - MIN);
+    ASSERT_EQ(rollup_job_commit(rs, &job, NULL, 0), 0); /* rebuilt: no rows after all */
+    rollup_job_free(&job);
+    rollup_get_stats(rs, 0, &st);
+    ASSERT(st.buckets == 1 && st.dirty == 0);
     /* the seal's range grows no further than the watermark; a span limit cuts it */
     ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), STRATA_ENOTFOUND);
     ASSERT_EQ(rollup_job_next(rs, 0, D0 + 100 * MIN, D0, 30 * MIN, 8, &job), 0);
@@ -113,6 +133,10 @@ TEST(dirty_marks_generations_and_views)
     rollup_forget_before(rs, D0 + 4 * MIN + 30000);
     rollup_get_stats(rs, 0, &st);
     ASSERT(st.built_from == D0 + 5 * MIN && st.buckets == 0);
+    int64_t expired[] = {D0 + MIN}; /* before what retention kept: no backfill */
+    rollup_note_rows(rs, expired, NULL, 1);
+    rollup_get_stats(rs, 0, &st);
+    ASSERT(!st.backfill);
     ASSERT(v1->tiers[0].nb == 1 && v1->tiers[0].b[0]->states[0].n == 5); /* a reader's view stays */
     rollup_view_release(v0);
     rollup_view_release(v1);

@@ -485,7 +485,7 @@ TEST(sizes_and_durations)
     parse_ok(HEAD ", 'storage': {'memtable_bytes': '64MB', 'memory_budget': '100MB'}}", &A);
     ASSERT_U64_EQ(A.memtable_max_bytes, 64000000);
     assert_round_trip(&A, "decimal sizes");
-    parse_ok(HEAD ", 'lateness': '0s', 'late_bound': '1y', 'retention': {'1h': '2w'}}", &A);
+    parse_ok(HEAD ", 'lateness': '0s', 'late_policy': 'dead-letter', 'late_bound': '1y', 'retention': {'1h': '2w'}}", &A);
     ASSERT_EQ(A.lateness_ms, 0);
     ASSERT_EQ(A.late_bound_ms, 365LL * 86400000);
     ASSERT_EQ(A.retention_1h_ms, 14LL * 86400000);
@@ -861,18 +861,29 @@ static void rand_schema(uint64_t *seed, strata_schema *s)
         for (int i = 0; i < s->ncols; i++)
             if (s->cols[i].type == STRATA_STRING && rnd(seed, 2))
                 ru->dims[ru->ndims++] = i;
-        ru->nmetrics = 1 + (int)rnd(seed, STRATA_MAX_ROLLUP_METRICS);
+        ru->nmetrics = 1 + (int)rnd(seed, 12); /* distinct, and at most 25 states (rollups: 32) */
         for (int m = 0; m < ru->nmetrics; m++) {
             strata_rollup_metric *me = &ru->metrics[m];
             static const strata_agg fns[] = {STRATA_AGG_COUNT, STRATA_AGG_SUM,
                                              STRATA_AGG_MIN,   STRATA_AGG_MAX,
                                              STRATA_AGG_UNIQ,  STRATA_AGG_QUANTILE};
-            me->fn = fns[rnd(seed, 6)];
-            me->column = -1;
-            if (me->fn == STRATA_AGG_UNIQ)
-                me->column = pick_col(seed, s, fits_any);
-            else if (me->fn != STRATA_AGG_COUNT)
-                me->column = pick_col(seed, s, fits_numeric); /* the time column at least */
+            bool dup = true;
+            for (int tries = 0; dup && tries < 64; tries++) { /* a metric listed twice is refused */
+                me->fn = fns[rnd(seed, 6)];
+                me->column = -1;
+                if (me->fn == STRATA_AGG_UNIQ)
+                    me->column = pick_col(seed, s, fits_any);
+                else if (me->fn != STRATA_AGG_COUNT)
+                    me->column = pick_col(seed, s, fits_numeric); /* the time column at least */
+                dup = false;
+                for (int k = 0; k < m && !dup; k++)
+                    dup = ru->metrics[k].fn == me->fn && ru->metrics[k].column == me->column;
+            }
+            if (dup) {
+                *me = (strata_rollup_metric){0}; /* as a parse leaves the unused ones */
+                ru->nmetrics = m;
+                break;
+            }
         }
     }
     s->retention_raw_ms = rnd(seed, 2) ? rand_duration(seed, false) : 0;
@@ -880,7 +891,7 @@ static void rand_schema(uint64_t *seed, strata_schema *s)
     s->retention_1h_ms = rnd(seed, 2) ? rand_duration(seed, false) : 0;
     s->lateness_ms = rand_duration(seed, true);
     s->late_policy = (strata_late_policy)rnd(seed, 2);
-    s->late_bound_ms = rnd(seed, 2) ? rand_duration(seed, false) : 0;
+    s->late_bound_ms = s->late_policy == STRATA_LATE_DEAD_LETTER ? rand_duration(seed, false) : 0; /* needs one */
     s->unknown_fields = (strata_unknown_fields)rnd(seed, 2);
     s->codec = (strata_codec)rnd(seed, 3);
     s->memtable_max_rows = 1 + rnd(seed, 1u << 24);
