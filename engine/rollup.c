@@ -541,8 +541,8 @@ void rollup_job_free(rollup_job *job)
     memset(job, 0, sizeof *job);
 }
 
-int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms, int64_t max_span,
-                    uint32_t max_dirty, rollup_job *job)
+int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms, int64_t last_before_ms,
+                    int64_t max_span, uint32_t max_dirty, rollup_job *job)
 {
     memset(job, 0, sizeof *job);
     job->tier = ti;
@@ -554,7 +554,9 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
             goto out; /* no rows yet */
         t->built = true;
         t->valid = true;
-        int64_t from = floor_to(first_ms, t->I);
+        int64_t from = floor_to(first_ms, t->I), wm = floor_to(watermark, t->I);
+        if (from > wm)
+            from = wm; /* never sealed past the watermark, even when every row is later */
         if (from < t->floor)
             from = t->floor;
         t->built_from = t->sealed_through = t->sealing_to = t->backfill_lo = from;
@@ -581,9 +583,14 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
         if (lo < t->floor)
             lo = t->floor;
         if (lo < t->built_from) {
+            /* down to a span below the latest row before built_from: the stretch without
+             * rows above it goes in the same job */
+            int64_t top = last_before_ms == INT64_MIN || last_before_ms >= t->built_from
+                              ? t->built_from
+                              : floor_to(last_before_ms, t->I) + t->I;
             job->whole = job->backfill = true;
             job->to = t->built_from;
-            job->from = t->built_from - lo > span ? t->built_from - span : lo;
+            job->from = top - lo > span ? top - span : lo;
             t->backfill_lo = job->from; /* rows published from now on into [from, to) are marked dirty */
             rc = 0;
             goto out;

@@ -178,11 +178,14 @@ typedef struct rollup_job {
  * the buckets up to `watermark`, at most max_span ms of them past the first row. first_ms:
  * the earliest row time at or after the tier's sealed end (or anywhere, for a tier never
  * built: where it starts), INT64_MAX when none; the stretch before it has no rows and is
- * sealed in the same job, however long. Sets the horizon before returning, so take the
+ * sealed in the same job, however long. A tier never built starts at its first row, or
+ * at the watermark when every row is later. last_before_ms: the latest row time before
+ * built_from (INT64_MIN: none known), so a backfill spans the stretch without rows above
+ * it in one job. Sets the horizon before returning, so take the
  * snapshot after. 0 with *job (free with rollup_job_free), STRATA_ENOTFOUND when there is
  * nothing to do, STRATA_ENOMEM. */
-int rollup_job_next(rollup_set *rs, int tier, int64_t watermark, int64_t first_ms, int64_t max_span,
-                    uint32_t max_dirty, rollup_job *job /* OUT */);
+int rollup_job_next(rollup_set *rs, int tier, int64_t watermark, int64_t first_ms, int64_t last_before_ms,
+                    int64_t max_span, uint32_t max_dirty, rollup_job *job /* OUT */);
 /* Publishes the buckets a job built (b[0..nb), sorted by start, inside the job's range or
  * dirty list; taken over, also on error). 0 or STRATA_ENOMEM (the job's buckets stay as
  * they were: dirty, or not sealed). */

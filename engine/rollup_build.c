@@ -48,6 +48,27 @@ static int64_t earliest_time(strata_table *t, int64_t from)
     return first == INT64_MAX || first >= from ? first : from;
 }
 
+/* The latest event time of t's rows before `before` (a source that reaches past it
+ * counts as just before it); INT64_MIN when there is none. */
+static int64_t latest_time_before(strata_table *t, int64_t before)
+{
+    table_snapshot *s = table_snapshot_acquire(t, INT64_MIN, before);
+    int64_t last = INT64_MIN;
+    for (uint32_t i = 0; s && i < s->nparts; i++) {
+        const snapshot_part *p = &s->parts[i];
+        for (uint32_t j = 0; j < p->nsegs; j++) {
+            const segment *g = p->segs[j];
+            if (segment_nrows(g) > 0 && segment_min_time(g) < before)
+                last = segment_max_time(g) > last ? segment_max_time(g) : last;
+        }
+        for (uint32_t j = 0; j < p->nmts; j++)
+            if (p->mt_rows[j] > 0 && memtable_min_time(p->mts[j]) < before)
+                last = memtable_max_time(p->mts[j]) > last ? memtable_max_time(p->mts[j]) : last;
+    }
+    table_snapshot_release(s);
+    return last == INT64_MIN || last < before ? last : before - 1;
+}
+
 typedef struct bucket_list {
     rollup_bucket **b;
     uint32_t n, cap;
@@ -204,8 +225,10 @@ int rollup_advance(strata_table *t, const _Atomic bool *stop, uint32_t max_jobs,
                                            ts.dirty == 0 && !ts.backfill))
                 break; /* nothing to seal, rebuild or backfill */
             int64_t first = earliest_time(t, ts.sealed_through); /* INT64_MIN when never built */
+            int64_t last_before = ts.backfill ? latest_time_before(t, ts.built_from) : INT64_MIN;
             rollup_job job;
-            int rc = rollup_job_next(rs, ti, watermark, first, ROLLUP_STEP_MS, ROLLUP_DIRTY_PER_JOB, &job);
+            int rc = rollup_job_next(rs, ti, watermark, first, last_before, ROLLUP_STEP_MS, ROLLUP_DIRTY_PER_JOB,
+                                     &job);
             if (rc == STRATA_ENOTFOUND)
                 break;
             if (rc)

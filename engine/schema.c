@@ -271,7 +271,7 @@ int schema_validate(const strata_schema *s, strata_err *err)
         for (int m = 0; m < ru->nmetrics; m++)
             for (int k = 0; k < m; k++)
                 if (ru->metrics[k].fn == ru->metrics[m].fn && ru->metrics[k].column == ru->metrics[m].column)
-                    return strata_err_set(err, STRATA_EINVAL, "rollups[%d].metrics[%d]: the same as metrics[%d]", r,
+                    return strata_err_set(err, STRATA_EINVAL, "rollups[%d].metrics[%d]: listed twice (the same as metrics[%d])", r,
                                           m, k);
         /* The states a tier keeps (rollup.h): count, one per distinct (fn, column), and a
          * second for each sum of an integer column (avg's float sum). */

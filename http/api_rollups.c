@@ -57,16 +57,17 @@ json_t *api_rollups_json(strata_table *t)
         for (int d = 0; dims && d < r->ndims; d++)
             json_array_append_new(dims, json_string(sc->cols[r->dims[d]].name));
         /* catching up: more than two buckets (or a minute) behind the watermark, as after a
-         * start or a bulk load, while the background thread builds */
+         * start or a bulk load, or building back to older rows, while the background thread
+         * builds */
         int64_t latest = table_latest_time(t, clock_wall_ms());
         int64_t lag = latest == INT64_MIN || st.sealed_through == INT64_MIN
                           ? 0
                           : latest - sc->lateness_ms - st.sealed_through;
         int64_t slack = 2 * r->interval_ms > 60000 ? 2 * r->interval_ms : 60000;
-        const char *state = !rs        ? "off (out of memory at open)"
-                            : !st.valid ? "not built yet"
-                            : lag > slack ? "catching up"
-                                          : "built";
+        const char *state = !rs                         ? "off (out of memory at open)"
+                            : !st.valid                  ? "not built yet"
+                            : lag > slack || st.backfill ? "catching up"
+                                                         : "built";
         json_t *o = json_pack("{s:s, s:o*, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "interval", iv,
                               "dimensions", dims, "state", state,
                               "built_from", time_or_null(st.built_from), "sealed_through",

@@ -20,11 +20,13 @@ int late_event_check(strata_table *t, int64_t ts, strata_err *err)
         return 0;
     char bound[32], late[32], at[40], newest[40];
     units_format_duration_ms(sc->late_bound_ms, bound, sizeof bound);
-    units_format_duration_ms(latest - ts, late, sizeof late);
+    int64_t gap = latest - ts; /* said in whole units: "3d", "5h", "42m", "17s" */
+    int64_t unit = gap >= 86400000 ? 86400000 : gap >= 3600000 ? 3600000 : gap >= 60000 ? 60000 : 1000;
+    units_format_duration_ms(gap / unit * unit, late, sizeof late);
     units_format_rfc3339_ms(ts, at, sizeof at);
     units_format_rfc3339_ms(latest, newest, sizeof newest);
     return strata_err_set(err, STRATA_EINVAL,
-                          "late event: its time %s is %s before the latest event time %s, past late_bound %s "
-                          "(late_policy dead-letter)",
+                          "late event: its time %s is over %s before the newest event time %s (taken as no later "
+                          "than the clock + 5m), past late_bound %s (late_policy dead-letter)",
                           at, late, newest, bound);
 }

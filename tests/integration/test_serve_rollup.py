@@ -19,6 +19,8 @@
   reads the covering tier with the fewest rows.
 - backfill_reaches_back: rows older than the tiers' start, sent after newer ones: the
   tiers build back to them.
+- far_future_first_event: a first event stamped in 2099 seals nothing past the clock,
+  and the 2024 events after it are covered within seconds.
 - late_policy_dead_letter: with late_policy dead-letter and late_bound 1h, an event more
   than an hour before the newest is a rejected line with the reason; the others land.
 Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names]. Prints "N passed, M failed".
@@ -328,6 +330,27 @@ def backfill_reaches_back():
     s.stop()
 
 
+def far_future_first_event():
+    """A table's first event stamped in 2099, then 2024 events: the tiers never seal past
+    the clock, and cover 2024 within seconds."""
+    data = os.path.join(WORK, "data-future")
+    s = Server(data, "future")
+    check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
+    st = Stream(10)
+    post(s, [st.event(4070908800000)], "2099")  # 2099-01-01
+    post(s, [st.event(T0 + i * 2000) for i in range(3600)], "2024")
+    check(wait_for(lambda: tiers(s) and all(t["built_from"] == "2024-01-01T00:00:00.000Z" and t["state"] == "built"
+                                            for t in tiers(s)), 30),
+          "the tiers reach back to 2024 within seconds: %s" % tiers(s))
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 600))
+    check(all(t["sealed_through"] < now for t in tiers(s)), "nothing sealed past the clock: %s" % tiers(s))
+    q = {"table": "r", "from": T0, "to": T0 + 2 * HOUR, "interval": "1h", "select": [{"fn": "count"}]}
+    a, r = s.json("POST", "/query", dict(q, source="rollup"))[1], s.json("POST", "/query", dict(q, source="raw"))[1]
+    check(a.get("stats", {}).get("source") == "rollup" and a.get("rows") == r.get("rows"),
+          "2024 served by a tier, as raw: %s" % a.get("stats"))
+    s.stop()
+
+
 def late_policy_dead_letter():
     data = os.path.join(WORK, "data-late")
     s = Server(data, "late")
@@ -347,5 +370,5 @@ def late_policy_dead_letter():
 
 
 harness.run_parts([auto_equals_raw_through_changes, source_errors, tiers_show_in_tables_and_metrics,
-                   tiers_of_one_interval, backfill_reaches_back, late_policy_dead_letter])
+                   tiers_of_one_interval, backfill_reaches_back, far_future_first_event, late_policy_dead_letter])
 sys.exit(harness.finish())

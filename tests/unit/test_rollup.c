@@ -51,6 +51,13 @@ static void load_schema(strata_schema *s)
 
 /* ---- bookkeeping --------------------------------------------------------------------- */
 
+/* rollup_job_next without a latest row before built_from (backfills step by max_span). */
+static int rollup_job_next_(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms, int64_t max_span,
+                            uint32_t max_dirty, rollup_job *job)
+{
+    return rollup_job_next(rs, ti, watermark, first_ms, INT64_MIN, max_span, max_dirty, job);
+}
+
 TEST(dirty_marks_generations_and_views)
 {
     strata_schema s;
@@ -59,9 +66,9 @@ TEST(dirty_marks_generations_and_views)
     ASSERT(rs != NULL);
     rollup_job job;
     /* nothing to do before there are rows */
-    ASSERT_EQ(rollup_job_next(rs, 0, INT64_MIN, INT64_MAX, 0, 8, &job), STRATA_ENOTFOUND);
+    ASSERT_EQ(rollup_job_next_(rs, 0, INT64_MIN, INT64_MAX, 0, 8, &job), STRATA_ENOTFOUND);
     /* a seal of [D0, D0 + 10m): the horizon moves before the snapshot */
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0 + 7, 0, 8, &job), 0);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 10 * MIN + 5, D0 + 7, 0, 8, &job), 0);
     ASSERT(job.whole);
     ASSERT(job.from == D0 && job.to == D0 + 10 * MIN);
     int64_t ts[] = {D0 + 3 * MIN + 1, D0 + 20 * MIN, D0 - 5};
@@ -81,7 +88,7 @@ TEST(dirty_marks_generations_and_views)
     strata_str us = rollup_dict_value(rs, 0, 0, v1->tiers[0].b[0]->dims[0]);
     ASSERT(us.len == 2 && memcmp(us.ptr, "US", 2) == 0);
     /* the dirty bucket is rebuilt; a mark while it is rebuilt keeps it dirty */
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
     ASSERT(!job.whole && job.ndirty == 1 && job.dirty[0] == D0 + 3 * MIN);
     int64_t again[] = {D0 + 3 * MIN + 9};
     rollup_note_rows(rs, again, NULL, 1);
@@ -90,7 +97,7 @@ TEST(dirty_marks_generations_and_views)
     rollup_tier_stats st;
     rollup_get_stats(rs, 0, &st);
     ASSERT_U64_EQ(st.dirty, 1);
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
     ASSERT_EQ(rollup_job_commit(rs, &job, NULL, 0), 0);
     rollup_job_free(&job);
     rollup_get_stats(rs, 0, &st);
@@ -98,7 +105,7 @@ TEST(dirty_marks_generations_and_views)
     /* the row before built_from (D0 - 5) makes the tier build back to it; a mark in the
      * backfill's range while it runs stays */
     ASSERT(st.backfill);
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
     ASSERT(job.whole && job.backfill && job.from == D0 - MIN && job.to == D0);
     int64_t during[] = {D0 - 30000};
     rollup_note_rows(rs, during, NULL, 1);
@@ -109,15 +116,15 @@ TEST(dirty_marks_generations_and_views)
     rollup_job_free(&job);
     rollup_get_stats(rs, 0, &st);
     ASSERT(!st.backfill && st.built_from == D0 - MIN && st.buckets == 2 && st.dirty == 1);
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), 0);
     ASSERT(!job.whole && job.ndirty == 1 && job.dirty[0] == D0 - MIN);
     ASSERT_EQ(rollup_job_commit(rs, &job, NULL, 0), 0); /* rebuilt: no rows after all */
     rollup_job_free(&job);
     rollup_get_stats(rs, 0, &st);
     ASSERT(st.buckets == 1 && st.dirty == 0);
     /* the seal's range grows no further than the watermark; a span limit cuts it */
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), STRATA_ENOTFOUND);
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 100 * MIN, D0, 30 * MIN, 8, &job), 0);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 10 * MIN + 5, D0, 0, 8, &job), STRATA_ENOTFOUND);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 100 * MIN, D0, 30 * MIN, 8, &job), 0);
     ASSERT(job.whole && job.from == D0 + 10 * MIN && job.to == D0 + 40 * MIN);
     rollup_job_abandon(rs, &job); /* a failed seal: the range stays unsealed */
     rollup_job_free(&job);
@@ -125,7 +132,7 @@ TEST(dirty_marks_generations_and_views)
     ASSERT(st.sealed_through == D0 + 10 * MIN);
     /* nine days without rows before the next one: sealed in the same job as its first step */
     int64_t day = 24 * HOUR;
-    ASSERT_EQ(rollup_job_next(rs, 0, D0 + 10 * day, D0 + 9 * day + 5 * MIN + 7, 30 * MIN, 8, &job), 0);
+    ASSERT_EQ(rollup_job_next_(rs, 0, D0 + 10 * day, D0 + 9 * day + 5 * MIN + 7, 30 * MIN, 8, &job), 0);
     ASSERT(job.whole && job.from == D0 + 10 * MIN && job.to == D0 + 9 * day + 35 * MIN);
     rollup_job_abandon(rs, &job);
     rollup_job_free(&job);
@@ -140,6 +147,33 @@ TEST(dirty_marks_generations_and_views)
     ASSERT(v1->tiers[0].nb == 1 && v1->tiers[0].b[0]->states[0].n == 5); /* a reader's view stays */
     rollup_view_release(v0);
     rollup_view_release(v1);
+    rollup_set_free(rs);
+}
+
+/* One event stamped years ahead as a table's first row: the tier starts at the
+ * watermark, not there; older rows then reach back in one job across the empty years. */
+TEST(far_future_first_row_and_backfill_across_empty_years)
+{
+    strata_schema s;
+    load_schema(&s);
+    rollup_set *rs = rollup_set_create(&s);
+    rollup_job job;
+    int64_t year = 365 * 24 * HOUR, future = D0 + 70 * year, wm = D0 + 3 * year;
+    ASSERT_EQ(rollup_job_next(rs, 0, wm, future, INT64_MIN, 24 * HOUR, 8, &job), STRATA_ENOTFOUND);
+    rollup_tier_stats st;
+    rollup_get_stats(rs, 0, &st);
+    ASSERT(st.built_from == wm - wm % MIN && st.sealed_through == st.built_from);
+    int64_t old[] = {D0 + 5 * MIN};
+    rollup_note_rows(rs, old, NULL, 1);
+    rollup_get_stats(rs, 0, &st);
+    ASSERT(st.backfill);
+    /* the latest row before built_from is D0 + 5m: one job covers the empty years too */
+    ASSERT_EQ(rollup_job_next(rs, 0, wm, INT64_MAX, D0 + 5 * MIN, 24 * HOUR, 8, &job), 0);
+    ASSERT(job.backfill && job.to == st.built_from && job.from == D0 + 5 * MIN);
+    ASSERT_EQ(rollup_job_commit(rs, &job, NULL, 0), 0);
+    rollup_job_free(&job);
+    rollup_get_stats(rs, 0, &st);
+    ASSERT(!st.backfill && st.built_from == D0 + 5 * MIN);
     rollup_set_free(rs);
 }
 
@@ -480,6 +514,7 @@ TEST(appends_builds_and_queries_beside_each_other)
     free(c.log);
 }
 
-TEST_LIST(T(dirty_marks_generations_and_views), T(packed_quantile_sketch_merges_exactly),
+TEST_LIST(T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
+          T(packed_quantile_sketch_merges_exactly),
           T(auto_equals_raw_over_a_changing_table), T(memory_limit_forgets_oldest_buckets),
           T(appends_builds_and_queries_beside_each_other))
