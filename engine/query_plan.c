@@ -185,13 +185,13 @@ static void collect_preds(qplan *p, const query_expr *e)
         collect_preds(p, &e->kids[i]);
 }
 
-static uint32_t count_preds(const query_expr *e)
+uint32_t qplan_count_preds(const query_expr *e)
 {
     if (e->kind == QX_PRED)
         return 1;
     uint32_t n = 0;
     for (uint32_t i = 0; i < e->nkids; i++)
-        n += count_preds(&e->kids[i]);
+        n += qplan_count_preds(&e->kids[i]);
     return n;
 }
 
@@ -261,7 +261,7 @@ int qplan_build(qplan *p, const strata_query *q, const strata_schema *sc,
             p->need[q->aggs[a].col] = true;
     qagg_shared_states(q, sc, p->agg_src);
     if (q->where) {
-        p->preds = calloc(count_preds(q->where), sizeof *p->preds);
+        p->preds = calloc(qplan_count_preds(q->where), sizeof *p->preds);
         if (!p->preds)
             return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
         collect_preds(p, q->where);

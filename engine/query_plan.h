@@ -98,6 +98,9 @@ int qplan_fill_buckets(const strata_query *q, int64_t *first /* OUT */, uint64_t
  * can address when none. */
 int qplan_fill_too_many(const strata_query *q, uint64_t nb, uint64_t ntuples, strata_err *err);
 
+/* The predicates (leaves) of the where tree e. */
+uint32_t qplan_count_preds(const query_expr *e);
+
 /* The result's columns: r->ncols, names and types (static strings). */
 void qplan_columns(const strata_query *q, const strata_schema *sc, query_result *r);
 

@@ -249,16 +249,6 @@ static void collect(rctx *c, const query_expr *e, const strata_rollup *r)
         collect(c, &e->kids[k], r);
 }
 
-static uint32_t count_preds(const query_expr *e)
-{
-    if (e->kind == QX_PRED)
-        return 1;
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < e->nkids; k++)
-        n += count_preds(&e->kids[k]);
-    return n;
-}
-
 /* 1 when the row with codes passes e, 0 when not, -1 out of memory. */
 static int eval(rctx *c, const query_expr *e, const uint32_t *codes)
 {
@@ -326,7 +316,7 @@ int qrollup_merge(exec *x, const rollup_view *v, int ti, const qrollup_split *sp
     memset(gl, 0, sizeof gl);
     int rc = 0;
     if (q->where) {
-        c.pc = calloc(count_preds(q->where), sizeof *c.pc);
+        c.pc = calloc(qplan_count_preds(q->where), sizeof *c.pc);
         if (!c.pc)
             return strata_err_set(x->err, STRATA_ENOMEM, "query: out of memory");
         collect(&c, q->where, r);
