@@ -23,6 +23,8 @@
   and the 2024 events after it are covered within seconds.
 - late_policy_dead_letter: with late_policy dead-letter and late_bound 1h, an event more
   than an hour before the newest is a rejected line with the reason; the others land.
+- late_policy_dead_letter_kafka: the same for a Kafka table (the embedded broker): the
+  late events are dead letters with the reason.
 Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names]. Prints "N passed, M failed".
 """
 import json
@@ -34,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Server, check, wait_for  # noqa: E402
+from harness import Broker, Server, check, order_schema, wait_count, wait_for, write_json  # noqa: E402
 
 STRATA, BUILD, WORK = harness.setup("serve_rollup")
 
@@ -369,6 +371,33 @@ def late_policy_dead_letter():
     s.stop()
 
 
+def late_policy_dead_letter_kafka():
+    """The same policy on a Kafka table: a day-old batch after the newest goes to the
+    dead-letter topic, each message with the reason; the rest lands."""
+    b = Broker("--partitions", "2")
+    sc = order_schema("orders", b.addr, "orders", properties={"session.timeout.ms": "3000"})
+    sc.update(late_policy="dead-letter", late_bound="1h",
+              rollups=[{"interval": "1m", "metrics": [{"fn": "count"}]}])
+    s = Server(os.path.join(WORK, "data-late-kafka"), "latek", ["--table", write_json(os.path.join(WORK, "lk.json"), sc)])
+    harness.gen(b.addr, "orders", None, "--count", "2000", "--start", "2024-01-02T00:00:00Z", "--span", "1h",
+                "--seed", "3")
+    check(wait_count([s], "orders", 2000) == 2000, "the newer 2000 events landed")
+    harness.gen(b.addr, "orders", None, "--count", "300", "--start", "2024-01-01T00:00:00Z", "--span", "1h",
+                "--seed", "4")
+
+    def dead():
+        out = harness.kafka_tail(b.addr, "orders.dlq", "1500")
+        return [json.loads(x) for x in out.stdout.decode().split("\n") if x.strip()]
+    d = wait_for(dead, limit=30, until=lambda x: len(x) >= 300)
+    check(len(d) == 300 and all("late event" in m["headers"].get("strata.error", "") for m in d),
+          "the 300 day-old events are dead letters with the reason: %d, first %s" % (
+              len(d), d[0]["headers"].get("strata.error") if d else None))
+    check(s.count("orders") == 2000, "and none of them landed")
+    check(s.stop() == 0, "SIGTERM exits 0")
+    b.stop()
+
+
 harness.run_parts([auto_equals_raw_through_changes, source_errors, tiers_show_in_tables_and_metrics,
-                   tiers_of_one_interval, backfill_reaches_back, far_future_first_event, late_policy_dead_letter])
+                   tiers_of_one_interval, backfill_reaches_back, far_future_first_event, late_policy_dead_letter,
+                   late_policy_dead_letter_kafka])
 sys.exit(harness.finish())
