@@ -659,7 +659,8 @@ int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32
     }
     if (job->backfill) {
         /* Buckets so far all start at built_from == job->to or later. */
-        memmove(t->b + nb, t->b, sizeof *t->b * t->nb);
+        if (t->nb)
+            memmove(t->b + nb, t->b, sizeof *t->b * t->nb);
         for (uint32_t i = 0; i < nb; i++) {
             t->b[i] = b[i];
             t->bytes += b[i]->bytes;
