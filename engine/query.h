@@ -150,7 +150,6 @@ typedef struct query_result {
      * came from the tier (rollup_buckets with rows, rollup_rows of them), and raw_ranges
      * time ranges (the edges, unsealed and dirty buckets) from raw rows. */
     int64_t rollup_interval_ms;
-    int rollup_tier; /* the schema's rollups[] index */
     char rollup_dims[256]; /* its dimensions, "a,b,c" (two tiers may share an interval) */
     int64_t rollup_from, rollup_to;
     uint64_t rollup_buckets, rollup_rows, rollup_dirty;

@@ -118,11 +118,6 @@ int qscan_run(const qplan *p, double t0, exec *out /* OUT */, strata_err *err);
  * group_by); src keeps its states and is freed by its owner. 0, or an error in dst->err. */
 int qscan_merge(exec *dst, exec *src);
 
-/* Plans q over snap and scans it: the groups and states in *out (qctx_free; its plan
- * pointer is cleared, since the plan is freed here). 0, or an error with its message. */
-int qexec_states(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, double t0,
-                 exec *out /* OUT */, strata_err *err);
-
 /* The answer from x's groups: columns, rows (fill, order, limit). 0 and *out, which the
  * caller frees with query_result_free; or STRATA_ENOMEM / STRATA_EFULL (a fill over
  * max_groups) with the message in err. x stays the caller's to free. */

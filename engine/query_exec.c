@@ -15,7 +15,6 @@
  */
 #include "engine/query.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,8 +56,10 @@ void query_free(strata_query *q)
     }
 }
 
-int qexec_states(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, double t0, exec *out,
-                 strata_err *err)
+/* Plans q over snap and scans it: the groups and states in *out (qctx_free; its plan
+ * pointer cleared, since the plan is freed here). 0, or an error with its message. */
+static int qexec_states(const strata_query *q, const strata_schema *sc, const table_snapshot *snap, double t0,
+                        exec *out, strata_err *err)
 {
     qplan plan;
     int rc = qplan_build(&plan, q, sc, snap, err);
@@ -124,15 +125,8 @@ static void note_served(query_result *r, const strata_schema *sc, const qexec_se
     r->rollup_skipped = u->why;
     if (u->sp.from >= u->sp.to)
         return;
-    const strata_rollup *ru = &sc->rollups[u->tier];
-    r->rollup_interval_ms = ru->interval_ms;
-    r->rollup_tier = u->tier;
-    size_t len = 0;
-    for (int d = 0; d < ru->ndims && len + 1 < sizeof r->rollup_dims; d++) {
-        int n = snprintf(r->rollup_dims + len, sizeof r->rollup_dims - len, "%s%s", d ? "," : "",
-                         sc->cols[ru->dims[d]].name);
-        len += n > 0 ? (size_t)n : 0;
-    }
+    r->rollup_interval_ms = sc->rollups[u->tier].interval_ms;
+    rollup_dims_text(sc, u->tier, r->rollup_dims, sizeof r->rollup_dims);
     r->rollup_from = u->sp.from;
     r->rollup_to = u->sp.to;
     r->rollup_buckets = u->buckets;

@@ -14,6 +14,7 @@
 #include "engine/rollup.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ typedef struct tier {
     int nstates;
     query_agg st[ROLLUP_MAX_STATES];
     rollup_dict *dict; /* ndims */
-    bool built, valid;
+    bool built;
     uint64_t epoch;
     int64_t built_from, sealed_through, sealing_to;
     /* Backfill: rows that arrived before built_from (an older load, a Kafka partition
@@ -238,6 +239,17 @@ void rollup_set_free(rollup_set *rs)
 
 int rollup_set_ntiers(const rollup_set *rs) { return rs ? rs->ntiers : 0; }
 
+void rollup_dims_text(const strata_schema *sc, int ti, char *out, size_t cap)
+{
+    const strata_rollup *r = &sc->rollups[ti];
+    size_t len = 0;
+    out[0] = 0;
+    for (int d = 0; d < r->ndims && len + 1 < cap; d++) {
+        int n = snprintf(out + len, cap - len, "%s%s", d ? "," : "", sc->cols[r->dims[d]].name);
+        len += n > 0 ? (size_t)n : 0;
+    }
+}
+
 /* ---- dirty marks --------------------------------------------------------------------- */
 
 static inline int64_t floor_to(int64_t v, int64_t I)
@@ -332,7 +344,7 @@ static rollup_tier_pub *pub_make(rollup_set *rs, int ti)
     if (!p)
         return NULL;
     atomic_init(&p->refs, 1);
-    p->v.valid = t->built && t->valid;
+    p->v.valid = t->built;
     p->v.built_from = t->built_from;
     p->v.sealed_through = t->sealed_through;
     p->v.b = malloc(sizeof *p->v.b * (t->nb + 1));
@@ -553,7 +565,6 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
         if (first_ms == INT64_MAX || watermark == INT64_MIN)
             goto out; /* no rows yet */
         t->built = true;
-        t->valid = true;
         int64_t from = floor_to(first_ms, t->I), wm = floor_to(watermark, t->I);
         if (from > wm)
             from = wm; /* never sealed past the watermark, even when every row is later */
@@ -641,7 +652,7 @@ static bool buckets_reserve(tier *t, uint32_t more)
 
 int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32_t nb)
 {
-    int ti = job->tier, rc = 0;
+    int ti = job->tier;
     pthread_mutex_lock(&rs->mu);
     tier *t = &rs->t[ti];
     if (job->epoch != t->epoch || !t->built) {
@@ -713,7 +724,7 @@ int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32
     changed(rs, ti);
     enforce_memory_limit(rs);
     pthread_mutex_unlock(&rs->mu);
-    return rc;
+    return 0;
 }
 
 void rollup_job_abandon(rollup_set *rs, rollup_job *job)
@@ -743,7 +754,7 @@ void rollup_get_stats(rollup_set *rs, int ti, rollup_tier_stats *out)
     pthread_mutex_lock(&rs->mu);
     const tier *t = &rs->t[ti];
     out->interval_ms = t->I;
-    out->valid = t->built && t->valid;
+    out->valid = t->built;
     out->built_from = t->built ? t->built_from : INT64_MIN;
     out->sealed_through = t->built ? t->sealed_through : INT64_MIN;
     out->buckets = t->nb;

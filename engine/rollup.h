@@ -218,6 +218,9 @@ typedef struct rollup_tier_stats {
 } rollup_tier_stats;
 
 int rollup_set_ntiers(const rollup_set *rs);
+/* Tier `tier`'s dimensions as "a,b,c" into out (what tells two tiers of one interval
+ * apart in /metrics and a query's stats). */
+void rollup_dims_text(const strata_schema *sc, int tier, char *out, size_t cap);
 void rollup_get_stats(rollup_set *rs, int tier, rollup_tier_stats *out /* OUT */);
 /* Counts a build's time (for stats). */
 void rollup_note_build(rollup_set *rs, int tier, uint64_t ns, uint32_t rebuilt);

@@ -127,8 +127,6 @@ int api_table_logical_rows(strata_table *t, uint64_t *out);
 /* api_rollups.c: a table's rollup tiers as GET /tables/{name} shows them (a new
  * reference, NULL when memory runs out), and their /metrics lines appended to b. */
 json_t *api_rollups_json(strata_table *t);
-/* Tier `tier`'s dimensions as "a,b,c" (what tells two tiers of one interval apart). */
-void api_rollup_dims(const strata_schema *sc, int tier, char *out, size_t cap);
 void api_rollups_metrics(struct strata_server *s, bytebuf *b);
 /* Answers for a table name that names no open table: 503 when it exists but cannot be
  * opened (saying why), else 404. prefix starts the message ("" or "table: "). */

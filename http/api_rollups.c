@@ -28,17 +28,6 @@ static json_t *time_or_null(int64_t ms)
     return json_string(t);
 }
 
-void api_rollup_dims(const strata_schema *sc, int tier, char *out, size_t cap)
-{
-    const strata_rollup *r = &sc->rollups[tier];
-    size_t len = 0;
-    out[0] = 0;
-    for (int d = 0; d < r->ndims && len + 1 < cap; d++) {
-        int n = snprintf(out + len, cap - len, "%s%s", d ? "," : "", sc->cols[r->dims[d]].name);
-        len += n > 0 ? (size_t)n : 0;
-    }
-}
-
 json_t *api_rollups_json(strata_table *t)
 {
     const strata_schema *sc = table_schema(t);
@@ -112,7 +101,7 @@ void api_rollups_metrics(struct strata_server *s, bytebuf *b)
                 rollup_get_stats(rs, ti, &st);
                 char iv[32], dims[1024];
                 units_format_duration_ms(st.interval_ms, iv, sizeof iv);
-                api_rollup_dims(table_schema(t), ti, dims, sizeof dims);
+                rollup_dims_text(table_schema(t), ti, dims, sizeof dims);
                 double v[8] = {(double)st.buckets, (double)st.rows, (double)st.bytes, (double)st.dirty,
                                st.sealed_through == INT64_MIN ? 0 : (double)st.sealed_through / 1000.0,
                                (double)st.builds, (double)st.rebuilt_buckets, (double)st.build_ns / 1e9};

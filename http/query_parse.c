@@ -713,26 +713,46 @@ int query_parse_table_name(const char *text, size_t len, char *name, size_t cap,
     return rc;
 }
 
+/* The value of root's key, one of names[0..n): 1 and its index in *out, 0 when the key
+ * is left out, or an error naming the key, the choices and the nearest one. */
+static int parse_choice(qparse *p, json_t *root, const char *key, const char *const *names, size_t n,
+                        size_t *out)
+{
+    json_t *v = jutil_member(root, key);
+    if (!v)
+        return 0;
+    char quoted[128] = "one of ", plain[96] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t lq = strlen(quoted), lp = strlen(plain);
+        snprintf(quoted + lq, sizeof quoted - lq, "%s\"%s\"", i ? ", " : "", names[i]);
+        snprintf(plain + lp, sizeof plain - lp, "%s%s", i ? ", " : "", names[i]);
+    }
+    if (!json_is_string(v))
+        return jutil_type_error(p->err, key, quoted, v);
+    const char *f = json_string_value(v);
+    size_t i = strlen(f) == json_string_length(v) ? 0 : n; /* a NUL inside */
+    while (i < n && strcmp(f, names[i]) != 0)
+        i++;
+    if (i == n) {
+        const char *near = jutil_closest(f, names, n);
+        if (near)
+            return strata_err_set(p->err, STRATA_EINVAL, "%s: unknown %s '%.64s' (did you mean '%s'?)", key, key, f,
+                                  near);
+        return strata_err_set(p->err, STRATA_EINVAL, "%s: unknown %s '%.64s' (expected one of %s)", key, key, f,
+                              plain);
+    }
+    *out = i;
+    return 1;
+}
+
 /* "fill", after from, to and interval: it needs an interval and a from. */
 static int parse_fill(qparse *p, json_t *root)
 {
-    json_t *v = jutil_member(root, "fill");
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return jutil_type_error(p->err, "fill", "one of \"none\", \"zero\", \"null\"", v);
-    const char *f = json_string_value(v);
-    size_t fi = strlen(f) == json_string_length(v) ? 0 : NELEM(fill_names); /* a NUL inside */
-    while (fi < NELEM(fill_names) && strcmp(f, fill_names[fi]) != 0)
-        fi++;
-    if (fi == NELEM(fill_names)) {
-        const char *near = jutil_closest(f, fill_names, NELEM(fill_names));
-        if (near)
-            return strata_err_set(p->err, STRATA_EINVAL,
-                                  "fill: unknown fill '%.64s' (did you mean '%s'?)", f, near);
-        return strata_err_set(p->err, STRATA_EINVAL,
-                              "fill: unknown fill '%.64s' (expected one of none, zero, null)", f);
-    }
+    size_t fi;
+    int rc = parse_choice(p, root, "fill", fill_names, NELEM(fill_names), &fi);
+    if (rc <= 0)
+        return rc;
+    const char *f = fill_names[fi];
     strata_query *q = p->q;
     if (fill_values[fi] != QUERY_FILL_NONE && q->interval_ms <= 0)
         return strata_err_set(p->err, STRATA_EINVAL,
@@ -757,25 +777,11 @@ static int parse_fill(qparse *p, json_t *root)
 /* "source": what may answer (query.h's query_source). */
 static int parse_source(qparse *p, json_t *root)
 {
-    json_t *v = jutil_member(root, "source");
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return jutil_type_error(p->err, "source", "one of \"auto\", \"raw\", \"rollup\"", v);
-    const char *f = json_string_value(v);
-    size_t i = strlen(f) == json_string_length(v) ? 0 : NELEM(source_names); /* a NUL inside */
-    while (i < NELEM(source_names) && strcmp(f, source_names[i]) != 0)
-        i++;
-    if (i == NELEM(source_names)) {
-        const char *near = jutil_closest(f, source_names, NELEM(source_names));
-        if (near)
-            return strata_err_set(p->err, STRATA_EINVAL, "source: unknown source '%.64s' (did you mean '%s'?)", f,
-                                  near);
-        return strata_err_set(p->err, STRATA_EINVAL,
-                              "source: unknown source '%.64s' (expected one of auto, raw, rollup)", f);
-    }
-    p->q->source = source_values[i];
-    return 0;
+    size_t i;
+    int rc = parse_choice(p, root, "source", source_names, NELEM(source_names), &i);
+    if (rc > 0)
+        p->q->source = source_values[i];
+    return rc < 0 ? rc : 0;
 }
 
 static int parse_root(qparse *p, json_t *root)

@@ -49,6 +49,18 @@ static void load_schema(strata_schema *s)
     ASSERT_EQ(schema_json_parse_named(SCHEMA, strlen(SCHEMA), "r", s, &err), 0);
 }
 
+/* A fresh table of SCHEMA (into *s) in a new directory $STRATA_TEST_TMP/NAME-PID. */
+static strata_table *open_table(const char *name, strata_schema *s)
+{
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, name);
+    load_schema(s);
+    strata_table *t = NULL;
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, s, &t, &err), 0);
+    return t;
+}
+
 /* ---- bookkeeping --------------------------------------------------------------------- */
 
 /* rollup_job_next without a latest row before built_from (backfills step by max_span). */
@@ -336,13 +348,9 @@ static int compare_queries(strata_table *t, const strata_schema *s, uint64_t *se
 
 TEST(auto_equals_raw_over_a_changing_table)
 {
-    char dir[512];
-    test_tmpdir(dir, sizeof dir, "rollup");
     strata_schema s;
-    load_schema(&s);
-    strata_table *t;
+    strata_table *t = open_table("rollup", &s);
     strata_err err = {0};
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
     uint64_t seed = 99;
     uint32_t cap = 40000, nlog = 0;
     sent *log = calloc(cap, sizeof *log);
@@ -373,13 +381,9 @@ TEST(auto_equals_raw_over_a_changing_table)
  * the forgotten range is answered from raw rows, and answers stay equal. */
 TEST(memory_limit_forgets_oldest_buckets)
 {
-    char dir[512];
-    test_tmpdir(dir, sizeof dir, "rollup-mem");
     strata_schema s;
-    load_schema(&s);
-    strata_table *t;
+    strata_table *t = open_table("rollup-mem", &s);
     strata_err err = {0};
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
     rollup_set_memory_limit(table_rollups(t), 600 * 1024);
     uint64_t seed = 21;
     uint32_t nlog = 0;
@@ -488,13 +492,10 @@ static void *querier(void *arg)
  * and once the appends stop and the tiers catch up, auto equals raw. */
 TEST(appends_builds_and_queries_beside_each_other)
 {
-    char dir[512];
-    test_tmpdir(dir, sizeof dir, "rollup-conc");
     strata_schema s;
-    load_schema(&s);
     conc c = {.s = &s, .log = calloc(30000, sizeof(sent))};
+    c.t = open_table("rollup-conc", &s);
     strata_err err = {0};
-    ASSERT_EQ(table_open(dir, &s, &c.t, &err), 0);
     pthread_t ta, tb, tq;
     ASSERT_EQ(pthread_create(&ta, NULL, appender, &c), 0);
     ASSERT_EQ(pthread_create(&tb, NULL, builder, &c), 0);
