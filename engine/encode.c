@@ -28,6 +28,7 @@ const char *encoding_name(uint8_t id)
     case ENC_FLOAT_CONST: return "float-const";
     case ENC_FLOAT_DECIMAL: return "decimal";
     case ENC_FLOAT_SHUFFLE: return "byte-shuffle";
+    case 0x42: return "bytes"; /* SEGMENT_ENC_BYTES (segment_format.h) */
     default: return "unknown";
     }
 }

@@ -40,6 +40,7 @@ struct merge_worker {
     failing *fails;
     size_t nfails;
     uint64_t rollup_failures; /* in a row, over all tables */
+    uint64_t rollup_save_failures;
 };
 
 static void tell(merge_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -109,6 +110,20 @@ static bool rollups_advance(merge_worker *w, strata_table *t)
     return rep.jobs > 0;
 }
 
+/* Saves what t's rollup tiers built since their last save, every ROLLUP_SAVE_EVERY_MS. */
+static void rollups_save(merge_worker *w, strata_table *t)
+{
+    strata_err err = {0};
+    if (table_rollups_save_due(t, ROLLUP_SAVE_EVERY_MS, &err) != 0 && !atomic_load(&w->stop)) {
+        uint64_t n = ++w->rollup_save_failures;
+        if ((n & (n - 1)) == 0)
+            tell(w, "table %s: saving rollup tiers failed (%" PRIu64 " in a row; will retry): %s", table_schema(t)->name,
+                 n, err.msg);
+    } else {
+        w->rollup_save_failures = 0;
+    }
+}
+
 /* The table's best merge, unless it is backing off. True when something was merged. */
 static bool merge_one(merge_worker *w, strata_table *t)
 {
@@ -159,6 +174,8 @@ static void *worker_main(void *arg)
                 sweep(w, t);
                 if (!atomic_load(&w->stop))
                     merged |= rollups_advance(w, t);
+                if (!atomic_load(&w->stop))
+                    rollups_save(w, t);
                 if (!atomic_load(&w->stop))
                     merged |= merge_one(w, t);
             }

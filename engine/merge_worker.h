@@ -5,7 +5,8 @@
  * One thread, at a lower priority than the rest of the process (nice +10 on its own
  * thread id), so ingest and queries come first. Each pass walks the catalog's tables:
  * a retention sweep (cheap when nothing expired), a few seals and rebuilds of its rollup
- * tiers (rollup_build.h), then the table's best merge
+ * tiers (rollup_build.h), a save of what the tiers built (at most every
+ * ROLLUP_SAVE_EVERY_MS; rollup_store.h), then the table's best merge
  * (merge_table_once; a table whose optimize runs, or that refuses writes, is passed
  * over). After a pass that merged or built something it pauses pause_ms and goes
  * again; after a pass with nothing to do it waits interval_ms. A table whose merges fail
@@ -23,6 +24,8 @@
  */
 #ifndef STRATA_MERGE_WORKER_H
 #define STRATA_MERGE_WORKER_H
+
+#define ROLLUP_SAVE_EVERY_MS 10000
 
 #include <stdint.h>
 

@@ -50,6 +50,12 @@ typedef struct tier {
     uint32_t ndirty, dcap;
     uint64_t gen;
     rollup_tier_pub *pub; /* NULL: made again at the next view */
+    /* What changed since the tier was last saved (rollup_store.h): the ranges whose
+     * buckets were built or rebuilt, sorted and disjoint; chg_all: everything (a reset,
+     * or too many ranges to list). */
+    int64_t (*chg)[2];
+    uint32_t nchg, chgcap;
+    bool chg_all;
     uint64_t bytes, rows;
     uint64_t builds, rebuilt, build_ns;
 } tier;
@@ -146,6 +152,46 @@ void rollup_bucket_unref(const rollup_set *rs, int ti, rollup_bucket *b)
     free(b);
 }
 
+/* ---- what changed since the last save ------------------------------------------------- */
+
+#define CHANGES_MAX 65536u /* ranges listed before the next save rewrites everything */
+
+/* Adds [from, to) to t's changed ranges (merging the ones it touches). Caller holds mu. */
+static void changes_add(tier *t, int64_t from, int64_t to)
+{
+    if (t->chg_all || from >= to)
+        return;
+    uint32_t i = 0;
+    while (i < t->nchg && t->chg[i][1] < from)
+        i++;
+    uint32_t j = i;
+    while (j < t->nchg && t->chg[j][0] <= to) {
+        from = t->chg[j][0] < from ? t->chg[j][0] : from;
+        to = t->chg[j][1] > to ? t->chg[j][1] : to;
+        j++;
+    }
+    if (j == i) { /* touches none: insert at i */
+        if (t->nchg == t->chgcap) {
+            uint32_t cap = t->chgcap ? t->chgcap * 2 : 16;
+            int64_t(*n)[2] = cap > CHANGES_MAX ? NULL : realloc(t->chg, sizeof *n * cap);
+            if (!n) {
+                t->chg_all = true;
+                t->nchg = 0;
+                return;
+            }
+            t->chg = n;
+            t->chgcap = cap;
+        }
+        memmove(t->chg + i + 1, t->chg + i, sizeof *t->chg * (t->nchg - i));
+        t->nchg++;
+    } else if (j > i + 1) {
+        memmove(t->chg + i + 1, t->chg + j, sizeof *t->chg * (t->nchg - j));
+        t->nchg -= j - i - 1;
+    }
+    t->chg[i][0] = from;
+    t->chg[i][1] = to;
+}
+
 /* ---- the set --------------------------------------------------------------------------- */
 
 rollup_set *rollup_set_create(const strata_schema *sc)
@@ -208,6 +254,8 @@ static void tier_reset(rollup_set *rs, int ti)
     t->built_from = t->sealed_through = t->sealing_to = t->backfill_lo = INT64_MIN;
     t->backfill_min = INT64_MAX;
     t->epoch++;
+    t->chg_all = true;
+    t->nchg = 0;
     changed(rs, ti);
 }
 
@@ -223,6 +271,7 @@ void rollup_set_free(rollup_set *rs)
         free(t->b);
         free(t->dirty);
         free(t->gens);
+        free(t->chg);
         for (int d = 0; t->dict && d < t->def.ndims; d++) {
             rollup_dict *dc = &t->dict[d];
             for (uint32_t c = 0; c < dc->n; c++)
@@ -678,6 +727,7 @@ int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32
             t->rows += b[i]->nrows;
         }
         t->nb += nb;
+        changes_add(t, job->from, job->to);
         t->built_from = t->backfill_lo = job->from;
         if (t->backfill_min >= job->from)
             t->backfill_min = INT64_MAX; /* reached */
@@ -688,12 +738,14 @@ int rollup_job_commit(rollup_set *rs, rollup_job *job, rollup_bucket **b, uint32
             t->bytes += b[i]->bytes;
             t->rows += b[i]->nrows;
         }
+        changes_add(t, job->from, job->to);
         t->sealed_through = job->to;
     } else {
         uint32_t k = 0;
         for (uint32_t j = 0; j < job->ndirty; j++) {
             int64_t s = job->dirty[j];
             uint32_t i = bucket_lower(t, s);
+            changes_add(t, s, s + t->I);
             rollup_bucket *nbk = k < nb && b[k]->start == s ? b[k++] : NULL;
             if (i < t->nb && t->b[i]->start == s) {
                 t->bytes -= t->b[i]->bytes;
@@ -744,6 +796,107 @@ void rollup_job_abandon(rollup_set *rs, rollup_job *job)
         changed(rs, job->tier);
     }
     pthread_mutex_unlock(&rs->mu);
+}
+
+/* ---- saving and restoring (rollup_store.h) ----------------------------------------------- */
+
+int rollup_checkpoint_take(rollup_set *rs, int ti, rollup_checkpoint *ck)
+{
+    memset(ck, 0, sizeof *ck);
+    ck->tier = ti;
+    pthread_mutex_lock(&rs->mu);
+    tier *t = &rs->t[ti];
+    if (!t->pub)
+        t->pub = pub_make(rs, ti);
+    int64_t(*chg)[2] = t->nchg ? malloc(sizeof *chg * t->nchg) : NULL;
+    if (!t->pub || (t->nchg && !chg)) {
+        pthread_mutex_unlock(&rs->mu);
+        free(chg);
+        return STRATA_ENOMEM;
+    }
+    atomic_fetch_add(&t->pub->refs, 1);
+    ck->pub = t->pub;
+    ck->v = &t->pub->v;
+    ck->built = t->built;
+    ck->built_from = t->built_from;
+    ck->sealed_through = t->sealed_through;
+    ck->floor = t->floor;
+    if (t->nchg)
+        memcpy(chg, t->chg, sizeof *chg * t->nchg);
+    ck->changed = chg;
+    ck->nchanged = t->nchg;
+    ck->changed_all = t->chg_all;
+    t->nchg = 0;
+    t->chg_all = false;
+    pthread_mutex_unlock(&rs->mu);
+    return 0;
+}
+
+void rollup_checkpoint_done(rollup_set *rs, rollup_checkpoint *ck, bool saved)
+{
+    if (!ck->pub)
+        return;
+    pthread_mutex_lock(&rs->mu);
+    tier *t = &rs->t[ck->tier];
+    if (!saved) { /* the next save writes them */
+        if (ck->changed_all)
+            t->chg_all = true;
+        for (uint32_t i = 0; i < ck->nchanged; i++)
+            changes_add(t, ck->changed[i][0], ck->changed[i][1]);
+    }
+    pthread_mutex_unlock(&rs->mu);
+    pub_unref(rs, ck->tier, ck->pub);
+    free(ck->changed);
+    memset(ck, 0, sizeof *ck);
+}
+
+bool rollup_unsaved(rollup_set *rs, int ti)
+{
+    pthread_mutex_lock(&rs->mu);
+    bool r = rs->t[ti].nchg > 0 || rs->t[ti].chg_all;
+    pthread_mutex_unlock(&rs->mu);
+    return r;
+}
+
+int rollup_tier_restore(rollup_set *rs, int ti, int64_t built_from, int64_t sealed_through, int64_t floor,
+                        const int64_t *dirty, uint32_t ndirty, rollup_bucket **b, uint32_t nb)
+{
+    pthread_mutex_lock(&rs->mu);
+    tier *t = &rs->t[ti];
+    tier_reset(rs, ti);
+    t->chg_all = false;
+    int rc = 0;
+    if (!buckets_reserve(t, nb)) {
+        rc = STRATA_ENOMEM;
+    } else {
+        for (uint32_t i = 0; i < nb; i++) {
+            t->b[t->nb++] = b[i];
+            t->bytes += b[i]->bytes;
+            t->rows += b[i]->nrows;
+        }
+        nb = 0;
+        t->built = true;
+        t->built_from = t->backfill_lo = built_from;
+        t->sealed_through = t->sealing_to = sealed_through;
+        t->floor = floor;
+        bool added = false;
+        for (uint32_t i = 0; i < ndirty && rc == 0; i++)
+            if (dirty[i] >= built_from && dirty[i] < sealed_through && !dirty_mark(t, dirty[i], &added))
+                rc = STRATA_ENOMEM;
+        if (rc)
+            tier_reset(rs, ti);
+    }
+    for (uint32_t i = 0; i < nb; i++)
+        rollup_bucket_unref(rs, ti, b[i]);
+    changed(rs, ti);
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+void rollup_tier_def(const rollup_set *rs, int ti, const query_agg **st, int *nstates)
+{
+    *st = rs->t[ti].st;
+    *nstates = rs->t[ti].nstates;
 }
 
 /* ---- stats ------------------------------------------------------------------------------- */

@@ -203,6 +203,39 @@ uint32_t rollup_dict_intern(rollup_set *rs, int tier, int d, strata_str s);
 rollup_bucket *rollup_bucket_new(const rollup_set *rs, int tier, int64_t start, uint32_t nrows);
 void rollup_bucket_unref(const rollup_set *rs, int tier, rollup_bucket *b);
 
+/* ---- saving and restoring, for rollup_store.c ---------------------------------------- */
+
+/* A tier as of one instant, to save: what it knows, its buckets (the view's), and what
+ * changed since the last save. */
+typedef struct rollup_checkpoint {
+    int tier;
+    bool built;
+    int64_t built_from, sealed_through, floor;
+    const rollup_tier_view *v; /* buckets and dirty starts */
+    rollup_tier_pub *pub;
+    int64_t (*changed)[2];     /* ranges built or rebuilt since the last save, sorted */
+    uint32_t nchanged;
+    bool changed_all;          /* the tier was reset: write everything anew */
+} rollup_checkpoint;
+
+/* Takes tier ti's checkpoint and starts a new list of changes. Call it with the table's
+ * lock held, like rollup_view_acquire, so the clean buckets hold exactly the rows
+ * published so far. 0 or STRATA_ENOMEM. */
+int rollup_checkpoint_take(rollup_set *rs, int tier, rollup_checkpoint *ck /* OUT */);
+/* Releases ck; saved false puts its changes back for the next save. */
+void rollup_checkpoint_done(rollup_set *rs, rollup_checkpoint *ck, bool saved);
+/* True when tier ti changed since its last checkpoint. */
+bool rollup_unsaved(rollup_set *rs, int tier);
+
+/* Replaces tier ti with what a save held: built over [built_from, sealed_through), never
+ * before floor, buckets b[0..nb) (sorted by start, their codes interned with
+ * rollup_dict_intern; taken over, also on error) and the dirty starts. Before the table
+ * is used (at open). 0 or STRATA_ENOMEM (the tier is then built anew). */
+int rollup_tier_restore(rollup_set *rs, int tier, int64_t built_from, int64_t sealed_through, int64_t floor,
+                        const int64_t *dirty, uint32_t ndirty, rollup_bucket **b, uint32_t nb);
+/* The states tier ti keeps (rollup_tier_states), owned by the set. */
+void rollup_tier_def(const rollup_set *rs, int tier, const query_agg **st, int *nstates);
+
 /* ---- what a tier holds, for GET /tables and /metrics -------------------------------- */
 
 typedef struct rollup_tier_stats {

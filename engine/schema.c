@@ -15,12 +15,12 @@
 static const char *const type_names[] = {
     [STRATA_TIMESTAMP] = "timestamp", [STRATA_INT64] = "int64", [STRATA_UINT64] = "uint64",
     [STRATA_INT32] = "int32",         [STRATA_FLOAT64] = "float64", [STRATA_BOOL] = "bool",
-    [STRATA_STRING] = "string",
+    [STRATA_STRING] = "string",       [STRATA_BYTES] = "bytes",
 };
 
 const char *strata_type_name(strata_type t)
 {
-    if ((int)t < STRATA_TIMESTAMP || (int)t > STRATA_STRING)
+    if ((int)t < STRATA_TIMESTAMP || (int)t > STRATA_BYTES)
         return NULL;
     return type_names[t];
 }
@@ -109,7 +109,7 @@ int schema_validate(const strata_schema *s, strata_err *err)
             return strata_err_set(err, STRATA_EINVAL,
                                   "columns[%d].name: '%.*s' is not a valid column name", i,
                                   STRATA_NAME_MAX, c->name);
-        if (!strata_type_name(c->type))
+        if (!strata_type_name(c->type) || c->type == STRATA_BYTES)
             return strata_err_set(err, STRATA_EINVAL, "columns[%d].type: unknown type %d", i,
                                   (int)c->type);
         for (int j = 0; j < i; j++)

@@ -46,6 +46,7 @@ typedef enum strata_type {
     STRATA_FLOAT64 = 5,
     STRATA_BOOL = 6,
     STRATA_STRING = 7,    /* dictionary-encoded in segments */
+    STRATA_BYTES = 8,     /* opaque values (rollup states in tier segments); never a table column */
 } strata_type;
 
 /* True for the types stored in memory as int64 slots (uint64 as its bit pattern). */
@@ -55,7 +56,7 @@ static inline bool strata_type_is_int(strata_type t)
            t == STRATA_INT32 || t == STRATA_BOOL;
 }
 
-/* "timestamp", "int64", ...; NULL for an invalid value. */
+/* "timestamp", "int64", ..., "bytes"; NULL for an invalid value. */
 const char *strata_type_name(strata_type t);
 /* Parses a type name; returns 0 when the name is unknown. */
 strata_type strata_type_parse(const char *name);

@@ -287,6 +287,7 @@ static int parse_default(strata_err *err, json_t *d, const char *path, strata_co
                                   json_string_length(d), sizeof c->def_s - 1);
         memcpy(c->def_s, json_string_value(d), json_string_length(d) + 1);
         return 0;
+    case STRATA_BYTES: break; /* never a table column (strata_type_parse refuses it) */
     }
     return strata_err_set(err, STRATA_EINVAL, "%s: column type is invalid", path);
 }

@@ -161,6 +161,7 @@ static json_t *jdefault(const strata_column *c)
         return json_real(c->def_f);
     case STRATA_BOOL: return json_boolean(c->def_i != 0);
     case STRATA_STRING: return jstr(c->def_s, sizeof c->def_s);
+    case STRATA_BYTES: break; /* never a table column */
     }
     return NULL;
 }

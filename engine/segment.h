@@ -107,9 +107,18 @@ segment_writer *segment_writer_open(const char *path, const strata_schema *schem
 int segment_writer_set_dict(segment_writer *w, int col, const strata_str *values, uint32_t n,
                             strata_err *err);
 
+/* The values of a bytes column for segment_writer_add_granule: value i is
+ * data[end[i-1] .. end[i]) (end[-1] taken as 0). */
+typedef struct segment_bytes {
+    const uint32_t *end;
+    const uint8_t *data;
+} segment_bytes;
+
 /* Appends one granule of n rows. cols[c] points at n values of column c: int64_t for
  * int types (uint64 as bit pattern, bools 0/1), double for float64, uint32_t dictionary
- * codes for strings. Every granule but the last must hold exactly granule_rows rows. */
+ * codes for strings, a segment_bytes for bytes. Every granule but the last must hold
+ * exactly granule_rows rows. A schema with a bytes column is written as format version
+ * 3 (segment_format.h). */
 int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const *cols,
                                strata_err *err);
 
@@ -194,6 +203,11 @@ int segment_read_floats(const segment *s, int col, uint32_t g, double *out, segm
                         strata_err *err);
 int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, segment_scratch *sc,
                        strata_err *err);
+
+/* Granule g of bytes column col: end[0..n) as in segment_bytes, *data pointing into sc
+ * (valid until sc's next read). */
+int segment_read_bytes(const segment *s, int col, uint32_t g, uint32_t *end, const uint8_t **data,
+                       segment_scratch *sc, strata_err *err);
 
 /* Reads, checks and decodes every block, and checks granule min/max and the bitmap index
  * against the decoded data. 0 when the segment is sound. */

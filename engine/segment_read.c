@@ -243,6 +243,8 @@ static bool encoding_fits(strata_type t, uint8_t enc)
 {
     if (t == STRATA_FLOAT64)
         return enc == ENC_FLOAT_CONST || enc == ENC_FLOAT_DECIMAL || enc == ENC_FLOAT_SHUFFLE;
+    if (t == STRATA_BYTES)
+        return enc == SEGMENT_ENC_BYTES;
     return enc >= ENC_INT_CONST && enc <= ENC_INT_DOD;
 }
 
@@ -289,6 +291,10 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
             return strata_err_set(err, STRATA_ECORRUPT,
                                   "%s: footer: column %d has type %d and a %u-byte name", s->path,
                                   i, (int)col->type, len);
+        if (col->type == STRATA_BYTES && s->version != SEGMENT_VERSION_BYTES)
+            return strata_err_set(err, STRATA_ECORRUPT,
+                                  "%s: footer: column %d is bytes in a version-%u file (only version %u has them)",
+                                  s->path, i, s->version, SEGMENT_VERSION_BYTES);
         memcpy(col->name, name, len);
         col->name[len] = 0;
         if (memchr(col->name, 0, len))
@@ -335,7 +341,8 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
             gr->flags = cursor_u8(&c);
             if (c.bad)
                 goto short_footer;
-            if (!ref_ok(s, &gr->block, max_data_raw) || !encoding_fits(t, gr->block.encoding) ||
+            if (!ref_ok(s, &gr->block, t == STRATA_BYTES ? UINT32_MAX - ENCODE_PAD : max_data_raw) ||
+                !encoding_fits(t, gr->block.encoding) ||
                 gr->flags > SEGMENT_GRANULE_HAS_NAN)
                 return strata_err_set(err, STRATA_ECORRUPT,
                                       "%s: footer: column '%s' granule %u: block reference is "
@@ -393,10 +400,10 @@ int segment_open(const char *path, segment **out, strata_err *err)
         goto fail;
     }
     uint32_t version = load_u32le(head + 8);
-    if (version < SEGMENT_VERSION_MIN || version > SEGMENT_VERSION) {
+    if (version < SEGMENT_VERSION_MIN || version > SEGMENT_VERSION_MAX) {
         rc = strata_err_set(err, STRATA_EVERSION,
                             "%s: header: format version %u, this build reads versions %u to %u",
-                            path, version, SEGMENT_VERSION_MIN, SEGMENT_VERSION);
+                            path, version, SEGMENT_VERSION_MIN, SEGMENT_VERSION_MAX);
         goto fail;
     }
     if (load_u32le(head + 12) != 0) {
@@ -641,13 +648,37 @@ int segment_read_codes(const segment *s, int col, uint32_t g, uint32_t *out, seg
     return 0;
 }
 
+int segment_read_bytes(const segment *s, int col, uint32_t g, uint32_t *end, const uint8_t **data,
+                       segment_scratch *sc, strata_err *err)
+{
+    int rc = check_col(s, col, g, col >= 0 && col < s->schema.ncols && s->schema.cols[col].type == STRATA_BYTES,
+                       "bytes", err);
+    if (rc || (rc = load_granule(s, col, g, sc, err)) != 0)
+        return rc;
+    uint32_t n = segment_granule_nrows(s, g), raw_len = s->cols[col].granules[g].block.raw_len;
+    if (raw_len < 5 || load_u32le(sc->raw + 1) != n || (uint64_t)n * 4 > raw_len - 5)
+        return bad_block(s, col, g, err);
+    uint64_t room = raw_len - 5 - (uint64_t)n * 4;
+    uint32_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        end[i] = load_u32le(sc->raw + 5 + (size_t)i * 4);
+        if (end[i] < prev || end[i] > room)
+            return bad_block(s, col, g, err);
+        prev = end[i];
+    }
+    if (prev != room)
+        return bad_block(s, col, g, err);
+    *data = sc->raw + 5 + (size_t)n * 4;
+    return 0;
+}
+
 int segment_verify(const segment *s, strata_err *err)
 {
     segment_scratch sc = {0};
     size_t cap = s->granule_rows;
     int64_t *iv = malloc(sizeof *iv * cap);
     double *fv = malloc(sizeof *fv * cap);
-    uint32_t *cv = malloc(sizeof *cv * cap);
+    uint32_t *cv = malloc(sizeof *cv * cap); /* codes, or a bytes column's ends */
     int64_t tmin = 0, tmax = -1; /* the time column's range, as decoded */
     int rc = 0;
     if (!iv || !fv || !cv) {
@@ -686,6 +717,19 @@ int segment_verify(const segment *s, strata_err *err)
                                         s->path, col_name(s, c), g, strata_type_name(t));
                     break;
                 }
+            } else if (t == STRATA_BYTES) {
+                const uint8_t *data;
+                if ((rc = segment_read_bytes(s, c, g, cv, &data, &sc, err)) != 0)
+                    break;
+                uint32_t prev = 0, mn = UINT32_MAX, mx = 0;
+                for (uint32_t i = 0; i < n; i++) {
+                    uint32_t len = cv[i] - prev;
+                    mn = len < mn ? len : mn;
+                    mx = len > mx ? len : mx;
+                    prev = cv[i];
+                }
+                lo = mn;
+                hi = mx;
             } else if (t == STRATA_FLOAT64) {
                 if ((rc = segment_read_floats(s, c, g, fv, &sc, err)) != 0)
                     break;

@@ -125,9 +125,13 @@ segment_writer *segment_writer_open(const char *path, const strata_schema *schem
         w->opts.zstd_level = 3;
     if (w->opts.granule_rows == 0)
         w->opts.granule_rows = SEGMENT_GRANULE_ROWS;
+    bool has_bytes = false;
+    for (int c = 0; c < schema->ncols; c++)
+        has_bytes |= schema->cols[c].type == STRATA_BYTES;
     if (w->opts.version == 0)
-        w->opts.version = SEGMENT_VERSION;
-    if (w->opts.version < SEGMENT_VERSION_MIN || w->opts.version > SEGMENT_VERSION) {
+        w->opts.version = has_bytes ? SEGMENT_VERSION_BYTES : SEGMENT_VERSION;
+    if (w->opts.version < SEGMENT_VERSION_MIN || w->opts.version > SEGMENT_VERSION_MAX ||
+        (w->opts.version == SEGMENT_VERSION_BYTES) != has_bytes) {
         strata_err_set(err, STRATA_EINVAL, "%s: cannot write format version %u", path,
                        w->opts.version);
         free(w);
@@ -316,6 +320,24 @@ int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const 
                 if (w->nrows == 0 || (int64_t)hi > w->max_time)
                     w->max_time = (int64_t)hi;
             }
+        } else if (cs->type == STRATA_BYTES) {
+            const segment_bytes *v = cols[c];
+            uint32_t lo = UINT32_MAX, hi = 0, prev = 0;
+            buf_put_u8(&w->enc, SEGMENT_ENC_BYTES);
+            buf_put_u32(&w->enc, n);
+            for (uint32_t i = 0; i < n; i++) {
+                if (v->end[i] < prev)
+                    return strata_err_set(err, STRATA_EINVAL, "%s: '%s': value ends go backwards", w->path,
+                                          sc->cols[c].name);
+                uint32_t len = v->end[i] - prev;
+                lo = len < lo ? len : lo;
+                hi = len > hi ? len : hi;
+                prev = v->end[i];
+                buf_put_u32(&w->enc, v->end[i]);
+            }
+            buf_put(&w->enc, v->data, prev);
+            g->min = lo;
+            g->max = hi;
         } else if (cs->type == STRATA_FLOAT64) {
             const double *v = cols[c];
             double lo = INFINITY, hi = -INFINITY;

@@ -5,6 +5,9 @@
  */
 #include "engine/sketch.h"
 
+#include "engine/buf.h"
+#include "engine/error.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #elif defined(__SSE2__)
@@ -546,4 +549,124 @@ void hll_shrink(hll *h)
         h->sp = sp;
         h->capsp = h->nsp;
     }
+}
+
+/* ---- Stored forms (sketch.h) ----------------------------------------------------------- */
+
+static inline uint32_t ld_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static inline uint64_t ld_u64(const uint8_t *p) { return (uint64_t)ld_u32(p) | (uint64_t)ld_u32(p + 4) << 32; }
+
+bool hll_store(const hll *h, bytebuf *out)
+{
+    if (h->oom)
+        return false;
+    if (h->reg) {
+        buf_put_u8(out, 1);
+        buf_put(out, h->reg, HLL_REGISTERS);
+    } else {
+        buf_put_u8(out, 0);
+        buf_put_u32(out, h->nsp);
+        for (uint32_t i = 0; i < h->nsp; i++)
+            buf_put_u32(out, h->sp[i]);
+    }
+    return true;
+}
+
+int hll_load(const uint8_t *p, size_t n, hll **out)
+{
+    *out = NULL;
+    if (n < 1 || p[0] > 1)
+        return STRATA_ECORRUPT;
+    hll *h = hll_create();
+    if (!h)
+        return STRATA_ENOMEM;
+    if (p[0] == 1) {
+        if (n != 1 + HLL_REGISTERS)
+            goto corrupt;
+        for (uint32_t i = 0; i < HLL_REGISTERS; i++)
+            if (p[1 + i] > 64)
+                goto corrupt;
+        if (!(h->reg = malloc(HLL_REGISTERS)))
+            goto oom;
+        memcpy(h->reg, p + 1, HLL_REGISTERS);
+    } else {
+        if (n < 5)
+            goto corrupt;
+        uint32_t k = ld_u32(p + 1);
+        if (k > HLL_SPARSE_MAX || n != 5 + (size_t)k * 4)
+            goto corrupt;
+        if (k && !(h->sp = malloc(sizeof *h->sp * k)))
+            goto oom;
+        for (uint32_t i = 0; i < k; i++) {
+            uint32_t e = ld_u32(p + 5 + (size_t)i * 4), rank = e & 0xff;
+            if (rank < 1 || rank > 64 || (e >> 8) >= HLL_REGISTERS || (i && (e >> 8) <= (h->sp[i - 1] >> 8)))
+                goto corrupt;
+            h->sp[i] = e;
+        }
+        h->nsp = h->capsp = k;
+    }
+    *out = h;
+    return 0;
+corrupt:
+    hll_free(h);
+    return STRATA_ECORRUPT;
+oom:
+    hll_free(h);
+    return STRATA_ENOMEM;
+}
+
+void dds_packed_store(const dds_packed *p, bytebuf *out)
+{
+    uint64_t bits;
+    buf_put_u64(out, p->zero);
+    buf_put_u64(out, p->count);
+    memcpy(&bits, &p->min, 8);
+    buf_put_u64(out, bits);
+    memcpy(&bits, &p->max, 8);
+    buf_put_u64(out, bits);
+    buf_put_u32(out, p->npos);
+    buf_put_u32(out, p->nneg);
+    uint32_t k = p->npos + p->nneg;
+    const int32_t *idx = packed_idx(p);
+    const uint64_t *cnt = packed_cnt(p);
+    for (uint32_t i = 0; i < k; i++)
+        buf_put_u32(out, (uint32_t)idx[i]);
+    for (uint32_t i = 0; i < k; i++)
+        buf_put_u64(out, cnt[i]);
+}
+
+int dds_packed_load(const uint8_t *b, size_t n, dds_packed **out)
+{
+    *out = NULL;
+    if (n < 40)
+        return STRATA_ECORRUPT;
+    uint64_t zero = ld_u64(b), count = ld_u64(b + 8), mn = ld_u64(b + 16), mx = ld_u64(b + 24);
+    uint32_t np = ld_u32(b + 32), nn = ld_u32(b + 36);
+    uint64_t k = (uint64_t)np + nn;
+    if (k > 2 * (uint64_t)DDS_INDEX_LIMIT + 2 || n != 40 + k * 12)
+        return STRATA_ECORRUPT;
+    size_t bytes = sizeof(dds_packed) + (((size_t)k * 4 + 7) & ~(size_t)7) + (size_t)k * 8;
+    dds_packed *p = malloc(bytes);
+    if (!p)
+        return STRATA_ENOMEM;
+    *p = (dds_packed){zero, count, 0, 0, np, nn, bytes};
+    memcpy(&p->min, &mn, 8);
+    memcpy(&p->max, &mx, 8);
+    int32_t *idx = packed_idx(p);
+    uint64_t *cnt = packed_cnt(p);
+    uint64_t sum = zero;
+    bool bad = false;
+    for (uint32_t i = 0; i < k && !bad; i++) {
+        idx[i] = (int32_t)ld_u32(b + 40 + (size_t)i * 4);
+        cnt[i] = ld_u64(b + 40 + (size_t)k * 4 + (size_t)i * 8);
+        bool first_of_sign = i == 0 || i == np;
+        bad = idx[i] < -DDS_INDEX_LIMIT || idx[i] > DDS_INDEX_LIMIT || cnt[i] == 0 ||
+              (!first_of_sign && idx[i] <= idx[i - 1]) || __builtin_add_overflow(sum, cnt[i], &sum);
+    }
+    if (bad || sum != count || (count > 0 && !(p->min <= p->max))) {
+        free(p);
+        return STRATA_ECORRUPT;
+    }
+    *out = p;
+    return 0;
 }

@@ -90,4 +90,27 @@ dds_packed *dds_pack(const ddsketch *d);
 uint64_t dds_packed_bytes(const dds_packed *p);
 bool dds_merge_packed(ddsketch *dst, const dds_packed *p);
 
+/* ---- stored forms (rollup tier segments, engine/rollup_store.h) --------------------
+ *
+ * All integers little-endian, doubles as their IEEE-754 bits.
+ * HLL: u8 form, then
+ *   form 0 (sparse): u32 n (<= HLL_SPARSE_MAX), n x u32 entries register << 8 | rank,
+ *                    registers strictly ascending, rank 1..64;
+ *   form 1 (dense):  HLL_REGISTERS bytes, register i's rank (0..64).
+ * Packed DDSketch: u64 zero, u64 count, f64 min, f64 max, u32 npos, u32 nneg, then
+ *   npos + nneg x i32 bucket index (positive buckets first; ascending within each sign;
+ *   |index| <= DDS_INDEX_LIMIT), then npos + nneg x u64 bucket count (each > 0).
+ *   zero + the counts = count.
+ * A stored form loads back to a sketch that estimates, merges and stores exactly as the
+ * one stored. hll_store / dds_packed_store append to out (out->oom on failure); the
+ * loaders return 0 with a new object the caller frees (hll_free; free for the packed
+ * sketch), STRATA_ECORRUPT when the bytes break a rule above, or STRATA_ENOMEM. A sketch
+ * whose allocation once failed (hll.oom) cannot be stored: hll_store refuses it (false). */
+#define DDS_INDEX_LIMIT 72000 /* |log(DBL_MAX)| and |log(1e-300)| times DDS_INV_LOG_GAMMA, rounded up */
+struct bytebuf;
+bool hll_store(const hll *h, struct bytebuf *out);
+int hll_load(const uint8_t *p, size_t n, hll **out /* OUT */);
+void dds_packed_store(const dds_packed *p, struct bytebuf *out);
+int dds_packed_load(const uint8_t *p, size_t n, dds_packed **out /* OUT */);
+
 #endif

@@ -12,6 +12,7 @@
 #include "engine/table_internal.h"
 
 #include "engine/rollup.h"
+#include "engine/rollup_store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -438,6 +439,7 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     pthread_mutex_init(&t->flush_lock, NULL);
     pthread_mutex_init(&t->dedup_lock, NULL);
     pthread_mutex_init(&t->merge_lock, NULL); /* merge.c, retention.c */
+    pthread_mutex_init(&t->rollup_save_lock, NULL);
     atomic_init(&t->next_seg_id, 1);
     if ((rc = fs_path(t->dir, sizeof t->dir, err, "%s/%s", data_dir, schema->name)) != 0 ||
         (rc = fs_path(t->raw_dir, sizeof t->raw_dir, err, "%s/raw", t->dir)) != 0)
@@ -477,6 +479,8 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
         goto fail;
     if ((rc = dd_indexes_load(t, err)) != 0)
         goto fail;
+    if ((rc = table__rollups_open(t, err)) != 0) /* before the log replay marks its rows */
+        goto fail;
     if ((rc = fs_path(t->log_dir, sizeof t->log_dir, err, "%s/" WAL_DIR_NAME, t->dir)) != 0 ||
         (rc = log_recover(t, err)) != 0)
         goto fail;
@@ -498,7 +502,9 @@ void table_close(strata_table *t)
     offset_map_free(&t->pending_cps);
     offset_map_free(&t->positions);
     memtable_flush_scratch_free(&t->flush_scratch);
+    rollup_store_close(t->rstore);
     rollup_set_free(t->rollups);
+    pthread_mutex_destroy(&t->rollup_save_lock);
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
     pthread_mutex_destroy(&t->flush_lock);

@@ -57,6 +57,17 @@ struct rollup_set *table_rollups(strata_table *t);
 /* The latest event time appended or committed; INT64_MIN when none. */
 int64_t table_max_time(strata_table *t);
 
+/* Rollup tiers on disk (engine/rollup_store.h, rollup_persist.c). table_rollups_save
+ * saves what the tiers built since the last save (optimize: and merges each tier
+ * partition's segments into one); table_rollups_save_due does so when something is
+ * unsaved and every_ms passed since the last save. 0 when there is nothing to do too. */
+int table_rollups_save(strata_table *t, bool optimize, strata_err *err);
+int table_rollups_save_due(strata_table *t, int64_t every_ms, strata_err *err);
+struct rollup_store_tier_stats;
+void table_rollup_store_stats(strata_table *t, int tier, struct rollup_store_tier_stats *out /* OUT */);
+/* What restoring the tiers at open did worth a log line; "" when nothing. */
+const char *table_rollup_note(const strata_table *t);
+
 /* How far past the wall clock an event time may push what the table calls its latest
  * time (clock skew between producers and this host). */
 #define TABLE_FUTURE_SKEW_MS INT64_C(300000)

@@ -108,7 +108,19 @@ struct strata_table {
     /* Rollup tiers (rollup.h): NULL without rollups. Rows are noted under lock as they
      * are published; the builder (rollup_build.c) works through rollup.h. */
     struct rollup_set *rollups;
+    /* Their files (rollup_store.h, rollup_persist.c): NULL without rollups. Saves run one
+     * at a time under rollup_save_lock (taken before lock). */
+    struct rollup_store *rstore;
+    pthread_mutex_t rollup_save_lock;
+    _Atomic int64_t rollup_saved_ms; /* monotonic ms of the last save (0: none) */
+    char rollup_note[1024];          /* what restoring the tiers did, for the caller's log */
 };
+
+/* ---- rollup_persist.c ---------------------------------------------------------------- */
+
+/* At open, after the partitions are recovered and before the log is replayed: restores
+ * the saved tiers and marks the buckets of rows flushed since their save. */
+int table__rollups_open(strata_table *t, strata_err *err);
 
 /* ---- table.c ---------------------------------------------------------------------- */
 

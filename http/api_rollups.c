@@ -6,8 +6,9 @@
  * says its interval and dimensions, whether it is built yet (or still catching up with
  * the watermark), the range it knows
  * (built_from to sealed_through: the buckets a query may take from it, dirty ones
- * excepted), its buckets with rows, their rows and memory, its dirty buckets, and its
- * builds since start.
+ * excepted), its buckets with rows, their rows and memory, its dirty buckets, its
+ * builds since start, and its files (engine/rollup_store.h): segments, rows and bytes on
+ * disk, saves and merges since start, and when it was last saved.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "engine/clock.h"
 #include "engine/rollup.h"
+#include "engine/rollup_store.h"
 #include "engine/table.h"
 #include "engine/units.h"
 #include "http/api.h"
@@ -67,6 +69,15 @@ json_t *api_rollups_json(strata_table *t)
         if (o && rs) {
             json_object_set_new(o, "memory_limit", json_integer((json_int_t)st.memory_limit));
             json_object_set_new(o, "forgotten_for_memory", json_integer((json_int_t)st.forgotten_for_memory));
+            rollup_store_tier_stats fs;
+            table_rollup_store_stats(t, i, &fs);
+            char dir[64];
+            rollup_store_dir_name(sc, i, dir, sizeof dir);
+            json_object_set_new(o, "files", json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "directory", dir,
+                                                      "segments", (json_int_t)fs.segments, "rows", (json_int_t)fs.rows,
+                                                      "bytes", (json_int_t)fs.bytes, "saves", (json_int_t)fs.saves,
+                                                      "merges", (json_int_t)fs.merges, "last_save",
+                                                      fs.last_save_ms ? time_or_null(fs.last_save_ms) : json_null()));
         }
         if (!o || json_array_append_new(arr, o) != 0) {
             json_decref(arr);
@@ -81,17 +92,19 @@ void api_rollups_metrics(struct strata_server *s, bytebuf *b)
     static const char *const names[] = {"strata_rollup_buckets", "strata_rollup_rows", "strata_rollup_bytes",
                                         "strata_rollup_dirty_buckets", "strata_rollup_sealed_through_seconds",
                                         "strata_rollup_builds_total", "strata_rollup_rebuilt_buckets_total",
-                                        "strata_rollup_build_seconds_total"};
+                                        "strata_rollup_build_seconds_total", "strata_rollup_disk_bytes",
+                                        "strata_rollup_disk_segments", "strata_rollup_saves_total"};
     static const char *const help[] = {
         "Materialized buckets (with rows) of a rollup tier.", "Rows (bucket, dimensions) of those buckets.",
         "Memory a tier holds (buckets, sketches, dictionaries).",
         "Buckets changed after sealing, answered from raw rows until rebuilt.",
         "The end of the time a tier has sealed (epoch seconds; 0: not built yet).",
-        "Seals and rebuilds since start.", "Dirty buckets rebuilt since start.", "Time spent building since start."};
+        "Seals and rebuilds since start.", "Dirty buckets rebuilt since start.", "Time spent building since start.",
+        "Bytes of a tier's segment files.", "Segment files of a tier.", "Saves of a tier's new buckets since start."};
     char line[1536];
-    for (int m = 0; m < 8; m++) {
+    for (int m = 0; m < 11; m++) {
         int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", names[m], help[m], names[m],
-                         m >= 5 ? "counter" : "gauge");
+                         (m >= 5 && m <= 7) || m == 10 ? "counter" : "gauge");
         buf_put(b, line, (size_t)n);
         strata_table *t;
         for (size_t i = 0; (t = catalog_at(s->cat, i)) != NULL; i++) {
@@ -102,9 +115,12 @@ void api_rollups_metrics(struct strata_server *s, bytebuf *b)
                 char iv[32], dims[1024];
                 units_format_duration_ms(st.interval_ms, iv, sizeof iv);
                 rollup_dims_text(table_schema(t), ti, dims, sizeof dims);
-                double v[8] = {(double)st.buckets, (double)st.rows, (double)st.bytes, (double)st.dirty,
-                               st.sealed_through == INT64_MIN ? 0 : (double)st.sealed_through / 1000.0,
-                               (double)st.builds, (double)st.rebuilt_buckets, (double)st.build_ns / 1e9};
+                rollup_store_tier_stats fs;
+                table_rollup_store_stats(t, ti, &fs);
+                double v[11] = {(double)st.buckets, (double)st.rows, (double)st.bytes, (double)st.dirty,
+                                st.sealed_through == INT64_MIN ? 0 : (double)st.sealed_through / 1000.0,
+                                (double)st.builds, (double)st.rebuilt_buckets, (double)st.build_ns / 1e9,
+                                (double)fs.bytes, (double)fs.segments, (double)fs.saves};
                 n = snprintf(line, sizeof line, "%s{table=\"%s\",tier=\"%s\",dimensions=\"%s\"} %.17g\n", names[m],
                              table_schema(t)->name, iv, dims, v[m]);
                 buf_put(b, line, (size_t)n);

@@ -23,8 +23,11 @@
 #include "engine/json_util.h"
 #include "engine/merge.h"
 #include "engine/query.h"
+#include "engine/rollup.h"
+#include "engine/rollup_store.h"
 #include "engine/schema_json.h"
 #include "engine/table.h"
+#include "engine/units.h"
 #include "ingest/kafka_ingest.h"
 
 int api_table_logical_rows(strata_table *t, uint64_t *out)
@@ -364,8 +367,28 @@ enum MHD_Result api_tables_optimize(strata_server *s, struct MHD_Connection *c, 
     merge_policy_default(&pol);
     optimize_report rep;
     int rc = merge_table_optimize(t, one ? &key : NULL, &pol, &rep, &err);
+    /* The rollup tiers too (a whole-table optimize): saved, each tier partition's
+     * segments merged into one (engine/rollup_store.h). */
+    json_t *tiers = json_array();
+    int nt = rollup_set_ntiers(table_rollups(t));
+    rollup_store_tier_stats before[STRATA_MAX_ROLLUPS];
+    for (int i = 0; i < nt && !one && !rc; i++)
+        table_rollup_store_stats(t, i, &before[i]);
+    if (!one && !rc && nt > 0 && (rc = table_rollups_save(t, true, &err)) != 0)
+        strata_err_prefix(&err, "rollup tiers");
+    for (int i = 0; i < nt && !one && !rc; i++) {
+        rollup_store_tier_stats after;
+        table_rollup_store_stats(t, i, &after);
+        char iv[24], dims[STRATA_MAX_ROLLUP_DIMS * STRATA_NAME_MAX];
+        units_format_duration_ms(table_schema(t)->rollups[i].interval_ms, iv, sizeof iv);
+        rollup_dims_text(table_schema(t), i, dims, sizeof dims);
+        json_array_append_new(tiers, json_pack("{s:s, s:s, s:I, s:I, s:I}", "interval", iv, "dimensions", dims,
+                                               "segments_before", (json_int_t)before[i].segments, "segments_after",
+                                               (json_int_t)after.segments, "bytes", (json_int_t)after.bytes));
+    }
     catalog_put(s->cat, t);
     if (rc) {
+        json_decref(tiers);
         merge_optimize_report_free(&rep);
         return reply_error(s, c, reply_status_of(rc), "optimize failed: %s", err.msg);
     }
@@ -379,7 +402,8 @@ enum MHD_Result api_tables_optimize(strata_server *s, struct MHD_Connection *c, 
                                                "rows_dropped", (json_int_t)op->rows_dropped,
                                                "bytes_written", (json_int_t)op->bytes_written));
     }
-    json_t *j = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "table", rq->table, "partitions", parts,
+    json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "table", rq->table, "partitions", parts,
+                          "rollups", tiers,
                           "segments_before", (json_int_t)rep.segments_before, "segments_after",
                           (json_int_t)rep.segments_after, "merges", (json_int_t)rep.merges, "rows",
                           (json_int_t)rep.rows, "rows_dropped", (json_int_t)rep.rows_dropped, "bytes_written",

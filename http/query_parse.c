@@ -305,6 +305,7 @@ static int parse_value(qparse *p, json_t *v, const char *path, int col, segment_
             return 0;
         }
         break;
+    case STRATA_BYTES: break; /* never a table column */
     }
     return strata_err_set(p->err, STRATA_EINVAL, "%s: column '%s' is %s, got %s", path, c->name,
                           tn ? tn : "of an unknown type", jutil_kind(v));

@@ -670,6 +670,7 @@ static int store_value(row_batch *b, uint32_t r, const field_value *v, char *sta
         if (v->kind != V_STRING || !(s = string_bytes(v, stack, heap, &len)))
             return -1;
         return row_batch_set_str(b, c, r, s, len) == 0 ? 0 : -1;
+    case STRATA_BYTES: break; /* never a table column */
     }
     return -1;
 }

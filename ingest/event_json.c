@@ -289,6 +289,7 @@ static int set_field(row_batch *b, uint32_t r, int c, const json_t *v, member_wa
         if (row_batch_set_str(b, c, r, json_string_value(v), (uint32_t)json_string_length(v)) != 0)
             return strata_err_set(err, STRATA_ENOMEM, "out of memory");
         return 0;
+    case STRATA_BYTES: break; /* never a table column */
     }
     return strata_err_set(err, STRATA_EINVAL, "%s: unknown column type", f);
 }

@@ -95,6 +95,11 @@ static int final_flush(strata_catalog *cat, const sigset_t *sigs)
         for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
             const char *name = table_schema(t)->name;
             if (table_flush(t, true, &err) == 0) {
+                /* What the rollup tiers built since their last save: the next start
+                 * restores them rather than building them again. Not fatal: they can be. */
+                if (attempt == 1 && table_rollups_save(t, false, &err) != 0)
+                    log_line("table %s: saving rollup tiers failed (the next start builds what is missing "
+                             "from raw rows): %s", name, err.msg);
                 catalog_put(cat, t);
                 continue;
             }
@@ -301,6 +306,8 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         for (size_t i = 0; (t = catalog_at(cat, i)) != NULL; i++) {
             if (table_recovery_note(t)[0])
                 log_line("table %s: %s", table_schema(t)->name, table_recovery_note(t));
+            if (table_rollup_note(t)[0])
+                log_line("table %s: %s", table_schema(t)->name, table_rollup_note(t));
             catalog_put(cat, t);
         }
     }

@@ -8,7 +8,11 @@
  *     tiers advanced between batches, and random queries with source auto equal to the
  *     same query with source raw (count, min, max, integer sums exactly, float sums
  *     within 1e-9 relative, uniq and quantile identical), a fair share served by a tier;
- *   - appends, tier builds and queries on three threads at once (label concurrent).
+ *   - appends, tier builds and queries on three threads at once (label concurrent);
+ *   - tiers on disk (engine/rollup_store.h): saved after each build, merged as deltas pile
+ *     up, restored at open exactly (same buckets, nothing built again, answers equal),
+ *     rows flushed after the last save marking their buckets dirty at open, files a save
+ *     cut short left behind removed, optimize leaving one segment per tier partition.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -16,10 +20,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/query.h"
 #include "engine/rollup.h"
 #include "engine/rollup_build.h"
+#include "engine/rollup_store.h"
 #include "engine/schema_json.h"
 #include "engine/sketch.h"
 #include "engine/table.h"
@@ -515,7 +522,108 @@ TEST(appends_builds_and_queries_beside_each_other)
     free(c.log);
 }
 
-TEST_LIST(T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
+static void tier_counts(strata_table *t, rollup_tier_stats *st, rollup_store_tier_stats *fs)
+{
+    for (int i = 0; i < 2; i++) {
+        rollup_get_stats(table_rollups(t), i, &st[i]);
+        table_rollup_store_stats(t, i, &fs[i]);
+    }
+}
+
+TEST(tiers_saved_merged_and_restored)
+{
+    strata_schema s;
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, "rollup_store");
+    load_schema(&s);
+    strata_table *t = NULL;
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    uint64_t seed = 7;
+    uint32_t nlog = 0;
+    sent *log = calloc(40000, sizeof *log);
+    rollup_advance_report rep;
+    rollup_store_tier_stats fs[2];
+    rollup_tier_stats st[2];
+    for (int round = 0; round < 14; round++) {
+        int64_t lo = D0 + round * 30 * MIN;
+        append_rows(t, &s, &seed, log, &nlog, lo, lo + 30 * MIN, 1200, false);
+        if (round >= 2) {
+            append_rows(t, &s, &seed, log, &nlog, D0, lo, 40, false);
+            append_rows(t, &s, &seed, log, &nlog, 0, 0, 40, true);
+        }
+        ASSERT_EQ(table_flush(t, true, &err), 0);
+        ASSERT_EQ(rollup_advance(t, NULL, 100, &rep, &err), 0);
+        ASSERT_EQ(table_rollups_save(t, false, &err), 0);
+        tier_counts(t, st, fs);
+        /* deltas merge FAN_IN at a time: a partition never piles up more than a few per level */
+        ASSERT(fs[0].segments <= 3 * ROLLUP_STORE_MAX_LEVEL && fs[0].saves == (uint64_t)round + 1);
+    }
+    ASSERT_GT(fs[0].merges, 1);
+    rollup_tier_stats before[2];
+    tier_counts(t, before, fs);
+    ASSERT(before[0].valid && before[0].buckets > 0 && before[0].dirty == 0);
+    table_close(t);
+
+    /* Restored exactly: the same buckets, nothing built again, answers equal raw. */
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    tier_counts(t, st, fs);
+    for (int i = 0; i < 2; i++) {
+        ASSERT(st[i].valid && st[i].sealed_through == before[i].sealed_through &&
+               st[i].built_from == before[i].built_from);
+        ASSERT_U64_EQ(st[i].buckets, before[i].buckets);
+        ASSERT_U64_EQ(st[i].rows, before[i].rows);
+        ASSERT_U64_EQ(st[i].dirty, 0);
+        ASSERT_U64_EQ(st[i].builds, 0);
+    }
+    ASSERT_GT(compare_queries(t, &s, &seed, 40), 15);
+
+    /* Rows flushed after the last save: their buckets are dirty at the next open. */
+    append_rows(t, &s, &seed, log, &nlog, D0, D0 + 5 * HOUR, 30, false);
+    append_rows(t, &s, &seed, log, &nlog, 0, 0, 30, true);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    table_close(t);
+    /* and what a save cut short leaves: a segment the manifest does not list, a TIER.tmp */
+    char stray[1200], tmp[1200];
+    snprintf(stray, sizeof stray, "%s/r/rollup_1m/2024-01/00000000000fffff.seg", dir);
+    snprintf(tmp, sizeof tmp, "%s/r/rollup_1m/TIER.tmp", dir);
+    FILE *f = fopen(stray, "w");
+    ASSERT(f != NULL);
+    fputs("half a segment", f);
+    fclose(f);
+    ASSERT((f = fopen(tmp, "w")) != NULL);
+    fclose(f);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    struct stat sb;
+    ASSERT(stat(stray, &sb) != 0 && stat(tmp, &sb) != 0);
+    tier_counts(t, st, fs);
+    ASSERT_GT(st[0].dirty, 0);
+    ASSERT_GT(st[1].dirty, 0);
+    ASSERT_CONTAINS(table_rollup_note(t), "flushed after the last save");
+    compare_queries(t, &s, &seed, 30);
+    ASSERT_EQ(rollup_advance(t, NULL, 100, &rep, &err), 0);
+    tier_counts(t, st, fs);
+    ASSERT_U64_EQ(st[0].dirty, 0);
+    ASSERT_GT(compare_queries(t, &s, &seed, 30), 10);
+
+    /* optimize: one segment per tier partition (one month, one year here) */
+    ASSERT_EQ(table_rollups_save(t, true, &err), 0);
+    tier_counts(t, st, fs);
+    ASSERT_U64_EQ(fs[0].segments, 1);
+    ASSERT_U64_EQ(fs[1].segments, 1);
+    rollup_tier_stats opt[2];
+    memcpy(opt, st, sizeof opt);
+    table_close(t);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    tier_counts(t, st, fs);
+    ASSERT_U64_EQ(st[0].buckets, opt[0].buckets);
+    ASSERT_U64_EQ(st[0].rows, opt[0].rows);
+    ASSERT_GT(compare_queries(t, &s, &seed, 30), 10);
+    table_close(t);
+    free(log);
+}
+
+TEST_LIST(T(tiers_saved_merged_and_restored), T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
           T(packed_quantile_sketch_merges_exactly),
           T(auto_equals_raw_over_a_changing_table), T(memory_limit_forgets_oldest_buckets),
           T(appends_builds_and_queries_beside_each_other))

@@ -814,6 +814,7 @@ static void rand_schema(uint64_t *seed, strata_schema *s)
         case STRATA_FLOAT64: c->def_f = rand_double(seed); break;
         case STRATA_BOOL: c->def_i = (int64_t)rnd(seed, 2); break;
         case STRATA_STRING: rand_text(seed, c->def_s, sizeof c->def_s - 1, false); break;
+        case STRATA_BYTES: break; /* (not drawn: never a table column) */
         }
     }
     s->time_col = (int)rnd(seed, (uint64_t)s->ncols);

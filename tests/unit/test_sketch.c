@@ -4,12 +4,16 @@
  * at every cardinality from 1 to 10M (many seeds per cardinality; the old estimator's
  * switch from linear counting to the raw estimate was 3% high around 160k), sparse and
  * dense forms of one HLL state estimate alike, merge equals the sketch of the union; DDSketch quantiles
- * within 0.5% of the exact rank value on skewed, negative and mixed data.
+ * within 0.5% of the exact rank value on skewed, negative and mixed data; the stored forms
+ * (rollup tier segments) load back to sketches that estimate, merge and store the same,
+ * and bytes that break the format's rules are refused.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/buf.h"
+#include "engine/error.h"
 #include "engine/sketch.h"
 #include "test.h"
 
@@ -290,7 +294,73 @@ TEST(uniq_unbiased_from_1_to_10M)
         TEST_FAIL_("%d of %d cardinalities outside the stated error", bad, npts);
 }
 
-TEST_LIST(T(ddsketch_add_n_same_as_add), T(hll_one_million_distinct_within_two_percent), T(hll_small_counts_sparse_dense_and_merge),
+TEST(stored_forms_round_trip_and_refuse_bad_bytes)
+{
+    for (uint64_t n = 0; n <= 5000; n = n ? n * 5 : 1) { /* sparse, then dense */
+        hll *h = hll_create();
+        for (uint64_t i = 0; i < n; i++)
+            hll_add_hash(h, sketch_hash_u64(i * 31 + 7));
+        bytebuf a = {0}, b = {0};
+        ASSERT(hll_store(h, &a));
+        hll *back = NULL;
+        ASSERT_EQ(hll_load(a.data, a.len, &back), 0);
+        ASSERT_U64_EQ(hll_estimate(back), hll_estimate(h));
+        ASSERT(hll_store(back, &b));
+        ASSERT(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+        hll *m1 = hll_create(), *m2 = hll_create(); /* merging the loaded one = merging the original */
+        hll_add_hash(m1, 1), hll_add_hash(m2, 1);
+        hll_merge(m1, h), hll_merge(m2, back);
+        ASSERT_U64_EQ(hll_estimate(m1), hll_estimate(m2));
+        hll *bad = NULL;
+        ASSERT_EQ(hll_load(a.data, a.len - 1, &bad), STRATA_ECORRUPT); /* cut short */
+        if (a.data[0] == 0 && n >= 2) {
+            uint8_t save = a.data[5];
+            a.data[5] = 0; /* rank 0 */
+            ASSERT_EQ(hll_load(a.data, a.len, &bad), STRATA_ECORRUPT);
+            a.data[5] = save;
+            memcpy(a.data + 9, a.data + 5, 4); /* two entries of one register */
+            ASSERT_EQ(hll_load(a.data, a.len, &bad), STRATA_ECORRUPT);
+        } else if (a.data[0] == 1) {
+            a.data[100] = 65; /* a rank no 64-bit hash makes */
+            ASSERT_EQ(hll_load(a.data, a.len, &bad), STRATA_ECORRUPT);
+        }
+        a.data[0] = 2; /* unknown form */
+        ASSERT_EQ(hll_load(a.data, a.len, &bad), STRATA_ECORRUPT);
+        ASSERT(bad == NULL);
+        hll_free(h), hll_free(back), hll_free(m1), hll_free(m2);
+        buf_free(&a), buf_free(&b);
+    }
+    ddsketch *d = dds_create();
+    uint64_t seed = 5;
+    for (int i = 0; i < 20000; i++)
+        dds_add(d, (double)(test_rand_next(&seed) % 200000) / 7.0 - 9000.0);
+    dds_add(d, 0.0);
+    dds_packed *pk = dds_pack(d);
+    bytebuf a = {0}, b = {0};
+    dds_packed_store(pk, &a);
+    dds_packed *back = NULL;
+    ASSERT_EQ(dds_packed_load(a.data, a.len, &back), 0);
+    dds_packed_store(back, &b);
+    ASSERT(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+    ddsketch *x = dds_create(), *y = dds_create();
+    ASSERT(dds_merge_packed(x, pk) && dds_merge_packed(y, back));
+    for (double q = 0; q <= 1.0; q += 0.01)
+        ASSERT(dds_quantile(x, q) == dds_quantile(y, q));
+    dds_packed *bad = NULL;
+    ASSERT_EQ(dds_packed_load(a.data, a.len - 8, &bad), STRATA_ECORRUPT); /* cut short */
+    a.data[8] ^= 1; /* count no longer the sum of the buckets */
+    ASSERT_EQ(dds_packed_load(a.data, a.len, &bad), STRATA_ECORRUPT);
+    a.data[8] ^= 1;
+    uint32_t huge = 0x7fffffff; /* an index no double makes */
+    memcpy(a.data + 40, &huge, 4);
+    ASSERT_EQ(dds_packed_load(a.data, a.len, &bad), STRATA_ECORRUPT);
+    ASSERT(bad == NULL);
+    free(pk), free(back);
+    dds_free(d), dds_free(x), dds_free(y);
+    buf_free(&a), buf_free(&b);
+}
+
+TEST_LIST(T(stored_forms_round_trip_and_refuse_bad_bytes), T(ddsketch_add_n_same_as_add), T(hll_one_million_distinct_within_two_percent), T(hll_small_counts_sparse_dense_and_merge),
           T(hll_sparse_and_dense_forms_estimate_alike),
           T(uniq_unbiased_from_1_to_10M),
           T(ddsketch_quantiles_within_half_percent))
