@@ -156,6 +156,10 @@ typedef struct query_result {
     uint32_t raw_ranges;
     const char *rollup_skipped; /* a tier covers the query but raw rows alone answered it:
                                  * why (a static string); NULL otherwise */
+    /* The query's range starts before the raw rows retention kept: they end here (raw
+     * rows before it are gone; a tier that outlives them answered that range, when one
+     * covers the query). INT64_MIN otherwise. */
+    int64_t raw_expired_before;
 } query_result;
 
 /* Runs q over t. Returns 0 and *out, or an error: STRATA_EINVAL for a query that does not

@@ -159,6 +159,7 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
     exec x;
     qexec_served used;
     rc = qexec_run_states(q, sc, snap, covering, q->source == QUERY_SOURCE_ROLLUP, t0, qs, &x, &used, err);
+    int64_t raw_floor = snap->raw_floor;
     table_snapshot_release(snap);
     if (rc == STRATA_ECORRUPT)
         table_report_damage(t, err->msg); /* a committed segment is damaged: say so beyond this answer */
@@ -169,6 +170,7 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
             r->rows_read = x.rows_read;
             r->segments_read = x.segments_read;
             note_served(r, sc, &used);
+            r->raw_expired_before = raw_floor != INT64_MIN && q->from_ms < raw_floor ? raw_floor : INT64_MIN;
             r->elapsed_ms = clock_mono_ms_frac() - t0;
         }
         qctx_free(&x);

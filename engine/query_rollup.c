@@ -198,6 +198,10 @@ int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_sna
     int best = -1;
     uint64_t best_rows = UINT64_MAX;
     qrollup_split cur;
+    /* Raw rows before raw_floor expired: a tier that still holds that range must answer
+     * it, whatever it costs, and the one reaching back furthest does. */
+    bool expired = snap->raw_floor != INT64_MIN && q->from_ms < snap->raw_floor;
+    force |= expired;
     for (int i = 0; v && i < v->ntiers; i++) {
         if (!(covering & (1u << i)))
             continue;
@@ -205,7 +209,7 @@ int qrollup_pick(const strata_query *q, const strata_schema *sc, const table_sna
         if (cur.from >= cur.to)
             continue;
         uint64_t rows = tier_rows(&v->tiers[i], &cur);
-        if (rows < best_rows) {
+        if (expired && best >= 0 && cur.from != sp->from ? cur.from < sp->from : rows < best_rows) {
             best = i;
             best_rows = rows;
             *sp = cur;

@@ -129,6 +129,7 @@ static int carry_checkpoints(strata_table *t, partition **exp, uint32_t nexp, pa
 int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, strata_err *err)
 {
     memset(rep, 0, sizeof *rep);
+    rep->tiers_expired = rollup_expire(t->rollups, now_ms); /* tiers with retention of their own */
     int64_t keep_ms = t->schema.retention_raw_ms;
     if (keep_ms <= 0)
         return 0;
@@ -151,8 +152,15 @@ int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, stra
     partition *keep = NULL;
     if (rc == 0) {
         pthread_mutex_lock(&t->lock);
-        while (nexp < t->nparts && schema_partition_next(by, t->parts[nexp]->key) <= cutoff)
+        /* Tiers that outlive raw rows must hold them first (built, clean and saved): the
+         * prefix of partitions they do is dropped now, the rest at a later sweep. No
+         * append runs meanwhile (write_lock), so no mark can come in between. */
+        int wt = -1;
+        while (nexp < t->nparts && schema_partition_next(by, t->parts[nexp]->key) <= cutoff &&
+               rollup_raw_expiry_ready(t->rollups, schema_partition_next(by, t->parts[nexp]->key), &wt))
             nexp++;
+        if (wt >= 0 && nexp < t->nparts)
+            schema_partition_name(by, t->parts[nexp]->key, rep->waiting, sizeof rep->waiting);
         exp = malloc(sizeof *exp * (nexp + 1));
         if (exp)
             memcpy(exp, t->parts, sizeof *exp * nexp);
@@ -163,6 +171,16 @@ int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, stra
     }
     if (rc == 0 && keep && nexp)
         rc = carry_checkpoints(t, exp, nexp, keep, err);
+    if (rc == 0 && nexp && t->rollups) {
+        /* The tiers learn first, durably, that raw rows end where the drop ends: a tier
+         * that outlives them answers that range alone from now on (its floor, saved, tells
+         * the next start so too), the others forget it. A crash after this and before the
+         * drop leaves rows the tiers already answer for, dropped by the next sweep. */
+        pthread_mutex_lock(&t->lock);
+        rollup_forget_before(t->rollups, schema_partition_next(by, exp[nexp - 1]->key));
+        pthread_mutex_unlock(&t->lock);
+        rc = table_rollups_save(t, false, err);
+    }
     uint32_t renamed = 0;
     for (uint32_t i = 0; i < nexp && rc == 0; i++) {
         partition *p = exp[i];
@@ -183,6 +201,8 @@ int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, stra
         t->nparts--;
         /* in the same hold: no snapshot sees the tiers know rows the table lost */
         rollup_forget_before(t->rollups, schema_partition_next(by, p->key));
+        if (t->raw_floor < schema_partition_next(by, p->key))
+            t->raw_floor = schema_partition_next(by, p->key);
         pthread_mutex_unlock(&t->lock);
         table__partition_free(p);
         rep->partitions++;

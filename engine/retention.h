@@ -27,6 +27,14 @@
  * A sweep that finds a merge of the table running (merge lock taken) does nothing: the
  * next one drops what expired.
  *
+ * Rollup tiers (rollup.h). A tier with retention of its own (retention.1m, retention.1h,
+ * at least retention.raw) outlives the raw rows: an expired partition is dropped only
+ * once every such tier has sealed past its end with no dirty bucket, backfill or unsaved
+ * change before it (rollup_raw_expiry_ready), so the rollup of a bucket is never lost
+ * with the rows it was built from; until then it stays (report.waiting names it). Each
+ * sweep also makes those tiers forget the buckets past their own retention
+ * (rollup_expire). Tiers without one forget their buckets with the raw rows.
+ *
  * Rows that arrive for an already expired partition are accepted like any other (an
  * append never fails for it, and a batch lands all or nothing) and dropped by the next
  * sweep: the serve loop sweeps about once a second, so they are visible to queries for
@@ -49,6 +57,9 @@ typedef struct retention_report {
     uint32_t partitions;   /* dropped by this sweep */
     uint64_t rows;         /* rows they held (segments and memtables) */
     char first[32], last[32]; /* the oldest and newest of them, by name */
+    char waiting[32];         /* an expired partition kept until the rollup tiers that outlive
+                               * raw rows hold it (built, clean, saved); "" when none */
+    uint32_t tiers_expired;   /* tiers that forgot buckets past their own retention */
 } retention_report;
 
 /* Drops t's partitions expired at now_ms (wall clock, epoch ms), as above. Returns 0 with

@@ -56,6 +56,7 @@ typedef struct tier {
     int64_t (*chg)[2];
     uint32_t nchg, chgcap;
     bool chg_all;
+    bool meta_changed; /* built_from or floor moved (retention, memory) since the last save */
     uint64_t bytes, rows;
     uint64_t builds, rebuilt, build_ns;
 } tier;
@@ -368,8 +369,8 @@ void rollup_note_rows(rollup_set *rs, const int64_t *ts, const uint32_t *rows, u
             int64_t v = ts[rows ? rows[k] : k];
             if (v < t->built_from && v >= t->floor && v < t->backfill_min)
                 t->backfill_min = v; /* the tier will reach back to it */
-            if (v >= horizon || v < lo)
-                continue;
+            if (v >= horizon || v < lo || v < t->floor)
+                continue; /* (before floor: raw rows there expired; this one goes at the next sweep) */
             int64_t s = floor_to(v, t->I);
             if (s == last)
                 continue;
@@ -533,6 +534,7 @@ static void tier_forget_before(rollup_set *rs, int ti, int64_t from)
     while (t->ndirty && t->dirty[0] < from)
         dirty_remove_at(t, 0);
     t->built_from = t->backfill_lo = t->floor = from; /* never built back below it */
+    t->meta_changed = true;
     if (t->backfill_min < from)
         t->backfill_min = INT64_MAX;
     if (t->sealed_through < from)
@@ -543,6 +545,11 @@ static void tier_forget_before(rollup_set *rs, int ti, int64_t from)
     changed(rs, ti);
 }
 
+int64_t rollup_tier_retention(const strata_schema *sc, int ti)
+{
+    return sc->rollups[ti].interval_ms < 3600000 ? sc->retention_1m_ms : sc->retention_1h_ms;
+}
+
 void rollup_forget_before(rollup_set *rs, int64_t t_ms)
 {
     if (!rs)
@@ -550,14 +557,79 @@ void rollup_forget_before(rollup_set *rs, int64_t t_ms)
     pthread_mutex_lock(&rs->mu);
     for (int ti = 0; ti < rs->ntiers; ti++) {
         tier *t = &rs->t[ti];
-        if (!t->built || t->built_from >= t_ms)
-            continue;
         int64_t from = floor_to(t_ms, t->I);
         if (from < t_ms)
             from += t->I;
+        if (rollup_tier_retention(rs->sc, ti) > 0) {
+            /* It outlives raw rows: it keeps its buckets, and never builds before them
+             * again (rollup_raw_expiry_ready saw none dirty there). */
+            if (t->floor < from) {
+                t->floor = from;
+                t->meta_changed = true;
+                while (t->ndirty && t->dirty[0] < from)
+                    dirty_remove_at(t, 0);
+                if (t->backfill_min < from)
+                    t->backfill_min = INT64_MAX;
+                changed(rs, ti);
+            }
+            continue;
+        }
+        if (!t->built || t->built_from >= t_ms)
+            continue;
         tier_forget_before(rs, ti, from);
     }
     pthread_mutex_unlock(&rs->mu);
+}
+
+int64_t rollup_outliving_floor(rollup_set *rs)
+{
+    int64_t f = INT64_MIN;
+    pthread_mutex_lock(&rs->mu);
+    for (int ti = 0; ti < rs->ntiers; ti++)
+        if (rollup_tier_retention(rs->sc, ti) > 0 && rs->t[ti].built && rs->t[ti].floor > f)
+            f = rs->t[ti].floor;
+    pthread_mutex_unlock(&rs->mu);
+    return f;
+}
+
+bool rollup_raw_expiry_ready(rollup_set *rs, int64_t end_ms, int *waiting_tier)
+{
+    *waiting_tier = -1;
+    if (!rs)
+        return true;
+    pthread_mutex_lock(&rs->mu);
+    for (int ti = 0; ti < rs->ntiers && *waiting_tier < 0; ti++) {
+        tier *t = &rs->t[ti];
+        if (rollup_tier_retention(rs->sc, ti) <= 0 || (t->built && t->built_from >= end_ms))
+            continue;
+        bool ready = t->built && t->sealed_through >= end_ms && t->backfill_min >= end_ms && !t->chg_all &&
+                     (t->ndirty == 0 || t->dirty[0] >= end_ms) && (t->nchg == 0 || t->chg[0][0] >= end_ms);
+        if (!ready)
+            *waiting_tier = ti;
+    }
+    pthread_mutex_unlock(&rs->mu);
+    return *waiting_tier < 0;
+}
+
+uint32_t rollup_expire(rollup_set *rs, int64_t now_ms)
+{
+    if (!rs)
+        return 0;
+    uint32_t n = 0;
+    pthread_mutex_lock(&rs->mu);
+    for (int ti = 0; ti < rs->ntiers; ti++) {
+        tier *t = &rs->t[ti];
+        int64_t keep = rollup_tier_retention(rs->sc, ti);
+        if (keep <= 0 || !t->built)
+            continue;
+        int64_t from = floor_to(now_ms - keep, t->I); /* buckets ending by now - keep go */
+        if (from <= t->built_from)
+            continue;
+        tier_forget_before(rs, ti, from);
+        n++;
+    }
+    pthread_mutex_unlock(&rs->mu);
+    return n;
 }
 
 void rollup_set_memory_limit(rollup_set *rs, uint64_t bytes)
@@ -826,8 +898,10 @@ int rollup_checkpoint_take(rollup_set *rs, int ti, rollup_checkpoint *ck)
     ck->changed = chg;
     ck->nchanged = t->nchg;
     ck->changed_all = t->chg_all;
+    ck->meta_changed = t->meta_changed;
     t->nchg = 0;
     t->chg_all = false;
+    t->meta_changed = false;
     pthread_mutex_unlock(&rs->mu);
     return 0;
 }
@@ -841,6 +915,8 @@ void rollup_checkpoint_done(rollup_set *rs, rollup_checkpoint *ck, bool saved)
     if (!saved) { /* the next save writes them */
         if (ck->changed_all)
             t->chg_all = true;
+        if (ck->meta_changed)
+            t->meta_changed = true;
         for (uint32_t i = 0; i < ck->nchanged; i++)
             changes_add(t, ck->changed[i][0], ck->changed[i][1]);
     }
@@ -853,7 +929,7 @@ void rollup_checkpoint_done(rollup_set *rs, rollup_checkpoint *ck, bool saved)
 bool rollup_unsaved(rollup_set *rs, int ti)
 {
     pthread_mutex_lock(&rs->mu);
-    bool r = rs->t[ti].nchg > 0 || rs->t[ti].chg_all;
+    bool r = rs->t[ti].nchg > 0 || rs->t[ti].chg_all || rs->t[ti].meta_changed;
     pthread_mutex_unlock(&rs->mu);
     return r;
 }

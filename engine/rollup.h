@@ -155,9 +155,29 @@ strata_str rollup_dict_value(const rollup_set *rs, int tier, int d, uint32_t cod
 /* The memory the set's buckets may hold (0: no limit); applied at the next commit. */
 void rollup_set_memory_limit(rollup_set *rs, uint64_t bytes);
 
-/* Retention dropped every raw row before t_ms: buckets that start before it are
- * forgotten (a bucket straddling it is too, and the tier is known from its end). */
+/* A tier's own retention: retention.1m for tiers finer than an hour, retention.1h for
+ * the others; 0 when unset (the tier then goes with the raw rows). */
+int64_t rollup_tier_retention(const strata_schema *sc, int tier);
+
+/* Retention dropped every raw row before t_ms. A tier without retention of its own
+ * forgets its buckets that start before it (a bucket straddling it too: the tier is
+ * known from its end). A tier with its own retention outlives the raw rows: it keeps
+ * its buckets, serves that range alone from now on, and never builds or marks before
+ * t_ms again (late rows there are dropped by the next retention sweep). */
 void rollup_forget_before(rollup_set *rs, int64_t t_ms);
+
+/* The latest floor of the tiers that outlive raw rows: raw rows before it had expired
+ * when they were saved (INT64_MIN: none). */
+int64_t rollup_outliving_floor(rollup_set *rs);
+
+/* True when raw rows before end_ms may expire: every tier that outlives them has sealed
+ * past end_ms, has no dirty bucket, backfill or unsaved change before it. Else false
+ * with *waiting_tier the first tier not ready (retention waits for it). */
+bool rollup_raw_expiry_ready(rollup_set *rs, int64_t end_ms, int *waiting_tier /* OUT */);
+
+/* Tiers with their own retention forget the buckets that ended by now_ms minus it.
+ * Returns how many tiers forgot something. */
+uint32_t rollup_expire(rollup_set *rs, int64_t now_ms);
 
 /* ---- for the builder (rollup_build.c) ---------------------------------------------- */
 
@@ -216,6 +236,7 @@ typedef struct rollup_checkpoint {
     int64_t (*changed)[2];     /* ranges built or rebuilt since the last save, sorted */
     uint32_t nchanged;
     bool changed_all;          /* the tier was reset: write everything anew */
+    bool meta_changed;         /* built_from or floor moved */
 } rollup_checkpoint;
 
 /* Takes tier ti's checkpoint and starts a new list of changes. Call it with the table's

@@ -215,8 +215,13 @@ int rollup_advance(strata_table *t, const _Atomic bool *stop, uint32_t max_jobs,
     if (!rs)
         return 0;
     const strata_schema *sc = table_schema(t);
-    int64_t mt = table_latest_time(t, clock_wall_ms());
+    int64_t now = clock_wall_ms(), mt = table_latest_time(t, now);
     int64_t watermark = mt == INT64_MIN ? INT64_MIN : mt - sc->lateness_ms;
+    /* Rows older than retention.raw go at the next sweep: nothing can still change there,
+     * so the tiers seal up to it even when no newer event moves the watermark (tiers that
+     * outlive raw rows must hold them before they expire). */
+    if (watermark != INT64_MIN && sc->retention_raw_ms > 0 && now - sc->retention_raw_ms > watermark)
+        watermark = now - sc->retention_raw_ms;
     for (int ti = 0; ti < rollup_set_ntiers(rs); ti++) {
         for (uint32_t j = 0; j < max_jobs && !(stop && atomic_load(stop)); j++) {
             rollup_tier_stats ts;

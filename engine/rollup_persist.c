@@ -55,6 +55,7 @@ int table__rollups_open(strata_table *t, strata_err *err)
                                sizeof t->rollup_note, err);
     if (rc || mark == UINT64_MAX)
         return rc;
+    t->raw_floor = rollup_outliving_floor(t->rollups); /* where the raw rows they outlive ended */
     uint64_t noted = 0;
     for (uint32_t i = 0; i < t->nparts && !rc; i++) {
         partition *p = t->parts[i];

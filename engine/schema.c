@@ -301,6 +301,14 @@ int schema_validate(const strata_schema *s, strata_err *err)
         if (durations[i].v < 0 || durations[i].v > STRATA_DURATION_MAX)
             return strata_err_set(err, STRATA_EINVAL,
                                   "%s: must be between 0 and 1000 years", durations[i].name);
+    for (int k = 0; k < 2 && s->retention_raw_ms > 0; k++) {
+        int64_t v = k ? s->retention_1h_ms : s->retention_1m_ms;
+        if (v > 0 && v < s->retention_raw_ms)
+            return strata_err_set(err, STRATA_EINVAL,
+                                  "retention.%s: shorter than retention.raw; a rollup tier keeps what raw rows "
+                                  "no longer can, so it must keep at least as long (or leave it out: the tiers "
+                                  "then go with the raw rows)", k ? "1h" : "1m");
+    }
     if (s->late_policy != STRATA_LATE_UPDATE && s->late_policy != STRATA_LATE_DEAD_LETTER)
         return strata_err_set(err, STRATA_EINVAL, "late_policy: must be update or dead-letter");
     if (s->late_policy == STRATA_LATE_DEAD_LETTER && s->late_bound_ms <= 0)

@@ -441,6 +441,7 @@ int table_open(const char *data_dir, const strata_schema *schema, strata_table *
     pthread_mutex_init(&t->merge_lock, NULL); /* merge.c, retention.c */
     pthread_mutex_init(&t->rollup_save_lock, NULL);
     atomic_init(&t->next_seg_id, 1);
+    t->raw_floor = INT64_MIN;
     if ((rc = fs_path(t->dir, sizeof t->dir, err, "%s/%s", data_dir, schema->name)) != 0 ||
         (rc = fs_path(t->raw_dir, sizeof t->raw_dir, err, "%s/raw", t->dir)) != 0)
         goto fail;
@@ -743,6 +744,7 @@ table_snapshot *table_snapshot_acquire(strata_table *t, int64_t from_ms, int64_t
     }
     s->priv = pv;
     pthread_mutex_lock(&t->lock);
+    s->raw_floor = t->raw_floor;
     s->parts = calloc(t->nparts + 1, sizeof *s->parts);
     uint32_t total_segs = 0;
     for (uint32_t i = 0; i < t->nparts; i++)

@@ -244,6 +244,9 @@ typedef struct table_snapshot {
     snapshot_part *parts; /* ordered by key */
     /* Tables with rollups: the tiers at the same instant (engine/rollup.h); NULL otherwise. */
     struct rollup_view *rollup;
+    /* Raw rows before it were dropped by retention (INT64_MIN: none yet): tiers that
+     * outlive them answer that range alone. */
+    int64_t raw_floor;
     void *priv;
 } table_snapshot;
 

@@ -105,6 +105,7 @@ struct strata_table {
     pthread_mutex_t merge_lock;
     _Atomic uint64_t merges, merge_ns, merge_rows, merge_rows_dropped, merge_bytes_written;
     _Atomic uint64_t expired_partitions, expired_rows;
+    int64_t raw_floor; /* raw rows before it were dropped by retention (INT64_MIN: none known); lock */
     /* Rollup tiers (rollup.h): NULL without rollups. Rows are noted under lock as they
      * are published; the builder (rollup_build.c) works through rollup.h. */
     struct rollup_set *rollups;

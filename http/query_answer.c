@@ -68,6 +68,13 @@ char *query_answer_json(const query_result *r, const strata_query *q, size_t *le
     text_put_u64(&b, r->segments_read);
     put(&b, ",\"elapsed_ms\":");
     text_put_json_double(&b, round(r->elapsed_ms * 1000) / 1000); /* microseconds are plenty */
+    if (r->raw_expired_before != INT64_MIN) {
+        /* retention dropped the raw rows before it: say so, and whether a tier answered */
+        char te[40];
+        units_format_rfc3339_ms(r->raw_expired_before, te, sizeof te);
+        put(&b, ",\"raw_expired_before\":");
+        text_json_string(&b, te, strlen(te));
+    }
     if (r->rollup_interval_ms <= 0) {
         put(&b, ",\"source\":\"raw\"");
         if (r->rollup_skipped) {

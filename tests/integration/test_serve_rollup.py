@@ -29,6 +29,13 @@
   the log replay), and answers stay equal; a damaged tier segment is moved aside with a
   log line, and the tier is built again from raw rows; optimize leaves one segment per
   tier partition, and the answers do not change.
+- rollups_outlive_raw_rows: with retention raw 30d and tier retention 60d / 1000d, six
+  hours of events from 40 days ago go into r, and the same events into k (no retention).
+  Retention drops r's raw partitions once the tiers hold them; then random queries on r
+  (source auto) equal the same queries on k (source raw), answered by a tier alone with
+  stats.raw_expired_before; source raw on r answers nothing for that range and says so.
+  After SIGKILL and a restart the saved tiers answer the same; a late event into the
+  expired range is dropped with the next sweep and changes no answer.
 - late_policy_dead_letter: with late_policy dead-letter and late_bound 1h, an event more
   than an hour before the newest is a rejected line with the reason; the others land.
 - late_policy_dead_letter_kafka: the same for a Kafka table (the embedded broker): the
@@ -107,13 +114,13 @@ def post(s, evs, what):
     check(st == 200 and r.get("ingested") == len(evs), "%s: ingest %d: %s" % (what, len(evs), st if st == 200 else r))
 
 
-def random_query(rng):
-    q = {"table": "r", "select": [dict(a, **{"as": "a%d" % i}) for i, a in enumerate(rng.sample(AGGS, rng.randrange(1, 5)))]}
+def random_query(rng, t0=T0, table="r"):
+    q = {"table": table, "select": [dict(a, **{"as": "a%d" % i}) for i, a in enumerate(rng.sample(AGGS, rng.randrange(1, 5)))]}
     iv = rng.choice(INTERVALS)
     if iv:
         q["interval"] = iv
     if rng.random() < 0.8:
-        a = T0 + rng.randrange(SPAN)
+        a = t0 + rng.randrange(SPAN)
         b = a + rng.randrange(1, SPAN)
         if rng.random() < 0.5:  # aligned to minutes or hours
             unit = rng.choice([MIN, HOUR])
@@ -490,7 +497,89 @@ def tiers_saved_and_restored():
     s.stop()
 
 
-harness.run_parts([auto_equals_raw_through_changes, tiers_saved_and_restored, source_errors, tiers_show_in_tables_and_metrics,
+def compare_tables(s, rng, t0, what, n=40):
+    """n random queries over [t0, t0 + SPAN): r with source auto equals k with source raw."""
+    served = 0
+    for _ in range(n):
+        # Without raw rows a tier answers whole buckets only: ranges aligned to hours,
+        # intervals that are multiples of a tier's
+        q = random_query(rng, t0)
+        q["interval"] = rng.choice([None, "1m", "2m", "5m", "1h", "3h", "1d"])
+        if not q["interval"]:
+            del q["interval"]
+        a = t0 + rng.randrange(SPAN)
+        q["from"] = a - a % HOUR
+        q["to"] = q["from"] + HOUR * rng.randrange(1, 8)
+        sa, a = s.json("POST", "/query", dict(q, source="auto"))
+        sk, k = s.json("POST", "/query", dict(q, table="k", source="raw"))
+        if sa != 200 or sk != 200:
+            check(False, "%s: %s: %s %s / %s %s" % (what, json.dumps(q), sa, a, sk, k))
+            return
+        if a["rows"] and a["stats"]["source"] != "rollup":
+            check(False, "%s: %s answered by %s" % (what, json.dumps(q), a["stats"]))
+            return
+        served += a["stats"]["source"] == "rollup"
+        names = {"a%d" % i: sel["fn"] for i, sel in enumerate(q["select"])}
+        fns = [names.get(c["name"], "") for c in a["columns"]]
+        ok = len(a["rows"]) == len(k["rows"]) and all(
+            same_cell(f, x, y) for ra, rk in zip(a["rows"], k["rows"]) for f, x, y in zip(fns, ra, rk))
+        if not ok or "raw_expired_before" not in a["stats"]:
+            check(False, "%s: %s: %d rows vs %d; stats %s; first %s vs %s" % (
+                what, json.dumps(q), len(a["rows"]), len(k["rows"]), a["stats"], a["rows"][:2], k["rows"][:2]))
+            return
+    check(served == n, "%s: %d random queries on expired raw rows answered by the tiers alone, equal to a "
+          "table that kept its raw rows (%d by a tier)" % (what, n, served))
+
+
+def rollups_outlive_raw_rows():
+    data = os.path.join(WORK, "data-outlive")
+    s = Server(data, "outlive")
+    now = int(time.time() * 1000)
+    t0 = now - 40 * 86400000
+    t0 -= t0 % 86400000 - HOUR  # 01:00 of the day 40 days ago
+    keep = dict(SCHEMA)
+    keep.pop("dedup_key"), keep.pop("version"), keep.pop("deleted")
+    check(s.json("PUT", "/tables/k", keep)[0] == 201, "create k (keeps its raw rows)")
+    check(s.json("PUT", "/tables/r", dict(keep, retention={"raw": "30d", "1m": "60d", "1h": "1000d"}))[0] == 201,
+          "create r (raw 30d, tiers 60d and 1000d)")
+    bad = s.json("PUT", "/tables/x", dict(keep, retention={"raw": "30d", "1m": "7d"}))
+    check(bad[0] == 400 and "retention.1m: shorter than retention.raw" in bad[1].get("error", ""),
+          "a tier retention shorter than raw is refused: %s" % (bad,))
+    st, rng = Stream(31), random.Random(31)
+    t, total = t0, 0
+    while t < t0 + SPAN:
+        evs = []
+        for _ in range(400):
+            t += rng.randrange(0, 110)
+            evs.append(st.event(t))
+        body = "\n".join(json.dumps(e) for e in evs)
+        for table in ("r", "k"):
+            code, r = s.json("POST", "/ingest/" + table, body)
+            check(code == 200 and r.get("ingested") == len(evs), "ingest %s" % table)
+        total += len(evs)
+    raw_r = lambda: s.json("POST", "/query", {"table": "r", "from": 0, "source": "raw", "select": [{"fn": "count"}]})[1]
+    check(wait_for(lambda: raw_r()["rows"][0][0] == 0, limit=90),
+          "retention drops r's raw rows once the tiers hold them: %s %s" % (raw_r(), tiers(s)))
+    r = raw_r()
+    check("raw_expired_before" in r["stats"], "source raw says its rows expired: %s" % r["stats"])
+    _, a = s.json("POST", "/query", {"table": "r", "from": t0, "to": t0 + SPAN + HOUR, "select": [{"fn": "count"}]})
+    check(a["rows"] == [[total]] and a["stats"]["source"] == "rollup",
+          "the tiers still count all %d events: %s" % (total, a))
+    compare_tables(s, rng, t0, "after retention")
+
+    s.stop(signal.SIGKILL)
+    s = Server(data, "outlive2")
+    compare_tables(s, rng, t0, "after SIGKILL and restart (the saved tiers)")
+    code, r = s.json("POST", "/ingest/r", json.dumps(st.event(t0 + HOUR)))
+    check(code == 200, "a late event into the expired range is accepted")
+    time.sleep(3)  # a retention sweep or two
+    _, a = s.json("POST", "/query", {"table": "r", "from": t0, "to": t0 + SPAN + HOUR, "select": [{"fn": "count"}]})
+    check(a["rows"] == [[total]], "and dropped: it changes no answer: %s" % a)
+    compare_tables(s, rng, t0, "after the late event", n=20)
+    s.stop()
+
+
+harness.run_parts([auto_equals_raw_through_changes, tiers_saved_and_restored, rollups_outlive_raw_rows, source_errors, tiers_show_in_tables_and_metrics,
                    tiers_of_one_interval, backfill_reaches_back, far_future_first_event, late_policy_dead_letter,
                    late_policy_dead_letter_kafka])
 sys.exit(harness.finish())

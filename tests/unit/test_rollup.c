@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -623,7 +624,56 @@ TEST(tiers_saved_merged_and_restored)
     free(log);
 }
 
-TEST_LIST(T(tiers_saved_merged_and_restored), T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
+/* A tier's own retention (retention.1m here): rollup_expire forgets its buckets past it,
+ * and the next save drops the tier partitions wholly before them; the 1h tier, without
+ * retention of its own, keeps everything while the raw rows stay. */
+TEST(tier_retention_forgets_and_drops_partitions)
+{
+    strata_schema s;
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, "rollup_ttl");
+    load_schema(&s);
+    s.retention_1m_ms = 20 * 86400000LL;
+    strata_table *t = NULL;
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    uint64_t seed = 11;
+    uint32_t nlog = 0;
+    sent *log = calloc(4000, sizeof *log);
+    int64_t jan = D0, mar = D0 + 60 * 86400000LL; /* two tier partitions of the 1m tier */
+    append_rows(t, &s, &seed, log, &nlog, jan, jan + HOUR, 500, false);
+    append_rows(t, &s, &seed, log, &nlog, mar, mar + HOUR, 500, false);
+    rollup_advance_report rep;
+    for (int i = 0; i < 50; i++)
+        ASSERT_EQ(rollup_advance(t, NULL, 100, &rep, &err), 0);
+    ASSERT_EQ(table_rollups_save(t, false, &err), 0);
+    rollup_store_tier_stats fs;
+    table_rollup_store_stats(t, 0, &fs);
+    ASSERT_U64_EQ(fs.segments, 2); /* 2024-01 and 2024-03 */
+    ASSERT_EQ(rollup_expire(table_rollups(t), mar + 10 * 86400000LL), 1u); /* January is past 20 days */
+    rollup_tier_stats st[2];
+    rollup_get_stats(table_rollups(t), 0, &st[0]);
+    rollup_get_stats(table_rollups(t), 1, &st[1]);
+    ASSERT(st[0].built_from > jan + 30 * 86400000LL && st[1].built_from <= jan);
+    ASSERT_EQ(table_rollups_save(t, false, &err), 0);
+    table_rollup_store_stats(t, 0, &fs);
+    ASSERT_U64_EQ(fs.segments, 1);
+    char jan_dir[1200];
+    snprintf(jan_dir, sizeof jan_dir, "%s/r/rollup_1m/2024-01", dir);
+    DIR *d = opendir(jan_dir); /* the directory may stay; its segments go */
+    for (struct dirent *de; d && (de = readdir(d)) != NULL;)
+        ASSERT(strstr(de->d_name, ".seg") == NULL);
+    if (d)
+        closedir(d);
+    table_close(t);
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    rollup_get_stats(table_rollups(t), 0, &st[1]);
+    ASSERT(st[1].built_from == st[0].built_from); /* the save kept where it starts */
+    table_close(t);
+    free(log);
+}
+
+TEST_LIST(T(tiers_saved_merged_and_restored), T(tier_retention_forgets_and_drops_partitions), T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
           T(packed_quantile_sketch_merges_exactly),
           T(auto_equals_raw_over_a_changing_table), T(memory_limit_forgets_oldest_buckets),
           T(appends_builds_and_queries_beside_each_other))
