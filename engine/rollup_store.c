@@ -375,8 +375,9 @@ static int tier_manifest_read(tier_files *tf, loaded_meta *lm, strata_err *err)
     if (c.bad || cursor_left(&c) != 0)
         goto bad;
     buf_free(&b);
-    if (def != tf->def)
+    if (tf->def && def != tf->def)
         return DEF_CHANGED;
+    tf->def = def;
     return 0;
 bad:
     buf_free(&b);
@@ -1271,4 +1272,48 @@ void rollup_store_get_stats(rollup_store *st, int ti, rollup_store_tier_stats *o
     out->merges = tf->merges;
     out->generation = tf->generation;
     out->last_save_ms = tf->last_save_ms;
+}
+
+/* ---- listing, for strata inspect ----------------------------------------------------------- */
+
+int rollup_store_list(const char *tier_dir, rollup_store_entry **out, uint32_t *n, strata_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    tier_files *tf = calloc(1, sizeof *tf);
+    if (!tf)
+        return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    int rc = fs_path(tf->dir, sizeof tf->dir, err, "%s", tier_dir);
+    loaded_meta lm = {0};
+    if (!rc)
+        rc = tier_manifest_read(tf, &lm, err);
+    if (rc == STRATA_ENOTFOUND)
+        strata_err_set(err, rc, "%s: no " TIER_NAME " file (not a rollup tier directory)", tier_dir);
+    /* the interval from the directory name ("rollup_1m", "rollup_1h_2"): month or year partitions */
+    const char *base = strrchr(tier_dir, '/');
+    base = base ? base + 1 : tier_dir;
+    int64_t iv = 60000;
+    char ivs[24] = "";
+    if (sscanf(base, "rollup_%23[0-9a-z]", ivs) == 1)
+        units_parse_duration_ms(ivs, &iv);
+    rollup_store_entry *e = rc ? NULL : calloc((size_t)tf->nsegs + 1, sizeof *e);
+    if (!rc && !e)
+        rc = strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    for (uint32_t i = 0; !rc && i < tf->nsegs; i++) {
+        const seg_entry *s = &tf->segs[i];
+        e[i] = (rollup_store_entry){.id = s->id, .level = s->level, .rows = s->rows, .bytes = s->bytes,
+                                    .from = s->r[0][0], .to = s->r[s->nr - 1][1]};
+        part_name(iv, s->part, e[i].partition, sizeof e[i].partition);
+        rc = seg_path(tf, iv, s, e[i].path, sizeof e[i].path, err);
+    }
+    if (!rc) {
+        *out = e;
+        *n = tf->nsegs;
+    } else {
+        free(e);
+    }
+    free(lm.dirty);
+    list_free(tf->segs, tf->nsegs);
+    free(tf);
+    return rc;
 }

@@ -111,6 +111,20 @@ int rollup_store_save(rollup_store *st, const rollup_checkpoint *ck, uint64_t ra
 
 void rollup_store_get_stats(rollup_store *st, int tier, rollup_store_tier_stats *out /* OUT */);
 
+/* The segments a tier directory's TIER lists, in the order they apply (for strata
+ * inspect): 0 with *out (the caller frees it) and *n, or an error (STRATA_ENOTFOUND: no
+ * TIER file). */
+typedef struct rollup_store_entry {
+    uint64_t id;
+    char partition[32]; /* "2026-11", "2026" */
+    char path[4200];
+    uint32_t level;
+    uint64_t rows, bytes;
+    int64_t from, to;   /* the bucket starts it covers: from its first range to its last */
+} rollup_store_entry;
+int rollup_store_list(const char *tier_dir, rollup_store_entry **out /* OUT */, uint32_t *n /* OUT */,
+                      strata_err *err);
+
 /* The segment schema of tier `tier` (the columns above), into out. */
 void rollup_store_columns(const strata_schema *sc, int tier, strata_schema *out /* OUT */);
 

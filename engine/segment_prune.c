@@ -157,6 +157,8 @@ static bool granule_may_match(const segment *s, const segment_pred *p, uint32_t 
         return p->op == SEGMENT_PRED_NOT_IN; /* IN () matches nothing, NOT IN () everything */
     const segment_granule_meta *gr = segment_granule(s, p->col, g);
     strata_type t = sc->cols[p->col].type;
+    if (t == STRATA_BYTES)
+        return true; /* opaque values: nothing to prune by */
     if (strata_type_is_int(t))
         return range_may_match_int(t, p, (int64_t)gr->min, (int64_t)gr->max);
     if (t == STRATA_FLOAT64) {

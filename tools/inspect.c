@@ -6,7 +6,11 @@
  * used, compressed and raw bytes, ratio, min/max, dictionary size and bitmap index bytes,
  * as a table or as one JSON object; rows are read granule by granule (every column's
  * block decoded) and printed as JSON objects; verify checks every checksum and decodes
- * every block. Nothing here writes: the file is only read.
+ * every block. Nothing here writes: the file is only read. Rollup tier segments
+ * (engine/rollup_store.h) read the same way; a sketch (a bytes column "uniq(c).sk" or
+ * "quantile(c).sk") prints as its size and what it says (the distinct estimate; count,
+ * p50 and p99), and a ".n" column, which stores values seen * 2 + (1 when the state
+ * has one), shows the values seen.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include "engine/schema.h"
 #include "engine/segment.h"
 #include "engine/segment_format.h"
+#include "engine/sketch.h"
 #include "engine/text.h"
 #include "engine/units.h"
 #include "tools/inspect.h"
@@ -73,7 +78,7 @@ typedef struct col_summary {
 
 static bool less_than(strata_type t, uint64_t a, uint64_t b)
 {
-    if (t == STRATA_UINT64 || t == STRATA_STRING)
+    if (t == STRATA_UINT64 || t == STRATA_STRING || t == STRATA_BYTES)
         return a < b;
     if (t == STRATA_FLOAT64) {
         double x, y;
@@ -107,7 +112,10 @@ static void summarize_col(const segment *s, int c, col_summary *cs)
             cs->max = gr->max;
         cs->have_range = true;
     }
-    if (t == STRATA_STRING) {
+    if (t == STRATA_BYTES) {
+        for (uint32_t g = 0; g < segment_ngranules(s); g++)
+            cs->raw += segment_granule(s, c, g)->block.raw_len;
+    } else if (t == STRATA_STRING) {
         for (uint32_t code = 0; code < segment_dict_size(s, c); code++)
             cs->raw += (uint64_t)segment_dict_value(s, c, code).len *
                        roaring_bitmap_get_cardinality(segment_dict_bitmap(s, c, code));
@@ -130,12 +138,23 @@ static void encodings_text(const col_summary *cs, char *out, size_t cap)
                                   compress_codec_name((strata_codec)k), cs->codec_count[k]);
 }
 
+/* A rollup tier segment's ".n" column (values seen * 2 + has a value): shown as values seen. */
+static bool state_count_col(const segment *s, int c)
+{
+    const char *n = segment_schema(s)->cols[c].name;
+    size_t len = strlen(n);
+    return segment_format_version(s) == SEGMENT_VERSION_BYTES && len > 2 && strcmp(n + len - 2, ".n") == 0;
+}
+
 static void value_text(const segment *s, int c, uint64_t v, char *out, size_t cap)
 {
     strata_type t = segment_schema(s)->cols[c].type;
+    if (state_count_col(s, c))
+        v >>= 1;
     switch (t) {
     case STRATA_TIMESTAMP: units_format_rfc3339_ms((int64_t)v, out, cap); break;
     case STRATA_UINT64: snprintf(out, cap, "%" PRIu64, v); break;
+    case STRATA_BYTES: snprintf(out, cap, "%" PRIu64 "B", v); break; /* a value's length */
     case STRATA_BOOL: snprintf(out, cap, "%s", v ? "true" : "false"); break;
     case STRATA_FLOAT64: {
         double d;
@@ -256,10 +275,11 @@ static int print_segment_json(const segment *s, long long rows, const inspect_de
                 fprintf(out, ",\"max\":");
                 inspect_json_string(out, hi.ptr, hi.len);
             } else {
+                int sh = state_count_col(s, c);
                 fprintf(out, ",\"min\":");
-                json_value(out, t, cs.min);
+                json_value(out, t, cs.min >> sh);
                 fprintf(out, ",\"max\":");
-                json_value(out, t, cs.max);
+                json_value(out, t, cs.max >> sh);
             }
         }
         if (t == STRATA_STRING)
@@ -282,9 +302,46 @@ static int print_segment_json(const segment *s, long long rows, const inspect_de
 /* The first limit rows as JSON objects: one a line, or comma-separated (in_array). */
 /* The first `limit` rows of s as JSON objects; with dd, the rows queries skip (superseded,
  * deleted) are left out and counted on stderr. */
+/* A bytes value as JSON: null when empty; a sketch by what it says. */
+static void bytes_value(FILE *out, const char *col, const uint8_t *p, uint32_t n)
+{
+    if (n == 0) {
+        fputs("null", out);
+        return;
+    }
+    fprintf(out, "{\"bytes\":%u", n);
+    if (strncmp(col, "uniq(", 5) == 0) {
+        hll *h;
+        if (hll_load(p, n, &h) == 0) {
+            fprintf(out, ",\"uniq\":%" PRIu64, hll_estimate(h));
+            hll_free(h);
+        } else {
+            fputs(",\"error\":\"malformed HLL\"", out);
+        }
+    } else if (strncmp(col, "quantile(", 9) == 0) {
+        dds_packed *pk;
+        ddsketch *d = dds_create();
+        if (d && dds_packed_load(p, n, &pk) == 0) {
+            if (dds_merge_packed(d, pk)) {
+                char a[40], b[40];
+                text_double_shortest(dds_quantile(d, 0.5), a, sizeof a);
+                text_double_shortest(dds_quantile(d, 0.99), b, sizeof b);
+                fprintf(out, ",\"count\":%" PRIu64 ",\"p50\":%s,\"p99\":%s", d->count, a, b);
+            }
+            free(pk);
+        } else {
+            fputs(",\"error\":\"malformed DDSketch\"", out);
+        }
+        dds_free(d);
+    }
+    fputc('}', out);
+}
+
 static int print_rows(const segment *s, uint64_t limit, bool in_array, const inspect_dedup *dd, FILE *out)
 {
     uint64_t skipped_sup = 0, skipped_del = 0;
+    bytebuf blob[STRATA_MAX_COLUMNS]; /* bytes columns: this granule's values, copied */
+    memset(blob, 0, sizeof blob);
     const strata_schema *sc = segment_schema(s);
     segment_scratch scr = {0};
     strata_err err = {0};
@@ -305,7 +362,16 @@ static int print_rows(const segment *s, uint64_t limit, bool in_array, const ins
                 rc = segment_read_ints(s, c, g, vals[c], &scr, &err);
             else if (t == STRATA_FLOAT64)
                 rc = segment_read_floats(s, c, g, vals[c], &scr, &err);
-            else
+            else if (t == STRATA_BYTES) {
+                const uint8_t *d;
+                if ((rc = segment_read_bytes(s, c, g, vals[c], &d, &scr, &err)) == 0) {
+                    uint32_t n = segment_granule_nrows(s, g);
+                    blob[c].len = 0;
+                    buf_put(&blob[c], d, ((uint32_t *)vals[c])[n - 1]);
+                    if (blob[c].oom)
+                        rc = strata_err_set(&err, STRATA_ENOMEM, "out of memory");
+                }
+            } else
                 rc = segment_read_codes(s, c, g, vals[c], &scr, &err);
         }
         if (rc) {
@@ -334,10 +400,14 @@ static int print_rows(const segment *s, uint64_t limit, bool in_array, const ins
                 if (t == STRATA_STRING) {
                     strata_str v = segment_dict_value(s, c, ((uint32_t *)vals[c])[i]);
                     inspect_json_string(out, v.ptr, v.len);
+                } else if (t == STRATA_BYTES) {
+                    const uint32_t *e = vals[c];
+                    uint32_t lo = i ? e[i - 1] : 0;
+                    bytes_value(out, sc->cols[c].name, blob[c].data ? blob[c].data + lo : NULL, e[i] - lo);
                 } else {
                     uint64_t v;
                     memcpy(&v, (char *)vals[c] + 8 * (size_t)i, 8);
-                    json_value(out, t, v);
+                    json_value(out, t, state_count_col(s, c) ? v >> 1 : v);
                 }
             }
             fputs(in_array ? "}" : "}\n", out);
@@ -350,8 +420,10 @@ static int print_rows(const segment *s, uint64_t limit, bool in_array, const ins
                 " deletions, as queries do (--all-rows shows them)\n",
                 skipped_sup, skipped_del);
 done:
-    for (int c = 0; c < sc->ncols; c++)
+    for (int c = 0; c < sc->ncols; c++) {
         free(vals[c]);
+        buf_free(&blob[c]);
+    }
     segment_scratch_free(&scr);
     return rc ? 1 : 0;
 }

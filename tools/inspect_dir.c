@@ -3,7 +3,10 @@
  * its raw/ folder) or a partition directory. See inspect.h.
  *
  * The listing is one row per live segment as the partition manifests name them (like
- * ClickHouse's system.parts), sorted by table and partition, with totals. Every listed
+ * ClickHouse's system.parts), sorted by table and partition, with totals; then the
+ * segments of the table's rollup tiers as their TIER manifests list them (partition
+ * "rollup_1m/2026-11"; min/max time: the bucket starts they cover).
+ * A tier directory (DATA/t/rollup_1m) may be given alone too. Every listed
  * segment is opened and its row count compared with the manifest's; with verify every
  * checksum is checked and every block decoded, with a progress line (rate, ETA) on a
  * terminal. Each table's schema.json is loaded with the server's parser
@@ -21,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "engine/manifest.h"
+#include "engine/rollup_store.h"
 #include "engine/schema_json.h"
 #include "engine/segment.h"
 #include "engine/units.h"
@@ -205,6 +209,36 @@ static bool is_table_dir(const char *dir)
     return exists(p);
 }
 
+/* A rollup tier directory: the segments its TIER lists. */
+static void scan_tier(dir_scan *ds, const char *table, const char *dir)
+{
+    char tier[256];
+    last_component(dir, tier, sizeof tier);
+    rollup_store_entry *e;
+    uint32_t n;
+    strata_err err = {0};
+    if (rollup_store_list(dir, &e, &n, &err) != 0) {
+        fprintf(stderr, "strata inspect: %s\n", err.msg);
+        ds->problems++;
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char part[300];
+        snprintf(part, sizeof part, "%.200s/%s", tier, e[i].partition);
+        manifest_segment seg = {e[i].id, e[i].rows, e[i].bytes, e[i].from, e[i].to - 1, e[i].level};
+        if (add_row(ds, table, part, dir, &seg) == 0)
+            snprintf(ds->rows[ds->n - 1].file, sizeof ds->rows[ds->n - 1].file, "%.4000s", e[i].path);
+    }
+    free(e);
+}
+
+static bool is_tier_dir(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%.4000s/TIER", dir);
+    return exists(p);
+}
+
 /* The table directory dir (named table): its schema.json, then its partitions. */
 static void scan_table(dir_scan *ds, const char *table, const char *dir)
 {
@@ -218,6 +252,15 @@ static void scan_table(dir_scan *ds, const char *table, const char *dir)
         snprintf(p, sizeof p, "%.3800s/%s", raw, names[i]);
         if (inspect_is_dir(p))
             scan_partition(ds, table, p);
+        free(names[i]);
+    }
+    free(names);
+    names = list_dir_sorted(dir, &n);
+    for (size_t i = 0; i < n; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%.3800s/%s", dir, names[i]);
+        if (strncmp(names[i], "rollup_", 7) == 0 && is_tier_dir(p))
+            scan_tier(ds, table, p);
         free(names[i]);
     }
     free(names);
@@ -241,6 +284,15 @@ static int scan_path(dir_scan *ds, const char *path)
         return 0;
     }
     char table[256], last[256], parent[PATH_MAX];
+    if (is_tier_dir(path)) {
+        snprintf(parent, sizeof parent, "%.4000s/..", path);
+        char *rp = realpath(parent, NULL), *rt = realpath(path, NULL);
+        last_component(rp ? rp : "?", table, sizeof table);
+        scan_tier(ds, table, rt ? rt : path);
+        free(rp);
+        free(rt);
+        return 0;
+    }
     char *real = realpath(path, NULL);
     last_component(path, last, sizeof last);
     const char *raw_path = strcmp(last, "raw") == 0 ? path : NULL;

@@ -86,9 +86,10 @@ static void resum(uint8_t *b, size_t size)
     if (size < SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE)
         return;
     memcpy(b, SEGMENT_MAGIC, 8);
-    store_u32le(b + 8, SEGMENT_VERSION);
+    uint32_t version = load_u32le(b + 8) == SEGMENT_VERSION_BYTES ? SEGMENT_VERSION_BYTES : SEGMENT_VERSION;
+    store_u32le(b + 8, version);
     uint8_t *tr = b + size - SEGMENT_TRAILER_SIZE;
-    store_u32le(tr + 24, SEGMENT_VERSION);
+    store_u32le(tr + 24, version);
     memcpy(tr + 28, SEGMENT_TRAILER_MAGIC, 4);
     uint64_t foff = load_u64le(tr), flen = load_u64le(tr + 8);
     if (foff > size - SEGMENT_TRAILER_SIZE || flen > size - SEGMENT_TRAILER_SIZE - foff)
@@ -225,6 +226,8 @@ static void check_predicates(const segment *s, const column_data *cd, bool have_
             uint64_t r = rnd(&seed);
             segment_pred *p = &preds[k];
             p->col = (int)(r % (unsigned)sc->ncols);
+            if (cd[p->col].type == STRATA_BYTES)
+                p->col = sc->time_col; /* no predicate reads opaque values */
             p->op = (segment_pred_op)((r >> 8) % 8);
             p->nvals = p->op == SEGMENT_PRED_IN || p->op == SEGMENT_PRED_NOT_IN ? (uint32_t)((r >> 16) % 5) : 1;
             for (uint32_t i = 0; i < p->nvals; i++)
@@ -292,7 +295,7 @@ static void exercise(const segment *s, uint64_t seed)
         else if (t == STRATA_FLOAT64)
             cd[c].fv = malloc(sizeof *cd[c].fv * cap);
         else
-            cd[c].cv = malloc(sizeof *cd[c].cv * cap);
+            cd[c].cv = malloc(sizeof *cd[c].cv * cap); /* codes, or a bytes column's ends */
         CHECK(cd[c].iv || cd[c].fv || cd[c].cv);
         for (uint32_t g = 0; g < ng; g++) {
             size_t at = have_rows ? (size_t)g * gr : 0;
@@ -301,7 +304,12 @@ static void exercise(const segment *s, uint64_t seed)
                 rc = segment_read_ints(s, c, g, cd[c].iv + at, &scr, &err);
             else if (t == STRATA_FLOAT64)
                 rc = segment_read_floats(s, c, g, cd[c].fv + at, &scr, &err);
-            else
+            else if (t == STRATA_BYTES) {
+                const uint8_t *bytes;
+                rc = segment_read_bytes(s, c, g, cd[c].cv + at, &bytes, &scr, &err);
+                for (uint32_t i = 0; rc == 0 && i < segment_granule_nrows(s, g); i++)
+                    CHECK(cd[c].cv[at + i] >= (i ? cd[c].cv[at + i - 1] : 0)); /* ends ascend */
+            } else
                 rc = segment_read_codes(s, c, g, cd[c].cv + at, &scr, &err);
             if (vrc == 0)
                 CHECK(rc == 0); /* verify passed, so every block reads */

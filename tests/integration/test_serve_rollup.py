@@ -46,6 +46,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 
@@ -469,13 +470,30 @@ def tiers_saved_and_restored():
     check(wait_for(lambda: all(x["files"]["saves"] > 0 for x in tiers(s)), limit=30), "the rebuilt buckets are saved")
     check(s.stop() == 0, "SIGTERM exits 0")
 
-    # a damaged segment of the 1m tier: moved aside, built again from raw rows
+    # strata inspect lists the tiers' segments beside the raw ones, verifies them, reads them
+    out = subprocess.run([STRATA, "inspect", "--verify", "--quiet", data], capture_output=True, text=True)
+    check(out.returncode == 0 and "rollup_1m/2024-01" in out.stdout and "rollup_1h/2024" in out.stdout and
+          "all verified" in out.stdout, "inspect --verify of the data directory lists and checks the tiers: %s%s" % (
+              out.stdout[-600:], out.stderr[-300:]))
+    first = tier_files(data, "rollup_1m")[0]
+    out = subprocess.run([STRATA, "inspect", "--rows", "1", first], capture_output=True, text=True)
+    row = json.loads(out.stdout.splitlines()[0]) if out.returncode == 0 and out.stdout else {}
+    check(row.get("count.n", 0) > 0 and row.get("uniq(user).sk", {}).get("uniq", 0) > 0 and
+          row.get("quantile(amount).sk", {}).get("count") == row.get("quantile(amount).n"),
+          "inspect --rows shows a tier row with its sketches read: %s" % out.stdout[:400])
+
+    # a damaged segment of the 1m tier: inspect finds it; the server moves it aside and
+    # builds the tier again from raw rows
     victim = tier_files(data, "rollup_1m")[0]
     with open(victim, "r+b") as f:
         f.seek(40)
         b = f.read(1)
         f.seek(40)
         f.write(bytes([b[0] ^ 0xFF]))
+    out = subprocess.run([STRATA, "inspect", "--verify", "--quiet", os.path.join(data, "r", "rollup_1m")],
+                         capture_output=True, text=True)
+    check(out.returncode == 1 and "DAMAGE FOUND" in out.stdout and "checksum mismatch" in out.stderr,
+          "inspect --verify of the tier finds the damage: %s %s" % (out.stdout[-300:], out.stderr[-300:]))
     s = Server(data, "saved4")
     check("rollup tier rollup_1m: its files cannot be read" in s.log() and
           os.path.isdir(os.path.join(data, "r", "rollup_1m.damaged")),
