@@ -19,7 +19,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: strata inspect PATH [--verify] [--json] [--rows N [--all-rows]] [--quiet]\n\n"
             "PATH is a segment file (*.seg) or a directory: a data directory, a table\n"
-            "directory or a partition directory.\n\n"
+            "directory, a partition directory or a rollup tier directory (rollup_1m). A\n"
+            "table's listing holds its rollup tiers' segments too (partition rollup_1m/2024-01),\n"
+            "and a tier segment's rows show what each sketch says.\n\n"
             "  --verify   check every checksum and decode every block; exit 1 on damage\n"
             "  --json     print the summary as JSON\n"
             "  --rows N   print the first N rows of a segment as JSON lines (with --json: in\n"
