@@ -21,7 +21,14 @@
  * program parses the RESULT lines node prints and prints the comparison table.
  *
  * With --rollups the table gets four rollup tiers (add_rollups); after the settling it waits
- * for them to be built and times Q2..Q7 with source raw and auto, alternating.
+ * for them to be built and times Q2..Q7 with source raw and auto, alternating; then it
+ * restarts the server (SIGTERM) and reports how long the open took, whether the saved
+ * tiers answer Q3 at once, and Q3's time then.
+ *
+ * With --stream the bodies are made while they are sent, by one generator thread at most
+ * STREAM_AHEAD bodies ahead of the senders (for runs whose bodies would not fit in
+ * memory, such as 100M events); it shares the machine's cores with the server, so the
+ * ingest rate it reports is lower than with bodies made first.
  *
  * usage: bench_http STRATA_BINARY [--rows N] [--body-bytes N | --batch N] [--connections N]
  *                   [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]
@@ -66,10 +73,39 @@ typedef struct bodies {
     size_t *len;
     uint64_t *rows;
     uint64_t n, cap;
+    /* --stream: bodies [0, ready) are complete; senders took [0, taken); the generator
+     * stays at most STREAM_AHEAD ahead; done when it made the last. Under mu. */
+    bool stream, done;
+    uint64_t ready, taken;
+    uint64_t total_bytes, min_rows, max_rows; /* of the bodies sent (stream: counted as made) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
 } bodies;
+
+#define STREAM_AHEAD 32
+
+/* --stream: the bodies before the last are complete; wait while the senders are far behind. */
+static void bodies_publish(bodies *bs, uint64_t complete)
+{
+    pthread_mutex_lock(&bs->mu);
+    for (uint64_t i = bs->ready; i < complete; i++) {
+        bs->total_bytes += bs->len[i];
+        bs->min_rows = bs->rows[i] < bs->min_rows ? bs->rows[i] : bs->min_rows;
+        bs->max_rows = bs->rows[i] > bs->max_rows ? bs->rows[i] : bs->max_rows;
+    }
+    bs->ready = complete;
+    pthread_cond_broadcast(&bs->cv);
+    while (!bs->done && bs->ready > bs->taken + STREAM_AHEAD)
+        pthread_cond_wait(&bs->cv, &bs->mu);
+    pthread_mutex_unlock(&bs->mu);
+}
 
 static char *bodies_new(bodies *bs, size_t cap)
 {
+    if (bs->stream)
+        bodies_publish(bs, bs->n);
+    if (bs->stream)
+        pthread_mutex_lock(&bs->mu); /* the arrays may move: not while a sender reads them */
     if (bs->n == bs->cap) {
         bs->cap = bs->cap ? bs->cap * 2 : 64;
         bs->body = realloc(bs->body, bs->cap * sizeof *bs->body);
@@ -78,7 +114,10 @@ static char *bodies_new(bodies *bs, size_t cap)
     }
     bs->len[bs->n] = 0;
     bs->rows[bs->n] = 0;
-    return bs->body[bs->n++] = malloc(cap);
+    char *b = bs->body[bs->n++] = malloc(cap);
+    if (bs->stream)
+        pthread_mutex_unlock(&bs->mu);
+    return b;
 }
 
 /* Generates the events into bodies of at most body_bytes bytes (when > 0; a body holds
@@ -119,13 +158,61 @@ static uint64_t make_bodies(uint64_t rows, uint64_t batch, uint64_t body_bytes, 
     }
     gen_distinct = order_gen_get_totals(g)->distinct_events;
     order_gen_free(g);
+    if (bs->stream) {
+        bodies_publish(bs, bs->n);
+        pthread_mutex_lock(&bs->mu);
+        bs->done = true;
+        pthread_cond_broadcast(&bs->cv);
+        pthread_mutex_unlock(&bs->mu);
+    }
     return made;
+}
+
+typedef struct gen_job {
+    uint64_t rows, batch, body_bytes, made;
+    bodies *bs;
+} gen_job;
+
+static void *gen_thread(void *arg)
+{
+    gen_job *j = arg;
+    j->made = make_bodies(j->rows, j->batch, j->body_bytes, j->bs);
+    return NULL;
+}
+
+/* The next body to send into *body and *len (taken: a streamed body is the sender's to
+ * free); false when there is none left. */
+static bool bodies_take(bodies *bs, _Atomic uint64_t *next, char **body, size_t *len, bool *owned)
+{
+    if (!bs->stream) {
+        uint64_t i = atomic_fetch_add(next, 1);
+        if (i >= bs->n)
+            return false;
+        *body = bs->body[i];
+        *len = bs->len[i];
+        *owned = false;
+        return true;
+    }
+    pthread_mutex_lock(&bs->mu);
+    while (bs->taken >= bs->ready && !bs->done)
+        pthread_cond_wait(&bs->cv, &bs->mu);
+    bool got = bs->taken < bs->ready;
+    if (got) {
+        uint64_t i = bs->taken++;
+        *body = bs->body[i];
+        *len = bs->len[i];
+        bs->body[i] = NULL;
+        *owned = true;
+        pthread_cond_broadcast(&bs->cv);
+    }
+    pthread_mutex_unlock(&bs->mu);
+    return got;
 }
 
 /* Ingest senders: each thread takes the next pre-generated body and POSTs it on its own
  * keep-alive connection. */
 typedef struct sender {
-    const bodies *bs;
+    bodies *bs;
     _Atomic uint64_t *next;
     uint64_t acked;
     int failed;
@@ -135,12 +222,14 @@ static void *send_bodies(void *arg)
 {
     sender *sd = arg;
     int fd = -1;
-    for (;;) {
-        uint64_t i = atomic_fetch_add(sd->next, 1);
-        if (i >= sd->bs->n)
-            break;
+    char *body;
+    size_t len;
+    bool owned;
+    while (bodies_take(sd->bs, sd->next, &body, &len, &owned)) {
         char *ans = NULL;
-        int st = bench_request(&srv, &fd, "POST", "/ingest/orders", sd->bs->body[i], sd->bs->len[i], &ans);
+        int st = bench_request(&srv, &fd, "POST", "/ingest/orders", body, len, &ans);
+        if (owned)
+            free(body);
         if (st != 200) {
             fprintf(stderr, "bench_http: ingest failed (%d): %s\n", st, ans ? ans : "");
             sd->failed = 1;
@@ -502,12 +591,73 @@ static void rollups_compare(void)
     }
 }
 
+/* Sums "key":N over the tiers of a GET /tables answer (from its "rollups" on). */
+static uint64_t tiers_sum(const char *ans, const char *key)
+{
+    const char *p = ans ? strstr(ans, "\"rollups\"") : NULL;
+    uint64_t sum = 0;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    while (p && (p = strstr(p, pat)) != NULL) {
+        p += strlen(pat);
+        sum += strtoull(p, NULL, 10);
+    }
+    return sum;
+}
+
+/* Restarts the server (SIGTERM, which saves the tiers) and times how soon the saved tiers
+ * answer: the open, then Q3 at once and its median of 5. */
+static int rollups_restart(const char *strata, const char *dir)
+{
+    static const char *const tier_dirs[] = {"rollup_1m", "rollup_1h", "rollup_1h_2", "rollup_1h_3"};
+    uint64_t files = 0, bytes = 0;
+    for (int i = 0; i < 4; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/orders/%s", dir, tier_dirs[i]);
+        disk_use du = disk_usage(p);
+        files += du.files[DU_SEG];
+        bytes += du.alloc[DU_SEG];
+    }
+    printf("\nrestart with the tiers saved (%" PRIu64 " segments, %.2f MB on disk):\n", files, (double)bytes / 1e6);
+    char *ans = NULL;
+    if (conn_fd >= 0)
+        close(conn_fd);
+    conn_fd = -1;
+    int st = bench_server_stop(&srv);
+    double t0 = bench_now_s();
+    if (st != 0 || bench_server_start(&srv, strata, dir, "bench_http") != 0) {
+        fprintf(stderr, "bench_http: restart failed (exit %d)\n", st);
+        return 1;
+    }
+    double open_s = bench_now_s() - t0;
+    const char *q3 = qs[2][1];
+    char qa[2048];
+    snprintf(qa, sizeof qa, "{\"source\":\"auto\",%s", q3 + 1);
+    double first = query_ms(qa, &ans);
+    const char *src = ans ? strstr(ans, "\"source\":") : NULL;
+    printf("  open (SIGTERM to serving again): %.2f s\n", open_s);
+    printf("  Q3 right away: %.2f ms, %.*s\n", first, src ? (int)strcspn(src, ",}") : 0, src ? src : "");
+    free(ans);
+    double t[5];
+    for (int r = 0; r < 5; r++) {
+        char *x = NULL;
+        t[r] = query_ms(qa, &x);
+        free(x);
+    }
+    ans = NULL;
+    http("GET", "/tables/orders", NULL, 0, &ans);
+    printf("  Q3 median of 5 after: %.2f ms; tiers built since the restart: %" PRIu64 " builds, %" PRIu64
+           " buckets rebuilt\n", bench_median(t, 5), tiers_sum(ans, "builds"), tiers_sum(ans, "rebuilt_buckets"));
+    free(ans);
+    return 0;
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 #define USAGE                                                                                      \
     "usage: bench_http STRATA_BINARY [--rows N] [--body-bytes N | --batch N] [--connections N]\n" \
     "                  [--data DIR] [--duckdb] [--duckdb-dir DIR] [--keep-csv] [--no-settle]\n" \
-    "                  [--duplicates F] [--no-dedup] [--rollups]\n"
+    "                  [--duplicates F] [--no-dedup] [--rollups] [--stream]\n"
 
 int main(int argc, char **argv)
 {
@@ -526,10 +676,12 @@ int main(int argc, char **argv)
                    "(dedup_key [event_id, ts], version) unless --no-dedup; --duplicates F (default 0)\n"
                    "re-sends that share of events at a higher version. --rollups adds a 1m and a 1h tier\n"
                    "(by country, status, device) and, after the settling, waits for them and times Q2-Q7\n"
-                   "with source raw and auto. See bench/README.md.\n"))
+                   "with source raw and auto, then restarts the server and times Q3 from the saved tiers.\n"
+                   "--stream makes the bodies while sending them (for runs too large to hold in memory).\n"
+                   "See bench/README.md.\n"))
         return 0;
     uint64_t rows = 10000000, batch = 100000, body_bytes = 0;
-    int connections = 4, duckdb = 0, settle = 1, keep_csv = 0, no_dedup = 0, rollups = 0;
+    int connections = 4, duckdb = 0, settle = 1, keep_csv = 0, no_dedup = 0, rollups = 0, stream = 0;
     const char *data = NULL, *duck_dir = BENCH_DUCKDB_DIR;
     static const struct option opts[] = {{"rows", required_argument, 0, 'r'},
                                          {"batch", required_argument, 0, 'b'},
@@ -543,6 +695,7 @@ int main(int argc, char **argv)
                                          {"duplicates", required_argument, 0, 'u'},
                                          {"no-dedup", no_argument, 0, 'N'},
                                          {"rollups", no_argument, 0, 'R'},
+                                         {"stream", no_argument, 0, 'T'},
                                          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "r:b:B:d:c:", opts, NULL)) != -1) {
@@ -559,6 +712,7 @@ int main(int argc, char **argv)
         case 'u': gen_duplicates = atof(optarg); break;
         case 'N': no_dedup = 1; break;
         case 'R': rollups = 1; break;
+        case 'T': stream = 1; break;
         default: fputs(USAGE, stderr); return 2;
         }
     }
@@ -591,24 +745,37 @@ int main(int argc, char **argv)
 
     /* The NDJSON bodies are made first (generation alone is timed for reference), as a
      * loader sending files would have them; then --connections threads send them. */
-    bodies bs = {0};
-    double t0 = bench_now_s();
-    uint64_t sent = make_bodies(rows, batch, body_bytes, &bs);
-    double gen_s = bench_now_s() - t0;
-    uint64_t total_bytes = 0, min_rows = UINT64_MAX, max_rows = 0;
-    for (uint64_t i = 0; i < bs.n; i++) {
-        total_bytes += bs.len[i];
-        min_rows = bs.rows[i] < min_rows ? bs.rows[i] : min_rows;
-        max_rows = bs.rows[i] > max_rows ? bs.rows[i] : max_rows;
+    bodies bs = {.stream = stream, .min_rows = UINT64_MAX};
+    pthread_mutex_init(&bs.mu, NULL);
+    pthread_cond_init(&bs.cv, NULL);
+    double t0 = bench_now_s(), gen_s = 0;
+    uint64_t sent = 0;
+    gen_job gj = {rows, batch, body_bytes, 0, &bs};
+    pthread_t gen_th;
+    if (!stream) {
+        sent = make_bodies(rows, batch, body_bytes, &bs);
+        gen_s = bench_now_s() - t0;
+        for (uint64_t i = 0; i < bs.n; i++) {
+            bs.total_bytes += bs.len[i];
+            bs.min_rows = bs.rows[i] < bs.min_rows ? bs.rows[i] : bs.min_rows;
+            bs.max_rows = bs.rows[i] > bs.max_rows ? bs.rows[i] : bs.max_rows;
+        }
     }
+    uint64_t total_bytes, min_rows, max_rows;
 
     _Atomic uint64_t next = 0;
     sender sd[16];
     pthread_t th[16];
     t0 = bench_now_s();
+    if (stream)
+        pthread_create(&gen_th, NULL, gen_thread, &gj);
     for (int i = 0; i < connections; i++) {
         sd[i] = (sender){&bs, &next, 0, 0};
         pthread_create(&th[i], NULL, send_bodies, &sd[i]);
+    }
+    if (stream) {
+        pthread_join(gen_th, NULL);
+        sent = gj.made;
     }
     uint64_t acked = 0;
     int failed = 0;
@@ -618,6 +785,9 @@ int main(int argc, char **argv)
         failed |= sd[i].failed;
     }
     double ingest_s = bench_now_s() - t0;
+    total_bytes = bs.total_bytes;
+    min_rows = bs.min_rows;
+    max_rows = bs.max_rows;
     for (uint64_t i = 0; i < bs.n; i++)
         free(bs.body[i]);
     free(bs.body);
@@ -636,7 +806,10 @@ int main(int argc, char **argv)
            max_rows, body_bytes ? "cut at --body-bytes" : "--batch rows each");
     printf("  ingest over HTTP, durable before each answer: %.2f M rows/s (%.1f s)\n",
            (double)acked / ingest_s / 1e6, ingest_s);
-    printf("  NDJSON generation alone (same process):      %.2f M rows/s\n", (double)rows / gen_s / 1e6);
+    if (stream)
+        printf("  (bodies made while sent, by one thread of this process: --stream)\n");
+    else
+        printf("  NDJSON generation alone (same process):      %.2f M rows/s\n", (double)rows / gen_s / 1e6);
 
     print_disk("right after ingest:", tdir, acked);
     double ms_settled[NQ] = {0}, ms_opt[NQ], ms_fresh[NQ];
@@ -670,6 +843,8 @@ int main(int argc, char **argv)
     if (rollups) {
         printf("\nrollup tiers built (waited %.1f s)\n", rollups_settle(600));
         rollups_compare();
+        if (rollups_restart(argv[optind], dir) != 0)
+            return 1;
     }
     run_queries("after optimize", ms_opt, a_opt);
     const char *cr = strstr(a_opt[0], "\"rows\":");
