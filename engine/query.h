@@ -156,9 +156,10 @@ typedef struct query_result {
     uint32_t raw_ranges;
     const char *rollup_skipped; /* a tier covers the query but raw rows alone answered it:
                                  * why (a static string); NULL otherwise */
-    /* The query's range starts before the raw rows retention kept: they end here (raw
-     * rows before it are gone; a tier that outlives them answered that range, when one
-     * covers the query). INT64_MIN otherwise. */
+    /* raw_expired: the query's range starts before the raw rows retention kept; they
+     * end at raw_expired_before (raw rows before it are gone; a tier that outlives them
+     * answered that range, when one covers the query). */
+    bool raw_expired;
     int64_t raw_expired_before;
 } query_result;
 

@@ -170,7 +170,8 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
             r->rows_read = x.rows_read;
             r->segments_read = x.segments_read;
             note_served(r, sc, &used);
-            r->raw_expired_before = raw_floor != INT64_MIN && q->from_ms < raw_floor ? raw_floor : INT64_MIN;
+            r->raw_expired = raw_floor != INT64_MIN && q->from_ms < raw_floor;
+            r->raw_expired_before = raw_floor;
             r->elapsed_ms = clock_mono_ms_frac() - t0;
         }
         qctx_free(&x);

@@ -153,7 +153,6 @@ int qresult_build(exec *x, query_result **out, strata_err *err)
     query_result *r = calloc(1, sizeof *r);
     if (!r)
         return strata_err_set(err, STRATA_ENOMEM, "query: out of memory");
-    r->raw_expired_before = INT64_MIN;
     int nk = (q->interval_ms > 0) + q->ngroup;
     qplan_columns(q, x->sc, r);
     /* With neither buckets nor groups there is always exactly one row. */

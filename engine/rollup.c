@@ -302,14 +302,6 @@ void rollup_dims_text(const strata_schema *sc, int ti, char *out, size_t cap)
 
 /* ---- dirty marks --------------------------------------------------------------------- */
 
-static inline int64_t floor_to(int64_t v, int64_t I)
-{
-    int64_t q = v / I;
-    if (v % I != 0 && v < 0)
-        q--;
-    return q * I;
-}
-
 /* Index of the first dirty start >= s. */
 static uint32_t dirty_lower(const tier *t, int64_t s)
 {
@@ -371,7 +363,7 @@ void rollup_note_rows(rollup_set *rs, const int64_t *ts, const uint32_t *rows, u
                 t->backfill_min = v; /* the tier will reach back to it */
             if (v >= horizon || v < lo || v < t->floor)
                 continue; /* (before floor: raw rows there expired; this one goes at the next sweep) */
-            int64_t s = floor_to(v, t->I);
+            int64_t s = rollup_floor_to(v, t->I);
             if (s == last)
                 continue;
             last = s;
@@ -557,7 +549,7 @@ void rollup_forget_before(rollup_set *rs, int64_t t_ms)
     pthread_mutex_lock(&rs->mu);
     for (int ti = 0; ti < rs->ntiers; ti++) {
         tier *t = &rs->t[ti];
-        int64_t from = floor_to(t_ms, t->I);
+        int64_t from = rollup_floor_to(t_ms, t->I);
         if (from < t_ms)
             from += t->I;
         if (rollup_tier_retention(rs->sc, ti) > 0) {
@@ -622,7 +614,7 @@ uint32_t rollup_expire(rollup_set *rs, int64_t now_ms)
         int64_t keep = rollup_tier_retention(rs->sc, ti);
         if (keep <= 0 || !t->built)
             continue;
-        int64_t from = floor_to(now_ms - keep, t->I); /* buckets ending by now - keep go */
+        int64_t from = rollup_floor_to(now_ms - keep, t->I); /* buckets ending by now - keep go */
         if (from <= t->built_from)
             continue;
         tier_forget_before(rs, ti, from);
@@ -686,7 +678,7 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
         if (first_ms == INT64_MAX || watermark == INT64_MIN)
             goto out; /* no rows yet */
         t->built = true;
-        int64_t from = floor_to(first_ms, t->I), wm = floor_to(watermark, t->I);
+        int64_t from = rollup_floor_to(first_ms, t->I), wm = rollup_floor_to(watermark, t->I);
         if (from > wm)
             from = wm; /* never sealed past the watermark, even when every row is later */
         if (from < t->floor)
@@ -711,7 +703,7 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
     }
     if (t->backfill_min < t->built_from) {
         /* rows before the tier: build back towards them, nearest first */
-        int64_t lo = floor_to(t->backfill_min, t->I), span = max_span > t->I ? max_span / t->I * t->I : t->I;
+        int64_t lo = rollup_floor_to(t->backfill_min, t->I), span = max_span > t->I ? max_span / t->I * t->I : t->I;
         if (lo < t->floor)
             lo = t->floor;
         if (lo < t->built_from) {
@@ -719,7 +711,7 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
              * rows above it goes in the same job */
             int64_t top = last_before_ms == INT64_MIN || last_before_ms >= t->built_from
                               ? t->built_from
-                              : floor_to(last_before_ms, t->I) + t->I;
+                              : rollup_floor_to(last_before_ms, t->I) + t->I;
             job->whole = job->backfill = true;
             job->to = t->built_from;
             job->from = top - lo > span ? top - span : lo;
@@ -729,11 +721,11 @@ int rollup_job_next(rollup_set *rs, int ti, int64_t watermark, int64_t first_ms,
         }
         t->backfill_min = INT64_MAX;
     }
-    int64_t target = watermark == INT64_MIN ? INT64_MIN : floor_to(watermark, t->I);
+    int64_t target = watermark == INT64_MIN ? INT64_MIN : rollup_floor_to(watermark, t->I);
     if (target <= t->sealed_through)
         goto out;
     /* No row before first_ms: the empty stretch up to it is sealed in the same job. */
-    int64_t from = t->sealed_through, rows_from = first_ms == INT64_MAX ? target : floor_to(first_ms, t->I);
+    int64_t from = t->sealed_through, rows_from = first_ms == INT64_MAX ? target : rollup_floor_to(first_ms, t->I);
     int64_t base = rows_from > from ? rows_from : from, to = target;
     int64_t span = max_span > 0 ? (max_span / t->I > 0 ? max_span / t->I : 1) * t->I : 0;
     if (span > 0 && base < target && target - base > span)

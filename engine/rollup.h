@@ -79,6 +79,15 @@ typedef struct rollup_tier_view {
 
 typedef struct rollup_tier_pub rollup_tier_pub; /* rollup.c */
 
+/* v rounded down to a multiple of I (> 0), negative v too: the start of v's bucket. */
+static inline int64_t rollup_floor_to(int64_t v, int64_t I)
+{
+    int64_t q = v / I;
+    if (v % I != 0 && v < 0)
+        q--;
+    return q * I;
+}
+
 /* The index of the first of b[0..n) (sorted by start) starting at s or later. */
 static inline uint32_t rollup_buckets_lower(rollup_bucket *const *b, uint32_t n, int64_t s)
 {

@@ -891,14 +891,6 @@ static void vec_free(rollup_set *rs, int ti, bucket_vec *v)
     memset(v, 0, sizeof *v);
 }
 
-static inline int64_t floor_to(int64_t v, int64_t I)
-{
-    int64_t q = v / I;
-    if (v % I != 0 && v < 0)
-        q--;
-    return q * I;
-}
-
 static bool in_ranges(const seg_entry *e, int64_t s)
 {
     for (uint32_t k = 0; k < e->nr; k++)
@@ -948,7 +940,7 @@ static int load_segment(rollup_store *st, int ti, tier_files *tf, const seg_entr
     for (uint32_t k = 0; k < ng && !rc; k++)
         rc = segment_read_ints(g, 0, k, starts + (uint64_t)k * gr, &scr, err);
     for (uint64_t r = 0; r < nrows && !rc; r++)
-        if (floor_to(starts[r], I) != starts[r] || !in_ranges(e, starts[r]) || (r && starts[r] < starts[r - 1]))
+        if (rollup_floor_to(starts[r], I) != starts[r] || !in_ranges(e, starts[r]) || (r && starts[r] < starts[r - 1]))
             rc = strata_err_set(err, STRATA_ECORRUPT, "%s: row %" PRIu64 ": bucket start %" PRId64 " is not one the segment covers in order",
                                 path, r, starts[r]);
     for (int d = 0; d < ru->ndims && !rc; d++) {

@@ -81,7 +81,8 @@
  *   misordered rows, so the order change bumped the version.
  *
  *   version 3: as version 2. A file is written as version 3 exactly when it has a bytes
- *              column, so readers that know only 1 and 2 refuse it by its version.
+ *              column, so readers that know only 1 and 2 refuse it by its version (and
+ *              a version-3 file without one is refused as corrupt).
  *
  * Version rule: a reader accepts exactly the versions it knows (1 to 3) and refuses
  * others with STRATA_EVERSION naming the version found. Any incompatible change bumps it.

@@ -68,7 +68,7 @@ char *query_answer_json(const query_result *r, const strata_query *q, size_t *le
     text_put_u64(&b, r->segments_read);
     put(&b, ",\"elapsed_ms\":");
     text_put_json_double(&b, round(r->elapsed_ms * 1000) / 1000); /* microseconds are plenty */
-    if (r->raw_expired_before != INT64_MIN) {
+    if (r->raw_expired) {
         /* retention dropped the raw rows before it: say so, and whether a tier answered */
         char te[40];
         units_format_rfc3339_ms(r->raw_expired_before, te, sizeof te);

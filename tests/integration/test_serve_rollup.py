@@ -176,6 +176,24 @@ def compare(s, rng, what, n=60, need_rollup=10):
         what, n, served))
 
 
+def stream_span(s, st, rng, t0, tables=("r",)):
+    """Six hours of events from t0 in time order, in batches of 400, into each table;
+    returns how many."""
+    t, n = t0, 0
+    while t < t0 + SPAN:
+        evs = []
+        for _ in range(400):
+            t += rng.randrange(0, 110)
+            evs.append(st.event(t))
+        body = "\n".join(json.dumps(e) for e in evs)
+        for table in tables:
+            code, r = s.json("POST", "/ingest/" + table, body)
+            check(code == 200 and r.get("ingested") == len(evs), "stream: ingest %d into %s: %s" % (
+                len(evs), table, code if code == 200 else r))
+        n += len(evs)
+    return n
+
+
 def tiers(s):
     st, t = s.json("GET", "/tables/r")
     return t.get("rollups", []) if st == 200 else []
@@ -203,13 +221,7 @@ def auto_equals_raw_through_changes():
     check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
     st, rng = Stream(17), random.Random(17)
     # the stream: six hours of events in time order, in batches
-    t = T0
-    while t < T0 + SPAN:
-        evs = []
-        for _ in range(400):
-            t += rng.randrange(0, 110)
-            evs.append(st.event(t))
-        post(s, evs, "stream")
+    stream_span(s, st, rng, T0)
     check(sealed_to(s, T0 + SPAN - 3 * MIN), "tiers sealed up to the watermark: %s" % tiers(s))
     compare(s, rng, "sealed stream")
 
@@ -430,13 +442,7 @@ def tiers_saved_and_restored():
     s = Server(data, "saved")
     check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
     st, rng = Stream(23), random.Random(23)
-    t = T0
-    while t < T0 + SPAN:
-        evs = []
-        for _ in range(400):
-            t += rng.randrange(0, 110)
-            evs.append(st.event(t))
-        post(s, evs, "stream")
+    stream_span(s, st, rng, T0)
     check(sealed_to(s, T0 + SPAN - 3 * MIN), "tiers sealed")
     check(wait_for(lambda: saved(s), limit=30), "both tiers saved within the save period: %s" % tiers(s))
     m, h = tier_files(data, "rollup_1m"), tier_files(data, "rollup_1h")
@@ -564,17 +570,7 @@ def rollups_outlive_raw_rows():
     check(bad[0] == 400 and "retention.1m: shorter than retention.raw" in bad[1].get("error", ""),
           "a tier retention shorter than raw is refused: %s" % (bad,))
     st, rng = Stream(31), random.Random(31)
-    t, total = t0, 0
-    while t < t0 + SPAN:
-        evs = []
-        for _ in range(400):
-            t += rng.randrange(0, 110)
-            evs.append(st.event(t))
-        body = "\n".join(json.dumps(e) for e in evs)
-        for table in ("r", "k"):
-            code, r = s.json("POST", "/ingest/" + table, body)
-            check(code == 200 and r.get("ingested") == len(evs), "ingest %s" % table)
-        total += len(evs)
+    total = stream_span(s, st, rng, t0, ("r", "k"))
     raw_r = lambda: s.json("POST", "/query", {"table": "r", "from": 0, "source": "raw", "select": [{"fn": "count"}]})[1]
     check(wait_for(lambda: raw_r()["rows"][0][0] == 0, limit=90),
           "retention drops r's raw rows once the tiers hold them: %s %s" % (raw_r(), tiers(s)))

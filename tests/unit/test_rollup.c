@@ -57,16 +57,23 @@ static void load_schema(strata_schema *s)
     ASSERT_EQ(schema_json_parse_named(SCHEMA, strlen(SCHEMA), "r", s, &err), 0);
 }
 
-/* A fresh table of SCHEMA (into *s) in a new directory $STRATA_TEST_TMP/NAME-PID. */
-static strata_table *open_table(const char *name, strata_schema *s)
+/* A fresh table of SCHEMA (into *s; retention.1m as given) in a new directory
+ * $STRATA_TEST_TMP/NAME-PID, written into dir. */
+static strata_table *open_table_at(const char *name, strata_schema *s, int64_t retention_1m_ms, char *dir, size_t cap)
 {
-    char dir[512];
-    test_tmpdir(dir, sizeof dir, name);
+    test_tmpdir(dir, cap, name);
     load_schema(s);
+    s->retention_1m_ms = retention_1m_ms;
     strata_table *t = NULL;
     strata_err err = {0};
     ASSERT_EQ(table_open(dir, s, &t, &err), 0);
     return t;
+}
+
+static strata_table *open_table(const char *name, strata_schema *s)
+{
+    char dir[512];
+    return open_table_at(name, s, 0, dir, sizeof dir);
 }
 
 /* ---- bookkeeping --------------------------------------------------------------------- */
@@ -535,11 +542,8 @@ TEST(tiers_saved_merged_and_restored)
 {
     strata_schema s;
     char dir[512];
-    test_tmpdir(dir, sizeof dir, "rollup_store");
-    load_schema(&s);
-    strata_table *t = NULL;
+    strata_table *t = open_table_at("rollup_store", &s, 0, dir, sizeof dir);
     strata_err err = {0};
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
     uint64_t seed = 7;
     uint32_t nlog = 0;
     sent *log = calloc(40000, sizeof *log);
@@ -631,12 +635,8 @@ TEST(tier_retention_forgets_and_drops_partitions)
 {
     strata_schema s;
     char dir[512];
-    test_tmpdir(dir, sizeof dir, "rollup_ttl");
-    load_schema(&s);
-    s.retention_1m_ms = 20 * 86400000LL;
-    strata_table *t = NULL;
+    strata_table *t = open_table_at("rollup_ttl", &s, 20 * 86400000LL, dir, sizeof dir);
     strata_err err = {0};
-    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
     uint64_t seed = 11;
     uint32_t nlog = 0;
     sent *log = calloc(4000, sizeof *log);

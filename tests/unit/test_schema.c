@@ -22,7 +22,9 @@ TEST(type_and_agg_names)
         ASSERT_EQ(strata_type_parse(strata_type_name((strata_type)t)), t);
     ASSERT_STR_EQ(strata_type_name(STRATA_FLOAT64), "float64");
     ASSERT(strata_type_name((strata_type)0) == NULL);
-    ASSERT(strata_type_name((strata_type)8) == NULL);
+    ASSERT_STR_EQ(strata_type_name(STRATA_BYTES), "bytes"); /* rollup tier segments only: */
+    ASSERT_EQ(strata_type_parse("bytes"), 0);                /* never a table column */
+    ASSERT(strata_type_name((strata_type)9) == NULL);
     ASSERT_EQ(strata_type_parse("int128"), 0);
     ASSERT_EQ(strata_type_parse(""), 0);
     ASSERT_EQ(strata_type_parse("Int64"), 0);

@@ -890,6 +890,10 @@ static void rand_schema(uint64_t *seed, strata_schema *s)
     s->retention_raw_ms = rnd(seed, 2) ? rand_duration(seed, false) : 0;
     s->retention_1m_ms = rnd(seed, 2) ? rand_duration(seed, false) : 0;
     s->retention_1h_ms = rnd(seed, 2) ? rand_duration(seed, false) : 0;
+    if (s->retention_1m_ms && s->retention_1m_ms < s->retention_raw_ms) /* a tier keeps at least as long */
+        s->retention_1m_ms = s->retention_raw_ms;
+    if (s->retention_1h_ms && s->retention_1h_ms < s->retention_raw_ms)
+        s->retention_1h_ms = s->retention_raw_ms;
     s->lateness_ms = rand_duration(seed, true);
     s->late_policy = (strata_late_policy)rnd(seed, 2);
     s->late_bound_ms = s->late_policy == STRATA_LATE_DEAD_LETTER ? rand_duration(seed, false) : 0; /* needs one */

@@ -316,7 +316,10 @@ static int replay_one(const char *path, strata_err *err)
                 rc = segment_read_ints(s, c, g, iv, &scr, err);
             else if (t == STRATA_FLOAT64)
                 rc = segment_read_floats(s, c, g, fv, &scr, err);
-            else
+            else if (t == STRATA_BYTES) {
+                const uint8_t *bytes;
+                rc = segment_read_bytes(s, c, g, cv, &bytes, &scr, err);
+            } else
                 rc = segment_read_codes(s, c, g, cv, &scr, err);
         }
         if (rc == 0 && t == STRATA_STRING && segment_dict_size(s, c) > 0) {
@@ -362,9 +365,11 @@ static const expectation expectations[] = {
     {"flipped_bit_magic.seg", STRATA_ECORRUPT, "header", "magic"},
     {"flipped_bit_header_flags.seg", STRATA_ECORRUPT, "header", "flags"},
     {"version_0.seg", STRATA_EVERSION, "version 0", NULL},
-    {"version_3.seg", STRATA_EVERSION, "version 3", NULL},
+    {"version_3.seg", STRATA_ECORRUPT, "trailer", "version 1 differs"},
     {"version_3_in_trailer.seg", STRATA_ECORRUPT, "trailer", "version 3"},
-    {"version_3_both.seg", STRATA_EVERSION, "version 3", NULL},
+    {"version_3_both.seg", STRATA_ECORRUPT, "version-3 file without a bytes column", NULL},
+    {"version_4.seg", STRATA_EVERSION, "version 4", NULL},
+    {"version_4_both.seg", STRATA_EVERSION, "version 4", NULL},
     {"flipped_bit_time_block.seg", STRATA_ECORRUPT, "column 'ts' granule 0:", "checksum"},
     {"flipped_bit_data_block.seg", STRATA_ECORRUPT, "column 'v' granule 2:", "checksum"},
     {"flipped_bit_float_block.seg", STRATA_ECORRUPT, "column 'f' granule 6:", "checksum"},
@@ -722,14 +727,21 @@ TEST(corpus_generate)
     uint8_t *q = dup_bytes(g.lz4, len);
     store_u32le(q + 8, 0);
     emit(&g, "version_0.seg", q, len);
-    /* The first version this build refuses (SEGMENT_VERSION + 1). The committed valid_*
-     * files were written as version 1, before the bucketed row order (version 2): their
-     * replay checks old files are still read; a regenerated corpus writes version 2. */
+    /* Version 3 is only for files with a bytes column (rollup tiers), and 4 the first
+     * version this build refuses (SEGMENT_VERSION_MAX + 1). The committed valid_* files
+     * were written as version 1, before the bucketed row order (version 2): their replay
+     * checks old files are still read; a regenerated corpus writes version 2. */
     store_u32le(q + 8, 3);
     emit(&g, "version_3.seg", q, len);
     store_u32le(q + len - 8, 3);
     emit(&g, "version_3_both.seg", q, len);
+    store_u32le(q + 8, 4);
+    store_u32le(q + len - 8, 1);
+    emit(&g, "version_4.seg", q, len);
+    store_u32le(q + len - 8, 4);
+    emit(&g, "version_4_both.seg", q, len);
     store_u32le(q + 8, 1);
+    store_u32le(q + len - 8, 3);
     emit(&g, "version_3_in_trailer.seg", q, len);
     free(q);
 
