@@ -125,9 +125,7 @@ int table_rollups_save_due(strata_table *t, int64_t every_ms, strata_err *err)
 
 void table_rollup_store_stats(strata_table *t, int tier, rollup_store_tier_stats *out)
 {
-    pthread_mutex_lock(&t->rollup_save_lock);
-    rollup_store_get_stats(t->rstore, tier, out);
-    pthread_mutex_unlock(&t->rollup_save_lock);
+    rollup_store_get_stats(t->rstore, tier, out); /* (a copy: never waits for a save) */
 }
 
 const char *table_rollup_note(const strata_table *t) { return t->rollup_note; }

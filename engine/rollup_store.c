@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -53,9 +54,11 @@ typedef struct tier_files {
     uint32_t nsegs;
     uint64_t saves, merges;
     int64_t last_save_ms;
+    rollup_store_tier_stats stats; /* a copy for readers, under the store's stats_mu */
 } tier_files;
 
 struct rollup_store {
+    pthread_mutex_t stats_mu; /* guards each tier's stats copy only: never held during I/O */
     const strata_schema *sc;
     rollup_set *rs;
     int ntiers;
@@ -621,6 +624,20 @@ out:
 
 /* ---- save ---------------------------------------------------------------------------------- */
 
+/* Copies tf's figures for rollup_store_get_stats. */
+static void stats_publish(rollup_store *st, tier_files *tf)
+{
+    rollup_store_tier_stats s = {.segments = tf->nsegs, .saves = tf->saves, .merges = tf->merges,
+                                 .generation = tf->generation, .last_save_ms = tf->last_save_ms};
+    for (uint32_t i = 0; i < tf->nsegs; i++) {
+        s.rows += tf->segs[i].rows;
+        s.bytes += tf->segs[i].bytes;
+    }
+    pthread_mutex_lock(&st->stats_mu);
+    tf->stats = s;
+    pthread_mutex_unlock(&st->stats_mu);
+}
+
 /* Appends [from, to) to e's ranges (they arrive ascending; touching ones join). */
 static bool range_push(seg_entry *e, int64_t from, int64_t to)
 {
@@ -864,6 +881,7 @@ int rollup_store_save(rollup_store *st, const rollup_checkpoint *ck, uint64_t ra
     tf->saves++;
     tf->merges += merges;
     tf->last_save_ms = clock_wall_ms();
+    stats_publish(st, tf);
     free(gone);
     free(made);
     return 0;
@@ -1204,6 +1222,7 @@ int rollup_store_open(const char *table_dir, const strata_schema *sc, rollup_set
     rollup_store *st = calloc(1, sizeof *st);
     if (!st)
         return strata_err_set(err, STRATA_ENOMEM, "out of memory");
+    pthread_mutex_init(&st->stats_mu, NULL);
     st->sc = sc;
     st->rs = rs;
     st->ntiers = sc->nrollups;
@@ -1235,6 +1254,7 @@ int rollup_store_open(const char *table_dir, const strata_schema *sc, rollup_set
             rollup_store_close(st);
             return rc;
         }
+        stats_publish(st, tf);
     }
     *out = st;
     return 0;
@@ -1246,6 +1266,7 @@ void rollup_store_close(rollup_store *st)
         return;
     for (int ti = 0; ti < st->ntiers; ti++)
         list_free(st->t[ti].segs, st->t[ti].nsegs);
+    pthread_mutex_destroy(&st->stats_mu);
     free(st);
 }
 
@@ -1254,16 +1275,9 @@ void rollup_store_get_stats(rollup_store *st, int ti, rollup_store_tier_stats *o
     memset(out, 0, sizeof *out);
     if (!st || ti >= st->ntiers)
         return;
-    const tier_files *tf = &st->t[ti];
-    out->segments = tf->nsegs;
-    for (uint32_t i = 0; i < tf->nsegs; i++) {
-        out->rows += tf->segs[i].rows;
-        out->bytes += tf->segs[i].bytes;
-    }
-    out->saves = tf->saves;
-    out->merges = tf->merges;
-    out->generation = tf->generation;
-    out->last_save_ms = tf->last_save_ms;
+    pthread_mutex_lock(&st->stats_mu);
+    *out = st->t[ti].stats;
+    pthread_mutex_unlock(&st->stats_mu);
 }
 
 /* ---- listing, for strata inspect ----------------------------------------------------------- */

@@ -68,7 +68,9 @@
  *
  * Ownership and threads: a rollup_store belongs to its table (rollup_store_open at
  * open, rollup_store_close at close); saves of one table run one at a time (the caller
- * holds a lock), and never at once with the open.
+ * holds a lock), and never at once with the open. rollup_store_get_stats may be called
+ * from any thread at any time: it reads a copy made at each commit, never waiting for a
+ * save.
  */
 #ifndef STRATA_ROLLUP_STORE_H
 #define STRATA_ROLLUP_STORE_H
