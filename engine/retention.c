@@ -4,7 +4,8 @@
  * leaves are written down in retention.h.
  *
  * Locks: a sweep holds merge_lock, write_lock and flush_lock (in that order, as merges
- * and table_writes_pause take them) for its whole length, so no merge, append or flush
+ * and table_writes_pause take them; then at most tries rollup_save_lock, which a save
+ * holds while it flushes) for its whole length, so no merge, append or flush
  * holds a partition it drops; t->lock for each change of t->parts. A flush that copied
  * the partition list before the sweep and waits for flush_lock skips the dropped ones
  * (table__parts_keep_live, called by table_flush).
@@ -179,7 +180,11 @@ int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, stra
         pthread_mutex_lock(&t->lock);
         rollup_forget_before(t->rollups, schema_partition_next(by, exp[nexp - 1]->key));
         pthread_mutex_unlock(&t->lock);
-        rc = table_rollups_save(t, false, err);
+        rc = table__rollups_commit_floor(t, schema_partition_next(by, exp[nexp - 1]->key), err);
+        if (rc == STRATA_ENOTFOUND) { /* a save runs: the next sweep drops them */
+            rc = 0;
+            nexp = 0;
+        }
     }
     uint32_t renamed = 0;
     for (uint32_t i = 0; i < nexp && rc == 0; i++) {

@@ -12,10 +12,12 @@
  *
  * Save: under the table's lock, each tier's checkpoint and the next segment id are
  * taken at one instant (so the clean buckets hold exactly the rows published by then).
- * Rows published but only written to the log are made durable (one group-commit sync)
- * before the store commits anything built from them; Kafka rows not yet in segments are
- * read again after a crash and mark their buckets then. Saves run one at a time
- * (rollup_save_lock).
+ * Then the table is flushed before the store commits anything built from those rows: a
+ * saved bucket never holds a row that is not in a segment (rows of the log would come
+ * back by its replay, but Kafka rows only in memtables come back only when the consumer
+ * reads them again, and until then the restored bucket would count rows the raw rows
+ * lack). Memtables flush within a second anyway (storage.memtable_age), so this costs
+ * little. Saves run one at a time (rollup_save_lock).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -86,8 +88,6 @@ int table_rollups_save(strata_table *t, bool optimize, strata_err *err)
     pthread_mutex_lock(&t->rollup_save_lock);
     pthread_mutex_lock(&t->lock);
     uint64_t mark = atomic_load(&t->next_seg_id);
-    wal *log = atomic_load(&t->log);
-    uint64_t lsn = log ? wal_next_lsn(log) : 0;
     int taken = 0;
     for (; taken < n && !rc; taken++)
         rc = rollup_checkpoint_take(t->rollups, taken, &ck[taken]);
@@ -96,8 +96,8 @@ int table_rollups_save(strata_table *t, bool optimize, strata_err *err)
         taken--;
         strata_err_set(err, rc, "rollup save: out of memory");
     }
-    if (!rc && lsn > 1)
-        rc = table_log_sync(t, lsn - 1, err); /* the buckets' rows are durable first */
+    if (!rc)
+        rc = table_flush(t, true, err); /* every row the buckets hold in a segment first */
     int saved = 0;
     for (; saved < taken && !rc; saved++) {
         if ((rc = rollup_store_save(t->rstore, &ck[saved], mark, optimize, err)) != 0)
@@ -107,6 +107,19 @@ int table_rollups_save(strata_table *t, bool optimize, strata_err *err)
     for (int i = saved; i < taken; i++)
         rollup_checkpoint_done(t->rollups, &ck[i], false);
     atomic_store(&t->rollup_saved_ms, clock_mono_ms());
+    pthread_mutex_unlock(&t->rollup_save_lock);
+    return rc;
+}
+
+int table__rollups_commit_floor(strata_table *t, int64_t from, strata_err *err)
+{
+    if (!t->rstore)
+        return 0;
+    /* The sweep holds flush_lock, and a save holds rollup_save_lock while it flushes:
+     * never wait for a save here (the next sweep tries again). */
+    if (pthread_mutex_trylock(&t->rollup_save_lock) != 0)
+        return STRATA_ENOTFOUND;
+    int rc = rollup_store_commit_floor(t->rstore, from, err);
     pthread_mutex_unlock(&t->rollup_save_lock);
     return rc;
 }

@@ -55,6 +55,16 @@ typedef struct tier_files {
     uint64_t saves, merges;
     int64_t last_save_ms;
     rollup_store_tier_stats stats; /* a copy for readers, under the store's stats_mu */
+    /* What the committed manifest says besides its segments (rollup_store_commit_floor
+     * writes it again with a new floor). */
+    bool have_last;
+    struct {
+        bool built;
+        int64_t built_from, sealed_through, floor;
+        int64_t *dirty;
+        uint32_t ndirty;
+        uint64_t raw_mark;
+    } last;
 } tier_files;
 
 struct rollup_store {
@@ -272,9 +282,25 @@ static int tier_manifest_commit(tier_files *tf, const tier_meta *m, uint64_t raw
             rc = strata_err_set(err, STRATA_EIO, "%s: %s: %s", path, fs_step_name(f.step), strerror(f.errnum));
     }
     buf_free(&b);
-    if (!rc)
-        tf->generation++;
-    return rc;
+    if (rc)
+        return rc;
+    tf->generation++;
+    /* what it said, for rollup_store_commit_floor */
+    int64_t *dirty = malloc(sizeof *dirty * ((size_t)nd + 1));
+    uint32_t k = 0;
+    for (uint32_t i = 0; dirty && i < m->ndirty; i++)
+        if (m->dirty[i] >= m->built_from && m->dirty[i] < m->sealed_through)
+            dirty[k++] = m->dirty[i];
+    free(tf->last.dirty);
+    tf->last.dirty = dirty;
+    tf->last.ndirty = k;
+    tf->last.built = m->built;
+    tf->last.built_from = m->built_from;
+    tf->last.sealed_through = m->sealed_through;
+    tf->last.floor = m->floor;
+    tf->last.raw_mark = raw_mark;
+    tf->have_last = dirty != NULL;
+    return 0;
 }
 
 typedef struct loaded_meta {
@@ -1140,6 +1166,9 @@ static void remove_unlisted(tier_files *tf)
 
 static void tier_files_reset(tier_files *tf)
 {
+    free(tf->last.dirty);
+    memset(&tf->last, 0, sizeof tf->last);
+    tf->have_last = false;
     list_free(tf->segs, tf->nsegs);
     tf->segs = NULL;
     tf->nsegs = 0;
@@ -1176,6 +1205,16 @@ static int tier_load(rollup_store *st, int ti, uint64_t *raw_mark, strata_err *e
     bucket_vec acc = {0}, fresh = {0};
     if (rc)
         goto out;
+    tf->last.built = lm.m.built;
+    tf->last.built_from = lm.m.built_from;
+    tf->last.sealed_through = lm.m.sealed_through;
+    tf->last.floor = lm.m.floor;
+    tf->last.raw_mark = lm.raw_mark;
+    tf->last.ndirty = lm.m.ndirty;
+    tf->last.dirty = malloc(sizeof *tf->last.dirty * ((size_t)lm.m.ndirty + 1));
+    if (tf->last.dirty && lm.m.ndirty)
+        memcpy(tf->last.dirty, lm.dirty, sizeof *lm.dirty * lm.m.ndirty);
+    tf->have_last = tf->last.dirty != NULL;
     remove_unlisted(tf);
     for (uint32_t i = 0; i < tf->nsegs && !rc && lm.m.built; i++) {
         if ((rc = load_segment(st, ti, tf, &tf->segs[i], &fresh, err)) != 0)
@@ -1264,10 +1303,41 @@ void rollup_store_close(rollup_store *st)
 {
     if (!st)
         return;
-    for (int ti = 0; ti < st->ntiers; ti++)
+    for (int ti = 0; ti < st->ntiers; ti++) {
         list_free(st->t[ti].segs, st->t[ti].nsegs);
+        free(st->t[ti].last.dirty);
+    }
     pthread_mutex_destroy(&st->stats_mu);
     free(st);
+}
+
+int rollup_store_commit_floor(rollup_store *st, int64_t from, strata_err *err)
+{
+    for (int ti = 0; st && ti < st->ntiers; ti++) {
+        tier_files *tf = &st->t[ti];
+        if (!tf->have_last || !tf->last.built)
+            continue;
+        int64_t I = st->sc->rollups[ti].interval_ms, f = rollup_floor_to(from, I);
+        if (f < from)
+            f += I;
+        tier_meta m = {true, tf->last.built_from, tf->last.sealed_through, tf->last.floor, tf->last.dirty,
+                       tf->last.ndirty};
+        if (rollup_tier_retention(st->sc, ti) > 0) {
+            if (m.floor >= f)
+                continue;
+            m.floor = f; /* it outlives the raw rows: keeps its buckets */
+        } else {
+            if (m.built_from >= f)
+                continue;
+            m.built_from = m.floor = f; /* it goes with them; what it saved past f stays known */
+            if (m.sealed_through < f)
+                m.sealed_through = f;
+        }
+        int rc = tier_manifest_commit(tf, &m, tf->last.raw_mark, tf->segs, tf->nsegs, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 void rollup_store_get_stats(rollup_store *st, int ti, rollup_store_tier_stats *out)

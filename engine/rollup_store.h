@@ -111,6 +111,14 @@ void rollup_store_close(rollup_store *st);
 int rollup_store_save(rollup_store *st, const rollup_checkpoint *ck, uint64_t raw_mark, bool optimize,
                       strata_err *err);
 
+/* Retention is about to drop every raw row before `from`: each tier's manifest says so
+ * at once, as committed (its segments, sealed range and dirty buckets unchanged): a
+ * tier that outlives raw rows gets the floor (it never builds before it again), the
+ * others forget before it. Written before the drop, so no start after a crash reads a
+ * tier that would be built again from rows that are gone. 0 or an error (retention then
+ * waits). */
+int rollup_store_commit_floor(rollup_store *st, int64_t from, strata_err *err);
+
 void rollup_store_get_stats(rollup_store *st, int tier, rollup_store_tier_stats *out /* OUT */);
 
 /* The segments a tier directory's TIER lists, in the order they apply (for strata

@@ -122,6 +122,10 @@ struct strata_table {
 /* At open, after the partitions are recovered and before the log is replayed: restores
  * the saved tiers and marks the buckets of rows flushed since their save. */
 int table__rollups_open(strata_table *t, strata_err *err);
+/* Retention, before dropping the raw rows before from: the tiers' manifests say so first
+ * (rollup_store_commit_floor). STRATA_ENOTFOUND when a save runs (the caller holds
+ * flush_lock, which the save may wait for): drop nothing this time. */
+int table__rollups_commit_floor(strata_table *t, int64_t from, strata_err *err);
 
 /* ---- table.c ---------------------------------------------------------------------- */
 
