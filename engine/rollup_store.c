@@ -332,7 +332,8 @@ static int tier_manifest_read(tier_files *tf, loaded_meta *lm, strata_err *err)
     }
     rc = STRATA_ECORRUPT;
     const char *why = "too short";
-    if (b.len < 8 + 4 + 4 + 8 * 5 + 1 + 24 + 4 + 4 + 8)
+    /* magic, version, flags, 4 x u64, built, 3 x i64, ndirty, nsegs, checksum */
+    if (b.len < 8 + 4 + 4 + 8 * 4 + 1 + 8 * 3 + 4 + 4 + 8)
         goto bad;
     why = "bad magic";
     if (memcmp(b.data, TIER_MAGIC, 8) != 0)

@@ -673,7 +673,28 @@ TEST(tier_retention_forgets_and_drops_partitions)
     free(log);
 }
 
-TEST_LIST(T(tiers_saved_merged_and_restored), T(tier_retention_forgets_and_drops_partitions), T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
+/* A tier saved before it had anything (a table without rows) opens again without a word:
+ * its TIER holds no segment and says "not built". */
+TEST(empty_tiers_saved_and_opened_quietly)
+{
+    strata_schema s;
+    char dir[512];
+    strata_table *t = open_table_at("rollup_empty", &s, 0, dir, sizeof dir);
+    strata_err err = {0};
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(table_rollups_save(t, false, &err), 0);
+        table_close(t);
+        ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+        ASSERT_STR_EQ(table_rollup_note(t), "");
+    }
+    char aside[1200];
+    snprintf(aside, sizeof aside, "%s/r/rollup_1m.damaged", dir);
+    struct stat sb;
+    ASSERT(stat(aside, &sb) != 0);
+    table_close(t);
+}
+
+TEST_LIST(T(tiers_saved_merged_and_restored), T(empty_tiers_saved_and_opened_quietly), T(tier_retention_forgets_and_drops_partitions), T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
           T(packed_quantile_sketch_merges_exactly),
           T(auto_equals_raw_over_a_changing_table), T(memory_limit_forgets_oldest_buckets),
           T(appends_builds_and_queries_beside_each_other))
