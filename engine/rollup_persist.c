@@ -16,8 +16,11 @@
  * saved bucket never holds a row that is not in a segment (rows of the log would come
  * back by its replay, but Kafka rows only in memtables come back only when the consumer
  * reads them again, and until then the restored bucket would count rows the raw rows
- * lack). Memtables flush within a second anyway (storage.memtable_age), so this costs
- * little. Saves run one at a time (rollup_save_lock).
+ * lack). The table is flushed before the checkpoint too, so the rows the buckets saw are
+ * mostly in segments below raw_mark and a start marks dirty only the buckets of the few
+ * rows published in between. Memtables flush within a second anyway
+ * (storage.memtable_age), so this costs little. Saves run one at a time
+ * (rollup_save_lock).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -86,6 +89,10 @@ int table_rollups_save(strata_table *t, bool optimize, strata_err *err)
     rollup_checkpoint ck[STRATA_MAX_ROLLUPS];
     memset(ck, 0, sizeof ck);
     pthread_mutex_lock(&t->rollup_save_lock);
+    if ((rc = table_flush(t, true, err)) != 0) { /* most rows below the mark */
+        pthread_mutex_unlock(&t->rollup_save_lock);
+        return rc;
+    }
     pthread_mutex_lock(&t->lock);
     uint64_t mark = atomic_load(&t->next_seg_id);
     int taken = 0;

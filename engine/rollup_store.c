@@ -26,6 +26,7 @@
 #include "engine/fs.h"
 #include "engine/query_agg.h"
 #include "engine/segment.h"
+#include "engine/segment_format.h"
 #include "engine/sketch.h"
 #include "engine/units.h"
 
@@ -534,7 +535,8 @@ static int write_segment(rollup_store *st, tier_files *tf, const rollup_checkpoi
     }
     if (rc)
         goto out;
-    segment_write_opts opts = {.codec = STRATA_CODEC_ZSTD, .zstd_level = 3, .granule_rows = G};
+    segment_write_opts opts = {.codec = STRATA_CODEC_ZSTD, .zstd_level = 3, .granule_rows = G,
+                               .version = SEGMENT_VERSION_BYTES}; /* a tier segment, bytes columns or not */
     if (!(w = segment_writer_open(path, &cols, &opts, err))) {
         rc = err->code ? err->code : STRATA_EIO;
         goto out;

@@ -1,6 +1,6 @@
 /*
  * rollup_store.h — rollup tiers on disk: each tier of a table is stored like a table of
- * its own, in segment files (segment_format.h, version 3) under
+ * its own, in segment files (segment_format.h, version 3: tier segments) under
  * <table dir>/rollup_<interval>/ (a second tier of the same interval: rollup_<interval>_2),
  * partitioned coarser than raw rows: by month for tiers finer than an hour, by year for
  * the others (directories "2026-11", "2026").

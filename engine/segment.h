@@ -118,7 +118,7 @@ typedef struct segment_bytes {
  * int types (uint64 as bit pattern, bools 0/1), double for float64, uint32_t dictionary
  * codes for strings, a segment_bytes for bytes. Every granule but the last must hold
  * exactly granule_rows rows. A schema with a bytes column is written as format version
- * 3 (segment_format.h). */
+ * 3 (segment_format.h), as rollup tier segments are (opts.version 3) with or without. */
 int segment_writer_add_granule(segment_writer *w, uint32_t n, const void *const *cols,
                                strata_err *err);
 

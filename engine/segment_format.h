@@ -10,8 +10,8 @@
  * HEADER (16 bytes, at offset 0)
  *   off size field
  *   0   8    magic "STRATSEG" (53 54 52 41 54 53 45 47)
- *   8   4    u32 format version = 2 (1 in files written before the row order below; 3 in
- *              files with a bytes column: rollup tier segments, engine/rollup_store.h)
+ *   8   4    u32 format version = 2 (1 in files written before the row order below; 3 for
+ *              rollup tier segments, engine/rollup_store.h, which may hold bytes columns)
  *   12  4    u32 flags = 0 (readers refuse other values)
  *
  * BLOCKS (from offset 16 up to the footer): stored blocks back to back, no framing.
@@ -80,9 +80,9 @@
  *   1 readers would merge a version-2 file as if sorted by order_by alone and write
  *   misordered rows, so the order change bumped the version.
  *
- *   version 3: as version 2. A file is written as version 3 exactly when it has a bytes
- *              column, so readers that know only 1 and 2 refuse it by its version (and
- *              a version-3 file without one is refused as corrupt).
+ *   version 3: as version 2, written for rollup tier segments (and only for them: a
+ *              file with a bytes column must be version 3), so readers that know only 1
+ *              and 2 refuse them by their version, and tools know a tier segment.
  *
  * Version rule: a reader accepts exactly the versions it knows (1 to 3) and refuses
  * others with STRATA_EVERSION naming the version found. Any incompatible change bumps it.

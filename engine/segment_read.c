@@ -301,13 +301,6 @@ static int parse_footer(segment *s, const uint8_t *f, uint64_t flen, strata_err 
             return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: column %d name has NUL",
                                   s->path, i);
     }
-    bool has_bytes = false;
-    for (int i = 0; i < sc->ncols; i++)
-        has_bytes |= sc->cols[i].type == STRATA_BYTES;
-    if (s->version == SEGMENT_VERSION_BYTES && !has_bytes)
-        return strata_err_set(err, STRATA_ECORRUPT,
-                              "%s: footer: a version-%u file without a bytes column (only files with one are "
-                              "written as version %u)", s->path, s->version, s->version);
     if (sc->cols[sc->time_col].type != STRATA_TIMESTAMP)
         return strata_err_set(err, STRATA_ECORRUPT, "%s: footer: time column is not a timestamp",
                               s->path);

@@ -131,7 +131,7 @@ segment_writer *segment_writer_open(const char *path, const strata_schema *schem
     if (w->opts.version == 0)
         w->opts.version = has_bytes ? SEGMENT_VERSION_BYTES : SEGMENT_VERSION;
     if (w->opts.version < SEGMENT_VERSION_MIN || w->opts.version > SEGMENT_VERSION_MAX ||
-        (w->opts.version == SEGMENT_VERSION_BYTES) != has_bytes) {
+        (has_bytes && w->opts.version != SEGMENT_VERSION_BYTES)) {
         strata_err_set(err, STRATA_EINVAL, "%s: cannot write format version %u", path,
                        w->opts.version);
         free(w);

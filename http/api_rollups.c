@@ -73,11 +73,12 @@ json_t *api_rollups_json(strata_table *t)
             table_rollup_store_stats(t, i, &fs);
             char dir[64];
             rollup_store_dir_name(sc, i, dir, sizeof dir);
-            json_object_set_new(o, "files", json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "directory", dir,
+            json_object_set_new(o, "files", json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:b}", "directory", dir,
                                                       "segments", (json_int_t)fs.segments, "rows", (json_int_t)fs.rows,
                                                       "bytes", (json_int_t)fs.bytes, "saves", (json_int_t)fs.saves,
                                                       "merges", (json_int_t)fs.merges, "last_save",
-                                                      fs.last_save_ms ? time_or_null(fs.last_save_ms) : json_null()));
+                                                      fs.last_save_ms ? time_or_null(fs.last_save_ms) : json_null(),
+                                                      "unsaved", rollup_unsaved(rs, i)));
         }
         if (!o || json_array_append_new(arr, o) != 0) {
             json_decref(arr);

@@ -379,10 +379,13 @@ enum MHD_Result api_tables_optimize(strata_server *s, struct MHD_Connection *c, 
     for (int i = 0; i < nt && !one && !rc; i++) {
         rollup_store_tier_stats after;
         table_rollup_store_stats(t, i, &after);
-        char iv[24], dims[STRATA_MAX_ROLLUP_DIMS * STRATA_NAME_MAX];
-        units_format_duration_ms(table_schema(t)->rollups[i].interval_ms, iv, sizeof iv);
-        rollup_dims_text(table_schema(t), i, dims, sizeof dims);
-        json_array_append_new(tiers, json_pack("{s:s, s:s, s:I, s:I, s:I}", "interval", iv, "dimensions", dims,
+        char iv[24];
+        const strata_rollup *ru = &table_schema(t)->rollups[i];
+        units_format_duration_ms(ru->interval_ms, iv, sizeof iv);
+        json_t *dims = json_array();
+        for (int d = 0; d < ru->ndims; d++)
+            json_array_append_new(dims, json_string(table_schema(t)->cols[ru->dims[d]].name));
+        json_array_append_new(tiers, json_pack("{s:s, s:o, s:I, s:I, s:I}", "interval", iv, "dimensions", dims,
                                                "segments_before", (json_int_t)before[i].segments, "segments_after",
                                                (json_int_t)after.segments, "bytes", (json_int_t)after.bytes));
     }

@@ -367,7 +367,6 @@ static const expectation expectations[] = {
     {"version_0.seg", STRATA_EVERSION, "version 0", NULL},
     {"version_3.seg", STRATA_ECORRUPT, "trailer", "version 1 differs"},
     {"version_3_in_trailer.seg", STRATA_ECORRUPT, "trailer", "version 3"},
-    {"version_3_both.seg", STRATA_ECORRUPT, "version-3 file without a bytes column", NULL},
     {"version_4.seg", STRATA_EVERSION, "version 4", NULL},
     {"version_4_both.seg", STRATA_EVERSION, "version 4", NULL},
     {"flipped_bit_time_block.seg", STRATA_ECORRUPT, "column 'ts' granule 0:", "checksum"},
@@ -727,14 +726,14 @@ TEST(corpus_generate)
     uint8_t *q = dup_bytes(g.lz4, len);
     store_u32le(q + 8, 0);
     emit(&g, "version_0.seg", q, len);
-    /* Version 3 is only for files with a bytes column (rollup tiers), and 4 the first
-     * version this build refuses (SEGMENT_VERSION_MAX + 1). The committed valid_* files
+    /* Version 3 is for rollup tier segments (a file without a bytes column may be one),
+     * and 4 the first version this build refuses (SEGMENT_VERSION_MAX + 1). The committed valid_* files
      * were written as version 1, before the bucketed row order (version 2): their replay
      * checks old files are still read; a regenerated corpus writes version 2. */
     store_u32le(q + 8, 3);
     emit(&g, "version_3.seg", q, len);
     store_u32le(q + len - 8, 3);
-    emit(&g, "version_3_both.seg", q, len);
+    emit(&g, "valid_version_3_no_bytes.seg", q, len);
     store_u32le(q + 8, 4);
     store_u32le(q + len - 8, 1);
     emit(&g, "version_4.seg", q, len);
