@@ -5,8 +5,10 @@
  * The listing is one row per live segment as the partition manifests name them (like
  * ClickHouse's system.parts), sorted by table and partition, with totals; then the
  * segments of the table's rollup tiers as their TIER manifests list them (partition
- * "rollup_1m/2026-11"; min/max time: the bucket starts they cover).
- * A tier directory (DATA/t/rollup_1m) may be given alone too. Every listed
+ * "rollup_1m/2026-11"; min/max time: the bucket starts they cover), totalled apart: a
+ * tier's later segments replace what older ones hold for the same buckets until merges
+ * join them, so their rows are rows stored, not buckets.
+ * A tier directory (DATA/t/rollup_1m), or one of its partitions, may be given alone too. Every listed
  * segment is opened and its row count compared with the manifest's; with verify every
  * checksum is checked and every block decoded, with a progress line (rate, ETA) on a
  * terminal. Each table's schema.json is loaded with the server's parser
@@ -209,8 +211,9 @@ static bool is_table_dir(const char *dir)
     return exists(p);
 }
 
-/* A rollup tier directory: the segments its TIER lists. */
-static void scan_tier(dir_scan *ds, const char *table, const char *dir)
+/* A rollup tier directory: the segments its TIER lists (of partition only_part, when
+ * not NULL). */
+static void scan_tier(dir_scan *ds, const char *table, const char *dir, const char *only_part)
 {
     char tier[256];
     last_component(dir, tier, sizeof tier);
@@ -223,6 +226,8 @@ static void scan_tier(dir_scan *ds, const char *table, const char *dir)
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
+        if (only_part && strcmp(only_part, e[i].partition) != 0)
+            continue;
         char part[300];
         snprintf(part, sizeof part, "%.200s/%s", tier, e[i].partition);
         manifest_segment seg = {e[i].id, e[i].rows, e[i].bytes, e[i].from, e[i].to - 1, e[i].level};
@@ -260,7 +265,7 @@ static void scan_table(dir_scan *ds, const char *table, const char *dir)
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%.3800s/%s", dir, names[i]);
         if (strncmp(names[i], "rollup_", 7) == 0 && is_tier_dir(p))
-            scan_tier(ds, table, p);
+            scan_tier(ds, table, p, NULL);
         free(names[i]);
     }
     free(names);
@@ -284,11 +289,15 @@ static int scan_path(dir_scan *ds, const char *path)
         return 0;
     }
     char table[256], last[256], parent[PATH_MAX];
-    if (is_tier_dir(path)) {
-        snprintf(parent, sizeof parent, "%.4000s/..", path);
-        char *rp = realpath(parent, NULL), *rt = realpath(path, NULL);
+    snprintf(parent, sizeof parent, "%.4000s/..", path);
+    if (is_tier_dir(path) || is_tier_dir(parent)) { /* a tier, or one of its partitions */
+        bool part = !is_tier_dir(path);
+        char *rt = realpath(part ? parent : path, NULL), up[PATH_MAX], only[256];
+        snprintf(up, sizeof up, "%.4000s/..", rt ? rt : path);
+        char *rp = realpath(up, NULL);
         last_component(rp ? rp : "?", table, sizeof table);
-        scan_tier(ds, table, rt ? rt : path);
+        last_component(path, only, sizeof only);
+        scan_tier(ds, table, rt ? rt : path, part ? only : NULL);
         free(rp);
         free(rt);
         return 0;
@@ -388,9 +397,24 @@ static void open_segments(dir_scan *ds, bool verify, bool quiet)
     progress_finish(&pg);
 }
 
+static bool is_tier_row(const part_row *r) { return strncmp(r->partition, "rollup_", 7) == 0; }
+
+/* The tiers' segments, rows stored and bytes. */
+static void tier_totals(const dir_scan *ds, uint64_t *segs, uint64_t *rows, uint64_t *bytes)
+{
+    *segs = *rows = *bytes = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (is_tier_row(&ds->rows[i])) {
+            (*segs)++;
+            *rows += ds->rows[i].seg.rows;
+            *bytes += ds->rows[i].seg.bytes;
+        }
+}
+
 static void print_json(const dir_scan *ds, FILE *out)
 {
-    uint64_t rows = 0, bytes = 0, superseded = 0;
+    uint64_t rows = 0, bytes = 0, superseded = 0, tsegs, trows, tbytes;
+    tier_totals(ds, &tsegs, &trows, &tbytes);
     fprintf(out, "{\"segments\":[");
     for (size_t i = 0; i < ds->n; i++) {
         const part_row *r = &ds->rows[i];
@@ -410,8 +434,10 @@ static void print_json(const dir_scan *ds, FILE *out)
             inspect_json_string(out, r->error, strlen(r->error));
         }
         fprintf(out, "}");
-        rows += r->seg.rows;
-        bytes += r->seg.bytes;
+        if (!is_tier_row(r)) {
+            rows += r->seg.rows;
+            bytes += r->seg.bytes;
+        }
     }
     fprintf(out, "]");
     if (ds->nbad_schemas) {
@@ -428,14 +454,19 @@ static void print_json(const dir_scan *ds, FILE *out)
         }
         fprintf(out, "]");
     }
-    fprintf(out, ",\"total\":{\"segments\":%zu,\"rows\":%" PRIu64 ",\"superseded\":%" PRIu64
-            ",\"bytes\":%" PRIu64 "},\"problems\":%d}\n",
-            ds->n, rows, superseded, bytes, ds->problems);
+    fprintf(out, ",\"total\":{\"segments\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"superseded\":%" PRIu64
+            ",\"bytes\":%" PRIu64 "}",
+            (uint64_t)ds->n - tsegs, rows, superseded, bytes);
+    if (tsegs)
+        fprintf(out, ",\"rollup_tiers\":{\"segments\":%" PRIu64 ",\"rows_stored\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+                tsegs, trows, tbytes);
+    fprintf(out, ",\"problems\":%d}\n", ds->problems);
 }
 
 static void print_text(const dir_scan *ds, bool verify, FILE *out)
 {
-    uint64_t rows = 0, bytes = 0, superseded = 0;
+    uint64_t rows = 0, bytes = 0, superseded = 0, tsegs, trows, tbytes;
+    tier_totals(ds, &tsegs, &trows, &tbytes);
     fprintf(out, "%-16s %-14s %-16s %12s %12s %9s  %-24s %-24s %s\n", "table", "partition",
             "segment", "rows", "bytes", "bytes/row", "min_time", "max_time", "level");
     for (size_t i = 0; i < ds->n; i++) {
@@ -448,14 +479,21 @@ static void print_text(const dir_scan *ds, bool verify, FILE *out)
                 r->seg.rows ? (double)r->seg.bytes / (double)r->seg.rows : 0.0, a, b,
                 r->seg.level, r->error ? "  DAMAGED" : "");
         superseded += r->superseded;
-        rows += r->seg.rows;
-        bytes += r->seg.bytes;
+        if (!is_tier_row(r)) {
+            rows += r->seg.rows;
+            bytes += r->seg.bytes;
+        }
     }
     for (size_t i = 0; i < ds->nbad_schemas; i++)
         fprintf(out, "%s: %s\n", ds->bad_schemas[i].file,
                 ds->bad_schemas[i].missing ? "MISSING" : "DAMAGED");
-    fprintf(out, "total: %zu segment%s, %" PRIu64 " rows, %" PRIu64 " bytes", ds->n, ds->n == 1 ? "" : "s",
+    uint64_t nraw = (uint64_t)ds->n - tsegs;
+    fprintf(out, "total: %" PRIu64 " segment%s, %" PRIu64 " rows, %" PRIu64 " bytes", nraw, nraw == 1 ? "" : "s",
             rows, bytes);
+    if (tsegs)
+        fprintf(out, "; rollup tiers: %" PRIu64 " segment%s, %" PRIu64 " rows stored (a later save of a bucket "
+                     "replaces an earlier one until merges join them), %" PRIu64 " bytes",
+                tsegs, tsegs == 1 ? "" : "s", trows, tbytes);
     if (superseded)
         fprintf(out, ", %" PRIu64 " rows superseded by newer versions (queries skip them; merges remove them)",
                 superseded);
