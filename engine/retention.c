@@ -228,6 +228,11 @@ int retention_sweep(strata_table *t, int64_t now_ms, retention_report *rep, stra
                                 t->raw_dir, strerror(-drc));
     } else if (renamed) {
         table__expired_leftovers_remove(t);
+        /* Logged rows the drop took while they were only in memtables (posted already
+         * expired) must not come back at the next start: let the log go up to the rows
+         * still in memory. */
+        if (atomic_load(&t->log))
+            table__log_forget_covered(t);
     }
     pthread_mutex_unlock(&t->flush_lock);
     pthread_mutex_unlock(&t->write_lock);

@@ -43,7 +43,10 @@
  * go the same way.)
  *
  * On-disk effects: raw/<partition> renamed to raw/.expired-<partition> and removed; the
- * newest staying partition's MANIFEST may be rewritten with carried checkpoints.
+ * newest staying partition's MANIFEST may be rewritten with carried checkpoints; the
+ * write-ahead log files whose rows are all in segments or dropped are deleted (rows
+ * dropped while only in memtables would otherwise come back at every start); the
+ * rollup tiers' TIER manifests get their new floor first (rollup_store_commit_floor).
  */
 #ifndef STRATA_RETENTION_H
 #define STRATA_RETENTION_H

@@ -290,9 +290,9 @@ static void flush_outcome(strata_table *t, int rc, const strata_err *err, int64_
 }
 
 /* Deletes the log files the segments now cover: every record below the lowest LSN still
- * only in memtables (else below the log's position) is in a committed segment. Caller
- * holds flush_lock (so no commit runs meanwhile). */
-static void log_forget_covered(strata_table *t)
+ * only in memtables (else below the log's position) is in a committed segment, or was
+ * dropped by retention. Caller holds flush_lock (so no commit runs meanwhile). */
+void table__log_forget_covered(strata_table *t)
 {
     pthread_mutex_lock(&t->lock);
     int64_t low = offset_map_next(&t->positions, TABLE_LOG_SOURCE, 0);
@@ -365,7 +365,7 @@ int table_flush(strata_table *t, bool force, strata_err *err)
         }
     }
     if (wrote && atomic_load(&t->log))
-        log_forget_covered(t);
+        table__log_forget_covered(t);
     if (t->schema.ndedup)
         dd_cool_old_partitions(t, parts, nparts);
     pthread_mutex_unlock(&t->flush_lock);

@@ -117,6 +117,12 @@ struct strata_table {
     char rollup_note[1024];          /* what restoring the tiers did, for the caller's log */
 };
 
+/* ---- table_flush.c -------------------------------------------------------------------- */
+
+/* Deletes the write-ahead log files whose rows are all in committed segments or dropped
+ * (retention): below the lowest LSN still only in memtables. Caller holds flush_lock. */
+void table__log_forget_covered(strata_table *t);
+
 /* ---- rollup_persist.c ---------------------------------------------------------------- */
 
 /* At open, after the partitions are recovered and before the log is replayed: restores

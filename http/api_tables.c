@@ -38,6 +38,7 @@ int api_table_logical_rows(strata_table *t, uint64_t *out)
     q.to_ms = INT64_MAX;
     q.aggs[0].fn = STRATA_AGG_COUNT;
     q.aggs[0].col = -1;
+    q.source = QUERY_SOURCE_RAW; /* the rows stored: tiers may outlive them (retention.1m, .1h) */
     snprintf(q.aggs[0].name, sizeof q.aggs[0].name, "count");
     q.naggs = 1;
     query_result *r = NULL;
