@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash_child.h"
 #include "crash_disk.h"
 #include "engine/dvec.h"
 #include "engine/manifest.h"
@@ -122,27 +123,14 @@ static int64_t partition_cp(const char *dir, int day)
     return cp < 0 ? 0 : cp;
 }
 
-/* The state file: byte 0 'm' (in a merge) or 'd', then the merges started (u64). */
-static void mark(int fd, char what, uint64_t started)
-{
-    char buf[9];
-    buf[0] = what;
-    memcpy(buf + 1, &started, 8);
-    if (pwrite(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) {
-        /* the parent then sees no merge: the run fails loudly */
-    }
-}
-
 static int child(const char *dir, const char *state)
 {
     strata_schema s;
     make_schema(&s);
     strata_err err = {0};
-    strata_table *t;
-    if (table_open(dir, &s, &t, &err) != 0) {
-        fprintf(stderr, "child: %s\n", err.msg);
+    strata_table *t = crash_child_open(dir, &s);
+    if (!t)
         return 1;
-    }
     int fd = open(state, O_WRONLY);
     if (fd < 0)
         return 1;
@@ -167,13 +155,13 @@ static int child(const char *dir, const char *state)
             return 1;
         }
         for (;;) {
-            mark(fd, 'm', ++started);
+            crash_state_mark(fd, 'm', ++started);
             merge_report rep;
             if (merge_table_once(t, &pol, NULL, &rep, &err) != 0) {
                 fprintf(stderr, "child: merge: %s\n", err.msg);
                 return 1;
             }
-            mark(fd, 'd', started);
+            crash_state_mark(fd, 'd', started);
             if (!rep.merged)
                 break;
         }
@@ -334,14 +322,7 @@ int main(int argc, char **argv)
             _exit(127);
         }
         /* Wait for the first merge to start (30 s at most), then kill 0-150 ms later. */
-        char buf[9] = {0};
-        uint64_t started = 0;
-        for (int waited = 0; waited < 30000 && started == 0; waited++) {
-            struct timespec ms = {0, 1000000};
-            nanosleep(&ms, NULL);
-            if (pread(sfd, buf, sizeof buf, 0) == (ssize_t)sizeof buf)
-                memcpy(&started, buf + 1, 8);
-        }
+        uint64_t started = crash_state_wait(sfd, 30000);
         if (started == 0)
             fprintf(stderr, "round %d: no merge started within 30 s\n", r);
         struct timespec ts = {0, (long)(rand() % 150) * 1000000L};
@@ -349,7 +330,7 @@ int main(int argc, char **argv)
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);
-        if (pread(sfd, buf, sizeof buf, 0) == (ssize_t)sizeof buf && buf[0] == 'm')
+        if (crash_state_read(sfd, &started) == 'm')
             in_merge++;
         close(sfd);
         if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {

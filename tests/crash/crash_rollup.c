@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash_child.h"
 #include "engine/query.h"
 #include "engine/rollup.h"
 #include "engine/rollup_build.h"
@@ -83,14 +84,6 @@ static void make_schema(strata_schema *s)
     schema_apply_default_order(s);
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    return x;
-}
-
 /* Row `off` of the source: new rows mostly; every 7th a late row up to two hours back;
  * every 11th a newer version of an earlier row (same id and time, so the same bucket). */
 static void add_row(row_batch *b, int64_t off)
@@ -98,9 +91,9 @@ static void add_row(row_batch *b, int64_t off)
     static const char *kinds[] = {"click", "view", "order", "refund"};
     int64_t id = off, ts = T0 + off * STEP_MS, ver = 0;
     if (off % 7 == 3)
-        ts -= (int64_t)(mix((uint64_t)off) % 7200000);
+        ts -= (int64_t)(crash_mix((uint64_t)off) % 7200000);
     if (off % 11 == 5 && off > BATCH) {
-        id = (int64_t)(mix((uint64_t)off * 3) % (uint64_t)(off - BATCH)); /* an id sent at least a batch ago */
+        id = (int64_t)(crash_mix((uint64_t)off * 3) % (uint64_t)(off - BATCH)); /* an id sent at least a batch ago */
         id -= id % 7 == 3 ? 1 : 0;                                       /* one that was not late */
         id -= id % 11 == 5 ? 1 : 0;
         ts = T0 + id * STEP_MS;
@@ -111,22 +104,11 @@ static void add_row(row_batch *b, int64_t off)
     int64_t r = row_batch_add_row(b);
     b->i[C_TS][r] = ts;
     b->i[C_ID][r] = id;
-    const char *k = kinds[mix((uint64_t)off * 5) % 4];
+    const char *k = kinds[crash_mix((uint64_t)off * 5) % 4];
     row_batch_set_str(b, C_KIND, (uint32_t)r, k, (uint32_t)strlen(k));
-    b->f[C_VALUE][r] = (double)(mix((uint64_t)off * 7) % 100000) / 100.0;
-    b->i[C_USER][r] = (int64_t)(mix((uint64_t)off * 9) % 5000);
+    b->f[C_VALUE][r] = (double)(crash_mix((uint64_t)off * 7) % 100000) / 100.0;
+    b->i[C_USER][r] = (int64_t)(crash_mix((uint64_t)off * 9) % 5000);
     b->i[C_VER][r] = ver;
-}
-
-/* The state file: byte 0 's' (in a save) or 'd', then the saves started (u64). */
-static void mark(int fd, char what, uint64_t started)
-{
-    char buf[9];
-    buf[0] = what;
-    memcpy(buf + 1, &started, 8);
-    if (pwrite(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) {
-        /* the parent then sees no save: the run fails loudly */
-    }
 }
 
 static int child(const char *dir, const char *state)
@@ -134,11 +116,9 @@ static int child(const char *dir, const char *state)
     strata_schema s;
     make_schema(&s);
     strata_err err = {0};
-    strata_table *t;
-    if (table_open(dir, &s, &t, &err) != 0) {
-        fprintf(stderr, "child: %s\n", err.msg);
+    strata_table *t = crash_child_open(dir, &s);
+    if (!t)
         return 1;
-    }
     int fd = open(state, O_WRONLY);
     if (fd < 0)
         return 1;
@@ -161,12 +141,12 @@ static int child(const char *dir, const char *state)
             fprintf(stderr, "child: %s\n", err.msg);
             return 1;
         }
-        mark(fd, 's', ++started);
+        crash_state_mark(fd, 's', ++started);
         if (table_rollups_save(t, false, &err) != 0) {
             fprintf(stderr, "child: save: %s\n", err.msg);
             return 1;
         }
-        mark(fd, 'd', started);
+        crash_state_mark(fd, 'd', started);
     }
 }
 
@@ -337,19 +317,14 @@ int main(int argc, char **argv)
             execl(argv[0], argv[0], dir, state, "child", (char *)NULL);
             _exit(127);
         }
-        /* Wait for the child's first save, then a little more. */
-        char buf[9] = {0};
-        for (int i = 0; i < 6000; i++) {
-            if (pread(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf && buf[0] != 0)
-                break;
-            usleep(5000);
-        }
+        crash_state_wait(fd, 30000); /* the child's first save, then a little more */
         struct timespec ts = {0, (long)(rand() % 150) * 1000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         int st = 0;
         waitpid(pid, &st, 0);
-        if (pread(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf && buf[0] == 's')
+        uint64_t saves;
+        if (crash_state_read(fd, &saves) == 's')
             in_save++;
         close(fd);
         if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "crash_disk.h"
+#include "crash_child.h"
 #include "engine/table.h"
 
 #define OFFSETS 1000000
@@ -64,17 +65,9 @@ static void make_schema(strata_schema *s)
     schema_apply_default_order(s);
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    return x;
-}
-
 static bool dead_letter(int kp, int64_t o)
 {
-    return mix((uint64_t)o * 2 + (uint64_t)kp) % 23 == 0;
+    return crash_mix((uint64_t)o * 2 + (uint64_t)kp) % 23 == 0;
 }
 
 static int64_t row_id(int kp, int64_t o)
@@ -111,7 +104,7 @@ static int child(const char *dir, uint64_t seed, int report_fd)
     static const char *kinds[] = {"click", "view", "order"};
     uint64_t skipped = 0;
     for (uint64_t n = 0; pos[0] < OFFSETS || pos[1] < OFFSETS; n++) {
-        seed = mix(seed + n);
+        seed = crash_mix(seed + n);
         int kp = pos[0] >= OFFSETS ? 1 : pos[1] >= OFFSETS ? 0 : (int)(seed & 1);
         int64_t size = 1 + (int64_t)((seed >> 8) % 4000);
         if (pos[kp] + size > OFFSETS)
@@ -123,7 +116,7 @@ static int child(const char *dir, uint64_t seed, int report_fd)
                 continue;
             int64_t id = row_id(kp, o);
             int64_t r = row_batch_add_row(&b);
-            b.i[0][r] = DAY0 + (int64_t)(mix((uint64_t)id) % 3) * 86400000 + o % 86400000;
+            b.i[0][r] = DAY0 + (int64_t)(crash_mix((uint64_t)id) % 3) * 86400000 + o % 86400000;
             b.i[1][r] = id;
             row_batch_set_str(&b, 2, (uint32_t)r, kinds[id % 3], (uint32_t)strlen(kinds[id % 3]));
             offs[m++] = o;
@@ -284,11 +277,11 @@ static void inspect_kill(const char *dir, const progress *appended, kill_state *
         manifest_free(&m);
     }
     for (int kp = 0; kp < 2; kp++) {
-        /* A row of offset o went to day mix(id) % 3 (see child); its day partition has
+        /* A row of offset o went to day crash_mix(id) % 3 (see child); its day partition has
          * committed it when o is below that partition's committed offset. */
         for (int64_t o = resume[kp]; o < appended->pos[kp] && !k->in_memtables; o++)
             k->in_memtables = !dead_letter(kp, o) &&
-                              o >= committed[mix((uint64_t)row_id(kp, o)) % 3][kp];
+                              o >= committed[crash_mix((uint64_t)row_id(kp, o)) % 3][kp];
         for (int day = 0; day < 3; day++)
             k->ahead |= committed[day][kp] > resume[kp];
     }
@@ -313,7 +306,7 @@ int main(int argc, char **argv)
     uint64_t skipped = 0;
     unsigned char buf[sizeof(progress) * 64];
     for (int round = 0; round <= kills; round++) {
-        seed = mix(seed + (uint64_t)round);
+        seed = crash_mix(seed + (uint64_t)round);
         char sarg[32], fdarg[16];
         snprintf(sarg, sizeof sarg, "%" PRIu64, seed);
         int fds[2];

@@ -28,7 +28,8 @@
   (acknowledged, not yet saved) make their buckets dirty again after the restart (from
   the log replay), and answers stay equal; a damaged tier segment is moved aside with a
   log line, and the tier is built again from raw rows; optimize leaves one segment per
-  tier partition, and the answers do not change.
+  tier partition, and the answers do not change; after a clean stop (SIGTERM saves)
+  nothing is built again.
 - sigkill_during_rebuilds_and_saves: late events, newer versions and deletions spread
   over every sealed bucket, then SIGKILL after a random 0-1.5 s (while dirty buckets are
   rebuilt and the tiers saved), eight times over: after each restart auto and rollup
@@ -443,13 +444,20 @@ def saved(s):
                                 and t["dirty_buckets"] == 0 for t in ts)
 
 
-def tiers_saved_and_restored():
-    data = os.path.join(WORK, "data-saved")
-    s = Server(data, "saved")
+def sealed_table(name, seed):
+    """A server on WORK/data-NAME whose table r (SCHEMA) got six hours of the stream
+    Stream(seed), sealed: (data, server, stream, rng)."""
+    data = os.path.join(WORK, "data-" + name)
+    s = Server(data, name)
     check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
-    st, rng = Stream(23), random.Random(23)
+    st, rng = Stream(seed), random.Random(seed)
     stream_span(s, st, rng, T0)
     check(sealed_to(s, T0 + SPAN - 3 * MIN), "tiers sealed")
+    return data, s, st, rng
+
+
+def tiers_saved_and_restored():
+    data, s, st, rng = sealed_table("saved", 23)
     check(wait_for(lambda: saved(s), limit=30), "both tiers saved within the save period: %s" % tiers(s))
     m, h = tier_files(data, "rollup_1m"), tier_files(data, "rollup_1h")
     check(m and all("/rollup_1m/2024-01/" in f for f in m), "1m tier segments in a month partition: %s" % m)
@@ -465,7 +473,8 @@ def tiers_saved_and_restored():
               now[i]["buckets"] == before[i]["buckets"] and now[i]["rows"] == before[i]["rows"] for i in now),
           "right after the restart the tiers are restored as they were: %s" % now)
     compare(s, rng, "right after SIGKILL and restart, from the saved tiers", n=40, need_rollup=15)
-    check(all(x["builds"] == 0 for x in tiers(s)), "nothing was built again: %s" % tiers(s))
+    # (raw segments merged since the last save count as new rows, so a few buckets may be
+    # rebuilt; after a clean stop, below, none is)
 
     # changes acknowledged, then a SIGKILL before any save: the replay marks them again
     late = [st.event(T0 + rng.randrange(SPAN - 10 * MIN)) for _ in range(80)]
@@ -533,16 +542,13 @@ def tiers_saved_and_restored():
     check(s.stop() == 0, "SIGTERM exits 0")
     s = Server(data, "saved5")
     compare(s, rng, "restored from the optimized segments", n=30, need_rollup=10)
+    check(all(x["builds"] == 0 and x["dirty_buckets"] == 0 for x in tiers(s)),
+          "after a clean stop nothing is built again: %s" % tiers(s))
     s.stop()
 
 
 def sigkill_during_rebuilds_and_saves():
-    data = os.path.join(WORK, "data-kill")
-    s = Server(data, "kill")
-    check(s.json("PUT", "/tables/r", SCHEMA)[0] == 201, "create r")
-    st, rng = Stream(41), random.Random(41)
-    stream_span(s, st, rng, T0)
-    check(sealed_to(s, T0 + SPAN - 3 * MIN), "tiers sealed")
+    data, s, st, rng = sealed_table("kill", 41)
     for k in range(8):
         late = [st.event(T0 + rng.randrange(SPAN - 10 * MIN)) for _ in range(300)]
         olds = rng.sample(st.sent[:5000], 200)
