@@ -45,7 +45,8 @@
   than an hour before the newest is a rejected line with the reason; the others land.
 - late_policy_dead_letter_kafka: the same for a Kafka table (the embedded broker): the
   late events are dead letters with the reason.
-Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names]. Prints "N passed, M failed".
+Args: STRATA_BIN BUILD_DIR SOURCE_DIR [test names]. Prints "N passed, M failed". ctest runs it
+in two halves (tests/CMakeLists.txt names the parts of each): a new part goes in one.
 """
 import json
 import os
