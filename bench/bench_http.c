@@ -625,7 +625,7 @@ static int rollups_restart(const char *strata, const char *dir)
     conn_fd = -1;
     int st = bench_server_stop(&srv);
     double t0 = bench_now_s();
-    if (st != 0 || bench_server_start(&srv, strata, dir, "bench_http") != 0) {
+    if (st != 0 || bench_server_spawn(&srv, strata, dir, "bench_http", false) != 0) {
         fprintf(stderr, "bench_http: restart failed (exit %d)\n", st);
         return 1;
     }

@@ -59,7 +59,8 @@ static inline void *bench_server_drain(void *arg)
 
 /* Starts `strata serve --data DIR --listen 127.0.0.1:0` on DIR emptied first; its log goes
  * to DIR.log. Returns 0, or -1 with a message on stderr. */
-static inline int bench_server_start(bench_server *s, const char *strata, const char *dir, const char *who)
+/* Starts the server on dir: emptied first when fresh, else as it is (a restart). */
+static inline int bench_server_spawn(bench_server *s, const char *strata, const char *dir, const char *who, bool fresh)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->data, sizeof s->data, "%s", dir);
@@ -67,7 +68,7 @@ static inline int bench_server_start(bench_server *s, const char *strata, const 
     snprintf(s->host, sizeof s->host, "127.0.0.1");
     char cmd[2300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' && mkdir -p '%s'", dir, s->log_path, dir);
-    if (system(cmd) != 0) {
+    if (fresh && system(cmd) != 0) {
         fprintf(stderr, "%s: cannot make %s\n", who, dir);
         return -1;
     }
@@ -87,7 +88,7 @@ static inline int bench_server_start(bench_server *s, const char *strata, const 
     close(pipefd[1]);
     s->pid = pid;
     s->log_in = fdopen(pipefd[0], "r");
-    FILE *out = fopen(s->log_path, "w");
+    FILE *out = fopen(s->log_path, fresh ? "w" : "a");
     char line[4096];
     while (fgets(line, sizeof line, s->log_in)) {
         if (out)
@@ -106,6 +107,11 @@ static inline int bench_server_start(bench_server *s, const char *strata, const 
     }
     s->draining = pthread_create(&s->drain, NULL, bench_server_drain, s) == 0;
     return 0;
+}
+
+static inline int bench_server_start(bench_server *s, const char *strata, const char *dir, const char *who)
+{
+    return bench_server_spawn(s, strata, dir, who, true);
 }
 
 /* --url http://host:port[/]: a server already running. Returns 0, or -1. */
