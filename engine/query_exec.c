@@ -172,6 +172,12 @@ int query_run(strata_table *t, const strata_query *q, query_result **out, strata
             note_served(r, sc, &used);
             r->raw_expired = raw_floor != INT64_MIN && q->from_ms < raw_floor;
             r->raw_expired_before = raw_floor;
+            if (r->raw_expired) { /* raw ranges wholly before the floor had no rows to read */
+                uint32_t live = 0;
+                for (uint32_t i = 0; i < used.sp.nraw; i++)
+                    live += used.sp.raw[i][1] > raw_floor;
+                r->raw_ranges = live;
+            }
             r->elapsed_ms = clock_mono_ms_frac() - t0;
         }
         qctx_free(&x);

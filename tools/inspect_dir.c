@@ -467,14 +467,14 @@ static void print_text(const dir_scan *ds, bool verify, FILE *out)
 {
     uint64_t rows = 0, bytes = 0, superseded = 0, tsegs, trows, tbytes;
     tier_totals(ds, &tsegs, &trows, &tbytes);
-    fprintf(out, "%-16s %-14s %-16s %12s %12s %9s  %-24s %-24s %s\n", "table", "partition",
+    fprintf(out, "%-16s %-18s %-16s %12s %12s %9s  %-24s %-24s %s\n", "table", "partition",
             "segment", "rows", "bytes", "bytes/row", "min_time", "max_time", "level");
     for (size_t i = 0; i < ds->n; i++) {
         const part_row *r = &ds->rows[i];
         char a[40], b[40];
         units_format_rfc3339_ms(r->seg.min_time, a, sizeof a);
         units_format_rfc3339_ms(r->seg.max_time, b, sizeof b);
-        fprintf(out, "%-16s %-14s %016" PRIx64 " %12" PRIu64 " %12" PRIu64 " %9.2f  %-24s %-24s %u%s\n",
+        fprintf(out, "%-16s %-18s %016" PRIx64 " %12" PRIu64 " %12" PRIu64 " %9.2f  %-24s %-24s %u%s\n",
                 r->table, r->partition, r->seg.id, r->seg.rows, r->seg.bytes,
                 r->seg.rows ? (double)r->seg.bytes / (double)r->seg.rows : 0.0, a, b,
                 r->seg.level, r->error ? "  DAMAGED" : "");
