@@ -892,9 +892,7 @@ int rollup_store_save(rollup_store *st, const rollup_checkpoint *ck, uint64_t ra
             if (next[k].id != 0)
                 next[w++] = next[k];
         n = w;
-        merges++;
-        if (!optimize && mg.level == ROLLUP_STORE_MAX_LEVEL && lvl == ROLLUP_STORE_MAX_LEVEL)
-            continue; /* (top-level runs merge among themselves) */
+        merges++; /* (top-level runs merge among themselves, staying at the top level) */
     }
     uint64_t old_next = tf->next_id;
     tf->next_id = next_id;

@@ -553,8 +553,6 @@ void hll_shrink(hll *h)
 
 /* ---- Stored forms (sketch.h) ----------------------------------------------------------- */
 
-static inline uint32_t ld_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static inline uint64_t ld_u64(const uint8_t *p) { return (uint64_t)ld_u32(p) | (uint64_t)ld_u32(p + 4) << 32; }
 
 bool hll_store(const hll *h, bytebuf *out)
 {
@@ -592,13 +590,13 @@ int hll_load(const uint8_t *p, size_t n, hll **out)
     } else {
         if (n < 5)
             goto corrupt;
-        uint32_t k = ld_u32(p + 1);
+        uint32_t k = load_u32le(p + 1);
         if (k > HLL_SPARSE_MAX || n != 5 + (size_t)k * 4)
             goto corrupt;
         if (k && !(h->sp = malloc(sizeof *h->sp * k)))
             goto oom;
         for (uint32_t i = 0; i < k; i++) {
-            uint32_t e = ld_u32(p + 5 + (size_t)i * 4), rank = e & 0xff;
+            uint32_t e = load_u32le(p + 5 + (size_t)i * 4), rank = e & 0xff;
             if (rank < 1 || rank > 64 || (e >> 8) >= HLL_REGISTERS || (i && (e >> 8) <= (h->sp[i - 1] >> 8)))
                 goto corrupt;
             h->sp[i] = e;
@@ -640,8 +638,8 @@ int dds_packed_load(const uint8_t *b, size_t n, dds_packed **out)
     *out = NULL;
     if (n < 40)
         return STRATA_ECORRUPT;
-    uint64_t zero = ld_u64(b), count = ld_u64(b + 8), mn = ld_u64(b + 16), mx = ld_u64(b + 24);
-    uint32_t np = ld_u32(b + 32), nn = ld_u32(b + 36);
+    uint64_t zero = load_u64le(b), count = load_u64le(b + 8), mn = load_u64le(b + 16), mx = load_u64le(b + 24);
+    uint32_t np = load_u32le(b + 32), nn = load_u32le(b + 36);
     uint64_t k = (uint64_t)np + nn;
     if (k > 2 * (uint64_t)DDS_INDEX_LIMIT + 2 || n != 40 + k * 12)
         return STRATA_ECORRUPT;
@@ -657,8 +655,8 @@ int dds_packed_load(const uint8_t *b, size_t n, dds_packed **out)
     uint64_t sum = zero;
     bool bad = false;
     for (uint32_t i = 0; i < k && !bad; i++) {
-        idx[i] = (int32_t)ld_u32(b + 40 + (size_t)i * 4);
-        cnt[i] = ld_u64(b + 40 + (size_t)k * 4 + (size_t)i * 8);
+        idx[i] = (int32_t)load_u32le(b + 40 + (size_t)i * 4);
+        cnt[i] = load_u64le(b + 40 + (size_t)k * 4 + (size_t)i * 8);
         bool first_of_sign = i == 0 || i == np;
         bad = idx[i] < -DDS_INDEX_LIMIT || idx[i] > DDS_INDEX_LIMIT || cnt[i] == 0 ||
               (!first_of_sign && idx[i] <= idx[i - 1]) || __builtin_add_overflow(sum, cnt[i], &sum);

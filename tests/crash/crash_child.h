@@ -8,6 +8,7 @@
 #ifndef STRATA_CRASH_CHILD_H
 #define STRATA_CRASH_CHILD_H
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,19 @@ static inline strata_table *crash_child_open(const char *dir, const strata_schem
     if (table_open(dir, s, &t, &err) != 0) {
         fprintf(stderr, "child: %s\n", err.msg);
         return NULL;
+    }
+    return t;
+}
+
+/* The child: the table (crash_child_open) and its state file opened for writing into
+ * *fd; NULL when either fails. */
+static inline strata_table *crash_child_begin(const char *dir, const strata_schema *s, const char *state, int *fd)
+{
+    strata_table *t = crash_child_open(dir, s);
+    if (t && (*fd = open(state, O_WRONLY)) < 0) {
+        fprintf(stderr, "child: %s: cannot open\n", state);
+        table_close(t);
+        t = NULL;
     }
     return t;
 }

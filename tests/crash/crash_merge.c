@@ -128,11 +128,9 @@ static int child(const char *dir, const char *state)
     strata_schema s;
     make_schema(&s);
     strata_err err = {0};
-    strata_table *t = crash_child_open(dir, &s);
+    int fd;
+    strata_table *t = crash_child_begin(dir, &s, state, &fd);
     if (!t)
-        return 1;
-    int fd = open(state, O_WRONLY);
-    if (fd < 0)
         return 1;
     int64_t have[2] = {partition_cp(dir, 0), partition_cp(dir, 1)};
     int64_t next = have[0] < have[1] ? have[0] : have[1];
