@@ -251,6 +251,18 @@ static enum MHD_Result on_complete(strata_server *s, struct MHD_Connection *c, r
     return rq->route->answer(s, c, rq, method);
 }
 
+/* Once the server stops, a new connection is closed as soon as it is accepted. (Not
+ * MHD_quiesce_daemon: with a thread pool on epoll, libmicrohttpd 0.9.75 races a worker
+ * that removes the listening socket from its epoll set on its own, and panics when its
+ * own removal then fails with ENOENT: seen as an abort at SIGTERM under load.) */
+static enum MHD_Result accept_unless_stopping(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    const strata_server *s = cls;
+    return atomic_load(&s->stopping) ? MHD_NO : MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -340,8 +352,7 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
     }
     s->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0),
-        opts->port, NULL,
-        NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first, or MHD warns */
+        opts->port, accept_unless_stopping, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first, or MHD warns */
         MHD_OPTION_SOCK_ADDR,
         v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)s->opts.threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -367,7 +378,7 @@ void server_stop(strata_server *s)
 {
     if (!s)
         return;
-    /* A stop lets requests in progress finish: no new connection is accepted, requests
+    /* A stop lets requests in progress finish: new connections are closed at once, requests
      * that start from now on are answered 503 (nothing kept: they may be sent again), and
      * the ones under way, ingests waiting for their log sync included, get their answers.
      * A sender cut off without an answer could not tell whether its rows landed. The wait
@@ -375,9 +386,6 @@ void server_stop(strata_server *s)
      * every suspended ingest is answered (libmicrohttpd must not be stopped with one
      * suspended); requests arriving after that sync on their own thread. */
     atomic_store(&s->stopping, true);
-    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
     int64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
     while (atomic_load(&s->active) > 0 && clock_mono_ms() < deadline) {
         struct timespec ts = {0, 5 * 1000 * 1000};

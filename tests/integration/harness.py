@@ -212,15 +212,27 @@ class Serving:
     def wait_exit(self, timeout):
         """The exit status, or None when the process still runs after timeout seconds."""
         try:
-            return self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._tell_death(rc)
+        return rc
 
     def stop(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout=60)
-        time.sleep(0.1)  # let the drain thread write the last lines
+        self._tell_death(rc)
         return rc
+
+    def _tell_death(self, rc):
+        """A death by a signal other than SIGKILL (an abort, a crash) prints the log's tail,
+        so a CI log shows why without the work directory."""
+        time.sleep(0.1)  # let the drain thread write the last lines
+        if rc is not None and rc < 0 and rc != -signal.SIGKILL:
+            tail = self.log().splitlines()[-25:]
+            sys.stderr.write("%s died of signal %d; the end of %s:\n%s\n" %
+                             (os.path.basename(self.proc.args[0]), -rc, self.logpath,
+                              "\n".join("  | " + l for l in tail)))
 
 
 class Server(Serving):
