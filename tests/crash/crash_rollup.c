@@ -316,8 +316,23 @@ int main(int argc, char **argv)
             _exit(127);
         }
         crash_state_wait(fd, 30000); /* the child's first save, then a little more */
-        struct timespec ts = {0, (long)(rand() % 150) * 1000000L};
-        nanosleep(&ts, NULL);
+        if (round % 2 == 0) {
+            struct timespec ts = {0, (long)(rand() % 150) * 1000000L};
+            nanosleep(&ts, NULL);
+        } else {
+            /* Aimed: once a later save has started, within a millisecond or two, so that
+             * many kills land inside a save however slow the machine (ASan, a busy CI). */
+            uint64_t first = 0, now = 0;
+            crash_state_read(fd, &first);
+            for (int waited = 0; waited < 300000; waited++) {
+                if (crash_state_read(fd, &now) == 's' && now > first)
+                    break;
+                struct timespec tick = {0, 100000};
+                nanosleep(&tick, NULL);
+            }
+            struct timespec ts = {0, (long)(rand() % 2000) * 1000L};
+            nanosleep(&ts, NULL);
+        }
         kill(pid, SIGKILL);
         int st = 0;
         waitpid(pid, &st, 0);
