@@ -23,6 +23,7 @@
 
 #include "engine/buf.h"
 #include "engine/catalog.h"
+#include "engine/query.h"
 #include "engine/schema.h"
 #include "http/ingest_commit.h"
 #include "http/server.h"
@@ -153,5 +154,24 @@ void api_ingest_release(request *rq);
 
 api_handler api_query_post;
 api_handler api_metrics_get;
+/* Parses the query text[0..len) against t and runs it under the server's limits (a new
+ * damaged segment it meets is logged once). 0: *q and *out are the caller's to free
+ * (query_free, query_result_free). Else an engine error with the message in err (a limit
+ * passed names its setting), and nothing to free. */
+int api_query_run(strata_server *s, strata_table *t, const char *text, size_t len,
+                  strata_query *q /* OUT */, query_result **out /* OUT */, strata_err *err);
+/* Counts one query in /metrics: an error, or an answer t0 (clock_mono_ms_frac) started. */
+void api_query_count(strata_server *s, double t0, bool failed);
+
+/* ---- the Grafana JSON datasource under /grafana (api_grafana.c) ---- */
+
+api_handler api_grafana_health, api_grafana_query, api_grafana_metrics,
+    api_grafana_payload_options, api_grafana_variable, api_grafana_tag_keys,
+    api_grafana_tag_values;
+/* The CORS headers of an answer to a /grafana request into out (name, value, ...,
+ * NULL; at most API_CORS_HEADERS entries with the NULL): the request's Origin allowed
+ * (with credentials), the headers and methods the plugin uses. */
+#define API_CORS_HEADERS 16
+void api_grafana_cors(struct MHD_Connection *c, const char **out);
 
 #endif

@@ -40,6 +40,8 @@
 
 #define ROUTE_STREAMED 1 /* the body goes to api_ingest.c as it arrives, under max_ingest_body */
 #define ROUTE_PROBE 2    /* a GET without the token is answered too (liveness probes) */
+#define ROUTE_CORS 4     /* browsers of any origin may call it: CORS headers on every answer,
+                          * preflights (OPTIONS) answered without the token */
 
 /* A path and what answers it. Without after, path is the whole path; with it, path is
  * what comes before a table name and after what must follow the name ("" for nothing). */
@@ -65,6 +67,14 @@ static const route routes[] = {
     {"/tables/", "/flush", POSTS, api_tables_flush, 0},
     {"/tables/", "/optimize", POSTS, api_tables_optimize, 0},
     {"/tables/", "/kafka/accept-reset", POSTS, api_tables_accept_reset, 0},
+    {"/grafana", NULL, GETS, api_grafana_health, ROUTE_CORS},
+    {"/grafana/", NULL, GETS, api_grafana_health, ROUTE_CORS},
+    {"/grafana/query", NULL, POSTS, api_grafana_query, ROUTE_CORS},
+    {"/grafana/metrics", NULL, POSTS, api_grafana_metrics, ROUTE_CORS},
+    {"/grafana/metric-payload-options", NULL, POSTS, api_grafana_payload_options, ROUTE_CORS},
+    {"/grafana/variable", NULL, POSTS, api_grafana_variable, ROUTE_CORS},
+    {"/grafana/tag-keys", NULL, POSTS, api_grafana_tag_keys, ROUTE_CORS},
+    {"/grafana/tag-values", NULL, POSTS, api_grafana_tag_values, ROUTE_CORS},
 };
 
 /* Copies the table name that p starts with (up to a '/' or the end) into out[cap]; false
@@ -215,14 +225,25 @@ static enum MHD_Result on_complete(strata_server *s, struct MHD_Connection *c, r
                                    const char *url, const char *method)
 {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    /* Answers on a CORS route carry its headers, refusals too (else a browser shows a
+     * CORS failure instead of the reason). */
+    const char *cors[API_CORS_HEADERS + 2] = {NULL};
+    bool is_cors = rq->route && (rq->route->flags & ROUTE_CORS);
+    if (is_cors)
+        api_grafana_cors(c, cors);
+    const char *const *hx = is_cors ? cors : NULL;
     if (rq->refused_stopping) {
-        return reply_error(s, c, 503, "strata is stopping: send this request again once it is back "
-                                 "(nothing of it was kept)");
+        return reply_error_with(s, c, 503, hx, "strata is stopping: send this request again once it "
+                                "is back (nothing of it was kept)");
     }
+    if (is_cors && strcmp(method, "OPTIONS") == 0) /* a preflight: it never carries the token */
+        return reply_text_with(s, c, 204, NULL, 0, NULL, cors);
     if (!rq->auth_ok && rq->route && (rq->route->flags & ROUTE_PROBE) && get)
         return rq->route->answer(s, c, rq, method); /* liveness for probes: nothing about the data */
     if (!rq->auth_ok) {
-        static const char *const www[] = {"WWW-Authenticate", "Bearer realm=\"strata\"", NULL};
+        const char *www[API_CORS_HEADERS + 4] = {"WWW-Authenticate", "Bearer realm=\"strata\""};
+        for (int i = 0; hx && hx[i]; i++)
+            www[2 + i] = hx[i];
         return reply_error_with(s, c, 401, www, "missing or wrong bearer token (Authorization: Bearer <token>)");
     }
     if (rq->bad_name)
@@ -234,16 +255,18 @@ static enum MHD_Result on_complete(strata_server *s, struct MHD_Connection *c, r
         return reply_text_with(s, c, 204, NULL, 0, NULL, allow);
     }
     if (!rq->method_ok) {
-        const char *const allow[] = {"Allow", rq->route->allow, NULL};
+        const char *allow[API_CORS_HEADERS + 4] = {"Allow", rq->route->allow};
+        for (int i = 0; hx && hx[i]; i++)
+            allow[2 + i] = hx[i];
         return reply_error_with(s, c, 405, allow, "%s is not allowed on %s (allowed: %s)", method, url,
                                rq->route->allow);
     }
     if (rq->encoding[0])
-        return reply_error(s, c, 415, "Content-Encoding '%s' is not supported: send the body "
+        return reply_error_with(s, c, 415, hx, "Content-Encoding '%s' is not supported: send the body "
                                  "uncompressed (nothing of this request was kept)", rq->encoding);
     if (rq->too_large) {
         bool ingest = rq->route->flags & ROUTE_STREAMED;
-        return reply_error(s, c, 413, "request body over the limit of %" PRIu64 " bytes (strata "
+        return reply_error_with(s, c, 413, hx, "request body over the limit of %" PRIu64 " bytes (strata "
                                  "serve %s, or %s in the config)", rq->limit,
                                  ingest ? "--max-ingest-body" : "--max-body",
                                  ingest ? "max_ingest_body" : "max_body");

@@ -20,6 +20,11 @@
  *   POST /query                     the JSON query (http/query_parse.h; the answer's
  *                                   format in http/query_answer.h)
  *   GET  /metrics                   Prometheus text format
+ *   GET, POST /grafana/...          the Grafana JSON datasource protocol (api_grafana.c):
+ *                                   /grafana (health), /query, /metrics,
+ *                                   /metric-payload-options, /variable, /tag-keys,
+ *                                   /tag-values; CORS for any origin, preflights answered
+ *                                   without the token
  *   GET /health answers "degraded" with the reasons when Kafka data was lost (retention) or
  *   a consumer cannot reach its brokers.
  * Errors are {"error": "..."} with a fitting status: 400 malformed, 401 no/bad token,
