@@ -673,6 +673,7 @@ enum MHD_Result api_grafana_variable(strata_server *s, struct MHD_Connection *c,
         const char *col = json_string_value(json_object_get(payload, "column"));
         snprintf(column, sizeof column, "%s", col ? col : "");
         where = json_object_get(payload, "where");
+        grafana_where_lists(where); /* "value": $multi put in as a JSON list */
         if (json_is_integer(json_object_get(payload, "limit")))
             limit = json_integer_value(json_object_get(payload, "limit"));
         if (limit < 1 || limit > REGEX_VALUES) {

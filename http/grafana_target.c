@@ -443,8 +443,7 @@ static int adhoc_filters(const strata_schema *s, const grafana_ctx *ctx, const c
 
 /* ---- code payloads: multi-values in where ---------------------------------------------------- */
 
-/* {"column", "op": "=", "value": [..]} -> in (and != -> not_in), through and/or lists. */
-static void where_lists(json_t *conds)
+void grafana_where_lists(json_t *conds)
 {
     size_t i;
     json_t *c;
@@ -452,8 +451,8 @@ static void where_lists(json_t *conds)
     {
         if (!json_is_object(c))
             continue;
-        where_lists(json_object_get(c, "or"));
-        where_lists(json_object_get(c, "and"));
+        grafana_where_lists(json_object_get(c, "or"));
+        grafana_where_lists(json_object_get(c, "and"));
         json_t *v = json_object_get(c, "value");
         const char *op = json_string_value(json_object_get(c, "op"));
         if (json_is_array(v) && op && (strcmp(op, "=") == 0 || strcmp(op, "!=") == 0)) {
@@ -561,7 +560,7 @@ int grafana_target_query(const strata_schema *s, const json_t *target, const gra
     if (code) {
         json_t *w = json_object_get(q, "where");
         if (json_is_array(w)) {
-            where_lists(w);
+            grafana_where_lists(w);
             json_array_extend(conds, w);
         } else if (w && !json_is_null(w)) {
             rc = strata_err_set(err, STRATA_EINVAL, "target %s: payload.where: expected a list of "

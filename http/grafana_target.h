@@ -85,6 +85,11 @@ int64_t grafana_bucket_ms(const strata_schema *s, int64_t from_ms, int64_t to_ms
 int grafana_target_query(const strata_schema *s, const json_t *target, const grafana_ctx *ctx,
                          json_t **out /* OUT */, grafana_format *fmt /* OUT */, strata_err *err);
 
+/* In a where list of POST /query's language (changed in place, through and/or lists): a
+ * condition {"column", "op": "=", "value": [...]}, a multi-value variable put in as JSON,
+ * becomes {"op": "in", "values": [...]}; "!=" becomes "not_in". */
+void grafana_where_lists(json_t *conds);
+
 /* Grafana's regex format undone: src[0..n) with each backslash escape replaced by the
  * character it escapes, into out[cap] (NUL-terminated; cut at cap - 1). */
 void grafana_unescape(const char *src, size_t n, char *out, size_t cap);

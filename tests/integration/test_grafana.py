@@ -322,6 +322,8 @@ def variable_tag_keys_values():
     st, r = var({"table": "orders", "column": "status", "where": [{"column": "country", "op": "=", "value": "US"}],
                  "limit": 10})
     check(st == 200 and [x["__text"] for x in r] == sorted(STATUSES), "object payload: %s" % r)
+    st, r = var({"table": "orders", "column": "country", "where": [{"column": "country", "op": "=", "value": ["US", "DE"]}]})
+    check(st == 200 and [x["__value"] for x in r] == ["DE", "US"], "a multi-value put in as a JSON list: %s %s" % (st, r))
     st, r = var({"target": "orders.nosuch"})
     check(st == 400 and "nosuch" in r.get("message", ""), "unknown column named: %s %s" % (st, r))
     st, r = var({"table": "orders", "column": "country", "limit": 2})
