@@ -55,9 +55,19 @@ struct strata_server {
     ingest_commit *commit;   /* acknowledges ingest requests once durable (group commit) */
     _Atomic uint64_t active; /* requests between their first call and their completion */
     _Atomic bool stopping;   /* server_stop began: new requests are answered 503 */
+    struct self_metrics *self; /* the _strata sampler (self_metrics.c); NULL when off */
 };
 
 struct route; /* server.c's routing table */
+
+/* ---- strata's own metrics as the table _strata (self_metrics.c) ---- */
+
+typedef struct self_metrics self_metrics;
+/* Starts sampling s's /metrics into _strata every every_ms: 0 and *out, or an error. */
+int self_metrics_start(strata_server *s, int64_t every_ms, self_metrics **out /* OUT */,
+                       strata_err *err);
+/* Stops the sampler (a sample in progress finishes) and frees it; NULL is ignored. */
+void self_metrics_stop(self_metrics *m);
 
 /* One request, from its headers to its completion. Threads: used by the MHD thread that
  * serves its connection, one call at a time. */
@@ -154,6 +164,8 @@ void api_ingest_release(request *rq);
 
 api_handler api_query_post;
 api_handler api_metrics_get;
+/* Appends GET /metrics's text (Prometheus format 0.0.4) to b; b->oom when memory ran out. */
+void api_metrics_render(strata_server *s, bytebuf *b);
 /* Parses the query text[0..len) against t and runs it under the server's limits (a new
  * damaged segment it meets is logged once). 0: *q and *out are the caller's to free
  * (query_free, query_result_free). Else an engine error with the message in err (a limit

@@ -19,12 +19,9 @@
 #include "engine/table.h"
 #include "ingest/kafka_ingest.h"
 
-enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, request *rq,
-                                const char *method)
+void api_metrics_render(strata_server *s, bytebuf *out)
 {
-    (void)rq;
-    (void)method;
-    bytebuf b = {0};
+    bytebuf b = *out;
     char line[512];
 #define EMIT(...)                                                                                  \
     do {                                                                                           \
@@ -229,6 +226,16 @@ enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, requ
     if (s->opts.kafka)
         kafka_ingest_metrics(s->opts.kafka, &b);
 #undef EMIT
+    *out = b;
+}
+
+enum MHD_Result api_metrics_get(strata_server *s, struct MHD_Connection *c, request *rq,
+                                const char *method)
+{
+    (void)rq;
+    (void)method;
+    bytebuf b = {0};
+    api_metrics_render(s, &b);
     if (b.oom) {
         buf_free(&b);
         return reply_error(s, c, 503, "out of memory");

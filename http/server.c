@@ -388,6 +388,12 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : opts->port;
+    if (s->opts.self_metrics_ms > 0 && self_metrics_start(s, s->opts.self_metrics_ms, &s->self, err) != 0) {
+        MHD_stop_daemon(s->daemon);
+        ingest_commit_stop(s->commit);
+        free(s);
+        return err->code;
+    }
     *out = s;
     return 0;
 }
@@ -408,6 +414,7 @@ void server_stop(strata_server *s)
      * is bounded (STOP_DRAIN_MS) so a client trickling a body cannot hold the stop. Then
      * every suspended ingest is answered (libmicrohttpd must not be stopped with one
      * suspended); requests arriving after that sync on their own thread. */
+    self_metrics_stop(s->self); /* it reads the server's counters */
     atomic_store(&s->stopping, true);
     int64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
     while (atomic_load(&s->active) > 0 && clock_mono_ms() < deadline) {

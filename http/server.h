@@ -62,6 +62,7 @@ typedef struct server_opts {
     uint64_t ingest_memory;   /* bytes all ingest requests being received may stage; 1 GiB */
     unsigned threads;         /* default: the number of cores */
     kafka_ingest *kafka;      /* borrowed, may be NULL: consumers of Kafka tables */
+    int64_t self_metrics_ms;  /* sample /metrics into the table _strata this often; 0: off */
     void (*log)(const char *msg); /* one line for the operator's log; may be NULL */
 } server_opts;
 

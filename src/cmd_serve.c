@@ -148,7 +148,8 @@ static void usage(FILE *f)
             "usage: strata serve --data DIR [--listen HOST:PORT] [--config FILE]\n"
             "                    [--auth-token-file FILE] [--table SCHEMA.json]...\n"
             "                    [--max-body SIZE] [--max-ingest-body SIZE] [--query-timeout DUR]\n"
-            "                    [--query-memory SIZE] [--ingest-memory SIZE] [--kafka-brokers LIST]\n\n"
+            "                    [--query-memory SIZE] [--ingest-memory SIZE] [--kafka-brokers LIST]\n"
+            "                    [--self-metrics DUR|off]\n\n"
             "  --data DIR             data directory (created if missing); tables in it are\n"
             "                         recovered at start\n"
             "  --listen HOST:PORT     default 127.0.0.1:8686; localhost and [::1] work too; any\n"
@@ -167,7 +168,9 @@ static void usage(FILE *f)
             "                         default 1GiB (past it a request is refused with 503;\n"
             "                         at least 64KiB)\n"
             "  --kafka-brokers LIST   bootstrap servers for every Kafka table (overrides each\n"
-            "                         table's kafka.brokers)\n");
+            "                         table's kafka.brokers)\n"
+            "  --self-metrics DUR|off sample strata's own metrics (those of GET /metrics) into\n"
+            "                         the table _strata this often, default 10s; off: never\n");
 }
 
 int cmd_serve(int argc, char **argv)
@@ -183,7 +186,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
         {"table", required_argument, 0, 't'},          {"max-body", required_argument, 0, 'b'},
         {"max-ingest-body", required_argument, 0, 'B'}, {"query-timeout", required_argument, 0, 'q'},
         {"query-memory", required_argument, 0, 'm'},  {"ingest-memory", required_argument, 0, 'M'},
-        {"kafka-brokers", required_argument, 0, 'k'},
+        {"kafka-brokers", required_argument, 0, 'k'}, {"self-metrics", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},                 {0, 0, 0, 0},
     };
     serve_cfg *cfg = calloc(1, sizeof *cfg);
@@ -193,7 +196,7 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
     int ch, rc = 2; /* bad usage (flags, config file, token file) until the checks pass */
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":d:l:c:a:t:b:B:q:m:M:k:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":d:l:c:a:t:b:B:q:m:M:k:S:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd': snprintf(cfg->data, sizeof cfg->data, "%s", optarg); break;
         case 'l': snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg); break;
@@ -233,6 +236,13 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
             }
             if (cfg->query_timeout_ms == 0)
                 cfg->query_timeout_ms = -1; /* refused by check_limits */
+            break;
+        case 'S':
+            if (config_parse_self_metrics(optarg, &cfg->self_metrics_ms) != 0) {
+                fprintf(stderr, "strata serve: --self-metrics: '%s' is not off or a duration of at least "
+                                "100ms (10s, 1m)\n", optarg);
+                goto done;
+            }
             break;
         case 'h': usage(stdout); rc = 0; goto done;
         case ':': rc = cli_bad_usage("serve", "%s needs a value", argv[optind - 1]); goto done;
@@ -336,7 +346,9 @@ int cmd_serve_ready(int argc, char **argv, serve_ready_fn ready, void *ready_arg
                       .query_timeout_ms = cfg->query_timeout_ms,
                       .query_max_groups = cfg->query_max_groups,
                       .query_max_memory = cfg->query_memory,
-                      .ingest_memory = cfg->ingest_memory, .log = log_message};
+                      .ingest_memory = cfg->ingest_memory, .log = log_message,
+                      .self_metrics_ms = cfg->self_metrics_ms < 0 ? 0
+                                         : cfg->self_metrics_ms ? cfg->self_metrics_ms : 10000};
     so.kafka = kafka;
     strata_server *srv;
     if (server_start(cat, &so, &srv, &err) != 0) {

@@ -113,7 +113,7 @@ int config_load(const char *path, serve_cfg *cfg)
     json_t *v;
     static const char *const known[] = {"data", "listen", "auth_token_file", "max_body",
                                         "max_ingest_body", "ingest_memory", "query_timeout", "query_max_groups", "query_memory",
-                                        "kafka_brokers", "tables"};
+                                        "kafka_brokers", "self_metrics", "tables"};
     json_object_foreach(o, key, v) {
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -147,6 +147,13 @@ int config_load(const char *path, serve_cfg *cfg)
         rc = -1;
     } else if (!rc && qt && cfg->query_timeout_ms == 0) {
         cfg->query_timeout_ms = -1; /* refused by check_limits */
+    }
+    json_t *sm = json_object_get(o, "self_metrics");
+    if (!rc && sm && !cfg->self_metrics_ms &&
+        (!json_is_string(sm) || config_parse_self_metrics(json_string_value(sm), &cfg->self_metrics_ms) != 0)) {
+        fprintf(stderr, "strata serve: %s: self_metrics: expected \"off\" or a duration of at least "
+                        "100ms like \"10s\"\n", path);
+        rc = -1;
     }
     json_t *mg = json_object_get(o, "query_max_groups");
     if (!rc && mg && !cfg->query_max_groups) {
@@ -268,4 +275,17 @@ bool config_is_loopback(const char *host)
     if (inet_pton(AF_INET, host, &a4) == 1)
         return (ntohl(a4.s_addr) >> 24) == 127;
     return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+int config_parse_self_metrics(const char *text, int64_t *out)
+{
+    int64_t ms;
+    if (strcmp(text, "off") == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (units_parse_duration_ms(text, &ms) != 0 || (ms != 0 && ms < 100))
+        return -1;
+    *out = ms == 0 ? -1 : ms;
+    return 0;
 }

@@ -27,6 +27,7 @@ typedef struct serve_cfg {
     uint64_t max_body, max_ingest_body, query_max_groups, query_memory, ingest_memory;
     char kafka_brokers[256];
     int64_t query_timeout_ms;
+    int64_t self_metrics_ms; /* sampling of _strata: 0 unset (10 s), -1 off */
     int ntables;
     char tables[MAX_TABLE_FILES][1024];
 } serve_cfg;
@@ -35,6 +36,10 @@ typedef struct serve_cfg {
  * printed) when the file cannot be read, is not JSON, has an unknown key or a value of the
  * wrong kind; cfg may then be partly filled. */
 int config_load(const char *path, serve_cfg *cfg);
+
+/* "off", "0s" (-1: no sampling) or a duration of at least 100ms into *out; -1 when text is
+ * neither (nothing printed). */
+int config_parse_self_metrics(const char *text, int64_t *out);
 
 /* Refuses limits too small to serve anything (query and ingest memory under 64KiB, a query
  * timeout of 0): 0, or -1 with the message printed. */

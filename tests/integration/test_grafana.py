@@ -26,6 +26,11 @@ test computes from the events it posts.
 - errors_are_grafana_shaped: unknown table, unknown column (with the "did you mean"),
   malformed JSON, a bad where: 4xx with {"message", "error"}; a success is always an array;
   a hidden target is skipped.
+- strata_metrics_table: with --self-metrics 300ms the table _strata fills with /metrics
+  samples: the ingested rows counter of a table reaches what was posted, its rate is
+  positive while rows arrive, query latency rows are derived; a Grafana panel charts it
+  through /grafana/query; dropped, it comes back; --self-metrics off keeps none; a user's
+  _strata of other columns is left alone, with a log line.
 - rollup_tier_serves_panels: on a table with a 1m tier, a panel whose intervalMs is 30 s
   gets 1m buckets, and the answer says a tier served it (meta.executedQueryString is the
   strata query).
@@ -361,6 +366,51 @@ def errors_are_grafana_shaped():
           "no rows: one frame with no points (Grafana says No data): %s" % r)
 
 
+def strata_metrics_table():
+    data = os.path.join(WORK, "self")
+    sch = write_json(os.path.join(WORK, "self-orders.json"), SCHEMA)
+    s = Server(data, "self", ["--table", sch, "--self-metrics", "300ms"])
+    body = "".join(json.dumps(e) + "\n" for e in EVENTS[:2000])
+    for k in range(3):
+        s.json("POST", "/ingest/orders", body)
+        time.sleep(0.4)
+    q = {"table": "_strata", "from": 0, "select": [{"fn": "max", "column": "value"}, {"fn": "max", "column": "rate"}],
+         "where": [{"column": "metric", "op": "=", "value": "strata_table_ingested_rows_total"},
+                   {"column": "table", "op": "=", "value": "orders"}]}
+    r = harness.wait_for(lambda: s.json("POST", "/query", q)[1], until=lambda r: r.get("rows") and r["rows"][0][0] == 6000)
+    check(r and r["rows"][0][0] == 6000 and r["rows"][0][1] > 0,
+          "_strata holds the ingested rows counter (6000) and a positive rate: %s" % r)
+    st, r = s.json("POST", "/query", {"table": "_strata", "from": 0, "select": [{"fn": "count"}],
+                                      "where": [{"column": "metric", "op": "=", "value": "strata_query_latency_p99_ms"}]})
+    check(st == 200 and r["rows"][0][0] >= 2, "latency rows are derived each sample: %s" % r)
+    st, _, fr = gpost(s, "/query", query_body([target("A", "_strata", {"fn": "max", "column": "value", "group_by": ["table"],
+                                                                      "where": "metric = strata_table_rows"})],
+                                              frm=int(time.time() * 1000) - 600000, to=int(time.time() * 1000) + 1000,
+                                              interval_ms=1000))
+    check(st == 200 and any(f["fields"][1]["labels"]["table"] == "orders" and max(f["fields"][1]["values"]) == 6000
+                            for f in fr), "a Grafana panel charts _strata: %s" % str(fr)[:300])
+    st, _ = s.json("DELETE", "/tables/_strata")
+    check(st == 200, "_strata can be dropped: %s" % st)
+    ok = harness.wait_for(lambda: s.json("GET", "/tables/_strata")[0] == 200, limit=10)
+    check(ok, "_strata comes back at the next sample")
+    check(s.stop() == 0, "SIGTERM exits 0")
+    s = Server(os.path.join(WORK, "self-off"), "self-off", ["--table", sch, "--self-metrics", "off"])
+    time.sleep(0.5)
+    check(s.json("GET", "/tables/_strata")[0] == 404, "--self-metrics off keeps no _strata")
+    # a user's own _strata: left alone
+    mine = write_json(os.path.join(WORK, "mine.json"), {"name": "_strata", "time_column": "ts",
+                                                         "columns": [{"name": "ts", "type": "timestamp"}]})
+    s.stop()
+    s = Server(os.path.join(WORK, "self-mine"), "self-mine", ["--table", mine, "--self-metrics", "200ms"])
+    ok = harness.wait_for(lambda: "not kept in table _strata: it exists with other columns" in s.log(), limit=10)
+    check(ok, "a user's _strata is left alone, with a log line")
+    check(s.count("_strata") == 0, "and nothing was written into it")
+    st, _ = s.json("GET", "/health")
+    s.stop()
+    st, _ = harness.strata("serve", "--data", "x", "--self-metrics", "50ms").returncode, None
+    check(st == 2, "--self-metrics under 100ms is refused: %s" % st)
+
+
 def rollup_tier_serves_panels():
     s = server()
     # wait for the tier to seal the events' buckets (lateness 1s; the data is in 2024)
@@ -389,7 +439,7 @@ def rollup_tier_serves_panels():
 
 harness.run_parts([health_and_cors, metrics_and_payload_options, builder_series, builder_where_and_variables,
                    code_mode_table, adhoc_filters, variable_tag_keys_values, errors_are_grafana_shaped,
-                   rollup_tier_serves_panels])
+                   strata_metrics_table, rollup_tier_serves_panels])
 if SERVER:
     check(SERVER.stop() == 0, "SIGTERM exits 0 (no sanitizer report)")
 sys.exit(harness.finish())
