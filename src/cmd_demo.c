@@ -39,13 +39,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: strata demo [--listen HOST:PORT] [--data DIR] [--rate EVENTS_PER_S]\n\n"
+            "usage: strata demo [--listen HOST:PORT] [--data DIR] [--rate EVENTS_PER_S]\n"
+            "                   [--self-metrics DUR|off]\n\n"
             "Starts the embedded Kafka broker, a paced stream of live order events into its\n"
             "topic `orders`, and `strata serve` with a demo `orders` table consuming it.\n"
             "Prints the URL and example queries; Ctrl-C stops everything.\n\n"
             "  --listen HOST:PORT   HTTP address (default 127.0.0.1:8686)\n"
             "  --data DIR           data directory, made fresh at each start (default data/demo-live)\n"
             "  --rate N             events per second (default 2000)\n"
+            "  --self-metrics DUR   sample strata's own metrics into the table _strata this\n"
+            "                       often (default 10s; off: never)\n"
             "  --help               this text\n");
 }
 
@@ -168,18 +171,20 @@ int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'}, {"data", required_argument, 0, 'd'},
-        {"rate", required_argument, 0, 'r'},   {"help", no_argument, 0, 'h'},
+        {"rate", required_argument, 0, 'r'},   {"self-metrics", required_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *listen = "127.0.0.1:8686", *data = "data/demo-live";
+    const char *listen = "127.0.0.1:8686", *data = "data/demo-live", *self_metrics = "10s";
     double rate = 2000;
     int ch;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":l:d:r:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":l:d:r:S:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'l': listen = optarg; break;
         case 'd': data = optarg; break;
+        case 'S': self_metrics = optarg; break; /* checked by serve */
         case 'r': {
             char *end;
             rate = strtod(optarg, &end);
@@ -248,8 +253,9 @@ int cmd_demo(int argc, char **argv)
 
     demo_banner banner = {.addr = addr, .rate = rate, .data = data};
     char *serve_argv[] = {"serve", "--data", (char *)data, "--listen", (char *)listen, "--table",
-                          table_file, "--kafka-brokers", (char *)addr, NULL};
-    int rc = cmd_serve_ready(9, serve_argv, print_banner, &banner);
+                          table_file, "--kafka-brokers", (char *)addr, "--self-metrics",
+                          (char *)self_metrics, NULL};
+    int rc = cmd_serve_ready(11, serve_argv, print_banner, &banner);
 
     atomic_store(&gt.stop, 1);
     pthread_join(th, NULL);
