@@ -112,6 +112,10 @@ enum MHD_Result reply_json_text(strata_server *s, struct MHD_Connection *c, unsi
                                       char *text, size_t len);
 /* Sends j compactly (a reference taken over; NULL gives MHD_NO, closing the connection). */
 enum MHD_Result reply_json(strata_server *s, struct MHD_Connection *c, unsigned status, json_t *j);
+/* reply_json with extra headers (name, value, ..., NULL); j NULL (memory ran out making
+ * it) or a failed dump is answered 503 with the same headers. */
+enum MHD_Result reply_json_with(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                json_t *j, const char *const *headers);
 /* Sends {"error": "<printf of fmt>"} (the message cut at 1023 bytes). */
 enum MHD_Result reply_error(strata_server *s, struct MHD_Connection *c, unsigned status,
                                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -77,18 +77,7 @@ static enum MHD_Result send_json(strata_server *s, struct MHD_Connection *c, uns
 {
     const char *cors[API_CORS_HEADERS];
     api_grafana_cors(c, cors);
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!text)
-        return reply_error_with(s, c, 503, cors, "out of memory writing the answer");
-    size_t n = strlen(text);
-    char *nl = realloc(text, n + 2);
-    if (nl) {
-        text = nl;
-        text[n++] = '\n';
-        text[n] = 0;
-    }
-    return reply_text_with(s, c, status, text, n, "application/json", cors);
+    return reply_json_with(s, c, status, j, cors);
 }
 
 static const char *status_name(unsigned status)

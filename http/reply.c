@@ -73,6 +73,16 @@ enum MHD_Result reply_json(strata_server *s, struct MHD_Connection *c, unsigned 
     return send_json_text_with(s, c, status, text, strlen(text), NULL);
 }
 
+enum MHD_Result reply_json_with(strata_server *s, struct MHD_Connection *c, unsigned status,
+                                json_t *j, const char *const *headers)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return reply_error_with(s, c, 503, headers, "out of memory writing the answer");
+    return send_json_text_with(s, c, status, text, strlen(text), headers);
+}
+
 static enum MHD_Result send_error_v(strata_server *s, struct MHD_Connection *c, unsigned status,
                                     const char *const *headers, const char *fmt, va_list ap)
 {
