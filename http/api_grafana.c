@@ -48,6 +48,7 @@
 #define VARIABLE_VALUES 1000     /* distinct values a variable or tag-values lists */
 #define REGEX_VALUES 10000       /* distinct values a =~ filter may look through */
 #define TAG_RANGE_MS 86400000    /* tag values without a range: the last day */
+#define MAX_SERIES 1000          /* series (groups) one target may answer with */
 
 /* ---- answers --------------------------------------------------------------------------------- */
 
@@ -147,14 +148,30 @@ static bool time_of(const json_t *v, int64_t *out)
     return units_parse_rfc3339_ms(t, strlen(t), out) == 0;
 }
 
-/* The range of a request ({"from", "to"} under key), with defaults when there is none. */
-static void range_of(const json_t *body, const char *key, int64_t *from, int64_t *to)
+/* The range of a request ({"from", "to"} under key): 0, with INT64_MIN / INT64_MAX for an
+ * end that is not given; -1 with the message in why[cap] for one that is not a time. */
+static int range_of(const json_t *body, const char *key, int64_t *from, int64_t *to, char *why,
+                    size_t cap)
 {
     const json_t *r = json_object_get(body, key);
-    if (!time_of(json_object_get(r, "from"), from))
-        *from = INT64_MIN;
-    if (!time_of(json_object_get(r, "to"), to))
-        *to = INT64_MAX;
+    const char *ends[2] = {"from", "to"};
+    int64_t *outs[2] = {from, to};
+    *from = INT64_MIN;
+    *to = INT64_MAX;
+    for (int i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(r, ends[i]);
+        if (!v || json_is_null(v))
+            continue;
+        if (!time_of(v, outs[i])) {
+            char *text = json_dumps(v, JSON_ENCODE_ANY);
+            snprintf(why, cap, "%s.%s: %.80s is not a time (Grafana sends ISO-8601 UTC, such as "
+                     "2024-01-01T00:00:00.000Z; epoch milliseconds work too)", key, ends[i],
+                     text ? text : "?");
+            free(text);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- running a query --------------------------------------------------------------------------- */
@@ -178,9 +195,11 @@ static int run_json(strata_server *s, strata_table *t, json_t *q, strata_query *
 }
 
 /* The distinct values of string column col of t in [from, to), where conditions (NULL:
- * none), at most limit of them: a new array of strings, or an error. */
+ * none), in order: a new array of strings, or an error. More than limit of them is an
+ * error, or with cut the first limit. */
 static int distinct_values(strata_server *s, strata_table *t, const char *col, int64_t from,
-                           int64_t to, json_t *where, size_t limit, json_t **out, strata_err *err)
+                           int64_t to, json_t *where, size_t limit, bool cut, json_t **out,
+                           strata_err *err)
 {
     json_t *q = json_pack("{s:s, s:[{s:s}], s:[s], s:I}", "table", table_schema(t)->name, "select",
                           "fn", "count", "group_by", col, "limit", (json_int_t)limit + 1);
@@ -199,6 +218,8 @@ static int distinct_values(strata_server *s, strata_table *t, const char *col, i
     if (rc)
         return rc;
     query_free(&sq);
+    if (r->nrows > limit && cut)
+        r->nrows = limit; /* the first limit values, in order */
     if (r->nrows > limit) {
         query_result_free(r);
         return strata_err_set(err, STRATA_EFULL, "column '%s' has more than %zu distinct values in the "
@@ -228,7 +249,7 @@ typedef struct values_arg {
 static int values_for_regex(void *arg, const char *column, json_t **out, strata_err *err)
 {
     values_arg *va = arg;
-    return distinct_values(va->s, va->t, column, va->from, va->to, NULL, REGEX_VALUES, out, err);
+    return distinct_values(va->s, va->t, column, va->from, va->to, NULL, REGEX_VALUES, false, out, err);
 }
 
 /* ---- data frames ------------------------------------------------------------------------------- */
@@ -308,7 +329,7 @@ static void group_label(const query_result *r, uint64_t row, int first, int n, c
 /* A frame of the series format: Time, then each aggregate (labelled with the group's
  * values, those of row, when there are groups). */
 static json_t *series_frame(const query_result *r, int ng, uint64_t row, const char *label,
-                            const char *refid, const char *qt)
+                            const char *legend, const char *refid, const char *qt)
 {
     int first_agg = 1 + ng, naggs = r->ncols - first_agg;
     json_t *f = frame_new(refid, ng ? label : naggs == 1 ? r->names[first_agg] : "values", qt);
@@ -329,6 +350,8 @@ static json_t *series_frame(const query_result *r, int ng, uint64_t row, const c
         char disp[1200];
         if (!ng)
             snprintf(disp, sizeof disp, "%s", r->names[a]);
+        else if (naggs == 1 && legend[0])
+            snprintf(disp, sizeof disp, "%s %s", legend, label);
         else if (naggs == 1)
             snprintf(disp, sizeof disp, "%s", label);
         else
@@ -344,8 +367,8 @@ static json_t *series_frame(const query_result *r, int ng, uint64_t row, const c
 /* One frame per group (series_frame). The rows come in time order, so each frame's
  * points do too. Without groups there is one frame, even with no points (Grafana then
  * says "No data"); with groups and no rows there is none. */
-static json_t *frames_series(const query_result *r, const strata_query *q, const char *refid,
-                             const char *qt)
+static json_t *frames_series(const query_result *r, const strata_query *q, const char *legend,
+                             const char *refid, const char *qt)
 {
     int ng = q->ngroup, first_agg = 1 + ng;
     json_t *frames = json_array();
@@ -353,7 +376,7 @@ static json_t *frames_series(const query_result *r, const strata_query *q, const
     if (!frames || !index)
         goto fail;
     if (ng == 0) {
-        json_t *f = series_frame(r, 0, 0, "", refid, qt);
+        json_t *f = series_frame(r, 0, 0, "", legend, refid, qt);
         if (!f || json_array_append_new(frames, f) != 0)
             goto fail;
         json_object_set_new_nocheck(index, "", json_integer(0));
@@ -366,7 +389,7 @@ static json_t *frames_series(const query_result *r, const strata_query *q, const
         if (pos) {
             f = json_array_get(frames, (size_t)json_integer_value(pos));
         } else {
-            f = series_frame(r, ng, i, label, refid, qt);
+            f = series_frame(r, ng, i, label, legend, refid, qt);
             if (!f)
                 goto fail;
             json_object_set_new_nocheck(index, label, json_integer((json_int_t)json_array_size(frames)));
@@ -424,7 +447,15 @@ enum MHD_Result api_grafana_query(strata_server *s, struct MHD_Connection *c, re
     if (!body)
         return answered;
     grafana_ctx ctx = {0};
-    range_of(body, "range", &ctx.from_ms, &ctx.to_ms);
+    char why[256];
+    json_t *targets = json_object_get(body, "targets");
+    if (range_of(body, "range", &ctx.from_ms, &ctx.to_ms, why, sizeof why) != 0 ||
+        (targets && !json_is_array(targets))) {
+        if (targets && !json_is_array(targets))
+            snprintf(why, sizeof why, "targets: expected a list of targets");
+        json_decref(body);
+        return send_fail(s, c, 400, "%s", why);
+    }
     json_t *iv = json_object_get(body, "intervalMs");
     ctx.interval_ms = json_is_number(iv) ? (int64_t)json_number_value(iv) : 0;
     json_t *mp = json_object_get(body, "maxDataPoints");
@@ -435,7 +466,6 @@ enum MHD_Result api_grafana_query(strata_server *s, struct MHD_Connection *c, re
     if (!json_is_array(ctx.filters))
         ctx.filters = NULL;
     ctx.values = values_for_regex;
-    json_t *targets = json_object_get(body, "targets");
     json_t *answer = json_array();
     char msg[1024] = "";
     unsigned status = 0; /* a failure: its status and msg (after body is let go of) */
@@ -465,8 +495,8 @@ enum MHD_Result api_grafana_query(strata_server *s, struct MHD_Connection *c, re
         ctx.values_arg = &va;
         strata_err err = {0};
         json_t *q = NULL;
-        grafana_format fmt;
-        int rc = grafana_target_query(table_schema(t), target, &ctx, &q, &fmt, &err);
+        grafana_shape shape;
+        int rc = grafana_target_query(table_schema(t), target, &ctx, &q, &shape, &err);
         strata_query sq;
         query_result *r = NULL;
         char *qt = NULL;
@@ -483,12 +513,19 @@ enum MHD_Result api_grafana_query(strata_server *s, struct MHD_Connection *c, re
                 snprintf(msg, sizeof msg, "target %s: %s", refid, err.msg);
             break;
         }
-        json_t *frames = fmt == GRAFANA_TABLE || sq.interval_ms == 0
+        json_t *frames = shape.format == GRAFANA_TABLE || sq.interval_ms == 0
                              ? frames_table(r, &sq, refid, name, qt)
-                             : frames_series(r, &sq, refid, qt);
+                             : frames_series(r, &sq, shape.legend, refid, qt);
         free(qt);
         query_result_free(r);
         query_free(&sq);
+        if (frames && json_array_size(frames) > MAX_SERIES) {
+            status = 422;
+            snprintf(msg, sizeof msg, "target %s: %zu series, over the %d a panel may draw: group by "
+                     "fewer columns, or filter", refid, json_array_size(frames), MAX_SERIES);
+            json_decref(frames);
+            break;
+        }
         if (!frames || json_array_extend(answer, frames) != 0) {
             json_decref(frames);
             status = 503;
@@ -551,7 +588,7 @@ static json_t *metric_of(const strata_schema *s)
 {
     json_t *payloads = json_pack(
         "[{s:s, s:s, s:s, s:o, s:b}, {s:s, s:s, s:s}, {s:s, s:s, s:s, s:o}, {s:s, s:s, s:s, s:s, s:i},"
-        " {s:s, s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}]}]",
+        " {s:s, s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}]}, {s:s, s:s, s:s, s:s}]",
         "name", "fn", "label", "Aggregate", "type", "select", "options",
         options_of(fns, fn_labels, sizeof fns / sizeof fns[0]), "reloadMetric", 0,
         "name", "column", "label", "Column", "type", "select",
@@ -560,7 +597,8 @@ static json_t *metric_of(const strata_schema *s)
         "name", "where", "label", "Where", "type", "input", "placeholder",
         "status = paid, amount >= 100, country =~ (US|DE)", "width", 60,
         "name", "format", "label", "Format", "type", "select", "options", "value", "time_series",
-        "label", "time series", "value", "table", "label", "table");
+        "label", "time series", "value", "table", "label", "table",
+        "name", "as", "label", "Legend", "type", "input", "placeholder", "the aggregate's name");
     return json_pack("{s:s, s:s, s:o}", "value", s->name, "label", s->name, "payloads", payloads);
 }
 
@@ -646,7 +684,11 @@ enum MHD_Result api_grafana_variable(strata_server *s, struct MHD_Connection *c,
     if (!body)
         return answered;
     int64_t from, to;
-    range_of(body, "range", &from, &to);
+    char why[256];
+    if (range_of(body, "range", &from, &to, why, sizeof why) != 0) {
+        json_decref(body);
+        return send_fail(s, c, 400, "%s", why);
+    }
     json_t *payload = json_object_get(body, "payload");
     const char *target = json_string_value(json_object_get(payload, "target"));
     if (!target)
@@ -655,20 +697,18 @@ enum MHD_Result api_grafana_variable(strata_server *s, struct MHD_Connection *c,
     if (target)
         grafana_unescape(target, strlen(target), text, sizeof text);
     char table[256] = "", column[256] = ""; /* as long as text: a name too long finds no table */
-    json_t *where = NULL;
+    json_t *where = json_is_object(payload) ? json_object_get(payload, "where") : NULL;
     json_int_t limit = VARIABLE_VALUES;
+    if (json_is_integer(json_object_get(payload, "limit")))
+        limit = json_integer_value(json_object_get(payload, "limit"));
+    if (limit < 1 || limit > REGEX_VALUES) {
+        json_decref(body);
+        return send_fail(s, c, 400, "payload.limit: 1 to %d", REGEX_VALUES);
+    }
     if (json_is_object(payload) && json_is_string(json_object_get(payload, "table"))) {
         snprintf(table, sizeof table, "%s", json_string_value(json_object_get(payload, "table")));
         const char *col = json_string_value(json_object_get(payload, "column"));
         snprintf(column, sizeof column, "%s", col ? col : "");
-        where = json_object_get(payload, "where");
-        grafana_where_lists(where); /* "value": $multi put in as a JSON list */
-        if (json_is_integer(json_object_get(payload, "limit")))
-            limit = json_integer_value(json_object_get(payload, "limit"));
-        if (limit < 1 || limit > REGEX_VALUES) {
-            json_decref(body);
-            return send_fail(s, c, 400, "payload.limit: 1 to %d", REGEX_VALUES);
-        }
     }
     char *p = text;
     while (*p == ' ')
@@ -711,6 +751,8 @@ enum MHD_Result api_grafana_variable(strata_server *s, struct MHD_Connection *c,
         return send_fail(s, c, 404, "no table '%s'", table);
     }
     const strata_schema *sc = table_schema(t);
+    if (json_is_array(where))
+        grafana_where_lists(where); /* "value": $multi put in as a JSON list */
     json_t *values;
     if (columns) {
         values = json_array();
@@ -719,7 +761,18 @@ enum MHD_Result api_grafana_variable(strata_server *s, struct MHD_Connection *c,
                 json_array_append_new(values, json_string(sc->cols[i].name));
     } else {
         strata_err err = {0};
-        int rc = distinct_values(s, t, column, from, to, where, (size_t)limit, &values, &err);
+        json_t *conds = json_is_string(where) ? json_array() : NULL;
+        int rc = 0;
+        if (conds) { /* the builder's where text */
+            grafana_ctx vctx = {.from_ms = from, .to_ms = to, .values = values_for_regex};
+            values_arg va = {s, t, from, to};
+            vctx.values_arg = &va;
+            rc = grafana_where_text(sc, json_string_value(where), &vctx, "variable: where", conds, &err);
+            where = conds;
+        }
+        if (!rc)
+            rc = distinct_values(s, t, column, from, to, where, (size_t)limit, true, &values, &err);
+        json_decref(conds);
         if (rc) {
             catalog_put(s->cat, t);
             json_decref(body);
@@ -773,7 +826,11 @@ enum MHD_Result api_grafana_tag_values(strata_server *s, struct MHD_Connection *
         return send_fail(s, c, 400, "\"key\" (a column name) is required");
     }
     int64_t from, to;
-    range_of(body, "timeRange", &from, &to);
+    char why[256];
+    if (range_of(body, "timeRange", &from, &to, why, sizeof why) != 0) {
+        json_decref(body);
+        return send_fail(s, c, 400, "%s", why);
+    }
     if (from == INT64_MIN && to == INT64_MAX) {
         to = clock_wall_ms();
         from = to - TAG_RANGE_MS;
@@ -790,7 +847,7 @@ enum MHD_Result api_grafana_tag_values(strata_server *s, struct MHD_Connection *
             has |= sc->cols[k].type == STRATA_STRING && strcmp(sc->cols[k].name, key) == 0;
         json_t *vals = NULL;
         strata_err err = {0};
-        if (has && distinct_values(s, t, key, from, to, NULL, VARIABLE_VALUES, &vals, &err) == 0) {
+        if (has && distinct_values(s, t, key, from, to, NULL, VARIABLE_VALUES, true, &vals, &err) == 0) {
             size_t j;
             json_t *v;
             json_array_foreach(vals, j, v)

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "engine/json_util.h"
 #include "engine/units.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -166,6 +168,14 @@ static int typed_value(const strata_schema *s, int col, const char *text, const 
         break;
     default: { /* int64, int32 */
         long long v = strtoll(text, &end, 10);
+        if (*text && *end && !errno) { /* "3.0", "1e3": a whole number written as a float */
+            char *dend;
+            double d = strtod(text, &dend);
+            if (!*dend && d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(long long)d) {
+                v = (long long)d;
+                end = dend;
+            }
+        }
         if (!*text || *end || errno)
             return strata_err_set(err, STRATA_EINVAL, "%s: column '%s' is %s, got '%s'", where,
                                   c->name, strata_type_name(c->type), text);
@@ -304,39 +314,85 @@ static const char *skip_space(const char *p)
     return p;
 }
 
-/* Appends to list the conditions of the builder's where text. */
-static int builder_where(const strata_schema *s, const char *text, const grafana_ctx *ctx,
-                         const char *refid, json_t *list, strata_err *err)
+/* Whether p starts a condition: spaces, a name, spaces, an operator. */
+static bool starts_condition(const char *p)
+{
+    p = skip_space(p);
+    const char *q = p;
+    while (isalnum((unsigned char)*q) || *q == '_')
+        q++;
+    if (q == p)
+        return false;
+    q = skip_space(q);
+    for (size_t i = 0; i < NELEM(ops); i++)
+        if (strncmp(q, ops[i], strlen(ops[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Where the condition starting at p ends: at a comma or the word "and" (any case) outside
+ * quotes and parentheses, when a condition follows it (so "env = US,DE" is one value);
+ * *next is where the next condition starts (the end of text when none). */
+static const char *condition_end(const char *p, const char **next)
+{
+    char quote = 0;
+    int depth = 0;
+    for (const char *e = p; *e; e++) {
+        if (*e == '\\' && e[1]) {
+            e++;
+            continue;
+        }
+        if (quote) {
+            quote = *e == quote ? 0 : quote;
+            continue;
+        }
+        if (*e == '\'' || *e == '"')
+            quote = *e;
+        else if (*e == '(')
+            depth++;
+        else if (*e == ')' && depth > 0)
+            depth--;
+        else if (depth == 0 && *e == ',' && (starts_condition(e + 1) || !*skip_space(e + 1))) {
+            *next = e + 1;
+            return e;
+        } else if (depth == 0 && (*e == ' ' || *e == '\t') && strncasecmp(e + 1, "and", 3) == 0 &&
+                   (e[4] == ' ' || e[4] == '\t') && starts_condition(e + 4)) {
+            *next = e + 4;
+            return e;
+        }
+    }
+    *next = p + strlen(p);
+    return *next;
+}
+
+/* Whether a value in Grafana's regex format holds a character of a regular expression
+ * that is not escaped (".*", "prod.*"): it came in raw (a custom All value, ${v:raw}),
+ * so it is matched as a regular expression. The (a|b) of a multi-value does not count. */
+static bool raw_regex(const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' && v[1]) {
+            v++;
+            continue;
+        }
+        if (strchr("^$*+?.[]{}", *v))
+            return true;
+    }
+    return false;
+}
+
+static int where_text(const strata_schema *s, const char *text, const grafana_ctx *ctx,
+                      const char *label, json_t *list, strata_err *err)
 {
     const char *p = text;
     for (int k = 0;; k++) {
         p = skip_space(p);
         if (!*p)
             return 0;
-        /* the condition runs to the next comma outside quotes and parentheses */
-        const char *end = p;
-        char quote = 0;
-        int depth = 0;
-        for (; *end; end++) {
-            if (*end == '\\' && end[1]) {
-                end++;
-                continue;
-            }
-            if (quote) {
-                quote = *end == quote ? 0 : quote;
-                continue;
-            }
-            if (*end == '\'' || *end == '"')
-                quote = *end;
-            else if (*end == '(')
-                depth++;
-            else if (*end == ')' && depth > 0)
-                depth--;
-            else if (*end == ',' && depth == 0)
-                break;
-        }
-        char where[96];
-        snprintf(where, sizeof where, "target %s: payload.where, condition %d", refid, k + 1);
+        const char *next;
+        const char *end = condition_end(p, &next);
+        char where[128];
+        snprintf(where, sizeof where, "%s, condition %d", label, k + 1);
         const char *q = p;
         while (isalnum((unsigned char)*q) || *q == '_')
             q++;
@@ -347,9 +403,15 @@ static int builder_where(const strata_schema *s, const char *text, const grafana
         memcpy(name, p, (size_t)(q - p));
         name[q - p] = 0;
         int col = find_column(s, name);
-        if (col < 0)
-            return strata_err_set(err, STRATA_EINVAL, "%s: no column '%s' in table '%s'", where, name,
-                                  s->name);
+        if (col < 0) {
+            const char *names[STRATA_MAX_COLUMNS];
+            for (int i = 0; i < s->ncols; i++)
+                names[i] = s->cols[i].name;
+            const char *near = jutil_closest(name, names, (size_t)s->ncols);
+            return strata_err_set(err, STRATA_EINVAL, "%s: no column '%s' in table '%s'%s%s%s", where,
+                                  name, s->name, near ? " (did you mean '" : "", near ? near : "",
+                                  near ? "'?)" : "");
+        }
         q = skip_space(q);
         const char *op = NULL;
         for (size_t i = 0; i < NELEM(ops) && !op; i++)
@@ -358,11 +420,14 @@ static int builder_where(const strata_schema *s, const char *text, const grafana
         if (!op)
             return strata_err_set(err, STRATA_EINVAL, "%s: expected an operator (= != < <= > >= =~ "
                                   "!~) after '%s'", where, name);
+        if (strcmp(op, "=") == 0 && q[1] == '=')
+            return strata_err_set(err, STRATA_EINVAL, "%s: '==' is not an operator here: write '='", where);
         q = skip_space(q + strlen(op));
         const char *ve = end;
         while (ve > q && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\n' || ve[-1] == '\r'))
             ve--;
-        if (ve - q >= 2 && (*q == '\'' || *q == '"') && ve[-1] == *q) {
+        bool quoted = ve - q >= 2 && (*q == '\'' || *q == '"') && ve[-1] == *q;
+        if (quoted) {
             q++;
             ve--;
         }
@@ -371,13 +436,35 @@ static int builder_where(const strata_schema *s, const char *text, const grafana
             return strata_err_set(err, STRATA_EINVAL, "%s: value over %d bytes", where, VALUE_MAX - 1);
         memcpy(val, q, (size_t)(ve - q));
         val[ve - q] = 0;
+        if (!quoted && !val[0])
+            return strata_err_set(err, STRATA_EINVAL, "%s: '%s %s' needs a value", where, name, op);
         json_t *c;
-        int rc = condition(s, col, op, val, true, ctx, where, &c, err);
+        int rc;
+        if ((strcmp(op, "=") == 0 || strcmp(op, "!=") == 0) && s->cols[col].type == STRATA_STRING &&
+            raw_regex(val))
+            rc = cond_regex(s, col, val, op[0] == '!', ctx, where, &c, err);
+        else
+            rc = condition(s, col, op, val, true, ctx, where, &c, err);
         if (rc)
             return rc;
         json_array_append_new(list, c);
-        p = *end ? end + 1 : end;
+        p = next;
     }
+}
+
+int grafana_where_text(const strata_schema *s, const char *text, const grafana_ctx *ctx,
+                       const char *label, json_t *list, strata_err *err)
+{
+    return where_text(s, text, ctx, label, list, err);
+}
+
+/* Appends to list the conditions of the builder's where text. */
+static int builder_where(const strata_schema *s, const char *text, const grafana_ctx *ctx,
+                         const char *refid, json_t *list, strata_err *err)
+{
+    char label[64];
+    snprintf(label, sizeof label, "target %s: payload.where", refid);
+    return where_text(s, text, ctx, label, list, err);
 }
 
 /* ---- ad hoc filters ---------------------------------------------------------------------- */
@@ -530,8 +617,10 @@ static json_t *builder_group_by(const json_t *g)
 }
 
 int grafana_target_query(const strata_schema *s, const json_t *target, const grafana_ctx *ctx,
-                         json_t **out, grafana_format *fmt, strata_err *err)
+                         json_t **out, grafana_shape *shape, strata_err *err)
 {
+    memset(shape, 0, sizeof *shape);
+    grafana_format *fmt = &shape->format;
     const char *refid = json_string_value(json_object_get(target, "refId"));
     if (!refid)
         refid = "?";
@@ -550,7 +639,25 @@ int grafana_target_query(const strata_schema *s, const json_t *target, const gra
         return STRATA_EINVAL;
     }
     json_object_del(q, "format");
-    bool code = json_object_get(q, "select") || json_is_array(json_object_get(q, "where"));
+    const char *mode = json_string_value(json_object_get(target, "editorMode"));
+    bool code = json_object_get(q, "select") || json_is_array(json_object_get(q, "where")) ||
+                (mode && strcmp(mode, "code") == 0);
+    if (code && json_object_size(q) == 0) {
+        /* The plugin sends {} for a code payload that was not JSON once the variables were
+         * put in (a multi-value inside quotes, a value holding a quote): not "count". */
+        json_decref(q);
+        return strata_err_set(err, STRATA_EINVAL, "target %s: the code payload is empty, or was not "
+                              "valid JSON after Grafana put the variables in (write a multi-value "
+                              "without quotes: \"value\": $country)", refid);
+    }
+    static const char *const builder_keys[] = {"fn", "column", "group_by", "where", "as", "fill",
+                                               "interval", "table"};
+    if (!code && jutil_check_keys(err, q, "payload", builder_keys, NELEM(builder_keys)) != 0) {
+        json_decref(q);
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return strata_err_set(err, STRATA_EINVAL, "target %s: %s", refid, msg);
+    }
     int rc = 0;
     json_t *conds = json_array();
     if (!conds) {
@@ -583,7 +690,16 @@ int grafana_target_query(const strata_schema *s, const json_t *target, const gra
             json_t *iv = json_object_get(q, "interval");
             if (iv)
                 json_object_set(b, "interval", iv);
+            json_t *fill = json_object_get(q, "fill");
+            if (json_is_string(fill) && strcmp(json_string_value(fill), "none") != 0 &&
+                ctx->from_ms > INT64_MIN)
+                json_object_set(b, "fill", fill); /* query_parse checks the word */
             rc = builder_select(s, q, refid, b, err);
+            const char *as = json_string_value(json_object_get(q, "as"));
+            if (!rc && as && *as) {
+                json_object_set_new(json_array_get(json_object_get(b, "select"), 0), "as", json_string(as));
+                snprintf(shape->legend, sizeof shape->legend, "%s", as);
+            }
             if (!rc && json_is_string(w))
                 rc = builder_where(s, json_string_value(w), ctx, refid, conds, err);
             else if (!rc && w && !json_is_null(w) && !(json_is_string(w)))

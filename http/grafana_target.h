@@ -15,14 +15,18 @@
  *   builder  {"fn": "count" | "sum" | "avg" | "min" | "max" | "uniq" | "p50" | "p90" |
  *            "p95" | "p99", "column": c, "group_by": [c...] (or "a,b" or "(a|b)"),
  *            "where": "status = paid, amount >= 100, country =~ (US|DE)",
- *            "format": "time_series" | "table"}
+ *            "format": "time_series" | "table", "as": a legend (the aggregate's name),
+ *            "fill": "none" | "zero" | "null" (buckets without rows, as POST /query)};
+ *            other keys are refused (with a "did you mean"); no fn means count
  *   code     a strata query without "table" (the target names it), "from" and "to"
  *            (Grafana's range, unless the payload gives them): "select", "where",
  *            "group_by", "order_by", "limit", "fill", "source", "interval"; plus
  *            "format" as above. "select" defaults to a count. A where condition
  *            {"column", "op": "=", "value": [...]} (a multi-value variable) means "in",
  *            "!=" with a list means "not_in".
- *   The form is told by the keys: "select" or a where list means code, else builder.
+ *   The form is told by editorMode "code", or by the keys ("select", a where list);
+ *   else builder. An empty code payload is an error: the plugin sends {} when the text
+ *   was not JSON once the variables were put in, and that must not chart a count.
  *
  * Time buckets (format time_series, or table with "interval": "auto"): the payload's
  * "interval" when it names one; else the finest of 1s 2s 5s 10s 15s 30s 1m 2m 5m 10m 15m
@@ -31,12 +35,16 @@
  * coarser than it, so that a tier can serve it; finer than every tier, it becomes the
  * finest tier's interval when that is at most twice as long (grafana_bucket_ms).
  *
- * Builder "where" text: conditions separated by commas, each "column op value" with op
- * one of = != < <= > >= =~ !~; the value may be quoted ('x' or "x"). With = and != the
- * value is read in Grafana's regex format: backslash escapes are undone and (a|b|c)
- * means any of a, b, c (in / not_in). =~ and !~ take a POSIX extended regular expression
- * matched against the whole value; they need a string column, and are answered by
- * matching the column's distinct values in the range (ctx->values) and asking for those.
+ * Builder "where" text: conditions separated by commas or the word "and", each "column op
+ * value" with op one of = != < <= > >= =~ !~; the value may be quoted ('x' or "x"). A
+ * comma or "and" ends a condition only when another condition follows it, so a value may
+ * hold commas ("env = US,DE" is one value). With = and != the value is read in Grafana's
+ * regex format: backslash escapes are undone and (a|b|c) means any of a, b, c (in /
+ * not_in); on a string column, a value with a regular expression character that is not
+ * escaped (".*", a custom All value Grafana puts in raw) is matched as one. =~ and !~
+ * take a POSIX extended regular expression matched against the whole value; they need a
+ * string column, and are answered by matching the column's distinct values in the range
+ * (ctx->values) and asking for those. Integer columns take "3.0" too.
  * Ad hoc filters take = != < > <= >= =~ !~ the same way, with raw values (no regex
  * format); a filter whose key is not a column of the table is left out for that table
  * (ad hoc filters apply to every panel of a dashboard).
@@ -60,6 +68,13 @@ typedef enum grafana_format {
     GRAFANA_TABLE,      /* one frame with every column of the answer */
 } grafana_format;
 
+/* How the answer of a target is shown. */
+typedef struct grafana_shape {
+    grafana_format format;
+    char legend[STRATA_NAME_MAX]; /* the builder's "as": series are named "<legend>" or
+                                   * "<legend> <group>"; "" when not given */
+} grafana_shape;
+
 /* The distinct values of a string column in [from_ms, to_ms) of the table being
  * translated: a new JSON array of strings into *out, or an error (too many values, a
  * failed query). */
@@ -81,9 +96,14 @@ int64_t grafana_bucket_ms(const strata_schema *s, int64_t from_ms, int64_t to_ms
                           int64_t interval_ms, int64_t max_points);
 
 /* Turns target (its "payload" and refId; the table's schema s) into a strata query:
- * 0 and *out, *fmt; or STRATA_EINVAL / STRATA_ENOMEM with the message in err. */
+ * 0 and *out, *shape; or STRATA_EINVAL / STRATA_ENOMEM with the message in err. */
 int grafana_target_query(const strata_schema *s, const json_t *target, const grafana_ctx *ctx,
-                         json_t **out /* OUT */, grafana_format *fmt /* OUT */, strata_err *err);
+                         json_t **out /* OUT */, grafana_shape *shape /* OUT */, strata_err *err);
+
+/* Appends to list (a JSON array) the conditions of a where text of the builder's grammar
+ * above; messages start with label ("variable: where"). 0, or STRATA_EINVAL. */
+int grafana_where_text(const strata_schema *s, const char *text, const grafana_ctx *ctx,
+                       const char *label, json_t *list, strata_err *err);
 
 /* In a where list of POST /query's language (changed in place, through and/or lists): a
  * condition {"column", "op": "=", "value": [...]}, a multi-value variable put in as JSON,

@@ -162,8 +162,10 @@ static void print_banner(const char *base, void *arg)
            "{\"fn\":\"quantile\",\"column\":\"amount\",\"q\":0.99,\"as\":\"p99\"}],"
            "\"order_by\":[{\"column\":\"gmv\",\"desc\":true}],\"limit\":5}'\n"
            "  curl -s %s/metrics | grep strata_kafka\n\n"
+           "Grafana: the JSON datasource (simpod-json-datasource) at %s/grafana; the folder\n"
+           "grafana/ provisions it with two dashboards (grafana/README.md).\n\n"
            "Ctrl-C stops the demo.\n\n",
-           b->addr, DEMO_PARTITIONS, b->rate, b->data, host, host, host, host, host, host, host);
+           b->addr, DEMO_PARTITIONS, b->rate, b->data, host, host, host, host, host, host, host, base);
     fflush(stdout);
 }
 

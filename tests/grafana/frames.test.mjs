@@ -15,7 +15,7 @@ import path from 'node:path';
 
 globalThis.window = globalThis.window ?? {}; // @grafana/data reads window at load time
 const gd = await import('@grafana/data').catch((e) => {
-  console.error(`@grafana/data is not installed beside this test (${e.message}): scripts/install-deps.sh installs it (npm ci in tests/grafana)`);
+  console.error(`@grafana/data is not installed beside this test (${e.message}): scripts/install-test-deps.sh installs it (npm ci in tests/grafana)`);
   process.exit(2);
 });
 const { toDataFrame, isDataFrame, FieldType, getFieldDisplayName, getTimeField, dateTime } = gd;

@@ -184,7 +184,7 @@ def metrics_and_payload_options():
     check(st == 200 and "orders" in names and "tiered" in names, "/metrics lists the tables: %s" % names)
     m = [x for x in r if x.get("value") == "orders"][0]
     fields = {p["name"]: p for p in m["payloads"]}
-    check(set(fields) >= {"fn", "column", "group_by", "where", "format"}, "payload fields: %s" % list(fields))
+    check(set(fields) >= {"fn", "column", "group_by", "where", "format", "as"}, "payload fields: %s" % list(fields))
     check(fields["group_by"]["type"] == "multi-select" and
           sorted(o["value"] for o in fields["group_by"]["options"]) == ["country", "status"],
           "group_by offers the string columns: %s" % fields["group_by"])
@@ -221,6 +221,12 @@ def builder_series():
         check(agg["config"]["displayNameFromDS"] == agg["labels"]["country"], "the legend is the group")
     check(set(got) == set(want) and all(abs(got[k] - want[k]) <= 1e-9 * abs(want[k]) for k in want),
           "sums by country equal the events': %s vs %s" % (got, want))
+    # a legend ("as"): the series are named "<as> <group>", and "<as>" without groups
+    st, _, r = gpost(s, "/query", query_body([target("A", "orders", {"fn": "sum", "column": "amount", "as": "revenue",
+                                                                     "group_by": ["country"]}),
+                                              target("B", "orders", {"fn": "count", "as": "orders"})]))
+    names = sorted(f["fields"][1]["config"]["displayNameFromDS"] for f in r) if st == 200 else r
+    check(names == sorted(["revenue " + c for c in COUNTRIES] + ["orders"]), "legends: %s" % names)
     # maxDataPoints 10 over 2 h: at least 12 min a bucket -> the 15m step
     st, _, r = gpost(s, "/query", query_body([target("A", "orders", {})], interval_ms=1000, max_points=10))
     times = r[0]["fields"][0]["values"] if st == 200 else []
@@ -332,7 +338,17 @@ def variable_tag_keys_values():
     st, r = var({"target": "orders.nosuch"})
     check(st == 400 and "nosuch" in r.get("message", ""), "unknown column named: %s %s" % (st, r))
     st, r = var({"table": "orders", "column": "country", "limit": 2})
-    check(st == 422 and "more than 2" in r.get("message", ""), "limit passed is said: %s %s" % (st, r))
+    check(st == 200 and [x["__value"] for x in r] == ["DE", "FR"], "limit cuts the list to its first values: %s %s" % (st, r))
+    st, r = var({"table": "orders", "column": "status", "where": "country = US, quantity > 7"})
+    want = sorted({e["status"] for e in EVENTS if e["country"] == "US" and e["quantity"] > 7})
+    check(st == 200 and [x["__value"] for x in r] == want, "an object payload's where text: %s %s" % (st, r))
+    st, r = var({"target": "orders.country", "where": "country =~ (D.|F.)"})
+    check(st == 200 and [x["__value"] for x in r] == ["DE", "FR"], "a target's where text: %s %s" % (st, r))
+    st, r = var({"table": "orders", "column": "status", "where": "contry = US"})
+    check(st == 400 and "did you mean 'country'" in r.get("message", ""), "a bad where names the column: %s" % r)
+    st, r = harness.http("POST", s.url("/grafana/variable"), json.dumps({"payload": {"target": "tables"},
+                                                                        "range": {"from": "garbage"}}))[::2]
+    check(st == 400 and "range.from" in r, "a range that is no time: 400 naming it: %s %s" % (st, r))
     st, _, r = gpost(s, "/tag-keys", {})
     check(st == 200 and {"type": "string", "text": "country"} in r and {"type": "string", "text": "status"} in r,
           "tag keys: %s" % r)
@@ -361,6 +377,30 @@ def errors_are_grafana_shaped():
     check(st == 200 and r == [], "a hidden target is skipped: %s" % r)
     st, _, r = gpost(s, "/query", query_body([]))
     check(st == 200 and r == [], "no targets: an empty array")
+    # what the black-box trial found: none of these may chart a silent wrong answer
+    for body, status, word in (
+            (query_body([target("A", "orders", {}, mode="code")]), 400, "code payload is empty"),
+            (dict(query_body([target("A", "orders", {})]), range={"from": "garbage", "to": iso(T0)}), 400,
+             "range.from"),
+            (dict(query_body([target("A", "orders", {})]), range={"from": "2024-01-01 00:00:00", "to": iso(T0)}),
+             400, "is not a time"),
+            (dict(query_body([]), targets="x"), 400, "targets"),
+            (query_body([target("A", "orders", {"grup_by": ["country"]})]), 400, "did you mean 'group_by'"),
+            (query_body([target("A", "orders", {"where": "country == US"})]), 400, "'==' is not an operator"),
+            (query_body([target("A", "orders", {"fn": "count", "group_by": ["event_id"]})]), 422,
+             "6000 series, over the 1000")):
+        st, _, r = gpost(s, "/query", body)
+        check(st == status and word in r.get("message", ""), "%r: %s naming it: %s %s" % (word, status, st, r))
+    got, _ = single_count(s, {"where": "country = US AND status = paid"})
+    check(got == total(lambda e: e["country"] == "US" and e["status"] == "paid")[None], "AND separates conditions too")
+    got, _ = single_count(s, {"where": "country = .*"})
+    check(got == len(EVENTS), "a raw regular expression (a custom All value .*) after = matches as one: %s" % got)
+    got, _ = single_count(s, {"where": "quantity = 3.0"})
+    check(got == total(lambda e: e["quantity"] == 3)[None], "3.0 on an integer column")
+    st, _, r = gpost(s, "/query", query_body([target("A", "orders", {"where": "country = a\\.b", "fill": "zero"})],
+                                             interval_ms=60000))
+    check(st == 200 and len(r[0]["fields"][0]["values"]) == 120, "builder fill zero: every bucket: %s" %
+          (len(r[0]["fields"][0]["values"]) if st == 200 else r))
     st, _, r = gpost(s, "/query", query_body([target("A", "orders", {"where": "country = nowhere"})]))
     check(st == 200 and len(r) == 1 and r[0]["fields"][0]["values"] == [],
           "no rows: one frame with no points (Grafana says No data): %s" % r)

@@ -58,8 +58,10 @@ static int translate(const strata_schema *s, const char *target, const grafana_c
         TEST_FAIL_("bad test JSON %s: %s", target, je.text);
     json_t *q = NULL;
     strata_err err = {0};
-    grafana_format f;
-    int rc = grafana_target_query(s, t, ctx, &q, fmt ? fmt : &f, &err);
+    grafana_shape shape;
+    int rc = grafana_target_query(s, t, ctx, &q, &shape, &err);
+    if (fmt)
+        *fmt = shape.format;
     json_decref(t);
     if (rc) {
         snprintf(out, cap, "%s", err.msg);
@@ -151,6 +153,8 @@ TEST(builder_payloads)
     ASSERT_CONTAINS(q, "\"group_by\":[\"country\",\"status\"]");
     ASSERT_EQ(translate(&s, "{\"refId\":\"A\",\"payload\":{\"group_by\":\"country, status\"}}", &ctx, q, sizeof q, NULL), 0);
     ASSERT_CONTAINS(q, "\"group_by\":[\"country\",\"status\"]");
+    ASSERT_EQ(translate(&s, "{\"refId\":\"A\",\"payload\":{\"fn\":\"p90\",\"column\":\"amount\",\"as\":\"slow\"}}", &ctx, q, sizeof q, NULL), 0);
+    ASSERT_CONTAINS(q, "\"as\":\"slow\"");
     ASSERT_EQ(translate(&s, "{\"refId\":\"A\",\"payload\":{\"fn\":\"sum\"}}", &ctx, q, sizeof q, NULL), STRATA_EINVAL);
     ASSERT_STR_EQ(q, "target A: sum needs a column");
     ASSERT_EQ(translate(&s, "{\"refId\":\"B\",\"payload\":{\"format\":\"graph\"}}", &ctx, q, sizeof q, NULL), STRATA_EINVAL);
@@ -179,6 +183,12 @@ TEST(builder_where_text)
         {"country !~ .*\\\\..*", "{\"column\":\"country\",\"op\":\"not_in\",\"values\":[\"a.b\"]}"},
         {"country =~ nothing", "{\"column\":\"country\",\"op\":\"in\",\"values\":[]}"},
         {"", NULL},
+        {"status = paid and qty > 2 AND country = US", "{\"column\":\"status\",\"op\":\"=\",\"value\":\"paid\"},{\"column\":\"qty\",\"op\":\">\",\"value\":2},{\"column\":\"country\",\"op\":\"=\",\"value\":\"US\"}"},
+        {"status = US,DE, qty = 3.0", "{\"column\":\"status\",\"op\":\"=\",\"value\":\"US,DE\"},{\"column\":\"qty\",\"op\":\"=\",\"value\":3}"},
+        {"status = 'rock and roll', qty < 9,", "{\"column\":\"status\",\"op\":\"=\",\"value\":\"rock and roll\"},{\"column\":\"qty\",\"op\":\"<\",\"value\":9}]"},
+        {"country = .*", "{\"column\":\"country\",\"op\":\"in\",\"values\":[\"DE\",\"FR\",\"US\",\"a.b\"]}"},
+        {"country != (U.|a\\\\.b)", "{\"column\":\"country\",\"op\":\"not_in\",\"values\":[\"US\",\"a.b\"]}"},
+        {"country = 'x', status = \\\"y\\\"", "{\"column\":\"status\",\"op\":\"=\",\"value\":\"y\"}"},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         char t[512];
@@ -193,9 +203,11 @@ TEST(builder_where_text)
     struct {
         const char *where, *msg;
     } bad[] = {
-        {"contry = US", "condition 1: no column 'contry'"},
+        {"contry = US", "condition 1: no column 'contry' in table 'orders' (did you mean 'country'?)"},
+        {"country == US", "'==' is not an operator here: write '='"},
+        {"country =", "'country =' needs a value"},
         {"country US", "condition 1: expected an operator"},
-        {"country = US, = 3", "condition 2: expected 'column op value'"},
+        {"country = US, 3 = x", "condition 2: no column '3'"},
         {"qty = 2.5", "column 'qty' is int32, got '2.5'"},
         {"uid = -1", "column 'uid' is uint64"},
         {"ok = yes", "column 'ok' is bool"},
