@@ -218,15 +218,14 @@ static int distinct_values(strata_server *s, strata_table *t, const char *col, i
     if (rc)
         return rc;
     query_free(&sq);
-    if (r->nrows > limit && cut)
-        r->nrows = limit; /* the first limit values, in order */
-    if (r->nrows > limit) {
+    uint64_t n = r->nrows > limit && cut ? limit : r->nrows; /* the first limit values, in order */
+    if (n > limit) {
         query_result_free(r);
         return strata_err_set(err, STRATA_EFULL, "column '%s' has more than %zu distinct values in the "
                               "range", col, limit);
     }
     json_t *a = json_array();
-    for (uint64_t i = 0; a && i < r->nrows; i++) {
+    for (uint64_t i = 0; a && i < n; i++) {
         const query_cell *cell = query_result_cell(r, i, 0);
         if (cell->kind == QC_STR)
             json_array_append_new(a, json_stringn(cell->v.s.ptr, cell->v.s.len));
