@@ -56,9 +56,24 @@ struct strata_server {
     _Atomic uint64_t active; /* requests between their first call and their completion */
     _Atomic bool stopping;   /* server_stop began: new requests are answered 503 */
     struct self_metrics *self; /* the _strata sampler (self_metrics.c); NULL when off */
+    struct live_streams *live; /* GET /query/live's streams and their ticker (api_live.c) */
 };
 
 struct route; /* server.c's routing table */
+
+/* ---- live queries: GET /query/live (api_live.c) ---- */
+
+#define LIVE_MAX_STREAMS 32 /* live queries that may run at once */
+typedef struct live_streams live_streams;
+/* Starts the ticker of s's live queries: 0 and *out, or an error. */
+int live_streams_start(strata_server *s, live_streams **out /* OUT */, strata_err *err);
+/* Stops the ticker and ends every stream (their answers end once what was begun is
+ * written); new live queries are refused. Before libmicrohttpd stops. */
+void live_streams_end(live_streams *ls);
+/* Frees what is left, once libmicrohttpd stopped. NULL is ignored. */
+void live_streams_free(live_streams *ls);
+/* Live queries running now. */
+int live_streams_count(live_streams *ls);
 
 /* ---- strata's own metrics as the table _strata (self_metrics.c) ---- */
 
@@ -168,6 +183,7 @@ void api_ingest_release(request *rq);
 
 api_handler api_query_post;
 api_handler api_metrics_get;
+api_handler api_live_get;
 /* Appends GET /metrics's text (Prometheus format 0.0.4) to b; b->oom when memory ran out. */
 void api_metrics_render(strata_server *s, bytebuf *b);
 /* Parses the query text[0..len) against t and runs it under the server's limits (a new

@@ -70,6 +70,8 @@ void api_metrics_render(strata_server *s, bytebuf *out)
     }
     EMIT("strata_query_duration_seconds_sum %.6f\nstrata_query_duration_seconds_count %" PRIu64 "\n",
          (double)atomic_load(&s->query_latency_sum_us) / 1e6, cum);
+    EMIT("# HELP strata_live_queries Live queries (GET /query/live) streaming now.\n"
+         "# TYPE strata_live_queries gauge\nstrata_live_queries %d\n", s->live ? live_streams_count(s->live) : 0);
     EMIT("# TYPE strata_http_responses_total counter\n");
     for (int k = 1; k < 6; k++)
         EMIT("strata_http_responses_total{code=\"%dxx\"} %" PRIu64 "\n", k, atomic_load(&s->status_count[k]));

@@ -60,6 +60,7 @@ static const route routes[] = {
     {"/health", NULL, GETS, api_tables_health, ROUTE_PROBE},
     {"/metrics", NULL, GETS, api_metrics_get, 0},
     {"/query", NULL, POSTS, api_query_post, 0},
+    {"/query/live", NULL, GETS, api_live_get, 0},
     {"/tables", NULL, GETS, api_tables_list, 0},
     {"/tables/", NULL, GETS, api_tables_list, 0},
     {"/ingest/", "", POSTS, api_ingest_post, ROUTE_STREAMED},
@@ -369,6 +370,8 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
         return rc;
     }
     int crc = ingest_commit_start(&s->commit, err);
+    if (!crc && (crc = live_streams_start(s, &s->live, err)) != 0)
+        ingest_commit_stop(s->commit);
     if (crc) {
         free(s);
         return crc;
@@ -382,6 +385,8 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
     if (!s->daemon) {
         ingest_commit_stop(s->commit);
+        live_streams_end(s->live);
+        live_streams_free(s->live);
         free(s);
         return strata_err_set(err, STRATA_EIO, "cannot listen on %s:%u (in use, or not an address of "
                               "this machine)", opts->host ? opts->host : "127.0.0.1", opts->port);
@@ -391,6 +396,8 @@ int server_start(strata_catalog *cat, const server_opts *opts, strata_server **o
     if (s->opts.self_metrics_ms > 0 && self_metrics_start(s, s->opts.self_metrics_ms, &s->self, err) != 0) {
         MHD_stop_daemon(s->daemon);
         ingest_commit_stop(s->commit);
+        live_streams_end(s->live);
+        live_streams_free(s->live);
         free(s);
         return err->code;
     }
@@ -416,6 +423,7 @@ void server_stop(strata_server *s)
      * suspended); requests arriving after that sync on their own thread. */
     self_metrics_stop(s->self); /* it reads the server's counters */
     atomic_store(&s->stopping, true);
+    live_streams_end(s->live); /* live queries end now: they would hold the drain below */
     int64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
     while (atomic_load(&s->active) > 0 && clock_mono_ms() < deadline) {
         struct timespec ts = {0, 5 * 1000 * 1000};
@@ -423,6 +431,7 @@ void server_stop(strata_server *s)
     }
     ingest_commit_stop(s->commit);
     MHD_stop_daemon(s->daemon);
+    live_streams_free(s->live);
     http_ingest_pool_destroy(&s->ingest);
     table_counts_destroy(&s->unknown_field_events);
     table_counts_destroy(&s->ingested_by_table);

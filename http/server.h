@@ -20,6 +20,8 @@
  *   POST /query                     the JSON query (http/query_parse.h; the answer's
  *                                   format in http/query_answer.h)
  *   GET  /metrics                   Prometheus text format
+ *   GET  /query/live?q=..&every=1s  a query's answer on every tick, as server-sent events
+ *                                   (api_live.c)
  *   GET, POST /grafana/...          the Grafana JSON datasource protocol (api_grafana.c):
  *                                   /grafana (health), /query, /metrics,
  *                                   /metric-payload-options, /variable, /tag-keys,
