@@ -8,16 +8,13 @@
 // posted. Also: the health check's exact 200, errors as Grafana's error parsing reads
 // them ({message}), variable and tag answers in the shapes Grafana maps.
 //
-// usage: node frames.test.mjs STRATA_BINARY WORK_DIR   (label grafana in ctest)
+// usage: node run.mjs STRATA_BINARY WORK_DIR   (bundles this file; label grafana in ctest)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-globalThis.window = globalThis.window ?? {}; // @grafana/data reads window at load time
-const gd = await import('@grafana/data').catch((e) => {
-  console.error(`@grafana/data is not installed beside this test (${e.message}): scripts/install-test-deps.sh installs it (npm ci in tests/grafana)`);
-  process.exit(2);
-});
+// run by run.mjs, which bundles @grafana/data in (and sets globalThis.window first)
+import * as gd from '@grafana/data';
 const { toDataFrame, isDataFrame, FieldType, getFieldDisplayName, getTimeField, dateTime } = gd;
 
 const [strata, work] = process.argv.slice(2);
