@@ -118,6 +118,11 @@ typedef enum MHD_Result api_handler(strata_server *s, struct MHD_Connection *c, 
 enum MHD_Result reply_text_with(strata_server *s, struct MHD_Connection *c, unsigned status,
                                 char *text, size_t len, const char *ctype,
                                 const char *const *headers);
+/* Sends data[0..len), which lives as long as the program (the console page), with its
+ * content type and extra headers (name, value, ..., NULL). */
+enum MHD_Result reply_static(strata_server *s, struct MHD_Connection *c, unsigned status,
+                             const void *data, size_t len, const char *ctype,
+                             const char *const *headers);
 /* Sends text[0..len) (malloc'd; taken over, freed even on failure) with its content type. */
 enum MHD_Result reply_text(strata_server *s, struct MHD_Connection *c, unsigned status,
                                  char *text, size_t len, const char *ctype);
@@ -184,6 +189,7 @@ void api_ingest_release(request *rq);
 api_handler api_query_post;
 api_handler api_metrics_get;
 api_handler api_live_get;
+api_handler api_console_get; /* GET /: the console page (console.c) */
 /* Appends GET /metrics's text (Prometheus format 0.0.4) to b; b->oom when memory ran out. */
 void api_metrics_render(strata_server *s, bytebuf *b);
 /* Parses the query text[0..len) against t and runs it under the server's limits (a new

@@ -38,6 +38,24 @@ enum MHD_Result reply_text_with(strata_server *s, struct MHD_Connection *c, unsi
     return ok;
 }
 
+enum MHD_Result reply_static(strata_server *s, struct MHD_Connection *c, unsigned status,
+                             const void *data, size_t len, const char *ctype,
+                             const char *const *headers)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    if (ctype)
+        MHD_add_response_header(r, "Content-Type", ctype);
+    for (int i = 0; headers && headers[i]; i += 2)
+        MHD_add_response_header(r, headers[i], headers[i + 1]);
+    enum MHD_Result ok = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    if (status >= 100 && status < 600)
+        atomic_fetch_add(&s->status_count[status / 100], 1);
+    return ok;
+}
+
 enum MHD_Result reply_text(strata_server *s, struct MHD_Connection *c, unsigned status,
                                  char *text, size_t len, const char *ctype)
 {

@@ -39,7 +39,8 @@
 /* ---- routing ------------------------------------------------------------------------ */
 
 #define ROUTE_STREAMED 1 /* the body goes to api_ingest.c as it arrives, under max_ingest_body */
-#define ROUTE_PROBE 2    /* a GET without the token is answered too (liveness probes) */
+#define ROUTE_OPEN 2     /* a GET without the token is answered too: liveness probes (the
+                          * handler then tells nothing of the data), the console page */
 #define ROUTE_CORS 4     /* browsers of any origin may call it: CORS headers on every answer,
                           * preflights (OPTIONS) answered without the token */
 
@@ -57,7 +58,9 @@ static const char GETS[] = "GET, HEAD, OPTIONS", POSTS[] = "POST, OPTIONS",
                   TABLE[] = "GET, HEAD, PUT, DELETE, OPTIONS";
 
 static const route routes[] = {
-    {"/health", NULL, GETS, api_tables_health, ROUTE_PROBE},
+    {"/", NULL, GETS, api_console_get, ROUTE_OPEN},
+    {"/index.html", NULL, GETS, api_console_get, ROUTE_OPEN},
+    {"/health", NULL, GETS, api_tables_health, ROUTE_OPEN},
     {"/metrics", NULL, GETS, api_metrics_get, 0},
     {"/query", NULL, POSTS, api_query_post, 0},
     {"/query/live", NULL, GETS, api_live_get, 0},
@@ -239,7 +242,7 @@ static enum MHD_Result on_complete(strata_server *s, struct MHD_Connection *c, r
     }
     if (is_cors && strcmp(method, "OPTIONS") == 0) /* a preflight: it never carries the token */
         return reply_text_with(s, c, 204, NULL, 0, NULL, cors);
-    if (!rq->auth_ok && rq->route && (rq->route->flags & ROUTE_PROBE) && get)
+    if (!rq->auth_ok && rq->route && (rq->route->flags & ROUTE_OPEN) && get)
         return rq->route->answer(s, c, rq, method); /* liveness for probes: nothing about the data */
     if (!rq->auth_ok) {
         const char *www[API_CORS_HEADERS + 4] = {"WWW-Authenticate", "Bearer realm=\"strata\""};

@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # install-test-deps.sh — what the tests need beyond scripts/install-deps.sh: Node.js and
-# npm (Debian's, unless the machine has its own) and the Grafana test's npm packages,
-# pinned by tests/grafana/package-lock.json (Grafana's @grafana/data), installed again
-# only when the lock changed. Used by scripts/test.sh; `strata demo` needs none of it.
+# npm (Debian's, unless the machine has its own), Debian's Chromium (the console test),
+# and the npm packages of the Grafana and console tests, pinned by their package-lock.json
+# (@grafana/data and esbuild; puppeteer-core), installed again only when a lock changed.
+# Used by scripts/test.sh; `strata demo` needs none of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+missing=()
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "installing: nodejs npm" >&2
+  echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-cd tests/grafana
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "installing the Grafana test's npm packages (tests/grafana)" >&2
-  # npm trusts the machine's certificate store (what curl and apt trust), so a registry
-  # reached through a proxy with its own certificate authority works as everywhere else.
-  ca=()
-  [ -f /etc/ssl/certs/ca-certificates.crt ] && ca=(--cafile=/etc/ssl/certs/ca-certificates.crt)
-  npm ci --no-audit --no-fund --loglevel=error "${ca[@]}" >/dev/null
-fi
+# npm trusts the machine's certificate store (what curl and apt trust), so a registry
+# reached through a proxy with its own certificate authority works as everywhere else.
+ca=()
+[ -f /etc/ssl/certs/ca-certificates.crt ] && ca=(--cafile=/etc/ssl/certs/ca-certificates.crt)
+for dir in tests/grafana tests/console; do
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "installing the npm packages of $dir" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error "${ca[@]}" >/dev/null)
+  fi
+done
