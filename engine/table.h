@@ -222,6 +222,35 @@ typedef struct table_stats {
 } table_stats;
 void table_get_stats(strata_table *t, table_stats *st /* OUT */);
 
+/* ---- storage, segment by segment (table_segments.c) ----------------------------------- */
+
+typedef struct table_storage_seg {
+    uint64_t id, rows, bytes;
+    int64_t min_time, max_time;
+    uint32_t level; /* 0: flushed from memory; above: merged that many times over */
+} table_storage_seg;
+
+typedef struct table_storage_part {
+    int64_t key;       /* partition start, epoch ms */
+    char name[32];     /* its directory name: 2024-01-31 */
+    size_t first_seg;  /* its segments: segs[first_seg .. first_seg + nsegs) */
+    uint32_t nsegs;
+    uint64_t rows, bytes;  /* of its segments */
+    uint64_t memtable_rows; /* rows not yet flushed */
+} table_storage_part;
+
+typedef struct table_storage {
+    table_storage_part *parts; /* by key */
+    size_t nparts;
+    table_storage_seg *segs;
+    size_t nsegs;
+} table_storage;
+
+/* Every partition of t with its committed segments and memtable rows, as of one instant:
+ * 0 and *out (the caller frees it with table_storage_free), or STRATA_ENOMEM. */
+int table_list_segments(strata_table *t, table_storage *out /* OUT */, strata_err *err);
+void table_storage_free(table_storage *s);
+
 /* ---- snapshots -------------------------------------------------------------------- */
 
 typedef struct snapshot_part {

@@ -190,6 +190,7 @@ api_handler api_query_post;
 api_handler api_metrics_get;
 api_handler api_live_get;
 api_handler api_console_get; /* GET /: the console page (console.c) */
+api_handler api_tables_segments; /* GET /tables/{name}/segments (api_storage.c) */
 /* Appends GET /metrics's text (Prometheus format 0.0.4) to b; b->oom when memory ran out. */
 void api_metrics_render(strata_server *s, bytebuf *b);
 /* Parses the query text[0..len) against t and runs it under the server's limits (a new

@@ -69,6 +69,7 @@ static const route routes[] = {
     {"/ingest/", "", POSTS, api_ingest_post, ROUTE_STREAMED},
     {"/tables/", "", TABLE, api_tables_one, 0},
     {"/tables/", "/flush", POSTS, api_tables_flush, 0},
+    {"/tables/", "/segments", GETS, api_tables_segments, 0},
     {"/tables/", "/optimize", POSTS, api_tables_optimize, 0},
     {"/tables/", "/kafka/accept-reset", POSTS, api_tables_accept_reset, 0},
     {"/grafana", NULL, GETS, api_grafana_health, ROUTE_CORS},

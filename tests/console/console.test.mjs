@@ -6,6 +6,7 @@
 //   - a query typed into the editor (with completion of a column name) and run with
 //     Ctrl-Enter answers the rows this test computed, with a chart for its time column;
 //   - a bad query shows the server's message;
+//   - the storage view lists a table's partitions and segments (rows add up);
 //   - with auth on, the page asks for the token, keeps it for the tab, and then works;
 //   - the browser console has no errors.
 // Screenshots go to WORK_DIR/screens (test artifacts).
@@ -147,6 +148,16 @@ try {
   const msg = await page.$eval('#qerr', (e) => e.textContent);
   check(/no column 'amout'.*did you mean 'amount'/.test(msg), 'the server message is shown: ' + msg);
   await page.screenshot({ path: path.join(shots, 'query-error.png') });
+  // the storage view: partitions and segments of a table
+  await fetch(`${s.base}/tables/fixed/flush`, { method: 'POST' });
+  await page.click('nav a[data-view="storage"]');
+  await page.waitForSelector('#stable option');
+  await page.select('#stable', 'fixed');
+  await page.waitForFunction(() => [...document.querySelectorAll('#sparts tr.part td b')].some((b) => b.textContent === '2024-01-01'), { timeout: 10000 });
+  const segRows = await page.$$eval('#sparts tr.seg', (trs) => trs.map((tr) => Number(tr.children[2].textContent.replace(/,/g, ''))));
+  check(segRows.length >= 1 && segRows.reduce((a, b) => a + b, 0) === 300, 'the storage view lists the segments of fixed: ' + segRows);
+  check((await page.$eval('#sstate', (e) => e.textContent)).includes('1 partitions'), 'and its summary');
+  await page.screenshot({ path: path.join(shots, 'storage.png') });
   await page.close();
 
   // auth on: the page asks for the token, keeps it, and works

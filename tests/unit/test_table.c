@@ -766,6 +766,48 @@ TEST(lost_manifest_refuses_the_open_and_deletes_nothing)
     fixture_close(&f);
 }
 
+TEST(storage_lists_partitions_and_segments)
+{
+    char dir[4096];
+    test_tmpdir(dir, sizeof dir, "table_storage");
+    strata_schema s;
+    make_schema(&s);
+    strata_err err = {0};
+    strata_table *t;
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    row_batch b;
+    ASSERT_EQ(row_batch_init(&b, &s, 0), 0);
+    int64_t t0 = 1704067200000; /* 2024-01-01; 3000 rows a minute apart: 2024-01-01 .. 03 */
+    fill(&b, 0, 3000, t0, 60000);
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    ASSERT_EQ(table_flush(t, true, &err), 0);
+    fill(&b, 3000, 10, t0, 0); /* 10 rows at t0, left in memory */
+    ASSERT_EQ(table_append(t, &b, &err), 0);
+    table_storage st;
+    ASSERT_EQ(table_list_segments(t, &st, &err), 0);
+    ASSERT_EQ(st.nparts, 3);
+    ASSERT_STR_EQ(st.parts[0].name, "2024-01-01");
+    ASSERT_STR_EQ(st.parts[2].name, "2024-01-03");
+    uint64_t rows = 0, bytes = 0;
+    for (size_t i = 0; i < st.nparts; i++) {
+        ASSERT_EQ(st.parts[i].nsegs, 1);
+        const table_storage_seg *g = &st.segs[st.parts[i].first_seg];
+        ASSERT_EQ(g->level, 0);
+        ASSERT_U64_EQ(g->rows, st.parts[i].rows);
+        ASSERT(g->min_time >= st.parts[i].key && g->max_time < st.parts[i].key + 86400000);
+        rows += st.parts[i].rows;
+        bytes += st.parts[i].bytes;
+    }
+    ASSERT_U64_EQ(rows, 3000);
+    ASSERT_EQ(st.parts[0].memtable_rows, 10);
+    table_stats ts;
+    table_get_stats(t, &ts);
+    ASSERT_U64_EQ(bytes, ts.segment_bytes);
+    table_storage_free(&st);
+    row_batch_free(&b);
+    table_close(t);
+}
+
 TEST_LIST(T(manifest_round_trip_and_damage), T(append_refuses_times_outside_supported_range), T(memtable_append_and_read),
           T(memtable_readers_see_consistent_prefix_while_writer_appends),
           T(table_flush_reopen_same_rows),
@@ -773,4 +815,5 @@ TEST_LIST(T(manifest_round_trip_and_damage), T(append_refuses_times_outside_supp
           T(memory_budget_refuses_then_flush_frees), T(append_out_of_memory_part_way_lands_nothing),
           T(sourced_append_out_of_memory_moves_no_offsets), T(commit_whose_directory_fsync_fails_keeps_its_segment),
           T(partition_directory_fsync_failure_appends_nothing), T(dropped_table_refuses_writes_but_reads),
-          T(lost_manifest_refuses_the_open_and_deletes_nothing), T(failing_flushes_are_recorded_until_one_works))
+          T(lost_manifest_refuses_the_open_and_deletes_nothing), T(failing_flushes_are_recorded_until_one_works),
+          T(storage_lists_partitions_and_segments))
