@@ -9,7 +9,10 @@
  *                            event: a client that went away is noticed within 16 s)
  *
  * q is a query of POST /query's language (URL-encoded JSON); times such as "now-15m" are
- * read again at every tick, so the range moves. every is 250ms to 1h, default 1s. The
+ * read again at every tick, so the range moves. Up to 16 q in one stream (one connection
+ * for a page of charts: browsers allow six per host): each tick then sends every query's
+ * event, in order, each answer (or error) with "q": its index first. Other parameters
+ * are refused. every is 250ms to 1h, default 1s. The
  * query is checked before the stream starts: a bad one is answered 400 (404 for a table
  * that does not exist), as POST /query would. At most LIVE_MAX_STREAMS streams run at
  * once (429 past it, with Retry-After).
@@ -44,14 +47,16 @@
 #define LIVE_MIN_EVERY_MS 250
 #define LIVE_MAX_EVERY_MS 3600000
 #define LIVE_DEFAULT_EVERY_MS 1000
+#define LIVE_MAX_QUERIES 16 /* q parameters one stream may carry */
 #define LIVE_KEEPALIVE_MS 15000 /* a comment line this long after the last event: a client
                                  * that went away is noticed even with every=1h */
 
 typedef struct live_stream {
     struct live_stream *next; /* the ticker's list */
     struct MHD_Connection *c;
-    char *query;       /* the query text (malloc'd) */
-    char table[STRATA_NAME_MAX + 1];
+    int nq;            /* queries of the stream; with more than one, answers carry "q" */
+    char *query[LIVE_MAX_QUERIES];  /* their texts (malloc'd) */
+    char table[LIVE_MAX_QUERIES][STRATA_NAME_MAX + 1];
     int64_t every_ms, due_ms, quiet_until_ms; /* no event until quiet_until: a keep-alive */
     pthread_mutex_t lock;
     char *sending;     /* the event being written: sending[sent..sending_len) left */
@@ -81,7 +86,8 @@ static void stream_unref(live_stream *st)
     if (!last)
         return;
     pthread_mutex_destroy(&st->lock);
-    free(st->query);
+    for (int i = 0; i < st->nq; i++)
+        free(st->query[i]);
     free(st->sending);
     free(st->pending);
     free(st);
@@ -154,24 +160,25 @@ static void stream_release(void *cls)
     stream_unref(st);
 }
 
-/* One tick of st: its query's answer (or error) as an event. */
-static void stream_tick(strata_server *s, live_stream *st)
+/* One query of st (index i) run: its answer, or error, as an event; NULL when memory
+ * runs out. With several queries the data starts with "q": i. */
+static char *query_event(strata_server *s, live_stream *st, int i, size_t *len)
 {
     strata_err err = {0};
     char *text = NULL;
-    size_t len = 0;
-    strata_table *t = catalog_get(s->cat, st->table);
+    size_t n = 0;
+    strata_table *t = catalog_get(s->cat, st->table[i]);
     if (!t) {
-        strata_err_set(&err, STRATA_ENOTFOUND, "table: no table '%s' (it was dropped)", st->table);
+        strata_err_set(&err, STRATA_ENOTFOUND, "table: no table '%s' (it was dropped)", st->table[i]);
     } else {
         double t0 = clock_mono_ms_frac();
         strata_query q;
         query_result *r;
-        int rc = api_query_run(s, t, st->query, strlen(st->query), &q, &r, &err);
+        int rc = api_query_run(s, t, st->query[i], strlen(st->query[i]), &q, &r, &err);
         catalog_put(s->cat, t);
         api_query_count(s, t0, rc != 0);
         if (!rc) {
-            text = query_answer_json(r, &q, &len);
+            text = query_answer_json(r, &q, &n);
             query_result_free(r);
             query_free(&q);
             if (!text)
@@ -180,16 +187,36 @@ static void stream_tick(strata_server *s, live_stream *st)
     }
     const char *kind = text ? "answer" : "error";
     if (!text)
-        text = query_answer_error(err.msg, &len);
+        text = query_answer_error(err.msg, &n);
     if (!text)
-        return;
-    size_t cap = len + 32;
+        return NULL;
+    size_t cap = n + 64;
     char *event = malloc(cap);
     if (event) {
-        int n = snprintf(event, cap, "event: %s\ndata: %s\n\n", kind, text);
-        stream_push(st, event, (size_t)n);
+        int k = st->nq > 1 ? snprintf(event, cap, "event: %s\ndata: {\"q\":%d,%s\n\n", kind, i, text + 1)
+                           : snprintf(event, cap, "event: %s\ndata: %s\n\n", kind, text);
+        *len = (size_t)k;
     }
     free(text);
+    return event;
+}
+
+/* One tick of st: every query's event, in order, as one piece to send. */
+static void stream_tick(strata_server *s, live_stream *st)
+{
+    bytebuf b = {0};
+    for (int i = 0; i < st->nq; i++) {
+        size_t n = 0;
+        char *e = query_event(s, st, i, &n);
+        if (e)
+            buf_put(&b, e, n);
+        free(e);
+    }
+    if (b.oom || !b.len) {
+        buf_free(&b);
+        return;
+    }
+    stream_push(st, (char *)b.data, b.len); /* taken over */
 }
 
 static void *ticker(void *arg)
@@ -314,43 +341,88 @@ int live_streams_count(live_streams *ls)
     return n;
 }
 
+/* The GET arguments: every q, every and the names of any other (for the error). */
+typedef struct live_args {
+    const char *q[LIVE_MAX_QUERIES + 1];
+    int nq;
+    const char *every;
+    char unknown[64];
+} live_args;
+
+static enum MHD_Result live_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    live_args *a = cls;
+    if (strcmp(key, "q") == 0) {
+        if (a->nq <= LIVE_MAX_QUERIES)
+            a->q[a->nq++] = value;
+    } else if (strcmp(key, "every") == 0) {
+        a->every = value;
+    } else if (!a->unknown[0]) {
+        snprintf(a->unknown, sizeof a->unknown, "%s", key);
+    }
+    return MHD_YES;
+}
+
 enum MHD_Result api_live_get(strata_server *s, struct MHD_Connection *c, request *rq, const char *method)
 {
     (void)rq;
-    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q");
-    const char *every = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "every");
-    if (!q || !*q)
+    live_args a = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, live_arg, &a);
+    if (a.unknown[0])
+        return reply_error(s, c, 400, "unknown parameter '%s' (GET /query/live takes q, one or more, and "
+                                 "every)", a.unknown);
+    if (a.nq == 0 || !a.q[0] || !*a.q[0])
         return reply_error(s, c, 400, "q: the query is required (GET /query/live?q=<URL-encoded query "
                                  "JSON>&every=1s)");
+    if (a.nq > LIVE_MAX_QUERIES)
+        return reply_error(s, c, 400, "q: at most %d queries in one stream", LIVE_MAX_QUERIES);
     int64_t every_ms = LIVE_DEFAULT_EVERY_MS;
-    if (every && (units_parse_duration_ms(every, &every_ms) != 0 || every_ms < LIVE_MIN_EVERY_MS ||
-                  every_ms > LIVE_MAX_EVERY_MS))
+    if (a.every && (units_parse_duration_ms(a.every, &every_ms) != 0 || every_ms < LIVE_MIN_EVERY_MS ||
+                    every_ms > LIVE_MAX_EVERY_MS))
         return reply_error(s, c, 400, "every: '%s' is not a duration from 250ms to 1h (such as 1s, 5s)",
-                           every);
-    strata_err err = {0};
-    char name[STRATA_NAME_MAX + 1];
-    if (query_parse_table_name(q, strlen(q), name, sizeof name, &err) != 0)
-        return reply_error(s, c, 400, "q: %s", err.msg);
-    strata_table *t = catalog_get(s->cat, name);
-    if (!t)
-        return api_tables_send_missing(s, c, name, "table: ");
-    strata_query sq;
-    int prc = query_parse_json(q, strlen(q), table_schema(t), clock_wall_ms(), &sq, &err);
-    catalog_put(s->cat, t);
-    if (prc != 0)
-        return reply_error(s, c, reply_status_of(prc), "q: %s", err.msg);
-    query_free(&sq);
-    if (strcmp(method, "HEAD") == 0)
-        return reply_text(s, c, 200, NULL, 0, "text/event-stream");
-    live_streams *ls = s->live;
+                           a.every);
     live_stream *st = calloc(1, sizeof *st);
-    if (!st || !(st->query = strdup(q))) {
-        free(st);
+    if (!st)
         return reply_error(s, c, 503, "out of memory");
-    }
     pthread_mutex_init(&st->lock, NULL);
+    st->refs = 1;
+    for (int i = 0; i < a.nq; i++) {
+        const char *q = a.q[i] ? a.q[i] : "";
+        strata_err err = {0};
+        char name[STRATA_NAME_MAX + 1], where[16] = "q";
+        if (a.nq > 1)
+            snprintf(where, sizeof where, "q[%d]", i);
+        if (query_parse_table_name(q, strlen(q), name, sizeof name, &err) != 0) {
+            stream_unref(st);
+            return reply_error(s, c, 400, "%s: %s", where, err.msg);
+        }
+        strata_table *t = catalog_get(s->cat, name);
+        if (!t) {
+            stream_unref(st);
+            return api_tables_send_missing(s, c, name, "table: ");
+        }
+        strata_query sq;
+        int prc = query_parse_json(q, strlen(q), table_schema(t), clock_wall_ms(), &sq, &err);
+        catalog_put(s->cat, t);
+        if (prc != 0) {
+            stream_unref(st);
+            return reply_error(s, c, reply_status_of(prc), "%s: %s", where, err.msg);
+        }
+        query_free(&sq);
+        if (!(st->query[i] = strdup(q))) {
+            stream_unref(st);
+            return reply_error(s, c, 503, "out of memory");
+        }
+        st->nq = i + 1;
+        snprintf(st->table[i], sizeof st->table[i], "%s", name);
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        stream_unref(st);
+        return reply_text(s, c, 200, NULL, 0, "text/event-stream");
+    }
+    live_streams *ls = s->live;
     st->c = c;
-    snprintf(st->table, sizeof st->table, "%s", name);
     st->every_ms = every_ms;
     st->refs = 2; /* the response and the ticker's list */
     pthread_mutex_lock(&ls->lock);

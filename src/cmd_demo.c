@@ -151,6 +151,7 @@ static void print_banner(const char *base, void *arg)
     printf("strata demo: embedded Kafka broker at %s (topics orders, orders.dlq; %d partitions)\n"
            "strata demo: %.0f live order events/s into topic orders (2%% re-sends, counted once; 0.1%% malformed)\n"
            "strata demo: table orders consumes them; data in %s\n\n"
+           "The web console: open %s/ in a browser.\n"
            "The HTTP API (JSON, for curl and dashboards) is on %s, for example:\n"
            "  curl -s %s/health\n"
            "  curl -s %s/tables/orders\n"
@@ -165,7 +166,7 @@ static void print_banner(const char *base, void *arg)
            "Grafana: the JSON datasource (simpod-json-datasource) at %s/grafana; the folder\n"
            "grafana/ provisions it with two dashboards (grafana/README.md).\n\n"
            "Ctrl-C stops the demo.\n\n",
-           b->addr, DEMO_PARTITIONS, b->rate, b->data, host, host, host, host, host, host, host, base);
+           b->addr, DEMO_PARTITIONS, b->rate, b->data, base, host, host, host, host, host, host, host, base);
     fflush(stdout);
 }
 

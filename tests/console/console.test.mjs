@@ -2,12 +2,15 @@
 // the DevTools protocol), against the real `strata serve` fed by a live stream:
 //   - the page loads (gzip, ETag; a reload revalidates with 304), weight under 200 KB;
 //   - the overview lists the tables with their rows, and health is ok;
-//   - the live chart of the streamed table gains events as they land;
+//   - the live chart of the streamed table gains events as they land; with 8 tables all
+//     charts draw and the overview keeps updating (one stream for every chart);
 //   - a query typed into the editor (with completion of a column name) and run with
 //     Ctrl-Enter answers the rows this test computed, with a chart for its time column;
 //   - a bad query shows the server's message;
 //   - the storage view lists a table's partitions and segments (rows add up);
-//   - with auth on, the page asks for the token, keeps it for the tab, and then works;
+//   - integers past 2^53 are shown exactly;
+//   - with auth on, the page asks for the token (and says when one is refused), keeps it
+//     for the tab, and then works;
 //   - the browser console has no errors.
 // Screenshots go to WORK_DIR/screens (test artifacts).
 // usage: node console.test.mjs STRATA_BINARY WORK_DIR
@@ -107,11 +110,23 @@ try {
   // the live chart: its drawn total grows as events land
   await page.waitForFunction(() => Number(document.querySelector('.card[data-table="live"] canvas')?.dataset.total) > 0, { timeout: 15000 });
   const firstChart = Date.now() - t0;
-  const total0 = await page.$eval('.card[data-table="live"] canvas', (c) => Number(c.dataset.total));
-  await sleep(4500);
-  const total1 = await page.$eval('.card[data-table="live"] canvas', (c) => Number(c.dataset.total));
-  check(total1 > total0, `the live chart gains events: ${total0} then ${total1}`);
+  // a new 10 s bucket with events appears within 10 s: the chart gains a point
+  const pts0 = await page.$eval('.card[data-table="live"] canvas', (c) => Number(c.dataset.nonzero));
+  const grew = await page.waitForFunction((n) => Number(document.querySelector('.card[data-table="live"] canvas').dataset.nonzero) > n,
+    { timeout: 15000 }, pts0).then(() => true, () => false);
+  const pts1 = await page.$eval('.card[data-table="live"] canvas', (c) => Number(c.dataset.nonzero));
+  check(grew, `the live chart gains points as events land: ${pts0} then ${pts1}`);
   await page.screenshot({ path: path.join(shots, 'overview.png') });
+  // many tables: one live stream for every chart, so the page's other requests still go
+  // (browsers open six connections to a host; a stream per chart starved them)
+  for (let i = 0; i < 6; i++)
+    await fetch(`${s.base}/tables/extra${i}`, { method: 'PUT', body: JSON.stringify({ time_column: 'ts', columns: [{ name: 'ts', type: 'timestamp' }] }) });
+  const many = await page.waitForFunction(() => document.querySelectorAll('#tables tbody tr').length === 8 &&
+    document.querySelectorAll('.card canvas[data-points]').length === 8, { timeout: 15000 }).then(() => true, () => false);
+  await fetch(`${s.base}/ingest/extra0`, { method: 'POST', body: '{"ts": 1704067200000}' });
+  const polled = many && await page.waitForFunction(() => document.querySelector('#tables tbody tr[data-table="extra0"] .rows')?.textContent === '1',
+    { timeout: 10000 }).then(() => true, () => false);
+  check(many && polled, 'with 8 tables every chart draws and the overview still updates');
   check(transferred > 0 && transferred < 200 * 1024, `page weight ${transferred} bytes transferred (under 200 KB)`);
   console.log(`page: ${transferred} bytes transferred; first live chart ${firstChart} ms after navigation`);
 
@@ -125,8 +140,8 @@ try {
   await page.waitForSelector('#complete div', { visible: true, timeout: 5000 });
   const offered = await page.$$eval('#complete div', (d) => d.map((x) => x.textContent));
   check(offered.includes('country'), 'completion offers the column: ' + offered);
-  await page.keyboard.press('Tab');
-  await page.keyboard.type('"]}');
+  await page.keyboard.press('Tab'); // takes "country" and closes its quote
+  await page.keyboard.type(']}');
   const typed = await page.$eval('#q', (t) => t.value);
   check(typed.includes('"group_by": ["country"]'), 'completion filled it in: ' + typed);
   await page.keyboard.down('Control'); await page.keyboard.press('Enter'); await page.keyboard.up('Control');
@@ -135,6 +150,12 @@ try {
   const got = Object.fromEntries(rows.map(([c, n]) => [c, Number(n)]));
   check(JSON.stringify(got) === JSON.stringify(Object.fromEntries(Object.entries(want).sort())), 'the rows the test computed: ' + JSON.stringify(got));
   check((await page.$eval('#curl', (e) => e.textContent)).startsWith(`curl -s ${s.base}/query -d '{"table": "fixed"`), 'the curl line');
+  // integers past 2^53 are shown exactly
+  await page.$eval('#q', (t) => { t.value = '{"table": "fixed", "from": "2024-01-01", "to": "2024-01-02", "select": [{"fn": "count"}, {"fn": "sum", "column": "amount", "as": "s"}], "where": [{"column": "ts", "op": ">=", "value": 0}]}'; });
+  await page.click('#run');
+  await page.waitForFunction(() => document.querySelector('#qres tbody tr td')?.textContent === '300', { timeout: 10000 });
+  const exact = await page.evaluate(() => parseExact('{"a": 9223359665550973139, "b": 1.5, "c": 12}'));
+  check(exact.a === '9223359665550973139' && exact.b === 1.5 && exact.c === 12, 'big integers kept exact: ' + JSON.stringify(exact));
   // a time column gives a chart
   await page.$eval('#q', (t) => { t.value = '{"table": "fixed", "from": "2024-01-01", "to": "2024-01-02", "interval": "1m", "select": [{"fn": "sum", "column": "amount"}]}'; });
   await page.click('#run');
@@ -156,7 +177,7 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll('#sparts tr.part td b')].some((b) => b.textContent === '2024-01-01'), { timeout: 10000 });
   const segRows = await page.$$eval('#sparts tr.seg', (trs) => trs.map((tr) => Number(tr.children[2].textContent.replace(/,/g, ''))));
   check(segRows.length >= 1 && segRows.reduce((a, b) => a + b, 0) === 300, 'the storage view lists the segments of fixed: ' + segRows);
-  check((await page.$eval('#sstate', (e) => e.textContent)).includes('1 partitions'), 'and its summary');
+  check((await page.$eval('#sstate', (e) => e.textContent)).includes('1 partition, 1 segment'), 'and its summary');
   await page.screenshot({ path: path.join(shots, 'storage.png') });
   await page.close();
 
@@ -171,6 +192,11 @@ try {
     await p2.goto(`${a.base}/`, { waitUntil: 'domcontentloaded' });
     await p2.waitForSelector('#token', { visible: true, timeout: 10000 });
     await p2.screenshot({ path: path.join(shots, 'token.png') });
+    await p2.type('#tokin', 'not-the-token-at-all');
+    await p2.click('#token button');
+    await p2.waitForFunction(() => document.querySelector('#tokerr').textContent.includes('refused'), { timeout: 10000 });
+    check(true, 'a wrong token is said to be refused, and asked for again');
+    await p2.$eval('#tokin', (e) => { e.value = ''; });
     await p2.type('#tokin', 'console-token-console');
     await p2.click('#token button');
     await p2.waitForSelector('#tables tbody tr[data-table="fixed"]', { timeout: 10000 });

@@ -3,7 +3,8 @@
 
 - answers_move_with_the_data: three clients on one query get an answer at once and one
   per tick (every=300ms); rows posted meanwhile show in the next answers; a "now-..."
-  range is read again each tick.
+  range is read again each tick; two queries in one stream answer in turn, tagged with
+  "q"; an unknown parameter is refused.
 - client_gone_is_noticed: clients that close their connection are dropped within a
   tick or two (strata_live_queries goes back to 0), and the others go on.
 - limits_and_errors: 32 streams at once, the 33rd is 429 with Retry-After; closed with
@@ -102,6 +103,19 @@ def answers_move_with_the_data():
     check(1 in counts and counts[-1] == 0, "now-2s moves: the row enters, then leaves: %s" % counts)
     for y in streams + [x]:
         y.close()
+    # several queries in one stream: every tick sends each, in order, tagged with "q"
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+    qs = urllib.parse.urlencode([("q", json.dumps(COUNT)), ("q", json.dumps(dict(COUNT, group_by=["k"]))),
+                                 ("q", json.dumps(dict(COUNT, table="gone"))) if False else ("every", "300ms")])
+    conn.request("GET", "/query/live?" + qs)
+    y = Stream.__new__(Stream)
+    y.conn, y.resp = conn, conn.getresponse()
+    evs = [y.event() for _ in range(4)]
+    check([e[1].get("q") for e in evs] == [0, 1, 0, 1] and evs[0][1]["rows"] == [[16]] and len(evs[1][1]["rows"]) == 4,
+          "two queries in one stream, tagged q 0 and 1, each tick: %s" % [(e[0], e[1].get("q")) for e in evs])
+    y.close()
+    st, _, text = harness.http("GET", s.url("/query/live?" + urllib.parse.urlencode({"q": json.dumps(COUNT), "evry": "2s"})))
+    check(st == 400 and "unknown parameter 'evry'" in text, "an unknown parameter is refused: %s %s" % (st, text))
     s.stop()
 
 
