@@ -43,4 +43,19 @@ static inline int64_t clock_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The instant ms from now on clock clk, for pthread_cond_timedwait (whose condition
+ * variable must wait on the same clock: CLOCK_REALTIME unless its attributes say else). */
+static inline struct timespec clock_after_ms(clockid_t clk, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 #endif

@@ -182,14 +182,7 @@ static void *worker_main(void *arg)
             catalog_put(w->cat, t);
         }
         int64_t wait_ms = merged ? w->o.pause_ms : w->o.interval_ms;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = clock_after_ms(CLOCK_MONOTONIC, wait_ms);
         pthread_mutex_lock(&w->mu);
         while (!atomic_load(&w->stop) && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
             ;

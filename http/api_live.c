@@ -273,14 +273,7 @@ static void *ticker(void *arg)
             break;
         int64_t wait = next - clock_mono_ms();
         if (wait > 0) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += wait / 1000;
-            until.tv_nsec += (wait % 1000) * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = clock_after_ms(CLOCK_REALTIME, wait);
             pthread_cond_timedwait(&ls->wake, &ls->lock, &until);
         }
     }

@@ -254,14 +254,7 @@ static void *sampler(void *arg)
     self_metrics *m = arg;
     pthread_mutex_lock(&m->lock);
     while (!m->stop && !m->gave_up) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += m->every_ms / 1000;
-        until.tv_nsec += (m->every_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_after_ms(CLOCK_REALTIME, m->every_ms);
         while (!m->stop && pthread_cond_timedwait(&m->wake, &m->lock, &until) == 0)
             ;
         if (m->stop)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-deps.sh — installs the Debian 12 packages strata builds, tests and benchmarks
-# with. Safe to run again: apt-get skips what is installed. Used by README's commands and
-# by .ci/run.
+# with, and the packages named as arguments (install-test-deps.sh names what the tests
+# need more). Safe to run again: only what is missing is installed. Used by README's
+# commands and by .ci/run.
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config git ca-certificates
@@ -11,7 +12,7 @@ PKGS=(
   python3 curl procps
 )
 missing=()
-for p in "${PKGS[@]}"; do
+for p in "${PKGS[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,19 +6,12 @@
 # Used by scripts/test.sh; `strata demo` needs none of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missing=()
+extra=()
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  missing+=(nodejs npm)
+  extra+=(nodejs npm) # Debian's, unless the machine has a node and npm of its own
 fi
-command -v chromium >/dev/null || missing+=(chromium)
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "installing: ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+command -v chromium >/dev/null || extra+=(chromium)
+scripts/install-deps.sh "${extra[@]}"
 # npm trusts the machine's certificate store (what curl and apt trust), so a registry
 # reached through a proxy with its own certificate authority works as everywhere else.
 ca=()
