@@ -174,7 +174,8 @@ try {
   await page.click('nav a[data-view="storage"]');
   await page.waitForSelector('#stable option');
   await page.select('#stable', 'fixed');
-  await page.waitForFunction(() => [...document.querySelectorAll('#sparts tr.part td b')].some((b) => b.textContent === '2024-01-01'), { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#sparts').dataset.table === 'fixed' &&
+    [...document.querySelectorAll('#sparts tr.part td b')].some((b) => b.textContent === '2024-01-01'), { timeout: 10000 });
   const segRows = await page.$$eval('#sparts tr.seg', (trs) => trs.map((tr) => Number(tr.children[2].textContent.replace(/,/g, ''))));
   check(segRows.length >= 1 && segRows.reduce((a, b) => a + b, 0) === 300, 'the storage view lists the segments of fixed: ' + segRows);
   check((await page.$eval('#sstate', (e) => e.textContent)).includes('1 partition, 1 segment'), 'and its summary');
