@@ -125,6 +125,15 @@ static json_t *body_object(strata_server *s, struct MHD_Connection *c, request *
     return j;
 }
 
+/* Whether the body is a JSON object (or empty), for endpoints that read nothing of it;
+ * false after answering 400. */
+static bool body_valid(strata_server *s, struct MHD_Connection *c, request *rq, enum MHD_Result *answered)
+{
+    json_t *body = body_object(s, c, rq, answered);
+    json_decref(body);
+    return body != NULL;
+}
+
 /* ---- time -------------------------------------------------------------------------------------- */
 
 /* A time of Grafana's range: ISO-8601 text or epoch milliseconds; false when neither. */
@@ -606,10 +615,8 @@ enum MHD_Result api_grafana_metrics(strata_server *s, struct MHD_Connection *c, 
 {
     (void)method;
     enum MHD_Result answered = MHD_NO;
-    json_t *body = body_object(s, c, rq, &answered);
-    if (!body)
+    if (!body_valid(s, c, rq, &answered))
         return answered;
-    json_decref(body);
     json_t *a = json_array();
     size_t n = catalog_count(s->cat);
     for (size_t i = 0; a && i < n; i++) {
@@ -788,10 +795,8 @@ enum MHD_Result api_grafana_tag_keys(strata_server *s, struct MHD_Connection *c,
 {
     (void)method;
     enum MHD_Result answered = MHD_NO;
-    json_t *body = body_object(s, c, rq, &answered);
-    if (!body)
+    if (!body_valid(s, c, rq, &answered))
         return answered;
-    json_decref(body);
     json_t *seen = json_object(), *a = json_array();
     size_t n = catalog_count(s->cat);
     for (size_t i = 0; seen && a && i < n; i++) {
