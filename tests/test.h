@@ -126,6 +126,15 @@ extern int test_failed_current;
     }
 #define T(fn) {#fn, fn}
 
+/* How many times slower than a release build this run may be: STRATA_TEST_SLOWDOWN (the
+ * sanitizer test presets set it), 1 without it. Deadlines in tests are scaled by it. */
+static inline double test_slowdown(void)
+{
+    const char *v = getenv("STRATA_TEST_SLOWDOWN");
+    double f = v ? atof(v) : 1.0;
+    return f >= 1.0 ? f : 1.0;
+}
+
 /* A fresh empty directory $STRATA_TEST_TMP/NAME-PID (/tmp without the variable) into out. */
 static inline void test_tmpdir(char *out, size_t cap, const char *name)
 {

@@ -34,6 +34,10 @@ const browserPath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) 
 let passed = 0, failed = 0;
 const check = (ok, what) => { if (ok) passed++; else { failed++; console.error('FAIL: ' + what); } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Deadlines say "it never came", not "it was slow": three times what a quiet machine needs,
+// times STRATA_TEST_SLOWDOWN (set by the sanitizer test presets).
+const SLOW = Math.max(1, Number(process.env.STRATA_TEST_SLOWDOWN) || 1);
+const limit = (ms) => ms * 3 * SLOW;
 fs.rmSync(work, { recursive: true, force: true });
 const shots = path.join(work, 'screens');
 fs.mkdirSync(shots, { recursive: true });
@@ -103,17 +107,17 @@ try {
   page.on('response', async (resp) => { if (resp.url() === `${s.base}/`) transferred += Number(resp.headers()['content-length'] || 0); });
   const t0 = Date.now();
   await page.goto(`${s.base}/`, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('#tables tbody tr[data-table="live"]', { timeout: 10000 });
+  await page.waitForSelector('#tables tbody tr[data-table="live"]', { timeout: limit(10000) });
   const overview = await page.$$eval('#tables tbody tr', (trs) => trs.map((tr) => [tr.dataset.table, tr.querySelector('.rows').textContent]));
   check(overview.some(([n]) => n === 'live') && overview.some(([n, rows]) => n === 'fixed' && rows === '300'), 'the overview lists the tables: ' + JSON.stringify(overview));
   check((await page.$eval('#health', (e) => e.textContent)) === 'ok', 'health ok');
   // the live chart: its drawn total grows as events land
-  await page.waitForFunction(() => Number(document.querySelector('.card[data-table="live"] canvas')?.dataset.total) > 0, { timeout: 15000 });
+  await page.waitForFunction(() => Number(document.querySelector('.card[data-table="live"] canvas')?.dataset.total) > 0, { timeout: limit(15000) });
   const firstChart = Date.now() - t0;
   // a new 10 s bucket with events appears within 10 s: the chart gains a point
   const pts0 = await page.$eval('.card[data-table="live"] canvas', (c) => Number(c.dataset.nonzero));
   const grew = await page.waitForFunction((n) => Number(document.querySelector('.card[data-table="live"] canvas').dataset.nonzero) > n,
-    { timeout: 15000 }, pts0).then(() => true, () => false);
+    { timeout: limit(15000) }, pts0).then(() => true, () => false);
   const pts1 = await page.$eval('.card[data-table="live"] canvas', (c) => Number(c.dataset.nonzero));
   check(grew, `the live chart gains points as events land: ${pts0} then ${pts1}`);
   await page.screenshot({ path: path.join(shots, 'overview.png') });
@@ -122,10 +126,10 @@ try {
   for (let i = 0; i < 6; i++)
     await fetch(`${s.base}/tables/extra${i}`, { method: 'PUT', body: JSON.stringify({ time_column: 'ts', columns: [{ name: 'ts', type: 'timestamp' }] }) });
   const many = await page.waitForFunction(() => document.querySelectorAll('#tables tbody tr').length === 8 &&
-    document.querySelectorAll('.card canvas[data-points]').length === 8, { timeout: 15000 }).then(() => true, () => false);
+    document.querySelectorAll('.card canvas[data-points]').length === 8, { timeout: limit(15000) }).then(() => true, () => false);
   await fetch(`${s.base}/ingest/extra0`, { method: 'POST', body: '{"ts": 1704067200000}' });
   const polled = many && await page.waitForFunction(() => document.querySelector('#tables tbody tr[data-table="extra0"] .rows')?.textContent === '1',
-    { timeout: 10000 }).then(() => true, () => false);
+    { timeout: limit(10000) }).then(() => true, () => false);
   check(many && polled, 'with 8 tables every chart draws and the overview still updates');
   check(transferred > 0 && transferred < 200 * 1024, `page weight ${transferred} bytes transferred (under 200 KB)`);
   console.log(`page: ${transferred} bytes transferred; first live chart ${firstChart} ms after navigation`);
@@ -133,11 +137,11 @@ try {
   // the query editor: completion, Ctrl-Enter, rows, chart
   await page.click('nav a[data-view="query"]');
   await page.waitForSelector('#q');
-  await sleep(300); // the schemas for completion
+  await page.waitForSelector('#q[data-schemas="ready"]', { timeout: limit(10000) }); // the columns for completion
   await page.$eval('#q', (t) => { t.value = ''; });
   await page.focus('#q');
   await page.keyboard.type('{"table": "fixed", "from": "2024-01-01", "to": "2024-01-02", "select": [{"fn": "count"}], "group_by": ["coun');
-  await page.waitForSelector('#complete div', { visible: true, timeout: 5000 });
+  await page.waitForSelector('#complete div', { visible: true, timeout: limit(5000) });
   const offered = await page.$$eval('#complete div', (d) => d.map((x) => x.textContent));
   check(offered.includes('country'), 'completion offers the column: ' + offered);
   await page.keyboard.press('Tab'); // takes "country" and closes its quote
@@ -145,7 +149,7 @@ try {
   const typed = await page.$eval('#q', (t) => t.value);
   check(typed.includes('"group_by": ["country"]'), 'completion filled it in: ' + typed);
   await page.keyboard.down('Control'); await page.keyboard.press('Enter'); await page.keyboard.up('Control');
-  await page.waitForFunction(() => document.querySelectorAll('#qres tbody tr').length > 0, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelectorAll('#qres tbody tr').length > 0, { timeout: limit(10000) });
   const rows = await page.$$eval('#qres tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
   const got = Object.fromEntries(rows.map(([c, n]) => [c, Number(n)]));
   check(JSON.stringify(got) === JSON.stringify(Object.fromEntries(Object.entries(want).sort())), 'the rows the test computed: ' + JSON.stringify(got));
@@ -153,19 +157,19 @@ try {
   // integers past 2^53 are shown exactly
   await page.$eval('#q', (t) => { t.value = '{"table": "fixed", "from": "2024-01-01", "to": "2024-01-02", "select": [{"fn": "count"}, {"fn": "sum", "column": "amount", "as": "s"}], "where": [{"column": "ts", "op": ">=", "value": 0}]}'; });
   await page.click('#run');
-  await page.waitForFunction(() => document.querySelector('#qres tbody tr td')?.textContent === '300', { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#qres tbody tr td')?.textContent === '300', { timeout: limit(10000) });
   const exact = await page.evaluate(() => parseExact('{"a": 9223359665550973139, "b": 1.5, "c": 12}'));
   check(exact.a === '9223359665550973139' && exact.b === 1.5 && exact.c === 12, 'big integers kept exact: ' + JSON.stringify(exact));
   // a time column gives a chart
   await page.$eval('#q', (t) => { t.value = '{"table": "fixed", "from": "2024-01-01", "to": "2024-01-02", "interval": "1m", "select": [{"fn": "sum", "column": "amount"}]}'; });
   await page.click('#run');
-  await page.waitForFunction(() => Number(document.querySelector('#qchart').dataset.points) === 5, { timeout: 10000 });
+  await page.waitForFunction(() => Number(document.querySelector('#qchart').dataset.points) === 5, { timeout: limit(10000) });
   check(true, 'a chart of the time column: 5 points');
   await page.screenshot({ path: path.join(shots, 'query.png') });
   // a bad query shows the server's message
   await page.$eval('#q', (t) => { t.value = '{"table": "fixed", "select": [{"fn": "sum", "column": "amout"}]}'; });
   await page.click('#run');
-  await page.waitForFunction(() => document.querySelector('#qerr').textContent.length > 0, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#qerr').textContent.length > 0, { timeout: limit(10000) });
   const msg = await page.$eval('#qerr', (e) => e.textContent);
   check(/no column 'amout'.*did you mean 'amount'/.test(msg), 'the server message is shown: ' + msg);
   await page.screenshot({ path: path.join(shots, 'query-error.png') });
@@ -175,7 +179,7 @@ try {
   await page.waitForSelector('#stable option');
   await page.select('#stable', 'fixed');
   await page.waitForFunction(() => document.querySelector('#sparts').dataset.table === 'fixed' &&
-    [...document.querySelectorAll('#sparts tr.part td b')].some((b) => b.textContent === '2024-01-01'), { timeout: 10000 });
+    [...document.querySelectorAll('#sparts tr.part td b')].some((b) => b.textContent === '2024-01-01'), { timeout: limit(10000) });
   const segRows = await page.$$eval('#sparts tr.seg', (trs) => trs.map((tr) => Number(tr.children[2].textContent.replace(/,/g, ''))));
   check(segRows.length >= 1 && segRows.reduce((a, b) => a + b, 0) === 300, 'the storage view lists the segments of fixed: ' + segRows);
   check((await page.$eval('#sstate', (e) => e.textContent)).includes('1 partition, 1 segment'), 'and its summary');
@@ -191,16 +195,16 @@ try {
     p2.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) errors.push(m.text()); });
     p2.on('pageerror', (e) => errors.push(String(e)));
     await p2.goto(`${a.base}/`, { waitUntil: 'domcontentloaded' });
-    await p2.waitForSelector('#token', { visible: true, timeout: 10000 });
+    await p2.waitForSelector('#token', { visible: true, timeout: limit(10000) });
     await p2.screenshot({ path: path.join(shots, 'token.png') });
     await p2.type('#tokin', 'not-the-token-at-all');
     await p2.click('#token button');
-    await p2.waitForFunction(() => document.querySelector('#tokerr').textContent.includes('refused'), { timeout: 10000 });
+    await p2.waitForFunction(() => document.querySelector('#tokerr').textContent.includes('refused'), { timeout: limit(10000) });
     check(true, 'a wrong token is said to be refused, and asked for again');
     await p2.$eval('#tokin', (e) => { e.value = ''; });
     await p2.type('#tokin', 'console-token-console');
     await p2.click('#token button');
-    await p2.waitForSelector('#tables tbody tr[data-table="fixed"]', { timeout: 10000 });
+    await p2.waitForSelector('#tables tbody tr[data-table="fixed"]', { timeout: limit(10000) });
     check(true, 'with the token the overview lists the tables');
     const kept = await p2.evaluate(() => sessionStorage.getItem('strata-token'));
     check(kept === 'console-token-console', 'the token is kept for the tab (sessionStorage)');

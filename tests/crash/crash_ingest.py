@@ -109,7 +109,10 @@ def main():
                    for c in range(CONNECTIONS)]
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.2, 1.0))
+        # The kill comes at a random point after the first acknowledgement (a loaded machine
+        # may take a while to get there: a round with nothing acknowledged checks nothing).
+        harness.wait_for(lambda: any(round_acked), 30, step=0.01)
+        time.sleep(rng.uniform(0.0, 0.8))
         s.proc.send_signal(signal.SIGKILL)
         s.proc.wait()
         stop.set()

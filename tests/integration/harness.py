@@ -15,6 +15,9 @@ only what it checks.
   killed when the test program exits, whatever happened (a test that raised once left a
   demo at 66% CPU for two hours).
 - HTTP on loopback (http, Server.req/json/count/metric) and waiting (wait_for, wait_count).
+- SLOW: how many times slower than a release build this run may be (STRATA_TEST_SLOWDOWN,
+  set by the sanitizer test presets; 1 otherwise). Every wait here is scaled by it, and
+  tests scale their own deadlines by it: a deadline says "it never came", not "it was slow".
 """
 import atexit
 import json
@@ -30,6 +33,7 @@ import time
 import urllib.error
 import urllib.request
 
+SLOW = float(os.environ.get("STRATA_TEST_SLOWDOWN") or 1)
 STRATA = None
 BUILD = None
 WORK = None
@@ -131,8 +135,8 @@ SERVING = re.compile(r" on (http://\S+:\d+)/")
 def read_until_serving(proc, log=None, limit=30):
     """Reads proc's stderr line by line (each copied to the file log, when given) until the
     line saying where it serves ("... on http://HOST:PORT/"); returns that line as text, or
-    "" when proc ended or limit seconds passed first."""
-    deadline = time.time() + limit
+    "" when proc ended or limit (times SLOW) seconds passed first."""
+    deadline = time.time() + limit * SLOW
     while time.time() < deadline:
         line = proc.stderr.readline()
         if log:
@@ -266,8 +270,9 @@ class Broker:
 
 
 def wait_for(fn, limit=30, step=0.2, until=bool):
-    """Calls fn until until(its value) is true or limit seconds pass; returns the last value."""
-    deadline = time.time() + limit
+    """Calls fn until until(its value) is true or limit (times SLOW) seconds pass; returns the
+    last value."""
+    deadline = time.time() + limit * SLOW
     v = fn()
     while not until(v) and time.time() < deadline:
         time.sleep(step)
@@ -276,9 +281,10 @@ def wait_for(fn, limit=30, step=0.2, until=bool):
 
 
 def wait_count(servers, table, want, limit=60):
-    """Waits until the servers together hold `want` rows of table, then a second more (a
-    duplicate would show then); returns the count seen last."""
-    deadline = time.time() + limit
+    """Waits until the servers together hold `want` rows of table (limit times SLOW seconds
+    at most), then a second more (a duplicate would show then); returns the count seen
+    last."""
+    deadline = time.time() + limit * SLOW
     got = -1
     while time.time() < deadline:
         got = sum(s.count(table) for s in servers)
@@ -311,13 +317,14 @@ def gen(brokers, topic, totals, *args):
 
 def kafka_tail(brokers, topic, idle_ms="3000"):
     """The messages of topic as BUILD/tests/kafka_tail prints them (one JSON object a line:
-    value, headers...), read until idle_ms pass without one: a CompletedProcess. Under the
+    value, headers...), read until idle_ms (times SLOW) pass without one: a CompletedProcess. Under the
     tsan preset it gets its own suppressions (tests/tsan-kafka_tail.supp: librdkafka's
     buffer reference counts, which TSAN cannot see, in this test reader only)."""
     env = dict(os.environ)
     if "suppressions=" in env.get("TSAN_OPTIONS", ""):
         supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tsan-kafka_tail.supp")
         env["TSAN_OPTIONS"] = "halt_on_error=1:suppressions=" + os.path.abspath(supp)
+    idle_ms = str(int(int(idle_ms) * SLOW))
     return subprocess.run([os.path.join(BUILD, "tests", "kafka_tail"), brokers, topic, idle_ms],
                           capture_output=True, timeout=120, env=env)
 

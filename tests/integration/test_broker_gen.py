@@ -111,7 +111,8 @@ def main():
     t0 = time.monotonic()
     r = gen("--count", "2000", "--rate", "1000", "--quiet")
     el = time.monotonic() - t0
-    check(r.returncode == 0 and r.stdout.count(b"\n") == 2000 and 1.8 <= el <= 2.5,
+    # Not sooner is the pacing; the bound above only says it ends (a loaded machine stalls).
+    check(r.returncode == 0 and r.stdout.count(b"\n") == 2000 and 1.8 <= el <= 2.5 + 10 * harness.SLOW,
           "2000 events at 1000/s took %.2f s" % el)
     now_ms = time.time() * 1000
     r = gen("--count", "5", "--rate", "10", "--start", "now", "--quiet")
@@ -120,13 +121,17 @@ def main():
           "--start now with --rate: live times, 100 ms apart: %s (now %d)" % (ts, now_ms))
     p = harness.track(subprocess.Popen([STRATA, "gen", "--rate", "100", "--quiet", "--totals", "-"],
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    first = p.stdout.readline()  # the clock starts at its first event, not at its start
+    t0 = time.monotonic()
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=30)
-    n = out.count(b"\n")
+    el = time.monotonic() - t0
+    n = (first + out).count(b"\n")
     st = json.loads(err) if err.startswith(b"{") else {}
-    check(p.returncode == 0 and 60 <= n <= 140 and st.get("slots") == n,
-          "unbounded paced run stopped by SIGTERM: rc %s, %d lines, totals %s" % (p.returncode, n, st.get("slots")))
+    check(p.returncode == 0 and 60 <= n <= 100 * el + 10 and st.get("slots") == n,
+          "unbounded paced run stopped by SIGTERM: rc %s, %d lines in %.2f s, totals %s" %
+          (p.returncode, n, el, st.get("slots")))
 
     # --- gen to the broker: exit 0, same totals as the NDJSON run ---------------------------
     b = Broker("--partitions", "16", quiet=False)
@@ -153,7 +158,7 @@ def main():
     r = gen("--count", "10", "--brokers", b.addr)
     took = time.time() - t0
     err = r.stderr.decode()
-    check(r.returncode == 1 and "cannot reach Kafka at " + b.addr in err and err.count("\n") == 1 and took < 15,
+    check(r.returncode == 1 and "cannot reach Kafka at " + b.addr in err and err.count("\n") == 1 and took < 15 * harness.SLOW,
           "unreachable broker: rc %s after %.1f s: %r" % (r.returncode, took, err[-300:]))
 
     # --- bad flags: exit 2 with a message ---------------------------------------------------

@@ -96,8 +96,8 @@ def every_panel_answers_with_data():
     try:
         # events land and minutes seal; _strata gets a few samples (rates need two)
         count = lambda: d.json("POST", "/query", {"table": "orders", "from": "now-1h", "select": [{"fn": "count"}]})[1]  # noqa: E731
-        harness.wait_for(count, limit=60, until=lambda r: r.get("rows") and r["rows"][0][0] > 5000)
-        time.sleep(4)
+        got = harness.wait_for(count, limit=60, until=lambda r: r.get("rows") and r["rows"][0][0] > 5000)
+        check(got.get("rows") and got["rows"][0][0] > 5000, "the demo's events land: %s" % got)
 
         def gpost(path, body):
             st, _, text = harness.http("POST", d.url("/grafana" + path), json.dumps(body),
@@ -112,24 +112,34 @@ def every_panel_answers_with_data():
         check(st == 200 and len(vals) >= 3, "the country variable has values: %s %s" % (st, str(vals)[:200]))
         all_countries = [v["__value"] for v in vals] if st == 200 else ["US"]
         variables = {"country": all_countries}  # All: every option, as Grafana expands it
-        for name in sorted(os.listdir(DASH)):
-            dash = json.load(open(os.path.join(DASH, name)))
-            for p in dash["panels"]:
-                iv = interval_ms(p.get("interval", "1s"))
-                for t in p["targets"]:
-                    body = {"app": "dashboard", "requestId": "Q%d" % p["id"], "timezone": "browser",
-                            "panelId": p["id"], "dashboardUID": dash["uid"], "range": rng, "rangeRaw": rng["raw"],
-                            "interval": p.get("interval", "1s"), "intervalMs": iv, "maxDataPoints": 1000,
-                            "startTime": now, "scopedVars": {}, "filters": [],
-                            "targets": [process_target(t, variables)]}
-                    st, r = gpost("/query", body)
-                    what = "%s / %s / %s" % (dash["title"], p["title"], t["refId"])
-                    values = [v for f in (r if isinstance(r, list) else []) for fld in f.get("fields", [])[1:]
-                              for v in fld.get("values", []) if v is not None]
-                    check(st == 200 and isinstance(r, list) and r and values,
-                          "%s answers with data: %s %s" % (what, st, str(r)[:300]))
-                    check(all(f.get("refId") == t["refId"] for f in (r if isinstance(r, list) else [])),
-                          "%s: frames carry the refId" % what)
+
+        def every_panel():
+            """[(what, has data, frames carry the refId, answer)] for every panel's target."""
+            out = []
+            for name in sorted(os.listdir(DASH)):
+                dash = json.load(open(os.path.join(DASH, name)))
+                for p in dash["panels"]:
+                    iv = interval_ms(p.get("interval", "1s"))
+                    for t in p["targets"]:
+                        body = {"app": "dashboard", "requestId": "Q%d" % p["id"], "timezone": "browser",
+                                "panelId": p["id"], "dashboardUID": dash["uid"], "range": rng,
+                                "rangeRaw": rng["raw"], "interval": p.get("interval", "1s"), "intervalMs": iv,
+                                "maxDataPoints": 1000, "startTime": now, "scopedVars": {}, "filters": [],
+                                "targets": [process_target(t, variables)]}
+                        st, r = gpost("/query", body)
+                        frames = r if isinstance(r, list) else []
+                        values = [v for f in frames for fld in f.get("fields", [])[1:]
+                                  for v in fld.get("values", []) if v is not None]
+                        out.append(("%s / %s / %s" % (dash["title"], p["title"], t["refId"]),
+                                    bool(st == 200 and frames and values),
+                                    all(f.get("refId") == t["refId"] for f in frames), (st, str(r)[:300])))
+            return out
+        # _strata's rate panels need two samples of a second apart: asked until every panel
+        # has data (or the limit passes)
+        answers = harness.wait_for(every_panel, 30, step=1, until=lambda a: all(x[1] for x in a))
+        for what, has_data, refids, ans in answers:
+            check(has_data, "%s answers with data: %s" % (what, ans))
+            check(refids, "%s: frames carry the refId" % what)
         # ad hoc filters narrow a panel
         p = json.load(open(os.path.join(DASH, "orders-live.json")))["panels"][0]
         t = process_target(p["targets"][0], variables)

@@ -224,7 +224,8 @@ def failing_flushes_degrade_health():
     st, r = s.json("POST", "/ingest/t", lines(10, 100))
     check(st == 200, "an ingest is durable in the log while flushes fail: %s %s" % (st, r))
     check(s.json("POST", "/tables/t/flush")[0] == 500, "a flush fails")
-    time.sleep(2)  # the server retries every 100 ms meanwhile
+    time.sleep(2)  # the server retries every 100 ms meanwhile (a loaded machine: a while more)
+    wait_for(lambda: (s.json("GET", "/tables/t")[1].get("flush_error") or {}).get("failures", 0) >= 2, 30)
     st, h = s.json("GET", "/health")
     check(h.get("status") == "degraded" and "table t: flushes fail" in h.get("reason", ""),
           "health names the failing flushes: %s" % h)
@@ -235,7 +236,7 @@ def failing_flushes_degrade_health():
     n = s.metric("strata_flush_failures_total", 'table="t"')
     check(n is not None and n >= 2, "metric strata_flush_failures_total: %s" % n)
     logged = s.log().count("flush failed")
-    check(1 <= logged <= 8, "the retries do not flood the log: %d lines in 2 s" % logged)
+    check(1 <= logged <= 8, "the retries do not flood the log: %d lines in 2 s or more" % logged)
     os.rename(raw + ".away", raw)
     check(wait_for(lambda: s.json("GET", "/health")[1].get("status") == "ok", limit=10),
           "health is ok again once flushes work: %s" % s.json("GET", "/health")[1])
@@ -258,11 +259,12 @@ def stop_waits_for_rows_that_cannot_be_written():
     st, r = s.json("POST", "/ingest/t", lines(10, 100))
     check(st == 200, "ingest durable in the log: %s %s" % (st, r))
     s.proc.send_signal(signal.SIGTERM)
-    time.sleep(2.5)
+    harness.wait_for(lambda: "the stop waits" in s.log(), 30)
+    time.sleep(1.0)
     check(s.proc.poll() is None and "the stop waits" in s.log(),
           "SIGTERM with rows that cannot be written waits: %s" % s.proc.poll())
     os.rename(raw + ".away", raw)
-    rc = s.wait_exit(10)
+    rc = s.wait_exit(10 * harness.SLOW)
     check(rc == 0 and "final flush done" in s.log(), "once the disk allows, the stop writes them and exits 0: %s" % rc)
     s = Server(data, "stopwait2")
     check(s.count("t") == 110, "after restart the rows are there: %d" % s.count("t"))
@@ -270,9 +272,9 @@ def stop_waits_for_rows_that_cannot_be_written():
     st, r = s.json("POST", "/ingest/t", lines(10, 110))
     check(st == 200, "second ingest durable in the log: %s" % st)
     s.proc.send_signal(signal.SIGTERM)
-    time.sleep(1.5)
+    harness.wait_for(lambda: s.log().count("the stop waits") == 1, 30)  # this run's log only
     s.proc.send_signal(signal.SIGTERM)
-    rc = s.wait_exit(10)
+    rc = s.wait_exit(10 * harness.SLOW)
     time.sleep(0.1)
     check(rc == 1 and "table t: stopped with 10 rows not in segments" in s.log(),
           "a second SIGTERM stops and says where the rows come back from: %s" % rc)
@@ -316,7 +318,8 @@ def stop_answers_requests_in_progress():
     threads = [threading.Thread(target=poster, args=(k,)) for k in range(8)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    harness.wait_for(lambda: sum(r[2] == "ok" for r in results) > 100, 60, step=0.05)
+    time.sleep(0.2)
     s.proc.send_signal(signal.SIGTERM)
     rc = s.wait_exit(30)
     stop.set()
@@ -500,7 +503,7 @@ def restart_consumes_within_seconds_and_shows_assigning():
           "after a restart: assigning, lag unknown (not 0): %s" % kafka)
     assigned = wait_for(lambda: s.json("GET", "/tables/r")[1].get("kafka", {}).get("state") == "consuming", 60)
     took = time.time() - started
-    check(assigned and took < 10, "partitions assigned %.1f s after the restart" % took)
+    check(assigned and took < 10 * harness.SLOW, "partitions assigned %.1f s after the restart" % took)
     t2 = gen(b.addr, "r", os.path.join(WORK, "r2.json"), "--count", "1000", "--seed", "2")
     want = t1["events"] + t2["events"]
     check(wait_count([s], "r", want) == want, "new events land: %d of %d" % (s.count("r"), want))
@@ -609,7 +612,8 @@ def dead_letters_not_durable_are_read_again():
     n = -1 if n is None else n
     check(n >= t["bad"], "every bad event reached the dead-letter topic (at least once): %d of %d" % (n, t["bad"]))
     b.stop()  # the consumer and the dead-letter producer both lose their broker
-    time.sleep(4)
+    wait_for(lambda: "dead-letter producer" in s.log(), 30)
+    time.sleep(1)
     raw = [l for l in s.log().splitlines() if re.match(r"^%\d\|", l)]
     check(not raw and "dead-letter producer" in s.log(),
           "librdkafka's lines go through strata's log, the producer's too: %s" % raw[:2])

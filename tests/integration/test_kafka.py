@@ -176,12 +176,11 @@ def demo_runs():
             raise RuntimeError("query: %s %s" % (st, r))
         return r["rows"][0][0]
     first = wait_for(count, 20, 0.5)
-    time.sleep(2)
-    second = count()
+    second = wait_for(count, 20, 0.5, until=lambda n: n > first)
     check(0 < first < second, "live events keep landing: %d then %d" % (first, second))
-    st, t = d.json("GET", "/tables/orders")
-    tiers = [(x.get("interval"), x.get("state")) for x in t.get("rollups", [])]
-    check(st == 200 and tiers == [("1m", "built"), ("1h", "built")], "the demo table has its two rollup tiers: %s" % tiers)
+    built = lambda: [(x.get("interval"), x.get("state")) for x in d.json("GET", "/tables/orders")[1].get("rollups", [])]  # noqa: E731
+    tiers = wait_for(built, 30, 0.5, until=lambda t: t == [("1m", "built"), ("1h", "built")])
+    check(tiers == [("1m", "built"), ("1h", "built")], "the demo table has its two rollup tiers: %s" % tiers)
     # A second demo on the same --data must not wipe the running one's directory.
     other = harness.strata("demo", "--listen", "127.0.0.1:0", "--data", data)
     err = other.stderr.decode()

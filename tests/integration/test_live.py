@@ -82,17 +82,19 @@ def answers_move_with_the_data():
           "200 text/event-stream")
     t0 = time.time()
     first = [x.event() for x in streams]
-    check(all(e and e[0] == "answer" and e[1]["rows"] == [[10]] for e in first) and time.time() - t0 < 1,
+    check(all(e and e[0] == "answer" and e[1]["rows"] == [[10]] for e in first) and time.time() - t0 < 1 * harness.SLOW,
           "the first answer at once: %s" % first)
     post(s, 5, 10)
     seen = [x.event() for x in streams]
     seen = [x.event() if e[1]["rows"] == [[10]] else e for x, e in zip(streams, seen)]
     check(all(e[1]["rows"] == [[15]] for e in seen), "rows posted show in the next answers: %s" % seen)
+    # Up to a few answers may wait in the socket already (the client read other streams
+    # meanwhile): 6 answers take at least 3 ticks' time, and end (a loaded machine may stall).
     t0 = time.time()
-    for _ in range(3):
+    for _ in range(6):
         streams[0].event()
     el = time.time() - t0
-    check(0.6 <= el <= 1.6, "one answer a tick (300ms): 3 in %.2f s" % el)
+    check(0.9 <= el <= 1.8 + 2 * harness.SLOW, "one answer a tick (300ms): 6 in %.2f s" % el)
     # a range relative to now is read again each tick: rows stamped now enter it
     now = {"table": "t", "from": "now-2s", "select": [{"fn": "count"}]}
     x = Stream(s.port, now, every="250ms")
@@ -144,6 +146,9 @@ def limits_and_errors():
     post(s, 1)
     many = [Stream(s.port, COUNT, every="1h") for _ in range(32)]
     check(all(x.status == 200 for x in many), "32 streams at once")
+    first = [x.event() for x in many]  # every=1h: an answer now is the first, not a tick's
+    check(all(e and e[0] == "answer" and e[1]["rows"] == [[1]] for e in first),
+          "each stream answers at once, before its first tick: %s" % first[:2])
     extra = Stream(s.port, COUNT)
     body = extra.resp.read().decode()
     check(extra.status == 429 and extra.resp.getheader("Retry-After") and "32 live queries" in body,
@@ -215,7 +220,7 @@ def stop_ends_streams():
     el = time.time() - t0
     for t in threads:
         t.join(10)
-    check(rc == 0 and el < 3, "SIGTERM with 5 streams open exits 0 in %.2f s: %s" % (el, rc))
+    check(rc == 0 and el < 3 * harness.SLOW, "SIGTERM with 5 streams open exits 0 in %.2f s: %s" % (el, rc))
     check(len(ends) == 5, "every client sees its stream end: %d" % len(ends))
 
 

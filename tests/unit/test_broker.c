@@ -369,7 +369,7 @@ TEST(unreachable_broker_is_refused_at_open)
     strata_err err = {0};
     double t0 = now_s();
     ASSERT(gen_producer_open(&po, &err) == NULL);
-    ASSERT_LT(now_s() - t0, 15);
+    ASSERT(now_s() - t0 < 15 * test_slowdown());
     ASSERT_EQ(err.code, STRATA_EIO);
     ASSERT_CONTAINS(err.msg, "cannot reach Kafka at ");
 }
@@ -428,8 +428,9 @@ TEST(stream_to_file_writes_the_generator_lines)
 }
 
 /* 1500 events at 3000/s take about half a second; at 20/s, 11 events about half a
- * second too: the last is due at 10/20 s, and the run ends as soon as it is sent, not a
- * slot later. */
+ * second too: the last is due at 10/20 s, and the run ends as soon as it is sent. Not
+ * sooner is the pacing; the bound above is loose (a second, scaled for sanitizer builds),
+ * because a loaded machine may stall any thread for a while. */
 TEST(stream_is_paced)
 {
     double rates[] = {3000, 20};
@@ -446,7 +447,7 @@ TEST(stream_is_paced)
         double secs = now_s() - t0;
         ASSERT_U64_EQ(slots, counts[k]);
         fprintf(stderr, "  %llu events at %.0f/s: %.3f s\n", (unsigned long long)counts[k], rates[k], secs);
-        ASSERT(secs >= 0.45 && secs < 0.6);
+        ASSERT(secs >= 0.45 && secs < 0.5 + 0.5 * test_slowdown());
         order_gen_free(g);
         fclose(f);
     }

@@ -229,7 +229,7 @@ TEST(memtable_append_and_read)
 typedef struct reader_arg {
     memtable *mt;
     _Atomic int stop;
-    uint64_t checks;
+    _Atomic uint64_t checks;
     int bad;
 } reader_arg;
 
@@ -266,6 +266,10 @@ TEST(memtable_readers_see_consistent_prefix_while_writer_appends)
     for (uint64_t first = 0; first < 400000; first += 1000) {
         fill(&b, first, 1000, 0, 1);
         ASSERT_EQ(memtable_append(mt, &b, NULL, b.nrows, &err), 0);
+        /* Halfway, the reader must have had its turn (a loaded machine may not have run
+         * it yet): it checks rows while the other half is appended. */
+        for (int waited = 0; first == 200000 && atomic_load(&a.checks) == 0 && waited < 20000; waited++)
+            usleep(1000);
     }
     atomic_store(&a.stop, 1);
     pthread_join(th, NULL);
