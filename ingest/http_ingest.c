@@ -136,7 +136,10 @@ static bool account(http_ingest *in)
 
 static void decode_line(http_ingest *in, const char *p, size_t n)
 {
-    in->line_no++;
+    if (++in->line_no == 1 && n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3; /* a UTF-8 byte order mark (Windows tools write one) is not data */
+        n -= 3;
+    }
     while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
         n--;
     size_t skip = 0;
@@ -177,11 +180,6 @@ static void refuse_long_line(http_ingest *in, uint64_t n)
 
 void http_ingest_feed(http_ingest *in, const char *data, size_t len)
 {
-    if (!in->body_started && len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
-        data += 3; /* a UTF-8 byte order mark (Windows tools write one) is not data */
-        len -= 3;
-    }
-    in->body_started = true;
     size_t start = 0;
     for (size_t i = 0; i < len && !in->fault; i++) {
         if (data[i] != '\n')

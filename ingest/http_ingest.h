@@ -80,7 +80,6 @@ typedef struct http_ingest {
     event_decoder *decoder;
     row_batch batch;
     bool batch_ready;    /* batch holds arrays (until it goes back to the pool) */
-    bool body_started;   /* a first piece came (its byte order mark was dropped) */
     bytebuf carry;       /* a partial line between body pieces */
     bool long_line;      /* skipping a line over the event limit to its newline */
     uint64_t long_len;   /* its bytes so far */
