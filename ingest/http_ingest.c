@@ -181,10 +181,9 @@ static void refuse_long_line(http_ingest *in, uint64_t n)
 void http_ingest_feed(http_ingest *in, const char *data, size_t len)
 {
     size_t start = 0;
-    for (size_t i = 0; i < len && !in->fault; i++) {
-        if (data[i] != '\n')
-            continue;
-        size_t n = i - start;
+    const char *nl;
+    while (start < len && !in->fault && (nl = memchr(data + start, '\n', len - start)) != NULL) {
+        size_t i = (size_t)(nl - data), n = i - start;
         if (in->long_line) {
             refuse_long_line(in, in->long_len + n);
             in->long_line = false;
