@@ -1201,6 +1201,7 @@ static int tier_load(rollup_store *st, int ti, uint64_t *raw_mark, strata_err *e
     int rc = tier_manifest_read(tf, &lm, err);
     if (rc == STRATA_ENOTFOUND) {
         tier_files_reset(tf);
+        remove_unlisted(tf); /* a first save cut short: its TIER.tmp and segments, none listed */
         return 0;
     }
     bucket_vec acc = {0}, fresh = {0};

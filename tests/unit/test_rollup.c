@@ -694,7 +694,29 @@ TEST(empty_tiers_saved_and_opened_quietly)
     table_close(t);
 }
 
-TEST_LIST(T(tiers_saved_merged_and_restored), T(empty_tiers_saved_and_opened_quietly), T(tier_retention_forgets_and_drops_partitions), T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
+/* A kill during a tier's first save (no TIER committed yet) leaves TIER.tmp and segments no
+ * manifest lists: the next open removes them, as it does after later saves. */
+TEST(first_save_cut_short_leaves_nothing_after_open)
+{
+    strata_schema s;
+    char dir[512];
+    strata_table *t = open_table_at("rollup_first_cut", &s, 0, dir, sizeof dir);
+    table_close(t);
+    char cmd[4000], tmp[1200], seg[1200];
+    snprintf(tmp, sizeof tmp, "%s/r/rollup_1m/TIER.tmp", dir);
+    snprintf(seg, sizeof seg, "%s/r/rollup_1m/2024-01/0000000000000001.seg", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/r/rollup_1m/2024-01' && echo cut > '%s' && echo cut > '%s'", dir, tmp, seg);
+    ASSERT_EQ(system(cmd), 0);
+    strata_err err = {0};
+    ASSERT_EQ(table_open(dir, &s, &t, &err), 0);
+    struct stat sb;
+    ASSERT(stat(tmp, &sb) != 0);
+    ASSERT(stat(seg, &sb) != 0);
+    table_close(t);
+}
+
+TEST_LIST(T(tiers_saved_merged_and_restored), T(empty_tiers_saved_and_opened_quietly),
+          T(first_save_cut_short_leaves_nothing_after_open), T(tier_retention_forgets_and_drops_partitions), T(dirty_marks_generations_and_views), T(far_future_first_row_and_backfill_across_empty_years),
           T(packed_quantile_sketch_merges_exactly),
           T(auto_equals_raw_over_a_changing_table), T(memory_limit_forgets_oldest_buckets),
           T(appends_builds_and_queries_beside_each_other))
